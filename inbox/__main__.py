@@ -1,0 +1,3 @@
+from inbox.cli import main
+
+main()

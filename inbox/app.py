@@ -1,0 +1,146 @@
+"""create_app(settings): the only place that wires things together."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from inbox import db
+from inbox.events import Bus
+from inbox.live import LiveHub
+from inbox.models import Organisation
+from inbox.routes import api, auth, directory, events, inbox, phone, webhooks
+from inbox.services.channels import ensure_channel
+from inbox.services.errors import ServiceError
+from inbox.services.messaging import Outbox
+from inbox.settings import Settings
+from inbox.sms.base import Provider
+from inbox.web import ROOT, LoginRequired, login_redirect, render
+from inbox.worker import run_worker
+
+log = logging.getLogger(__name__)
+
+
+def simulator_token(settings: Settings) -> str:
+    """The simulator's auth token: stable per installation, never configured by hand."""
+    return hmac.new(settings.secret_key.encode(), b"simulator-auth-token", hashlib.sha256).hexdigest()[:32]
+
+
+def build_provider(settings: Settings, app: Starlette | None = None) -> Provider:
+    """Twilio when credentials are set, else the simulator.
+
+    The simulator plays Twilio by calling our real webhook routes, signature and all: in-process
+    when it runs inside the web app, over HTTP to INBOX_PUBLIC_URL from a separate worker.
+    """
+    if settings.uses_simulator:
+        from inbox.sms.simulator import SimulatorProvider
+
+        transport = httpx.ASGITransport(app=app) if app is not None else None
+        client = httpx.AsyncClient(transport=transport, base_url=settings.public_url)
+        return SimulatorProvider(simulator_token(settings), settings.public_url, client)
+    from inbox.sms.twilio import TwilioProvider
+
+    return TwilioProvider(
+        settings.twilio_account_sid or "",
+        settings.twilio_auth_token or "",
+        from_number=settings.twilio_from_number,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        api_url=settings.twilio_api_url,
+    )
+
+
+async def ensure_organisation() -> None:
+    if not await Organisation.exists():
+        await Organisation.create()
+
+
+def create_app(settings: Settings, provider: Provider | None = None) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.migrate_on_start and settings.is_sqlite:
+            await db.migrate(settings.database_url)
+        await db.connect(settings.database_url)
+        await ensure_organisation()
+        bus = Bus(settings.broadcast_url)
+        await bus.connect()
+        chosen = provider or build_provider(settings, app)
+        app.state.provider = chosen
+        app.state.channel = await ensure_channel(chosen.info)
+        app.state.bus = bus
+        app.state.outbox = Outbox(provider=chosen, bus=bus, public_url=settings.public_url)
+        app.state.hub = LiveHub(bus)
+        await app.state.hub.start()
+        worker = asyncio.create_task(run_worker(app.state.outbox)) if settings.run_worker else None
+        try:
+            yield
+        finally:
+            if worker:
+                worker.cancel()
+                with suppress(asyncio.CancelledError):
+                    await worker
+            await app.state.hub.stop()
+            await bus.disconnect()
+            if provider is None:
+                await chosen.close()
+            await db.disconnect()
+
+    routes = [
+        *auth.routes,
+        *inbox.routes,
+        *directory.routes,
+        *events.routes,
+        *webhooks.routes,
+        *(phone.routes if settings.development and settings.uses_simulator else []),
+        Mount("/api/v1", routes=api.routes),
+        Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=str(settings.secret_key),
+            session_cookie="inbox_session",
+            same_site="lax",
+            https_only=settings.public_url.startswith("https://"),
+            max_age=12 * 60 * 60,
+        )
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            LoginRequired: login_redirect,
+            ServiceError: service_error,
+            HTTPException: http_error,
+        },
+    )
+    app.state.settings = settings
+    return app
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": exc.message, "fields": exc.fields}, status_code=exc.status)
+    return render(request, "error.html", {"message": exc.message, "status": exc.status}, status_code=exc.status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(("/api/", "/webhooks/", "/static/")):
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+    return render(request, "error.html", {"message": exc.detail, "status": exc.status_code}, status_code=exc.status_code)

@@ -1,0 +1,152 @@
+"""The `inbox` command: serve, worker, migrate, create-user, create-token, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from inbox import db
+from inbox.services.errors import ServiceError
+from inbox.settings import Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inbox", description="Case Inbox: two-way SMS for legal aid.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web app and the outbox worker in one process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="leave scheduled sends to `inbox worker`")
+    commands.add_parser("worker", help="run the outbox worker alone (scheduled sends)")
+    commands.add_parser("migrate", help="apply database migrations")
+    user = commands.add_parser("create-user", help="create a staff account")
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", required=True)
+    user.add_argument("--role", required=True, choices=["advocate", "supervisor", "admin"])
+    user.add_argument("--password")
+    user.add_argument("--mobile")
+    token = commands.add_parser("create-token", help="create an API token (printed as the last line)")
+    token.add_argument("--email", required=True)
+    commands.add_parser("demo", help="create sample offices, staff, clients, cases and texts")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if args.command == "serve":
+        serve(settings, args.host, args.port, run_worker=not args.no_worker)
+        return
+    commands: dict[str, Callable[[Settings, Any], Awaitable[None]]] = {
+        "migrate": migrate,
+        "worker": worker,
+        "create-user": create_user,
+        "create-token": create_token,
+        "demo": demo,
+    }
+    try:
+        asyncio.run(commands[args.command](settings, args))
+    except ServiceError as exc:
+        details = "".join(f"\n  {field}: {problem}" for field, problem in exc.fields.items())
+        sys.exit(f"error: {exc.message}{details}")
+
+
+def serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
+    import uvicorn
+
+    from inbox.app import create_app
+
+    if "INBOX_PUBLIC_URL" not in os.environ:
+        settings = settings.with_changes(public_url=f"http://{host}:{port}")
+    app = create_app(settings.with_changes(run_worker=run_worker))
+    print(f"Case Inbox on {settings.public_url}  (provider: {'simulator' if settings.uses_simulator else 'Twilio'})")
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+
+async def migrate(settings: Settings, _: Any) -> None:
+    await db.migrate(settings.database_url)
+    print("Database is up to date.")
+
+
+async def _with_db(settings: Settings, work: Callable[[], Awaitable[None]]) -> None:
+    if settings.is_sqlite:
+        await db.migrate(settings.database_url)
+    await db.connect(settings.database_url)
+    try:
+        await work()
+    finally:
+        await db.disconnect()
+
+
+async def create_user(settings: Settings, args: Any) -> None:
+    from inbox.services.staff import create_staff
+
+    async def work() -> None:
+        staff, password = await create_staff(
+            email=args.email, name=args.name, role=args.role, password=args.password, mobile=args.mobile
+        )
+        print(f"Created {staff.role.value} {staff.email}")
+        if not args.password:
+            print(f"Password: {password}")
+
+    await _with_db(settings, work)
+
+
+async def create_token(settings: Settings, args: Any) -> None:
+    from inbox.services.staff import create_api_token
+
+    async def work() -> None:
+        token = await create_api_token(args.email)
+        print(f"API token for {args.email} (shown once; use as Authorization: Bearer …):")
+        print(token)
+
+    await _with_db(settings, work)
+
+
+async def demo(settings: Settings, _: Any) -> None:
+    from inbox.app import build_provider
+    from inbox.services.channels import ensure_channel
+    from inbox.services.demo import create_demo
+
+    async def work() -> None:
+        provider = build_provider(settings)
+        await provider.close()
+        channel = await ensure_channel(provider.info)
+        logins = await create_demo(channel)
+        print("Demo data is ready. Sign in at /login with:")
+        for login in logins:
+            print(f"  {login.role:<10} {login.email:<22} password: {login.password}")
+        if not logins:
+            print("  (the demo staff already existed; their passwords were printed when they were created)")
+
+    await _with_db(settings, work)
+
+
+async def worker(settings: Settings, _: Any) -> None:
+    """The outbox alone, for deployments that run web and worker processes apart (Procfile)."""
+    from inbox.app import build_provider, ensure_organisation
+    from inbox.events import Bus
+    from inbox.services.channels import ensure_channel
+    from inbox.services.messaging import Outbox
+    from inbox.worker import run_worker
+
+    async def work() -> None:
+        await ensure_organisation()
+        provider = build_provider(settings)
+        await ensure_channel(provider.info)
+        bus = Bus(settings.broadcast_url)
+        await bus.connect()
+        print("Outbox worker running; Ctrl-C stops it.")
+        try:
+            await run_worker(Outbox(provider=provider, bus=bus, public_url=settings.public_url))
+        finally:
+            await bus.disconnect()
+            await provider.close()
+
+    await _with_db(settings, work)

@@ -1,0 +1,184 @@
+"""Live updates: one bus subscription per process fans events out to every open tab.
+
+Work is done per event, not per tab: the rows are loaded once, the audience is computed once,
+and each distinct view (the bubble; a conversation row per unread count) is rendered once and
+shared by every tab that may see it. Tabs that may not see an event are never sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+from inbox.events import (
+    Bus,
+    ConversationRead,
+    Event,
+    Lagged,
+    MessageReceived,
+    MessageSent,
+    MessageStatusChanged,
+    describe,
+)
+from inbox.models import Conversation, Message, Role
+from inbox.services import visibility
+from inbox.services.conversations import ConversationRow, names_by_phone, title_for, unread_counts
+from inbox.web import templates
+
+log = logging.getLogger(__name__)
+
+TAB_QUEUE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One server-sent event for one tab."""
+
+    event: str
+    data: str
+
+
+@dataclass(eq=False)
+class Tab:
+    staff_id: int
+    sees_everything: bool
+    kind: Literal["html", "json"] = "html"
+    queue: asyncio.Queue[Delivery | None] = field(default_factory=lambda: asyncio.Queue(TAB_QUEUE_SIZE))
+
+    def push(self, delivery: Delivery) -> bool:
+        try:
+            self.queue.put_nowait(delivery)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def close(self) -> None:
+        """Ends the stream; the browser reconnects and re-fetches what it shows (catch-up)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+
+@dataclass
+class Audience:
+    tabs: list[Tab]
+    assigned: dict[int, str]  # staff id → role, for everyone assigned to the number
+
+    def may_see(self, tab: Tab) -> bool:
+        return tab.sees_everything or self.assigned.get(tab.staff_id) == Role.ADVOCATE
+
+
+def render_fragment(name: str, **context: object) -> str:
+    return templates.get_template(name).render(**context)
+
+
+class LiveHub:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.tabs: set[Tab] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="live-hub")
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        for tab in list(self.tabs):
+            tab.close()
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def attach(self, tab: Tab) -> None:
+        self.tabs.add(tab)
+
+    def detach(self, tab: Tab) -> None:
+        self.tabs.discard(tab)
+
+    async def _run(self) -> None:
+        async with self.bus.subscribe() as subscription:
+            self._ready.set()
+            async for event in subscription:
+                try:
+                    await self.deliver(event)
+                except Exception:  # one bad event must not stop every live update
+                    log.exception("Could not deliver %s", event.name)
+
+    async def deliver(self, event: Event) -> None:
+        if isinstance(event, Lagged):
+            for tab in list(self.tabs):
+                tab.close()
+            return
+        if not self.tabs:
+            return
+        if isinstance(event, (MessageReceived, MessageSent, MessageStatusChanged)):
+            await self._deliver_message_event(event)
+        elif isinstance(event, ConversationRead):
+            await self._deliver_read(event)
+
+    async def _deliver_message_event(self, event: MessageReceived | MessageSent | MessageStatusChanged) -> None:
+        message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", "sent_by", "case")
+        if message is None:
+            return
+        audience = await self._audience(message.conversation.phone)
+        if not audience.tabs:
+            return
+        if isinstance(event, MessageStatusChanged):
+            shared = render_fragment("oob/message_status.html", message=message)
+        else:
+            shared = render_fragment("oob/message_new.html", message=message)
+        rows = await self._rows(message.conversation, audience)
+        json_data = json.dumps(describe(event))
+        for tab in audience.tabs:
+            if tab.kind == "json":
+                self._push(tab, Delivery(event.name, json_data))
+            else:
+                self._push(tab, Delivery("update", shared + rows.get(tab.staff_id, "")))
+
+    async def _audience(self, phone: str) -> Audience:
+        tabs = list(self.tabs)
+        needs_lookup = any(not t.sees_everything for t in tabs) or any(t.kind == "html" for t in tabs)
+        assigned = await visibility.staff_assigned_to_phone(phone) if needs_lookup else {}
+        audience = Audience(tabs=[], assigned=assigned)
+        audience.tabs = [t for t in tabs if audience.may_see(t)]
+        return audience
+
+    async def _rows(self, conversation: Conversation, audience: Audience) -> dict[int, str]:
+        """The conversation row for each reader, rendered once per distinct (unread, mine) view."""
+        readers = sorted({t.staff_id for t in audience.tabs if t.kind == "html"})
+        if not readers:
+            return {}
+        names = (await names_by_phone([conversation.phone])).get(conversation.phone, [])
+        unread = await unread_counts(readers, conversation.id)
+        rendered: dict[tuple[int, bool], str] = {}
+        by_reader: dict[int, str] = {}
+        for staff_id in readers:
+            key = (unread.get(staff_id, 0), staff_id in audience.assigned)
+            if key not in rendered:
+                row = ConversationRow(conversation, title_for(conversation.phone, names), key[0], bool(names), key[1])
+                rendered[key] = render_fragment("oob/conversation_row.html", row=row)
+            by_reader[staff_id] = rendered[key]
+        return by_reader
+
+    async def _deliver_read(self, event: ConversationRead) -> None:
+        tabs = [t for t in self.tabs if t.staff_id == event.staff_id and t.kind == "html"]
+        conversation = await Conversation.get_or_none(id=event.conversation_id)
+        if not tabs or conversation is None:
+            return
+        audience = Audience(tabs=tabs, assigned=await visibility.staff_assigned_to_phone(conversation.phone))
+        rows = await self._rows(conversation, audience)
+        for tab in tabs:
+            self._push(tab, Delivery("update", rows.get(tab.staff_id, "")))
+
+    def _push(self, tab: Tab, delivery: Delivery) -> None:
+        if not tab.push(delivery):
+            log.warning("A tab fell behind; closing its stream so it reconnects and catches up")
+            tab.close()
+            self.detach(tab)

@@ -1,0 +1,304 @@
+"""The data: Tortoise models, enums and indexes. No behaviour beyond small derived properties."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+def today() -> date:
+    """A named default, so migrations can refer to it (the writer cannot import builtins)."""
+    return date.today()
+
+
+class Role(StrEnum):
+    ADVOCATE = "advocate"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class PhoneKind(StrEnum):
+    MOBILE = "mobile"
+    HOME = "home"
+    WORK = "work"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+    PARTIALLY_DELIVERED = "partially_delivered"
+
+
+class Organisation(Model):
+    """The one organisation this installation serves, and its texting rules."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200, default="Case Inbox")
+    char_limit = fields.IntField(default=160)
+
+    class Meta:
+        table = "organisation"
+
+
+class Office(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200, unique=True)
+    phone = fields.CharField(max_length=20, null=True)
+
+    class Meta:
+        table = "office"
+
+
+class Staff(Model):
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=200)
+    role = fields.CharEnumField(Role, max_length=20)
+    password_hash = fields.CharField(max_length=200, null=True)
+    mobile = fields.CharField(max_length=20, null=True)
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="staff", null=True, on_delete=fields.SET_NULL
+    )
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "staff"
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in (Role.SUPERVISOR, Role.ADMIN)
+
+
+class ApiToken(Model):
+    """A bearer token for the JSON API. Only its SHA-256 is kept."""
+
+    id = fields.IntField(primary_key=True)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="api_tokens", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "api_token"
+
+
+class Client(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    external_id = fields.CharField(max_length=100, null=True, unique=True)
+    preferred_language = fields.CharField(max_length=20, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "client"
+
+
+class ClientPhone(Model):
+    """A client's phone number in E.164, with its okay-to-text state."""
+
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="phones", on_delete=fields.CASCADE
+    )
+    number = fields.CharField(max_length=20, db_index=True)
+    kind = fields.CharEnumField(PhoneKind, max_length=10, default=PhoneKind.MOBILE)
+    okay_to_text = fields.BooleanField(default=False)
+    opted_out = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "client_phone"
+
+    @property
+    def may_text(self) -> bool:
+        return self.okay_to_text and not self.opted_out
+
+
+class Case(Model):
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=50, unique=True)
+    title = fields.CharField(max_length=300)
+    legal_problem = fields.CharField(max_length=200, null=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="cases", on_delete=fields.CASCADE
+    )
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="cases", null=True, on_delete=fields.SET_NULL
+    )
+    external_id = fields.CharField(max_length=100, null=True, unique=True)
+    opened_on = fields.DateField(default=today)
+    closed_on = fields.DateField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "case"
+
+
+class Assignment(Model):
+    """Staff on a case. Current means no end date, or an end date in the future."""
+
+    id = fields.IntField(primary_key=True)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="assignments", on_delete=fields.CASCADE
+    )
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="assignments", on_delete=fields.CASCADE
+    )
+    primary = fields.BooleanField(default=False)
+    start = fields.DateField(default=today)
+    end = fields.DateField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "assignment"
+
+
+class Channel(Model):
+    """A sending number (or Messaging Service) of one Twilio account."""
+
+    id = fields.IntField(primary_key=True)
+    label = fields.CharField(max_length=100)
+    office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="channels", null=True, on_delete=fields.SET_NULL
+    )
+    account_sid = fields.CharField(max_length=64)
+    from_number = fields.CharField(max_length=20, null=True)
+    messaging_service_sid = fields.CharField(max_length=64, null=True)
+    is_simulator = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "channel"
+
+
+class Conversation(Model):
+    """Everything exchanged with one phone number on one channel."""
+
+    id = fields.IntField(primary_key=True)
+    channel: fields.ForeignKeyRelation[Channel] = fields.ForeignKeyField(
+        "models.Channel", related_name="conversations", on_delete=fields.CASCADE
+    )
+    phone = fields.CharField(max_length=20, db_index=True)
+    last_message_at = fields.DatetimeField(null=True, db_index=True)
+    last_message_preview = fields.CharField(max_length=200, default="")
+    last_direction = fields.CharEnumField(Direction, max_length=10, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "conversation"
+        unique_together = (("channel", "phone"),)
+
+
+class Message(Model):
+    id = fields.IntField(primary_key=True)
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="messages", on_delete=fields.CASCADE
+    )
+    direction = fields.CharEnumField(Direction, max_length=10)
+    from_number = fields.CharField(max_length=64)
+    to_number = fields.CharField(max_length=64)
+    body = fields.TextField()
+    status = fields.CharEnumField(MessageStatus, max_length=20)
+    provider_sid = fields.CharField(max_length=64, null=True, unique=True)
+    segments = fields.IntField(default=1)
+    encoding = fields.CharField(max_length=10, default="GSM-7")
+    error_code = fields.IntField(null=True)
+    error_message = fields.CharField(max_length=500, null=True)
+    sent_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="sent_messages", null=True, on_delete=fields.SET_NULL
+    )
+    case: fields.ForeignKeyNullableRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="sent_messages", null=True, on_delete=fields.SET_NULL
+    )
+    send_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "message"
+
+
+class MessageStatusEvent(Model):
+    """One step of a message's status timeline."""
+
+    id = fields.IntField(primary_key=True)
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="timeline", on_delete=fields.CASCADE
+    )
+    status = fields.CharEnumField(MessageStatus, max_length=20)
+    error_code = fields.IntField(null=True)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "message_status_event"
+
+
+class MessageLink(Model):
+    """A message filed on a case, and why."""
+
+    id = fields.IntField(primary_key=True)
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="links", on_delete=fields.CASCADE
+    )
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="message_links", on_delete=fields.CASCADE
+    )
+    reason = fields.CharField(max_length=40)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "message_link"
+        unique_together = (("message", "case", "reason"),)
+
+
+class ConversationRead(Model):
+    """How far one staff member has read one conversation (per-reader state, not on the message)."""
+
+    id = fields.IntField(primary_key=True)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="reads", on_delete=fields.CASCADE
+    )
+    conversation: fields.ForeignKeyRelation[Conversation] = fields.ForeignKeyField(
+        "models.Conversation", related_name="reads", on_delete=fields.CASCADE
+    )
+    last_read_message_id = fields.IntField(default=0)
+
+    class Meta:
+        table = "conversation_read"
+        unique_together = (("staff", "conversation"),)
+
+
+class WebhookPayload(Model):
+    """Every webhook exactly as it arrived, stored before anything else is done with it."""
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharField(max_length=20)
+    provider_sid = fields.CharField(max_length=64, null=True, db_index=True)
+    params = fields.JSONField()
+    idempotency_token = fields.CharField(max_length=200, null=True)
+    received_at = fields.DatetimeField(auto_now_add=True)
+    processed_at = fields.DatetimeField(null=True)
+    error = fields.TextField(null=True)
+
+    class Meta:
+        table = "webhook_payload"

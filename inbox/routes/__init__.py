@@ -1,0 +1,1 @@
+"""HTTP: parse, authorise, render. No model writes here: every write goes through inbox.services."""

@@ -1,0 +1,400 @@
+"""The JSON API under /api/v1 (bearer token). Field names are a contract: see PRODUCT.md."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from inbox.models import Assignment, Case, Client, Message, Staff
+from inbox.routes.events import open_stream
+from inbox.services import directory, messaging, visibility
+from inbox.services.errors import Forbidden, NotFound, ServiceError, ValidationFailed, require
+from inbox.services.messaging import SendRequest
+from inbox.services.staff import staff_for_token
+from inbox.web import iso
+from inbox.routes.openapi import OPENAPI
+
+Handler = Callable[[Request, Staff], Awaitable[Response]]
+
+
+class Unauthorised(ServiceError):
+    status = 401
+
+
+def error_response(exc: ServiceError) -> JSONResponse:
+    body: dict[str, Any] = {"error": exc.message}
+    if exc.fields:
+        body["fields"] = exc.fields
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticates the bearer token and turns service errors into the contract's JSON errors."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            staff = await _token_staff(request)
+            return await handler(request, staff)
+        except ServiceError as exc:
+            return error_response(exc)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+async def _token_staff(request: Request) -> Staff:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorised("Send a token: Authorization: Bearer <token> (see `inbox create-token`).")
+    staff = await staff_for_token(token.strip())
+    if staff is None:
+        raise Unauthorised("This token is not valid.")
+    return staff
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationFailed("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object.")
+    return body
+
+
+# ---------------------------------------------------------------- field checks
+
+
+def text_field(body: dict[str, Any], name: str, errors: dict[str, str], required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            errors[name] = "This field is required."
+        return None
+    if not isinstance(value, str):
+        errors[name] = "Must be a string."
+        return None
+    return value
+
+
+def int_field(body: dict[str, Any], name: str, errors: dict[str, str], required: bool = False) -> int | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            errors[name] = "This field is required."
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors[name] = "Must be an integer id."
+        return None
+    return value
+
+
+def date_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> date | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        errors[name] = "Must be a date like 2026-11-21."
+        return None
+
+
+def datetime_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> datetime | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        errors[name] = "Must be an ISO 8601 time with an offset, like 2026-11-21T15:00:00Z."
+        return None
+    if moment.tzinfo is None:
+        errors[name] = "Give the time zone offset, e.g. 2026-11-21T15:00:00Z."
+        return None
+    return moment
+
+
+def paging(request: Request) -> tuple[int, int | None]:
+    try:
+        limit = max(1, min(200, int(request.query_params.get("limit", "50"))))
+        before = request.query_params.get("before")
+        return limit, int(before) if before else None
+    except ValueError:
+        raise ValidationFailed("limit and before must be integers.", {"limit": "Must be an integer."}) from None
+
+
+def require_manager(staff: Staff) -> None:
+    if not staff.sees_everything:
+        raise Forbidden("Only supervisors and admins may change clients, cases and assignments.")
+
+
+# ---------------------------------------------------------------- shapes
+
+
+def client_json(client: Client) -> dict[str, Any]:
+    return {
+        "id": client.id,
+        "name": client.name,
+        "external_id": client.external_id,
+        "preferred_language": client.preferred_language,
+        "phones": [
+            {"id": p.id, "number": p.number, "kind": p.kind.value, "okay_to_text": p.okay_to_text, "opted_out": p.opted_out}
+            for p in client.phones
+        ],
+        "case_ids": [c.id for c in client.cases],
+        "created_at": iso(client.created_at),
+    }
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "number": case.number,
+        "title": case.title,
+        "client_id": case.client_id,
+        "legal_problem": case.legal_problem,
+        "office": case.office.name if case.office else None,
+        "external_id": case.external_id,
+        "opened": case.opened_on.isoformat(),
+        "closed": case.closed_on.isoformat() if case.closed_on else None,
+        "created_at": iso(case.created_at),
+    }
+
+
+def assignment_json(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "id": assignment.id,
+        "case_id": assignment.case_id,
+        "staff_email": assignment.staff.email,
+        "primary": assignment.primary,
+        "start": assignment.start.isoformat(),
+        "end": assignment.end.isoformat() if assignment.end else None,
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "direction": message.direction.value,
+        "from": message.from_number,
+        "to": message.to_number,
+        "body": message.body,
+        "status": message.status.value,
+        "error_code": message.error_code,
+        "error_message": message.error_message,
+        "provider_sid": message.provider_sid,
+        "segments": message.segments,
+        "case_ids": sorted({link.case_id for link in message.links}),
+        "sent_by": message.sent_by_id,
+        "send_at": iso(message.send_at) or None,
+        "created_at": iso(message.created_at),
+        "timeline": [
+            {"status": step.status.value, "at": iso(step.at), "error_code": step.error_code}
+            for step in sorted(message.timeline, key=lambda s: (s.at, s.id))
+        ],
+    }
+
+
+# ---------------------------------------------------------------- clients, cases, assignments
+
+
+@api
+async def create_client(request: Request, staff: Staff) -> Response:
+    require_manager(staff)
+    body = await json_body(request)
+    errors: dict[str, str] = {}
+    name = text_field(body, "name", errors, required=True)
+    external_id = text_field(body, "external_id", errors)
+    language = text_field(body, "preferred_language", errors)
+    phones = _phones_field(body, errors)
+    require(errors)
+    client = await directory.create_client(
+        name=name or "", phones=phones, external_id=external_id, preferred_language=language
+    )
+    return JSONResponse(client_json(await directory.get_client(client.id)), status_code=201)
+
+
+def _phones_field(body: dict[str, Any], errors: dict[str, str]) -> list[directory.PhoneInput]:
+    raw = body.get("phones", [])
+    if not isinstance(raw, list):
+        errors["phones"] = "Must be a list of {number, kind, okay_to_text}."
+        return []
+    phones = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("number"), str):
+            errors[f"phones.{index}.number"] = "Each phone needs a number (a string)."
+            continue
+        okay = item.get("okay_to_text", False)
+        if not isinstance(okay, bool):
+            errors[f"phones.{index}.okay_to_text"] = "Must be true or false."
+            continue
+        phones.append(directory.PhoneInput(item["number"], str(item.get("kind", "mobile")), okay))
+    return phones
+
+
+@api
+async def list_clients(request: Request, staff: Staff) -> Response:
+    limit, before = paging(request)
+    query = Client.all()
+    if not staff.sees_everything:
+        query = query.filter(id__in=await visibility.assigned_client_ids(staff))
+    if before:
+        query = query.filter(id__lt=before)
+    clients = await query.order_by("-id").limit(limit).prefetch_related("phones", "cases")
+    return JSONResponse([client_json(c) for c in clients])
+
+
+@api
+async def get_client(request: Request, staff: Staff) -> Response:
+    client_id = request.path_params["client_id"]
+    if not await visibility.can_see_client(staff, client_id):
+        raise NotFound("No client has this id.")
+    return JSONResponse(client_json(await directory.get_client(client_id)))
+
+
+@api
+async def create_case(request: Request, staff: Staff) -> Response:
+    require_manager(staff)
+    body = await json_body(request)
+    errors: dict[str, str] = {}
+    values = {name: text_field(body, name, errors, required=name in ("number", "title")) for name in ("number", "title", "legal_problem", "office", "external_id")}
+    client_id = int_field(body, "client_id", errors, required=True)
+    require(errors)
+    case = await directory.create_case(client_id=client_id, **values)  # type: ignore[arg-type]
+    return JSONResponse(case_json(await directory.get_case(case.id)), status_code=201)
+
+
+@api
+async def list_cases(request: Request, staff: Staff) -> Response:
+    limit, before = paging(request)
+    query = Case.all()
+    if not staff.sees_everything:
+        query = query.filter(id__in=await visibility.assigned_case_ids(staff))
+    if before:
+        query = query.filter(id__lt=before)
+    cases = await query.order_by("-id").limit(limit).prefetch_related("office")
+    return JSONResponse([case_json(c) for c in cases])
+
+
+async def _visible_case(staff: Staff, case_id: int) -> Case:
+    case = await Case.get_or_none(id=case_id).prefetch_related("office")
+    if case is None or not await visibility.can_see_case(staff, case):
+        raise NotFound("No case has this id.")
+    return case
+
+
+@api
+async def get_case(request: Request, staff: Staff) -> Response:
+    return JSONResponse(case_json(await _visible_case(staff, request.path_params["case_id"])))
+
+
+@api
+async def create_assignment(request: Request, staff: Staff) -> Response:
+    require_manager(staff)
+    body = await json_body(request)
+    errors: dict[str, str] = {}
+    case_id = int_field(body, "case_id", errors, required=True)
+    email = text_field(body, "staff_email", errors, required=True)
+    primary = body.get("primary", False)
+    if not isinstance(primary, bool):
+        errors["primary"] = "Must be true or false."
+    start, end = date_field(body, "start", errors), date_field(body, "end", errors)
+    require(errors)
+    assignment = await directory.create_assignment(case_id=case_id, staff_email=email or "", primary=primary, start=start, end=end)
+    await assignment.fetch_related("staff")
+    return JSONResponse(assignment_json(assignment), status_code=201)
+
+
+@api
+async def list_assignments(request: Request, staff: Staff) -> Response:
+    limit, before = paging(request)
+    query = Assignment.all()
+    if not staff.sees_everything:
+        query = query.filter(case_id__in=await visibility.assigned_case_ids(staff))
+    if request.query_params.get("case_id", "").isdigit():
+        query = query.filter(case_id=int(request.query_params["case_id"]))
+    if before:
+        query = query.filter(id__lt=before)
+    rows = await query.order_by("-id").limit(limit).prefetch_related("staff")
+    return JSONResponse([assignment_json(a) for a in rows])
+
+
+@api
+async def get_assignment(request: Request, staff: Staff) -> Response:
+    assignment = await Assignment.get_or_none(id=request.path_params["assignment_id"]).prefetch_related("staff", "case")
+    if assignment is None or not await visibility.can_see_case(staff, assignment.case):
+        raise NotFound("No assignment has this id.")
+    return JSONResponse(assignment_json(assignment))
+
+
+# ---------------------------------------------------------------- messages
+
+
+@api
+async def send_message(request: Request, staff: Staff) -> Response:
+    body = await json_body(request)
+    errors: dict[str, str] = {}
+    text = text_field(body, "body", errors, required=True)
+    case_id, client_id = int_field(body, "case_id", errors), int_field(body, "client_id", errors)
+    to = text_field(body, "to", errors)
+    send_at = datetime_field(body, "send_at", errors)
+    if case_id is None and client_id is None and not to and "to" not in errors:
+        errors["to"] = "Give case_id, client_id or to."
+    require(errors)
+    message = await messaging.send_text(
+        request.app.state.outbox, staff, SendRequest(body=text or "", case_id=case_id, client_id=client_id, to=to, send_at=send_at)
+    )
+    return JSONResponse(message_json(await messaging.get_message_for(staff, message.id)), status_code=201)
+
+
+@api
+async def get_message(request: Request, staff: Staff) -> Response:
+    return JSONResponse(message_json(await messaging.get_message_for(staff, request.path_params["message_id"])))
+
+
+@api
+async def case_transcript(request: Request, staff: Staff) -> Response:
+    case = await _visible_case(staff, request.path_params["case_id"])
+    messages = await Message.filter(links__case_id=case.id).distinct().order_by("id").prefetch_related("timeline", "links")
+    return JSONResponse({"case_id": case.id, "messages": [message_json(m) for m in messages]})
+
+
+@api
+async def events(request: Request, staff: Staff) -> Response:
+    return open_stream(request, staff, "json")
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+async def not_found(request: Request) -> Response:
+    return JSONResponse({"error": "There is no such API path."}, status_code=404)
+
+
+routes = [
+    Route("/clients", create_client, methods=["POST"]),
+    Route("/clients", list_clients, methods=["GET"]),
+    Route("/clients/{client_id:int}", get_client, methods=["GET"]),
+    Route("/cases", create_case, methods=["POST"]),
+    Route("/cases", list_cases, methods=["GET"]),
+    Route("/cases/{case_id:int}", get_case, methods=["GET"]),
+    Route("/cases/{case_id:int}/transcript", case_transcript, methods=["GET"]),
+    Route("/assignments", create_assignment, methods=["POST"]),
+    Route("/assignments", list_assignments, methods=["GET"]),
+    Route("/assignments/{assignment_id:int}", get_assignment, methods=["GET"]),
+    Route("/messages", send_message, methods=["POST"]),
+    Route("/messages/{message_id:int}", get_message, methods=["GET"]),
+    Route("/events", events, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/{rest:path}", not_found),
+]

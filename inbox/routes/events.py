@@ -1,0 +1,45 @@
+"""The event stream: one SSE connection per tab, fed by the process's LiveHub."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from inbox.live import Tab
+from inbox.models import Staff
+from inbox.web import require_staff
+
+PING_SECONDS = 15
+
+
+def open_stream(request: Request, staff: Staff, kind: str) -> Response:
+    """Subscribe first, then answer: nothing published after the headers can be missed."""
+    hub = request.app.state.hub
+    tab = Tab(staff_id=staff.id, sees_everything=staff.sees_everything, kind=kind)  # type: ignore[arg-type]
+    hub.attach(tab)
+    return EventSourceResponse(_stream(hub, tab), ping=PING_SECONDS, headers={"Cache-Control": "no-store"})
+
+
+async def _stream(hub: object, tab: Tab) -> AsyncIterator[ServerSentEvent]:
+    try:
+        yield ServerSentEvent(event="stream.open", data=json.dumps({"staff_id": tab.staff_id}))
+        while True:
+            delivery = await tab.queue.get()
+            if delivery is None:
+                return
+            yield ServerSentEvent(event=delivery.event, data=delivery.data)
+    finally:
+        hub.detach(tab)  # type: ignore[attr-defined]
+
+
+async def staff_events(request: Request) -> Response:
+    staff = await require_staff(request)
+    return open_stream(request, staff, "html")
+
+
+routes = [Route("/events", staff_events)]

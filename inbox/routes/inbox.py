@@ -1,0 +1,127 @@
+"""The inbox: conversation list, threads, and sending from a thread."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from inbox.services import conversations as convo
+from inbox.services import messaging
+from inbox.services.errors import ServiceError
+from inbox.services.messaging import SendRequest
+from inbox.web import checked_form, is_htmx, render, require_staff
+
+
+def _filter_of(request: Request) -> str:
+    name = request.query_params.get("filter", "all")
+    return name if name in convo.FILTERS else "all"
+
+
+async def home(request: Request) -> Response:
+    return await _inbox_page(request, conversation_id=None)
+
+
+async def conversation_page(request: Request) -> Response:
+    return await _inbox_page(request, conversation_id=request.path_params["conversation_id"])
+
+
+async def _inbox_page(request: Request, conversation_id: int | None) -> Response:
+    staff = await require_staff(request)
+    filter_name = _filter_of(request)
+    search = request.query_params.get("q", "")
+    rows = await convo.inbox_rows(staff, filter_name, search)
+    context: dict[str, object] = {"rows": rows, "filter": filter_name, "q": search, "thread": None}
+    if conversation_id is not None:
+        context["thread"] = await _thread_context(request, conversation_id)
+    return render(request, "inbox/index.html", context)
+
+
+async def _thread_context(request: Request, conversation_id: int, body: str = "", error: str | None = None) -> dict[str, object]:
+    staff = await require_staff(request)
+    conversation = await messaging.conversation_for(staff, conversation_id)
+    messages, has_older = await convo.thread_page(conversation)
+    await messaging.mark_read(request.app.state.bus, staff, conversation)
+    return {
+        "conversation": conversation,
+        "messages": messages,
+        "has_older": has_older,
+        "clients": await convo.clients_of_phone(conversation.phone),
+        "char_limit": await messaging.char_limit(),
+        "body": body,
+        "error": error,
+    }
+
+
+async def conversation_list(request: Request) -> Response:
+    staff = await require_staff(request)
+    filter_name = _filter_of(request)
+    rows = await convo.inbox_rows(staff, filter_name, request.query_params.get("q", ""))
+    return render(request, "inbox/_conversation_list.html", {"rows": rows, "filter": filter_name})
+
+
+async def thread_pane(request: Request) -> Response:
+    context = await _thread_context(request, request.path_params["conversation_id"])
+    return render(request, "inbox/_thread.html", {"thread": context})
+
+
+async def older_messages(request: Request) -> Response:
+    staff = await require_staff(request)
+    conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
+    before = int(request.query_params.get("before", "0") or 0) or None
+    messages, has_older = await convo.thread_page(conversation, before_id=before)
+    return render(request, "inbox/_older.html", {"conversation": conversation, "messages": messages, "has_older": has_older})
+
+
+async def send_from_thread(request: Request) -> Response:
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    conversation_id = request.path_params["conversation_id"]
+    body = str(form.get("body", ""))
+    case_id = _int_or_none(form.get("case_id"))
+    try:
+        await messaging.send_text(
+            request.app.state.outbox, staff, SendRequest(body=body, conversation_id=conversation_id, case_id=case_id)
+        )
+    except ServiceError as exc:
+        context = await _thread_context(request, conversation_id, body=body, error=exc.fields.get("body") or exc.message)
+        return _composer_or_page(request, context, status_code=exc.status)
+    context = await _thread_context(request, conversation_id)
+    return _composer_or_page(request, context)
+
+
+def _composer_or_page(request: Request, thread: dict[str, object], status_code: int = 200) -> Response:
+    """htmx gets a fresh composer (the bubble arrives by the event stream); a plain form post, the page.
+
+    Refusals keep their status (422, 409); base.html tells htmx to swap 4xx answers, so the
+    composer comes back with the typed text and the reason.
+    """
+    if is_htmx(request):
+        return render(request, "inbox/_composer.html", {"thread": thread}, status_code=status_code)
+    return render(request, "inbox/thread_page.html", {"thread": thread}, status_code=status_code)
+
+
+async def mark_read(request: Request) -> Response:
+    staff = await require_staff(request)
+    await checked_form(request)
+    conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
+    await messaging.mark_read(request.app.state.bus, staff, conversation)
+    return Response(status_code=204)
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+routes = [
+    Route("/", home),
+    Route("/conversations", conversation_list),
+    Route("/conversations/{conversation_id:int}", conversation_page),
+    Route("/conversations/{conversation_id:int}/thread", thread_pane),
+    Route("/conversations/{conversation_id:int}/older", older_messages),
+    Route("/conversations/{conversation_id:int}/messages", send_from_thread, methods=["POST"]),
+    Route("/conversations/{conversation_id:int}/read", mark_read, methods=["POST"]),
+]

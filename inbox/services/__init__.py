@@ -1,0 +1,1 @@
+"""Domain writes: every write and every event lives here. No Starlette, no Jinja."""

@@ -1,0 +1,157 @@
+"""Reading the inbox: conversation rows with per-reader unread counts, and thread pages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tortoise.expressions import Q
+
+from inbox.models import Client, ClientPhone, Conversation, ConversationRead, Direction, Message, Staff
+from inbox.phones import for_people
+from inbox.services import visibility
+
+FILTERS = ("all", "mine", "unread", "unmatched")
+PAGE_SIZE = 30
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    conversation: Conversation
+    title: str
+    unread: int
+    matched: bool
+    mine: bool
+
+    @property
+    def filters(self) -> list[str]:
+        """The inbox filters this row belongs in, for this reader."""
+        names = ["all"]
+        if self.mine:
+            names.append("mine")
+        if self.unread:
+            names.append("unread")
+        if not self.matched:
+            names.append("unmatched")
+        return names
+
+
+async def names_by_phone(phones: list[str]) -> dict[str, list[str]]:
+    """Client names for each number (one query); several clients may share a phone."""
+    rows = await ClientPhone.filter(number__in=phones).values("number", "client__name") if phones else []
+    names: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if row["client__name"] not in names[row["number"]]:
+            names[row["number"]].append(row["client__name"])
+    return names
+
+
+async def unread_counts(staff_ids: list[int], conversation_id: int) -> dict[int, int]:
+    """Unread inbound messages in one conversation for many readers: two queries in all."""
+    reads = dict(
+        await ConversationRead.filter(conversation_id=conversation_id, staff_id__in=staff_ids).values_list(
+            "staff_id", "last_read_message_id"
+        )
+    )
+    inbound_ids = await Message.filter(conversation_id=conversation_id, direction=Direction.INBOUND).values_list(
+        "id", flat=True
+    )
+    return {staff_id: sum(1 for mid in inbound_ids if mid > reads.get(staff_id, 0)) for staff_id in staff_ids}
+
+
+async def unread_for(staff: Staff, conversation_ids: list[int]) -> dict[int, int]:
+    if not conversation_ids:
+        return {}
+    reads = dict(
+        await ConversationRead.filter(staff_id=staff.id, conversation_id__in=conversation_ids).values_list(
+            "conversation_id", "last_read_message_id"
+        )
+    )
+    inbound = await Message.filter(conversation_id__in=conversation_ids, direction=Direction.INBOUND).values_list(
+        "conversation_id", "id"
+    )
+    counts: dict[int, int] = defaultdict(int)
+    for conversation_id, message_id in inbound:
+        if message_id > reads.get(conversation_id, 0):
+            counts[conversation_id] += 1
+    return counts
+
+
+def title_for(phone: str, names: list[str]) -> str:
+    return " · ".join(names) if names else for_people(phone)
+
+
+async def inbox_rows(staff: Staff, filter_name: str = "all", search: str = "", limit: int = 100) -> list[ConversationRow]:
+    query = Conversation.filter(last_message_at__not_isnull=True)
+    visible = await visibility.visible_phone_numbers(staff)
+    if visible is not None:
+        query = query.filter(phone__in=visible)
+    mine = set(await visibility.assigned_phone_numbers(staff))
+    known = set(await ClientPhone.all().distinct().values_list("number", flat=True))
+    if filter_name == "mine":
+        query = query.filter(phone__in=list(mine))
+    elif filter_name == "unmatched":
+        query = query.exclude(phone__in=list(known))
+    if search.strip():
+        query = query.filter(Q(phone__icontains=search.strip()) | Q(last_message_preview__icontains=search.strip()))
+    conversations = await query.order_by("-last_message_at", "-id").limit(limit)
+    names = await names_by_phone([c.phone for c in conversations])
+    unread = await unread_for(staff, [c.id for c in conversations])
+    rows = [
+        ConversationRow(
+            conversation=c,
+            title=title_for(c.phone, names.get(c.phone, [])),
+            unread=unread.get(c.id, 0),
+            matched=c.phone in known,
+            mine=c.phone in mine,
+        )
+        for c in conversations
+    ]
+    if search.strip():
+        rows += await _rows_matching_client_name(staff, search, rows, mine, known)
+    if filter_name == "unread":
+        rows = [r for r in rows if r.unread]
+    return rows
+
+
+async def _rows_matching_client_name(
+    staff: Staff, search: str, found: list[ConversationRow], mine: set[str], known: set[str]
+) -> list[ConversationRow]:
+    phones = await ClientPhone.filter(client__name__icontains=search.strip()).values_list("number", flat=True)
+    seen = {r.conversation.id for r in found}
+    visible = await visibility.visible_phone_numbers(staff)
+    allowed = [p for p in phones if visible is None or p in visible]
+    extra = await Conversation.filter(phone__in=allowed, last_message_at__not_isnull=True).exclude(id__in=list(seen))
+    names = await names_by_phone([c.phone for c in extra])
+    unread = await unread_for(staff, [c.id for c in extra])
+    return [
+        ConversationRow(c, title_for(c.phone, names.get(c.phone, [])), unread.get(c.id, 0), True, c.phone in mine)
+        for c in extra
+    ]
+
+
+async def row_for(staff: Staff, conversation: Conversation) -> ConversationRow:
+    names = await names_by_phone([conversation.phone])
+    unread = await unread_for(staff, [conversation.id])
+    mine = conversation.phone in await visibility.assigned_phone_numbers(staff)
+    return ConversationRow(
+        conversation,
+        title_for(conversation.phone, names.get(conversation.phone, [])),
+        unread.get(conversation.id, 0),
+        bool(names.get(conversation.phone)),
+        mine,
+    )
+
+
+async def thread_page(conversation: Conversation, before_id: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[Message], bool]:
+    """One page of a thread, oldest first, and whether older messages remain."""
+    query = Message.filter(conversation_id=conversation.id)
+    if before_id:
+        query = query.filter(id__lt=before_id)
+    newest_first = await query.order_by("-id").limit(limit + 1).prefetch_related("sent_by", "case")
+    has_older = len(newest_first) > limit
+    return list(reversed(newest_first[:limit])), has_older
+
+
+async def clients_of_phone(phone: str) -> list[Client]:
+    return await Client.filter(phones__number=phone).distinct().prefetch_related("phones", "cases")

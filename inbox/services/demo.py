@@ -1,0 +1,112 @@
+"""Sample data for `inbox demo`: an office, one staff member per role, clients, cases and texts."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from inbox.models import Channel, Conversation, Direction, Message, MessageLink, MessageStatus, MessageStatusEvent, Office, Staff
+from inbox.segments import count_segments
+from inbox.services.channels import default_channel
+from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.staff import create_staff
+
+STAFF = [
+    ("alice@example.org", "Alice Advocate", "advocate"),
+    ("sam@example.org", "Sam Supervisor", "supervisor"),
+    ("ada@example.org", "Ada Admin", "admin"),
+]
+
+# (name, number, okay to text, case number, title, legal problem)
+CLIENTS = [
+    ("Maria Lopez", "+14045387319", True, "16E-20010101", "Eviction defence", "Housing"),
+    ("James Smith", "+14045550123", True, "16E-20010102", "SNAP benefits appeal", "Benefits"),
+    ("Dana Whitfield", "+14045550106", True, "16E-20010103", "Wage claim", "Employment"),
+    ("Lee Park", "+14045550145", False, "16E-20010104", "Custody", "Family"),
+]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    name: str
+    role: str
+    password: str
+
+
+async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
+    """Idempotent enough to run twice: existing staff keep their passwords and are not listed."""
+    office, _ = await Office.get_or_create(name="Atlanta Legal Aid (demo)", defaults={"phone": "+14045550100"})
+    logins = []
+    for email, name, role in STAFF:
+        if await Staff.exists(email=email):
+            continue
+        password = secrets.token_urlsafe(9)
+        await create_staff(email=email, name=name, role=role, password=password, office=office)
+        logins.append(DemoLogin(email, name, role, password))
+    channel = channel or await default_channel()
+    for index, (name, number, okay, case_number, title, problem) in enumerate(CLIENTS):
+        if await Message.exists(conversation__phone=number) or await Conversation.exists(phone=number):
+            continue
+        client = await create_client(name=name, phones=[PhoneInput(number, "mobile", okay)])
+        case = await create_case(number=case_number, title=title, client_id=client.id, legal_problem=problem, office=office.name)
+        if index < 3:
+            await create_assignment(case_id=case.id, staff_email="alice@example.org", primary=True)
+        if okay:
+            await _sample_exchange(channel, number, case.id, index)
+    await _unknown_sender(channel)
+    return logins
+
+
+async def _sample_exchange(channel: Channel, number: str, case_id: int, index: int) -> None:
+    alice = await Staff.get(email="alice@example.org")
+    start = datetime.now(UTC) - timedelta(hours=5 - index)
+    conversation, _ = await Conversation.get_or_create(channel=channel, phone=number)
+    texts = [
+        (Direction.OUTBOUND, "Your hearing is Monday at 9 a.m. at the county courthouse. Reply here with any questions."),
+        (Direction.INBOUND, "Which courtroom?"),
+    ]
+    for offset, (direction, body) in enumerate(texts):
+        at = start + timedelta(minutes=offset * 7)
+        outbound = direction == Direction.OUTBOUND
+        message = await Message.create(
+            conversation=conversation,
+            direction=direction,
+            from_number=channel.from_number if outbound else number,
+            to_number=number if outbound else channel.from_number,
+            body=body,
+            status=MessageStatus.DELIVERED if outbound else MessageStatus.RECEIVED,
+            provider_sid="SMdemo" + secrets.token_hex(14),
+            segments=count_segments(body).segments,
+            encoding=count_segments(body).encoding,
+            sent_by=alice if outbound else None,
+            case_id=case_id if outbound else None,
+        )
+        await Message.filter(id=message.id).update(created_at=at)
+        steps = [MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED] if outbound else [MessageStatus.RECEIVED]
+        for step_index, step in enumerate(steps):
+            await MessageStatusEvent.create(message=message, status=step, at=at + timedelta(seconds=step_index))
+        await MessageLink.create(message=message, case_id=case_id, reason="sent_from" if outbound else "demo")
+        conversation.last_message_at = at
+        conversation.last_message_preview = body
+        conversation.last_direction = direction
+    await conversation.save()
+
+
+async def _unknown_sender(channel: Channel) -> None:
+    number = "+14045550199"
+    if await Conversation.exists(phone=number):
+        return
+    at = datetime.now(UTC) - timedelta(minutes=30)
+    conversation = await Conversation.create(
+        channel=channel, phone=number, last_message_at=at, last_message_preview="Hi, is this legal aid? I got a court letter.",
+        last_direction=Direction.INBOUND,
+    )
+    message = await Message.create(
+        conversation=conversation, direction=Direction.INBOUND, from_number=number, to_number=channel.from_number or "",
+        body="Hi, is this legal aid? I got a court letter.", status=MessageStatus.RECEIVED,
+        provider_sid="SMdemo" + secrets.token_hex(14),
+    )
+    await Message.filter(id=message.id).update(created_at=at)
+    await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=at)

@@ -1,0 +1,139 @@
+"""Clients, cases and assignments: what the case management system pushes in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from tortoise.transactions import in_transaction
+
+from inbox.models import Assignment, Case, Client, ClientPhone, Office, PhoneKind, Staff
+from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.services.errors import NotFound, require
+
+
+@dataclass(frozen=True)
+class PhoneInput:
+    number: str
+    kind: str = PhoneKind.MOBILE.value
+    okay_to_text: bool = False
+
+
+def _check_phones(phones: list[PhoneInput], errors: dict[str, str]) -> list[tuple[str, PhoneKind, bool]]:
+    checked = []
+    kinds = {k.value for k in PhoneKind}
+    for index, phone in enumerate(phones):
+        try:
+            number = normalise(phone.number)
+        except InvalidPhoneNumber as exc:
+            errors[f"phones.{index}.number"] = str(exc)
+            continue
+        if phone.kind not in kinds:
+            errors[f"phones.{index}.kind"] = "Kind must be mobile, home or work."
+            continue
+        checked.append((number, PhoneKind(phone.kind), bool(phone.okay_to_text)))
+    return checked
+
+
+async def create_client(
+    *,
+    name: str,
+    phones: list[PhoneInput],
+    external_id: str | None = None,
+    preferred_language: str | None = None,
+) -> Client:
+    errors: dict[str, str] = {}
+    if not (name or "").strip():
+        errors["name"] = "Enter the client's name."
+    elif len(name) > 200:
+        errors["name"] = "Names are limited to 200 characters."
+    if external_id and await Client.exists(external_id=external_id):
+        errors["external_id"] = f"A client with external id {external_id} already exists."
+    checked = _check_phones(phones, errors)
+    require(errors)
+    async with in_transaction():
+        client = await Client.create(
+            name=name.strip(), external_id=external_id or None, preferred_language=preferred_language or None
+        )
+        for number, kind, okay in checked:
+            await ClientPhone.create(client=client, number=number, kind=kind, okay_to_text=okay)
+    return client
+
+
+async def office_named(name: str | None) -> Office | None:
+    if not name:
+        return None
+    office, _ = await Office.get_or_create(name=name.strip())
+    return office
+
+
+async def create_case(
+    *,
+    number: str,
+    title: str,
+    client_id: int | None,
+    legal_problem: str | None = None,
+    office: str | None = None,
+    external_id: str | None = None,
+) -> Case:
+    errors: dict[str, str] = {}
+    number = (number or "").strip()
+    if not number:
+        errors["number"] = "Enter the case number."
+    elif await Case.exists(number=number):
+        errors["number"] = f"Case {number} already exists."
+    if not (title or "").strip():
+        errors["title"] = "Enter a title."
+    client = await Client.get_or_none(id=client_id) if isinstance(client_id, int) else None
+    if client is None:
+        errors["client_id"] = "No client has this id."
+    if external_id and await Case.exists(external_id=external_id):
+        errors["external_id"] = f"A case with external id {external_id} already exists."
+    require(errors)
+    return await Case.create(
+        number=number,
+        title=title.strip(),
+        client=client,
+        legal_problem=legal_problem or None,
+        office=await office_named(office),
+        external_id=external_id or None,
+    )
+
+
+async def create_assignment(
+    *, case_id: int | None, staff_email: str, primary: bool = False, start: date | None = None, end: date | None = None
+) -> Assignment:
+    errors: dict[str, str] = {}
+    case = await Case.get_or_none(id=case_id) if isinstance(case_id, int) else None
+    if case is None:
+        errors["case_id"] = "No case has this id."
+    staff = await Staff.get_or_none(email=(staff_email or "").strip().lower())
+    if staff is None:
+        errors["staff_email"] = "No staff account has this email."
+    if start and end and end < start:
+        errors["end"] = "The end date is before the start date."
+    require(errors)
+    return await Assignment.create(
+        case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end
+    )
+
+
+async def get_client(client_id: int) -> Client:
+    client = await Client.get_or_none(id=client_id).prefetch_related("phones", "cases")
+    if client is None:
+        raise NotFound("No client has this id.")
+    return client
+
+
+async def get_case(case_id: int) -> Case:
+    case = await Case.get_or_none(id=case_id).prefetch_related("client__phones", "office", "assignments__staff")
+    if case is None:
+        raise NotFound("No case has this id.")
+    return case
+
+
+def mobile_of(client: Client) -> ClientPhone | None:
+    """The number a text defaults to: the first mobile, else the first number on file."""
+    phones = list(client.phones)
+    mobiles = [p for p in phones if p.kind == PhoneKind.MOBILE]
+    return (mobiles or phones or [None])[0]

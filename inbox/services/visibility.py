@@ -1,0 +1,82 @@
+"""Who may see what. Advocates see clients on cases they are currently assigned to;
+supervisors and admins see everything, unmatched conversations included.
+
+Every page, API answer and live event asks these functions, so the rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tortoise.expressions import Q, Subquery
+
+from inbox.models import Assignment, Case, ClientPhone, Conversation, Role, Staff
+
+
+def current_assignments(today: date | None = None) -> Q:
+    """Current = no end date, or an end date in the future."""
+    today = today or date.today()
+    return Q(end=None) | Q(end__gt=today)
+
+
+async def assigned_case_ids(staff: Staff) -> list[int]:
+    rows = await Assignment.filter(current_assignments(), staff_id=staff.id).values_list("case_id", flat=True)
+    return list(rows)
+
+
+async def assigned_client_ids(staff: Staff) -> list[int]:
+    case_ids = await assigned_case_ids(staff)
+    if not case_ids:
+        return []
+    rows = await Case.filter(id__in=case_ids).values_list("client_id", flat=True)
+    return list(set(rows))
+
+
+async def assigned_phone_numbers(staff: Staff) -> list[str]:
+    """Numbers of clients on the staff member's current cases (their "mine")."""
+    client_ids = await assigned_client_ids(staff)
+    if not client_ids:
+        return []
+    rows = await ClientPhone.filter(client_id__in=client_ids).values_list("number", flat=True)
+    return list(set(rows))
+
+
+async def visible_phone_numbers(staff: Staff) -> list[str] | None:
+    """None means every number, unmatched ones included."""
+    if staff.sees_everything:
+        return None
+    return await assigned_phone_numbers(staff)
+
+
+async def can_see_client(staff: Staff, client_id: int) -> bool:
+    return staff.sees_everything or client_id in await assigned_client_ids(staff)
+
+
+async def can_see_case(staff: Staff, case: Case) -> bool:
+    return staff.sees_everything or await can_see_client(staff, case.client_id)
+
+
+async def can_see_conversation(staff: Staff, conversation: Conversation) -> bool:
+    if staff.sees_everything:
+        return True
+    return conversation.phone in await assigned_phone_numbers(staff)
+
+
+async def advocates_who_see_phone(phone: str) -> set[int]:
+    """Ids of advocates currently assigned to a case of a client with this number (one query)."""
+    client_ids = ClientPhone.filter(number=phone).values("client_id")
+    case_ids = Case.filter(client_id__in=Subquery(client_ids)).values("id")
+    rows = await Assignment.filter(
+        current_assignments(), case_id__in=Subquery(case_ids), staff__role=Role.ADVOCATE
+    ).values_list("staff_id", flat=True)
+    return set(rows)
+
+
+async def staff_assigned_to_phone(phone: str) -> dict[int, str]:
+    """Staff (any role) currently assigned to a case of a client with this number: id → role."""
+    client_ids = ClientPhone.filter(number=phone).values("client_id")
+    case_ids = Case.filter(client_id__in=Subquery(client_ids)).values("id")
+    rows = await Assignment.filter(current_assignments(), case_id__in=Subquery(case_ids)).values_list(
+        "staff_id", "staff__role"
+    )
+    return {staff_id: role for staff_id, role in rows}

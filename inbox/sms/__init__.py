@@ -1,0 +1,1 @@
+"""Providers that carry texts: the Twilio adapter and the built-in simulator, behind `base.Provider`."""

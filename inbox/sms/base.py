@@ -1,0 +1,149 @@
+"""The provider interface. Services take a Provider; they never import an adapter.
+
+Adapters know nothing of models: they speak in the plain records below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutboundText:
+    to: str
+    body: str
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    media_urls: tuple[str, ...] = ()
+    status_callback: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_sid: str
+    status: str  # Twilio's word: "queued", or "accepted" with a Messaging Service
+
+
+class ProviderRejected(Exception):
+    """The provider refused the text (HTTP 4xx at create), e.g. 21610 opted out."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or failed (network, 5xx): the send may be retried."""
+
+
+# Twilio's own ceiling for the media of one message; a larger download is not a real MMS.
+MAX_MEDIA_BYTES = 5 * 1024 * 1024
+
+
+class MediaFetchFailed(Exception):
+    """An attachment could not be downloaded (refused credentials, missing, network)."""
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        super().__init__(f"could not download media {url}: {reason}")
+        self.url = url
+        self.reason = reason
+        self.status = status
+
+
+class MediaTooLarge(MediaFetchFailed):
+    """An attachment is larger than MAX_MEDIA_BYTES; it is refused rather than stored."""
+
+    def __init__(self, url: str, limit: int = MAX_MEDIA_BYTES) -> None:
+        super().__init__(url, f"larger than the {limit // (1024 * 1024)} MB limit")
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class InboundText:
+    provider_sid: str
+    account_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    messaging_service_sid: str | None = None
+    num_segments: int | None = None
+    media: tuple[tuple[str, str], ...] = ()  # (url, content type) per MediaUrlN
+    opt_out_type: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    provider_sid: str
+    status: str
+    error_code: int | None = None
+    account_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchedMedia:
+    content: bytes
+    content_type: str
+
+
+@dataclass
+class ProviderInfo:
+    """What the app needs to know to set up the first channel for this provider."""
+
+    account_sid: str
+    from_number: str | None
+    messaging_service_sid: str | None
+    label: str
+    is_simulator: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    info: ProviderInfo
+
+    async def send(self, text: OutboundText) -> SendResult: ...
+
+    def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool: ...
+
+    async def fetch_media(self, url: str) -> FetchedMedia: ...
+
+    async def close(self) -> None: ...
+
+
+def parse_inbound(params: Mapping[str, str]) -> InboundText:
+    """Twilio's inbound message webhook as a plain record. Twilio adds fields at will: ignore the rest."""
+    count = _int_or_none(params.get("NumMedia")) or 0
+    media = tuple(
+        (params[f"MediaUrl{n}"], params.get(f"MediaContentType{n}", "application/octet-stream"))
+        for n in range(count)
+        if params.get(f"MediaUrl{n}")
+    )
+    return InboundText(
+        provider_sid=params.get("MessageSid") or params.get("SmsMessageSid") or params.get("SmsSid") or "",
+        account_sid=params.get("AccountSid", ""),
+        from_number=params.get("From", ""),
+        to_number=params.get("To", ""),
+        body=params.get("Body", ""),
+        messaging_service_sid=params.get("MessagingServiceSid") or None,
+        num_segments=_int_or_none(params.get("NumSegments")),
+        media=media,
+        opt_out_type=params.get("OptOutType") or None,
+    )
+
+
+def parse_status(params: Mapping[str, str]) -> StatusUpdate:
+    return StatusUpdate(
+        provider_sid=params.get("MessageSid") or params.get("SmsSid") or "",
+        status=(params.get("MessageStatus") or params.get("SmsStatus") or "").lower(),
+        error_code=_int_or_none(params.get("ErrorCode")),
+        account_sid=params.get("AccountSid") or None,
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None

@@ -1,0 +1,226 @@
+"""The Twilio adapter: the real `twilio` library with its async (aiohttp) client.
+
+Pointing it at a local Twilio-compatible server (INBOX_TWILIO_API_URL): in twilio-python 9.13 every
+api.twilio.com call is built by `twilio.base.domain.Domain.absolute_url()` from the `base_url` of the
+`Api` domain object, which `ApiBase.__init__` hard-codes to "https://api.twilio.com". `Client.api` is
+created once and cached (`Client._api`), and `client.messages` is `client.api.account.messages`, so
+assigning `client.api.base_url = api_url` reroutes every Messages request of that client (other
+domains, e.g. lookups.twilio.com, keep their own base_url; we use none). The only other host rewriting is `ClientBase.get_hostname()`, which applies
+TWILIO_EDGE / TWILIO_REGION and would mangle a local host name, so we clear edge and region for a
+local server. No host-rewriting http_client is needed.
+
+One http_client subclass remains, for another reason: AsyncTwilioHttpClient builds an
+`aiohttp.BasicAuth` per request, which aiohttp 3.14 deprecates (a DeprecationWarning on every send);
+`_HeaderAuthHttpClient` sends the same credentials as a ready-made Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import httpx
+from twilio.base import values
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from inbox.sms.base import (
+    MAX_MEDIA_BYTES,
+    FetchedMedia,
+    MediaFetchFailed,
+    MediaTooLarge,
+    OutboundText,
+    ProviderInfo,
+    ProviderRejected,
+    ProviderUnavailable,
+    SendResult,
+)
+
+TWILIO_API_URL = "https://api.twilio.com"
+# The async client has no timeout of its own (aiohttp is given `timeout=None`): a hung connection
+# would hold a send forever. Twilio answers a create in well under a second.
+SEND_TIMEOUT_SECONDS = 20.0
+MEDIA_TIMEOUT_SECONDS = 30.0
+
+
+class _HeaderAuthHttpClient(AsyncTwilioHttpClient):
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": basic_auth_header(*auth)}
+        return await super().request(
+            method, url, params=params, data=data, headers=headers, auth=None, timeout=timeout, allow_redirects=allow_redirects
+        )
+
+
+def basic_auth_header(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode("latin-1")).decode("ascii")
+    return f"Basic {token}"
+
+
+class TwilioProvider:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        api_url: str | None = None,
+        label: str = "Twilio",
+    ) -> None:
+        self.info = ProviderInfo(
+            account_sid=account_sid,
+            from_number=from_number,
+            messaging_service_sid=messaging_service_sid,
+            label=label,
+            extra={"api_url": api_url} if api_url else {},
+        )
+        self._auth_token = str(auth_token)
+        self._api_url = api_url.rstrip("/") if api_url else None
+        self._validator = RequestValidator(self._auth_token)
+        # Created on first send: aiohttp's ClientSession must be made inside the running loop.
+        self._client: Client | None = None
+        self._http: _HeaderAuthHttpClient | None = None
+
+    def __repr__(self) -> str:
+        # Spelled out so the auth token can never reach a log line or a traceback.
+        return (
+            f"TwilioProvider(account_sid={self.info.account_sid!r}, from_number={self.info.from_number!r}, "
+            f"messaging_service_sid={self.info.messaging_service_sid!r}, api_url={self._api_url!r})"
+        )
+
+    async def send(self, text: OutboundText) -> SendResult:
+        from_number, service_sid = self._sender_for(text)
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                message = await self._twilio().messages.create_async(
+                    to=text.to,
+                    from_=from_number or values.unset,
+                    messaging_service_sid=service_sid or values.unset,
+                    body=text.body if text.body or not text.media_urls else values.unset,
+                    media_url=list(text.media_urls) if text.media_urls else values.unset,
+                    status_callback=text.status_callback or values.unset,
+                )
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise provider_error_from(error) from error
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            # A timeout leaves it unknown whether Twilio created the message; the caller decides.
+            raise ProviderUnavailable(f"could not reach Twilio: {error!r}") from error
+        return SendResult(provider_sid=message.sid or "", status=str(message.status or "queued"))
+
+    def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        if not signature:
+            return False
+        return bool(self._validator.validate(url, dict(params), signature))
+
+    async def fetch_media(self, url: str) -> FetchedMedia:
+        target = self._routed_media_url(url)
+        if not self._may_receive_credentials(target):
+            raise MediaFetchFailed(url, "not a Twilio media URL; the account credentials are not sent there")
+        async with httpx.AsyncClient(timeout=MEDIA_TIMEOUT_SECONDS, follow_redirects=True) as client:
+            try:
+                # httpx drops the Authorization header when a redirect leaves the host, as Twilio's
+                # redirect to its media storage expects.
+                async with client.stream("GET", target, auth=(self.info.account_sid, self._auth_token)) as response:
+                    return await read_capped_media(response, url)
+            except httpx.HTTPError as error:
+                raise MediaFetchFailed(url, f"network error: {error!r}") from error
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+            self._client = None
+
+    def _twilio(self) -> Client:
+        if self._client is None:
+            self._http = _HeaderAuthHttpClient()
+            self._client = Client(self.info.account_sid, self._auth_token, http_client=self._http)
+            if self._api_url:
+                self._client.api.base_url = self._api_url
+                self._client.edge = None
+                self._client.region = None
+        return self._client
+
+    def _sender_for(self, text: OutboundText) -> tuple[str | None, str | None]:
+        """The text's own sender if it names one, else this channel's."""
+        if text.from_number or text.messaging_service_sid:
+            return text.from_number, text.messaging_service_sid
+        return self.info.from_number, self.info.messaging_service_sid
+
+    def _routed_media_url(self, url: str) -> str:
+        if self._api_url and url.startswith(TWILIO_API_URL + "/"):
+            return self._api_url + url[len(TWILIO_API_URL) :]
+        return url
+
+    def _may_receive_credentials(self, url: str) -> bool:
+        """Only Twilio (or the configured stand-in) gets the account's basic-auth credentials."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if self._api_url and _origin(url) == _origin(self._api_url):
+            return True
+        return parts.scheme == "https" and (host == "twilio.com" or host.endswith(".twilio.com"))
+
+
+def provider_error_from(error: TwilioRestException | TwilioServiceException) -> Exception:
+    """4xx means Twilio refused this text (do not retry); 5xx and 429 mean try again later."""
+    status = int(error.status or 0)
+    if 400 <= status < 500 and status != 429:
+        return ProviderRejected(_int_or_none(error.code), _plain_message(error))
+    return ProviderUnavailable(f"Twilio answered HTTP {status}: {_plain_message(error)}")
+
+
+def _plain_message(error: TwilioRestException | TwilioServiceException) -> str:
+    if isinstance(error, TwilioServiceException):
+        return str(error.detail or error.title or "")
+    # The library prefixes Twilio's own words with "Unable to create record: ".
+    message = str(error.msg or "")
+    _, separator, rest = message.partition(": ")
+    return rest if separator and message.startswith("Unable to") else message
+
+
+async def read_capped_media(response: httpx.Response, url: str, limit: int = MAX_MEDIA_BYTES) -> FetchedMedia:
+    """The body of a streamed media response, refused past `limit` bytes without reading it all."""
+    if response.status_code in (401, 403):
+        raise MediaFetchFailed(url, f"the provider refused the account credentials (HTTP {response.status_code})", response.status_code)
+    if response.status_code >= 400:
+        raise MediaFetchFailed(url, f"the provider answered HTTP {response.status_code}", response.status_code)
+    declared = _int_or_none(response.headers.get("content-length"))
+    if declared is not None and declared > limit:
+        raise MediaTooLarge(url, limit)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes():
+        received += len(chunk)
+        if received > limit:
+            raise MediaTooLarge(url, limit)
+        chunks.append(chunk)
+    content_type = response.headers.get("content-type", "application/octet-stream").strip()
+    return FetchedMedia(content=b"".join(chunks), content_type=content_type)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,129 @@
+"""Shared HTTP helpers: templates, the signed-in user, CSRF, and turning service errors into answers."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from inbox.models import MessageStatus, Staff
+from inbox.phones import for_people
+from inbox.sms.errors import explain
+
+ROOT = Path(__file__).resolve().parent.parent
+templates = Jinja2Templates(directory=str(ROOT / "templates"))
+
+STATUS_LABELS: dict[str, tuple[str, str]] = {
+    # status: (icon, words for people and screen readers)
+    MessageStatus.SCHEDULED: ("🕓", "scheduled"),
+    MessageStatus.ACCEPTED: ("…", "queued"),
+    MessageStatus.QUEUED: ("…", "queued"),
+    MessageStatus.SENDING: ("…", "sending"),
+    MessageStatus.SENT: ("✓", "sent"),
+    MessageStatus.DELIVERED: ("✓✓", "delivered"),
+    MessageStatus.READ: ("✓✓", "read"),
+    MessageStatus.PARTIALLY_DELIVERED: ("✓", "partly delivered"),
+    MessageStatus.UNDELIVERED: ("⚠", "not delivered"),
+    MessageStatus.FAILED: ("⚠", "failed"),
+    MessageStatus.CANCELED: ("✕", "canceled"),
+    MessageStatus.RECEIVED: ("", "received"),
+}
+
+
+def status_label(status: str) -> dict[str, str]:
+    icon, words = STATUS_LABELS.get(status, ("", str(status)))
+    return {"icon": icon, "words": words}
+
+
+def iso(moment: datetime | None) -> str:
+    return moment.isoformat().replace("+00:00", "Z") if moment else ""
+
+
+def local_time(moment: datetime | None) -> Markup:
+    """A <time> the browser re-renders in the viewer's own time zone (static/app.js)."""
+    if moment is None:
+        return Markup("")
+    fallback = moment.strftime("%b %d, %H:%M UTC")
+    return Markup('<time datetime="{}" data-local>{}</time>').format(iso(moment), fallback)
+
+
+templates.env.filters["phone"] = for_people
+templates.env.filters["local_time"] = local_time
+templates.env.globals["status_label"] = status_label
+templates.env.globals["explain_error"] = explain
+
+
+# ---------------------------------------------------------------- the signed-in user
+
+
+async def current_staff(request: Request) -> Staff | None:
+    if "staff" not in request.state._state:
+        staff_id = request.session.get("staff_id")
+        staff = await Staff.get_or_none(id=staff_id, is_active=True) if staff_id else None
+        request.state.staff = staff
+    return request.state.staff
+
+
+class LoginRequired(Exception):
+    pass
+
+
+async def require_staff(request: Request) -> Staff:
+    staff = await current_staff(request)
+    if staff is None:
+        raise LoginRequired()
+    return staff
+
+
+def login_redirect(request: Request, exc: Exception) -> Response:
+    target = request.url.path
+    if request.headers.get("HX-Request"):
+        response = Response(status_code=401)
+        response.headers["HX-Redirect"] = "/login"
+        return response
+    return RedirectResponse(f"/login?next={target}", status_code=303)
+
+
+# ---------------------------------------------------------------- CSRF
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+async def checked_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token (field or htmx header) matches the session's."""
+    form = await request.form()
+    sent = str(form.get("csrf_token") or request.headers.get("X-CSRF-Token") or "")
+    expected = request.session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent, expected):
+        raise HTTPException(403, "This form has expired or did not come from Case Inbox. Reload the page and try again.")
+    return form
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
+    context = dict(context or {})
+    context.setdefault("staff", getattr(request.state, "staff", None))
+    context["csrf_token"] = csrf_token(request)
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]

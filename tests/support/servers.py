@@ -1,0 +1,92 @@
+"""Real HTTP servers for tests, run inside the test's own event loop.
+
+uvicorn runs as a task in the current loop rather than in a thread: the app's ORM connections and
+the event bus are bound to the loop that created them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+STARTUP_TIMEOUT_SECONDS = 15.0
+SHUTDOWN_TIMEOUT_SECONDS = 3.0
+
+
+class _TestServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Leave Ctrl-C to pytest: uvicorn would otherwise swallow it to shut itself down.
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(app: ASGIApp, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """Serve `app` on a free loopback port; yields its base URL, e.g. "http://127.0.0.1:54321"."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,  # the OS picks a free port; read back from the bound socket below
+        lifespan=lifespan,  # type: ignore[arg-type]
+        log_level="warning",
+        # "auto" imports the websockets package, whose legacy modules raise DeprecationWarning.
+        ws="none",
+        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS,
+    )
+    server = _TestServer(config)
+    task = asyncio.get_running_loop().create_task(_run(server), name="uvicorn test server")
+    try:
+        await _wait_until_started(server, task)
+    except BaseException:
+        await _abandon(server, task)
+        raise
+    try:
+        yield f"http://127.0.0.1:{_bound_port(server)}"
+    finally:
+        await _stop(server, task)
+
+
+async def _run(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    except SystemExit as exit:
+        # uvicorn exits the process when the app's lifespan startup fails; in a test that would stop
+        # the event loop itself, so it becomes an ordinary error.
+        raise RuntimeError(f"uvicorn could not start the app (exit code {exit.code})") from None
+
+
+async def _wait_until_started(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
+        while not server.started:
+            if task.done():
+                await task  # raises the startup error
+                raise RuntimeError("uvicorn stopped before it started serving")
+            await asyncio.sleep(0.01)
+
+
+def _bound_port(server: uvicorn.Server) -> int:
+    for listener in server.servers:
+        for sock in listener.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("uvicorn started without a listening socket")
+
+
+async def _abandon(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Stop a server that never came up; its own error is already on its way to the test."""
+    server.should_exit = server.force_exit = True
+    task.cancel()  # it may be stuck in the app's lifespan startup
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    try:
+        await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_TIMEOUT_SECONDS + 1)
+    except TimeoutError:
+        # Open streams (SSE) keep a graceful shutdown waiting; stop waiting for them.
+        server.force_exit = True
+        await task
