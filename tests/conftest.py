@@ -1,0 +1,218 @@
+"""Fixtures: a real database, the real app with its lifespan, the real twilio library talking
+HTTP to a local Twilio-compatible server, and staff clients that sign in like a person does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from twilio.request_validator import RequestValidator
+
+from inbox.app import create_app
+from inbox.models import Staff
+from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.staff import create_api_token, create_staff
+from inbox.settings import Secret, Settings
+from tests.support import database
+from tests.support.fake_twilio import FakeTwilio
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+FROM_NUMBER = "+15005550006"
+# An https public URL while the test transport speaks plain http: like a TLS-terminating proxy.
+PUBLIC_URL = "https://inbox.example.org"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = database.database_url(tmp_path_factory.mktemp("db"))
+    await database.prepare(url)
+    return url
+
+
+@pytest.fixture
+async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(database_url: str, fake_twilio: FakeTwilio, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        public_url=PUBLIC_URL,
+        secret_key=Secret("test-secret-key-" + "x" * 32),
+        media_dir=tmp_path / "media",
+        data_dir=tmp_path / "data",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=Secret(AUTH_TOKEN),
+        twilio_from_number=FROM_NUMBER,
+        twilio_api_url=fake_twilio.base_url,
+        migrate_on_start=False,
+        run_worker=False,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        # Twilio's status callbacks come back into this app, through its real webhook route.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as back:
+            fake_twilio._callback_client = back
+            try:
+                yield application
+                await fake_twilio.callbacks_done()
+            finally:
+                await database.wipe()
+
+
+def asgi_client(app: Starlette) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL)
+
+
+@pytest.fixture
+async def anonymous(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(app) as client:
+        yield client
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+@dataclass
+class StaffClient:
+    """A signed-in browser: keeps the session cookie and the page's CSRF token."""
+
+    http: httpx.AsyncClient
+    staff: Staff
+    csrf: str = ""
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        response = await self.http.get(url, **kwargs)
+        if 'name="csrf_token"' in response.text:
+            self.csrf = csrf_of(response.text)
+        return response
+
+    async def post(self, url: str, data: dict[str, Any] | None = None, csrf: bool = True, **kwargs: Any) -> httpx.Response:
+        form = dict(data or {})
+        if csrf:
+            form.setdefault("csrf_token", self.csrf)
+        return await self.http.post(url, data=form, **kwargs)
+
+
+async def sign_in(app: Starlette, staff: Staff) -> StaffClient:
+    http = asgi_client(app)
+    page = await http.get("/login")
+    response = await http.post("/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 303, response.text
+    client = StaffClient(http, staff)
+    await client.get("/")
+    return client
+
+
+@pytest.fixture
+async def make_staff(app: Starlette) -> Callable[..., Awaitable[Staff]]:
+    counter = {"n": 0}
+
+    async def make(role: str = "advocate", name: str | None = None) -> Staff:
+        counter["n"] += 1
+        staff, _ = await create_staff(
+            email=f"{role}{counter['n']}@example.org", name=name or f"{role.title()} {counter['n']}", role=role, password=PASSWORD
+        )
+        return staff
+
+    return make
+
+
+@pytest.fixture
+async def signed_in(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitable[StaffClient]]]:
+    clients: list[StaffClient] = []
+
+    async def open_for(staff: Staff) -> StaffClient:
+        client = await sign_in(app, staff)
+        clients.append(client)
+        return client
+
+    yield open_for
+    for client in clients:
+        await client.http.aclose()
+
+
+@dataclass
+class CaseFile:
+    client_id: int
+    case_id: int
+    number: str
+
+
+@pytest.fixture
+async def make_case(app: Starlette) -> Callable[..., Awaitable[CaseFile]]:
+    counter = {"n": 0}
+
+    async def make(
+        phone: str = "+14045387319",
+        okay_to_text: bool = True,
+        assignee: Staff | None = None,
+        name: str = "Maria Lopez",
+        primary: bool = True,
+    ) -> CaseFile:
+        counter["n"] += 1
+        client = await create_client(name=name, phones=[PhoneInput(phone, "mobile", okay_to_text)])
+        number = f"16E-2001{counter['n']:04d}"
+        case = await create_case(number=number, title=f"Case {counter['n']}", client_id=client.id, legal_problem="Housing")
+        if assignee is not None:
+            await create_assignment(case_id=case.id, staff_email=assignee.email, primary=primary)
+        return CaseFile(client.id, case.id, number)
+
+    return make
+
+
+@pytest.fixture
+async def api_client(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitable[httpx.AsyncClient]]]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def open_for(staff: Staff) -> httpx.AsyncClient:
+        token = await create_api_token(staff.email)
+        client = asgi_client(app)
+        client.headers["Authorization"] = f"Bearer {token}"
+        clients.append(client)
+        return client
+
+    yield open_for
+    for client in clients:
+        await client.aclose()
+
+
+def signed_post_args(path: str, params: dict[str, str], token: str = AUTH_TOKEN, query: str = "") -> dict[str, Any]:
+    """What Twilio would send: the form, and the signature over our public URL."""
+    url = f"{PUBLIC_URL}{path}" + (f"?{query}" if query else "")
+    signature = RequestValidator(token).compute_signature(url, params)
+    return {"url": path + (f"?{query}" if query else ""), "data": params, "headers": {"X-Twilio-Signature": signature}}
+
+
+def inbound_params(sid: str, from_number: str, body: str, **extra: str) -> dict[str, str]:
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "SmsMessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": from_number,
+        "To": FROM_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
