@@ -1,0 +1,117 @@
+"""Fan-out benchmark: webhook to bubble with many open tabs.
+
+Starts the real app (SQLite in a temp dir, the simulator provider), attaches TABS live tabs to the
+process's hub (a mix of advocates who may and may not see the conversation, and supervisors),
+posts ROUNDS signed inbound webhooks through the app, and measures, per round, the time from the
+POST to the moment the last permitted tab has the new bubble in its queue.
+
+    .venv/bin/python bench/fanout.py [--tabs 1000] [--rounds 50]
+
+Prints the figures and appends them to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from inbox.app import create_app, simulator_token
+from inbox.live import Tab
+from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.staff import create_staff
+from inbox.settings import Secret, Settings
+
+CLIENT_PHONE = "+14045387319"
+
+
+async def setup_people(advocates: int, supervisors: int) -> tuple[list[int], list[int], list[int]]:
+    client = await create_client(name="Maria Lopez", phones=[PhoneInput(CLIENT_PHONE, "mobile", True)])
+    case = await create_case(number="16E-20010101", title="Eviction", client_id=client.id)
+    permitted, others, bosses = [], [], []
+    for n in range(advocates):
+        staff, _ = await create_staff(email=f"a{n}@example.org", name=f"A{n}", role="advocate", password="x" * 8)
+        if n % 2 == 0:
+            await create_assignment(case_id=case.id, staff_email=staff.email, primary=n == 0)
+            permitted.append(staff.id)
+        else:
+            others.append(staff.id)
+    for n in range(supervisors):
+        staff, _ = await create_staff(email=f"s{n}@example.org", name=f"S{n}", role="supervisor", password="x" * 8)
+        bosses.append(staff.id)
+    return permitted, others, bosses
+
+
+async def run(tabs: int, rounds: int) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp())
+    settings = Settings(database_url=f"sqlite://{tmp / 'bench.sqlite3'}", secret_key=Secret("bench" * 8), data_dir=tmp, run_worker=False)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        permitted, others, bosses = await setup_people(advocates=40, supervisors=10)
+        hub = app.state.hub
+        all_tabs = []
+        people = [(i, False) for i in permitted + others] + [(i, True) for i in bosses]
+        for n in range(tabs):
+            staff_id, boss = people[n % len(people)]
+            tab = Tab(staff_id=staff_id, sees_everything=boss)
+            hub.attach(tab)
+            all_tabs.append(tab)
+        watched = [t for t in all_tabs if t.sees_everything or t.staff_id in permitted]
+        validator = RequestValidator(simulator_token(settings))
+        latencies = []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.public_url) as client:
+            for n in range(rounds):
+                params = {"MessageSid": f"SM{n:032d}", "AccountSid": app.state.channel.account_sid, "From": CLIENT_PHONE,
+                          "To": app.state.channel.from_number, "Body": f"Message {n}", "NumMedia": "0"}
+                url = f"{settings.public_url}/webhooks/twilio/messages"
+                headers = {"X-Twilio-Signature": validator.compute_signature(url, params)}
+                started = time.perf_counter()
+                response = await client.post("/webhooks/twilio/messages", data=params, headers=headers)
+                assert response.status_code == 200
+                for tab in watched:
+                    delivery = await asyncio.wait_for(tab.queue.get(), 10)
+                    assert delivery is not None and f"Message {n}" in delivery.data
+                latencies.append((time.perf_counter() - started) * 1000)
+                assert all(t.queue.empty() for t in all_tabs), "a tab got an event it may not see"
+    latencies.sort()
+    return {
+        "tabs": tabs,
+        "permitted_tabs": len(watched),
+        "rounds": rounds,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "max_ms": latencies[-1],
+    }
+
+
+def record(result: dict[str, float]) -> None:
+    line = (
+        f"| {datetime.now(UTC):%Y-%m-%d} | fanout (in-process hub, SQLite) | {result['tabs']} tabs "
+        f"({result['permitted_tabs']} permitted), {result['rounds']} webhooks | p50 {result['p50_ms']:.1f} ms · "
+        f"p99 {result['p99_ms']:.1f} ms · max {result['max_ms']:.1f} ms |\n"
+    )
+    path = Path(__file__).with_name("RESULTS.md")
+    if not path.exists():
+        path.write_text("# Benchmark results\n\n| date | benchmark | load | figures |\n|---|---|---|---|\n")
+    with path.open("a") as out:
+        out.write(line)
+    print(line, end="")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tabs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+    record(asyncio.run(run(args.tabs, args.rounds)))
+
+
+if __name__ == "__main__":
+    main()
