@@ -68,9 +68,11 @@ async def thread_pane(request: Request) -> Response:
 async def older_messages(request: Request) -> Response:
     staff = await require_staff(request)
     conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
-    before = int(request.query_params.get("before", "0") or 0) or None
+    before = _int_or_none(request.query_params.get("before"))
     messages, has_older = await convo.thread_page(conversation, before_id=before)
-    return render(request, "inbox/_older.html", {"conversation": conversation, "messages": messages, "has_older": has_older})
+    context = {"conversation": conversation, "messages": messages, "has_older": has_older}
+    # Without `before` this is the newest page as a whole list: what a reconnecting tab re-fetches.
+    return render(request, "inbox/_older.html" if before else "inbox/_messages.html", context)
 
 
 async def send_from_thread(request: Request) -> Response:
