@@ -8,11 +8,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from tortoise.expressions import Q
 
-from inbox.models import ClientPhone, Message
+from inbox.models import ClientPhone, Direction, Message, MessageStatus
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.services.errors import ValidationFailed
 from inbox.web import checked_form, is_htmx, render, require_staff
+
+DELIVERED_TO_PHONE = [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.PARTIALLY_DELIVERED]
 
 
 async def phone_index(request: Request) -> Response:
@@ -34,7 +37,9 @@ async def phone_open(request: Request) -> Response:
 
 
 async def _screen(request: Request, number: str, body: str = "", error: str | None = None, status_code: int = 200) -> Response:
-    messages = await Message.filter(conversation__phone=number).order_by("-id").limit(50)
+    # The phone shows what reached it: the client's own texts, and ours once Twilio sent them.
+    reached = Q(direction=Direction.INBOUND) | Q(status__in=DELIVERED_TO_PHONE)
+    messages = await Message.filter(reached, conversation__phone=number).order_by("-id").limit(50)
     template = "dev/_phone_screen.html" if is_htmx(request) and request.method == "GET" else "dev/phone.html"
     context = {"number": number, "messages": list(reversed(messages)), "body": body, "error": error}
     return render(request, template, context, status_code=status_code)
