@@ -23,9 +23,9 @@ from inbox.events import (
     MessageStatusChanged,
     describe,
 )
-from inbox.models import Conversation, Message, Role
+from inbox.models import ClientPhone, Conversation, Message, Role
 from inbox.services import visibility
-from inbox.services.conversations import ConversationRow, names_by_phone, title_for, unread_counts
+from inbox.services.conversations import ConversationRow, title_for, unread_counts
 from inbox.web import templates
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,18 @@ class Tab:
 @dataclass
 class Audience:
     tabs: list[Tab]
-    assigned: dict[int, str]  # staff id → role, for everyone assigned to the number
+    assigned: dict[int, visibility.AssignedReader]  # everyone currently assigned to the number
 
     def may_see(self, tab: Tab) -> bool:
-        return tab.sees_everything or self.assigned.get(tab.staff_id) == Role.ADVOCATE
+        reader = self.assigned.get(tab.staff_id)
+        return tab.sees_everything or (reader is not None and reader.role == Role.ADVOCATE)
+
+    def readable_clients(self, tab: Tab) -> frozenset[int] | None:
+        """None: every client on the number; else only those on the reader's current cases."""
+        if tab.sees_everything:
+            return None
+        reader = self.assigned.get(tab.staff_id)
+        return reader.client_ids if reader else frozenset()
 
 
 def render_fragment(name: str, **context: object) -> str:
@@ -151,18 +159,27 @@ class LiveHub:
         return audience
 
     async def _rows(self, conversation: Conversation, audience: Audience) -> dict[int, str]:
-        """The conversation row for each reader, rendered once per distinct (unread, mine) view."""
-        readers = sorted({t.staff_id for t in audience.tabs if t.kind == "html"})
+        """The conversation row for each reader, rendered once per distinct view.
+
+        A view is (unread count, mine, the client names this reader may see): several clients can
+        share a number, and an advocate must not learn the names of clients who are not theirs.
+        """
+        readers = {t.staff_id: t for t in audience.tabs if t.kind == "html"}
         if not readers:
             return {}
-        names = (await names_by_phone([conversation.phone])).get(conversation.phone, [])
-        unread = await unread_counts(readers, conversation.id)
-        rendered: dict[tuple[int, bool], str] = {}
+        clients = await ClientPhone.filter(number=conversation.phone).order_by("client_id").values_list(
+            "client_id", "client__name"
+        )
+        unread = await unread_counts(sorted(readers), conversation.id)
+        rendered: dict[tuple[int, bool, tuple[str, ...]], str] = {}
         by_reader: dict[int, str] = {}
-        for staff_id in readers:
-            key = (unread.get(staff_id, 0), staff_id in audience.assigned)
+        for staff_id, tab in readers.items():
+            readable = audience.readable_clients(tab)
+            names = tuple(dict.fromkeys(name for cid, name in clients if readable is None or cid in readable))
+            key = (unread.get(staff_id, 0), staff_id in audience.assigned, names)
             if key not in rendered:
-                row = ConversationRow(conversation, title_for(conversation.phone, names), key[0], bool(names), key[1])
+                title = title_for(conversation.phone, list(names))
+                row = ConversationRow(conversation, title, key[0], bool(clients), key[1])
                 rendered[key] = render_fragment("oob/conversation_row.html", row=row)
             by_reader[staff_id] = rendered[key]
         return by_reader

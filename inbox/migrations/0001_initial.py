@@ -1,10 +1,12 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
 import functools
-from inbox.models import Direction, MessageStatus, PhoneKind, Role, today
 from json import dumps, loads
+
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
-from tortoise import fields
+from tortoise.migrations import operations as ops
+
+from inbox.models import Direction, MessageStatus, PhoneKind, Role, today
+
 
 class Migration(migrations.Migration):
     initial = True

@@ -13,12 +13,18 @@ from starlette.routing import Route
 
 from inbox.models import Assignment, Case, Client, Message, Staff
 from inbox.routes.events import open_stream
+from inbox.routes.openapi import OPENAPI
 from inbox.services import directory, messaging, visibility
-from inbox.services.errors import Forbidden, NotFound, ServiceError, ValidationFailed, require
+from inbox.services.errors import (
+    Forbidden,
+    NotFound,
+    ServiceError,
+    ValidationFailed,
+    require,
+)
 from inbox.services.messaging import SendRequest
 from inbox.services.staff import staff_for_token
 from inbox.web import iso
-from inbox.routes.openapi import OPENAPI
 
 Handler = Callable[[Request, Staff], Awaitable[Response]]
 
@@ -123,12 +129,20 @@ def datetime_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> d
 
 
 def paging(request: Request) -> tuple[int, int | None]:
+    errors: dict[str, str] = {}
+    limit, before = 50, None
     try:
         limit = max(1, min(200, int(request.query_params.get("limit", "50"))))
-        before = request.query_params.get("before")
-        return limit, int(before) if before else None
     except ValueError:
-        raise ValidationFailed("limit and before must be integers.", {"limit": "Must be an integer."}) from None
+        errors["limit"] = "Must be an integer."
+    try:
+        raw_before = request.query_params.get("before")
+        before = int(raw_before) if raw_before else None
+    except ValueError:
+        errors["before"] = "Must be an integer (the id to page before)."
+    if errors:
+        raise ValidationFailed("limit and before must be integers.", errors)
+    return limit, before
 
 
 def require_manager(staff: Staff) -> None:

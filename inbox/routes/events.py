@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +23,15 @@ def open_stream(request: Request, staff: Staff, kind: str) -> Response:
     hub = request.app.state.hub
     tab = Tab(staff_id=staff.id, sees_everything=staff.sees_everything, kind=kind)  # type: ignore[arg-type]
     hub.attach(tab)
-    return EventSourceResponse(_stream(hub, tab), ping=PING_SECONDS, headers={"Cache-Control": "no-store"})
+    # Detaching after the response also covers one that never starts its stream (HEAD).
+    detach = BackgroundTask(_detach, hub, tab)
+    return EventSourceResponse(
+        _stream(hub, tab), ping=PING_SECONDS, headers={"Cache-Control": "no-store"}, background=detach
+    )
+
+
+async def _detach(hub: object, tab: Tab) -> None:
+    hub.detach(tab)  # type: ignore[attr-defined]
 
 
 async def _stream(hub: object, tab: Tab) -> AsyncIterator[ServerSentEvent]:

@@ -30,10 +30,10 @@ async def _inbox_page(request: Request, conversation_id: int | None) -> Response
     staff = await require_staff(request)
     filter_name = _filter_of(request)
     search = request.query_params.get("q", "")
+    # The thread first: opening it marks it read, and the list beside it should show that.
+    thread = await _thread_context(request, conversation_id) if conversation_id is not None else None
     rows = await convo.inbox_rows(staff, filter_name, search)
-    context: dict[str, object] = {"rows": rows, "filter": filter_name, "q": search, "thread": None}
-    if conversation_id is not None:
-        context["thread"] = await _thread_context(request, conversation_id)
+    context: dict[str, object] = {"rows": rows, "filter": filter_name, "q": search, "thread": thread}
     return render(request, "inbox/index.html", context)
 
 
@@ -46,7 +46,7 @@ async def _thread_context(request: Request, conversation_id: int, body: str = ""
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
-        "clients": await convo.clients_of_phone(conversation.phone),
+        "clients": await convo.clients_of_phone(staff, conversation.phone),
         "char_limit": await messaging.char_limit(),
         "body": body,
         "error": error,

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 
 from tortoise.expressions import Q
 
-from inbox.models import Client, ClientPhone, Conversation, ConversationRead, Direction, Message, Staff
+from inbox.models import (
+    Client,
+    ClientPhone,
+    Conversation,
+    ConversationRead,
+    Direction,
+    Message,
+    Staff,
+)
 from inbox.phones import for_people
 from inbox.services import visibility
 
 FILTERS = ("all", "mine", "unread", "unmatched")
+PHONE_LIKE = re.compile(r"[\d\s()+.\-]*\d{3}[\d\s()+.\-]*")
 PAGE_SIZE = 30
 
 
@@ -36,9 +46,15 @@ class ConversationRow:
         return names
 
 
-async def names_by_phone(phones: list[str]) -> dict[str, list[str]]:
-    """Client names for each number (one query); several clients may share a phone."""
-    rows = await ClientPhone.filter(number__in=phones).values("number", "client__name") if phones else []
+async def names_by_phone(phones: list[str], client_ids: list[int] | None = None) -> dict[str, list[str]]:
+    """Client names for each number (one query); several clients may share a phone.
+
+    `client_ids` limits the names to the clients a reader may see (None: everyone).
+    """
+    query = ClientPhone.filter(number__in=phones)
+    if client_ids is not None:
+        query = query.filter(client_id__in=client_ids)
+    rows = await query.values("number", "client__name") if phones else []
     names: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         if row["client__name"] not in names[row["number"]]:
@@ -93,9 +109,13 @@ async def inbox_rows(staff: Staff, filter_name: str = "all", search: str = "", l
     elif filter_name == "unmatched":
         query = query.exclude(phone__in=list(known))
     if search.strip():
-        query = query.filter(Q(phone__icontains=search.strip()) | Q(last_message_preview__icontains=search.strip()))
+        matches = Q(phone__icontains=search.strip()) | Q(last_message_preview__icontains=search.strip())
+        if PHONE_LIKE.fullmatch(search.strip()):  # a number as people write it: (404) 538-7319
+            matches |= Q(phone__contains=re.sub(r"\D", "", search))
+        query = query.filter(matches)
     conversations = await query.order_by("-last_message_at", "-id").limit(limit)
-    names = await names_by_phone([c.phone for c in conversations])
+    readable = None if staff.sees_everything else await visibility.assigned_client_ids(staff)
+    names = await names_by_phone([c.phone for c in conversations], readable)
     unread = await unread_for(staff, [c.id for c in conversations])
     rows = [
         ConversationRow(
@@ -108,39 +128,33 @@ async def inbox_rows(staff: Staff, filter_name: str = "all", search: str = "", l
         for c in conversations
     ]
     if search.strip():
-        rows += await _rows_matching_client_name(staff, search, rows, mine, known)
-    if filter_name == "unread":
-        rows = [r for r in rows if r.unread]
-    return rows
+        rows += await _rows_matching_client_name(staff, search, rows, mine, known, readable)
+        rows.sort(key=lambda r: (r.conversation.last_message_at, r.conversation.id), reverse=True)
+    # Name matches are found apart from the filtered query: the filter applies to them too.
+    return [r for r in rows if filter_name in r.filters]
 
 
 async def _rows_matching_client_name(
-    staff: Staff, search: str, found: list[ConversationRow], mine: set[str], known: set[str]
+    staff: Staff,
+    search: str,
+    found: list[ConversationRow],
+    mine: set[str],
+    known: set[str],
+    readable: list[int] | None,
 ) -> list[ConversationRow]:
-    phones = await ClientPhone.filter(client__name__icontains=search.strip()).values_list("number", flat=True)
+    """Conversations whose number belongs to a client, visible to the reader, with a matching name."""
+    clients = ClientPhone.filter(client__name__icontains=search.strip())
+    if readable is not None:
+        clients = clients.filter(client_id__in=readable)
+    phones = await clients.values_list("number", flat=True)
     seen = {r.conversation.id for r in found}
-    visible = await visibility.visible_phone_numbers(staff)
-    allowed = [p for p in phones if visible is None or p in visible]
-    extra = await Conversation.filter(phone__in=allowed, last_message_at__not_isnull=True).exclude(id__in=list(seen))
-    names = await names_by_phone([c.phone for c in extra])
+    extra = await Conversation.filter(phone__in=list(phones), last_message_at__not_isnull=True).exclude(id__in=list(seen))
+    names = await names_by_phone([c.phone for c in extra], readable)
     unread = await unread_for(staff, [c.id for c in extra])
     return [
         ConversationRow(c, title_for(c.phone, names.get(c.phone, [])), unread.get(c.id, 0), True, c.phone in mine)
         for c in extra
     ]
-
-
-async def row_for(staff: Staff, conversation: Conversation) -> ConversationRow:
-    names = await names_by_phone([conversation.phone])
-    unread = await unread_for(staff, [conversation.id])
-    mine = conversation.phone in await visibility.assigned_phone_numbers(staff)
-    return ConversationRow(
-        conversation,
-        title_for(conversation.phone, names.get(conversation.phone, [])),
-        unread.get(conversation.id, 0),
-        bool(names.get(conversation.phone)),
-        mine,
-    )
 
 
 async def thread_page(conversation: Conversation, before_id: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[Message], bool]:
@@ -153,5 +167,9 @@ async def thread_page(conversation: Conversation, before_id: int | None = None, 
     return list(reversed(newest_first[:limit])), has_older
 
 
-async def clients_of_phone(phone: str) -> list[Client]:
-    return await Client.filter(phones__number=phone).distinct().prefetch_related("phones", "cases")
+async def clients_of_phone(staff: Staff, phone: str) -> list[Client]:
+    """The clients with this number whom the reader may see: several clients can share a phone."""
+    query = Client.filter(phones__number=phone).distinct()
+    if not staff.sees_everything:
+        query = query.filter(id__in=await visibility.assigned_client_ids(staff))
+    return await query.prefetch_related("phones", "cases")

@@ -6,10 +6,26 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from inbox.models import Channel, Conversation, Direction, Message, MessageLink, MessageStatus, MessageStatusEvent, Office, Staff
+from inbox.models import (
+    Case,
+    Channel,
+    Conversation,
+    Direction,
+    Message,
+    MessageLink,
+    MessageStatus,
+    MessageStatusEvent,
+    Office,
+    Staff,
+)
 from inbox.segments import count_segments
 from inbox.services.channels import default_channel
-from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.directory import (
+    PhoneInput,
+    create_assignment,
+    create_case,
+    create_client,
+)
 from inbox.services.staff import create_staff
 
 STAFF = [
@@ -52,6 +68,8 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
     channel = channel or await default_channel()
     for index, (name, number, okay, case_number, title, problem) in enumerate(CLIENTS):
         if await Message.exists(conversation__phone=number) or await Conversation.exists(phone=number):
+            continue
+        if await Case.exists(number=case_number):  # a client never texted (no consent) is already there
             continue
         client = await create_client(name=name, phones=[PhoneInput(number, "mobile", okay)])
         case = await create_case(number=case_number, title=title, client_id=client.id, legal_problem=problem, office=office.name)

@@ -137,6 +137,8 @@ async def _check_body(body: str) -> None:
 async def _resolve_recipient(staff: Staff, request: SendRequest) -> Recipient:
     """Where the text goes: the thread's number, the given number, or the client's mobile."""
     case = await _case_for(staff, request.case_id) if request.case_id is not None else None
+    if case is not None and request.client_id is not None and case.client_id != request.client_id:
+        require({"client_id": f"This client is not the client of case {case.number}."})
     conversation = None
     if request.conversation_id is not None:
         conversation = await Conversation.get_or_none(id=request.conversation_id)
@@ -145,9 +147,13 @@ async def _resolve_recipient(staff: Staff, request: SendRequest) -> Recipient:
         return Recipient(conversation.phone, case, conversation)
     if request.to:
         try:
-            return Recipient(normalise(request.to), case, None)
+            number = normalise(request.to)
         except InvalidPhoneNumber as exc:
             require({"to": str(exc)})
+        # Advocates text only the numbers they may see (else the text would leave, then 404).
+        if not staff.sees_everything and number not in await visibility.assigned_phone_numbers(staff):
+            raise Forbidden("You may text only clients on cases you are currently assigned to.")
+        return Recipient(number, case, None)
     client_id = request.client_id if request.client_id is not None else (case.client_id if case else None)
     if client_id is None:
         require({"to": "Say whom to text: a case, a client or a number."})
@@ -375,7 +381,10 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
     async with in_transaction():
         message = await Message.select_for_update().get(id=message.id)
         if not await MessageStatusEvent.exists(message=message, status=status, error_code=update.error_code):
-            await MessageStatusEvent.create(message=message, status=status, error_code=update.error_code, at=now())
+            # When Twilio told us, not when we applied it: a callback that beat the provider's answer
+            # is applied late, after ones that came behind it.
+            at = payload.received_at or now()
+            await MessageStatusEvent.create(message=message, status=status, error_code=update.error_code, at=at)
         if STATUS_RANK[status] > STATUS_RANK.get(message.status, 0):
             changed = True
             message.status = status

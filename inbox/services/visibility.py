@@ -6,6 +6,7 @@ Every page, API answer and live event asks these functions, so the rule lives in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from tortoise.expressions import Q, Subquery
@@ -72,11 +73,24 @@ async def advocates_who_see_phone(phone: str) -> set[int]:
     return set(rows)
 
 
-async def staff_assigned_to_phone(phone: str) -> dict[int, str]:
-    """Staff (any role) currently assigned to a case of a client with this number: id → role."""
+@dataclass(frozen=True)
+class AssignedReader:
+    """Someone currently assigned to a case of a client with a given number."""
+
+    role: str
+    client_ids: frozenset[int]
+
+
+async def staff_assigned_to_phone(phone: str) -> dict[int, AssignedReader]:
+    """Staff (any role) currently assigned to a case of a client with this number (one query)."""
     client_ids = ClientPhone.filter(number=phone).values("client_id")
     case_ids = Case.filter(client_id__in=Subquery(client_ids)).values("id")
     rows = await Assignment.filter(current_assignments(), case_id__in=Subquery(case_ids)).values_list(
-        "staff_id", "staff__role"
+        "staff_id", "staff__role", "case__client_id"
     )
-    return {staff_id: role for staff_id, role in rows}
+    clients: dict[int, set[int]] = {}
+    roles: dict[int, str] = {}
+    for staff_id, role, client_id in rows:
+        roles[staff_id] = role
+        clients.setdefault(staff_id, set()).add(client_id)
+    return {staff_id: AssignedReader(roles[staff_id], frozenset(ids)) for staff_id, ids in clients.items()}

@@ -34,7 +34,14 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from inbox.segments import count_segments
-from inbox.sms.base import FetchedMedia, MediaFetchFailed, OutboundText, ProviderInfo, ProviderRejected, SendResult
+from inbox.sms.base import (
+    FetchedMedia,
+    MediaFetchFailed,
+    OutboundText,
+    ProviderInfo,
+    ProviderRejected,
+    SendResult,
+)
 from inbox.sms.twilio import read_capped_media
 
 logger = logging.getLogger(__name__)
