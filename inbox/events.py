@@ -83,8 +83,17 @@ class ConsentChanged(Event):
     message_id: int | None = None
 
 
+@dataclass(frozen=True)
+class SessionEnded(Event):
+    """A staff member signed out: streams opened by that session must stop."""
+
+    name: ClassVar[str] = "session.ended"
+    session_id: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.name: cls for cls in (MessageReceived, MessageSent, MessageStatusChanged, ConversationRead, ConsentChanged)
+    cls.name: cls
+    for cls in (MessageReceived, MessageSent, MessageStatusChanged, ConversationRead, ConsentChanged, SessionEnded)
 }
 
 

@@ -21,6 +21,7 @@ from inbox.events import (
     MessageReceived,
     MessageSent,
     MessageStatusChanged,
+    SessionEnded,
     describe,
 )
 from inbox.models import ClientPhone, Conversation, Message, Role
@@ -46,6 +47,7 @@ class Tab:
     staff_id: int
     sees_everything: bool
     kind: Literal["html", "json"] = "html"
+    session_id: str | None = None  # the sign-in that opened it (HTML tabs)
     queue: asyncio.Queue[Delivery | None] = field(default_factory=lambda: asyncio.Queue(TAB_QUEUE_SIZE))
 
     def push(self, delivery: Delivery) -> bool:
@@ -130,6 +132,8 @@ class LiveHub:
             await self._deliver_message_event(event)
         elif isinstance(event, ConversationRead):
             await self._deliver_read(event)
+        elif isinstance(event, SessionEnded):
+            self._end_session(event.session_id)
 
     async def _deliver_message_event(self, event: MessageReceived | MessageSent | MessageStatusChanged) -> None:
         message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", "sent_by", "case")
@@ -193,6 +197,11 @@ class LiveHub:
         rows = await self._rows(conversation, audience)
         for tab in tabs:
             self._push(tab, Delivery("update", rows.get(tab.staff_id, "")))
+
+    def _end_session(self, session_id: str) -> None:
+        for tab in [t for t in self.tabs if t.session_id == session_id]:
+            tab.close()
+            self.detach(tab)
 
     def _push(self, tab: Tab, delivery: Delivery) -> None:
         if not tab.push(delivery):

@@ -325,6 +325,20 @@ async def test_a_closed_tab_ends_its_stream(app, server, make_staff) -> None:
     assert tab not in app.state.hub.tabs
 
 
+async def test_signing_out_ends_the_streams_of_that_sign_in_only(app, server, make_staff) -> None:
+    supervisor = await make_staff("supervisor")
+    async with (
+        signed_in_browser(server, supervisor) as leaving,
+        signed_in_browser(server, supervisor) as staying,
+        event_stream(leaving, "/events") as ended,
+        event_stream(staying, "/events") as kept,
+    ):
+        page = await leaving.get("/")
+        assert (await leaving.post("/logout", data={"csrf_token": csrf_of(page.text)})).status_code == 303
+        assert await ended.ends()
+        assert len([t for t in app.state.hub.tabs if t.staff_id == supervisor.id]) == 1
+
+
 async def test_a_head_request_gets_headers_and_leaves_no_tab_behind(app, server, make_staff) -> None:
     supervisor = await make_staff("supervisor")
     async with signed_in_browser(server, supervisor) as http:

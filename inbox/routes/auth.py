@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.services.staff import authenticate
+from inbox.services.staff import authenticate, end_session, new_session_id
 from inbox.web import checked_form, current_staff, render
 
 
@@ -32,12 +32,15 @@ async def login(request: Request) -> Response:
         return render(request, "auth/login.html", context, status_code=400)
     request.session.clear()  # a fresh session on sign-in: no fixation
     request.session["staff_id"] = staff.id
+    request.session["sid"] = new_session_id()
     return RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
+    session_id = request.session.get("sid")
     request.session.clear()
+    await end_session(request.app.state.bus, session_id)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from inbox.live import Tab
+from inbox.live import LiveHub, Tab
 from inbox.models import Staff
 from inbox.web import require_staff
 
@@ -20,8 +20,9 @@ PING_SECONDS = 15
 
 def open_stream(request: Request, staff: Staff, kind: str) -> Response:
     """Subscribe first, then answer: nothing published after the headers can be missed."""
-    hub = request.app.state.hub
-    tab = Tab(staff_id=staff.id, sees_everything=staff.sees_everything, kind=kind)  # type: ignore[arg-type]
+    hub: LiveHub = request.app.state.hub
+    session_id = request.session.get("sid") if kind == "html" else None
+    tab = Tab(staff_id=staff.id, sees_everything=staff.sees_everything, kind=kind, session_id=session_id)  # type: ignore[arg-type]
     hub.attach(tab)
     # Detaching after the response also covers one that never starts its stream (HEAD).
     detach = BackgroundTask(_detach, hub, tab)
@@ -30,11 +31,11 @@ def open_stream(request: Request, staff: Staff, kind: str) -> Response:
     )
 
 
-async def _detach(hub: object, tab: Tab) -> None:
-    hub.detach(tab)  # type: ignore[attr-defined]
+async def _detach(hub: LiveHub, tab: Tab) -> None:
+    hub.detach(tab)
 
 
-async def _stream(hub: object, tab: Tab) -> AsyncIterator[ServerSentEvent]:
+async def _stream(hub: LiveHub, tab: Tab) -> AsyncIterator[ServerSentEvent]:
     try:
         yield ServerSentEvent(event="stream.open", data=json.dumps({"staff_id": tab.staff_id}))
         while True:
@@ -43,7 +44,7 @@ async def _stream(hub: object, tab: Tab) -> AsyncIterator[ServerSentEvent]:
                 return
             yield ServerSentEvent(event=delivery.event, data=delivery.data)
     finally:
-        hub.detach(tab)  # type: ignore[attr-defined]
+        hub.detach(tab)
 
 
 async def staff_events(request: Request) -> Response:

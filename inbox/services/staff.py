@@ -8,6 +8,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from inbox.events import Bus, SessionEnded
 from inbox.models import ApiToken, Office, Role, Staff
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.services.errors import NotFound, require
@@ -99,3 +100,13 @@ async def staff_for_token(token: str) -> Staff | None:
     if record is None or not record.staff.is_active:
         return None
     return record.staff
+
+
+def new_session_id() -> str:
+    """Names one sign-in, so its open event streams can be ended when it signs out."""
+    return secrets.token_urlsafe(16)
+
+
+async def end_session(bus: Bus, session_id: str | None) -> None:
+    if session_id:
+        await bus.publish(SessionEnded(session_id=session_id))
