@@ -331,7 +331,7 @@ async def test_signing_out_ends_the_streams_of_that_sign_in_only(app, server, ma
         signed_in_browser(server, supervisor) as leaving,
         signed_in_browser(server, supervisor) as staying,
         event_stream(leaving, "/events") as ended,
-        event_stream(staying, "/events") as kept,
+        event_stream(staying, "/events"),
     ):
         page = await leaving.get("/")
         assert (await leaving.post("/logout", data={"csrf_token": csrf_of(page.text)})).status_code == 303
