@@ -1172,3 +1172,20 @@ async def test_a_shared_number_shows_an_advocate_only_the_clients_they_may_see(
     supervisor = await signed_in(await make_staff("supervisor"))
     everything = (await supervisor.get(f"/conversations/{message.conversation_id}")).text
     assert "Maria Lopez" in everything and "Hidden Housemate" in everything
+
+
+async def test_a_reconnecting_tab_can_refetch_each_pane_whole(signed_in, make_staff, make_case, anonymous) -> None:
+    """static/app.js re-fetches every [data-refresh-url] after the stream (re)opens and swaps it whole."""
+    advocate = await make_staff("advocate")
+    await make_case(assignee=advocate)
+    message = await text_in(anonymous, "+14045387319", "Anyone there?")
+    staff = await signed_in(advocate)
+    page = (await staff.get(f"/conversations/{message.conversation_id}?filter=unread")).text
+    refresh_urls = dict(re.findall(r'id="([^"]+)"[^>]*?data-refresh-url="([^"]+)"', page, flags=re.S))
+    list_url = refresh_urls["conversation-list"].replace("&amp;", "&")
+    thread_url = refresh_urls[f"thread-{message.conversation_id}"]
+    pane = (await staff.get(list_url)).text
+    assert pane.lstrip().startswith('<ul id="conversation-list"') and "filter-unread" in pane
+    thread = (await staff.get(thread_url)).text
+    assert thread.lstrip().startswith(f'<ol id="thread-{message.conversation_id}"')
+    assert f'id="message-{message.id}"' in thread and "Anyone there?" in thread
