@@ -11,6 +11,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from inbox.events import Bus, Event, MessageReceived, MessageSent, MessageStatusChanged
+from inbox.events import ConversationRead as ConversationReadEvent
 from inbox.models import (
     Case,
     Channel,
@@ -39,6 +40,7 @@ from inbox.sms.base import (
     ProviderRejected,
     ProviderUnavailable,
     StatusUpdate,
+    parse_status,
 )
 from inbox.sms.errors import explain
 
@@ -293,8 +295,6 @@ async def _apply_early_callbacks(outbox: Outbox, message: Message) -> None:
         kind="status", provider_sid=message.provider_sid, processed_at=None
     ).order_by("id")
     for payload in pending:
-        from inbox.sms.base import parse_status
-
         await record_status(outbox.bus, parse_status(payload.params), payload)
 
 
@@ -422,8 +422,6 @@ async def _mark_read_to(staff_id: int, conversation_id: int, message_id: int) ->
 
 
 async def mark_read(bus: Bus, staff: Staff, conversation: Conversation) -> None:
-    from inbox.events import ConversationRead as ConversationReadEvent
-
     latest = await Message.filter(conversation_id=conversation.id).order_by("-id").first()
     if latest and await _mark_read_to(staff.id, conversation.id, latest.id):
         await bus.publish(ConversationReadEvent(conversation_id=conversation.id, staff_id=staff.id))
@@ -442,6 +440,3 @@ async def conversation_for(staff: Staff, conversation_id: int) -> Conversation:
         raise NotFound("No conversation has this id.")
     return conversation
 
-
-def _unused(_: Forbidden) -> None:  # pragma: no cover - keeps the import list honest for later work
-    pass
