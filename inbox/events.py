@@ -84,6 +84,47 @@ class ConsentChanged(Event):
 
 
 @dataclass(frozen=True)
+class AlertRaised(Event):
+    """An inbound text on a case is waiting for its assignees."""
+
+    name: ClassVar[str] = "alert.raised"
+    alert_id: int
+    case_id: int
+    message_id: int
+
+
+@dataclass(frozen=True)
+class AlertDismissed(Event):
+    """Someone dismissed an alert (or answered the client): it is gone for everyone."""
+
+    name: ClassVar[str] = "alert.dismissed"
+    alert_id: int
+    case_id: int
+    message_id: int
+
+
+@dataclass(frozen=True)
+class MessageLinksChanged(Event):
+    """A text was filed on, or taken off, a case by hand."""
+
+    name: ClassVar[str] = "message.links"
+    message_id: int
+    conversation_id: int
+    case_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MediaChanged(Event):
+    """An attachment was stored, refused, or failed to download."""
+
+    name: ClassVar[str] = "message.media"
+    message_id: int
+    conversation_id: int
+    media_id: int
+    status: str
+
+
+@dataclass(frozen=True)
 class SessionEnded(Event):
     """A staff member signed out: streams opened by that session must stop."""
 
@@ -93,7 +134,18 @@ class SessionEnded(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
-    for cls in (MessageReceived, MessageSent, MessageStatusChanged, ConversationRead, ConsentChanged, SessionEnded)
+    for cls in (
+        MessageReceived,
+        MessageSent,
+        MessageStatusChanged,
+        ConversationRead,
+        ConsentChanged,
+        AlertRaised,
+        AlertDismissed,
+        MessageLinksChanged,
+        MediaChanged,
+        SessionEnded,
+    )
 }
 
 

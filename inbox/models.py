@@ -47,12 +47,41 @@ class MessageStatus(StrEnum):
     PARTIALLY_DELIVERED = "partially_delivered"
 
 
+class LinkingPolicy(StrEnum):
+    DEFAULT = "default"  # LegalServer's rules: sent-from case, every case that texted, every case with the number
+    BEST_GUESS = "best_guess"  # only the case most recently texted from, else the newest case with the number
+
+
+class AlertPolicy(StrEnum):
+    PRIMARY = "primary"  # the case's primary assignee
+    ALL = "all"  # every current assignee
+
+
+class LinkReason(StrEnum):
+    SENT_FROM = "sent_from"  # the case the last text to this number was sent from
+    TEXTED_BEFORE = "texted_before"  # another case that has texted this number
+    CLIENT_PHONE = "client_phone"  # the number is on the case's client record
+    BEST_GUESS = "best_guess"  # the best-guess policy's single choice
+    MANUAL = "manual"  # linked by hand
+
+
+class MediaStatus(StrEnum):
+    PENDING = "pending"  # waiting to be fetched from the provider
+    STORED = "stored"
+    FAILED = "failed"  # fetching failed every time it was tried
+    REFUSED = "refused"  # over the limits: too many items, too large
+
+
 class Organisation(Model):
     """The one organisation this installation serves, and its texting rules."""
 
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200, default="Case Inbox")
     char_limit = fields.IntField(default=160)
+    linking_policy = fields.CharEnumField(LinkingPolicy, max_length=20, default=LinkingPolicy.DEFAULT)
+    alert_policy = fields.CharEnumField(AlertPolicy, max_length=20, default=AlertPolicy.PRIMARY)
+    dismiss_alerts_on_reply = fields.BooleanField(default=False)
+    delete_media_at_provider = fields.BooleanField(default=False)
 
     class Meta:
         table = "organisation"
@@ -264,11 +293,97 @@ class MessageLink(Model):
         "models.Case", related_name="message_links", on_delete=fields.CASCADE
     )
     reason = fields.CharField(max_length=40)
+    linked_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="links_made", null=True, on_delete=fields.SET_NULL
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "message_link"
         unique_together = (("message", "case", "reason"),)
+
+
+class CaseNote(Model):
+    """A text filed on a case: what was said, by whom, when (one per message and case)."""
+
+    id = fields.IntField(primary_key=True)
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="notes", on_delete=fields.CASCADE
+    )
+    message: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="notes", null=True, on_delete=fields.CASCADE
+    )
+    author = fields.CharField(max_length=200)
+    body = fields.TextField()
+    at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "case_note"
+        unique_together = (("case", "message"),)
+
+
+class Media(Model):
+    """One attachment of a message (MMS), stored under INBOX_MEDIA_DIR by content hash."""
+
+    id = fields.IntField(primary_key=True)
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="media", on_delete=fields.CASCADE
+    )
+    position = fields.IntField(default=0)
+    source_url = fields.CharField(max_length=1000, null=True)
+    declared_type = fields.CharField(max_length=200, default="application/octet-stream")
+    content_type = fields.CharField(max_length=200, default="application/octet-stream")
+    filename = fields.CharField(max_length=255, default="attachment")
+    size = fields.IntField(default=0)
+    sha256 = fields.CharField(max_length=64, null=True, db_index=True)
+    status = fields.CharEnumField(MediaStatus, max_length=10, default=MediaStatus.PENDING)
+    error = fields.CharField(max_length=500, null=True)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField(null=True)
+    deleted_at_provider = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "media"
+
+
+class Alert(Model):
+    """An inbound text on a case, waiting for someone to answer. Dismissed once, for everyone."""
+
+    id = fields.IntField(primary_key=True)
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="alerts", on_delete=fields.CASCADE
+    )
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="alerts", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    dismissed_at = fields.DatetimeField(null=True, db_index=True)
+    dismissed_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="alerts_dismissed", null=True, on_delete=fields.SET_NULL
+    )
+    dismissed_because = fields.CharField(max_length=20, null=True)  # "dismissed" or "replied"
+
+    class Meta:
+        table = "alert"
+        unique_together = (("case", "message"),)
+
+
+class AlertAssignee(Model):
+    """Whom an alert is addressed to, fixed when it is raised (the alert policy at that moment)."""
+
+    id = fields.IntField(primary_key=True)
+    alert: fields.ForeignKeyRelation[Alert] = fields.ForeignKeyField(
+        "models.Alert", related_name="assignees", on_delete=fields.CASCADE
+    )
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="alerts", on_delete=fields.CASCADE
+    )
+
+    class Meta:
+        table = "alert_assignee"
+        unique_together = (("alert", "staff"),)
 
 
 class ConversationRead(Model):

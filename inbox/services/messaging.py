@@ -20,8 +20,8 @@ from inbox.models import (
     Conversation,
     ConversationRead,
     Direction,
+    LinkReason,
     Message,
-    MessageLink,
     MessageStatus,
     MessageStatusEvent,
     Organisation,
@@ -30,7 +30,7 @@ from inbox.models import (
 )
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.segments import count_segments
-from inbox.services import visibility
+from inbox.services import alerts, linking, media, visibility
 from inbox.services.channels import channel_for_inbound, default_channel
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.sms.base import (
@@ -120,6 +120,7 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
     recipient = await _resolve_recipient(staff, request)
     await check_consent(recipient.number)
     message = await _store_outbound(staff, request, recipient)
+    await outbox.bus.publish_all(await alerts.dismiss_on_reply(message.conversation_id, staff))
     if message.status == MessageStatus.SCHEDULED:
         await outbox.bus.publish(_sent_event(message))
         return message
@@ -218,7 +219,8 @@ async def _store_outbound(staff: Staff, request: SendRequest, recipient: Recipie
         )
         await MessageStatusEvent.create(message=message, status=status, at=now())
         if recipient.case is not None:
-            await MessageLink.create(message=message, case=recipient.case, reason="sent_from")
+            author = linking.note_author(message, [], staff)
+            await linking.file_on_case(message, recipient.case.id, LinkReason.SENT_FROM, author, by=staff)
         await _touch_conversation(conversation, message)
         await _mark_read_to(staff.id, conversation.id, message.id)
     return message
@@ -281,6 +283,7 @@ async def _mark_failed(message: Message, code: int | None, detail: str) -> None:
 
 
 def _sent_event(message: Message) -> Event:
+    # The case a text was sent from is its only link until someone files it elsewhere by hand.
     return MessageSent(
         message_id=message.id,
         conversation_id=message.conversation_id,
@@ -335,15 +338,19 @@ async def record_inbound(bus: Bus, text: InboundText, payload: WebhookPayload) -
             )
             await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=now())
             await _touch_conversation(conversation, message)
+            case_ids = await linking.link_inbound(message)
+            alert_events = await alerts.raise_alerts(message, case_ids)
+            await media.register_inbound_media(message, text.media)
             payload.processed_at = now()
             await payload.save(update_fields=["processed_at"])
     except IntegrityError:
         # Two deliveries of the same MessageSid raced; the other one stored it.
         await _finish(payload, error="duplicate")
         return None
-    await bus.publish(
-        MessageReceived(message_id=message.id, conversation_id=conversation.id, provider_sid=message.provider_sid)
+    received = MessageReceived(
+        message_id=message.id, conversation_id=conversation.id, provider_sid=message.provider_sid, case_ids=case_ids
     )
+    await bus.publish_all([received, *alert_events])
     return message
 
 

@@ -1,0 +1,141 @@
+"""Filing texts on cases (LegalServer's rules, seed 002) and the case notes each link creates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.transactions import in_transaction
+
+from inbox.models import (
+    Case,
+    CaseNote,
+    Client,
+    ClientPhone,
+    Conversation,
+    Direction,
+    LinkingPolicy,
+    LinkReason,
+    Message,
+    MessageLink,
+    Organisation,
+    PhoneKind,
+    Staff,
+)
+from inbox.phones import for_people
+from inbox.services.errors import NotFound, require
+
+REASON_WORDS: dict[str, str] = {
+    LinkReason.SENT_FROM: "sent from this case",
+    LinkReason.TEXTED_BEFORE: "this case texted the number",
+    LinkReason.CLIENT_PHONE: "number on client record",
+    LinkReason.BEST_GUESS: "best guess",
+    LinkReason.MANUAL: "linked by hand",
+}
+
+
+@dataclass(frozen=True)
+class CaseChoice:
+    case_id: int
+    reason: LinkReason
+
+
+async def linking_policy() -> LinkingPolicy:
+    organisation = await Organisation.first()
+    return organisation.linking_policy if organisation else LinkingPolicy.DEFAULT
+
+
+async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoice]:
+    """The cases an inbound text from `number` lands on, each with the rule that chose it."""
+    texted = await _cases_that_texted(number)
+    on_record = await _cases_with_number(number)
+    if policy == LinkingPolicy.BEST_GUESS:
+        choice = texted[:1] or on_record[:1]
+        return [CaseChoice(choice[0], LinkReason.BEST_GUESS)] if choice else []
+    choices = []
+    if texted:
+        choices.append(CaseChoice(texted[0], LinkReason.SENT_FROM))
+        choices += [CaseChoice(case_id, LinkReason.TEXTED_BEFORE) for case_id in texted[1:]]
+    choices += [CaseChoice(case_id, LinkReason.CLIENT_PHONE) for case_id in on_record]
+    return choices
+
+
+async def _cases_that_texted(number: str) -> list[int]:
+    """Cases that sent texts to this number, the most recent sender first."""
+    rows = await Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True).order_by(
+        "-id"
+    ).values_list("case_id", flat=True)
+    return list(dict.fromkeys(rows))
+
+
+async def _cases_with_number(number: str) -> list[int]:
+    """Cases whose client has this number in a phone field, the most recently created first."""
+    client_ids = await ClientPhone.filter(number=number).values_list("client_id", flat=True)
+    rows = await Case.filter(client_id__in=list(client_ids)).order_by("-created_at", "-id").values_list("id", flat=True)
+    return list(rows)
+
+
+def note_author(message: Message, sender_names: list[str], staff: Staff | None) -> str:
+    if message.direction == Direction.OUTBOUND:
+        return f"{staff.name} (text to {for_people(message.to_number)})" if staff else "Text sent"
+    who = " / ".join(sender_names) or for_people(message.from_number)
+    return f"{who} (text from {for_people(message.from_number)})"
+
+
+async def file_on_case(message: Message, case_id: int, reason: LinkReason, author: str, by: Staff | None = None) -> bool:
+    """A link and, once per message and case, its case note. Answers whether the case is new to the message."""
+    _, created = await MessageLink.get_or_create(message=message, case_id=case_id, reason=reason, defaults={"linked_by": by})
+    _, noted = await CaseNote.get_or_create(
+        case_id=case_id, message=message, defaults={"author": author, "body": message.body, "at": message.created_at}
+    )
+    return noted
+
+
+async def link_inbound(message: Message) -> list[int]:
+    """Files an inbound text by the organisation's policy; answers the case ids it landed on."""
+    choices = await cases_for_inbound(message.from_number, await linking_policy())
+    if not choices:
+        return []
+    names = await Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
+    author = note_author(message, list(names), None)
+    for choice in choices:
+        await file_on_case(message, choice.case_id, choice.reason, author)
+    return list(dict.fromkeys(choice.case_id for choice in choices))
+
+
+async def link_by_hand(message: Message, case: Case, staff: Staff) -> None:
+    sender = await message.sent_by if message.sent_by_id else None
+    names = await Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
+    await file_on_case(message, case.id, LinkReason.MANUAL, note_author(message, list(names), sender), by=staff)
+
+
+async def unlink(message: Message, case_id: int) -> int:
+    """Removes every link of the message to the case, and the case note they made."""
+    removed = await MessageLink.filter(message=message, case_id=case_id).delete()
+    await CaseNote.filter(message=message, case_id=case_id).delete()
+    return removed
+
+
+async def link_conversation_to_client(conversation: Conversation, client: Client, case: Case, staff: Staff) -> list[int]:
+    """An unmatched number joins a client's record; its past texts join the case. Answers the message ids."""
+    if case.client_id != client.id:
+        require({"case_id": f"Case {case.number} is not {client.name}'s."})
+    async with in_transaction():
+        if not await ClientPhone.exists(client=client, number=conversation.phone):
+            # Texting the number is not consent: okay-to-text stays off until someone records it.
+            await ClientPhone.create(client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False)
+        messages = await Message.filter(conversation=conversation).order_by("id").prefetch_related("sent_by")
+        for message in messages:
+            await link_by_hand(message, case, staff)
+    return [m.id for m in messages]
+
+
+async def case_ids_of(message_id: int) -> list[int]:
+    rows = await MessageLink.filter(message_id=message_id).order_by("id").values_list("case_id", flat=True)
+    return list(dict.fromkeys(rows))
+
+
+async def linked_message(message_id: int) -> Message:
+    message = await Message.get_or_none(id=message_id)
+    if message is None:
+        raise NotFound("No message has this id.")
+    return message
