@@ -26,7 +26,7 @@ from inbox.events import (
 )
 from inbox.models import ClientPhone, Conversation, Message, Role
 from inbox.services import visibility
-from inbox.services.conversations import ConversationRow, title_for, unread_counts
+from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
 from inbox.web import templates
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,15 @@ class Audience:
             return None
         reader = self.assigned.get(tab.staff_id)
         return reader.client_ids if reader else frozenset()
+
+
+def visible_links(message: Message, readable_clients: frozenset[int] | None) -> frozenset[int] | None:
+    """The linked cases a reader may see; None when that is all of them (the common, shared view)."""
+    if readable_clients is None:
+        return None
+    linked = {link.case_id: link.case.client_id for link in message.links}
+    visible = frozenset(case_id for case_id, client_id in linked.items() if client_id in readable_clients)
+    return None if len(visible) == len(linked) else visible
 
 
 def render_fragment(name: str, **context: object) -> str:
@@ -136,23 +145,26 @@ class LiveHub:
             self._end_session(event.session_id)
 
     async def _deliver_message_event(self, event: MessageReceived | MessageSent | MessageStatusChanged) -> None:
-        message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", "sent_by", "case")
+        message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
         if message is None:
             return
         audience = await self._audience(message.conversation.phone)
         if not audience.tabs:
             return
-        if isinstance(event, MessageStatusChanged):
-            shared = render_fragment("oob/message_status.html", message=message)
-        else:
-            shared = render_fragment("oob/message_new.html", message=message)
+        template = "oob/message_status.html" if isinstance(event, MessageStatusChanged) else "oob/message_new.html"
+        bubbles: dict[frozenset[int] | None, str] = {}
         rows = await self._rows(message.conversation, audience)
         json_data = json.dumps(describe(event))
         for tab in audience.tabs:
             if tab.kind == "json":
                 self._push(tab, Delivery(event.name, json_data))
-            else:
-                self._push(tab, Delivery("update", shared + rows.get(tab.staff_id, "")))
+                continue
+            # The cases a text is filed on may include another client's (a shared phone): each
+            # distinct set of cases a reader may see is one view, rendered once.
+            view = visible_links(message, audience.readable_clients(tab))
+            if view not in bubbles:
+                bubbles[view] = render_fragment(template, message=message, visible_cases=view)
+            self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
 
     async def _audience(self, phone: str) -> Audience:
         tabs = list(self.tabs)

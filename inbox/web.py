@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from inbox.models import MessageStatus, Staff
 from inbox.phones import for_people
+from inbox.services.linking import REASON_WORDS
 from inbox.sms.errors import explain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ def local_time(moment: datetime | None) -> Markup:
 
 
 templates.env.filters["phone"] = for_people
+templates.env.filters["link_reason"] = lambda reason: REASON_WORDS.get(reason, reason)
 templates.env.filters["local_time"] = local_time
 templates.env.globals["status_label"] = status_label
 templates.env.globals["explain_error"] = explain

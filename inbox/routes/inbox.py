@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inbox.services import conversations as convo
-from inbox.services import messaging
+from inbox.services import messaging, visibility
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, is_htmx, render, require_staff
@@ -47,6 +47,7 @@ async def _thread_context(request: Request, conversation_id: int, body: str = ""
         "messages": messages,
         "has_older": has_older,
         "clients": await convo.clients_of_phone(staff, conversation.phone),
+        "visible_cases": await visibility.visible_case_ids(staff),
         "char_limit": await messaging.char_limit(),
         "body": body,
         "error": error,
@@ -70,7 +71,12 @@ async def older_messages(request: Request) -> Response:
     conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
     before = _int_or_none(request.query_params.get("before"))
     messages, has_older = await convo.thread_page(conversation, before_id=before)
-    context = {"conversation": conversation, "messages": messages, "has_older": has_older}
+    context = {
+        "conversation": conversation,
+        "messages": messages,
+        "has_older": has_older,
+        "visible_cases": await visibility.visible_case_ids(staff),
+    }
     # Without `before` this is the newest page as a whole list: what a reconnecting tab re-fetches.
     return render(request, "inbox/_older.html" if before else "inbox/_messages.html", context)
 

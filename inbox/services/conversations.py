@@ -21,6 +21,8 @@ from inbox.phones import for_people
 from inbox.services import visibility
 
 FILTERS = ("all", "mine", "unread", "unmatched")
+# What a bubble shows: prefetch these wherever messages are rendered.
+MESSAGE_VIEW_RELATIONS = ("sent_by", "case", "links__case", "media")
 PHONE_LIKE = re.compile(r"[\d\s()+.\-]*\d{3}[\d\s()+.\-]*")
 PAGE_SIZE = 30
 
@@ -162,7 +164,7 @@ async def thread_page(conversation: Conversation, before_id: int | None = None, 
     query = Message.filter(conversation_id=conversation.id)
     if before_id:
         query = query.filter(id__lt=before_id)
-    newest_first = await query.order_by("-id").limit(limit + 1).prefetch_related("sent_by", "case")
+    newest_first = await query.order_by("-id").limit(limit + 1).prefetch_related(*MESSAGE_VIEW_RELATIONS)
     has_older = len(newest_first) > limit
     return list(reversed(newest_first[:limit])), has_older
 

@@ -49,6 +49,14 @@ async def visible_phone_numbers(staff: Staff) -> list[str] | None:
     return await assigned_phone_numbers(staff)
 
 
+async def visible_case_ids(staff: Staff) -> set[int] | None:
+    """Cases the reader may see (every case of their clients); None means every case."""
+    if staff.sees_everything:
+        return None
+    client_ids = await assigned_client_ids(staff)
+    return set(await Case.filter(client_id__in=client_ids).values_list("id", flat=True)) if client_ids else set()
+
+
 async def can_see_client(staff: Staff, client_id: int) -> bool:
     return staff.sees_everything or client_id in await assigned_client_ids(staff)
 
