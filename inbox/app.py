@@ -23,7 +23,7 @@ from inbox import db
 from inbox.events import Bus
 from inbox.live import LiveHub
 from inbox.models import Organisation
-from inbox.routes import api, auth, directory, events, inbox, phone, webhooks
+from inbox.routes import admin, alerts, api, auth, directory, events, inbox, media, messages, phone, webhooks
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import Outbox
@@ -81,7 +81,13 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
         app.state.provider = chosen
         app.state.channel = await ensure_channel(chosen.info)
         app.state.bus = bus
-        app.state.outbox = Outbox(provider=chosen, bus=bus, public_url=settings.public_url)
+        app.state.outbox = Outbox(
+            provider=chosen,
+            bus=bus,
+            public_url=settings.public_url,
+            media_dir=settings.media_dir,
+            media_key=str(settings.secret_key),
+        )
         app.state.hub = LiveHub(bus)
         await app.state.hub.start()
         worker = asyncio.create_task(run_worker(app.state.outbox)) if settings.run_worker else None
@@ -102,8 +108,12 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
         *auth.routes,
         *inbox.routes,
         *directory.routes,
+        *messages.routes,
+        *admin.routes,
+        *alerts.routes,
         *events.routes,
         *webhooks.routes,
+        *media.routes,
         *(phone.routes if settings.development and settings.uses_simulator else []),
         Mount("/api/v1", routes=api.routes),
         Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),

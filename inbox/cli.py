@@ -144,7 +144,14 @@ async def worker(settings: Settings, _: Any) -> None:
         await bus.connect()
         print("Outbox worker running; Ctrl-C stops it.")
         try:
-            await run_worker(Outbox(provider=provider, bus=bus, public_url=settings.public_url))
+            outbox = Outbox(
+                provider=provider,
+                bus=bus,
+                public_url=settings.public_url,
+                media_dir=settings.media_dir,
+                media_key=str(settings.secret_key),
+            )
+            await run_worker(outbox)
         finally:
             await bus.disconnect()
             await provider.close()

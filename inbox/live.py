@@ -1,8 +1,9 @@
 """Live updates: one bus subscription per process fans events out to every open tab.
 
 Work is done per event, not per tab: the rows are loaded once, the audience is computed once,
-and each distinct view (the bubble; a conversation row per unread count) is rendered once and
-shared by every tab that may see it. Tabs that may not see an event are never sent it.
+and each distinct view (the bubble; a conversation row per unread count; an alert row; a badge
+per count) is rendered once and shared by every tab that may see it. Tabs that may not see an
+event are never sent it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from inbox.events import (
+    AlertDismissed,
+    AlertRaised,
     Bus,
     ConversationRead,
     Event,
     Lagged,
+    MediaChanged,
+    MessageLinksChanged,
     MessageReceived,
     MessageSent,
     MessageStatusChanged,
@@ -25,7 +30,7 @@ from inbox.events import (
     describe,
 )
 from inbox.models import ClientPhone, Conversation, Message, Role
-from inbox.services import visibility
+from inbox.services import alerts, visibility
 from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
 from inbox.web import templates
 
@@ -139,6 +144,10 @@ class LiveHub:
             return
         if isinstance(event, (MessageReceived, MessageSent, MessageStatusChanged)):
             await self._deliver_message_event(event)
+        elif isinstance(event, (MessageLinksChanged, MediaChanged)):
+            await self._deliver_bubble(event)
+        elif isinstance(event, (AlertRaised, AlertDismissed)):
+            await self._deliver_alert(event)
         elif isinstance(event, ConversationRead):
             await self._deliver_read(event)
         elif isinstance(event, SessionEnded):
@@ -165,6 +174,66 @@ class LiveHub:
             if view not in bubbles:
                 bubbles[view] = render_fragment(template, message=message, visible_cases=view)
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
+
+    async def _deliver_bubble(self, event: MessageLinksChanged | MediaChanged) -> None:
+        """A text's cases or attachments changed: its whole bubble again, per view of its cases."""
+        message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
+        if message is None:
+            return
+        audience = await self._audience(message.conversation.phone)
+        bubbles: dict[frozenset[int] | None, str] = {}
+        json_data = json.dumps(describe(event))
+        for tab in audience.tabs:
+            if tab.kind == "json":
+                self._push(tab, Delivery(event.name, json_data))
+                continue
+            view = visible_links(message, audience.readable_clients(tab))
+            if view not in bubbles:
+                bubbles[view] = render_fragment("oob/message_bubble.html", message=message, visible_cases=view)
+            self._push(tab, Delivery("update", bubbles[view]))
+
+    async def _deliver_alert(self, event: AlertRaised | AlertDismissed) -> None:
+        """An alert reaches whom it is addressed to (while they may see its case), and supervisors
+        and admins; no one else — not even other advocates on the case.
+
+        The fragments follow the alert as it is now, not the event: a row for an open alert, none
+        for a dismissed one, so a raise and a quick dismissal can arrive in any order.
+        """
+        alert = await alerts.alert_with_view(event.alert_id)
+        if alert is None:
+            return
+        addressed = await alerts.addressees_who_see(alert)
+        tabs = [t for t in self.tabs if t.sees_everything or t.staff_id in addressed]
+        html_tabs = [t for t in tabs if t.kind == "html"]
+        json_data = json.dumps(describe(event))
+        for tab in tabs:
+            if tab.kind == "json":
+                self._push(tab, Delivery(event.name, json_data))
+        if not html_tabs:
+            return
+        row = render_fragment("oob/alert_row.html", alert=alert)
+        office = ""
+        if any(t.sees_everything for t in html_tabs):
+            # The dashboard is the same for every supervisor: the alert's office section, rendered once.
+            sections = await alerts.dashboard(office=alerts.office_key(alert.case.office_id))
+            office = "".join(render_fragment("oob/alert_office.html", section=section) for section in sections)
+        badges = await self._badges(html_tabs)
+        for tab in html_tabs:
+            self._push(tab, Delivery("update", row + (office if tab.sees_everything else "") + badges[tab.staff_id]))
+
+    async def _badges(self, tabs: list[Tab]) -> dict[int, str]:
+        """Each reader's header badge: the counts in one go, one render per distinct count."""
+        counts, total = await alerts.open_alert_counts(
+            [t.staff_id for t in tabs if not t.sees_everything], everything=any(t.sees_everything for t in tabs)
+        )
+        rendered: dict[int, str] = {}
+        by_reader: dict[int, str] = {}
+        for tab in tabs:
+            count = (total if tab.sees_everything else counts.get(tab.staff_id)) or 0
+            if count not in rendered:
+                rendered[count] = render_fragment("oob/alert_badge.html", alert_count=count)
+            by_reader[tab.staff_id] = rendered[count]
+        return by_reader
 
     async def _audience(self, phone: str) -> Audience:
         tabs = list(self.tabs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,27 @@ def local_time(moment: datetime | None) -> Markup:
     return Markup('<time datetime="{}" data-local>{}</time>').format(iso(moment), fallback)
 
 
+def time_ago(moment: datetime | None, now: datetime | None = None) -> Markup:
+    """How long ago, in words ("2 h ago"), in a <time> that carries the exact moment."""
+    if moment is None:
+        return Markup("")
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    if seconds < 60:
+        words = "just now"
+    elif seconds < 3600:
+        words = f"{seconds // 60} min ago"
+    elif seconds < 86400:
+        words = f"{seconds // 3600} h ago"
+    else:
+        words = f"{seconds // 86400} d ago"
+    exact = moment.strftime("%b %d, %H:%M UTC")
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso(moment), exact, words)
+
+
 templates.env.filters["phone"] = for_people
 templates.env.filters["link_reason"] = lambda reason: REASON_WORDS.get(reason, reason)
 templates.env.filters["local_time"] = local_time
+templates.env.filters["time_ago"] = time_ago
 templates.env.globals["status_label"] = status_label
 templates.env.globals["explain_error"] = explain
 

@@ -1,4 +1,4 @@
-"""The outbox worker: sends scheduled texts when their time comes.
+"""The outbox worker: sends scheduled texts when their time comes, and retries attachment downloads.
 
 A row is claimed by a conditional UPDATE (scheduled → queued) before it is sent, so two workers,
 or a worker and a web process, can never send the same text twice — on SQLite and PostgreSQL alike.
@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from inbox.models import Message, MessageStatus, MessageStatusEvent
+from inbox.services.media import fetch_due_media
 from inbox.services.messaging import Outbox, hand_to_provider, now
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,18 @@ async def send_due(outbox: Outbox) -> int:
     return len(claimed)
 
 
+async def fetch_due(outbox: Outbox) -> int:
+    """Attachments whose download failed (or whose process died mid-download), when their retry is due."""
+    return await fetch_due_media(outbox.provider, outbox.media_dir, outbox.bus)
+
+
 async def run_worker(outbox: Outbox, interval: float = 1.0) -> None:
     while True:
-        try:
-            await send_due(outbox)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # keep the outbox running; the failure is in the log
-            log.exception("The outbox worker failed a round")
+        for step in (send_due, fetch_due):
+            try:
+                await step(outbox)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the outbox running; the failure is in the log
+                log.exception("The outbox worker failed a round of %s", step.__name__)
         await asyncio.sleep(interval)

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from starlette.routing import Route
 
-from inbox.models import Direction, MessageStatus, PhoneKind
+from inbox.models import Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes import api
 from inbox.routes.openapi import OPENAPI
 
@@ -115,7 +115,7 @@ def test_only_managers_creations_answer_403() -> None:
 
 
 def test_lists_are_paged() -> None:
-    for path in ("/clients", "/cases", "/assignments"):
+    for path in ("/clients", "/cases", "/assignments", "/cases/{case_id}/notes", "/cases/{case_id}/documents", "/alerts"):
         refs = {p.get("$ref") for p in OPENAPI["paths"][path]["get"]["parameters"]}
         assert {"#/components/parameters/Limit", "#/components/parameters/Before"} <= refs
     limit = OPENAPI["components"]["parameters"]["Limit"]["schema"]
@@ -146,7 +146,15 @@ def test_message_schema_matches_message_json() -> None:
         error_message="The carrier filtered the message.",
         provider_sid="SM00000000000000000000000000000042",
         segments=1,
-        links=[ns(case_id=12), ns(case_id=3), ns(case_id=12)],
+        links=[
+            ns(id=9, case_id=3, reason="client_phone"),
+            ns(id=7, case_id=12, reason="sent_from"),
+            ns(id=8, case_id=12, reason="client_phone"),
+        ],
+        media=[
+            ns(id=5, position=1, status=MediaStatus.PENDING, content_type="application/octet-stream", declared_type="application/pdf", size=0),
+            ns(id=4, position=0, status=MediaStatus.STORED, content_type="image/jpeg", declared_type="image/jpeg", size=48213),
+        ],
         sent_by_id=5,
         send_at=AT,
         created_at=AT,
@@ -160,6 +168,45 @@ def test_message_schema_matches_message_json() -> None:
     assert produced["case_ids"] == [3, 12]
     for step in produced["timeline"]:
         assert_matches("TimelineStep", step)
+    assert produced["links"] == [
+        {"case_id": 12, "reason": "sent_from"},
+        {"case_id": 12, "reason": "client_phone"},
+        {"case_id": 3, "reason": "client_phone"},
+    ]
+    for link in produced["links"]:
+        assert_matches("Link", link)
+    assert [item["id"] for item in produced["media"]] == [4, 5]
+    for item in produced["media"]:
+        assert_matches("MediaItem", item)
+    assert produced["media"][0] == {"id": 4, "content_type": "image/jpeg", "size": 48213, "url": "/api/v1/media/4", "status": "stored"}
+    assert produced["media"][1]["content_type"] == "application/pdf"  # declared, until the file is stored
+
+
+def test_message_json_leaves_out_links_to_cases_the_reader_may_not_see() -> None:
+    message = ns(
+        id=43,
+        conversation_id=7,
+        direction=Direction.INBOUND,
+        from_number="+15551234567",
+        to_number="+15550000000",
+        body="Which courtroom?",
+        status=MessageStatus.RECEIVED,
+        error_code=None,
+        error_message=None,
+        provider_sid="SM00000000000000000000000000000043",
+        segments=1,
+        links=[ns(id=1, case_id=3, reason="client_phone"), ns(id=2, case_id=4, reason="client_phone")],
+        media=[],
+        sent_by_id=None,
+        send_at=None,
+        created_at=AT,
+        timeline=[],
+    )
+    produced = api.message_json(message, {4, 99})  # type: ignore[arg-type]
+    assert produced["case_ids"] == [4]
+    assert produced["links"] == [{"case_id": 4, "reason": "client_phone"}]
+    assert api.message_json(message, set())["links"] == []  # type: ignore[arg-type]
+    assert api.message_json(message, None)["case_ids"] == [3, 4]  # type: ignore[arg-type]
 
 
 def test_message_schema_allows_an_inbound_text_with_nothing_optional() -> None:
@@ -176,6 +223,7 @@ def test_message_schema_allows_an_inbound_text_with_nothing_optional() -> None:
         provider_sid=None,
         segments=1,
         links=[],
+        media=[],
         sent_by_id=None,
         send_at=None,
         created_at=AT,
@@ -186,6 +234,8 @@ def test_message_schema_allows_an_inbound_text_with_nothing_optional() -> None:
 
 def test_enums_match_the_models() -> None:
     assert SCHEMAS["MessageStatus"]["enum"] == [s.value for s in MessageStatus]
+    assert SCHEMAS["LinkReason"]["enum"] == [r.value for r in LinkReason]
+    assert SCHEMAS["MediaStatus"]["enum"] == [m.value for m in MediaStatus]
     assert SCHEMAS["Message"]["properties"]["direction"]["enum"] == [d.value for d in Direction]
     assert SCHEMAS["PhoneKind"]["enum"] == [k.value for k in PhoneKind]
 
@@ -256,3 +306,53 @@ def test_error_schema_matches_error_response() -> None:
         assert set(body) <= set(SCHEMAS["Error"]["properties"])
         assert list(validator.iter_errors(body)) == []
     assert without_fields.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_note_schema_matches_note_json() -> None:
+    note = ns(id=1, case_id=12, message_id=41, author="Maria Lopez (text from (404) 538-7319)", body="Which courtroom?", at=AT)
+    assert_matches("CaseNote", api.note_json(note))  # type: ignore[arg-type]
+    orphan = ns(id=2, case_id=12, message_id=None, author="Alice", body="", at=AT)
+    assert_matches("CaseNote", api.note_json(orphan))  # type: ignore[arg-type]
+
+
+def test_document_schema_matches_document_json() -> None:
+    document = ns(id=4, message_id=41, content_type="image/jpeg", size=48213, filename="photo-41-1.jpg", created_at=AT)
+    produced = api.document_json(document)  # type: ignore[arg-type]
+    assert_matches("Document", produced)
+    assert produced["url"] == "/api/v1/media/4"
+
+
+def test_alert_schema_matches_alert_json() -> None:
+    open_alert = ns(
+        id=1,
+        case_id=12,
+        message_id=41,
+        assignees=[ns(staff=ns(email="b@example.org")), ns(staff=ns(email="a@example.org"))],
+        created_at=AT,
+        dismissed_at=None,
+        dismissed_by_id=None,
+        dismissed_by=None,
+    )
+    produced = api.alert_json(open_alert)  # type: ignore[arg-type]
+    assert_matches("Alert", produced)
+    assert produced["assignee_emails"] == ["a@example.org", "b@example.org"]
+    dismissed = ns(
+        id=2,
+        case_id=12,
+        message_id=41,
+        assignees=[],
+        created_at=AT,
+        dismissed_at=AT,
+        dismissed_by_id=3,
+        dismissed_by=ns(email="supervisor@example.org"),
+    )
+    produced = api.alert_json(dismissed)  # type: ignore[arg-type]
+    assert_matches("Alert", produced)
+    assert produced["dismissed_by"] == "supervisor@example.org"
+
+
+def test_manual_links_and_media_are_documented_with_their_answers() -> None:
+    assert set(OPENAPI["paths"]["/messages/{message_id}/links"]["post"]["responses"]) >= {"201", "404", "422"}
+    assert set(OPENAPI["paths"]["/messages/{message_id}/links/{case_id}"]["delete"]["responses"]) >= {"204", "404"}
+    assert set(OPENAPI["paths"]["/media/{media_id}"]["get"]["responses"]) >= {"200", "404"}
+    assert set(OPENAPI["paths"]["/alerts/{alert_id}/dismiss"]["post"]["responses"]) >= {"200", "404"}

@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Assignment, Case, Client, Message, Staff
+from inbox.models import Alert, Assignment, Case, CaseNote, Client, Media, MediaStatus, Message, Staff
 from inbox.routes.events import open_stream
 from inbox.routes.openapi import OPENAPI
-from inbox.services import directory, messaging, visibility
+from inbox.services import alerts, directory, linking, media, messaging, visibility
 from inbox.services.errors import (
     Forbidden,
     NotFound,
@@ -194,7 +194,31 @@ def assignment_json(assignment: Assignment) -> dict[str, Any]:
     }
 
 
-def message_json(message: Message) -> dict[str, Any]:
+def media_url(media_id: int) -> str:
+    """Where an attachment is fetched, with the same token as the rest of the API."""
+    return f"/api/v1/media/{media_id}"
+
+
+def media_json(item: Media) -> dict[str, Any]:
+    stored = item.status == MediaStatus.STORED
+    return {
+        "id": item.id,
+        # Until the file is stored, only the type the provider declared is known.
+        "content_type": item.content_type if stored else item.declared_type,
+        "size": item.size,
+        "url": media_url(item.id),
+        "status": item.status.value,
+    }
+
+
+def message_json(message: Message, visible_cases: set[int] | None = None) -> dict[str, Any]:
+    """The message as the reader may see it: `visible_cases` None means every case (supervisors, admins);
+    otherwise links to cases outside it (a shared phone filed the text on another client's case) are left out."""
+    links = [
+        link
+        for link in sorted(message.links, key=lambda link: link.id)
+        if visible_cases is None or link.case_id in visible_cases
+    ]
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -207,7 +231,9 @@ def message_json(message: Message) -> dict[str, Any]:
         "error_message": message.error_message,
         "provider_sid": message.provider_sid,
         "segments": message.segments,
-        "case_ids": sorted({link.case_id for link in message.links}),
+        "case_ids": sorted({link.case_id for link in links}),
+        "links": [{"case_id": link.case_id, "reason": str(link.reason)} for link in links],
+        "media": [media_json(item) for item in sorted(message.media, key=lambda m: (m.position, m.id))],
         "sent_by": message.sent_by_id,
         "send_at": iso(message.send_at) or None,
         "created_at": iso(message.created_at),
@@ -215,6 +241,41 @@ def message_json(message: Message) -> dict[str, Any]:
             {"status": step.status.value, "at": iso(step.at), "error_code": step.error_code}
             for step in sorted(message.timeline, key=lambda s: (s.at, s.id))
         ],
+    }
+
+
+def note_json(note: CaseNote) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "case_id": note.case_id,
+        "message_id": note.message_id,
+        "author": note.author,
+        "body": note.body,
+        "at": iso(note.at),
+    }
+
+
+def document_json(item: Media) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "message_id": item.message_id,
+        "content_type": item.content_type,
+        "size": item.size,
+        "filename": item.filename,
+        "url": media_url(item.id),
+        "created_at": iso(item.created_at),
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "case_id": alert.case_id,
+        "message_id": alert.message_id,
+        "assignee_emails": sorted(a.staff.email for a in alert.assignees),
+        "created_at": iso(alert.created_at),
+        "dismissed_at": iso(alert.dismissed_at) or None,
+        "dismissed_by": alert.dismissed_by.email if alert.dismissed_by_id else None,
     }
 
 
@@ -353,6 +414,12 @@ async def get_assignment(request: Request, staff: Staff) -> Response:
 # ---------------------------------------------------------------- messages
 
 
+async def _message_for(staff: Staff, message_id: int) -> Message:
+    message = await messaging.get_message_for(staff, message_id)
+    await message.fetch_related("media")
+    return message
+
+
 @api
 async def send_message(request: Request, staff: Staff) -> Response:
     body = await json_body(request)
@@ -367,19 +434,88 @@ async def send_message(request: Request, staff: Staff) -> Response:
     message = await messaging.send_text(
         request.app.state.outbox, staff, SendRequest(body=text or "", case_id=case_id, client_id=client_id, to=to, send_at=send_at)
     )
-    return JSONResponse(message_json(await messaging.get_message_for(staff, message.id)), status_code=201)
+    visible = await visibility.visible_case_ids(staff)
+    return JSONResponse(message_json(await _message_for(staff, message.id), visible), status_code=201)
 
 
 @api
 async def get_message(request: Request, staff: Staff) -> Response:
-    return JSONResponse(message_json(await messaging.get_message_for(staff, request.path_params["message_id"])))
+    message = await _message_for(staff, request.path_params["message_id"])
+    return JSONResponse(message_json(message, await visibility.visible_case_ids(staff)))
+
+
+@api
+async def add_message_link(request: Request, staff: Staff) -> Response:
+    body = await json_body(request)
+    errors: dict[str, str] = {}
+    case_id = int_field(body, "case_id", errors, required=True)
+    require(errors)
+    message_id = request.path_params["message_id"]
+    await linking.add_link(request.app.state.bus, staff, message_id, case_id or 0)
+    message = await _message_for(staff, message_id)
+    return JSONResponse(message_json(message, await visibility.visible_case_ids(staff)), status_code=201)
+
+
+@api
+async def remove_message_link(request: Request, staff: Staff) -> Response:
+    await linking.remove_link(request.app.state.bus, staff, request.path_params["message_id"], request.path_params["case_id"])
+    return Response(status_code=204)
 
 
 @api
 async def case_transcript(request: Request, staff: Staff) -> Response:
     case = await _visible_case(staff, request.path_params["case_id"])
-    messages = await Message.filter(links__case_id=case.id).distinct().order_by("id").prefetch_related("timeline", "links")
-    return JSONResponse({"case_id": case.id, "messages": [message_json(m) for m in messages]})
+    messages = await Message.filter(links__case_id=case.id).distinct().order_by("id").prefetch_related("timeline", "links", "media")
+    visible = await visibility.visible_case_ids(staff)
+    return JSONResponse({"case_id": case.id, "messages": [message_json(m, visible) for m in messages]})
+
+
+@api
+async def case_notes(request: Request, staff: Staff) -> Response:
+    limit, before = paging(request)
+    case = await _visible_case(staff, request.path_params["case_id"])
+    query = CaseNote.filter(case_id=case.id)
+    if before:
+        query = query.filter(id__lt=before)
+    notes = await query.order_by("-id").limit(limit)
+    return JSONResponse([note_json(note) for note in notes])
+
+
+@api
+async def case_documents(request: Request, staff: Staff) -> Response:
+    limit, before = paging(request)
+    case = await _visible_case(staff, request.path_params["case_id"])
+    documents = sorted(await media.documents_of_case(case.id), key=lambda item: item.id, reverse=True)
+    page = [item for item in documents if before is None or item.id < before][:limit]
+    return JSONResponse([document_json(item) for item in page])
+
+
+@api
+async def get_media(request: Request, staff: Staff) -> Response:
+    from inbox.routes.media import file_response  # the attachments module serves the bytes, one way for pages and API
+
+    item = await media.visible_media(staff, request.path_params["media_id"])
+    return await file_response(item, request.app.state.settings)
+
+
+# ---------------------------------------------------------------- alerts
+
+
+async def _alert_with_people(alert_id: int) -> Alert:
+    return await Alert.get(id=alert_id).prefetch_related("assignees__staff", "dismissed_by")
+
+
+@api
+async def list_alerts(request: Request, staff: Staff) -> Response:
+    limit, before = paging(request)
+    rows = await alerts.alerts_for(staff, limit=limit, before=before, newest_first=True)
+    return JSONResponse([alert_json(alert) for alert in rows])
+
+
+@api
+async def dismiss_alert(request: Request, staff: Staff) -> Response:
+    alert = await alerts.dismiss(request.app.state.bus, staff, request.path_params["alert_id"])
+    return JSONResponse(alert_json(await _alert_with_people(alert.id)))
 
 
 @api
@@ -403,11 +539,18 @@ routes = [
     Route("/cases", list_cases, methods=["GET"]),
     Route("/cases/{case_id:int}", get_case, methods=["GET"]),
     Route("/cases/{case_id:int}/transcript", case_transcript, methods=["GET"]),
+    Route("/cases/{case_id:int}/notes", case_notes, methods=["GET"]),
+    Route("/cases/{case_id:int}/documents", case_documents, methods=["GET"]),
     Route("/assignments", create_assignment, methods=["POST"]),
     Route("/assignments", list_assignments, methods=["GET"]),
     Route("/assignments/{assignment_id:int}", get_assignment, methods=["GET"]),
     Route("/messages", send_message, methods=["POST"]),
     Route("/messages/{message_id:int}", get_message, methods=["GET"]),
+    Route("/messages/{message_id:int}/links", add_message_link, methods=["POST"]),
+    Route("/messages/{message_id:int}/links/{case_id:int}", remove_message_link, methods=["DELETE"]),
+    Route("/media/{media_id:int}", get_media, methods=["GET"]),
+    Route("/alerts", list_alerts, methods=["GET"]),
+    Route("/alerts/{alert_id:int}/dismiss", dismiss_alert, methods=["POST"]),
     Route("/events", events, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/{rest:path}", not_found),

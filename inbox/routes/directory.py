@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Case, Client, Message
-from inbox.services import directory, messaging, visibility
+from inbox.models import Case, CaseNote, Client, Message
+from inbox.services import directory, media, messaging, visibility
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, render, require_staff
@@ -53,7 +53,9 @@ async def _visible_case(request: Request) -> Case:
 async def case_page(request: Request) -> Response:
     case = await _visible_case(request)
     log = await Message.filter(links__case_id=case.id).distinct().order_by("-id").limit(100).prefetch_related("sent_by")
-    return render(request, "cases/detail.html", {"case": case, "sms_log": log})
+    notes = await CaseNote.filter(case_id=case.id).order_by("-at", "-id").limit(100).prefetch_related("message__media")
+    documents = await media.documents_of_case(case.id)
+    return render(request, "cases/detail.html", {"case": case, "sms_log": log, "notes": notes, "documents": documents})
 
 
 async def _text_form(request: Request, case: Case, body: str = "", to: str = "", error: str | None = None, status_code: int = 200) -> Response:

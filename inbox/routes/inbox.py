@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.services import conversations as convo
-from inbox.services import messaging, visibility
-from inbox.services.errors import ServiceError
+from inbox.services import linking, media, messaging, visibility
+from inbox.services.errors import ServiceError, ValidationFailed
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, is_htmx, render, require_staff
 
@@ -88,14 +89,32 @@ async def send_from_thread(request: Request) -> Response:
     body = str(form.get("body", ""))
     case_id = _int_or_none(form.get("case_id"))
     try:
-        await messaging.send_text(
-            request.app.state.outbox, staff, SendRequest(body=body, conversation_id=conversation_id, case_id=case_id)
-        )
+        attachments = await _attachments_of(form)
+        request_ = SendRequest(body=body, conversation_id=conversation_id, case_id=case_id, attachments=attachments)
+        await messaging.send_text(request.app.state.outbox, staff, request_)
     except ServiceError as exc:
-        context = await _thread_context(request, conversation_id, body=body, error=exc.fields.get("body") or exc.message)
+        error = exc.fields.get("body") or exc.fields.get("attachment") or exc.message
+        context = await _thread_context(request, conversation_id, body=body, error=error)
         return _composer_or_page(request, context, status_code=exc.status)
     context = await _thread_context(request, conversation_id)
     return _composer_or_page(request, context)
+
+
+async def _attachments_of(form: FormData) -> tuple[media.Attachment, ...]:
+    """The composer's file, if one was chosen; read no further than the limit allows."""
+    upload = form.get("attachment")
+    if not isinstance(upload, UploadFile):
+        return ()
+    try:
+        content = await upload.read(media.MAX_MEDIA_BYTES + 1)
+    finally:
+        await upload.close()
+    if not content and not upload.filename:  # the file input was left empty
+        return ()
+    if len(content) > media.MAX_MEDIA_BYTES:
+        message = f"Attachments are limited to {media.MAX_MEDIA_BYTES // (1024 * 1024)} MB; choose a smaller file."
+        raise ValidationFailed(message, {"attachment": message})
+    return (media.Attachment(content=content, filename=upload.filename or ""),)
 
 
 def _composer_or_page(request: Request, thread: dict[str, object], status_code: int = 200) -> Response:
@@ -117,6 +136,24 @@ async def mark_read(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def link_to_case(request: Request) -> Response:
+    """An unmatched number joins the client of the case named; its past texts are filed on the case."""
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    conversation_id = request.path_params["conversation_id"]
+    case_number = str(form.get("case_number", ""))
+    try:
+        await linking.link_unmatched(request.app.state.bus, staff, conversation_id, case_number)
+    except ServiceError as exc:
+        context = await _thread_context(request, conversation_id)
+        context["link_error"] = exc.fields.get("case_number") or exc.message
+        context["case_number"] = case_number
+        return render(
+            request, "inbox/index.html", {"rows": [], "filter": "all", "q": "", "thread": context}, status_code=exc.status
+        )
+    return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
+
+
 def _int_or_none(value: object) -> int | None:
     try:
         return int(str(value)) if value not in (None, "") else None
@@ -132,4 +169,5 @@ routes = [
     Route("/conversations/{conversation_id:int}/older", older_messages),
     Route("/conversations/{conversation_id:int}/messages", send_from_thread, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/read", mark_read, methods=["POST"]),
+    Route("/conversations/{conversation_id:int}/link", link_to_case, methods=["POST"]),
 ]

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document served at /api/v1/openapi.json.
 
 Written by hand as plain literals so a reader can check it against inbox/routes/api.py line by
-line. Schemas mirror client_json, case_json, assignment_json and message_json exactly, and
-tests/test_openapi_document.py keeps the two from drifting apart. Field names are a contract
+line. Schemas mirror client_json, case_json, assignment_json, message_json (with media_json),
+note_json, document_json and alert_json exactly, and tests/test_openapi_document.py keeps the two
+from drifting apart. Field names are a contract
 (PRODUCT.md, "The contract"): extend them, never rename them.
 """
 
@@ -37,7 +38,9 @@ OPENAPI: dict[str, Any] = {
     "security": [{"bearerAuth": []}],
     "tags": [
         {"name": "directory", "description": "Clients, cases and assignments, usually pushed in by a case management system."},
-        {"name": "messages", "description": "Sending texts and reading them back."},
+        {"name": "messages", "description": "Sending texts, reading them back, and filing them on cases."},
+        {"name": "cases", "description": "What a case holds: the notes its texts made and the documents they brought."},
+        {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
         {"name": "events", "description": "Live updates as server-sent events."},
         {"name": "meta", "description": "This document."},
     ],
@@ -182,6 +185,64 @@ OPENAPI: dict[str, Any] = {
                 },
             },
         },
+        "/cases/{case_id}/notes": {
+            "parameters": [{"$ref": "#/components/parameters/CaseId"}],
+            "get": {
+                "tags": ["cases"],
+                "operationId": "listCaseNotes",
+                "summary": "The case notes texts made on a case",
+                "description": (
+                    "Each text filed on a case makes one note there (however many rules filed it): "
+                    "who sent it, what it said and when. Taking the text off the case removes its note."
+                ),
+                "parameters": [
+                    {"$ref": "#/components/parameters/Limit"},
+                    {"$ref": "#/components/parameters/Before"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A page of notes, newest first.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/CaseNote"}}
+                            }
+                        },
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "422": {"$ref": "#/components/responses/BadPaging"},
+                },
+            },
+        },
+        "/cases/{case_id}/documents": {
+            "parameters": [{"$ref": "#/components/parameters/CaseId"}],
+            "get": {
+                "tags": ["cases"],
+                "operationId": "listCaseDocuments",
+                "summary": "The attachments (MMS) of texts filed on a case",
+                "description": (
+                    "Every stored attachment of every text filed on the case. Attachments still "
+                    "being fetched, refused or failed are not documents; see the message's `media`."
+                ),
+                "parameters": [
+                    {"$ref": "#/components/parameters/Limit"},
+                    {"$ref": "#/components/parameters/Before"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A page of documents, newest first.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Document"}}
+                            }
+                        },
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "422": {"$ref": "#/components/responses/BadPaging"},
+                },
+            },
+        },
         "/assignments": {
             "get": {
                 "tags": ["directory"],
@@ -284,17 +345,133 @@ OPENAPI: dict[str, Any] = {
             },
         },
         "/messages/{message_id}": {
-            "parameters": [
-                {"name": "message_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
-            ],
+            "parameters": [{"$ref": "#/components/parameters/MessageId"}],
             "get": {
                 "tags": ["messages"],
                 "operationId": "getMessage",
-                "summary": "Get one text with its status timeline",
+                "summary": "Get one text with its status timeline, links and attachments",
                 "responses": {
                     "200": {
                         "description": "The message.",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                },
+            },
+        },
+        "/messages/{message_id}/links": {
+            "parameters": [{"$ref": "#/components/parameters/MessageId"}],
+            "post": {
+                "tags": ["messages"],
+                "operationId": "linkMessageToCase",
+                "summary": "File a text on a case by hand",
+                "description": (
+                    "Adds a link with reason `manual` and, if the text was not yet on the case, its case "
+                    "note. Filing it again is harmless. The caller must be able to see both the text and "
+                    "the case (else 404). A `message.links` event tells open tabs."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LinkInput"}}},
+                },
+                "responses": {
+                    "201": {
+                        "description": "The message with its links.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "422": {"$ref": "#/components/responses/Unprocessable"},
+                },
+            },
+        },
+        "/messages/{message_id}/links/{case_id}": {
+            "parameters": [{"$ref": "#/components/parameters/MessageId"}, {"$ref": "#/components/parameters/CaseId"}],
+            "delete": {
+                "tags": ["messages"],
+                "operationId": "unlinkMessageFromCase",
+                "summary": "Take a text off a case",
+                "description": (
+                    "Removes every link of the text to the case, whatever rule made it, and the case "
+                    "note it made. 404 when the text is not filed on that case, or the caller may not "
+                    "see the text or the case. A `message.links` event tells open tabs."
+                ),
+                "responses": {
+                    "204": {"description": "Taken off the case."},
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                },
+            },
+        },
+        "/media/{media_id}": {
+            "parameters": [
+                {"name": "media_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+            ],
+            "get": {
+                "tags": ["messages"],
+                "operationId": "getMedia",
+                "summary": "Download an attachment",
+                "description": (
+                    "The stored file of an attachment (the `url` of a message's `media` item or of a "
+                    "document), for callers who may see its text's conversation or a case the text is "
+                    "filed on. Attachments not stored (pending, refused, failed) answer 404."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "The file, with its content type.",
+                        "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                },
+            },
+        },
+        "/alerts": {
+            "get": {
+                "tags": ["alerts"],
+                "operationId": "listAlerts",
+                "summary": "Open alerts for the caller",
+                "description": (
+                    "Advocates: open alerts addressed to them under the alert policy in force when the "
+                    "text arrived (the case's primary assignee, or every current assignee), on cases they "
+                    "may still see. Supervisors and admins: every open alert."
+                ),
+                "parameters": [
+                    {"$ref": "#/components/parameters/Limit"},
+                    {"$ref": "#/components/parameters/Before"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A page of open alerts, newest first.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}}
+                            }
+                        },
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "422": {"$ref": "#/components/responses/BadPaging"},
+                },
+            },
+        },
+        "/alerts/{alert_id}/dismiss": {
+            "parameters": [
+                {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+            ],
+            "post": {
+                "tags": ["alerts"],
+                "operationId": "dismissAlert",
+                "summary": "Dismiss an alert, for everyone",
+                "description": (
+                    "One person dismissing an alert dismisses it for everyone it was addressed to. "
+                    "Dismissing it again is harmless and keeps the first dismissal. Needs no body. "
+                    "Alerts on cases the caller may not see answer 404."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "The alert, with `dismissed_at` and `dismissed_by`.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}},
                     },
                     "401": {"$ref": "#/components/responses/Unauthorized"},
                     "404": {"$ref": "#/components/responses/NotFound"},
@@ -323,7 +500,8 @@ OPENAPI: dict[str, Any] = {
                     "are sent every 15 seconds to keep the connection open. The server ends the "
                     "stream when the reader falls behind or the server stops: reconnect and "
                     "re-fetch what you show. More types may be added later (e.g. `consent.changed`, "
-                    "`alert.raised`, `alert.dismissed`); ignore types you do not know."
+                    "`alert.raised`, `alert.dismissed`, `message.links`, `message.media`); ignore types "
+                    "you do not know."
                 ),
                 "responses": {
                     "200": {
@@ -395,6 +573,12 @@ OPENAPI: dict[str, Any] = {
             },
             "CaseId": {
                 "name": "case_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 0},
+            },
+            "MessageId": {
+                "name": "message_id",
                 "in": "path",
                 "required": True,
                 "schema": {"type": "integer", "minimum": 0},
@@ -605,6 +789,8 @@ OPENAPI: dict[str, Any] = {
                     "provider_sid",
                     "segments",
                     "case_ids",
+                    "links",
+                    "media",
                     "sent_by",
                     "send_at",
                     "created_at",
@@ -634,7 +820,21 @@ OPENAPI: dict[str, Any] = {
                     "case_ids": {
                         "type": "array",
                         "items": {"type": "integer"},
-                        "description": "Cases the text is filed on, ascending.",
+                        "description": "Cases the text is filed on that the caller may see, ascending.",
+                    },
+                    "links": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Link"},
+                        "description": (
+                            "Why the text is on each case: one entry per case and rule, in the order they were "
+                            "made. Links to cases the caller may not see (a phone shared with another client) "
+                            "are left out."
+                        ),
+                    },
+                    "media": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/MediaItem"},
+                        "description": "The text's attachments (MMS), in the order they came.",
                     },
                     "sent_by": {"type": ["integer", "null"], "description": "The sending staff member's id; null for inbound texts."},
                     "send_at": {
@@ -647,6 +847,117 @@ OPENAPI: dict[str, Any] = {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/TimelineStep"},
                         "description": "Every status the text has had, oldest first.",
+                    },
+                },
+            },
+            "LinkReason": {
+                "type": "string",
+                "enum": ["sent_from", "texted_before", "client_phone", "best_guess", "manual"],
+                "description": (
+                    "`sent_from`: the case the last text to the number was sent from (and, for a text "
+                    "staff sent, the case it was sent from); `texted_before`: another case that has "
+                    "texted the number; `client_phone`: the number is in a phone field of the case's "
+                    "client; `best_guess`: the single case the best-guess policy chose; `manual`: filed "
+                    "by hand."
+                ),
+            },
+            "Link": {
+                "type": "object",
+                "required": ["case_id", "reason"],
+                "properties": {
+                    "case_id": {"type": "integer"},
+                    "reason": {"$ref": "#/components/schemas/LinkReason"},
+                },
+            },
+            "LinkInput": {
+                "type": "object",
+                "required": ["case_id"],
+                "properties": {"case_id": {"type": "integer", "description": "A case the caller may see."}},
+            },
+            "MediaStatus": {
+                "type": "string",
+                "enum": ["pending", "stored", "failed", "refused"],
+                "description": (
+                    "`pending`: still being fetched from the provider; `stored`: ready at `url`; "
+                    "`failed`: fetching failed every time it was tried; `refused`: over the limits "
+                    "(more than 10 items, or over 5 MB)."
+                ),
+            },
+            "MediaItem": {
+                "type": "object",
+                "required": ["id", "content_type", "size", "url", "status"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "content_type": {
+                        "type": "string",
+                        "description": "The stored file's type; before it is stored, the type the provider declared.",
+                    },
+                    "size": {"type": "integer", "description": "Bytes; 0 until stored. At most 5 MB."},
+                    "url": {
+                        "type": "string",
+                        "description": "`/api/v1/media/{id}`: fetch it with the same token. Answers 404 until `status` is `stored`.",
+                    },
+                    "status": {"$ref": "#/components/schemas/MediaStatus"},
+                },
+            },
+            "Document": {
+                "type": "object",
+                "required": ["id", "message_id", "content_type", "size", "filename", "url", "created_at"],
+                "properties": {
+                    "id": {"type": "integer", "description": "The attachment's id (as in a message's `media`)."},
+                    "message_id": {"type": "integer", "description": "The text it came with."},
+                    "content_type": {"type": "string"},
+                    "size": {"type": "integer", "description": "Bytes."},
+                    "filename": {"type": "string", "description": "A name of our making, e.g. `photo-41-1.jpg`."},
+                    "url": {"type": "string", "description": "`/api/v1/media/{id}`: fetch it with the same token."},
+                    "created_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "CaseNote": {
+                "type": "object",
+                "required": ["id", "case_id", "message_id", "author", "body", "at"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "case_id": {"type": "integer"},
+                    "message_id": {"type": ["integer", "null"], "description": "The text that made the note."},
+                    "author": {
+                        "type": "string",
+                        "description": "Who wrote the text, e.g. `Maria Lopez (text from (404) 538-7319)`.",
+                    },
+                    "body": {"type": "string", "description": "What the text said."},
+                    "at": {"type": "string", "format": "date-time", "description": "When the text was sent or received."},
+                },
+            },
+            "Alert": {
+                "type": "object",
+                "required": [
+                    "id",
+                    "case_id",
+                    "message_id",
+                    "assignee_emails",
+                    "created_at",
+                    "dismissed_at",
+                    "dismissed_by",
+                ],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "case_id": {"type": "integer"},
+                    "message_id": {"type": "integer", "description": "The inbound text waiting for an answer."},
+                    "assignee_emails": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "email"},
+                        "description": "Whom it was addressed to when the text arrived (may be empty).",
+                    },
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "dismissed_at": {
+                        "type": ["string", "null"],
+                        "format": "date-time",
+                        "description": "Null while open.",
+                    },
+                    "dismissed_by": {
+                        "type": ["string", "null"],
+                        "format": "email",
+                        "description": "The email of whoever dismissed it (or answered the client); null while open.",
                     },
                 },
             },

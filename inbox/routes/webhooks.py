@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from inbox.services import messaging
+from inbox.services import media, messaging
 from inbox.sms.base import parse_inbound, parse_status
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,14 @@ async def inbound_message(request: Request) -> Response:
     payload = await messaging.store_webhook(
         "message", params, request.headers.get("I-Twilio-Idempotency-Token")
     )
-    await messaging.record_inbound(request.app.state.bus, parse_inbound(params), payload)
-    return Response(EMPTY_TWIML, media_type="text/xml")
+    text = parse_inbound(params)
+    message = await messaging.record_inbound(request.app.state.bus, text, payload)
+    # Attachments are downloaded after the answer: Twilio gives the webhook 15 seconds, not the downloads.
+    fetch = None
+    if message is not None and text.media:
+        state = request.app.state
+        fetch = BackgroundTask(media.fetch_pending_for_message, state.provider, state.settings.media_dir, state.bus, message.id)
+    return Response(EMPTY_TWIML, media_type="text/xml", background=fetch)
 
 
 async def status_callback(request: Request) -> Response:

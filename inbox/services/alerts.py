@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from inbox.events import AlertDismissed, AlertRaised, Bus, Event
-from inbox.models import Alert, AlertAssignee, AlertPolicy, Assignment, Case, Message, Organisation, Staff
+from inbox.models import Alert, AlertAssignee, AlertPolicy, Assignment, Case, Message, Office, Organisation, Staff
 from inbox.services import visibility
 from inbox.services.errors import NotFound
 
@@ -46,25 +49,35 @@ def open_alerts_for(staff: Staff) -> Q:
     return Q(dismissed_at=None, assignees__staff_id=staff.id)
 
 
-async def alerts_for(staff: Staff, limit: int = 200, before: int | None = None) -> list[Alert]:
+async def _open_alerts_query(staff: Staff) -> QuerySet[Alert]:
+    """Open alerts addressed to the person, on cases they may still see (an ended assignment hides them)."""
     query = Alert.filter(open_alerts_for(staff)).distinct()
+    visible = await visibility.visible_case_ids(staff)
+    if visible is not None:
+        query = query.filter(case_id__in=list(visible))
+    return query
+
+
+async def alerts_for(staff: Staff, limit: int = 200, before: int | None = None, newest_first: bool = False) -> list[Alert]:
+    """Oldest first (the dashboard's order), or newest first (the API's); `before` pages by id."""
+    query = await _open_alerts_query(staff)
     if before:
         query = query.filter(id__lt=before)
-    return await query.order_by("created_at", "id").limit(limit).prefetch_related(
+    order = ("-id",) if newest_first else ("created_at", "id")
+    return await query.order_by(*order).limit(limit).prefetch_related(
         "case__office", "case__client", "message", "assignees__staff"
     )
 
 
 async def open_alert_count(staff: Staff) -> int:
-    return await Alert.filter(open_alerts_for(staff)).distinct().count()
+    return await (await _open_alerts_query(staff)).count()
 
 
 async def visible_alert(staff: Staff, alert_id: int) -> Alert:
     alert = await Alert.get_or_none(id=alert_id).prefetch_related("case", "assignees")
-    if alert is None:
-        raise NotFound("No alert has this id.")
-    addressed = any(a.staff_id == staff.id for a in alert.assignees)
-    if not (staff.sees_everything or addressed or await visibility.can_see_case(staff, alert.case)):
+    # Whoever may see the case may see (and dismiss) its alerts; being addressed once is not enough
+    # after the assignment has ended.
+    if alert is None or not await visibility.can_see_case(staff, alert.case):
         raise NotFound("No alert has this id.")
     return alert
 
@@ -99,3 +112,109 @@ async def dismiss_on_reply(conversation_id: int, staff: Staff) -> list[Event]:
 
 async def case_of(alert: Alert) -> Case:
     return await Case.get(id=alert.case_id)
+
+
+# ---------------------------------------------------------------- live counts and the supervisors' dashboard
+
+# What an alert row shows: client, case, office, the text, whom it is addressed to.
+ALERT_VIEW_RELATIONS = ("case__office", "case__client", "message", "assignees__staff")
+
+
+async def alert_with_view(alert_id: int) -> Alert | None:
+    """One alert, open or not, with what its row shows and whom it is addressed to."""
+    return await Alert.get_or_none(id=alert_id).prefetch_related(*ALERT_VIEW_RELATIONS)
+
+
+async def addressees_who_see(alert: Alert) -> set[int]:
+    """Whom the alert is addressed to, less anyone no longer on a case of its client (one query)."""
+    addressed = [assignee.staff_id for assignee in alert.assignees]
+    if not addressed:
+        return set()
+    current = Assignment.filter(
+        visibility.current_assignments(), staff_id__in=addressed, case__client_id=alert.case.client_id
+    )
+    return set(await current.values_list("staff_id", flat=True))
+
+
+async def open_alert_counts(addressed: Iterable[int], everything: bool) -> tuple[dict[int, int], int | None]:
+    """open_alert_count for many readers at once, in a fixed number of queries however many there are.
+
+    For each of `addressed`: the open alerts addressed to them on cases they may still see (one query
+    for the alerts, one for their current assignments). With `everything`: how many alerts are open
+    at all, which is every supervisor's and admin's count.
+    """
+    staff_ids = sorted(set(addressed))
+    counts = dict.fromkeys(staff_ids, 0)
+    if staff_ids:
+        waiting = await AlertAssignee.filter(alert__dismissed_at=None, staff_id__in=staff_ids).values_list(
+            "staff_id", "alert__case__client_id"
+        )
+        current = await Assignment.filter(visibility.current_assignments(), staff_id__in=staff_ids).values_list(
+            "staff_id", "case__client_id"
+        )
+        clients: dict[int, set[int]] = {}
+        for staff_id, client_id in current:
+            clients.setdefault(staff_id, set()).add(client_id)
+        for staff_id, client_id in waiting:
+            if client_id in clients.get(staff_id, ()):
+                counts[staff_id] += 1
+    total = await Alert.filter(dismissed_at=None).count() if everything else None
+    return counts, total
+
+
+NO_OFFICE = "none"
+UNASSIGNED = "unassigned"
+
+
+def office_key(office_id: int | None) -> str:
+    return NO_OFFICE if office_id is None else str(office_id)
+
+
+@dataclass(frozen=True)
+class AssigneeGroup:
+    """Open alerts addressed to the same people (or to no one), oldest first."""
+
+    key: str  # UNASSIGNED, or the staff ids joined by "-"
+    label: str
+    alerts: list[Alert]
+
+
+@dataclass(frozen=True)
+class OfficeAlerts:
+    """One office's open alerts, grouped by assignee; the group with the oldest alert first."""
+
+    key: str  # the office id, or NO_OFFICE for cases without one
+    name: str
+    groups: list[AssigneeGroup]
+
+    @property
+    def count(self) -> int:
+        return sum(len(group.alerts) for group in self.groups)
+
+
+async def dashboard(office: str | None = None) -> list[OfficeAlerts]:
+    """Every open alert by the case's office and then by assignee, oldest unanswered first.
+
+    Every office has a section, with or without alerts, so a live update always has a place to
+    land; `office` (an office key) limits the answer to that one section.
+    """
+    offices = [(office_key(o.id), o.name) for o in await Office.all().order_by("name", "id")]
+    offices.append((NO_OFFICE, "No office"))
+    if office is not None:
+        offices = [(key, name) for key, name in offices if key == office]
+    query = Alert.filter(dismissed_at=None)
+    if office == NO_OFFICE:
+        query = query.filter(case__office_id__isnull=True)
+    elif office is not None:
+        query = query.filter(case__office_id=int(office))
+    found = await query.order_by("created_at", "id").prefetch_related(*ALERT_VIEW_RELATIONS)
+    by_office: dict[str, dict[str, AssigneeGroup]] = {key: {} for key, _ in offices}
+    for alert in found:
+        groups = by_office.get(office_key(alert.case.office_id))
+        if groups is None:  # an office created after the list of offices was read
+            continue
+        people = sorted((a.staff for a in alert.assignees), key=lambda s: (s.name.casefold(), s.id))
+        key = "-".join(str(s.id) for s in sorted(people, key=lambda s: s.id)) or UNASSIGNED
+        label = ", ".join(s.name for s in people) or "Unassigned"
+        groups.setdefault(key, AssigneeGroup(key, label, [])).alerts.append(alert)
+    return [OfficeAlerts(key, name, list(by_office[key].values())) for key, name in offices]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
+from inbox.events import Bus, MessageLinksChanged
 from inbox.models import (
     Case,
     CaseNote,
@@ -17,11 +18,13 @@ from inbox.models import (
     LinkReason,
     Message,
     MessageLink,
+    MessageStatus,
     Organisation,
     PhoneKind,
     Staff,
 )
 from inbox.phones import for_people
+from inbox.services import visibility
 from inbox.services.errors import NotFound, require
 
 REASON_WORDS: dict[str, str] = {
@@ -60,10 +63,11 @@ async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoi
 
 
 async def _cases_that_texted(number: str) -> list[int]:
-    """Cases that sent texts to this number, the most recent sender first."""
-    rows = await Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True).order_by(
-        "-id"
-    ).values_list("case_id", flat=True)
+    """Cases that sent texts to this number, the most recent sender first. A text still waiting for its
+    time (scheduled) or stopped before it left (canceled) was not sent."""
+    rows = await Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True).exclude(
+        status__in=[MessageStatus.SCHEDULED, MessageStatus.CANCELED]
+    ).order_by("-id").values_list("case_id", flat=True)
     return list(dict.fromkeys(rows))
 
 
@@ -139,3 +143,56 @@ async def linked_message(message_id: int) -> Message:
     if message is None:
         raise NotFound("No message has this id.")
     return message
+
+
+# ---------------------------------------------------------------- by hand, with events
+
+
+async def _visible_message_and_case(staff: Staff, message_id: int, case_id: int) -> tuple[Message, Case]:
+    message = await Message.get_or_none(id=message_id).prefetch_related("conversation")
+    if message is None or not await visibility.can_see_conversation(staff, message.conversation):
+        raise NotFound("No message has this id.")
+    case = await Case.get_or_none(id=case_id)
+    if case is None or not await visibility.can_see_case(staff, case):
+        raise NotFound("No case has this id.")
+    return message, case
+
+
+async def add_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> Message:
+    """Files a text on a case by hand (with its case note) and tells every open tab."""
+    message, case = await _visible_message_and_case(staff, message_id, case_id)
+    async with in_transaction():
+        await link_by_hand(message, case, staff)
+    await bus.publish(await _links_changed(message))
+    return message
+
+
+async def remove_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> Message:
+    """Takes a text off a case (every rule that filed it there, and its note)."""
+    message, _ = await _visible_message_and_case(staff, message_id, case_id)
+    async with in_transaction():
+        removed = await unlink(message, case_id)
+    if not removed:
+        raise NotFound("This text is not filed on that case.")
+    await bus.publish(await _links_changed(message))
+    return message
+
+
+async def link_unmatched(bus: Bus, staff: Staff, conversation_id: int, case_number: str) -> Case:
+    """An unmatched number joins the client of a case; its past texts are filed on that case."""
+    conversation = await Conversation.get_or_none(id=conversation_id)
+    if conversation is None or not await visibility.can_see_conversation(staff, conversation):
+        raise NotFound("No conversation has this id.")
+    case = await Case.get_or_none(number=(case_number or "").strip()).prefetch_related("client")
+    if case is None or not await visibility.can_see_case(staff, case):
+        require({"case_number": f"No case numbered “{case_number}” that you may see."})
+    message_ids = await link_conversation_to_client(conversation, case.client, case, staff)
+    for message_id in message_ids:
+        await bus.publish(await _links_changed(await Message.get(id=message_id)))
+    return case
+
+
+async def _links_changed(message: Message) -> MessageLinksChanged:
+    return MessageLinksChanged(
+        message_id=message.id, conversation_id=message.conversation_id, case_ids=await case_ids_of(message.id)
+    )

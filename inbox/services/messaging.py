@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -74,6 +75,8 @@ class Outbox:
     provider: Provider
     bus: Bus
     public_url: str
+    media_dir: Path = Path("media")  # INBOX_MEDIA_DIR: outbound attachments are stored here
+    media_key: str = ""  # INBOX_SECRET_KEY: signs the URLs Twilio fetches outbound attachments from
 
     @property
     def status_callback(self) -> str:
@@ -88,6 +91,7 @@ class SendRequest:
     to: str | None = None
     conversation_id: int | None = None
     send_at: datetime | None = None
+    attachments: tuple[media.Attachment, ...] = ()  # images or PDFs (MMS); the body may then be empty
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class Recipient:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+ATTACHMENT_PREVIEW = "📎 Attachment"  # what the inbox shows for a text that is only a photo or a file
 
 
 def preview_of(body: str) -> str:
@@ -116,10 +123,12 @@ async def char_limit() -> int:
 
 async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Message:
     """Check, store, then hand to the provider. Refusals happen before the provider is called."""
-    await _check_body(request.body)
+    await _check_body(request.body, has_attachments=bool(request.attachments))
+    attachments = media.check_attachments(request.attachments)
     recipient = await _resolve_recipient(staff, request)
     await check_consent(recipient.number)
-    message = await _store_outbound(staff, request, recipient)
+    hashes = await media.store_outbound(outbox.media_dir, attachments)
+    message = await _store_outbound(staff, request, recipient, attachments, hashes)
     await outbox.bus.publish_all(await alerts.dismiss_on_reply(message.conversation_id, staff))
     if message.status == MessageStatus.SCHEDULED:
         await outbox.bus.publish(_sent_event(message))
@@ -127,10 +136,10 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
     return await hand_to_provider(outbox, message)
 
 
-async def _check_body(body: str) -> None:
+async def _check_body(body: str, has_attachments: bool = False) -> None:
     limit = min(await char_limit(), TWILIO_BODY_LIMIT)
     errors: dict[str, str] = {}
-    if not (body or "").strip():
+    if not (body or "").strip() and not has_attachments:
         errors["body"] = "Write a message before sending."
     elif len(body) > limit:
         errors["body"] = f"Texts are limited to {limit} characters; this one has {len(body)}."
@@ -197,7 +206,13 @@ async def _has_texted_us(number: str) -> bool:
     return await Message.exists(direction=Direction.INBOUND, conversation__phone=number)
 
 
-async def _store_outbound(staff: Staff, request: SendRequest, recipient: Recipient) -> Message:
+async def _store_outbound(
+    staff: Staff,
+    request: SendRequest,
+    recipient: Recipient,
+    attachments: list[media.CheckedAttachment] | None = None,
+    hashes: list[str] | None = None,
+) -> Message:
     channel = await _channel_of(recipient.conversation)
     count = count_segments(request.body)
     scheduled = request.send_at is not None and request.send_at > now()
@@ -218,10 +233,12 @@ async def _store_outbound(staff: Staff, request: SendRequest, recipient: Recipie
             send_at=request.send_at if scheduled else None,
         )
         await MessageStatusEvent.create(message=message, status=status, at=now())
+        if attachments:
+            await media.attach_outbound(message, attachments, hashes or [])
         if recipient.case is not None:
             author = linking.note_author(message, [], staff)
             await linking.file_on_case(message, recipient.case.id, LinkReason.SENT_FROM, author, by=staff)
-        await _touch_conversation(conversation, message)
+        await _touch_conversation(conversation, message, has_media=bool(attachments))
         await _mark_read_to(staff.id, conversation.id, message.id)
     return message
 
@@ -237,9 +254,9 @@ async def _conversation_for(channel: Channel, phone: str) -> Conversation:
     return conversation
 
 
-async def _touch_conversation(conversation: Conversation, message: Message) -> None:
+async def _touch_conversation(conversation: Conversation, message: Message, has_media: bool = False) -> None:
     conversation.last_message_at = message.created_at
-    conversation.last_message_preview = preview_of(message.body)
+    conversation.last_message_preview = preview_of(message.body) or (ATTACHMENT_PREVIEW if has_media else "")
     conversation.last_direction = message.direction
     await conversation.save(update_fields=["last_message_at", "last_message_preview", "last_direction"])
 
@@ -247,11 +264,18 @@ async def _touch_conversation(conversation: Conversation, message: Message) -> N
 async def hand_to_provider(outbox: Outbox, message: Message) -> Message:
     """The provider call, outside any transaction; its answer is stored and announced."""
     channel = await Channel.get(id=(await message.conversation).channel_id)
+    try:
+        media_urls = await media.public_urls_of(outbox.public_url, outbox.media_key, message.id)
+    except ValueError:  # no signing key configured: Twilio could not fetch the attachment
+        await _mark_failed(message, None, "The attachment could not be offered to Twilio (no secret key is set).")
+        await outbox.bus.publish(_sent_event(message))
+        return message
     text = OutboundText(
         to=message.to_number,
         body=message.body,
         from_number=None if channel.messaging_service_sid else channel.from_number,
         messaging_service_sid=channel.messaging_service_sid,
+        media_urls=media_urls,
         status_callback=outbox.status_callback,
     )
     try:
@@ -337,7 +361,7 @@ async def record_inbound(bus: Bus, text: InboundText, payload: WebhookPayload) -
                 encoding=count_segments(text.body).encoding,
             )
             await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=now())
-            await _touch_conversation(conversation, message)
+            await _touch_conversation(conversation, message, has_media=bool(text.media))
             case_ids = await linking.link_inbound(message)
             alert_events = await alerts.raise_alerts(message, case_ids)
             await media.register_inbound_media(message, text.media)

@@ -61,6 +61,19 @@ class MediaTooLarge(MediaFetchFailed):
         self.limit = limit
 
 
+class MediaUrlRefused(MediaFetchFailed):
+    """The URL is not one the account's credentials may be sent to: trying again cannot help."""
+
+
+class MediaDeleteFailed(Exception):
+    """The provider did not delete a stored attachment (network, refused credentials, not final yet)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"could not delete media {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class InboundText:
     provider_sid: str
@@ -108,6 +121,8 @@ class Provider(Protocol):
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool: ...
 
     async def fetch_media(self, url: str) -> FetchedMedia: ...
+
+    async def delete_media(self, url: str) -> None: ...
 
     async def close(self) -> None: ...
 

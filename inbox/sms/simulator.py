@@ -138,6 +138,9 @@ class SimulatorProvider:
         except httpx.HTTPError as error:
             raise MediaFetchFailed(url, f"network error: {error!r}") from error
 
+    async def delete_media(self, url: str) -> None:
+        """Nothing is kept on the simulator's side, so there is nothing to delete."""
+
     async def wait_idle(self) -> None:
         """Wait until every status callback started so far has been posted (tests, demos)."""
         while self._tasks:

@@ -33,8 +33,10 @@ from twilio.rest import Client
 from inbox.sms.base import (
     MAX_MEDIA_BYTES,
     FetchedMedia,
+    MediaDeleteFailed,
     MediaFetchFailed,
     MediaTooLarge,
+    MediaUrlRefused,
     OutboundText,
     ProviderInfo,
     ProviderRejected,
@@ -131,7 +133,7 @@ class TwilioProvider:
     async def fetch_media(self, url: str) -> FetchedMedia:
         target = self._routed_media_url(url)
         if not self._may_receive_credentials(target):
-            raise MediaFetchFailed(url, "not a Twilio media URL; the account credentials are not sent there")
+            raise MediaUrlRefused(url, "not a Twilio media URL; the account credentials are not sent there")
         async with httpx.AsyncClient(timeout=MEDIA_TIMEOUT_SECONDS, follow_redirects=True) as client:
             try:
                 # httpx drops the Authorization header when a redirect leaves the host, as Twilio's
@@ -140,6 +142,24 @@ class TwilioProvider:
                     return await read_capped_media(response, url)
             except httpx.HTTPError as error:
                 raise MediaFetchFailed(url, f"network error: {error!r}") from error
+
+    async def delete_media(self, url: str) -> None:
+        """DELETE the media resource (Twilio keeps media until it is deleted). Gone already counts as done."""
+        target = self._routed_media_url(url)
+        if not self._may_receive_credentials(target):
+            raise MediaDeleteFailed(url, "not a Twilio media URL; the account credentials are not sent there")
+        resource = target.split("?", 1)[0]
+        resource = resource if resource.endswith(".json") else resource + ".json"
+        async with httpx.AsyncClient(timeout=MEDIA_TIMEOUT_SECONDS, follow_redirects=False) as client:
+            try:
+                response = await client.delete(resource, auth=(self.info.account_sid, self._auth_token))
+            except httpx.HTTPError as error:
+                raise MediaDeleteFailed(url, f"network error: {error!r}") from error
+        if response.status_code in (200, 204, 404):
+            return
+        if response.status_code in (401, 403):
+            raise MediaDeleteFailed(url, f"the provider refused the account credentials (HTTP {response.status_code})")
+        raise MediaDeleteFailed(url, f"the provider answered HTTP {response.status_code}")
 
     async def close(self) -> None:
         if self._http is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 from starlette.applications import Starlette
@@ -64,6 +65,7 @@ class Callback:
 class _StoredMedia:
     content: bytes
     content_type: str
+    filename: str | None = None  # sent by the storage as Content-Disposition, and as the last path segment
 
 
 class FakeTwilio:
@@ -87,6 +89,9 @@ class FakeTwilio:
         self._callback_errors: list[BaseException] = []
         self._media: dict[str, _StoredMedia] = {}  # media SID → bytes
         self._store: dict[str, _StoredMedia] = {}  # storage key → bytes (no auth, like Twilio's CDN)
+        self.deleted_media: list[str] = []  # media SIDs deleted through the API, in order
+        self.media_fetches: list[str] = []  # media SIDs requested (with the right credentials or not)
+        self.media_gate: asyncio.Event | None = None  # when set, media requests wait for it to open
         self._server: contextlib.AbstractAsyncContextManager[str] | None = None
 
     async def __aenter__(self) -> Self:
@@ -115,10 +120,14 @@ class FakeTwilio:
             error, self._callback_errors = self._callback_errors[0], []
             raise error
 
-    def add_media(self, content: bytes, content_type: str) -> str:
-        """A Twilio-style MediaUrl (basic auth, redirects to storage) serving `content`."""
+    def add_media(self, content: bytes, content_type: str, filename: str | None = None) -> str:
+        """A Twilio-style MediaUrl (basic auth, redirects to storage) serving `content`.
+
+        With `filename`, the storage names the file itself (Content-Disposition and the redirect's last
+        path segment), as a CDN might: a client must not trust it.
+        """
         media_sid = "ME" + secrets.token_hex(16)
-        self._media[media_sid] = _StoredMedia(content, content_type)
+        self._media[media_sid] = _StoredMedia(content, content_type, filename)
         message_sid = "MM" + secrets.token_hex(16)
         return f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
 
@@ -129,11 +138,17 @@ class FakeTwilio:
             routes=[
                 Route(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._create_message, methods=["POST"]),
                 Route(
+                    f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{message_sid}}/Media/{{media_sid}}.json",
+                    self._delete_media,
+                    methods=["DELETE"],
+                ),
+                Route(
                     f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{message_sid}}/Media/{{media_sid}}",
                     self._media_redirect,
                     methods=["GET"],
                 ),
                 Route("/media-store/{key}", self._media_content, methods=["GET"]),
+                Route("/media-store/{key}/{name:path}", self._media_content, methods=["GET"]),
             ]
         )
 
@@ -243,6 +258,9 @@ class FakeTwilio:
         self.callbacks.append(Callback(url=url, params=params, status_code=response.status_code))
 
     async def _media_redirect(self, request: Request) -> Response:
+        self.media_fetches.append(request.path_params["media_sid"])
+        if self.media_gate is not None:
+            await self.media_gate.wait()
         if not self._authorised(request):
             return twilio_error(401, 20003)
         media = self._media.get(request.path_params["media_sid"])
@@ -250,13 +268,25 @@ class FakeTwilio:
             return twilio_error(404, 20404, "The requested resource was not found")
         key = secrets.token_urlsafe(16)
         self._store[key] = media
-        return RedirectResponse(f"{self.base_url}/media-store/{key}", status_code=307)
+        suffix = "/" + quote(media.filename, safe="") if media.filename else ""
+        return RedirectResponse(f"{self.base_url}/media-store/{key}{suffix}", status_code=307)
 
     async def _media_content(self, request: Request) -> Response:
         media = self._store.get(request.path_params["key"])
         if media is None:
             return Response(status_code=404)
-        return Response(media.content, media_type=media.content_type)
+        headers = {"Content-Disposition": f'attachment; filename="{media.filename}"'} if media.filename else None
+        return Response(media.content, media_type=media.content_type, headers=headers)
+
+    async def _delete_media(self, request: Request) -> Response:
+        """Twilio's DeleteMedia: 204, and the media is gone (its URL answers 404 from then on)."""
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        media_sid = request.path_params["media_sid"]
+        if self._media.pop(media_sid, None) is None:
+            return twilio_error(404, 20404, "The requested resource was not found")
+        self.deleted_media.append(media_sid)
+        return Response(status_code=204)
 
 
 def twilio_error(status: int, code: int, message: str | None = None) -> JSONResponse:

@@ -1,0 +1,65 @@
+"""One text in full: its status timeline (Prime's "Message Status") and the cases it is filed on."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from inbox.models import Case
+from inbox.services import linking, messaging, visibility
+from inbox.services.errors import ServiceError
+from inbox.web import checked_form, render, require_staff
+
+
+async def _page(request: Request, message_id: int, error: str | None = None, status_code: int = 200) -> Response:
+    staff = await require_staff(request)
+    message = await messaging.get_message_for(staff, message_id)
+    await message.fetch_related("sent_by", "case", "links__case")
+    visible = await visibility.visible_case_ids(staff)
+    links = [link for link in message.links if visible is None or link.case_id in visible]
+    linked = {link.case_id for link in links}
+    choices = Case.all() if visible is None else Case.filter(id__in=list(visible))
+    context = {
+        "message": message,
+        "links": links,
+        "timeline": sorted(message.timeline, key=lambda step: (step.at, step.id)),
+        "choices": [c for c in await choices.order_by("-created_at").limit(200) if c.id not in linked],
+        "error": error,
+    }
+    return render(request, "messages/detail.html", context, status_code=status_code)
+
+
+async def message_page(request: Request) -> Response:
+    return await _page(request, request.path_params["message_id"])
+
+
+async def add_link(request: Request) -> Response:
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    message_id = request.path_params["message_id"]
+    try:
+        case_id = int(str(form.get("case_id", "")))
+        await linking.add_link(request.app.state.bus, staff, message_id, case_id)
+    except ValueError:
+        return await _page(request, message_id, "Choose a case.", status_code=422)
+    except ServiceError as exc:
+        return await _page(request, message_id, exc.message, status_code=exc.status)
+    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+
+
+async def remove_link(request: Request) -> Response:
+    staff = await require_staff(request)
+    await checked_form(request)
+    message_id, case_id = request.path_params["message_id"], request.path_params["case_id"]
+    await linking.remove_link(request.app.state.bus, staff, message_id, case_id)
+    return RedirectResponse(f"/messages/{message_id}", status_code=303)
+
+
+routes = [
+    Route("/messages/{message_id:int}", message_page, methods=["GET"]),
+    Route("/messages/{message_id:int}/links", add_link, methods=["POST"]),
+    Route("/messages/{message_id:int}/links/{case_id:int}/delete", remove_link, methods=["POST"]),
+]
+
+
