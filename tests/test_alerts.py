@@ -287,7 +287,7 @@ async def test_answering_the_client_dismisses_their_alerts_when_the_setting_is_o
 
 
 def removes(alert_id: int) -> Callable[[ServerEvent], bool]:
-    return lambda event: event.event == "update" and f'hx-swap-oob="delete:#alert-{alert_id}"' in event.data
+    return lambda event: event.event == "update" and f'hx-swap-oob="delete:#alert-list > #alert-{alert_id}"' in event.data
 
 
 def inserts(alert_id: int) -> Callable[[ServerEvent], bool]:
@@ -365,6 +365,10 @@ async def test_a_raised_alert_appears_live_for_its_addressees_and_supervisors_on
         row = next(e.data for e in seen if inserts(alert.id)(e))
         assert badge_says(row) == "Alerts (1)"
         assert 'id="alert-office-none" class="alert-office"' in row and 'hx-swap-oob="true"' in row
+        # The same update replaces the dashboard section (with the row in it) and removes the row from
+        # the reader's own list: the removal must not reach the dashboard's copy, whatever the order
+        # htmx applies them in.
+        assert f'hx-swap-oob="delete:#alert-list > #alert-{alert.id}"' in row
 
         events = [await json_tab.next_event(), await json_tab.next_event()]
         assert [e.event for e in events] == ["message.received", "alert.raised"]
