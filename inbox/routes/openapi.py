@@ -495,13 +495,18 @@ OPENAPI: dict[str, Any] = {
                     "- `message.sent` — staff sent or scheduled a text (also once the provider has "
                     "answered): same fields as `message.received`.\n"
                     "- `message.status` — a text moved along its statuses: the same fields plus "
-                    "`\"status\"` and `\"error_code\"`.\n\n"
+                    "`\"status\"` and `\"error_code\"`.\n"
+                    "- `message.links` — a text was filed on, or taken off, a case by hand: "
+                    "`{\"type\", \"message_id\", \"conversation_id\", \"case_ids\"}`.\n"
+                    "- `message.media` — an attachment was stored, refused or failed: "
+                    "`{\"type\", \"message_id\", \"conversation_id\", \"media_id\", \"status\"}`.\n"
+                    "- `alert.raised` / `alert.dismissed` — an alert addressed to the caller (or any, for "
+                    "supervisors and admins): `{\"type\", \"alert_id\", \"case_id\", \"message_id\"}`.\n\n"
                     "Fetch `/messages/{message_id}` for the message itself. Comment lines (`: ping`) "
                     "are sent every 15 seconds to keep the connection open. The server ends the "
                     "stream when the reader falls behind or the server stops: reconnect and "
-                    "re-fetch what you show. More types may be added later (e.g. `consent.changed`, "
-                    "`alert.raised`, `alert.dismissed`, `message.links`, `message.media`); ignore types "
-                    "you do not know."
+                    "re-fetch what you show. More types may be added later (e.g. `consent.changed`); "
+                    "ignore types you do not know."
                 ),
                 "responses": {
                     "200": {

@@ -11,14 +11,15 @@ from inbox.models import (
     Channel,
     Conversation,
     Direction,
+    LinkReason,
     Message,
-    MessageLink,
     MessageStatus,
     MessageStatusEvent,
     Office,
     Staff,
 )
 from inbox.segments import count_segments
+from inbox.services import alerts, linking
 from inbox.services.channels import default_channel
 from inbox.services.directory import (
     PhoneInput,
@@ -109,7 +110,12 @@ async def _sample_exchange(channel: Channel, number: str, case_id: int, index: i
         steps = [MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED] if outbound else [MessageStatus.RECEIVED]
         for step_index, step in enumerate(steps):
             await MessageStatusEvent.create(message=message, status=step, at=at + timedelta(seconds=step_index))
-        await MessageLink.create(message=message, case_id=case_id, reason="sent_from" if outbound else "demo")
+        message = await Message.get(id=message.id)  # with its back-dated time, for the case note
+        # Filed and alerted through the same rules a live text follows.
+        if outbound:
+            await linking.file_on_case(message, case_id, LinkReason.SENT_FROM, linking.note_author(message, [], alice), alice)
+        else:
+            await alerts.raise_alerts(message, await linking.link_inbound(message))
         conversation.last_message_at = at
         conversation.last_message_preview = body
         conversation.last_direction = direction
