@@ -25,15 +25,15 @@ from inbox.models import (
     Message,
     MessageStatus,
     MessageStatusEvent,
-    Organisation,
     Staff,
     WebhookPayload,
 )
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.segments import count_segments
-from inbox.services import alerts, linking, media, visibility
+from inbox.services import alerts, linking, media, organisation, visibility
 from inbox.services.channels import channel_for_inbound, default_channel
 from inbox.services.errors import Forbidden, NotFound, Refused, require
+from inbox.services.organisation import TWILIO_BODY_LIMIT
 from inbox.sms.base import (
     InboundText,
     OutboundText,
@@ -47,7 +47,6 @@ from inbox.sms.errors import explain
 
 log = logging.getLogger(__name__)
 
-TWILIO_BODY_LIMIT = 1600
 OPTED_OUT_CODE = 21610
 
 # Callbacks arrive out of order: a message only ever moves up this ladder.
@@ -114,8 +113,7 @@ def preview_of(body: str) -> str:
 
 
 async def char_limit() -> int:
-    organisation = await Organisation.first()
-    return organisation.char_limit if organisation else 160
+    return (await organisation.current()).char_limit
 
 
 # ---------------------------------------------------------------- sending
