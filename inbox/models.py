@@ -72,6 +72,31 @@ class MediaStatus(StrEnum):
     REFUSED = "refused"  # over the limits: too many items, too large
 
 
+class ConsentSource(StrEnum):
+    STAFF = "staff"  # a person ticked or unticked okay-to-text
+    API = "api"  # the case management system said so
+    IMPORT = "import"  # a CSV import
+    KEYWORD = "keyword"  # the client texted STOP / START / …
+    REPLY = "reply"  # the client answered an opt-in request with Y or YES
+    PROVIDER = "provider"  # Twilio refused with 21610, or sent OptOutType
+
+
+class AutoReplyMode(StrEnum):
+    OFF = "off"
+    ALWAYS = "always"
+    OUTSIDE_HOURS = "outside_hours"
+
+
+class MessagePurpose(StrEnum):
+    """Why the app itself sent a text (None: a person wrote it)."""
+
+    AUTO_REPLY = "auto_reply"
+    HELP = "help"
+    OPT_IN_REQUEST = "opt_in_request"
+    KEYWORD_CONFIRMATION = "keyword_confirmation"
+    TEST = "test"
+
+
 class Organisation(Model):
     """The one organisation this installation serves, and its texting rules."""
 
@@ -82,6 +107,18 @@ class Organisation(Model):
     alert_policy = fields.CharEnumField(AlertPolicy, max_length=20, default=AlertPolicy.PRIMARY)
     dismiss_alerts_on_reply = fields.BooleanField(default=False)
     delete_media_at_provider = fields.BooleanField(default=False)
+    # Consent: staff may send an opt-in request ("reply Y or YES to confirm") before texting.
+    opt_in_requests = fields.BooleanField(default=True)
+    opt_in_text = fields.TextField(
+        default=(
+            "We have received your request to get text messages about your case. Please reply Y or YES "
+            "to confirm. Message and data rates may apply. Reply STOP to stop, HELP for help."
+        )
+    )
+    # Quiet hours (TCPA): scheduled and bulk texts wait for this window in the client's time zone.
+    quiet_hours_start = fields.IntField(default=8)  # hour, 0-23
+    quiet_hours_end = fields.IntField(default=21)  # hour, 1-24
+    time_zone = fields.CharField(max_length=64, default="America/New_York")
 
     class Meta:
         table = "organisation"
@@ -136,6 +173,7 @@ class Client(Model):
     name = fields.CharField(max_length=200)
     external_id = fields.CharField(max_length=100, null=True, unique=True)
     preferred_language = fields.CharField(max_length=20, null=True)
+    time_zone = fields.CharField(max_length=64, null=True)  # unknown: derived from the number's region
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -214,6 +252,17 @@ class Channel(Model):
     from_number = fields.CharField(max_length=20, null=True)
     messaging_service_sid = fields.CharField(max_length=64, null=True)
     is_simulator = fields.BooleanField(default=False)
+    # The auth token, encrypted with a key derived from INBOX_SECRET_KEY (None: from the environment).
+    auth_token_encrypted = fields.TextField(null=True)
+    throughput = fields.IntField(default=1)  # segments per second: long code 1, toll-free 3, short code 100
+    help_text = fields.TextField(default="Case Inbox: reply STOP to stop texts, START to receive them again.")
+    # Twilio's default opt-out handling answers STOP/START/HELP itself on long codes and toll-free numbers.
+    twilio_handles_opt_out = fields.BooleanField(default=True)
+    auto_reply_mode = fields.CharEnumField(AutoReplyMode, max_length=20, default=AutoReplyMode.OFF)
+    auto_reply_text = fields.TextField(default="")
+    office_hours = fields.JSONField(default=dict)  # {"mon": ["09:00", "17:00"], …}; missing day: closed
+    time_zone = fields.CharField(max_length=64, default="America/New_York")
+    call_response = fields.TextField(default="Thank you for calling. This number does not accept calls.")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -231,6 +280,7 @@ class Conversation(Model):
     last_message_at = fields.DatetimeField(null=True, db_index=True)
     last_message_preview = fields.CharField(max_length=200, default="")
     last_direction = fields.CharEnumField(Direction, max_length=10, null=True)
+    last_auto_reply_at = fields.DatetimeField(null=True)  # at most one auto-reply a day
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -260,6 +310,7 @@ class Message(Model):
         "models.Case", related_name="sent_messages", null=True, on_delete=fields.SET_NULL
     )
     send_at = fields.DatetimeField(null=True)
+    purpose = fields.CharEnumField(MessagePurpose, max_length=30, null=True)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -417,3 +468,42 @@ class WebhookPayload(Model):
 
     class Meta:
         table = "webhook_payload"
+
+
+class ConsentEvent(Model):
+    """One change of a number's okay-to-text state: who or what made it, when, and why."""
+
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=20, db_index=True)
+    client_phone: fields.ForeignKeyNullableRelation[ClientPhone] = fields.ForeignKeyField(
+        "models.ClientPhone", related_name="consent_log", null=True, on_delete=fields.CASCADE
+    )
+    okay_to_text = fields.BooleanField()
+    opted_out = fields.BooleanField()
+    source = fields.CharEnumField(ConsentSource, max_length=20)
+    detail = fields.CharField(max_length=300, default="")
+    message: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="consent_events", null=True, on_delete=fields.SET_NULL
+    )
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="consent_changes", null=True, on_delete=fields.SET_NULL
+    )
+    at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "consent_event"
+
+
+class QuickEntry(Model):
+    """A canned text (Prime's Quick Entry) with {placeholders}. Variants share a name, one per language."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100, db_index=True)
+    language = fields.CharField(max_length=20, null=True)  # None: the default variant
+    body = fields.TextField()
+    position = fields.IntField(default=0)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "quick_entry"
+        unique_together = (("name", "language"),)
