@@ -20,15 +20,32 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from inbox import db
+from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.live import LiveHub
-from inbox.models import Organisation
-from inbox.routes import admin, alerts, api, auth, directory, events, inbox, media, messages, phone, webhooks
+from inbox.models import Channel, Organisation
+from inbox.routes import (
+    admin,
+    alerts,
+    api,
+    auth,
+    channels,
+    directory,
+    events,
+    inbox,
+    media,
+    messages,
+    phone,
+    quick_entries,
+    webhooks,
+)
+from inbox.routes import queue as queue_routes
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
-from inbox.services.messaging import Outbox
+from inbox.services.messaging import Outbox, now
+from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.settings import Settings
-from inbox.sms.base import Provider
+from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
 from inbox.web import ROOT, LoginRequired, login_redirect, render
 from inbox.worker import run_worker
 
@@ -40,26 +57,74 @@ def simulator_token(settings: Settings) -> str:
     return hmac.new(settings.secret_key.encode(), b"simulator-auth-token", hashlib.sha256).hexdigest()[:32]
 
 
-def build_provider(settings: Settings, app: Starlette | None = None) -> Provider:
-    """Twilio when credentials are set, else the simulator.
+def build_simulator(settings: Settings, app: Starlette | None = None) -> Provider:
+    """The simulator plays Twilio by calling our real webhook routes, signature and all: in-process
+    when it runs inside the web app, over HTTP to INBOX_PUBLIC_URL from a separate worker."""
+    from inbox.sms.simulator import SimulatorProvider
 
-    The simulator plays Twilio by calling our real webhook routes, signature and all: in-process
-    when it runs inside the web app, over HTTP to INBOX_PUBLIC_URL from a separate worker.
-    """
-    if settings.uses_simulator:
-        from inbox.sms.simulator import SimulatorProvider
+    transport = httpx.ASGITransport(app=app) if app is not None else None
+    client = httpx.AsyncClient(transport=transport, base_url=settings.public_url)
+    return SimulatorProvider(simulator_token(settings), settings.public_url, client)
 
-        transport = httpx.ASGITransport(app=app) if app is not None else None
-        client = httpx.AsyncClient(transport=transport, base_url=settings.public_url)
-        return SimulatorProvider(simulator_token(settings), settings.public_url, client)
+
+def build_twilio(settings: Settings, credentials: ChannelCredentials) -> Provider:
+    """Twilio for one channel: its account, token and sender; INBOX_TWILIO_API_URL for every channel."""
     from inbox.sms.twilio import TwilioProvider
 
     return TwilioProvider(
-        settings.twilio_account_sid or "",
-        settings.twilio_auth_token or "",
-        from_number=settings.twilio_from_number,
-        messaging_service_sid=settings.twilio_messaging_service_sid,
+        credentials.account_sid,
+        credentials.auth_token,
+        from_number=credentials.from_number,
+        messaging_service_sid=credentials.messaging_service_sid,
         api_url=settings.twilio_api_url,
+        label=credentials.label,
+    )
+
+
+def bootstrap_info(settings: Settings) -> ProviderInfo:
+    """The first channel: the one TWILIO_* names, or the simulator without them."""
+    if settings.uses_simulator:
+        from inbox.sms.simulator import DEFAULT_FROM_NUMBER, SIMULATOR_ACCOUNT_SID
+
+        return ProviderInfo(SIMULATOR_ACCOUNT_SID, DEFAULT_FROM_NUMBER, None, label="Simulator", is_simulator=True)
+    return ProviderInfo(
+        settings.twilio_account_sid or "",
+        settings.twilio_from_number,
+        settings.twilio_messaging_service_sid,
+        label="Twilio",
+    )
+
+
+def build_registry(settings: Settings, app: Starlette | None = None) -> ProviderRegistry:
+    return ProviderRegistry(
+        SecretBox(settings.secret_key),
+        twilio=lambda credentials: build_twilio(settings, credentials),
+        simulator=lambda: build_simulator(settings, app),
+        env_account_sid=settings.twilio_account_sid,
+        env_auth_token=settings.twilio_auth_token,
+    )
+
+
+def build_provider(settings: Settings, app: Starlette | None = None) -> Provider:
+    """The environment's own provider (TWILIO_* or the simulator), for commands that need no registry."""
+    info = bootstrap_info(settings)
+    if info.is_simulator:
+        return build_simulator(settings, app)
+    credentials = ChannelCredentials(
+        info.account_sid, str(settings.twilio_auth_token or ""), info.from_number, info.messaging_service_sid
+    )
+    return build_twilio(settings, credentials)
+
+
+def build_outbox(settings: Settings, bus: Bus, registry: ProviderRegistry, channel: Channel) -> Outbox:
+    """Sending through each channel's own provider; the first channel's serves what names no account."""
+    return Outbox(
+        provider=RoutedProvider(registry, registry.for_channel(channel)),
+        bus=bus,
+        public_url=settings.public_url,
+        media_dir=settings.media_dir,
+        media_key=str(settings.secret_key),
+        provider_of=registry.for_channel,
     )
 
 
@@ -68,7 +133,7 @@ async def ensure_organisation() -> None:
         await Organisation.create()
 
 
-def create_app(settings: Settings, provider: Provider | None = None) -> Starlette:
+def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.migrate_on_start and settings.is_sqlite:
@@ -77,17 +142,15 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
         await ensure_organisation()
         bus = Bus(settings.broadcast_url)
         await bus.connect()
-        chosen = provider or build_provider(settings, app)
-        app.state.provider = chosen
-        app.state.channel = await ensure_channel(chosen.info)
+        registry = build_registry(settings, app)
+        channel = await ensure_channel(bootstrap_info(settings))
+        app.state.providers = registry
+        app.state.channel = channel
+        # The first channel's provider: the simulator behind the client phone, or TWILIO_*'s.
+        app.state.provider = registry.for_channel(channel)
+        app.state.clock = now  # tests set a fixed clock (office hours, once-a-day auto-replies)
         app.state.bus = bus
-        app.state.outbox = Outbox(
-            provider=chosen,
-            bus=bus,
-            public_url=settings.public_url,
-            media_dir=settings.media_dir,
-            media_key=str(settings.secret_key),
-        )
+        app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus)
         await app.state.hub.start()
         worker = asyncio.create_task(run_worker(app.state.outbox)) if settings.run_worker else None
@@ -100,8 +163,7 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
                     await worker
             await app.state.hub.stop()
             await bus.disconnect()
-            if provider is None:
-                await chosen.close()
+            await registry.close()
             await db.disconnect()
 
     routes = [
@@ -110,6 +172,9 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
         *directory.routes,
         *messages.routes,
         *admin.routes,
+        *channels.routes,
+        *quick_entries.routes,
+        *queue_routes.routes,
         *alerts.routes,
         *events.routes,
         *webhooks.routes,

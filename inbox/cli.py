@@ -110,14 +110,12 @@ async def create_token(settings: Settings, args: Any) -> None:
 
 
 async def demo(settings: Settings, _: Any) -> None:
-    from inbox.app import build_provider
+    from inbox.app import bootstrap_info
     from inbox.services.channels import ensure_channel
     from inbox.services.demo import create_demo
 
     async def work() -> None:
-        provider = build_provider(settings)
-        await provider.close()
-        channel = await ensure_channel(provider.info)
+        channel = await ensure_channel(bootstrap_info(settings))
         logins = await create_demo(channel)
         print("Demo data is ready. Sign in at /login with:")
         for login in logins:
@@ -130,30 +128,22 @@ async def demo(settings: Settings, _: Any) -> None:
 
 async def worker(settings: Settings, _: Any) -> None:
     """The outbox alone, for deployments that run web and worker processes apart (Procfile)."""
-    from inbox.app import build_provider, ensure_organisation
+    from inbox.app import bootstrap_info, build_outbox, build_registry, ensure_organisation
     from inbox.events import Bus
     from inbox.services.channels import ensure_channel
-    from inbox.services.messaging import Outbox
     from inbox.worker import run_worker
 
     async def work() -> None:
         await ensure_organisation()
-        provider = build_provider(settings)
-        await ensure_channel(provider.info)
+        registry = build_registry(settings)  # each channel's own provider, as in the web process
+        channel = await ensure_channel(bootstrap_info(settings))
         bus = Bus(settings.broadcast_url)
         await bus.connect()
         print("Outbox worker running; Ctrl-C stops it.")
         try:
-            outbox = Outbox(
-                provider=provider,
-                bus=bus,
-                public_url=settings.public_url,
-                media_dir=settings.media_dir,
-                media_key=str(settings.secret_key),
-            )
-            await run_worker(outbox)
+            await run_worker(build_outbox(settings, bus, registry, channel))
         finally:
             await bus.disconnect()
-            await provider.close()
+            await registry.close()
 
     await _with_db(settings, work)

@@ -81,6 +81,7 @@ class ConsentChanged(Event):
     opted_out: bool
     conversation_ids: list[int] = field(default_factory=list)
     message_id: int | None = None
+    consent_event_ids: list[int] = field(default_factory=list)  # the ledger rows of this change
 
 
 @dataclass(frozen=True)

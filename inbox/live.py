@@ -18,6 +18,7 @@ from inbox.events import (
     AlertDismissed,
     AlertRaised,
     Bus,
+    ConsentChanged,
     ConversationRead,
     Event,
     Lagged,
@@ -29,8 +30,8 @@ from inbox.events import (
     SessionEnded,
     describe,
 )
-from inbox.models import ClientPhone, Conversation, Message, Role
-from inbox.services import alerts, visibility
+from inbox.models import ClientPhone, ConsentEvent, Conversation, Message, Role
+from inbox.services import alerts, consent, visibility
 from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
 from inbox.web import templates
 
@@ -150,6 +151,8 @@ class LiveHub:
             await self._deliver_alert(event)
         elif isinstance(event, ConversationRead):
             await self._deliver_read(event)
+        elif isinstance(event, ConsentChanged):
+            await self._deliver_consent(event)
         elif isinstance(event, SessionEnded):
             self._end_session(event.session_id)
 
@@ -220,6 +223,38 @@ class LiveHub:
         badges = await self._badges(html_tabs)
         for tab in html_tabs:
             self._push(tab, Delivery("update", row + (office if tab.sees_everything else "") + badges[tab.staff_id]))
+
+    async def _deliver_consent(self, event: ConsentChanged) -> None:
+        """A number's consent changed: a notice in its open threads and its records' consent blocks
+        renewed, for tabs that may see the number. A change to one client's record (staff, API,
+        import) shows only to readers of that client; the client's own STOP or START to everyone."""
+        audience = await self._audience(event.phone)
+        if not audience.tabs:
+            return
+        rows = await ConsentEvent.filter(id__in=event.consent_event_ids).prefetch_related("client_phone", "staff")
+        notices = consent.notices_of(rows)
+        lines: dict[int, list[consent.LedgerLine]] = {}
+        for row in sorted(rows, key=lambda r: (r.at, r.id), reverse=True):
+            if row.client_phone_id is not None:
+                lines.setdefault(row.client_phone_id, []).append(consent.ledger_line(row))
+        phones = await ClientPhone.filter(number=event.phone).order_by("id")
+        views = await consent.phone_consents(phones)
+        json_data = json.dumps(describe(event))
+        rendered: dict[frozenset[int] | None, str] = {}
+        for tab in audience.tabs:
+            if tab.kind == "json":
+                self._push(tab, Delivery(event.name, json_data))
+                continue
+            readable = audience.readable_clients(tab)
+            if readable not in rendered:
+                rendered[readable] = render_fragment(
+                    "oob/consent_changed.html",
+                    notices=[n for n in notices if n.visible_to(readable)],
+                    conversation_ids=event.conversation_ids,
+                    phones=[views[p.id] for p in phones if readable is None or p.client_id in readable],
+                    lines=lines,
+                )
+            self._push(tab, Delivery("update", rendered[readable]))
 
     async def _badges(self, tabs: list[Tab]) -> dict[int, str]:
         """Each reader's header badge: the counts in one go, one render per distinct count."""

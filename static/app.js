@@ -28,11 +28,44 @@
     });
   }
 
+  // "Send later": the time typed is in the viewer's zone, so send that zone (and the offset, for a
+  // browser that cannot name it). A stored time (data-utc) is shown in the viewer's zone first;
+  // without this script, the organisation's zone is meant, as the page says.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function localValue(moment) {
+    return moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate()) +
+      "T" + pad(moment.getHours()) + ":" + pad(moment.getMinutes());
+  }
+
+  function browserZones(root) {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+    root.querySelectorAll("input[data-browser-zone]").forEach(function (input) {
+      var form = input.form;
+      if (!form || !zone) return;
+      form.querySelectorAll("input[name=send_at][data-utc]").forEach(function (field) {
+        var moment = new Date(field.getAttribute("data-utc"));
+        if (!isNaN(moment)) field.value = localValue(moment);
+        field.removeAttribute("data-utc");
+      });
+      input.value = zone;
+      form.querySelectorAll("[data-zone-label]").forEach(function (label) { label.textContent = "(your time, " + zone + ")"; });
+    });
+    root.querySelectorAll("input[data-browser-offset]").forEach(function (input) {
+      input.value = String(-new Date().getTimezoneOffset());
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
     scrollThreads(document);
+    browserZones(document);
   });
-  document.addEventListener("htmx:load", function (event) { localiseTimes(event.target); });
+  document.addEventListener("htmx:load", function (event) {
+    localiseTimes(event.target);
+    browserZones(event.target);
+  });
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     localiseTimes(event.detail.target || document);
     scrollThreads(document);

@@ -14,13 +14,14 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from starlette.routing import Route
 
-from inbox.models import Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
+from inbox.models import ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes import api
 from inbox.routes.openapi import OPENAPI
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 SCHEMAS = OPENAPI["components"]["schemas"]
 AT = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+LATER = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
 
 def ns(**attributes: Any) -> SimpleNamespace:
@@ -126,7 +127,7 @@ def test_event_stream_is_described() -> None:
     response = OPENAPI["paths"]["/events"]["get"]["responses"]["200"]
     assert "text/event-stream" in response["content"]
     description = OPENAPI["paths"]["/events"]["get"]["description"]
-    for event_type in ("stream.open", "message.received", "message.sent", "message.status"):
+    for event_type in ("stream.open", "message.received", "message.sent", "message.status", "consent.changed"):
         assert f"`{event_type}`" in description
 
 
@@ -238,6 +239,7 @@ def test_enums_match_the_models() -> None:
     assert SCHEMAS["MediaStatus"]["enum"] == [m.value for m in MediaStatus]
     assert SCHEMAS["Message"]["properties"]["direction"]["enum"] == [d.value for d in Direction]
     assert SCHEMAS["PhoneKind"]["enum"] == [k.value for k in PhoneKind]
+    assert SCHEMAS["ConsentSource"]["enum"] == [s.value for s in ConsentSource]
 
 
 def test_client_schema_matches_client_json() -> None:
@@ -247,8 +249,18 @@ def test_client_schema_matches_client_json() -> None:
         external_id="CMS-1",
         preferred_language="es",
         phones=[
-            ns(id=1, number="+15551234567", kind=PhoneKind.MOBILE, okay_to_text=True, opted_out=False),
-            ns(id=2, number="+15557654321", kind=PhoneKind.WORK, okay_to_text=False, opted_out=True),
+            ns(id=1, number="+15551234567", kind=PhoneKind.MOBILE, okay_to_text=True, opted_out=False, consent_log=[]),
+            ns(
+                id=2,
+                number="+15557654321",
+                kind=PhoneKind.WORK,
+                okay_to_text=False,
+                opted_out=True,
+                consent_log=[
+                    ns(id=9, okay_to_text=False, opted_out=True, source=ConsentSource.KEYWORD, at=LATER, message_id=41),
+                    ns(id=4, okay_to_text=False, opted_out=False, source=ConsentSource.API, at=AT, message_id=None),
+                ],
+            ),
         ],
         cases=[ns(id=12)],
         created_at=AT,
@@ -257,6 +269,12 @@ def test_client_schema_matches_client_json() -> None:
     assert_matches("Client", produced)
     for phone in produced["phones"]:
         assert_matches("Phone", phone)
+        for entry in phone["consent_log"]:
+            assert_matches("ConsentLogEntry", entry)
+    assert [entry["source"] for entry in produced["phones"][1]["consent_log"]] == ["api", "keyword"]  # oldest first
+    assert produced["phones"][1]["consent_log"][1] == {
+        "okay_to_text": False, "opted_out": True, "source": "keyword", "at": "2026-11-22T09:30:00Z", "message_id": 41
+    }
     bare = ns(id=2, name="B", external_id=None, preferred_language=None, phones=[], cases=[], created_at=AT)
     assert_matches("Client", api.client_json(bare))  # type: ignore[arg-type]
 
@@ -356,3 +374,10 @@ def test_manual_links_and_media_are_documented_with_their_answers() -> None:
     assert set(OPENAPI["paths"]["/messages/{message_id}/links/{case_id}"]["delete"]["responses"]) >= {"204", "404"}
     assert set(OPENAPI["paths"]["/media/{media_id}"]["get"]["responses"]) >= {"200", "404"}
     assert set(OPENAPI["paths"]["/alerts/{alert_id}/dismiss"]["post"]["responses"]) >= {"200", "404"}
+
+
+def test_phone_consent_is_documented_with_its_answers() -> None:
+    operation = OPENAPI["paths"]["/clients/{client_id}/phones/{phone_id}/consent"]["post"]
+    assert set(operation["responses"]) == {"200", "401", "404", "422"}
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ConsentInput"}
+    assert SCHEMAS["ConsentInput"]["required"] == ["okay_to_text"]

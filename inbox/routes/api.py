@@ -11,10 +11,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Alert, Assignment, Case, CaseNote, Client, Media, MediaStatus, Message, Staff
+from inbox.models import (
+    Alert,
+    Assignment,
+    Case,
+    CaseNote,
+    Client,
+    ClientPhone,
+    ConsentEvent,
+    ConsentSource,
+    Media,
+    MediaStatus,
+    Message,
+    Staff,
+)
 from inbox.routes.events import open_stream
 from inbox.routes.openapi import OPENAPI
-from inbox.services import alerts, directory, linking, media, messaging, visibility
+from inbox.services import alerts, consent, directory, linking, media, messaging, visibility
+from inbox.services import queue as sms_queue
 from inbox.services.errors import (
     Forbidden,
     NotFound,
@@ -159,12 +173,31 @@ def client_json(client: Client) -> dict[str, Any]:
         "name": client.name,
         "external_id": client.external_id,
         "preferred_language": client.preferred_language,
-        "phones": [
-            {"id": p.id, "number": p.number, "kind": p.kind.value, "okay_to_text": p.okay_to_text, "opted_out": p.opted_out}
-            for p in client.phones
-        ],
+        "phones": [phone_json(p) for p in client.phones],
         "case_ids": [c.id for c in client.cases],
         "created_at": iso(client.created_at),
+    }
+
+
+def phone_json(phone: ClientPhone) -> dict[str, Any]:
+    """A client phone with its consent ledger (consent_log fetched), oldest entry first."""
+    return {
+        "id": phone.id,
+        "number": phone.number,
+        "kind": phone.kind.value,
+        "okay_to_text": phone.okay_to_text,
+        "opted_out": phone.opted_out,
+        "consent_log": [consent_json(row) for row in sorted(phone.consent_log, key=lambda row: (row.at, row.id))],
+    }
+
+
+def consent_json(row: ConsentEvent) -> dict[str, Any]:
+    return {
+        "okay_to_text": row.okay_to_text,
+        "opted_out": row.opted_out,
+        "source": row.source.value,
+        "at": iso(row.at),
+        "message_id": row.message_id,
     }
 
 
@@ -293,7 +326,7 @@ async def create_client(request: Request, staff: Staff) -> Response:
     phones = _phones_field(body, errors)
     require(errors)
     client = await directory.create_client(
-        name=name or "", phones=phones, external_id=external_id, preferred_language=language
+        name=name or "", phones=phones, external_id=external_id, preferred_language=language, source=ConsentSource.API, staff=staff
     )
     return JSONResponse(client_json(await directory.get_client(client.id)), status_code=201)
 
@@ -324,7 +357,7 @@ async def list_clients(request: Request, staff: Staff) -> Response:
         query = query.filter(id__in=await visibility.assigned_client_ids(staff))
     if before:
         query = query.filter(id__lt=before)
-    clients = await query.order_by("-id").limit(limit).prefetch_related("phones", "cases")
+    clients = await query.order_by("-id").limit(limit).prefetch_related("phones__consent_log", "cases")
     return JSONResponse([client_json(c) for c in clients])
 
 
@@ -334,6 +367,25 @@ async def get_client(request: Request, staff: Staff) -> Response:
     if not await visibility.can_see_client(staff, client_id):
         raise NotFound("No client has this id.")
     return JSONResponse(client_json(await directory.get_client(client_id)))
+
+
+@api
+async def set_phone_consent(request: Request, staff: Staff) -> Response:
+    """The case management system records okay-to-text for one number (an opt-out stays until START)."""
+    body = await json_body(request)
+    okay = body.get("okay_to_text")
+    if not isinstance(okay, bool):
+        require({"okay_to_text": "Must be true or false."})
+    phone = await consent.set_okay_to_text(
+        request.app.state.bus,
+        staff,
+        request.path_params["client_id"],
+        request.path_params["phone_id"],
+        bool(okay),
+        ConsentSource.API,
+    )
+    await phone.fetch_related("consent_log")
+    return JSONResponse(phone_json(phone))
 
 
 @api
@@ -445,6 +497,25 @@ async def get_message(request: Request, staff: Staff) -> Response:
 
 
 @api
+async def cancel_message(request: Request, staff: Staff) -> Response:
+    """Cancel a scheduled text; 409 once it has been handed to the provider."""
+    message_id = request.path_params["message_id"]
+    await sms_queue.cancel_scheduled(request.app.state.bus, staff, message_id)
+    return JSONResponse(message_json(await _message_for(staff, message_id), await visibility.visible_case_ids(staff)))
+
+
+@api
+async def list_queue(request: Request, staff: Staff) -> Response:
+    """Scheduled and queued texts, newest first; `held_until` says when quiet hours let a held one go."""
+    limit, before = paging(request)
+    visible = await visibility.visible_case_ids(staff)
+    entries = await sms_queue.queue_for(staff, limit=limit, before=before)
+    return JSONResponse(
+        [{**message_json(e.message, visible), "held_until": iso(e.hold.until) if e.hold else None} for e in entries]
+    )
+
+
+@api
 async def add_message_link(request: Request, staff: Staff) -> Response:
     body = await json_body(request)
     errors: dict[str, str] = {}
@@ -535,6 +606,7 @@ routes = [
     Route("/clients", create_client, methods=["POST"]),
     Route("/clients", list_clients, methods=["GET"]),
     Route("/clients/{client_id:int}", get_client, methods=["GET"]),
+    Route("/clients/{client_id:int}/phones/{phone_id:int}/consent", set_phone_consent, methods=["POST"]),
     Route("/cases", create_case, methods=["POST"]),
     Route("/cases", list_cases, methods=["GET"]),
     Route("/cases/{case_id:int}", get_case, methods=["GET"]),
@@ -546,6 +618,8 @@ routes = [
     Route("/assignments/{assignment_id:int}", get_assignment, methods=["GET"]),
     Route("/messages", send_message, methods=["POST"]),
     Route("/messages/{message_id:int}", get_message, methods=["GET"]),
+    Route("/messages/{message_id:int}", cancel_message, methods=["DELETE"]),
+    Route("/queue", list_queue, methods=["GET"]),
     Route("/messages/{message_id:int}/links", add_message_link, methods=["POST"]),
     Route("/messages/{message_id:int}/links/{case_id:int}", remove_message_link, methods=["DELETE"]),
     Route("/media/{media_id:int}", get_media, methods=["GET"]),

@@ -6,11 +6,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Case, CaseNote, Client, Message
-from inbox.services import directory, media, messaging, visibility
+from inbox.models import Case, CaseNote, Client, Message, MessageStatus
+from inbox.routes.quick_entries import case_text_page
+from inbox.services import consent, directory, media, messaging, visibility
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.messaging import SendRequest
-from inbox.web import checked_form, render, require_staff
+from inbox.web import checked_form, is_htmx, render, require_staff
 
 
 async def client_list(request: Request) -> Response:
@@ -30,7 +31,58 @@ async def client_page(request: Request) -> Response:
     client = await directory.get_client(client_id)
     numbers = [p.number for p in client.phones]
     messages = await Message.filter(conversation__phone__in=numbers).order_by("-id").limit(50).prefetch_related("case", "sent_by") if numbers else []
-    return render(request, "clients/detail.html", {"client": client, "messages": messages})
+    consents = await consent.phone_consents(list(client.phones))
+    return render(request, "clients/detail.html", {"client": client, "messages": messages, "consents": consents})
+
+
+# ---------------------------------------------------------------- consent (a client phone's okay-to-text)
+
+
+async def _phone_consent(request: Request) -> consent.PhoneConsent:
+    staff = await require_staff(request)
+    phone = await consent.visible_phone(staff, request.path_params["client_id"], request.path_params["phone_id"])
+    return (await consent.phone_consents([phone]))[phone.id]
+
+
+async def consent_state(request: Request) -> Response:
+    """A phone's consent block (the client page and the thread's client pane re-fetch it on reconnect)."""
+    return render(request, "clients/_consent_state.html", {"pc": await _phone_consent(request)})
+
+
+async def consent_ledger(request: Request) -> Response:
+    return render(request, "clients/_consent_ledger.html", {"pc": await _phone_consent(request)})
+
+
+async def set_consent(request: Request) -> Response:
+    """Staff tick or untick okay-to-text. The block itself is updated by the live event, as for everyone."""
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    client_id, phone_id = request.path_params["client_id"], request.path_params["phone_id"]
+    okay = str(form.get("okay_to_text", "")).lower() in ("1", "true", "on", "yes")
+    await consent.set_okay_to_text(request.app.state.bus, staff, client_id, phone_id, okay)
+    return _consent_answer(request, client_id, "Okay to text ticked." if okay else "Okay to text unticked.")
+
+
+async def request_opt_in(request: Request) -> Response:
+    """Staff ask for consent by text: the organisation's opt-in text, sent before okay-to-text."""
+    staff = await require_staff(request)
+    await checked_form(request)
+    client_id, phone_id = request.path_params["client_id"], request.path_params["phone_id"]
+    try:
+        message = await consent.send_opt_in_request(request.app.state.outbox, staff, client_id, phone_id)
+    except ServiceError as exc:
+        if is_htmx(request):
+            return render(request, "clients/_consent_feedback.html", {"error": exc.message}, status_code=exc.status)
+        raise
+    if message.status == MessageStatus.FAILED:
+        return _consent_answer(request, client_id, error=f"The request was not sent: {message.error_message}")
+    return _consent_answer(request, client_id, "Opt-in request sent: a reply of Y or YES records consent.")
+
+
+def _consent_answer(request: Request, client_id: int, notice: str = "", error: str = "") -> Response:
+    if is_htmx(request):
+        return render(request, "clients/_consent_feedback.html", {"notice": notice, "error": error})
+    return RedirectResponse(f"/clients/{client_id}", status_code=303)
 
 
 async def case_list(request: Request) -> Response:
@@ -59,17 +111,8 @@ async def case_page(request: Request) -> Response:
 
 
 async def _text_form(request: Request, case: Case, body: str = "", to: str = "", error: str | None = None, status_code: int = 200) -> Response:
-    phones = list(case.client.phones)
-    default = directory.mobile_of(case.client)
-    context = {
-        "case": case,
-        "phones": phones,
-        "to": to or (default.number if default else ""),
-        "body": body,
-        "error": error,
-        "char_limit": await messaging.char_limit(),
-    }
-    return render(request, "cases/text.html", context, status_code=status_code)
+    # One page for sending now and later, with quick entries: inbox/routes/quick_entries.py renders it.
+    return await case_text_page(request, case, body=body, to=to, error=error, status_code=status_code)
 
 
 async def case_text_form(request: Request) -> Response:
@@ -94,6 +137,10 @@ async def case_send_text(request: Request) -> Response:
 routes = [
     Route("/clients", client_list),
     Route("/clients/{client_id:int}", client_page),
+    Route("/clients/{client_id:int}/phones/{phone_id:int}/consent", consent_state, methods=["GET"]),
+    Route("/clients/{client_id:int}/phones/{phone_id:int}/consent", set_consent, methods=["POST"]),
+    Route("/clients/{client_id:int}/phones/{phone_id:int}/ledger", consent_ledger, methods=["GET"]),
+    Route("/clients/{client_id:int}/phones/{phone_id:int}/opt-in-request", request_opt_in, methods=["POST"]),
     Route("/cases", case_list),
     Route("/cases/{case_id:int}", case_page),
     Route("/cases/{case_id:int}/text", case_text_form, methods=["GET"]),

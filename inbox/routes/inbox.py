@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from inbox.services import consent, linking, media, messaging, visibility
 from inbox.services import conversations as convo
-from inbox.services import linking, media, messaging, visibility
 from inbox.services.errors import ServiceError, ValidationFailed
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, is_htmx, render, require_staff
@@ -43,11 +43,14 @@ async def _thread_context(request: Request, conversation_id: int, body: str = ""
     conversation = await messaging.conversation_for(staff, conversation_id)
     messages, has_older = await convo.thread_page(conversation)
     await messaging.mark_read(request.app.state.bus, staff, conversation)
+    clients = await convo.clients_of_phone(staff, conversation.phone)
     return {
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
-        "clients": await convo.clients_of_phone(staff, conversation.phone),
+        "thread_items": await consent.thread_items(staff, conversation, messages, has_older),
+        "clients": clients,
+        "consents": await consent.phone_consents([phone for client in clients for phone in client.phones]),
         "visible_cases": await visibility.visible_case_ids(staff),
         "char_limit": await messaging.char_limit(),
         "body": body,
@@ -76,6 +79,7 @@ async def older_messages(request: Request) -> Response:
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
+        "thread_items": await consent.thread_items(staff, conversation, messages, has_older, before_id=before),
         "visible_cases": await visibility.visible_case_ids(staff),
     }
     # Without `before` this is the newest page as a whole list: what a reconnecting tab re-fetches.

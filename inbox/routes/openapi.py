@@ -106,6 +106,37 @@ OPENAPI: dict[str, Any] = {
                 },
             },
         },
+        "/clients/{client_id}/phones/{phone_id}/consent": {
+            "parameters": [
+                {"name": "client_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                {"name": "phone_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+            ],
+            "post": {
+                "tags": ["directory"],
+                "operationId": "setPhoneConsent",
+                "summary": "Record whether a client agreed to texts on one number",
+                "description": (
+                    "Sets the phone's `okay_to_text` and adds an entry with `source` `api` to its "
+                    "`consent_log` (nothing is added when the value does not change). A `consent.changed` "
+                    "event tells open tabs. An opt-out is not undone: only the client can, by texting "
+                    "START (or YES to an opt-in request), so `opted_out` stays as it is. Any caller who may "
+                    "see the client may record it; phones of other clients answer 404."
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ConsentInput"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "The phone, with its consent ledger.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Phone"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "422": {"$ref": "#/components/responses/Unprocessable"},
+                },
+            },
+        },
         "/cases": {
             "get": {
                 "tags": ["directory"],
@@ -359,6 +390,60 @@ OPENAPI: dict[str, Any] = {
                     "404": {"$ref": "#/components/responses/NotFound"},
                 },
             },
+            "delete": {
+                "tags": ["messages"],
+                "operationId": "cancelMessage",
+                "summary": "Cancel a scheduled text",
+                "description": (
+                    "Stops a text that is still `scheduled` in our outbox: it becomes `canceled`, with a "
+                    "timeline step, and a `message.status` event tells open tabs. Cancelling a text already "
+                    "cancelled is harmless and answers it again. Once the outbox has handed the text to "
+                    "the provider (`queued` or later) it cannot be stopped: 409. Any staff member who may see "
+                    "the text may cancel it, as in the SMS queue page."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "The message, now `canceled`.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                    "409": {
+                        "description": "Already handed to the provider (or not a text we send): it can no longer be cancelled.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            },
+        },
+        "/queue": {
+            "get": {
+                "tags": ["messages"],
+                "operationId": "listQueue",
+                "summary": "Scheduled and queued texts",
+                "description": (
+                    "Outbound texts still waiting: `scheduled` (for later, in our outbox) and `queued` or "
+                    "`accepted` (on their way, in our outbox or at the provider; `provider_sid` tells which), "
+                    "that the caller may see, newest first. A scheduled text due in its client's quiet hours "
+                    "(outside the organisation's window, 8 a.m. to 9 p.m. unless changed, in the client's time "
+                    "zone) is held: `held_until` says when it will go, and its `error_message` says so in words."
+                ),
+                "parameters": [
+                    {"$ref": "#/components/parameters/Limit"},
+                    {"$ref": "#/components/parameters/Before"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A page of waiting texts, newest first.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/QueueItem"}}
+                            }
+                        },
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "422": {"$ref": "#/components/responses/BadPaging"},
+                },
+            },
         },
         "/messages/{message_id}/links": {
             "parameters": [{"$ref": "#/components/parameters/MessageId"}],
@@ -501,11 +586,16 @@ OPENAPI: dict[str, Any] = {
                     "- `message.media` — an attachment was stored, refused or failed: "
                     "`{\"type\", \"message_id\", \"conversation_id\", \"media_id\", \"status\"}`.\n"
                     "- `alert.raised` / `alert.dismissed` — an alert addressed to the caller (or any, for "
-                    "supervisors and admins): `{\"type\", \"alert_id\", \"case_id\", \"message_id\"}`.\n\n"
+                    "supervisors and admins): `{\"type\", \"alert_id\", \"case_id\", \"message_id\"}`.\n"
+                    "- `consent.changed` — a number's consent changed (a keyword, a reply to an opt-in "
+                    "request, Twilio's 21610, staff or this API): `{\"type\", \"phone\", \"okay_to_text\", "
+                    "\"opted_out\", \"conversation_ids\", \"message_id\", \"consent_event_ids\"}` — the number's "
+                    "state after it (some record okay to text; some record opted out), its conversations, the "
+                    "text that caused it and the ledger entries made. Fetch the client for its `consent_log`.\n\n"
                     "Fetch `/messages/{message_id}` for the message itself. Comment lines (`: ping`) "
                     "are sent every 15 seconds to keep the connection open. The server ends the "
                     "stream when the reader falls behind or the server stops: reconnect and "
-                    "re-fetch what you show. More types may be added later (e.g. `consent.changed`); "
+                    "re-fetch what you show. More types may be added later; "
                     "ignore types you do not know."
                 ),
                 "responses": {
@@ -606,7 +696,9 @@ OPENAPI: dict[str, Any] = {
             "Conflict": {
                 "description": (
                     "Refused by a rule, e.g. the number opted out (texted STOP), the client has not "
-                    "agreed to texts, or the client has no number on file. No message is stored."
+                    "agreed to texts, or the client has no number on file. No message is stored. `error` "
+                    "names the latest cause in the consent ledger (\"This number opted out on 21 Nov: the "
+                    "client texted STOP. …\")."
                 ),
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
@@ -663,14 +755,56 @@ OPENAPI: dict[str, Any] = {
             },
             "Phone": {
                 "type": "object",
-                "required": ["id", "number", "kind", "okay_to_text", "opted_out"],
+                "required": ["id", "number", "kind", "okay_to_text", "opted_out", "consent_log"],
                 "properties": {
                     "id": {"type": "integer"},
                     "number": {"type": "string", "description": "E.164, e.g. `+15551234567`."},
                     "kind": {"$ref": "#/components/schemas/PhoneKind"},
                     "okay_to_text": {"type": "boolean", "description": "The client agreed to receive texts on this number."},
-                    "opted_out": {"type": "boolean", "description": "The number texted STOP (until it texts START)."},
+                    "opted_out": {
+                        "type": "boolean",
+                        "description": (
+                            "The number texted STOP (or another opt-out keyword), or Twilio refused a text to it "
+                            "with 21610 — until it texts START, UNSTOP or YES. A number that opted out is never "
+                            "texted, whatever `okay_to_text` says."
+                        ),
+                    },
+                    "consent_log": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/ConsentLogEntry"},
+                        "description": "Every change of this phone's consent, oldest first; the first entry is how it started.",
+                    },
                 },
+            },
+            "ConsentSource": {
+                "type": "string",
+                "enum": ["staff", "api", "import", "keyword", "reply", "provider"],
+                "description": (
+                    "Who or what made a change: `staff` (ticked or unticked on the client page, or added the "
+                    "number to the record), `api` (this API), `import` (a CSV import or sample data), `keyword` "
+                    "(the client texted STOP, START, … — on every record with the number), `reply` (the client "
+                    "answered an opt-in request with Y or YES), `provider` (Twilio refused a text with 21610, or "
+                    "reported an opt-out keyword with `OptOutType`)."
+                ),
+            },
+            "ConsentLogEntry": {
+                "type": "object",
+                "required": ["okay_to_text", "opted_out", "source", "at", "message_id"],
+                "properties": {
+                    "okay_to_text": {"type": "boolean", "description": "The phone's `okay_to_text` after the change."},
+                    "opted_out": {"type": "boolean", "description": "The phone's `opted_out` after the change."},
+                    "source": {"$ref": "#/components/schemas/ConsentSource"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "message_id": {
+                        "type": ["integer", "null"],
+                        "description": "The text that caused it: the client's STOP or YES, or the text Twilio refused.",
+                    },
+                },
+            },
+            "ConsentInput": {
+                "type": "object",
+                "required": ["okay_to_text"],
+                "properties": {"okay_to_text": {"type": "boolean"}},
             },
             "PhoneInput": {
                 "type": "object",
@@ -816,7 +950,14 @@ OPENAPI: dict[str, Any] = {
                     "body": {"type": "string"},
                     "status": {"$ref": "#/components/schemas/MessageStatus"},
                     "error_code": {"type": ["integer", "null"], "description": "Twilio's error code when it failed."},
-                    "error_message": {"type": ["string", "null"], "description": "What the error code means, for a person."},
+                    "error_message": {
+                        "type": ["string", "null"],
+                        "description": (
+                            "What the error code means, for a person. Also, on a `scheduled` text due in its "
+                            "client's quiet hours, when it will go (\"Held for quiet hours until 8:00 a.m. client "
+                            "time …\"), and on a `canceled` one, who or what cancelled it."
+                        ),
+                    },
                     "provider_sid": {
                         "type": ["string", "null"],
                         "description": "Twilio's message SID; null until the provider has accepted the text.",
@@ -989,6 +1130,26 @@ OPENAPI: dict[str, Any] = {
                         "description": "Schedule the text; the offset is required. A time already past sends at once.",
                     },
                 },
+            },
+            "QueueItem": {
+                "description": "A waiting text: the message, and when quiet hours let it go if they hold it.",
+                "allOf": [
+                    {"$ref": "#/components/schemas/Message"},
+                    {
+                        "type": "object",
+                        "required": ["held_until"],
+                        "properties": {
+                            "held_until": {
+                                "type": ["string", "null"],
+                                "format": "date-time",
+                                "description": (
+                                    "When the text will go: the opening of the quiet-hours window in the client's "
+                                    "time zone. Null when it is not held."
+                                ),
+                            }
+                        },
+                    },
+                ],
             },
             "Transcript": {
                 "type": "object",

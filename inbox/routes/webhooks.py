@@ -1,16 +1,26 @@
-"""Twilio's webhooks: validate the signature, store the raw payload, then process it."""
+"""Twilio's webhooks: find the channel, validate the signature with its token, store the raw payload,
+then process it.
+
+Each webhook names its account (`AccountSid`) and our number (`To` for texts and calls, `From` for
+status callbacks) or Messaging Service. The account's channels are tried, the one named first: a
+signature any of them validates is genuine (a Messaging Service answers from any number of its pool,
+so `To` may be no channel's from-number). An unknown account, or a signature none validates, is
+answered 403 and nothing is stored.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from inbox.services import media, messaging
-from inbox.sms.base import parse_inbound, parse_status
+from inbox.models import Channel
+from inbox.services import channels, media, messaging, system_texts
+from inbox.services.providers import ChannelNotReady, ProviderRegistry
+from inbox.sms.base import Provider, parse_inbound, parse_status
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +34,21 @@ def signed_url(request: Request) -> str:
     return f"{base}{request.scope.get('root_path', '')}{request.url.path}" + (f"?{query}" if query else "")
 
 
-async def _validated_params(request: Request) -> dict[str, str] | None:
+async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, str], Channel] | None:
+    """The form and the channel it is for, when a channel of the named account signed it; else None."""
     form = await request.form()
     params = {key: str(value) for key, value in form.multi_items()}
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not request.app.state.provider.validate_webhook(signed_url(request), params, signature):
-        log.warning("Refused a webhook to %s with a missing or wrong signature", request.url.path)
-        return None
-    return params
+    candidates = await channels.channels_for_webhook(
+        params.get("AccountSid", ""), params.get(our_number_field, ""), params.get("MessagingServiceSid") or None
+    )
+    registry: ProviderRegistry = request.app.state.providers
+    url = signed_url(request)
+    if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
+        return params, candidates[0]
+    reason = "a wrong signature" if signature and candidates else "no signature" if not signature else "an unknown account"
+    log.warning("Refused a webhook to %s with %s", request.url.path, reason)
+    return None
 
 
 def forbidden() -> Response:
@@ -39,32 +56,60 @@ def forbidden() -> Response:
 
 
 async def inbound_message(request: Request) -> Response:
-    params = await _validated_params(request)
-    if params is None:
+    verified = await _verified(request, "To")
+    if verified is None:
         return forbidden()
-    payload = await messaging.store_webhook(
-        "message", params, request.headers.get("I-Twilio-Idempotency-Token")
-    )
+    params, _ = verified
+    state = request.app.state
+    payload = await messaging.store_webhook("message", params, request.headers.get("I-Twilio-Idempotency-Token"))
     text = parse_inbound(params)
-    message = await messaging.record_inbound(request.app.state.bus, text, payload)
-    # Attachments are downloaded after the answer: Twilio gives the webhook 15 seconds, not the downloads.
-    fetch = None
-    if message is not None and text.media:
-        state = request.app.state
-        fetch = BackgroundTask(media.fetch_pending_for_message, state.provider, state.settings.media_dir, state.bus, message.id)
-    return Response(EMPTY_TWIML, media_type="text/xml", background=fetch)
+    message = await messaging.record_inbound(state.bus, text, payload, outbox=state.outbox)  # answers keywords
+    # The automatic reply and the attachments go after the answer: Twilio gives the webhook 15 seconds.
+    after = BackgroundTasks()
+    if message is not None:
+        try:
+            reply = await system_texts.prepare_auto_reply(message, text, state.clock())
+        except Exception:  # the client's text is stored; a failed auto-reply must not make Twilio resend it
+            log.exception("Preparing the automatic reply to message %s failed", message.id)
+            reply = None
+        if reply is not None:
+            after.add_task(system_texts.send_prepared, state.outbox, reply.id)
+        if text.media:
+            provider = await _provider_of_message(request, message.id)
+            after.add_task(media.fetch_pending_for_message, provider, state.settings.media_dir, state.bus, message.id)
+    return Response(EMPTY_TWIML, media_type="text/xml", background=after)
+
+
+async def _provider_of_message(request: Request, message_id: int) -> Provider:
+    """Attachments are fetched with the credentials of the message's own channel."""
+    try:
+        return request.app.state.providers.for_channel(await channels.channel_of_message(message_id))
+    except ChannelNotReady:
+        return request.app.state.outbox.provider  # the credentials of the account the media URL names
 
 
 async def status_callback(request: Request) -> Response:
-    params = await _validated_params(request)
-    if params is None:
+    verified = await _verified(request, "From")
+    if verified is None:
         return forbidden()
+    params, _ = verified
     payload = await messaging.store_webhook("status", params, request.headers.get("I-Twilio-Idempotency-Token"))
     await messaging.record_status(request.app.state.bus, parse_status(params), payload)
     return Response(status_code=200)
 
 
+async def voice_call(request: Request) -> Response:
+    """Prime's "Call Response": the channel's words, spoken (TwiML <Say>) to whoever calls the number."""
+    verified = await _verified(request, "To")
+    if verified is None:
+        return forbidden()
+    params, channel = verified
+    payload = await messaging.store_webhook("voice", params, request.headers.get("I-Twilio-Idempotency-Token"))
+    return Response(await channels.answer_call(channel, payload), media_type="text/xml")
+
+
 routes = [
     Route("/webhooks/twilio/messages", inbound_message, methods=["POST"]),
     Route("/webhooks/twilio/status", status_callback, methods=["POST"]),
+    Route("/webhooks/twilio/voice", voice_call, methods=["POST"]),
 ]

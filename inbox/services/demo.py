@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from inbox.models import (
     Case,
     Channel,
+    ConsentEvent,
+    ConsentSource,
     Conversation,
     Direction,
     LinkReason,
@@ -72,7 +74,9 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
             continue
         if await Case.exists(number=case_number):  # a client never texted (no consent) is already there
             continue
-        client = await create_client(name=name, phones=[PhoneInput(number, "mobile", okay)])
+        client = await create_client(name=name, phones=[PhoneInput(number, "mobile", okay)], source=ConsentSource.IMPORT)
+        # Imported before the sample texts below, so the thread's consent notice comes first.
+        await ConsentEvent.filter(client_phone__client_id=client.id).update(at=datetime.now(UTC) - timedelta(days=1))
         case = await create_case(number=case_number, title=title, client_id=client.id, legal_problem=problem, office=office.name)
         if case_number not in UNASSIGNED:
             await create_assignment(case_id=case.id, staff_email="alice@example.org", primary=True)

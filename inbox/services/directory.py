@@ -7,9 +7,17 @@ from datetime import date
 
 from tortoise.transactions import in_transaction
 
-from inbox.models import Assignment, Case, Client, ClientPhone, Office, PhoneKind, Staff
+from inbox.models import Assignment, Case, Client, ClientPhone, ConsentSource, Office, PhoneKind, Staff
 from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.services import consent
 from inbox.services.errors import NotFound, require
+
+# How a new client's okay-to-text starts its consent ledger, by who created the client.
+CREATED_BY: dict[ConsentSource, str] = {
+    ConsentSource.API: "client created through the API",
+    ConsentSource.STAFF: "client created by staff",
+    ConsentSource.IMPORT: "client imported",
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,11 @@ async def create_client(
     phones: list[PhoneInput],
     external_id: str | None = None,
     preferred_language: str | None = None,
+    source: ConsentSource = ConsentSource.API,
+    staff: Staff | None = None,
 ) -> Client:
+    """A client and their numbers; each number's okay-to-text opens its consent ledger, credited to
+    `source` (and `staff`, who made the call or owns the API token)."""
     errors: dict[str, str] = {}
     if not (name or "").strip():
         errors["name"] = "Enter the client's name."
@@ -56,7 +68,9 @@ async def create_client(
             name=name.strip(), external_id=external_id or None, preferred_language=preferred_language or None
         )
         for number, kind, okay in checked:
-            await ClientPhone.create(client=client, number=number, kind=kind, okay_to_text=okay)
+            phone = await ClientPhone.create(client=client, number=number, kind=kind, okay_to_text=okay)
+            detail = CREATED_BY.get(source, "client created") + (f" by {staff.name}" if staff is not None else "")
+            await consent.record_new_phone(phone, source, detail, staff)
     return client
 
 
@@ -119,7 +133,7 @@ async def create_assignment(
 
 
 async def get_client(client_id: int) -> Client:
-    client = await Client.get_or_none(id=client_id).prefetch_related("phones", "cases")
+    client = await Client.get_or_none(id=client_id).prefetch_related("phones__consent_log", "cases")
     if client is None:
         raise NotFound("No client has this id.")
     return client

@@ -12,6 +12,7 @@ from inbox.models import (
     CaseNote,
     Client,
     ClientPhone,
+    ConsentSource,
     Conversation,
     Direction,
     LinkingPolicy,
@@ -24,7 +25,7 @@ from inbox.models import (
     Staff,
 )
 from inbox.phones import for_people
-from inbox.services import visibility
+from inbox.services import consent, visibility
 from inbox.services.errors import NotFound, require
 
 REASON_WORDS: dict[str, str] = {
@@ -126,7 +127,8 @@ async def link_conversation_to_client(conversation: Conversation, client: Client
     async with in_transaction():
         if not await ClientPhone.exists(client=client, number=conversation.phone):
             # Texting the number is not consent: okay-to-text stays off until someone records it.
-            await ClientPhone.create(client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False)
+            phone = await ClientPhone.create(client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False)
+            await consent.record_new_phone(phone, ConsentSource.STAFF, f"number added to the client's record by {staff.name}", staff)
         messages = await Message.filter(conversation=conversation).order_by("id").prefetch_related("sent_by")
         for message in messages:
             await link_by_hand(message, case, staff)

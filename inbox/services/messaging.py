@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +30,8 @@ from inbox.models import (
 )
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.segments import count_segments
-from inbox.services import alerts, linking, media, organisation, visibility
-from inbox.services.channels import channel_for_inbound, default_channel
+from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
+from inbox.services.channels import channel_for_inbound, channel_for_new_text
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.organisation import TWILIO_BODY_LIMIT
 from inbox.sms.base import (
@@ -76,10 +76,15 @@ class Outbox:
     public_url: str
     media_dir: Path = Path("media")  # INBOX_MEDIA_DIR: outbound attachments are stored here
     media_key: str = ""  # INBOX_SECRET_KEY: signs the URLs Twilio fetches outbound attachments from
+    # Each channel's own provider (ProviderRegistry.for_channel); None: `provider` sends for every channel.
+    provider_of: Callable[[Channel], Provider] | None = None
 
     @property
     def status_callback(self) -> str:
         return f"{self.public_url}/webhooks/twilio/status"
+
+    def provider_for(self, channel: Channel) -> Provider:
+        return self.provider_of(channel) if self.provider_of is not None else self.provider
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
     message = await _store_outbound(staff, request, recipient, attachments, hashes)
     await outbox.bus.publish_all(await alerts.dismiss_on_reply(message.conversation_id, staff))
     if message.status == MessageStatus.SCHEDULED:
+        await quiet_hours.note_hold(message, now())  # due in the client's quiet hours: say until when
         await outbox.bus.publish(_sent_event(message))
         return message
     return await hand_to_provider(outbox, message)
@@ -189,19 +195,10 @@ def _default_phone(phones: list[ClientPhone]) -> ClientPhone | None:
 
 
 async def check_consent(number: str) -> None:
-    """Refuse before the provider: opted out anywhere, or no record saying okay to text."""
-    phones = await ClientPhone.filter(number=number)
-    if any(p.opted_out for p in phones):
-        raise Refused("This number has opted out of texts (the client texted STOP). They must text START first.")
-    if phones and not any(p.okay_to_text for p in phones):
-        raise Refused("This client has not agreed to receive texts: “okay to text” is not ticked.")
-    if not phones and not await _has_texted_us(number):
-        raise Refused("This number is not on any client record with consent to text.")
-
-
-async def _has_texted_us(number: str) -> bool:
-    """An unknown sender who texted us may be answered in that conversation."""
-    return await Message.exists(direction=Direction.INBOUND, conversation__phone=number)
+    """Refuse before the provider: opted out anywhere (the ledger remembers unknown numbers too), no
+    record saying okay to text, or an unknown number that never texted us. The reason names the
+    ledger's latest cause."""
+    await consent.check_may_text(number)
 
 
 async def _store_outbound(
@@ -211,7 +208,7 @@ async def _store_outbound(
     attachments: list[media.CheckedAttachment] | None = None,
     hashes: list[str] | None = None,
 ) -> Message:
-    channel = await _channel_of(recipient.conversation)
+    channel = await _channel_of(recipient.conversation, recipient.number, recipient.case)
     count = count_segments(request.body)
     scheduled = request.send_at is not None and request.send_at > now()
     status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
@@ -241,10 +238,10 @@ async def _store_outbound(
     return message
 
 
-async def _channel_of(conversation: Conversation | None) -> Channel:
+async def _channel_of(conversation: Conversation | None, number: str = "", case: Case | None = None) -> Channel:
     if conversation is not None:
         return await Channel.get(id=conversation.channel_id)
-    return await default_channel()
+    return await channel_for_new_text(number, case)
 
 
 async def _conversation_for(channel: Channel, phone: str) -> Conversation:
@@ -277,9 +274,9 @@ async def hand_to_provider(outbox: Outbox, message: Message) -> Message:
         status_callback=outbox.status_callback,
     )
     try:
-        result = await outbox.provider.send(text)
+        result = await outbox.provider_for(channel).send(text)
     except ProviderRejected as exc:
-        await _mark_failed(message, exc.code, exc.message)
+        await _mark_failed(message, exc.code, exc.message, bus=outbox.bus)
     except ProviderUnavailable as exc:
         await _mark_failed(message, None, f"Twilio could not be reached ({exc}). Try again in a moment.")
     else:
@@ -292,8 +289,11 @@ async def hand_to_provider(outbox: Outbox, message: Message) -> Message:
     return message
 
 
-async def _mark_failed(message: Message, code: int | None, detail: str) -> None:
+async def _mark_failed(message: Message, code: int | None, detail: str, *, bus: Bus | None = None) -> None:
+    """A refusal or failure before Twilio took the text. 21610 (the number unsubscribed) goes in the
+    consent ledger, announced on `bus` after the commit."""
     explanation = explain(code) if code else None
+    consent_events: list[Event] = []
     async with in_transaction():
         message.status = MessageStatus.FAILED
         message.error_code = code
@@ -301,7 +301,9 @@ async def _mark_failed(message: Message, code: int | None, detail: str) -> None:
         await message.save(update_fields=["status", "error_code", "error_message", "updated_at"])
         await MessageStatusEvent.create(message=message, status=MessageStatus.FAILED, error_code=code, at=now())
         if code == OPTED_OUT_CODE:
-            await ClientPhone.filter(number=message.to_number).update(opted_out=True)
+            consent_events = await consent.record_provider_opt_out(message)
+    if bus is not None:
+        await bus.publish_all(consent_events)
 
 
 def _sent_event(message: Message) -> Event:
@@ -334,8 +336,15 @@ async def store_webhook(kind: str, params: Mapping[str, str], idempotency_token:
     )
 
 
-async def record_inbound(bus: Bus, text: InboundText, payload: WebhookPayload) -> Message | None:
-    """A client's text: conversation, message, timeline. None when Twilio repeats itself."""
+async def record_inbound(
+    bus: Bus, text: InboundText, payload: WebhookPayload, *, outbox: Outbox | None = None
+) -> Message | None:
+    """A client's text: conversation, message, timeline, and what it does to consent (STOP, START,
+    HELP, a YES to an opt-in request: inbox.services.consent). None when Twilio repeats itself.
+
+    Our answers to keywords (help text, confirmations) go to `outbox`'s provider after the commit;
+    without an outbox none are made.
+    """
     if not text.provider_sid:
         await _finish(payload, error="No MessageSid in the webhook.")
         return None
@@ -363,6 +372,7 @@ async def record_inbound(bus: Bus, text: InboundText, payload: WebhookPayload) -
             case_ids = await linking.link_inbound(message)
             alert_events = await alerts.raise_alerts(message, case_ids)
             await media.register_inbound_media(message, text.media)
+            keywords = await consent.handle_inbound(message, channel, text.opt_out_type, answer=outbox is not None)
             payload.processed_at = now()
             await payload.save(update_fields=["processed_at"])
     except IntegrityError:
@@ -372,7 +382,10 @@ async def record_inbound(bus: Bus, text: InboundText, payload: WebhookPayload) -
     received = MessageReceived(
         message_id=message.id, conversation_id=conversation.id, provider_sid=message.provider_sid, case_ids=case_ids
     )
-    await bus.publish_all([received, *alert_events])
+    await bus.publish_all([received, *alert_events, *keywords.events])
+    if outbox is not None:
+        for reply in keywords.replies:  # no consent check: Twilio allows the answer to STOP
+            await hand_to_provider(outbox, reply)
     return message
 
 
@@ -407,6 +420,7 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
             await _finish(payload, error=f"Unknown status {update.status!r}.")
         return None
     changed = False
+    consent_events: list[Event] = []
     async with in_transaction():
         message = await Message.select_for_update().get(id=message.id)
         if not await MessageStatusEvent.exists(message=message, status=status, error_code=update.error_code):
@@ -422,8 +436,11 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
                 explanation = explain(update.error_code)
                 message.error_message = explanation.summary if explanation else None
             await message.save(update_fields=["status", "error_code", "error_message", "updated_at"])
+            if update.error_code == OPTED_OUT_CODE:
+                consent_events = await consent.record_provider_opt_out(message)
         payload.processed_at = now()
         await payload.save(update_fields=["processed_at"])
+    await bus.publish_all(consent_events)
     if changed:
         await bus.publish(
             MessageStatusChanged(

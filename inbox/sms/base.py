@@ -113,6 +113,17 @@ class ProviderInfo:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ChannelCredentials:
+    """What an adapter needs to act for one sending number: its account, token and sender."""
+
+    account_sid: str
+    auth_token: str = field(repr=False)
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    label: str = "Twilio"
+
+
 class Provider(Protocol):
     info: ProviderInfo
 

@@ -4,6 +4,7 @@
         provider = TwilioProvider(account_sid, auth_token, from_number=..., api_url=fake.base_url)
         fake.reject["+15551230000"] = 21610            # next creates to that number: HTTP 400
         fake.outcomes["+15551230003"] = [("sent", None), ("undelivered", 30003)]
+        fake.add_account(other_sid, other_token)          # a second account (another office's channel)
         ...
         await fake.callbacks_done()
 
@@ -62,10 +63,20 @@ class Callback:
 
 
 @dataclass(frozen=True)
+class Create:
+    """Who asked for a Messages create: the account in the request path and the basic-auth user."""
+
+    path_account_sid: str
+    auth_user: str | None
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _StoredMedia:
     content: bytes
     content_type: str
     filename: str | None = None  # sent by the storage as Content-Disposition, and as the last path segment
+    account_sid: str | None = None  # the account whose credentials fetch it
 
 
 class FakeTwilio:
@@ -73,9 +84,10 @@ class FakeTwilio:
         self, account_sid: str, auth_token: str, callback_client: httpx.AsyncClient | None = None
     ) -> None:
         self.account_sid = account_sid
-        self.auth_token = auth_token
+        self.accounts: dict[str, str] = {account_sid: auth_token}  # account SID → auth token
         self.base_url = ""
         self.requests: list[dict[str, Any]] = []  # form params of every create; MediaUrl as a list
+        self.creates: list[Create] = []  # every create that got past authentication, with its account
         self.messages: list[dict[str, Any]] = []  # the JSON answered for each accepted create
         self.reject: dict[str, int] = {}  # To number → error code answered with HTTP 400
         self.outcomes: dict[str, list[tuple[str, int | None]]] = {}  # To number → callback story
@@ -120,16 +132,32 @@ class FakeTwilio:
             error, self._callback_errors = self._callback_errors[0], []
             raise error
 
-    def add_media(self, content: bytes, content_type: str, filename: str | None = None) -> str:
+    @property
+    def auth_token(self) -> str:
+        """The first account's token (a test may "rotate" it, as an admin would in the console)."""
+        return self.accounts[self.account_sid]
+
+    @auth_token.setter
+    def auth_token(self, token: str) -> None:
+        self.accounts[self.account_sid] = token
+
+    def add_account(self, account_sid: str, auth_token: str) -> None:
+        """Another account this server accepts (its creates, callbacks and media use its own token)."""
+        self.accounts[account_sid] = auth_token
+
+    def add_media(
+        self, content: bytes, content_type: str, filename: str | None = None, account_sid: str | None = None
+    ) -> str:
         """A Twilio-style MediaUrl (basic auth, redirects to storage) serving `content`.
 
         With `filename`, the storage names the file itself (Content-Disposition and the redirect's last
         path segment), as a CDN might: a client must not trust it.
         """
         media_sid = "ME" + secrets.token_hex(16)
-        self._media[media_sid] = _StoredMedia(content, content_type, filename)
+        account = account_sid or self.account_sid
+        self._media[media_sid] = _StoredMedia(content, content_type, filename, account)
         message_sid = "MM" + secrets.token_hex(16)
-        return f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
+        return f"{self.base_url}/{API_VERSION}/Accounts/{account}/Messages/{message_sid}/Media/{media_sid}"
 
     # --- the HTTP side ---------------------------------------------------------------------
 
@@ -166,20 +194,23 @@ class FakeTwilio:
         if "MediaUrl" in params:
             params["MediaUrl"] = form.getlist("MediaUrl")
         self.requests.append(params)
+        credentials = basic_auth(request)
+        self.creates.append(Create(request.path_params["account_sid"], credentials[0] if credentials else None, params))
 
         refusal = self._refusal_for(params)
         if refusal is not None:
             return twilio_error(400, refusal)
-        message = self._message_json(params)
+        message = self._message_json(params, request.path_params["account_sid"])
         self.messages.append(message)
         if params.get("StatusCallback") and self.callbacks_enabled:
             self._schedule_callbacks(message, str(params["StatusCallback"]))
         return JSONResponse(message, status_code=201)
 
     def _authorised(self, request: Request) -> bool:
-        if request.path_params.get("account_sid", self.account_sid) != self.account_sid:
+        account_sid = request.path_params.get("account_sid", self.account_sid)
+        if account_sid not in self.accounts:
             return False
-        return basic_auth(request) == (self.account_sid, self.auth_token)
+        return basic_auth(request) == (account_sid, self.accounts[account_sid])
 
     def _refusal_for(self, params: dict[str, Any]) -> int | None:
         """The error code Twilio would answer for this create, if any."""
@@ -191,14 +222,15 @@ class FakeTwilio:
             return 21602
         return self.reject.get(str(params["To"]))
 
-    def _message_json(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _message_json(self, params: dict[str, Any], account_sid: str | None = None) -> dict[str, Any]:
+        account_sid = account_sid or self.account_sid
         media_urls: Sequence[str] = params.get("MediaUrl") or []
         sid = ("MM" if media_urls else "SM") + secrets.token_hex(16)
         service_sid = params.get("MessagingServiceSid")
         now = format_datetime(datetime.now(UTC))
-        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
+        uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
         return {
-            "account_sid": self.account_sid,
+            "account_sid": account_sid,
             "api_version": API_VERSION,
             "body": params.get("Body", ""),
             "date_created": now,
@@ -216,7 +248,7 @@ class FakeTwilio:
             "price_unit": "USD",
             "sid": sid,
             "status": "accepted" if service_sid else "queued",
-            "subresource_uris": {"media": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
+            "subresource_uris": {"media": f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}/Media.json"},
             "to": params["To"],
             "uri": uri,
         }
@@ -241,7 +273,7 @@ class FakeTwilio:
             "SmsSid": message["sid"],
             "MessageStatus": status,
             "SmsStatus": status,
-            "AccountSid": self.account_sid,
+            "AccountSid": message["account_sid"],
             "From": message["from"] or POOL_NUMBER,
             "To": message["to"],
             "ApiVersion": API_VERSION,
@@ -250,8 +282,8 @@ class FakeTwilio:
             params["MessagingServiceSid"] = message["messaging_service_sid"]
         if error_code is not None:
             params["ErrorCode"] = str(error_code)
-        # Twilio signs the URL exactly as it was given in StatusCallback.
-        signature = RequestValidator(self.auth_token).compute_signature(url, params)
+        # Twilio signs the URL exactly as it was given in StatusCallback, with the account's token.
+        signature = RequestValidator(self.accounts[message["account_sid"]]).compute_signature(url, params)
         client = self._callback_client or self._own_client
         assert client is not None
         response = await client.post(url, data=params, headers={"X-Twilio-Signature": signature})
@@ -264,7 +296,7 @@ class FakeTwilio:
         if not self._authorised(request):
             return twilio_error(401, 20003)
         media = self._media.get(request.path_params["media_sid"])
-        if media is None:
+        if media is None or media.account_sid != request.path_params["account_sid"]:
             return twilio_error(404, 20404, "The requested resource was not found")
         key = secrets.token_urlsafe(16)
         self._store[key] = media

@@ -1,0 +1,230 @@
+"""The SMS queue page, scheduling from a thread or a case ("Send later"), and the quiet-hours setting."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from inbox.models import Case, Message, Role, Staff
+from inbox.routes.inbox import _attachments_of, _composer_or_page, _int_or_none, _thread_context
+from inbox.routes.quick_entries import COMPOSER_FIELDS, case_text_page
+from inbox.services import directory, organisation, queue, quiet_hours, visibility
+from inbox.services.errors import Forbidden, NotFound, Refused, ServiceError
+from inbox.services.messaging import SendRequest, char_limit
+from inbox.services.quiet_hours import QuietHoursInput
+from inbox.web import checked_form, is_htmx, iso, render, require_staff
+
+DONE = {"canceled": "Cancelled: it will not be sent.", "saved": "Saved."}
+
+
+def _send_at_of(form: FormData, organisation_zone: str) -> tuple[str, str]:
+    """The typed time and the zone it is in (the browser's, else the organisation's)."""
+    zone = str(form.get("time_zone", "")).strip()
+    return str(form.get("send_at", "")), zone if quiet_hours.zone_named(zone) else organisation_zone
+
+
+def _parse_send_at(form: FormData, organisation_zone: str) -> datetime:
+    return queue.parse_local_time(
+        str(form.get("send_at", "")), str(form.get("time_zone", "")), str(form.get("tz_offset", "")), organisation_zone
+    )
+
+
+def _scheduled_words(message: Message, zone: str) -> str:
+    local = message.send_at.astimezone(quiet_hours.zone_named(zone)) if message.send_at else None
+    when = f"{local:%a} {local.day} {local:%b}, {quiet_hours.clock_words(local)} ({zone})" if local else "later"
+    held = f" — {message.error_message[0].lower()}{message.error_message[1:]}" if quiet_hours.is_hold_note(message.error_message) else ""
+    return f"Scheduled for {when}{held}. Change or cancel it on the queue page."
+
+
+# ---------------------------------------------------------------- "Send later"
+
+
+async def schedule_from_thread(request: Request) -> Response:
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    conversation_id = request.path_params["conversation_id"]
+    body = str(form.get("body", ""))
+    org_zone = await queue.organisation_zone()
+    raw, zone = _send_at_of(form, org_zone)
+    try:
+        send_at = _parse_send_at(form, org_zone)
+        attachments = await _attachments_of(form)
+        request_ = SendRequest(
+            body=body,
+            conversation_id=conversation_id,
+            case_id=_int_or_none(form.get("case_id")),
+            send_at=send_at,
+            attachments=attachments,
+        )
+        message = await queue.schedule_text(request.app.state.outbox, staff, request_)
+    except ServiceError as exc:
+        fields = exc.fields
+        error = fields.get("send_at") or fields.get("body") or fields.get("attachment") or exc.message
+        context = await _thread_context(request, conversation_id, body=body, error=error)
+        context.update(send_at=raw, time_zone=zone, organisation_zone=org_zone)
+        return _composer_or_page(request, context, status_code=exc.status)
+    context = await _thread_context(request, conversation_id)
+    context.update(organisation_zone=org_zone, notice=_scheduled_words(message, zone))
+    return _composer_or_page(request, context)
+
+
+async def _case_for_text(staff: Staff, case_id: int) -> Case:
+    case = await directory.get_case(case_id)
+    if not await visibility.can_see_case(staff, case):
+        raise NotFound("No case has this id.")
+    return case
+
+
+async def schedule_from_case(request: Request) -> Response:
+    staff = await require_staff(request)
+    case = await _case_for_text(staff, request.path_params["case_id"])
+    form = await checked_form(request)
+    body, to = str(form.get("body", "")), str(form.get("to", ""))
+    org_zone = await queue.organisation_zone()
+    raw, zone = _send_at_of(form, org_zone)
+    try:
+        send_at = _parse_send_at(form, org_zone)
+        request_ = SendRequest(body=body, case_id=case.id, to=to or None, send_at=send_at)
+        message = await queue.schedule_text(request.app.state.outbox, staff, request_)
+    except ServiceError as exc:
+        error = "; ".join(exc.fields.values()) or exc.message
+        return await case_text_page(
+            request, case, body=body, to=to, error=error, status_code=exc.status, send_at=raw, time_zone=zone
+        )
+    return RedirectResponse(f"/conversations/{message.conversation_id}", status_code=303)
+
+
+# ---------------------------------------------------------------- the queue page
+
+
+async def queue_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
+    staff = await require_staff(request)
+    org = await organisation.current()
+    context = {
+        "entries": await queue.queue_page(staff),
+        "window": quiet_hours.Window.of(org),
+        "done": DONE.get(request.query_params.get("done", "")),
+        "error": error,
+    }
+    return render(request, "queue/index.html", context, status_code=status_code)
+
+
+async def queue_index(request: Request) -> Response:
+    return await queue_page(request)
+
+
+async def cancel(request: Request) -> Response:
+    staff = await require_staff(request)
+    await checked_form(request)
+    message_id = request.path_params["message_id"]
+    try:
+        await queue.cancel_scheduled(request.app.state.bus, staff, message_id)
+    except Refused as exc:  # handed to Twilio meanwhile: say so where the person clicked
+        if not is_htmx(request):
+            return await queue_page(request, error=exc.message, status_code=exc.status)
+        entry = await queue.queue_entry(staff, message_id)
+        return render(request, "queue/_row.html", {"entry": entry, "row_error": exc.message}, status_code=exc.status)
+    if is_htmx(request):
+        return render(request, "queue/_row.html", {"entry": await queue.queue_entry(staff, message_id)})
+    return RedirectResponse("/queue?done=canceled", status_code=303)
+
+
+async def _edit_page(
+    request: Request,
+    entry: queue.QueueEntry,
+    body: str,
+    send_at: str,
+    time_zone: str,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    org_zone = await queue.organisation_zone()
+    context = {
+        "entry": entry,
+        "body": body,
+        "send_at": send_at,
+        "time_zone": time_zone,
+        "organisation_zone": org_zone,
+        "errors": errors or {},
+        "error": error,
+        "char_limit": await char_limit(),
+        "field": {**COMPOSER_FIELDS["case"], "wrap": "edit-body-wrap", "textarea": "edit-body", "counter": "edit-count"},
+        "utc": None if errors or error else iso(entry.message.send_at),
+    }
+    return render(request, "queue/edit.html", context, status_code=status_code)
+
+
+async def edit_form(request: Request) -> Response:
+    staff = await require_staff(request)
+    entry = await queue.queue_entry(staff, request.path_params["message_id"])
+    org_zone = await queue.organisation_zone()
+    message = entry.message
+    error = None if entry.may_change else queue.HANDED_OVER
+    status = 200 if entry.may_change else 409
+    return await _edit_page(
+        request, entry, message.body, queue.local_value(message.send_at, org_zone), org_zone, error=error, status_code=status
+    )
+
+
+async def save_edit(request: Request) -> Response:
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    message_id = request.path_params["message_id"]
+    body = str(form.get("body", ""))
+    org_zone = await queue.organisation_zone()
+    raw, zone = _send_at_of(form, org_zone)
+    try:
+        send_at = _parse_send_at(form, org_zone)
+        await queue.edit_scheduled(request.app.state.bus, staff, message_id, body, send_at)
+    except ServiceError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        entry = await queue.queue_entry(staff, message_id)
+        return await _edit_page(request, entry, body, raw, zone, errors=exc.fields, error=exc.message, status_code=exc.status)
+    return RedirectResponse("/queue?done=saved", status_code=303)
+
+
+# ---------------------------------------------------------------- the quiet-hours setting
+
+
+async def _admin(request: Request) -> Staff:
+    staff = await require_staff(request)
+    if staff.role != Role.ADMIN:
+        raise Forbidden("Only administrators may change the quiet hours.")
+    return staff
+
+
+async def quiet_hours_page(request: Request) -> Response:
+    await _admin(request)
+    org = await organisation.current()
+    data = QuietHoursInput(str(org.quiet_hours_start), str(org.quiet_hours_end), org.time_zone)
+    context = {"data": data, "errors": {}, "saved": "saved" in request.query_params}
+    return render(request, "queue/quiet_hours.html", context)
+
+
+async def save_quiet_hours(request: Request) -> Response:
+    staff = await _admin(request)
+    form = await checked_form(request)
+    data = QuietHoursInput(str(form.get("start", "")), str(form.get("end", "")), str(form.get("time_zone", "")))
+    try:
+        await quiet_hours.update_window(staff, data)
+    except ServiceError as exc:
+        return render(request, "queue/quiet_hours.html", {"data": data, "errors": exc.fields, "saved": False}, status_code=exc.status)
+    return RedirectResponse("/admin/quiet-hours?saved=1", status_code=303)
+
+
+routes = [
+    Route("/queue", queue_index, methods=["GET"]),
+    Route("/queue/{message_id:int}/edit", edit_form, methods=["GET"]),
+    Route("/queue/{message_id:int}/edit", save_edit, methods=["POST"]),
+    Route("/queue/{message_id:int}/cancel", cancel, methods=["POST"]),
+    Route("/conversations/{conversation_id:int}/schedule", schedule_from_thread, methods=["POST"]),
+    Route("/cases/{case_id:int}/schedule", schedule_from_case, methods=["POST"]),
+    Route("/admin/quiet-hours", quiet_hours_page, methods=["GET"]),
+    Route("/admin/quiet-hours", save_quiet_hours, methods=["POST"]),
+]

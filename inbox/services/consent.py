@@ -1,0 +1,636 @@
+"""Consent to text: the ledger behind okay-to-text and opted-out, the rule that refuses a send, the
+client's keywords (STOP, START, HELP, …), and the opt-in request ("reply Y or YES to confirm").
+
+Every change of consent goes through `apply_change` (inside the caller's transaction; the caller
+publishes what it answers once the transaction commits) or `change_consent` (its own transaction,
+published after it). A change writes one ConsentEvent per client record with the number — or one
+for the bare number when it is on no record, so an unknown number that texted STOP is remembered —
+and answers one ConsentChanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tortoise.transactions import in_transaction
+
+from inbox.events import Bus, ConsentChanged, Event, MessageStatusChanged
+from inbox.models import (
+    Channel,
+    ClientPhone,
+    ConsentEvent,
+    ConsentSource,
+    Conversation,
+    Direction,
+    Message,
+    MessagePurpose,
+    MessageStatus,
+    MessageStatusEvent,
+    Staff,
+)
+from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.segments import count_segments
+from inbox.services import messaging, organisation, visibility
+from inbox.services.channels import default_channel
+from inbox.services.errors import NotFound, Refused
+from inbox.services.keywords import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, Keyword, classify, confirms_opt_in
+
+# The client (or Twilio on the client's behalf) spoke for the number: every record with it changes,
+# and everyone who may see the conversation may see the change. Staff, the API and imports speak for
+# one client's record only.
+NUMBER_WIDE = frozenset({ConsentSource.KEYWORD, ConsentSource.REPLY, ConsentSource.PROVIDER})
+SOURCE_WORDS: dict[str, str] = {
+    ConsentSource.STAFF: "staff",
+    ConsentSource.API: "case management system (API)",
+    ConsentSource.IMPORT: "import",
+    ConsentSource.KEYWORD: "client's keyword",
+    ConsentSource.REPLY: "client's reply",
+    ConsentSource.PROVIDER: "Twilio",
+}
+WORDS_OF: dict[Keyword, frozenset[str]] = {
+    Keyword.OPT_OUT: OPT_OUT_WORDS,
+    Keyword.OPT_IN: OPT_IN_WORDS,
+    Keyword.HELP: HELP_WORDS,
+}
+# A Y or YES confirms the latest opt-in request sent to the number within this long.
+OPT_IN_REQUEST_LIFETIME = timedelta(days=30)
+STOP_CONFIRMATION = "{org}: you will get no more texts from this number. Reply START to get them again."
+START_CONFIRMATION = (
+    "{org}: you will get texts from this number again. Msg & data rates may apply. Reply HELP for help, STOP to stop."
+)
+REPLY_CONFIRMATION = "{org}: thank you, you will get texts about your case. Msg & data rates may apply. Reply HELP for help, STOP to stop."
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change of consent: what to set (None leaves it as it is), who or what made it, and why."""
+
+    source: ConsentSource
+    detail: str  # the cause, as a phrase: "the client texted STOP", "ticked by Alice"
+    okay_to_text: bool | None = None
+    opted_out: bool | None = None
+    message_id: int | None = None
+    staff: Staff | None = None
+
+
+@dataclass(frozen=True)
+class NumberState:
+    okay_to_text: bool  # some record with the number says okay to text
+    opted_out: bool  # some record with the number (or the bare number) opted out
+
+
+async def apply_change(number: str, change: Change, phone: ClientPhone | None = None) -> list[Event]:
+    """Records `change` for one client phone, or for every record with `number` (the bare number when
+    it is on none). Records only what changes. Call inside a transaction; publish the answer after."""
+    at = now()
+    rows: list[ConsentEvent] = []
+    phones = [phone] if phone is not None else await ClientPhone.filter(number=number).order_by("id")
+    if phones:
+        for record in phones:
+            before = (record.okay_to_text, record.opted_out)
+            after = _after(change, *before)
+            if after == before:
+                continue
+            record.okay_to_text, record.opted_out = after
+            await record.save(update_fields=["okay_to_text", "opted_out"])
+            rows.append(await _write(record.number, record, after, change, at))
+    else:
+        latest = await latest_change(number)
+        before = (latest.okay_to_text, latest.opted_out) if latest else (False, False)
+        after = _after(change, *before)
+        if after != before:
+            rows.append(await _write(number, None, after, change, at))
+    if not rows:
+        return []
+    state = await number_state(number)
+    conversation_ids = await Conversation.filter(phone=number).order_by("id").values_list("id", flat=True)
+    return [
+        ConsentChanged(
+            phone=number,
+            okay_to_text=state.okay_to_text,
+            opted_out=state.opted_out,
+            conversation_ids=list(conversation_ids),
+            message_id=change.message_id,
+            consent_event_ids=[row.id for row in rows],
+        )
+    ]
+
+
+async def change_consent(bus: Bus, number: str, change: Change, phone: ClientPhone | None = None) -> list[Event]:
+    """`apply_change` in its own transaction, announced once it has committed."""
+    async with in_transaction():
+        events = await apply_change(number, change, phone)
+    await bus.publish_all(events)
+    return events
+
+
+def _after(change: Change, okay_to_text: bool, opted_out: bool) -> tuple[bool, bool]:
+    return (
+        okay_to_text if change.okay_to_text is None else change.okay_to_text,
+        opted_out if change.opted_out is None else change.opted_out,
+    )
+
+
+async def _write(
+    number: str, phone: ClientPhone | None, state: tuple[bool, bool], change: Change, at: datetime
+) -> ConsentEvent:
+    return await ConsentEvent.create(
+        number=number,
+        client_phone=phone,
+        okay_to_text=state[0],
+        opted_out=state[1],
+        source=change.source,
+        detail=change.detail[:300],
+        message_id=change.message_id,
+        staff=change.staff,
+        at=at,  # one moment for every record a change touches: they are one change
+    )
+
+
+async def record_new_phone(
+    phone: ClientPhone, source: ConsentSource, detail: str, staff: Staff | None = None
+) -> ConsentEvent:
+    """The first ledger entry of a number just put on a client record, inside the caller's transaction.
+
+    A number that opted out (on another record, or as an unknown sender) stays opted out.
+    """
+    if not phone.opted_out and await _opted_out_elsewhere(phone):
+        phone.opted_out = True
+        await phone.save(update_fields=["opted_out"])
+        detail += "; the number had opted out before"
+    change = Change(source=source, detail=detail, staff=staff)
+    return await _write(phone.number, phone, (phone.okay_to_text, phone.opted_out), change, now())
+
+
+async def _opted_out_elsewhere(phone: ClientPhone) -> bool:
+    others = await ClientPhone.filter(number=phone.number).exclude(id=phone.id).values_list("opted_out", flat=True)
+    if others:
+        return any(others)
+    latest = await latest_change(phone.number)  # the bare number's, as the new record has none yet
+    return bool(latest and latest.opted_out)
+
+
+async def latest_change(number: str) -> ConsentEvent | None:
+    return await ConsentEvent.filter(number=number).order_by("-at", "-id").first()
+
+
+async def number_state(number: str) -> NumberState:
+    phones = await ClientPhone.filter(number=number).values_list("okay_to_text", "opted_out")
+    if phones:
+        return NumberState(any(okay for okay, _ in phones), any(out for _, out in phones))
+    latest = await latest_change(number)
+    return NumberState(bool(latest and latest.okay_to_text), bool(latest and latest.opted_out))
+
+
+async def is_opted_out(number: str) -> bool:
+    """Opted out on any client record, or — for a number on none — by its latest consent change."""
+    return (await number_state(number)).opted_out
+
+
+# ---------------------------------------------------------------- the rule
+
+
+async def check_may_text(number: str) -> None:
+    """Refuse before the provider, naming the ledger's latest cause: opted out anywhere, no record
+    saying okay to text, or a number on no record that never texted us."""
+    phones = await ClientPhone.filter(number=number)
+    if await is_opted_out(number):
+        raise Refused(await opted_out_reason(number))
+    if phones and not any(p.okay_to_text for p in phones):
+        raise Refused(await not_okay_reason(number))
+    if not phones and not await Message.exists(direction=Direction.INBOUND, conversation__phone=number):
+        raise Refused("This number is not on any client record with consent to text.")
+
+
+async def opted_out_reason(number: str) -> str:
+    cause = (
+        await ConsentEvent.filter(
+            number=number, opted_out=True, source__in=[ConsentSource.KEYWORD, ConsentSource.PROVIDER]
+        )
+        .order_by("-at", "-id")
+        .first()
+    )
+    if cause is None:
+        return "This number has opted out of texts. The client must text START before they can be texted again."
+    return (
+        f"This number opted out on {await day_of(cause.at)}: {cause.detail}. "
+        "The client must text START before they can be texted again."
+    )
+
+
+async def not_okay_reason(number: str) -> str:
+    reason = "This client has not agreed to receive texts: “okay to text” is not ticked"
+    cause = (
+        await ConsentEvent.filter(number=number, client_phone_id__not_isnull=True, okay_to_text=False)
+        .order_by("-at", "-id")
+        .first()
+    )
+    if cause is not None:
+        reason += f" (since {await day_of(cause.at)}: {cause.detail})"
+    if (await organisation.current()).opt_in_requests:
+        return reason + ". Tick it once they agree, or ask for consent by text from the client's page."
+    return reason + ". Tick it once they agree."
+
+
+async def day_of(at: datetime) -> str:
+    """The day, like "21 Nov", in the organisation's time zone."""
+    try:
+        zone = ZoneInfo((await organisation.current()).time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = at.astimezone(zone)
+    return f"{local.day} {local:%b}"
+
+
+# ---------------------------------------------------------------- staff and the API
+
+
+async def visible_phone(staff: Staff, client_id: int, phone_id: int) -> ClientPhone:
+    phone = await ClientPhone.get_or_none(id=phone_id, client_id=client_id)
+    if phone is None or not await visibility.can_see_client(staff, phone.client_id):
+        raise NotFound("This client has no phone with this id.")
+    return phone
+
+
+async def set_okay_to_text(
+    bus: Bus,
+    staff: Staff,
+    client_id: int,
+    phone_id: int,
+    okay_to_text: bool,
+    source: ConsentSource = ConsentSource.STAFF,
+) -> ClientPhone:
+    """A person ticks or unticks okay-to-text (STAFF), or the case management system says so (API).
+
+    Only the client can undo an opt-out (START, or YES to an opt-in request): ticking the box leaves
+    an opted-out number opted out.
+    """
+    phone = await visible_phone(staff, client_id, phone_id)
+    if source == ConsentSource.STAFF:
+        detail = f"{'ticked' if okay_to_text else 'unticked'} by {staff.name}"
+    else:
+        detail = f"set through the API by {staff.name}"
+    await change_consent(bus, phone.number, Change(source, detail, okay_to_text=okay_to_text, staff=staff), phone)
+    return phone
+
+
+# ---------------------------------------------------------------- the client's texts
+
+
+@dataclass
+class InboundConsent:
+    """What a client's text did to consent.
+
+    `keyword` is set when the text was a keyword (STOP, START, HELP, … or what Twilio's OptOutType
+    named) or a Y/YES answering an opt-in request: such texts have their own answers and get no
+    automatic reply. `replies` are stored, queued texts to hand to the provider after the commit.
+    """
+
+    keyword: Keyword | None = None
+    events: list[Event] = field(default_factory=list)
+    replies: list[Message] = field(default_factory=list)
+
+
+async def keyword_of(message: Message, opt_out_type: str | None = None) -> Keyword | None:
+    """Whether an inbound text was a keyword: STOP, START, HELP, … (or what Twilio's OptOutType named),
+    or a Y/YES answering a pending opt-in request (OPT_IN). The same answer during record_inbound and
+    after it. Keyword texts get their own answers, never an automatic reply."""
+    keyword = classify(message.body, opt_out_type)
+    if keyword is None and await _answers_opt_in_request(message):
+        return Keyword.OPT_IN
+    return keyword
+
+
+async def _answers_opt_in_request(message: Message) -> bool:
+    return confirms_opt_in(message.body) and await pending_opt_in_request(message.from_number, message) is not None
+
+
+async def handle_inbound(
+    message: Message, channel: Channel, opt_out_type: str | None = None, answer: bool = True
+) -> InboundConsent:
+    """The keyword rules for a stored inbound text, inside record_inbound's transaction. With `answer`,
+    our replies (help text, confirmations) are stored for the caller to send after the commit."""
+    keyword = classify(message.body, opt_out_type)
+    number, said = message.from_number, " ".join((message.body or "").split()).upper()
+    outcome = InboundConsent(keyword=keyword)
+    # Twilio answers STOP/START/HELP itself on this channel; an OptOutType shows it has done so.
+    twilio_answers = channel.twilio_handles_opt_out or opt_out_type is not None
+    reply: tuple[str, MessagePurpose] | None = None
+    org = (await organisation.current()).name
+    if keyword in (None, Keyword.OPT_IN) and await _answers_opt_in_request(message):
+        outcome.keyword = Keyword.OPT_IN
+        change = Change(
+            ConsentSource.REPLY,
+            f"the client replied {said} to the opt-in request",
+            okay_to_text=True,
+            opted_out=False,
+            message_id=message.id,
+        )
+        outcome.events += await apply_change(number, change)
+        if not (twilio_answers and said in OPT_IN_WORDS):  # Twilio confirms YES, never Y
+            reply = (REPLY_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+    elif keyword == Keyword.OPT_OUT:
+        change = _keyword_change(keyword, said, opt_out_type, message, opted_out=True)
+        outcome.events += await apply_change(number, change)
+        outcome.events += await cancel_scheduled_to(number, f"Canceled: {change.detail}.")
+        if not twilio_answers:
+            reply = (STOP_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+    elif keyword == Keyword.OPT_IN:
+        change = _keyword_change(keyword, said, opt_out_type, message, okay_to_text=True, opted_out=False)
+        outcome.events += await apply_change(number, change)
+        if not twilio_answers:
+            reply = (START_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+    elif keyword == Keyword.HELP and not twilio_answers:
+        reply = (channel.help_text, MessagePurpose.HELP)
+    if answer and reply is not None and reply[0].strip() and _answerable(number):
+        outcome.replies.append(
+            await store_app_text(message.conversation_id, channel, number, reply[0].strip(), reply[1])
+        )
+    return outcome
+
+
+def _keyword_change(keyword: Keyword, said: str, opt_out_type: str | None, message: Message, **state: bool) -> Change:
+    if said in WORDS_OF[keyword]:
+        return Change(ConsentSource.KEYWORD, f"the client texted {said}", message_id=message.id, **state)
+    # Twilio recognised a keyword we do not (its Advanced Opt-Out lists, other languages): trust it.
+    shown = " ".join((message.body or "").split())
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    detail = f"Twilio reported OptOutType {(opt_out_type or '').strip().upper()} for the text “{shown}”"
+    return Change(ConsentSource.PROVIDER, detail, message_id=message.id, **state)
+
+
+def _answerable(number: str) -> bool:
+    """Short codes and alphanumeric senders cannot be texted back."""
+    try:
+        normalise(number)
+    except InvalidPhoneNumber:
+        return False
+    return True
+
+
+async def cancel_scheduled_to(number: str, why: str) -> list[Event]:
+    """Every scheduled text to the number is canceled (Twilio does not cancel them for us).
+
+    The same conditional UPDATE the worker claims with, so a text is either sent or canceled, never both.
+    """
+    events: list[Event] = []
+    scheduled = await Message.filter(to_number=number, direction=Direction.OUTBOUND, status=MessageStatus.SCHEDULED)
+    at = now()
+    for message in scheduled:
+        won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
+            status=MessageStatus.CANCELED, error_message=why[:500], updated_at=at
+        )
+        if not won:
+            continue
+        await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.CANCELED, at=at)
+        events.append(
+            MessageStatusChanged(
+                message_id=message.id,
+                conversation_id=message.conversation_id,
+                status=MessageStatus.CANCELED.value,
+                provider_sid=message.provider_sid,
+                error_code=None,
+                case_ids=[message.case_id] if message.case_id else [],
+            )
+        )
+    return events
+
+
+async def record_provider_opt_out(message: Message) -> list[Event]:
+    """Twilio refused a text with 21610: the number unsubscribed (inside the caller's transaction)."""
+    change = Change(
+        ConsentSource.PROVIDER,
+        "Twilio refused a text with error 21610 (the number has unsubscribed)",
+        opted_out=True,
+        message_id=message.id,
+    )
+    return await apply_change(message.to_number, change)
+
+
+# ---------------------------------------------------------------- texts the app sends
+
+
+async def store_app_text(
+    conversation_id: int, channel: Channel, to: str, body: str, purpose: MessagePurpose, sent_by: Staff | None = None
+) -> Message:
+    """A queued text the app itself sends (help, confirmation, opt-in request): the caller hands it to
+    the provider after the commit. No consent check: these are the rule's own exceptions."""
+    count = count_segments(body)
+    message = await Message.create(
+        conversation_id=conversation_id,
+        direction=Direction.OUTBOUND,
+        from_number=channel.from_number or channel.messaging_service_sid or "",
+        to_number=to,
+        body=body,
+        status=MessageStatus.QUEUED,
+        segments=count.segments,
+        encoding=count.encoding,
+        sent_by=sent_by,
+        purpose=purpose,
+    )
+    await MessageStatusEvent.create(message=message, status=MessageStatus.QUEUED, at=now())
+    return message
+
+
+async def pending_opt_in_request(number: str, reply: Message | None = None) -> Message | None:
+    """The latest opt-in request to the number that the client had not answered (nor overtaken with a
+    keyword, nor Twilio) when `reply` arrived — or by now — sent within OPT_IN_REQUEST_LIFETIME."""
+    moment = reply.created_at if reply is not None else now()
+    query = Message.filter(
+        direction=Direction.OUTBOUND,
+        purpose=MessagePurpose.OPT_IN_REQUEST,
+        to_number=number,
+        created_at__gte=moment - OPT_IN_REQUEST_LIFETIME,
+    ).exclude(status__in=[MessageStatus.FAILED, MessageStatus.CANCELED, MessageStatus.UNDELIVERED])
+    if reply is not None:
+        query = query.filter(id__lt=reply.id)
+    request = await query.order_by("-id").first()
+    if request is None:
+        return None
+    answered = ConsentEvent.filter(number=number, source__in=list(NUMBER_WIDE), at__gt=request.created_at)
+    if reply is not None:
+        answered = answered.filter(at__lt=moment)
+    return None if await answered.exists() else request
+
+
+async def send_opt_in_request(outbox: messaging.Outbox, staff: Staff, client_id: int, phone_id: int) -> Message:
+    """Staff ask for consent by text (the organisation's opt-in text). The one send allowed before
+    okay-to-text — never to a number that opted out."""
+    phone = await visible_phone(staff, client_id, phone_id)
+    org = await organisation.current()
+    if not org.opt_in_requests:
+        raise Refused("Opt-in requests are turned off in the organisation's settings.")
+    if await is_opted_out(phone.number):
+        raise Refused(await opted_out_reason(phone.number))
+    if not _answerable(phone.number):
+        raise Refused("This number cannot receive texts.")
+    conversation = (
+        await Conversation.filter(phone=phone.number, last_message_at__not_isnull=True)
+        .order_by("-last_message_at")
+        .first()
+        or await Conversation.filter(phone=phone.number).order_by("-id").first()
+    )
+    async with in_transaction():
+        if conversation is None:
+            conversation, _ = await Conversation.get_or_create(channel=await default_channel(), phone=phone.number)
+        channel = await Channel.get(id=conversation.channel_id)
+        message = await store_app_text(
+            conversation.id,
+            channel,
+            phone.number,
+            org.opt_in_text.strip(),
+            MessagePurpose.OPT_IN_REQUEST,
+            sent_by=staff,
+        )
+        conversation.last_message_at = message.created_at
+        conversation.last_message_preview = messaging.preview_of(message.body)
+        conversation.last_direction = Direction.OUTBOUND
+        await conversation.save(update_fields=["last_message_at", "last_message_preview", "last_direction"])
+    return await messaging.hand_to_provider(outbox, message)
+
+
+# ---------------------------------------------------------------- what pages show
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One change of consent as a thread shows it: one per change, however many records it touched."""
+
+    id: int  # its first ledger row
+    at: datetime
+    text: str
+    message_id: int | None
+    client_ids: frozenset[int]
+    number_wide: bool
+
+    def visible_to(self, readable_clients: frozenset[int] | None) -> bool:
+        """None: a reader who sees every client. A change to one client's record is that client's business."""
+        return readable_clients is None or self.number_wide or bool(self.client_ids & readable_clients)
+
+
+def headline(row: ConsentEvent) -> str:
+    if row.source in NUMBER_WIDE:
+        if row.opted_out:
+            return "Opted out"
+        return "Consent given" if row.source == ConsentSource.REPLY else "Opted back in"
+    return "Okay to text" if row.okay_to_text else "Not okay to text"
+
+
+def describe(row: ConsentEvent) -> str:
+    """The words a notice and the ledger show: "Opted out: the client texted STOP"."""
+    return f"{headline(row)}: {row.detail}" if row.detail else headline(row)
+
+
+def notices_of(rows: list[ConsentEvent]) -> list[Notice]:
+    """Ledger rows (client_phone fetched) as notices, oldest first."""
+    groups: dict[tuple[object, ...], list[ConsentEvent]] = {}
+    for row in sorted(rows, key=lambda r: (r.at, r.id)):
+        key = (row.at, row.source, row.detail, row.message_id, row.staff_id, row.okay_to_text, row.opted_out)
+        groups.setdefault(key, []).append(row)
+    return [
+        Notice(
+            id=group[0].id,
+            at=group[0].at,
+            text=describe(group[0]),
+            message_id=group[0].message_id,
+            client_ids=frozenset(r.client_phone.client_id for r in group if r.client_phone_id is not None),
+            number_wide=group[0].source in NUMBER_WIDE or all(r.client_phone_id is None for r in group),
+        )
+        for group in groups.values()
+    ]
+
+
+async def readable_clients(staff: Staff) -> frozenset[int] | None:
+    return None if staff.sees_everything else frozenset(await visibility.assigned_client_ids(staff))
+
+
+@dataclass(frozen=True)
+class ThreadItem:
+    """A bubble or a consent notice, in the order a thread shows them."""
+
+    message: Message | None = None
+    notice: Notice | None = None
+
+
+async def thread_items(
+    staff: Staff, conversation: Conversation, messages: list[Message], has_older: bool, before_id: int | None = None
+) -> list[ThreadItem]:
+    """One page of a thread (oldest first) with the consent notices of its stretch of time."""
+    query = ConsentEvent.filter(number=conversation.phone)
+    if has_older and messages:
+        query = query.filter(at__gte=messages[0].created_at)
+    if before_id is not None:
+        upper = await Message.get_or_none(id=before_id)
+        if upper is not None:
+            query = query.filter(at__lt=upper.created_at)
+    rows = await query.prefetch_related("client_phone")
+    readable = await readable_clients(staff)
+    notices = [n for n in notices_of(rows) if n.visible_to(readable)]
+    items: list[ThreadItem] = []
+    for message in messages:
+        while notices and notices[0].at < message.created_at:
+            items.append(ThreadItem(notice=notices.pop(0)))
+        items.append(ThreadItem(message=message))
+    items.extend(ThreadItem(notice=notice) for notice in notices)
+    return items
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One row of a phone's consent ledger as a page shows it."""
+
+    id: int
+    at: datetime
+    what: str  # "Opted out: the client texted STOP"
+    who: str  # the person, or what made the change
+    message_id: int | None
+
+
+def ledger_line(row: ConsentEvent) -> LedgerLine:
+    """`row` with its staff fetched."""
+    who = SOURCE_WORDS.get(row.source, str(row.source))
+    if row.staff_id is not None:
+        who = row.staff.name if row.source == ConsentSource.STAFF else f"{row.staff.name} ({who})"
+    return LedgerLine(row.id, row.at, describe(row), who, row.message_id)
+
+
+@dataclass(frozen=True)
+class PhoneConsent:
+    """A client phone's consent as its page and the thread's client pane show it."""
+
+    phone: ClientPhone
+    log: list[LedgerLine]  # newest first
+    opt_in_requested_at: datetime | None  # an opt-in request waiting for Y or YES
+    opt_in_requests: bool  # the organisation allows them
+
+    @property
+    def may_ask(self) -> bool:
+        return self.opt_in_requests and not self.phone.opted_out and not self.phone.okay_to_text
+
+
+async def phone_consents(phones: list[ClientPhone]) -> dict[int, PhoneConsent]:
+    if not phones:
+        return {}
+    rows = (
+        await ConsentEvent.filter(client_phone_id__in=[p.id for p in phones])
+        .order_by("-at", "-id")
+        .prefetch_related("staff")
+    )
+    logs: dict[int, list[LedgerLine]] = {p.id: [] for p in phones}
+    for row in rows:
+        logs[row.client_phone_id].append(ledger_line(row))  # type: ignore[index]
+    allowed = (await organisation.current()).opt_in_requests
+    pending = {}
+    for number in {p.number for p in phones}:
+        request = await pending_opt_in_request(number)
+        pending[number] = request.created_at if request else None
+    return {p.id: PhoneConsent(p, logs[p.id], pending[p.number], allowed) for p in phones}

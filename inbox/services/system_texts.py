@@ -1,0 +1,115 @@
+"""Texts the app sends by itself: the channel's automatic reply (Prime's "Text Response") and an
+administrator's test text. Both are stored as outbound messages in the conversation, with their
+purpose, and go through the channel's own provider like any other text."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from inbox.models import (
+    AutoReplyMode,
+    Channel,
+    ClientPhone,
+    ConsentEvent,
+    Conversation,
+    Message,
+    MessagePurpose,
+    Role,
+    Staff,
+)
+from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.services import consent, messaging, organisation
+from inbox.services.channels import within_office_hours
+from inbox.services.errors import Forbidden, require
+from inbox.services.keywords import classify
+from inbox.services.messaging import Outbox
+from inbox.services.organisation import TWILIO_BODY_LIMIT
+from inbox.sms.base import InboundText
+
+log = logging.getLogger(__name__)
+
+
+def start_of_local_day(at: datetime, time_zone: str) -> datetime:
+    local = at.astimezone(ZoneInfo(time_zone))
+    return datetime.combine(local.date(), time(0), tzinfo=local.tzinfo).astimezone(UTC)
+
+
+# ---------------------------------------------------------------- the automatic reply
+
+
+async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) -> Message | None:
+    """The channel's automatic reply to `inbound`, stored and ready to hand to the provider, or None.
+
+    Never to a keyword (STOP, HELP, … or Twilio's OptOutType) nor to a text that changed consent (a Y
+    answering an opt-in request): those have their own answers. Never to an opted-out number, and at
+    most once per conversation per calendar day in the channel's time zone. The day is claimed by a
+    conditional UPDATE, so two texts arriving together get one reply.
+    """
+    conversation = await Conversation.get(id=inbound.conversation_id).prefetch_related("channel")
+    channel: Channel = conversation.channel
+    if channel.auto_reply_mode == AutoReplyMode.OFF or not channel.auto_reply_text.strip():
+        return None
+    if classify(text.body, text.opt_out_type) is not None or await ConsentEvent.exists(message_id=inbound.id):
+        return None
+    if channel.auto_reply_mode == AutoReplyMode.OUTSIDE_HOURS and within_office_hours(channel, at):
+        return None
+    try:
+        normalise(conversation.phone)
+    except InvalidPhoneNumber:
+        return None  # a short code or an alphanumeric sender cannot be answered
+    if await consent.is_opted_out(conversation.phone):
+        return None
+    first_today = Q(last_auto_reply_at=None) | Q(last_auto_reply_at__lt=start_of_local_day(at, channel.time_zone))
+    async with in_transaction():
+        if not await Conversation.filter(first_today, id=conversation.id).update(last_auto_reply_at=at):
+            return None
+        # The inbox keeps showing the client's own text: an automatic reply does not answer it.
+        body = channel.auto_reply_text.strip()
+        return await consent.store_app_text(conversation.id, channel, conversation.phone, body, MessagePurpose.AUTO_REPLY)
+
+
+async def send_prepared(outbox: Outbox, message_id: int) -> None:
+    """Hands a stored system text to its channel's provider (after the webhook has been answered)."""
+    try:
+        message = await Message.get(id=message_id)
+        await messaging.hand_to_provider(outbox, message)
+    except Exception:  # nobody waits for this answer: the failure goes to the log, the message stays queued
+        log.exception("Sending the automatic reply %s failed", message_id)
+
+
+# ---------------------------------------------------------------- the test text
+
+
+async def send_test_text(outbox: Outbox, staff: Staff, channel: Channel, to: str, body: str) -> Message:
+    """An administrator's test of a sending number, to a number typed on the channel's page.
+
+    The number need not be on a client record (it is usually the administrator's own phone), but a
+    client's number keeps every consent rule, and a number that opted out is never texted.
+    """
+    if staff.role != Role.ADMIN:
+        raise Forbidden("Only administrators may send test texts.")
+    errors: dict[str, str] = {}
+    number = ""
+    try:
+        number = normalise(to)
+    except InvalidPhoneNumber as exc:
+        errors["to"] = str(exc)
+    limit = min((await organisation.current()).char_limit, TWILIO_BODY_LIMIT)
+    if not body.strip():
+        errors["body"] = "Write the test text."
+    elif len(body) > limit:
+        errors["body"] = f"Texts are limited to {limit} characters; this one has {len(body)}."
+    require(errors)
+    if await ClientPhone.exists(number=number) or await consent.is_opted_out(number):
+        await messaging.check_consent(number)  # a client's number, or one that opted out: the usual rules
+    async with in_transaction():
+        conversation, _ = await Conversation.get_or_create(channel=channel, phone=number)
+        message = await consent.store_app_text(conversation.id, channel, number, body.strip(), MessagePurpose.TEST, staff)
+        await messaging._touch_conversation(conversation, message)
+    return await messaging.hand_to_provider(outbox, message)
+
