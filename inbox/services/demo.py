@@ -82,6 +82,8 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
             await create_assignment(case_id=case.id, staff_email="alice@example.org", primary=True)
         if okay and index < 3:
             await _sample_exchange(channel, number, case.id, index)
+            if index == 0:
+                await _scheduled_reminder(channel, number, case.id)
     await _unknown_sender(channel)
     return logins
 
@@ -124,6 +126,27 @@ async def _sample_exchange(channel: Channel, number: str, case_id: int, index: i
         conversation.last_message_preview = body
         conversation.last_direction = direction
     await conversation.save()
+
+
+async def _scheduled_reminder(channel: Channel, number: str, case_id: int) -> None:
+    """A reminder waiting in the SMS queue for tomorrow: texting STOP from the client phone cancels it."""
+    alice = await Staff.get(email="alice@example.org")
+    body = "Reminder: your hearing is tomorrow at 9 a.m. at the county courthouse, courtroom 4B."
+    message = await Message.create(
+        conversation=(await Conversation.get(channel=channel, phone=number)),
+        direction=Direction.OUTBOUND,
+        from_number=channel.from_number or "",
+        to_number=number,
+        body=body,
+        status=MessageStatus.SCHEDULED,
+        segments=count_segments(body).segments,
+        encoding=count_segments(body).encoding,
+        sent_by=alice,
+        case_id=case_id,
+        send_at=datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=1),
+    )
+    await MessageStatusEvent.create(message=message, status=MessageStatus.SCHEDULED, at=datetime.now(UTC))
+    await linking.file_on_case(message, case_id, LinkReason.SENT_FROM, linking.note_author(message, [], alice), alice)
 
 
 async def _unknown_sender(channel: Channel) -> None:

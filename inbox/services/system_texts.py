@@ -26,7 +26,6 @@ from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.services import consent, messaging, organisation
 from inbox.services.channels import within_office_hours
 from inbox.services.errors import Forbidden, require
-from inbox.services.keywords import classify
 from inbox.services.messaging import Outbox
 from inbox.services.organisation import TWILIO_BODY_LIMIT
 from inbox.sms.base import InboundText
@@ -54,7 +53,9 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
     channel: Channel = conversation.channel
     if channel.auto_reply_mode == AutoReplyMode.OFF or not channel.auto_reply_text.strip():
         return None
-    if classify(text.body, text.opt_out_type) is not None or await ConsentEvent.exists(message_id=inbound.id):
+    if await consent.keyword_of(inbound, text.opt_out_type) is not None or await ConsentEvent.exists(
+        message_id=inbound.id
+    ):
         return None
     if channel.auto_reply_mode == AutoReplyMode.OUTSIDE_HOURS and within_office_hours(channel, at):
         return None
