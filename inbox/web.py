@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from inbox.models import MessageStatus, Staff
+from inbox.models import MessageStatus, Role, Staff
 from inbox.phones import for_people
+from inbox.services.errors import Forbidden
 from inbox.services.linking import REASON_WORDS
 from inbox.sms.errors import explain
 
@@ -102,6 +103,13 @@ async def require_staff(request: Request) -> Staff:
     staff = await current_staff(request)
     if staff is None:
         raise LoginRequired()
+    return staff
+
+
+async def require_admin(request: Request, what: str = "change the organisation's settings") -> Staff:
+    staff = await require_staff(request)
+    if staff.role != Role.ADMIN:
+        raise Forbidden(f"Only administrators may {what}.")
     return staff
 
 

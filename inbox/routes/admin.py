@@ -6,18 +6,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Role, Staff
+from inbox.models import Staff
 from inbox.services import organisation
-from inbox.services.errors import Forbidden, ServiceError
+from inbox.services.errors import ServiceError
 from inbox.services.organisation import OrganisationRules
-from inbox.web import checked_form, render, require_staff
+from inbox.web import checked_form, render, require_admin
 
 
 async def _admin(request: Request) -> Staff:
-    staff = await require_staff(request)
-    if staff.role != Role.ADMIN:
-        raise Forbidden("Only administrators may change the organisation's settings.")
-    return staff
+    return await require_admin(request, "change the organisation's settings")
 
 
 async def settings_page(request: Request) -> Response:

@@ -14,11 +14,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.crypto import SecretBox, SecretUnreadable, last_four
-from inbox.models import AutoReplyMode, Channel, Message, Office, Role, Staff
+from inbox.models import AutoReplyMode, Channel, Message, Office, Staff
 from inbox.services import channels, system_texts
 from inbox.services.channels import DAYS, ChannelForm
-from inbox.services.errors import Forbidden, ServiceError
-from inbox.web import checked_form, render, require_staff
+from inbox.services.errors import ServiceError
+from inbox.web import checked_form, render, require_admin
 
 WEBHOOK_PATHS = (
     ("A message comes in (Messaging)", "/webhooks/twilio/messages"),
@@ -33,10 +33,7 @@ AUTO_REPLY_CHOICES = (
 
 
 async def _admin(request: Request) -> Staff:
-    staff = await require_staff(request)
-    if staff.role != Role.ADMIN:
-        raise Forbidden("Only administrators may set up sending numbers.")
-    return staff
+    return await require_admin(request, "set up sending numbers")
 
 
 @cache

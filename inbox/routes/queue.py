@@ -9,14 +9,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Case, Message, Role, Staff
+from inbox.models import Case, Message, Staff
 from inbox.routes.inbox import _attachments_of, _composer_or_page, _int_or_none, _thread_context
 from inbox.routes.quick_entries import COMPOSER_FIELDS, case_text_page
 from inbox.services import directory, organisation, queue, quiet_hours, visibility
-from inbox.services.errors import Forbidden, NotFound, Refused, ServiceError
+from inbox.services.errors import NotFound, Refused, ServiceError
 from inbox.services.messaging import SendRequest, char_limit
 from inbox.services.quiet_hours import QuietHoursInput
-from inbox.web import checked_form, is_htmx, iso, render, require_staff
+from inbox.web import checked_form, is_htmx, iso, render, require_admin, require_staff
 
 DONE = {"canceled": "Cancelled: it will not be sent.", "saved": "Saved."}
 
@@ -193,10 +193,7 @@ async def save_edit(request: Request) -> Response:
 
 
 async def _admin(request: Request) -> Staff:
-    staff = await require_staff(request)
-    if staff.role != Role.ADMIN:
-        raise Forbidden("Only administrators may change the quiet hours.")
-    return staff
+    return await require_admin(request, "change the quiet hours")
 
 
 async def quiet_hours_page(request: Request) -> Response:

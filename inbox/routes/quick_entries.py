@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Case, Role, Staff
+from inbox.models import Case, Staff
 from inbox.services import directory, messaging, quick_entries
-from inbox.services.errors import Forbidden, NotFound, ServiceError
+from inbox.services.errors import NotFound, ServiceError
 from inbox.services.queue import organisation_zone
 from inbox.services.quick_entries import QuickEntryInput
-from inbox.web import checked_form, render, require_staff
+from inbox.web import checked_form, render, require_admin, require_staff
 
 # The two composers: the ids their message fields and counters carry (the fill fragment keeps them).
 COMPOSER_FIELDS = {
@@ -29,10 +29,7 @@ def _int(value: object) -> int | None:
 
 
 async def _admin(request: Request) -> Staff:
-    staff = await require_staff(request)
-    if staff.role != Role.ADMIN:
-        raise Forbidden("Only administrators may change quick entries.")
-    return staff
+    return await require_admin(request, "change quick entries")
 
 
 def _form_context(entry_id: int | None, data: QuickEntryInput, errors: dict[str, str], char_limit: int) -> dict[str, object]:

@@ -442,17 +442,19 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
         await payload.save(update_fields=["processed_at"])
     await bus.publish_all(consent_events)
     if changed:
-        await bus.publish(
-            MessageStatusChanged(
-                message_id=message.id,
-                conversation_id=message.conversation_id,
-                status=message.status.value,
-                provider_sid=message.provider_sid,
-                error_code=message.error_code,
-                case_ids=[message.case_id] if message.case_id else [],
-            )
-        )
+        await bus.publish(status_changed(message))
     return message
+
+
+def status_changed(message: Message) -> MessageStatusChanged:
+    return MessageStatusChanged(
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        status=message.status.value,
+        provider_sid=message.provider_sid,
+        error_code=message.error_code,
+        case_ids=[message.case_id] if message.case_id else [],
+    )
 
 
 # ---------------------------------------------------------------- reading

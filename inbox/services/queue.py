@@ -20,7 +20,7 @@ from inbox.models import CaseNote, Conversation, Direction, Message, MessageStat
 from inbox.segments import count_segments
 from inbox.services import messaging, organisation, quiet_hours, visibility
 from inbox.services.errors import Refused, ValidationFailed, require
-from inbox.services.messaging import Outbox, SendRequest
+from inbox.services.messaging import Outbox, SendRequest, status_changed
 from inbox.services.organisation import TWILIO_BODY_LIMIT
 
 WAITING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.ACCEPTED)
@@ -153,14 +153,7 @@ async def _outbound_for(staff: Staff, message_id: int) -> Message:
 
 
 def _status_event(message: Message) -> MessageStatusChanged:
-    return MessageStatusChanged(
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        status=message.status.value,
-        provider_sid=message.provider_sid,
-        error_code=message.error_code,
-        case_ids=[message.case_id] if message.case_id else [],
-    )
+    return status_changed(message)
 
 
 async def cancel_waiting(bus: Bus, message: Message, reason: str | None = None, now: datetime | None = None) -> bool:
