@@ -157,16 +157,25 @@ class LiveHub:
             self._end_session(event.session_id)
 
     async def _deliver_message_event(self, event: MessageReceived | MessageSent | MessageStatusChanged) -> None:
-        message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
+        """A new text or a status: its bubble (or status line) and the conversation row."""
+        template = "oob/message_status.html" if isinstance(event, MessageStatusChanged) else "oob/message_new.html"
+        await self._deliver_bubbles(event, template, with_rows=True)
+
+    async def _deliver_bubble(self, event: MessageLinksChanged | MediaChanged) -> None:
+        """A text's cases or attachments changed: its whole bubble again."""
+        await self._deliver_bubbles(event, "oob/message_bubble.html", with_rows=False)
+
+    async def _deliver_bubbles(self, event: Event, template: str, *, with_rows: bool) -> None:
+        message_id = event.message_id  # type: ignore[attr-defined]
+        message = await Message.get_or_none(id=message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
         if message is None:
             return
         audience = await self._audience(message.conversation.phone)
         if not audience.tabs:
             return
-        template = "oob/message_status.html" if isinstance(event, MessageStatusChanged) else "oob/message_new.html"
-        bubbles: dict[frozenset[int] | None, str] = {}
-        rows = await self._rows(message.conversation, audience)
+        rows = await self._rows(message.conversation, audience) if with_rows else {}
         json_data = json.dumps(describe(event))
+        bubbles: dict[frozenset[int] | None, str] = {}
         for tab in audience.tabs:
             if tab.kind == "json":
                 self._push(tab, Delivery(event.name, json_data))
@@ -177,23 +186,6 @@ class LiveHub:
             if view not in bubbles:
                 bubbles[view] = render_fragment(template, message=message, visible_cases=view)
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
-
-    async def _deliver_bubble(self, event: MessageLinksChanged | MediaChanged) -> None:
-        """A text's cases or attachments changed: its whole bubble again, per view of its cases."""
-        message = await Message.get_or_none(id=event.message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
-        if message is None:
-            return
-        audience = await self._audience(message.conversation.phone)
-        bubbles: dict[frozenset[int] | None, str] = {}
-        json_data = json.dumps(describe(event))
-        for tab in audience.tabs:
-            if tab.kind == "json":
-                self._push(tab, Delivery(event.name, json_data))
-                continue
-            view = visible_links(message, audience.readable_clients(tab))
-            if view not in bubbles:
-                bubbles[view] = render_fragment("oob/message_bubble.html", message=message, visible_cases=view)
-            self._push(tab, Delivery("update", bubbles[view]))
 
     async def _deliver_alert(self, event: AlertRaised | AlertDismissed) -> None:
         """An alert reaches whom it is addressed to (while they may see its case), and supervisors

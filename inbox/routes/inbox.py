@@ -32,13 +32,13 @@ async def _inbox_page(request: Request, conversation_id: int | None) -> Response
     filter_name = _filter_of(request)
     search = request.query_params.get("q", "")
     # The thread first: opening it marks it read, and the list beside it should show that.
-    thread = await _thread_context(request, conversation_id) if conversation_id is not None else None
+    thread = await thread_context(request, conversation_id) if conversation_id is not None else None
     rows = await convo.inbox_rows(staff, filter_name, search)
     context: dict[str, object] = {"rows": rows, "filter": filter_name, "q": search, "thread": thread}
     return render(request, "inbox/index.html", context)
 
 
-async def _thread_context(request: Request, conversation_id: int, body: str = "", error: str | None = None) -> dict[str, object]:
+async def thread_context(request: Request, conversation_id: int, body: str = "", error: str | None = None) -> dict[str, object]:
     staff = await require_staff(request)
     conversation = await messaging.conversation_for(staff, conversation_id)
     messages, has_older = await convo.thread_page(conversation)
@@ -66,14 +66,14 @@ async def conversation_list(request: Request) -> Response:
 
 
 async def thread_pane(request: Request) -> Response:
-    context = await _thread_context(request, request.path_params["conversation_id"])
+    context = await thread_context(request, request.path_params["conversation_id"])
     return render(request, "inbox/_thread.html", {"thread": context})
 
 
 async def older_messages(request: Request) -> Response:
     staff = await require_staff(request)
     conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
-    before = _int_or_none(request.query_params.get("before"))
+    before = int_or_none(request.query_params.get("before"))
     messages, has_older = await convo.thread_page(conversation, before_id=before)
     context = {
         "conversation": conversation,
@@ -91,20 +91,20 @@ async def send_from_thread(request: Request) -> Response:
     form = await checked_form(request)
     conversation_id = request.path_params["conversation_id"]
     body = str(form.get("body", ""))
-    case_id = _int_or_none(form.get("case_id"))
+    case_id = int_or_none(form.get("case_id"))
     try:
-        attachments = await _attachments_of(form)
+        attachments = await attachments_of(form)
         request_ = SendRequest(body=body, conversation_id=conversation_id, case_id=case_id, attachments=attachments)
         await messaging.send_text(request.app.state.outbox, staff, request_)
     except ServiceError as exc:
         error = exc.fields.get("body") or exc.fields.get("attachment") or exc.message
-        context = await _thread_context(request, conversation_id, body=body, error=error)
-        return _composer_or_page(request, context, status_code=exc.status)
-    context = await _thread_context(request, conversation_id)
-    return _composer_or_page(request, context)
+        context = await thread_context(request, conversation_id, body=body, error=error)
+        return composer_or_page(request, context, status_code=exc.status)
+    context = await thread_context(request, conversation_id)
+    return composer_or_page(request, context)
 
 
-async def _attachments_of(form: FormData) -> tuple[media.Attachment, ...]:
+async def attachments_of(form: FormData) -> tuple[media.Attachment, ...]:
     """The composer's file, if one was chosen; read no further than the limit allows."""
     upload = form.get("attachment")
     if not isinstance(upload, UploadFile):
@@ -121,7 +121,7 @@ async def _attachments_of(form: FormData) -> tuple[media.Attachment, ...]:
     return (media.Attachment(content=content, filename=upload.filename or ""),)
 
 
-def _composer_or_page(request: Request, thread: dict[str, object], status_code: int = 200) -> Response:
+def composer_or_page(request: Request, thread: dict[str, object], status_code: int = 200) -> Response:
     """htmx gets a fresh composer (the bubble arrives by the event stream); a plain form post, the page.
 
     Refusals keep their status (422, 409); base.html tells htmx to swap 4xx answers, so the
@@ -149,7 +149,7 @@ async def link_to_case(request: Request) -> Response:
     try:
         await linking.link_unmatched(request.app.state.bus, staff, conversation_id, case_number)
     except ServiceError as exc:
-        context = await _thread_context(request, conversation_id)
+        context = await thread_context(request, conversation_id)
         context["link_error"] = exc.fields.get("case_number") or exc.message
         context["case_number"] = case_number
         return render(
@@ -158,7 +158,7 @@ async def link_to_case(request: Request) -> Response:
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 
 
-def _int_or_none(value: object) -> int | None:
+def int_or_none(value: object) -> int | None:
     try:
         return int(str(value)) if value not in (None, "") else None
     except ValueError:

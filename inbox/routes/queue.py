@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Case, Message, Staff
-from inbox.routes.inbox import _attachments_of, _composer_or_page, _int_or_none, _thread_context
+from inbox.routes.inbox import attachments_of, composer_or_page, int_or_none, thread_context
 from inbox.routes.quick_entries import COMPOSER_FIELDS, case_text_page
 from inbox.services import directory, organisation, queue, quiet_hours, visibility
 from inbox.services.errors import NotFound, Refused, ServiceError
@@ -52,11 +52,11 @@ async def schedule_from_thread(request: Request) -> Response:
     raw, zone = _send_at_of(form, org_zone)
     try:
         send_at = _parse_send_at(form, org_zone)
-        attachments = await _attachments_of(form)
+        attachments = await attachments_of(form)
         request_ = SendRequest(
             body=body,
             conversation_id=conversation_id,
-            case_id=_int_or_none(form.get("case_id")),
+            case_id=int_or_none(form.get("case_id")),
             send_at=send_at,
             attachments=attachments,
         )
@@ -64,12 +64,12 @@ async def schedule_from_thread(request: Request) -> Response:
     except ServiceError as exc:
         fields = exc.fields
         error = fields.get("send_at") or fields.get("body") or fields.get("attachment") or exc.message
-        context = await _thread_context(request, conversation_id, body=body, error=error)
+        context = await thread_context(request, conversation_id, body=body, error=error)
         context.update(send_at=raw, time_zone=zone, organisation_zone=org_zone)
-        return _composer_or_page(request, context, status_code=exc.status)
-    context = await _thread_context(request, conversation_id)
+        return composer_or_page(request, context, status_code=exc.status)
+    context = await thread_context(request, conversation_id)
     context.update(organisation_zone=org_zone, notice=_scheduled_words(message, zone))
-    return _composer_or_page(request, context)
+    return composer_or_page(request, context)
 
 
 async def _case_for_text(staff: Staff, case_id: int) -> Case:
