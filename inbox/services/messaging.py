@@ -353,6 +353,7 @@ async def record_inbound(
         return None
     channel = await channel_for_inbound(text)
     sender = _as_e164(text.from_number)
+    counted = count_segments(text.body)
     try:
         async with in_transaction():
             conversation = await _conversation_for(channel, sender)
@@ -364,8 +365,8 @@ async def record_inbound(
                 body=text.body,
                 status=MessageStatus.RECEIVED,
                 provider_sid=text.provider_sid,
-                segments=text.num_segments or count_segments(text.body).segments or 1,
-                encoding=count_segments(text.body).encoding,
+                segments=text.num_segments or counted.segments or 1,
+                encoding=counted.encoding,
             )
             await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=now())
             await _touch_conversation(conversation, message, has_media=bool(text.media))
