@@ -28,7 +28,7 @@ from inbox.sms.base import OutboundText, ProviderRejected
 from inbox.sms.twilio import TwilioProvider
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO.parent / "shared" / "twilio" / "twilio_api_v2010.json"
+SPEC = REPO / "tests" / "contract" / "twilio-oai" / "twilio_api_v2010.json"
 CONTRACT_DIR = REPO / "tests" / "contract"
 PRISM = CONTRACT_DIR / "node_modules" / ".bin" / "prism"
 INSTALL_HINT = "run `npm ci --prefix tests/contract` to install the pinned Stoplight Prism"

@@ -1,0 +1,39 @@
+"""The repository stands alone: a fresh clone in any folder passes its tests (README's `bin/test`).
+
+`.ci/run` proves it by running the suite in a fresh clone under a temporary folder; this test names the
+mistake earlier, in any checkout: code that reaches outside the repository for something it needs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# `../shared`, `REPO.parent / "shared"`, `ROOT.parent`: a path above the repository's own root.
+OUTSIDE = re.compile(r"\.\./shared|parent\s*/\s*[\"']shared|\b(REPO|ROOT)\.parent\b")
+SCANNED = ("inbox/", "tests/", "bench/", "bin/", ".ci/")
+
+
+def tracked_sources() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", *SCANNED], cwd=REPO, capture_output=True, text=True, check=True)
+    paths = [REPO / line for line in listed.stdout.splitlines()]
+    return [p for p in paths if p.suffix in {".py", ".sh", ""} and p.is_file() and "node_modules" not in p.parts]
+
+
+def test_no_source_reaches_outside_the_repository() -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in tracked_sources()
+        if path.name != Path(__file__).name
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert offenders == [], "Files outside the repository are not there on a fresh clone:\n" + "\n".join(offenders)
+
+
+def test_twilio_spec_ships_with_its_licence() -> None:
+    spec_dir = REPO / "tests" / "contract" / "twilio-oai"
+    assert (spec_dir / "twilio_api_v2010.json").stat().st_size > 1_000_000
+    assert "MIT License" in (spec_dir / "LICENSE").read_text()
