@@ -53,7 +53,9 @@ async def setup_people(advocates: int, supervisors: int) -> tuple[list[int], lis
 
 async def run(tabs: int, rounds: int) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp())
-    settings = Settings(database_url=f"sqlite://{tmp / 'bench.sqlite3'}", secret_key=Secret("bench" * 8), data_dir=tmp, run_worker=False)
+    settings = Settings(
+        database_url=f"sqlite://{tmp / 'bench.sqlite3'}", secret_key=Secret("bench" * 8), data_dir=tmp, run_worker=False
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         permitted, others, bosses = await setup_people(advocates=40, supervisors=10)
@@ -70,8 +72,14 @@ async def run(tabs: int, rounds: int) -> dict[str, float]:
         latencies = []
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.public_url) as client:
             for n in range(rounds):
-                params = {"MessageSid": f"SM{n:032d}", "AccountSid": app.state.channel.account_sid, "From": CLIENT_PHONE,
-                          "To": app.state.channel.from_number, "Body": f"Message {n}", "NumMedia": "0"}
+                params = {
+                    "MessageSid": f"SM{n:032d}",
+                    "AccountSid": app.state.channel.account_sid,
+                    "From": CLIENT_PHONE,
+                    "To": app.state.channel.from_number,
+                    "Body": f"Message {n}",
+                    "NumMedia": "0",
+                }
                 url = f"{settings.public_url}/webhooks/twilio/messages"
                 headers = {"X-Twilio-Signature": validator.compute_signature(url, params)}
                 started = time.perf_counter()

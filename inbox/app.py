@@ -218,4 +218,6 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith(("/api/", "/webhooks/", "/static/")):
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-    return render(request, "error.html", {"message": exc.detail, "status": exc.status_code}, status_code=exc.status_code)
+    return render(
+        request, "error.html", {"message": exc.detail, "status": exc.status_code}, status_code=exc.status_code
+    )

@@ -198,9 +198,7 @@ class Bus:
 
     def __init__(self, url: str = "memory://", queue_size: int = 1000) -> None:
         if not url.startswith("memory://"):
-            raise ValueError(
-                f"INBOX_BROADCAST_URL={url!r} is not supported yet: only memory:// (one process)."
-            )
+            raise ValueError(f"INBOX_BROADCAST_URL={url!r} is not supported yet: only memory:// (one process).")
         self.url = url
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()

@@ -279,8 +279,10 @@ class LiveHub:
         readers = {t.staff_id: t for t in audience.tabs if t.kind == "html"}
         if not readers:
             return {}
-        clients = await ClientPhone.filter(number=conversation.phone).order_by("client_id").values_list(
-            "client_id", "client__name"
+        clients = (
+            await ClientPhone.filter(number=conversation.phone)
+            .order_by("client_id")
+            .values_list("client_id", "client__name")
         )
         unread = await unread_counts(sorted(readers), conversation.id)
         rendered: dict[tuple[int, bool, tuple[str, ...]], str] = {}

@@ -207,11 +207,7 @@ def _continues_cluster(cluster: str, char: str) -> bool:
 def _is_extend(char: str) -> bool:
     # Combining marks (accents, variation selectors, keycap), ZWJ/ZWNJ and the
     # tag characters of subdivision flags all attach to what precedes them.
-    return (
-        unicodedata.category(char).startswith("M")
-        or char in (ZWJ, ZWNJ)
-        or 0xE0020 <= ord(char) <= 0xE007F
-    )
+    return unicodedata.category(char).startswith("M") or char in (ZWJ, ZWNJ) or 0xE0020 <= ord(char) <= 0xE007F
 
 
 def _is_control(char: str) -> bool:

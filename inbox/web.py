@@ -139,7 +139,9 @@ async def checked_form(request: Request) -> FormData:
     sent = str(form.get("csrf_token") or request.headers.get("X-CSRF-Token") or "")
     expected = request.session.get("csrf") or ""
     if not expected or not hmac.compare_digest(sent, expected):
-        raise HTTPException(403, "This form has expired or did not come from Case Inbox. Reload the page and try again.")
+        raise HTTPException(
+            403, "This form has expired or did not come from Case Inbox. Reload the page and try again."
+        )
     return form
 
 

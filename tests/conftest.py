@@ -104,7 +104,9 @@ class StaffClient:
             self.csrf = csrf_of(response.text)
         return response
 
-    async def post(self, url: str, data: dict[str, Any] | None = None, csrf: bool = True, **kwargs: Any) -> httpx.Response:
+    async def post(
+        self, url: str, data: dict[str, Any] | None = None, csrf: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         form = dict(data or {})
         if csrf:
             form.setdefault("csrf_token", self.csrf)
@@ -114,7 +116,9 @@ class StaffClient:
 async def sign_in(app: Starlette, staff: Staff) -> StaffClient:
     http = asgi_client(app)
     page = await http.get("/login")
-    response = await http.post("/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)})
+    response = await http.post(
+        "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
+    )
     assert response.status_code == 303, response.text
     client = StaffClient(http, staff)
     await client.get("/")
@@ -128,7 +132,10 @@ async def make_staff(app: Starlette) -> Callable[..., Awaitable[Staff]]:
     async def make(role: str = "advocate", name: str | None = None) -> Staff:
         counter["n"] += 1
         staff, _ = await create_staff(
-            email=f"{role}{counter['n']}@example.org", name=name or f"{role.title()} {counter['n']}", role=role, password=PASSWORD
+            email=f"{role}{counter['n']}@example.org",
+            name=name or f"{role.title()} {counter['n']}",
+            role=role,
+            password=PASSWORD,
         )
         return staff
 
@@ -170,7 +177,9 @@ async def make_case(app: Starlette) -> Callable[..., Awaitable[CaseFile]]:
         counter["n"] += 1
         client = await create_client(name=name, phones=[PhoneInput(phone, "mobile", okay_to_text)])
         number = f"16E-2001{counter['n']:04d}"
-        case = await create_case(number=number, title=f"Case {counter['n']}", client_id=client.id, legal_problem="Housing")
+        case = await create_case(
+            number=number, title=f"Case {counter['n']}", client_id=client.id, legal_problem="Housing"
+        )
         if assignee is not None:
             await create_assignment(case_id=case.id, staff_email=assignee.email, primary=primary)
         return CaseFile(client.id, case.id, number)

@@ -287,7 +287,9 @@ async def test_answering_the_client_dismisses_their_alerts_when_the_setting_is_o
 
 
 def removes(alert_id: int) -> Callable[[ServerEvent], bool]:
-    return lambda event: event.event == "update" and f'hx-swap-oob="delete:#alert-list > #alert-{alert_id}"' in event.data
+    return lambda event: (
+        event.event == "update" and f'hx-swap-oob="delete:#alert-list > #alert-{alert_id}"' in event.data
+    )
 
 
 def inserts(alert_id: int) -> Callable[[ServerEvent], bool]:

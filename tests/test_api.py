@@ -42,15 +42,21 @@ async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncCli
     return await api_client(await make_staff("supervisor"))
 
 
-async def new_client(api: httpx.AsyncClient, name: str = "Maria Lopez", phones: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+async def new_client(
+    api: httpx.AsyncClient, name: str = "Maria Lopez", phones: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
     phones = phones if phones is not None else [{"number": MARIA, "kind": "mobile", "okay_to_text": True}]
     response = await api.post("/api/v1/clients", json={"name": name, "phones": phones, **extra})
     assert response.status_code == 201, response.text
     return response.json()
 
 
-async def new_case(api: httpx.AsyncClient, client_id: int, number: str = "16E-20010101", **extra: Any) -> dict[str, Any]:
-    response = await api.post("/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id, **extra})
+async def new_case(
+    api: httpx.AsyncClient, client_id: int, number: str = "16E-20010101", **extra: Any
+) -> dict[str, Any]:
+    response = await api.post(
+        "/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id, **extra}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -63,7 +69,13 @@ async def send(api: httpx.AsyncClient, **payload: Any) -> httpx.Response:
 
 
 async def test_no_token_is_401_with_a_json_error(anonymous: httpx.AsyncClient) -> None:
-    for method, path in [("GET", "/api/v1/clients"), ("POST", "/api/v1/clients"), ("GET", "/api/v1/cases"), ("POST", "/api/v1/messages"), ("GET", "/api/v1/messages/1")]:
+    for method, path in [
+        ("GET", "/api/v1/clients"),
+        ("POST", "/api/v1/clients"),
+        ("GET", "/api/v1/cases"),
+        ("POST", "/api/v1/messages"),
+        ("GET", "/api/v1/messages/1"),
+    ]:
         response = await anonymous.request(method, path, json={})
         assert_error(response, 401)
         assert response.headers["www-authenticate"].lower().startswith("bearer")
@@ -101,7 +113,14 @@ async def test_openapi_document_is_served_without_a_token(anonymous: httpx.Async
     assert response.status_code == 200
     document = response.json()
     assert document["openapi"].startswith("3.")
-    for path in ("/clients", "/cases", "/assignments", "/messages", "/messages/{message_id}", "/cases/{case_id}/transcript"):
+    for path in (
+        "/clients",
+        "/cases",
+        "/assignments",
+        "/messages",
+        "/messages/{message_id}",
+        "/cases/{case_id}/transcript",
+    ):
         assert path in document["paths"], path
 
 
@@ -128,7 +147,9 @@ async def test_create_client_answers_201_with_numbers_in_e164(supervisor: httpx.
     assert response.status_code == 201, response.text
     client = response.json()
     assert isinstance(client["id"], int)
-    assert client["name"] == "Maria Lopez" and client["external_id"] == "LS-1001" and client["preferred_language"] == "es"
+    assert (
+        client["name"] == "Maria Lopez" and client["external_id"] == "LS-1001" and client["preferred_language"] == "es"
+    )
     phones = {(p["number"], p["kind"], p["okay_to_text"], p["opted_out"]) for p in client["phones"]}
     assert phones == {("+14045387319", "mobile", True, False), ("+14045550123", "home", False, False)}
     assert_iso_with_offset(client["created_at"])
@@ -160,9 +181,20 @@ async def test_malformed_phone_number_is_422_naming_the_field_and_stores_nothing
         ({"name": "M", "phones": [{"kind": "mobile"}]}, "phones.0.number"),
         ({"name": "M", "phones": [{"number": MARIA}, {"number": "12"}]}, "phones.1.number"),
     ],
-    ids=["missing-name", "blank-name", "name-not-string", "phones-not-list", "bad-kind", "okay-not-bool", "no-number", "second-phone"],
+    ids=[
+        "missing-name",
+        "blank-name",
+        "name-not-string",
+        "phones-not-list",
+        "bad-kind",
+        "okay-not-bool",
+        "no-number",
+        "second-phone",
+    ],
 )
-async def test_invalid_client_input_is_422_with_field_errors(supervisor: httpx.AsyncClient, payload: dict[str, Any], field: str) -> None:
+async def test_invalid_client_input_is_422_with_field_errors(
+    supervisor: httpx.AsyncClient, payload: dict[str, Any], field: str
+) -> None:
     body = assert_error(await supervisor.post("/api/v1/clients", json=payload), 422)
     assert field in body["fields"], body
     assert await Client.all().count() == 0
@@ -176,7 +208,9 @@ async def test_a_body_that_is_not_a_json_object_is_422(supervisor: httpx.AsyncCl
 
 async def test_duplicate_external_id_is_refused_with_a_field_error(supervisor: httpx.AsyncClient) -> None:
     await new_client(supervisor, external_id="LS-1")
-    body = assert_error(await supervisor.post("/api/v1/clients", json={"name": "Other", "external_id": "LS-1", "phones": []}), 422)
+    body = assert_error(
+        await supervisor.post("/api/v1/clients", json={"name": "Other", "external_id": "LS-1", "phones": []}), 422
+    )
     assert "external_id" in body["fields"]
 
 
@@ -209,7 +243,13 @@ async def test_paging_parameters_must_be_integers(supervisor: httpx.AsyncClient,
 
 
 async def test_unknown_ids_are_404(supervisor: httpx.AsyncClient) -> None:
-    for path in ("/api/v1/clients/999999", "/api/v1/cases/999999", "/api/v1/assignments/999999", "/api/v1/messages/999999", "/api/v1/cases/999999/transcript"):
+    for path in (
+        "/api/v1/clients/999999",
+        "/api/v1/cases/999999",
+        "/api/v1/assignments/999999",
+        "/api/v1/messages/999999",
+        "/api/v1/cases/999999/transcript",
+    ):
         assert_error(await supervisor.get(path), 404)
 
 
@@ -238,7 +278,9 @@ async def test_create_and_read_a_case(supervisor: httpx.AsyncClient) -> None:
     ],
     ids=["missing", "unknown-client", "client-id-string", "no-title"],
 )
-async def test_invalid_case_input_is_422(supervisor: httpx.AsyncClient, payload: dict[str, Any], fields: set[str]) -> None:
+async def test_invalid_case_input_is_422(
+    supervisor: httpx.AsyncClient, payload: dict[str, Any], fields: set[str]
+) -> None:
     body = assert_error(await supervisor.post("/api/v1/cases", json=payload), 422)
     assert fields <= set(body["fields"]), body
 
@@ -246,7 +288,9 @@ async def test_invalid_case_input_is_422(supervisor: httpx.AsyncClient, payload:
 async def test_duplicate_case_number_is_refused(supervisor: httpx.AsyncClient) -> None:
     client = await new_client(supervisor)
     await new_case(supervisor, client["id"], number="16E-7")
-    response = await supervisor.post("/api/v1/cases", json={"number": "16E-7", "title": "Again", "client_id": client["id"]})
+    response = await supervisor.post(
+        "/api/v1/cases", json={"number": "16E-7", "title": "Again", "client_id": client["id"]}
+    )
     assert "number" in assert_error(response, 422)["fields"]
 
 
@@ -256,15 +300,26 @@ async def test_create_and_list_assignments(supervisor: httpx.AsyncClient, make_s
     case = await new_case(supervisor, client["id"])
     other = await new_case(supervisor, client["id"], number="16E-20010102")
     response = await supervisor.post(
-        "/api/v1/assignments", json={"case_id": case["id"], "staff_email": advocate.email.upper(), "primary": True, "end": "2099-01-31"}
+        "/api/v1/assignments",
+        json={"case_id": case["id"], "staff_email": advocate.email.upper(), "primary": True, "end": "2099-01-31"},
     )
     assert response.status_code == 201, response.text
     assignment = response.json()
-    assert (assignment["case_id"], assignment["staff_email"], assignment["primary"]) == (case["id"], advocate.email, True)
+    assert (assignment["case_id"], assignment["staff_email"], assignment["primary"]) == (
+        case["id"],
+        advocate.email,
+        True,
+    )
     assert assignment["start"] == date.today().isoformat() and assignment["end"] == "2099-01-31"
-    second = (await supervisor.post("/api/v1/assignments", json={"case_id": other["id"], "staff_email": advocate.email, "primary": False})).json()
+    second = (
+        await supervisor.post(
+            "/api/v1/assignments", json={"case_id": other["id"], "staff_email": advocate.email, "primary": False}
+        )
+    ).json()
     assert [a["id"] for a in (await supervisor.get("/api/v1/assignments")).json()] == [second["id"], assignment["id"]]
-    assert [a["id"] for a in (await supervisor.get("/api/v1/assignments", params={"case_id": case["id"]})).json()] == [assignment["id"]]
+    assert [a["id"] for a in (await supervisor.get("/api/v1/assignments", params={"case_id": case["id"]})).json()] == [
+        assignment["id"]
+    ]
     assert (await supervisor.get(f"/api/v1/assignments/{assignment['id']}")).json() == assignment
 
 
@@ -279,28 +334,43 @@ async def test_create_and_list_assignments(supervisor: httpx.AsyncClient, make_s
     ],
     ids=["unknown-staff", "primary-not-bool", "end-before-start", "bad-date", "unknown-case"],
 )
-async def test_invalid_assignment_input_is_422(supervisor: httpx.AsyncClient, make_staff, payload: dict[str, Any], field: str) -> None:
+async def test_invalid_assignment_input_is_422(
+    supervisor: httpx.AsyncClient, make_staff, payload: dict[str, Any], field: str
+) -> None:
     advocate = await make_staff("advocate")
     case = await new_case(supervisor, (await new_client(supervisor))["id"])
-    body = assert_error(await supervisor.post("/api/v1/assignments", json={"case_id": case["id"], "staff_email": advocate.email, **payload}), 422)
+    body = assert_error(
+        await supervisor.post(
+            "/api/v1/assignments", json={"case_id": case["id"], "staff_email": advocate.email, **payload}
+        ),
+        422,
+    )
     assert field in body["fields"], body
 
 
 # ---------------------------------------------------------------- who sees what
 
 
-async def test_advocates_may_not_create_clients_cases_or_assignments(make_staff, api_client: ApiClientFactory, make_case) -> None:
+async def test_advocates_may_not_create_clients_cases_or_assignments(
+    make_staff, api_client: ApiClientFactory, make_case
+) -> None:
     advocate = await make_staff("advocate")
     api = await api_client(advocate)
     mine = await make_case(assignee=advocate)
     assert_error(await api.post("/api/v1/clients", json={"name": "X", "phones": []}), 403)
-    assert_error(await api.post("/api/v1/cases", json={"number": "16E-9", "title": "T", "client_id": mine.client_id}), 403)
-    assert_error(await api.post("/api/v1/assignments", json={"case_id": mine.case_id, "staff_email": advocate.email}), 403)
+    assert_error(
+        await api.post("/api/v1/cases", json={"number": "16E-9", "title": "T", "client_id": mine.client_id}), 403
+    )
+    assert_error(
+        await api.post("/api/v1/assignments", json={"case_id": mine.case_id, "staff_email": advocate.email}), 403
+    )
     assert await Client.all().count() == 1
 
 
 @pytest.mark.parametrize("role", ["supervisor", "admin"])
-async def test_supervisors_and_admins_see_everything(make_staff, api_client: ApiClientFactory, make_case, role: str) -> None:
+async def test_supervisors_and_admins_see_everything(
+    make_staff, api_client: ApiClientFactory, make_case, role: str
+) -> None:
     api = await api_client(await make_staff(role))
     first, second = await make_case(phone=MARIA), await make_case(phone="+14045550123", name="James Smith")
     assert {c["id"] for c in (await api.get("/api/v1/clients")).json()} == {first.client_id, second.client_id}
@@ -308,7 +378,9 @@ async def test_supervisors_and_admins_see_everything(make_staff, api_client: Api
     assert (await api.get(f"/api/v1/clients/{second.client_id}")).status_code == 200
 
 
-async def test_advocates_see_only_clients_on_their_current_cases(make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient) -> None:
+async def test_advocates_see_only_clients_on_their_current_cases(
+    make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient
+) -> None:
     advocate = await make_staff("advocate")
     api = await api_client(advocate)
     mine = await make_case(phone=MARIA, assignee=advocate)
@@ -316,9 +388,18 @@ async def test_advocates_see_only_clients_on_their_current_cases(make_staff, api
     ended = await make_case(phone="+14045550106", name="Dana Whitfield")
     ending_later = await make_case(phone="+14045550145", name="Lee Park")
     today = date.today()
-    for case, start, end in [(ended, today - timedelta(days=30), today - timedelta(days=1)), (ending_later, today - timedelta(days=30), today + timedelta(days=1))]:
+    for case, start, end in [
+        (ended, today - timedelta(days=30), today - timedelta(days=1)),
+        (ending_later, today - timedelta(days=30), today + timedelta(days=1)),
+    ]:
         response = await supervisor.post(
-            "/api/v1/assignments", json={"case_id": case.case_id, "staff_email": advocate.email, "start": start.isoformat(), "end": end.isoformat()}
+            "/api/v1/assignments",
+            json={
+                "case_id": case.case_id,
+                "staff_email": advocate.email,
+                "start": start.isoformat(),
+                "end": end.isoformat(),
+            },
         )
         assert response.status_code == 201, response.text
 
@@ -347,7 +428,9 @@ async def test_an_advocate_with_no_cases_sees_empty_lists(make_staff, api_client
 # ---------------------------------------------------------------- sending
 
 
-async def test_send_for_a_case_goes_to_the_clients_mobile_through_twilio(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_send_for_a_case_goes_to_the_clients_mobile_through_twilio(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     case = await make_case(phone=MARIA)
     response = await send(supervisor, case_id=case.case_id, body="Your hearing is Monday at 9.")
@@ -369,7 +452,9 @@ async def test_send_for_a_case_goes_to_the_clients_mobile_through_twilio(supervi
     assert request["StatusCallback"] == STATUS_CALLBACK
 
 
-async def test_status_callbacks_make_the_timeline_queued_sent_delivered(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_status_callbacks_make_the_timeline_queued_sent_delivered(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     case = await make_case(phone=MARIA)
     response = await send(supervisor, case_id=case.case_id, body="Your hearing is Monday at 9.")
     assert response.status_code == 201, response.text
@@ -380,10 +465,23 @@ async def test_status_callbacks_make_the_timeline_queued_sent_delivered(supervis
     assert [step["status"] for step in message["timeline"]] == ["queued", "sent", "delivered"]
     for step in message["timeline"]:
         assert_iso_with_offset(step["at"]) and step["error_code"] is None
-    assert set(message) >= {"id", "direction", "from", "to", "body", "status", "error_code", "provider_sid", "case_ids", "timeline"}
+    assert set(message) >= {
+        "id",
+        "direction",
+        "from",
+        "to",
+        "body",
+        "status",
+        "error_code",
+        "provider_sid",
+        "case_ids",
+        "timeline",
+    }
 
 
-async def test_an_undelivered_callback_shows_in_the_message(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_an_undelivered_callback_shows_in_the_message(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     fake_twilio.outcomes[MARIA] = [("sent", None), ("undelivered", 30003)]
     case = await make_case(phone=MARIA)
     message_id = (await send(supervisor, case_id=case.case_id, body="Hello")).json()["id"]
@@ -391,14 +489,23 @@ async def test_an_undelivered_callback_shows_in_the_message(supervisor: httpx.As
     message = (await supervisor.get(f"/api/v1/messages/{message_id}")).json()
     assert (message["status"], message["error_code"]) == ("undelivered", 30003)
     assert "unreachable" in message["error_message"].lower()
-    assert message["timeline"][-1] == {"status": "undelivered", "at": message["timeline"][-1]["at"], "error_code": 30003}
+    assert message["timeline"][-1] == {
+        "status": "undelivered",
+        "at": message["timeline"][-1]["at"],
+        "error_code": 30003,
+    }
 
 
-async def test_number_defaults_to_the_mobile_even_when_another_phone_comes_first(supervisor: httpx.AsyncClient, fake_twilio) -> None:
+async def test_number_defaults_to_the_mobile_even_when_another_phone_comes_first(
+    supervisor: httpx.AsyncClient, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     client = await new_client(
         supervisor,
-        phones=[{"number": "+14045550123", "kind": "home", "okay_to_text": True}, {"number": MARIA, "kind": "mobile", "okay_to_text": True}],
+        phones=[
+            {"number": "+14045550123", "kind": "home", "okay_to_text": True},
+            {"number": MARIA, "kind": "mobile", "okay_to_text": True},
+        ],
     )
     response = await send(supervisor, client_id=client["id"], body="Hello")
     assert response.status_code == 201, response.text
@@ -417,7 +524,9 @@ async def test_send_to_an_explicit_number_for_a_case(supervisor: httpx.AsyncClie
 
 
 @pytest.mark.parametrize("setup", ["not_okay_to_text", "opted_out", "unknown_number"])
-async def test_a_send_our_rules_refuse_is_409_with_no_message_and_no_provider_call(supervisor: httpx.AsyncClient, make_case, fake_twilio, setup: str) -> None:
+async def test_a_send_our_rules_refuse_is_409_with_no_message_and_no_provider_call(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio, setup: str
+) -> None:
     case = await make_case(phone=MARIA, okay_to_text=setup != "not_okay_to_text")
     if setup == "opted_out":
         await ClientPhone.filter(number=MARIA).update(opted_out=True)
@@ -429,10 +538,14 @@ async def test_a_send_our_rules_refuse_is_409_with_no_message_and_no_provider_ca
     assert fake_twilio.requests == []
 
 
-async def test_an_unknown_sender_who_texted_us_may_be_answered(supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, fake_twilio) -> None:
+async def test_an_unknown_sender_who_texted_us_may_be_answered(
+    supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     stranger = "+14045550199"
-    inbound = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", inbound_params("SM" + "b" * 32, stranger, "Is this legal aid?")))
+    inbound = await anonymous.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params("SM" + "b" * 32, stranger, "Is this legal aid?"))
+    )
     assert inbound.status_code == 200
     response = await send(supervisor, to=stranger, body="Yes, how can we help?")
     assert response.status_code == 201, response.text
@@ -443,7 +556,9 @@ async def test_an_unknown_sender_who_texted_us_may_be_answered(supervisor: httpx
     ("code", "words"),
     [(21211, "not a valid phone number"), (21614, "landline"), (21610, "opted out")],
 )
-async def test_a_send_the_provider_refuses_is_201_failed_with_plain_words(supervisor: httpx.AsyncClient, make_case, fake_twilio, code: int, words: str) -> None:
+async def test_a_send_the_provider_refuses_is_201_failed_with_plain_words(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio, code: int, words: str
+) -> None:
     fake_twilio.reject[MARIA] = code
     case = await make_case(phone=MARIA)
     response = await send(supervisor, case_id=case.case_id, body="Hello")
@@ -457,7 +572,9 @@ async def test_a_send_the_provider_refuses_is_201_failed_with_plain_words(superv
     assert (stored.status, stored.error_code) == ("failed", code)
 
 
-async def test_provider_opt_out_21610_marks_the_number_so_the_next_send_is_409(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_provider_opt_out_21610_marks_the_number_so_the_next_send_is_409(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     fake_twilio.reject[MARIA] = 21610
     case = await make_case(phone=MARIA)
     first = await send(supervisor, case_id=case.case_id, body="Hello")
@@ -493,9 +610,22 @@ async def test_other_refusals_do_not_opt_the_number_out(supervisor: httpx.AsyncC
         ({"body": "Hello", "send_at": "2099-01-01T09:00:00"}, "send_at"),
         ({"body": "Hello", "case_id": "1"}, "case_id"),
     ],
-    ids=["empty", "blank", "missing", "not-string", "over-limit", "to-junk", "to-short", "send-at-junk", "send-at-no-offset", "case-id-string"],
+    ids=[
+        "empty",
+        "blank",
+        "missing",
+        "not-string",
+        "over-limit",
+        "to-junk",
+        "to-short",
+        "send-at-junk",
+        "send-at-no-offset",
+        "case-id-string",
+    ],
 )
-async def test_invalid_send_is_422_and_nothing_is_sent(supervisor: httpx.AsyncClient, make_case, fake_twilio, payload: dict[str, Any], field: str) -> None:
+async def test_invalid_send_is_422_and_nothing_is_sent(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio, payload: dict[str, Any], field: str
+) -> None:
     case = await make_case(phone=MARIA)
     payload = {"case_id": case.case_id, **payload} if "case_id" not in payload else payload
     body = assert_error(await send(supervisor, **payload), 422)
@@ -526,10 +656,17 @@ async def test_unknown_case_or_client_in_a_send_is_404(supervisor: httpx.AsyncCl
     assert fake_twilio.requests == []
 
 
-async def test_a_future_send_at_is_scheduled_and_the_provider_is_not_called(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_a_future_send_at_is_scheduled_and_the_provider_is_not_called(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     case = await make_case(phone=MARIA)
     when = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-    response = await send(supervisor, case_id=case.case_id, body="Reminder: hearing tomorrow.", send_at=when.isoformat().replace("+00:00", "Z"))
+    response = await send(
+        supervisor,
+        case_id=case.case_id,
+        body="Reminder: hearing tomorrow.",
+        send_at=when.isoformat().replace("+00:00", "Z"),
+    )
     assert response.status_code == 201, response.text
     message = response.json()
     assert message["status"] == "scheduled" and message["provider_sid"] is None
@@ -556,7 +693,9 @@ async def test_a_past_send_at_sends_now(supervisor: httpx.AsyncClient, make_case
     assert len(fake_twilio.requests) == 1
 
 
-async def test_advocates_send_only_to_clients_on_their_cases(make_staff, api_client: ApiClientFactory, make_case, fake_twilio) -> None:
+async def test_advocates_send_only_to_clients_on_their_cases(
+    make_staff, api_client: ApiClientFactory, make_case, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     advocate = await make_staff("advocate")
     api = await api_client(advocate)
@@ -568,7 +707,9 @@ async def test_advocates_send_only_to_clients_on_their_cases(make_staff, api_cli
     assert [r["To"] for r in fake_twilio.requests] == [MARIA]
 
 
-async def test_advocates_read_only_messages_to_their_clients(make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient, fake_twilio) -> None:
+async def test_advocates_read_only_messages_to_their_clients(
+    make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     advocate = await make_staff("advocate")
     api = await api_client(advocate)
@@ -581,7 +722,9 @@ async def test_advocates_read_only_messages_to_their_clients(make_staff, api_cli
     assert (await supervisor.get(f"/api/v1/messages/{to_theirs['id']}")).json()["body"] == "Two"
 
 
-async def test_a_case_transcript_is_oldest_first_and_only_that_case(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_a_case_transcript_is_oldest_first_and_only_that_case(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     case = await make_case(phone=MARIA)
     other = await make_case(phone="+14045550123", name="James Smith")
     sent = [(await send(supervisor, case_id=case.case_id, body=f"Text {n}")).json()["id"] for n in range(3)]
@@ -594,23 +737,34 @@ async def test_a_case_transcript_is_oldest_first_and_only_that_case(supervisor: 
     assert [m["id"] for m in transcript["messages"]] == sent
     assert [m["body"] for m in transcript["messages"]] == ["Text 0", "Text 1", "Text 2"]
     first = transcript["messages"][0]
-    assert first["status"] == "delivered" and [s["status"] for s in first["timeline"]] == ["queued", "sent", "delivered"]
+    assert first["status"] == "delivered" and [s["status"] for s in first["timeline"]] == [
+        "queued",
+        "sent",
+        "delivered",
+    ]
     assert first == (await supervisor.get(f"/api/v1/messages/{first['id']}")).json()
 
 
 async def test_an_empty_transcript(supervisor: httpx.AsyncClient, make_case) -> None:
     case = await make_case()
-    assert (await supervisor.get(f"/api/v1/cases/{case.case_id}/transcript")).json() == {"case_id": case.case_id, "messages": []}
+    assert (await supervisor.get(f"/api/v1/cases/{case.case_id}/transcript")).json() == {
+        "case_id": case.case_id,
+        "messages": [],
+    }
 
 
-async def test_advocates_may_not_text_a_number_they_cannot_see(make_staff, api_client: ApiClientFactory, make_case, anonymous: httpx.AsyncClient, fake_twilio) -> None:
+async def test_advocates_may_not_text_a_number_they_cannot_see(
+    make_staff, api_client: ApiClientFactory, make_case, anonymous: httpx.AsyncClient, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     advocate = await make_staff("advocate")
     api = await api_client(advocate)
     mine = await make_case(phone=MARIA, assignee=advocate)
     await make_case(phone="+14045550123", name="James Smith")  # consented, on nobody's case of theirs
     stranger = "+14045550199"
-    await anonymous.post(**signed_post_args("/webhooks/twilio/messages", inbound_params("SM" + "c" * 32, stranger, "Hello?")))
+    await anonymous.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params("SM" + "c" * 32, stranger, "Hello?"))
+    )
     assert_error(await send(api, to="+14045550123", body="Hello"), 403)
     assert_error(await send(api, to=stranger, body="Hello"), 403)
     assert_error(await send(api, case_id=mine.case_id, to="+14045550123", body="Hello"), 403)
@@ -621,7 +775,9 @@ async def test_advocates_may_not_text_a_number_they_cannot_see(make_staff, api_c
     assert response.status_code == 201 and response.json()["to"] == MARIA
 
 
-async def test_a_case_and_a_client_that_do_not_belong_together_are_422(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_a_case_and_a_client_that_do_not_belong_together_are_422(
+    supervisor: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     maria = await make_case(phone=MARIA)
     james = await make_case(phone="+14045550123", name="James Smith")
     body = assert_error(await send(supervisor, case_id=maria.case_id, client_id=james.client_id, body="Hello"), 422)
@@ -632,17 +788,26 @@ async def test_a_case_and_a_client_that_do_not_belong_together_are_422(superviso
     assert both.status_code == 201 and both.json()["to"] == MARIA
 
 
-async def test_inbound_messages_are_readable_by_those_who_may_see_them(make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
+async def test_inbound_messages_are_readable_by_those_who_may_see_them(
+    make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
     advocate = await make_staff("advocate")
     api = await api_client(advocate)
     await make_case(phone=MARIA, assignee=advocate)
     for sid, sender in (("SM" + "d" * 32, MARIA), ("SM" + "e" * 32, "+14045550199")):
-        response = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, sender, "Which courtroom?")))
+        response = await anonymous.post(
+            **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, sender, "Which courtroom?"))
+        )
         assert response.status_code == 200
     from_maria = await Message.get(provider_sid="SM" + "d" * 32)
     unmatched = await Message.get(provider_sid="SM" + "e" * 32)
     message = (await api.get(f"/api/v1/messages/{from_maria.id}")).json()
-    assert (message["direction"], message["status"], message["from"], message["to"]) == ("inbound", "received", MARIA, FROM_NUMBER)
+    assert (message["direction"], message["status"], message["from"], message["to"]) == (
+        "inbound",
+        "received",
+        MARIA,
+        FROM_NUMBER,
+    )
     assert message["provider_sid"] == "SM" + "d" * 32 and message["body"] == "Which courtroom?"
     assert [s["status"] for s in message["timeline"]] == ["received"]
     # Unmatched conversations: supervisors and admins only.
@@ -651,11 +816,22 @@ async def test_inbound_messages_are_readable_by_those_who_may_see_them(make_staf
 
 
 def status_callback(sid: str, status: str) -> dict[str, Any]:
-    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": MARIA, "ApiVersion": "2010-04-01"}
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": ACCOUNT_SID,
+        "From": FROM_NUMBER,
+        "To": MARIA,
+        "ApiVersion": "2010-04-01",
+    }
     return signed_post_args("/webhooks/twilio/status", params)
 
 
-async def test_a_callback_that_beat_the_providers_answer_keeps_its_place_in_the_timeline(app, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_case, fake_twilio) -> None:
+async def test_a_callback_that_beat_the_providers_answer_keeps_its_place_in_the_timeline(
+    app, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_case, fake_twilio
+) -> None:
     fake_twilio.callbacks_enabled = False
     case = await make_case(phone=MARIA)
     sent = (await send(supervisor, case_id=case.case_id, body="Hello")).json()

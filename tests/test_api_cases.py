@@ -78,14 +78,19 @@ async def office(make_staff, make_case, api_client: ApiClientFactory) -> Office:
 
 
 async def text_in(
-    http: httpx.AsyncClient, from_number: str = MARIA, body: str = "Which courtroom?", media: Sequence[tuple[str, str]] = ()
+    http: httpx.AsyncClient,
+    from_number: str = MARIA,
+    body: str = "Which courtroom?",
+    media: Sequence[tuple[str, str]] = (),
 ) -> Message:
     sid = f"MM{next(_sids):032x}"
     extra = {"NumMedia": str(len(media))}
     for index, (url, content_type) in enumerate(media):
         extra[f"MediaUrl{index}"] = url
         extra[f"MediaContentType{index}"] = content_type
-    response = await http.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra)))
+    response = await http.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra))
+    )
     assert response.status_code == 200, response.text
     return await Message.get(provider_sid=sid)
 
@@ -105,10 +110,19 @@ async def next_event(subscription: Subscription, kind: type) -> Any:
 
 
 async def mms_in(
-    http: httpx.AsyncClient, fake_twilio: FakeTwilio, events: Subscription, files: Sequence[tuple[bytes, str]], from_number: str = MARIA
+    http: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    events: Subscription,
+    files: Sequence[tuple[bytes, str]],
+    from_number: str = MARIA,
 ) -> Message:
     """An MMS through the webhook, its attachments fetched from Twilio and stored."""
-    message = await text_in(http, from_number, "Here is the notice", [(fake_twilio.add_media(content, kind), kind) for content, kind in files])
+    message = await text_in(
+        http,
+        from_number,
+        "Here is the notice",
+        [(fake_twilio.add_media(content, kind), kind) for content, kind in files],
+    )
     for _ in files:
         await next_event(events, MediaChanged)
     return message
@@ -153,7 +167,13 @@ async def test_unknown_ids_are_404(office: Office) -> None:
 async def test_the_served_document_lists_the_new_calls(anonymous: httpx.AsyncClient) -> None:
     document = (await anonymous.get("/api/v1/openapi.json")).json()
     assert document == OPENAPI
-    for path in ("/cases/{case_id}/notes", "/cases/{case_id}/documents", "/alerts", "/alerts/{alert_id}/dismiss", "/media/{media_id}"):
+    for path in (
+        "/cases/{case_id}/notes",
+        "/cases/{case_id}/documents",
+        "/alerts",
+        "/alerts/{alert_id}/dismiss",
+        "/media/{media_id}",
+    ):
         assert path in document["paths"], path
 
 
@@ -170,16 +190,26 @@ async def test_case_notes_are_newest_first_and_paged(office: Office, anonymous: 
     assert [n["message_id"] for n in notes] == [t.id for t in reversed(texts)]
     note = notes[0]
     assert set(note) == {"id", "case_id", "message_id", "author", "body", "at"}
-    assert (note["case_id"], note["body"], note["author"]) == (office.maria_case, "message 2", "Maria Lopez (text from (404) 538-7319)")
+    assert (note["case_id"], note["body"], note["author"]) == (
+        office.maria_case,
+        "message 2",
+        "Maria Lopez (text from (404) 538-7319)",
+    )
     assert_iso_with_offset(note["at"])
     first_page = (await office.alice.get(f"/api/v1/cases/{office.maria_case}/notes", params={"limit": 2})).json()
     assert [n["message_id"] for n in first_page] == [texts[2].id, texts[1].id]
-    rest = (await office.alice.get(f"/api/v1/cases/{office.maria_case}/notes", params={"limit": 2, "before": first_page[-1]["id"]})).json()
+    rest = (
+        await office.alice.get(
+            f"/api/v1/cases/{office.maria_case}/notes", params={"limit": 2, "before": first_page[-1]["id"]}
+        )
+    ).json()
     assert [n["message_id"] for n in rest] == [texts[0].id]
     assert_error(await office.alice.get(f"/api/v1/cases/{office.maria_case}/notes", params={"before": "x"}), 422)
 
 
-async def test_an_advocate_cannot_read_the_notes_of_a_case_not_theirs(office: Office, anonymous: httpx.AsyncClient) -> None:
+async def test_an_advocate_cannot_read_the_notes_of_a_case_not_theirs(
+    office: Office, anonymous: httpx.AsyncClient
+) -> None:
     await text_in(anonymous, JOHN, "private to John's case")
 
     refused = await office.alice.get(f"/api/v1/cases/{office.john_case}/notes")
@@ -207,13 +237,23 @@ async def test_documents_of_a_case_are_the_stored_attachments_of_its_texts(
     assert [d["message_id"] for d in documents] == [second.id, first.id]
     photo = documents[0]
     assert set(photo) == {"id", "message_id", "content_type", "size", "filename", "url", "created_at"}
-    assert (photo["content_type"], photo["size"], photo["filename"]) == ("image/png", len(PNG), f"photo-{second.id}-1.png")
+    assert (photo["content_type"], photo["size"], photo["filename"]) == (
+        "image/png",
+        len(PNG),
+        f"photo-{second.id}-1.png",
+    )
     assert photo["url"] == f"/api/v1/media/{photo['id']}"
     assert_iso_with_offset(photo["created_at"])
-    paged = (await office.alice.get(f"/api/v1/cases/{office.maria_case}/documents", params={"limit": 1, "before": photo["id"]})).json()
+    paged = (
+        await office.alice.get(
+            f"/api/v1/cases/{office.maria_case}/documents", params={"limit": 1, "before": photo["id"]}
+        )
+    ).json()
     assert [d["message_id"] for d in paged] == [first.id]
     assert_error(await office.alice.get(f"/api/v1/cases/{office.john_case}/documents"), 404)
-    assert [d["message_id"] for d in (await office.supervisor.get(f"/api/v1/cases/{office.maria_case}/documents")).json()] == [second.id, first.id]
+    assert [
+        d["message_id"] for d in (await office.supervisor.get(f"/api/v1/cases/{office.maria_case}/documents")).json()
+    ] == [second.id, first.id]
 
 
 async def test_a_message_lists_its_attachments_and_their_urls_serve_the_files(
@@ -225,8 +265,20 @@ async def test_a_message_lists_its_attachments_and_their_urls_serve_the_files(
 
     rows = await Media.filter(message_id=message.id).order_by("position")
     assert body["media"] == [
-        {"id": rows[0].id, "content_type": "image/png", "size": len(PNG), "url": f"/api/v1/media/{rows[0].id}", "status": "stored"},
-        {"id": rows[1].id, "content_type": "application/pdf", "size": len(PDF), "url": f"/api/v1/media/{rows[1].id}", "status": "stored"},
+        {
+            "id": rows[0].id,
+            "content_type": "image/png",
+            "size": len(PNG),
+            "url": f"/api/v1/media/{rows[0].id}",
+            "status": "stored",
+        },
+        {
+            "id": rows[1].id,
+            "content_type": "application/pdf",
+            "size": len(PDF),
+            "url": f"/api/v1/media/{rows[1].id}",
+            "status": "stored",
+        },
     ]
     photo = await office.alice.get(body["media"][0]["url"])
     assert photo.status_code == 200 and photo.content == PNG
@@ -264,7 +316,9 @@ async def test_attachments_not_stored_are_listed_but_not_served(
     refused = body["media"][10]
     assert refused["content_type"] == "image/png"  # as declared: never fetched
     assert_error(await office.alice.get(refused["url"]), 404)
-    assert refused["id"] not in [d["id"] for d in (await office.alice.get(f"/api/v1/cases/{office.maria_case}/documents")).json()]
+    assert refused["id"] not in [
+        d["id"] for d in (await office.alice.get(f"/api/v1/cases/{office.maria_case}/documents")).json()
+    ]
 
 
 async def test_an_advocate_may_fetch_a_document_of_their_case_from_a_number_no_longer_on_record(
@@ -272,7 +326,9 @@ async def test_an_advocate_may_fetch_a_document_of_their_case_from_a_number_no_l
 ) -> None:
     """The case texted the old number, so the old number's texts are still filed on it: its documents
     are listed on the case, and every listed document opens."""
-    sent = await office.alice.post("/api/v1/messages", json={"case_id": office.maria_case, "body": "Send me the notice"})
+    sent = await office.alice.post(
+        "/api/v1/messages", json={"case_id": office.maria_case, "body": "Send me the notice"}
+    )
     assert sent.status_code == 201, sent.text
     await ClientPhone.filter(number=MARIA).update(number="+14045550999")  # Maria's number changed
     message = await mms_in(anonymous, fake_twilio, bus_events, [(PNG, "image/png")])
@@ -287,7 +343,9 @@ async def test_an_advocate_may_fetch_a_document_of_their_case_from_a_number_no_l
 # ---------------------------------------------------------------- alerts
 
 
-async def test_alerts_list_what_is_addressed_to_the_caller_newest_first(office: Office, anonymous: httpx.AsyncClient) -> None:
+async def test_alerts_list_what_is_addressed_to_the_caller_newest_first(
+    office: Office, anonymous: httpx.AsyncClient
+) -> None:
     first = await text_in(anonymous, MARIA, "one")
     johns = await text_in(anonymous, JOHN, "two")
     second = await text_in(anonymous, MARIA, "three")
@@ -295,9 +353,20 @@ async def test_alerts_list_what_is_addressed_to_the_caller_newest_first(office: 
     mine = (await office.alice.get("/api/v1/alerts")).json()
     everything = (await office.supervisor.get("/api/v1/alerts")).json()
 
-    assert [(a["message_id"], a["case_id"]) for a in mine] == [(second.id, office.maria_case), (first.id, office.maria_case)]
+    assert [(a["message_id"], a["case_id"]) for a in mine] == [
+        (second.id, office.maria_case),
+        (first.id, office.maria_case),
+    ]
     alert = mine[0]
-    assert set(alert) == {"id", "case_id", "message_id", "assignee_emails", "created_at", "dismissed_at", "dismissed_by"}
+    assert set(alert) == {
+        "id",
+        "case_id",
+        "message_id",
+        "assignee_emails",
+        "created_at",
+        "dismissed_at",
+        "dismissed_by",
+    }
     assert alert["assignee_emails"] == [office.alice_staff.email]
     assert (alert["dismissed_at"], alert["dismissed_by"]) == (None, None)
     assert_iso_with_offset(alert["created_at"])
@@ -309,7 +378,9 @@ async def test_alerts_list_what_is_addressed_to_the_caller_newest_first(office: 
     assert [a["message_id"] for a in rest] == [first.id]
 
 
-async def test_alerts_follow_the_alert_policy(office: Office, anonymous: httpx.AsyncClient, make_staff, api_client: ApiClientFactory) -> None:
+async def test_alerts_follow_the_alert_policy(
+    office: Office, anonymous: httpx.AsyncClient, make_staff, api_client: ApiClientFactory
+) -> None:
     carol_staff = await make_staff("advocate", name="Carol")
     carol = await api_client(carol_staff)
     assigned = await office.supervisor.post(
@@ -356,7 +427,9 @@ async def test_dismissing_clears_the_alert_for_everyone_and_twice_is_fine(
     assert not any(isinstance(e, AlertDismissed) for e in between)
 
 
-async def test_an_advocate_cannot_see_or_dismiss_alerts_of_cases_not_theirs(office: Office, anonymous: httpx.AsyncClient) -> None:
+async def test_an_advocate_cannot_see_or_dismiss_alerts_of_cases_not_theirs(
+    office: Office, anonymous: httpx.AsyncClient
+) -> None:
     await text_in(anonymous, JOHN)
     [johns] = (await office.bob.get("/api/v1/alerts")).json()
 
@@ -369,7 +442,9 @@ async def test_an_ended_assignment_hides_the_alerts_it_was_sent(office: Office, 
     await text_in(anonymous, MARIA)
     [alert] = (await office.alice.get("/api/v1/alerts")).json()
 
-    await Assignment.filter(staff_id=office.alice_staff.id).update(start=date.today() - timedelta(days=30), end=date.today())
+    await Assignment.filter(staff_id=office.alice_staff.id).update(
+        start=date.today() - timedelta(days=30), end=date.today()
+    )
 
     assert (await office.alice.get("/api/v1/alerts")).json() == []
     assert_error(await office.alice.post(f"/api/v1/alerts/{alert['id']}/dismiss"), 404)

@@ -64,7 +64,9 @@ async def add_channel(settings: Settings, admin: Staff, **changes: object) -> Ch
     return await save_channel(admin, SecretBox(settings.secret_key), form, env_account_sid=settings.twilio_account_sid)
 
 
-def params_for(account_sid: str, to: str, sid: str, from_number: str = MARIA, body: str = "Which courtroom?", **extra: str) -> dict[str, str]:
+def params_for(
+    account_sid: str, to: str, sid: str, from_number: str = MARIA, body: str = "Which courtroom?", **extra: str
+) -> dict[str, str]:
     return {**inbound_params(sid, from_number, body, **extra), "AccountSid": account_sid, "To": to}
 
 
@@ -136,7 +138,9 @@ async def test_the_token_is_encrypted_at_rest_and_never_shown_again_in_full(
     assert SECOND_TOKEN not in listing.text and "••••" + SECOND_TOKEN[-4:] in listing.text
 
     # Saving again with the token left empty keeps it.
-    kept = await admin.post(f"/admin/channels/{channel.id}", as_form(replace(VALID_FORM, auth_token="", label="Housing")))
+    kept = await admin.post(
+        f"/admin/channels/{channel.id}", as_form(replace(VALID_FORM, auth_token="", label="Housing"))
+    )
     assert kept.status_code == 303
     await channel.refresh_from_db()
     assert channel.label == "Housing"
@@ -157,7 +161,9 @@ async def test_pages_show_the_webhook_addresses_to_paste_into_twilio(app: Starle
 # ---------------------------------------------------------------- the admin form
 
 
-async def test_only_administrators_reach_the_channel_pages(app: Starlette, settings: Settings, make_staff, signed_in) -> None:
+async def test_only_administrators_reach_the_channel_pages(
+    app: Starlette, settings: Settings, make_staff, signed_in
+) -> None:
     admin = await make_staff("admin")
     channel = await add_channel(settings, admin)
     for role in ("advocate", "supervisor"):
@@ -165,9 +171,17 @@ async def test_only_administrators_reach_the_channel_pages(app: Starlette, setti
         for url in ("/admin/channels", "/admin/channels/new", f"/admin/channels/{channel.id}"):
             assert (await person.get(url)).status_code == 403, (role, url)
         await person.get("/")
-        assert (await person.post("/admin/channels", as_form(replace(VALID_FORM, from_number="+14045550177", account_sid="AC" + "4" * 32)))).status_code == 403
-        assert (await person.post(f"/admin/channels/{channel.id}", as_form(replace(VALID_FORM, label="Mine")))).status_code == 403
-        assert (await person.post(f"/admin/channels/{channel.id}/test", {"to": STAFF_PHONE, "body": "hi"})).status_code == 403
+        assert (
+            await person.post(
+                "/admin/channels", as_form(replace(VALID_FORM, from_number="+14045550177", account_sid="AC" + "4" * 32))
+            )
+        ).status_code == 403
+        assert (
+            await person.post(f"/admin/channels/{channel.id}", as_form(replace(VALID_FORM, label="Mine")))
+        ).status_code == 403
+        assert (
+            await person.post(f"/admin/channels/{channel.id}/test", {"to": STAFF_PHONE, "body": "hi"})
+        ).status_code == 403
     assert await Channel.all().count() == 2
     assert (await Channel.get(id=channel.id)).label == "Housing unit"
     assert await Message.all().count() == 0
@@ -178,7 +192,9 @@ async def test_signed_out_visitors_are_sent_to_sign_in(anonymous: httpx.AsyncCli
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
 
-async def test_every_channel_form_needs_its_csrf_token(app: Starlette, settings: Settings, make_staff, signed_in) -> None:
+async def test_every_channel_form_needs_its_csrf_token(
+    app: Starlette, settings: Settings, make_staff, signed_in
+) -> None:
     staff = await make_staff("admin")
     channel = await add_channel(settings, staff)
     admin = await signed_in(staff)
@@ -194,7 +210,9 @@ async def test_every_channel_form_needs_its_csrf_token(app: Starlette, settings:
     assert await Message.all().count() == 0
 
 
-async def test_a_refused_form_comes_back_as_typed_with_each_problem_named(app: Starlette, make_staff, signed_in) -> None:
+async def test_a_refused_form_comes_back_as_typed_with_each_problem_named(
+    app: Starlette, make_staff, signed_in
+) -> None:
     admin = await signed_in(await make_staff("admin"))
     await admin.get("/admin/channels/new")
     typed = as_form(
@@ -231,20 +249,35 @@ async def test_a_refused_form_comes_back_as_typed_with_each_problem_named(app: S
         "Choose a time zone from the list",
     ):
         assert problem in page, problem
-    for kept in ('value="Probation"', 'value="AC123"', 'value="12"', 'value="MGnope"', 'value="0"', 'value="Mars/Olympus_Mons"', 'value="17:00"', 'value="9am"'):
+    for kept in (
+        'value="Probation"',
+        'value="AC123"',
+        'value="12"',
+        'value="MGnope"',
+        'value="0"',
+        'value="Mars/Olympus_Mons"',
+        'value="17:00"',
+        'value="9am"',
+    ):
         assert kept in page, kept
     assert 'value="outside_hours" checked' in page
     assert 'name="auth_token" type="password" value=""' in page and "type it again" in page
     assert await Channel.filter(label="Probation").count() == 0
 
     # No token for an account that is not the environment's; neither a number nor a service.
-    bare = await admin.post("/admin/channels", as_form(replace(VALID_FORM, auth_token="", from_number="", messaging_service_sid="")))
+    bare = await admin.post(
+        "/admin/channels", as_form(replace(VALID_FORM, auth_token="", from_number="", messaging_service_sid=""))
+    )
     assert bare.status_code == 422
-    assert "auth token (Twilio console, Account info)" in bare.text and "Enter the sending number, or a Messaging Service SID" in bare.text
+    assert (
+        "auth token (Twilio console, Account info)" in bare.text
+        and "Enter the sending number, or a Messaging Service SID" in bare.text
+    )
 
     # Outside-hours replies need office hours; HELP needs an answer.
     no_hours = await admin.post(
-        "/admin/channels", as_form(replace(VALID_FORM, auto_reply_mode="outside_hours", auto_reply_text="Closed now.", help_text=" "))
+        "/admin/channels",
+        as_form(replace(VALID_FORM, auto_reply_mode="outside_hours", auto_reply_text="Closed now.", help_text=" ")),
     )
     assert no_hours.status_code == 422
     assert "Set the office hours, or choose to answer every text." in no_hours.text
@@ -264,7 +297,9 @@ async def test_numbers_and_services_are_not_shared_and_an_unknown_office_is_refu
     assert set(no_office.value.fields) == {"office_id"}
 
 
-async def test_a_full_channel_is_saved_with_office_hours_and_replies(app: Starlette, settings: Settings, make_staff, signed_in) -> None:
+async def test_a_full_channel_is_saved_with_office_hours_and_replies(
+    app: Starlette, settings: Settings, make_staff, signed_in
+) -> None:
     office = await Office.create(name="Westside")
     admin = await signed_in(await make_staff("admin"))
     await admin.get("/admin/channels/new")
@@ -296,7 +331,10 @@ async def test_a_full_channel_is_saved_with_office_hours_and_replies(app: Starle
     assert channel.office_hours == {"mon": ["09:00", "17:00"], "fri": ["09:00", "12:30"]}
     assert channel.time_zone == "America/Chicago"
     page = await admin.get(f"/admin/channels/{channel.id}")
-    assert 'name="mon_opens" type="time" value="09:00"' in page.text and 'name="fri_closes" type="time" value="12:30"' in page.text
+    assert (
+        'name="mon_opens" type="time" value="09:00"' in page.text
+        and 'name="fri_closes" type="time" value="12:30"' in page.text
+    )
     assert 'name="tue_opens" type="time" value=""' in page.text
     assert f'<option value="{office.id}" selected>Westside</option>' in page.text
 
@@ -318,7 +356,9 @@ async def test_the_environments_channel_keeps_its_credentials_in_the_environment
     assert env_channel.account_sid == ACCOUNT_SID and env_channel.from_number == FROM_NUMBER
     assert env_channel.auth_token_encrypted is None
     # Another number of the environment's account may leave its token empty: it uses the environment's.
-    sibling = await add_channel(settings, await make_staff("admin"), account_sid=ACCOUNT_SID, auth_token="", from_number="+14045550177")
+    sibling = await add_channel(
+        settings, await make_staff("admin"), account_sid=ACCOUNT_SID, auth_token="", from_number="+14045550177"
+    )
     assert sibling.auth_token_encrypted is None
     assert app.state.providers.auth_token_of(sibling) == AUTH_TOKEN
 
@@ -326,7 +366,9 @@ async def test_the_environments_channel_keeps_its_credentials_in_the_environment
 # ---------------------------------------------------------------- one provider per channel
 
 
-async def test_each_channel_has_its_own_provider_until_its_credentials_change(app: Starlette, settings: Settings, make_staff) -> None:
+async def test_each_channel_has_its_own_provider_until_its_credentials_change(
+    app: Starlette, settings: Settings, make_staff
+) -> None:
     admin = await make_staff("admin")
     second = await add_channel(settings, admin)
     registry = app.state.providers
@@ -340,7 +382,9 @@ async def test_each_channel_has_its_own_provider_until_its_credentials_change(ap
     )
     assert registry.for_channel(changed) is not provider
     # A channel whose token cannot be read, or that has none, cannot send.
-    await Channel.filter(id=second.id).update(auth_token_encrypted=SecretBox("some-other-key-" + "z" * 32).encrypt("x" * 32))
+    await Channel.filter(id=second.id).update(
+        auth_token_encrypted=SecretBox("some-other-key-" + "z" * 32).encrypt("x" * 32)
+    )
     with pytest.raises(ChannelNotReady, match="cannot be decrypted"):
         registry.for_channel(await Channel.get(id=second.id))
     await Channel.filter(id=second.id).update(auth_token_encrypted=None)
@@ -355,14 +399,24 @@ async def client_on(number: str = MARIA, okay_to_text: bool = True) -> None:
 
 
 async def test_replies_go_out_through_the_conversations_channel_with_its_own_credentials(
-    app: Starlette, anonymous: httpx.AsyncClient, settings: Settings, fake_twilio: FakeTwilio, make_staff, make_case, signed_in
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_staff,
+    make_case,
+    signed_in,
 ) -> None:
     fake_twilio.add_account(SECOND_SID, SECOND_TOKEN)
     admin = await make_staff("admin")
     second = await add_channel(settings, admin)
     await make_case(phone=MARIA)
     # Maria texts the second office's number; the thread belongs to that channel.
-    inbound = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN))
+    inbound = await anonymous.post(
+        **signed_post_args(
+            "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+        )
+    )
     assert inbound.status_code == 200
     conversation = await Conversation.get(phone=MARIA)
     assert conversation.channel_id == second.id  # type: ignore[attr-defined]
@@ -392,7 +446,9 @@ async def test_a_messaging_service_channel_sends_through_its_service(
     conversation = await Conversation.create(channel=second, phone=MARIA)
     from inbox.services.messaging import SendRequest, send_text
 
-    message = await send_text(app.state.outbox, admin, SendRequest(body="From the service", conversation_id=conversation.id))
+    message = await send_text(
+        app.state.outbox, admin, SendRequest(body="From the service", conversation_id=conversation.id)
+    )
     create = fake_twilio.creates[-1]
     assert create.path_account_sid == SECOND_SID and create.auth_user == SECOND_SID
     assert create.params["MessagingServiceSid"] == SERVICE_SID and "From" not in create.params
@@ -406,7 +462,13 @@ async def test_a_messaging_service_channel_sends_through_its_service(
 
 
 async def test_a_text_from_a_case_goes_out_from_the_number_the_client_last_talked_to_or_the_cases_office(
-    app: Starlette, anonymous: httpx.AsyncClient, settings: Settings, fake_twilio: FakeTwilio, make_staff, make_case, api_client
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_staff,
+    make_case,
+    api_client,
 ) -> None:
     fake_twilio.add_account(SECOND_SID, SECOND_TOKEN)
     fake_twilio.callbacks_enabled = False
@@ -417,7 +479,9 @@ async def test_a_text_from_a_case_goes_out_from_the_number_the_client_last_talke
     # Maria has only ever texted the second office's number: the case's text joins that thread.
     maria = await make_case(phone=MARIA)
     inbound = params_for(SECOND_SID, SECOND_NUMBER, sid(1))
-    assert (await anonymous.post(**signed_post_args("/webhooks/twilio/messages", inbound, token=SECOND_TOKEN))).status_code == 200
+    assert (
+        await anonymous.post(**signed_post_args("/webhooks/twilio/messages", inbound, token=SECOND_TOKEN))
+    ).status_code == 200
     assert (await client.post("/api/v1/messages", json={"case_id": maria.case_id, "body": "Hello"})).status_code == 201
     assert fake_twilio.creates[-1].path_account_sid == SECOND_SID
     assert await Conversation.filter(phone=MARIA).count() == 1
@@ -454,11 +518,21 @@ async def test_webhooks_for_two_channels_are_each_validated_with_their_own_token
     app: Starlette, anonymous: httpx.AsyncClient, settings: Settings, make_staff
 ) -> None:
     second = await add_channel(settings, await make_staff("admin"))
-    first_ok = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(1)), token=AUTH_TOKEN))
-    second_ok = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(2)), token=SECOND_TOKEN))
+    first_ok = await anonymous.post(
+        **signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(1)), token=AUTH_TOKEN)
+    )
+    second_ok = await anonymous.post(
+        **signed_post_args(
+            "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(2)), token=SECOND_TOKEN
+        )
+    )
     assert first_ok.status_code == second_ok.status_code == 200
-    assert (await Message.get(provider_sid=sid(1)).prefetch_related("conversation")).conversation.channel_id == app.state.channel.id  # type: ignore[attr-defined]
-    assert (await Message.get(provider_sid=sid(2)).prefetch_related("conversation")).conversation.channel_id == second.id  # type: ignore[attr-defined]
+    assert (
+        await Message.get(provider_sid=sid(1)).prefetch_related("conversation")
+    ).conversation.channel_id == app.state.channel.id  # type: ignore[attr-defined]
+    assert (
+        await Message.get(provider_sid=sid(2)).prefetch_related("conversation")
+    ).conversation.channel_id == second.id  # type: ignore[attr-defined]
 
     # Each account's webhook signed with the other's token is refused, and nothing is stored.
     before = await WebhookPayload.all().count()
@@ -466,7 +540,9 @@ async def test_webhooks_for_two_channels_are_each_validated_with_their_own_token
         signed_post_args("/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(3)), token=AUTH_TOKEN),
         signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(4)), token=SECOND_TOKEN),
         # The right token, but the message claims the other account's number: still the account's token that counts.
-        signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, SECOND_NUMBER, sid(5)), token=SECOND_TOKEN),
+        signed_post_args(
+            "/webhooks/twilio/messages", params_for(ACCOUNT_SID, SECOND_NUMBER, sid(5)), token=SECOND_TOKEN
+        ),
     ]
     for args in crossed:
         assert (await anonymous.post(**args)).status_code == 403
@@ -474,13 +550,21 @@ async def test_webhooks_for_two_channels_are_each_validated_with_their_own_token
     assert not await Message.filter(provider_sid__in=[sid(3), sid(4), sid(5)]).exists()
 
 
-async def test_an_unknown_account_is_refused_and_nothing_is_stored(app: Starlette, anonymous: httpx.AsyncClient) -> None:
+async def test_an_unknown_account_is_refused_and_nothing_is_stored(
+    app: Starlette, anonymous: httpx.AsyncClient
+) -> None:
     stranger = "AC" + "9" * 32
     for path, params in (
         ("/webhooks/twilio/messages", params_for(stranger, FROM_NUMBER, sid(1))),
         ("/webhooks/twilio/status", {"MessageSid": sid(1), "MessageStatus": "delivered", "AccountSid": stranger}),
-        ("/webhooks/twilio/voice", {"CallSid": "CA" + "1" * 32, "AccountSid": stranger, "To": FROM_NUMBER, "From": MARIA}),
-        ("/webhooks/twilio/messages", {k: v for k, v in params_for("", FROM_NUMBER, sid(2)).items() if k != "AccountSid"}),
+        (
+            "/webhooks/twilio/voice",
+            {"CallSid": "CA" + "1" * 32, "AccountSid": stranger, "To": FROM_NUMBER, "From": MARIA},
+        ),
+        (
+            "/webhooks/twilio/messages",
+            {k: v for k, v in params_for("", FROM_NUMBER, sid(2)).items() if k != "AccountSid"},
+        ),
     ):
         # Signed with a token we know, so only the account makes the difference.
         assert (await anonymous.post(**signed_post_args(path, params, token=AUTH_TOKEN))).status_code == 403, path
@@ -509,19 +593,36 @@ async def test_a_messaging_service_never_causes_a_false_403(
     # A service-only channel (no from-number), and a service SID Twilio names that we did not record.
     other_sid, other_token = "AC" + "6" * 32, "third-office-token-55aa77bb99cc"
     service_only = await add_channel(
-        settings, admin, label="Jury", account_sid=other_sid, auth_token=other_token, from_number="", messaging_service_sid="MG" + "7" * 32
+        settings,
+        admin,
+        label="Jury",
+        account_sid=other_sid,
+        auth_token=other_token,
+        from_number="",
+        messaging_service_sid="MG" + "7" * 32,
     )
     for n, service in ((2, "MG" + "7" * 32), (3, "MG" + "8" * 32)):
         args = signed_post_args(
-            "/webhooks/twilio/messages", params_for(other_sid, POOL_NUMBER, sid(n), MessagingServiceSid=service), token=other_token
+            "/webhooks/twilio/messages",
+            params_for(other_sid, POOL_NUMBER, sid(n), MessagingServiceSid=service),
+            token=other_token,
         )
         assert (await anonymous.post(**args)).status_code == 200
         stored = await Message.get(provider_sid=sid(n)).prefetch_related("conversation")
         assert stored.conversation.channel_id == service_only.id  # type: ignore[attr-defined]
 
     # Status callbacks for a service's texts carry the pool number as From: validated all the same.
-    status = {"MessageSid": sid(9), "MessageStatus": "sent", "AccountSid": other_sid, "From": POOL_NUMBER, "To": MARIA, "MessagingServiceSid": "MG" + "7" * 32}
-    assert (await anonymous.post(**signed_post_args("/webhooks/twilio/status", status, token=other_token))).status_code == 200
+    status = {
+        "MessageSid": sid(9),
+        "MessageStatus": "sent",
+        "AccountSid": other_sid,
+        "From": POOL_NUMBER,
+        "To": MARIA,
+        "MessagingServiceSid": "MG" + "7" * 32,
+    }
+    assert (
+        await anonymous.post(**signed_post_args("/webhooks/twilio/status", status, token=other_token))
+    ).status_code == 200
 
 
 async def test_a_stale_token_on_one_channel_does_not_refuse_the_accounts_webhooks(
@@ -532,13 +633,17 @@ async def test_a_stale_token_on_one_channel_does_not_refuse_the_accounts_webhook
     await add_channel(settings, admin, label="Second number", from_number="+14045550177")
     # Twilio signs with the account's current token; the number texted still has the old one stored.
     response = await anonymous.post(
-        **signed_post_args("/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN)
+        **signed_post_args(
+            "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+        )
     )
     assert response.status_code == 200
     # Genuine for the account, and filed under the number it was sent to.
     message = await Message.get(provider_sid=sid(1)).prefetch_related("conversation")
     assert message.conversation.channel_id == stale.id  # type: ignore[attr-defined]
-    forged = signed_post_args("/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(2)), token="neither-of-them-0000000")
+    forged = signed_post_args(
+        "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(2)), token="neither-of-them-0000000"
+    )
     assert (await anonymous.post(**forged)).status_code == 403
 
 
@@ -548,7 +653,9 @@ async def test_attachments_are_fetched_with_the_channels_own_credentials(
     fake_twilio.add_account(SECOND_SID, SECOND_TOKEN)
     await add_channel(settings, await make_staff("admin"))
     url = fake_twilio.add_media(PNG, "image/png", account_sid=SECOND_SID)
-    params = params_for(SECOND_SID, SECOND_NUMBER, "MM" + "1" * 32, body="", NumMedia="1", MediaUrl0=url, MediaContentType0="image/png")
+    params = params_for(
+        SECOND_SID, SECOND_NUMBER, "MM" + "1" * 32, body="", NumMedia="1", MediaUrl0=url, MediaContentType0="image/png"
+    )
     response = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params, token=SECOND_TOKEN))
     assert response.status_code == 200
     [item] = await Media.all()
@@ -559,8 +666,18 @@ async def test_attachments_are_fetched_with_the_channels_own_credentials(
 
     retry_url = fake_twilio.add_media(PNG + b"2", "image/png", account_sid=SECOND_SID)
     fake_twilio.accounts[SECOND_SID] = "rotated"
-    params = params_for(SECOND_SID, SECOND_NUMBER, "MM" + "2" * 32, body="", NumMedia="1", MediaUrl0=retry_url, MediaContentType0="image/png")
-    assert (await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params, token=SECOND_TOKEN))).status_code == 200
+    params = params_for(
+        SECOND_SID,
+        SECOND_NUMBER,
+        "MM" + "2" * 32,
+        body="",
+        NumMedia="1",
+        MediaUrl0=retry_url,
+        MediaContentType0="image/png",
+    )
+    assert (
+        await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params, token=SECOND_TOKEN))
+    ).status_code == 200
     pending = await Media.get(source_url=retry_url)
     assert pending.status == MediaStatus.PENDING and "HTTP 401" in (pending.error or "")
     fake_twilio.accounts[SECOND_SID] = SECOND_TOKEN
@@ -575,16 +692,28 @@ async def test_attachments_are_fetched_with_the_channels_own_credentials(
 async def test_a_call_is_answered_with_the_channels_words_spoken(
     app: Starlette, anonymous: httpx.AsyncClient, settings: Settings, make_staff
 ) -> None:
-    await add_channel(settings, await make_staff("admin"), call_response="Texts only, please. <Call> Smith & Jones at \"404\".")
-    call = {"CallSid": "CA" + "1" * 32, "AccountSid": SECOND_SID, "From": MARIA, "To": SECOND_NUMBER, "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01"}
+    await add_channel(
+        settings, await make_staff("admin"), call_response='Texts only, please. <Call> Smith & Jones at "404".'
+    )
+    call = {
+        "CallSid": "CA" + "1" * 32,
+        "AccountSid": SECOND_SID,
+        "From": MARIA,
+        "To": SECOND_NUMBER,
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
     response = await anonymous.post(**signed_post_args("/webhooks/twilio/voice", call, token=SECOND_TOKEN))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     assert response.text == (
-        '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Texts only, please. &lt;Call&gt; Smith &amp; Jones at "404".</Say></Response>'
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Texts only, please. &lt;Call&gt; Smith &amp; Jones at "404".</Say></Response>'  # noqa: E501
     )
     payload = await WebhookPayload.get(kind="voice")
-    assert payload.provider_sid == "CA" + "1" * 32 and payload.params["CallStatus"] == "ringing" and payload.processed_at
+    assert (
+        payload.provider_sid == "CA" + "1" * 32 and payload.params["CallStatus"] == "ringing" and payload.processed_at
+    )
 
     # The environment's channel answers with its own (default) words.
     env_call = {**call, "AccountSid": ACCOUNT_SID, "To": FROM_NUMBER, "CallSid": "CA" + "2" * 32}
@@ -593,7 +722,9 @@ async def test_a_call_is_answered_with_the_channels_words_spoken(
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}], ids=["missing", "forged"])
-async def test_a_forged_or_unsigned_call_is_refused(app: Starlette, anonymous: httpx.AsyncClient, headers: dict[str, str]) -> None:
+async def test_a_forged_or_unsigned_call_is_refused(
+    app: Starlette, anonymous: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
     call = {"CallSid": "CA" + "1" * 32, "AccountSid": ACCOUNT_SID, "From": MARIA, "To": FROM_NUMBER}
     response = await anonymous.post("/webhooks/twilio/voice", data=call, headers=headers)
     assert response.status_code == 403 and "<Say>" not in response.text
@@ -614,16 +745,27 @@ TUESDAY_NIGHT = datetime(2026, 3, 11, 2, 30, tzinfo=UTC)  # 22:30 in New York, s
 WEEKDAYS_9_TO_5 = {day: ("09:00", "17:00") for day in ("mon", "tue", "wed", "thu", "fri")}
 
 
-async def set_auto_reply(app: Starlette, admin: Staff, mode: str, hours: dict[str, tuple[str, str]] | None = None) -> Channel:
+async def set_auto_reply(
+    app: Starlette, admin: Staff, mode: str, hours: dict[str, tuple[str, str]] | None = None
+) -> Channel:
     channel: Channel = await Channel.get(id=app.state.channel.id)
     form = replace(
-        ChannelForm.of(channel), auto_reply_mode=mode, auto_reply_text="Thanks for your text. We answer within one working day.", office_hours=hours or {}
+        ChannelForm.of(channel),
+        auto_reply_mode=mode,
+        auto_reply_text="Thanks for your text. We answer within one working day.",
+        office_hours=hours or {},
     )
     return await save_channel(admin, SecretBox(app.state.settings.secret_key), form, channel, credentials_locked=True)
 
 
-async def text_in(anonymous: httpx.AsyncClient, n: int, body: str = "Which courtroom?", from_number: str = MARIA, **extra: str) -> httpx.Response:
-    response = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(n), from_number, body, **extra)))
+async def text_in(
+    anonymous: httpx.AsyncClient, n: int, body: str = "Which courtroom?", from_number: str = MARIA, **extra: str
+) -> httpx.Response:
+    response = await anonymous.post(
+        **signed_post_args(
+            "/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(n), from_number, body, **extra)
+        )
+    )
     assert response.status_code == 200 and response.text.endswith("<Response/>")
     return response
 
@@ -692,7 +834,15 @@ async def test_off_sends_nothing(app: Starlette, anonymous: httpx.AsyncClient, f
 
 @pytest.mark.parametrize(
     ("body", "extra"),
-    [("STOP", {}), ("  stop  ", {}), ("Cancel", {}), ("start", {}), ("HELP", {}), (" info", {}), ("please stop", {"OptOutType": "STOP"})],
+    [
+        ("STOP", {}),
+        ("  stop  ", {}),
+        ("Cancel", {}),
+        ("start", {}),
+        ("HELP", {}),
+        (" info", {}),
+        ("please stop", {"OptOutType": "STOP"}),
+    ],
     ids=["STOP", "spaces", "Cancel", "start", "HELP", "info", "OptOutType"],
 )
 async def test_a_keyword_never_gets_an_automatic_reply(
@@ -702,7 +852,11 @@ async def test_a_keyword_never_gets_an_automatic_reply(
     app.state.clock = lambda: TUESDAY_AFTERNOON
     await text_in(anonymous, 1, body, **extra)
     assert await auto_replies() == []
-    assert not [c for c in fake_twilio.creates if c.params.get("Body") == "Thanks for your text. We answer within one working day."]
+    assert not [
+        c
+        for c in fake_twilio.creates
+        if c.params.get("Body") == "Thanks for your text. We answer within one working day."
+    ]
     # The day is not used up: the next ordinary text is answered — unless the keyword opted the number out.
     await text_in(anonymous, 2, "stop by tomorrow?")
     opted_out = body.strip().upper() in {"STOP", "CANCEL"} or "OptOutType" in extra
@@ -751,7 +905,10 @@ async def test_the_worker_side_provider_sends_by_the_channel_its_text_names(
     routed = app.state.outbox.provider
     await routed.send(OutboundText(to=MARIA, body="From the second office", from_number=SECOND_NUMBER))
     await routed.send(OutboundText(to=MARIA, body="From the first", from_number=FROM_NUMBER))
-    assert [(c.path_account_sid, c.auth_user) for c in fake_twilio.creates] == [(SECOND_SID, SECOND_SID), (ACCOUNT_SID, ACCOUNT_SID)]
+    assert [(c.path_account_sid, c.auth_user) for c in fake_twilio.creates] == [
+        (SECOND_SID, SECOND_SID),
+        (ACCOUNT_SID, ACCOUNT_SID),
+    ]
 
 
 def test_office_hours_are_read_in_the_channels_time_zone() -> None:
@@ -780,7 +937,9 @@ async def test_an_admin_sends_a_test_text_to_their_own_phone(
     second = await add_channel(settings, staff)
     admin = await signed_in(staff)
     await admin.get(f"/admin/channels/{second.id}")
-    response = await admin.post(f"/admin/channels/{second.id}/test", {"to": "(202) 555-0143", "body": "Testing the housing number"})
+    response = await admin.post(
+        f"/admin/channels/{second.id}/test", {"to": "(202) 555-0143", "body": "Testing the housing number"}
+    )
     assert response.status_code == 303
     message = await Message.get(purpose=MessagePurpose.TEST).prefetch_related("conversation")
     assert response.headers["location"] == f"/admin/channels/{second.id}?tested={message.id}#test"
@@ -820,7 +979,9 @@ async def test_the_simulator_channel_answers_calls_and_replies_automatically(set
         try:
             channel: Channel = dev.state.channel
             assert channel.is_simulator
-            admin, _ = await create_staff(email="ada@example.org", name="Ada", role="admin", password="correct horse battery")
+            admin, _ = await create_staff(
+                email="ada@example.org", name="Ada", role="admin", password="correct horse battery"
+            )
             form = replace(ChannelForm.of(channel), auto_reply_mode="always", auto_reply_text="Got it, thanks.")
             await save_channel(admin, SecretBox(settings.secret_key), form, channel)
             dev.state.clock = lambda: TUESDAY_AFTERNOON

@@ -92,7 +92,22 @@ def test_migrate_creates_the_schema_and_is_safe_to_repeat(workdir: Path) -> None
 
 
 async def test_create_user_makes_an_account_that_signs_in(workdir: Path) -> None:
-    out = ok(inbox(workdir, "create-user", "--email", "Alice@Example.org", "--name", "Alice Advocate", "--role", "advocate", "--password", "long enough pw", "--mobile", "(404) 555-0100"))
+    out = ok(
+        inbox(
+            workdir,
+            "create-user",
+            "--email",
+            "Alice@Example.org",
+            "--name",
+            "Alice Advocate",
+            "--role",
+            "advocate",
+            "--password",
+            "long enough pw",
+            "--mobile",
+            "(404) 555-0100",
+        )
+    )
     assert "alice@example.org" in out and "long enough pw" not in out
     async with connected(workdir):
         staff = await authenticate("alice@example.org", "long enough pw")
@@ -111,8 +126,32 @@ async def test_create_user_without_a_password_prints_a_generated_one(workdir: Pa
 
 
 def test_duplicate_email_fails_with_a_clear_message(workdir: Path) -> None:
-    ok(inbox(workdir, "create-user", "--email", "ada@example.org", "--name", "Ada", "--role", "admin", "--password", "long enough pw"))
-    again = inbox(workdir, "create-user", "--email", "ADA@example.org", "--name", "Ada Again", "--role", "admin", "--password", "long enough pw")
+    ok(
+        inbox(
+            workdir,
+            "create-user",
+            "--email",
+            "ada@example.org",
+            "--name",
+            "Ada",
+            "--role",
+            "admin",
+            "--password",
+            "long enough pw",
+        )
+    )
+    again = inbox(
+        workdir,
+        "create-user",
+        "--email",
+        "ADA@example.org",
+        "--name",
+        "Ada Again",
+        "--role",
+        "admin",
+        "--password",
+        "long enough pw",
+    )
     assert again.returncode != 0
     assert "already an account for ada@example.org" in again.stderr
     assert "Traceback" not in again.stderr
@@ -149,7 +188,20 @@ def test_an_unknown_command_is_an_argument_error(workdir: Path) -> None:
 
 
 async def test_create_token_prints_a_token_that_works_against_the_api(workdir: Path) -> None:
-    ok(inbox(workdir, "create-user", "--email", "sam@example.org", "--name", "Sam", "--role", "supervisor", "--password", "long enough pw"))
+    ok(
+        inbox(
+            workdir,
+            "create-user",
+            "--email",
+            "sam@example.org",
+            "--name",
+            "Sam",
+            "--role",
+            "supervisor",
+            "--password",
+            "long enough pw",
+        )
+    )
     out = ok(inbox(workdir, "create-token", "--email", "sam@example.org"))
     token = out.strip().splitlines()[-1].strip()
     assert token and " " not in token
@@ -194,7 +246,7 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
             assert staff is not None and staff.role == role, email
     database = workdir / "x.sqlite3"
     assert rows(database, "SELECT count(*) FROM client")[0][0] > 0
-    assert rows(database, "SELECT count(*) FROM \"case\"")[0][0] > 0
+    assert rows(database, 'SELECT count(*) FROM "case"')[0][0] > 0
     # Running it again keeps everyone's password and adds no duplicates.
     again = ok(inbox(workdir, "demo"))
     assert "already existed" in again

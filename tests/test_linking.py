@@ -75,13 +75,17 @@ _case_numbers = itertools.count(1)
 
 async def new_case(api: httpx.AsyncClient, client_id: int) -> int:
     number = f"16E-3001{next(_case_numbers):04d}"
-    response = await api.post("/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id})
+    response = await api.post(
+        "/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id}
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
 
 async def assign(api: httpx.AsyncClient, case_id: int, staff: Staff, primary: bool = True, **dates: str) -> None:
-    response = await api.post("/api/v1/assignments", json={"case_id": case_id, "staff_email": staff.email, "primary": primary, **dates})
+    response = await api.post(
+        "/api/v1/assignments", json={"case_id": case_id, "staff_email": staff.email, "primary": primary, **dates}
+    )
     assert response.status_code == 201, response.text
 
 
@@ -234,12 +238,19 @@ async def test_clients_sharing_a_phone_both_have_their_cases_linked(
 
     inbound = await client_texts(anonymous, MARIA)
 
-    assert sorted(await links_of(supervisor, inbound.id)) == sorted([(maria_case, "client_phone"), (juan_case, "client_phone")])
+    assert sorted(await links_of(supervisor, inbound.id)) == sorted(
+        [(maria_case, "client_phone"), (juan_case, "client_phone")]
+    )
     note = (await notes_of(supervisor, juan_case))[0]
     assert note["message_id"] == inbound.id
     # The note cannot know which of them wrote: it names both.
-    assert set(note["author"].removesuffix(f" (text from {MARIA_PEOPLE})").split(" / ")) == {"Maria Lopez", "Juan Lopez"}
-    assert sorted(await Alert.filter(message_id=inbound.id).values_list("case_id", flat=True)) == sorted([maria_case, juan_case])
+    assert set(note["author"].removesuffix(f" (text from {MARIA_PEOPLE})").split(" / ")) == {
+        "Maria Lopez",
+        "Juan Lopez",
+    }
+    assert sorted(await Alert.filter(message_id=inbound.id).values_list("case_id", flat=True)) == sorted(
+        [maria_case, juan_case]
+    )
 
 
 async def test_on_a_shared_phone_an_advocate_sees_only_the_links_to_cases_they_may_see(
@@ -283,7 +294,9 @@ async def test_a_number_that_changed(supervisor: httpx.AsyncClient, anonymous: h
     assert notes[from_new.id]["author"] == "Maria Lopez (text from (404) 555-0142)"
 
 
-async def test_closed_cases_are_linked_like_open_ones(supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
+async def test_closed_cases_are_linked_like_open_ones(
+    supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
     maria = await new_client(supervisor, "Maria Lopez", MARIA)
     closed_texted = await new_case(supervisor, maria)
     closed_on_record = await new_case(supervisor, maria)
@@ -400,7 +413,9 @@ async def test_switching_policy_back_to_default_applies_to_the_next_text(
     both = await client_texts(anonymous, MARIA)
 
     assert await links_of(supervisor, guessed.id) == [(benefits, "best_guess")]
-    assert sorted(await links_of(supervisor, both.id)) == sorted([(housing, "client_phone"), (benefits, "client_phone")])
+    assert sorted(await links_of(supervisor, both.id)) == sorted(
+        [(housing, "client_phone"), (benefits, "client_phone")]
+    )
 
 
 # ---------------------------------------------------------------- by hand, through the API
@@ -428,7 +443,10 @@ async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["id"] == inbound.id
-    assert body["links"] == [{"case_id": housing, "reason": "client_phone"}, {"case_id": xavier_case, "reason": "manual"}]
+    assert body["links"] == [
+        {"case_id": housing, "reason": "client_phone"},
+        {"case_id": xavier_case, "reason": "manual"},
+    ]
     assert body["case_ids"] == sorted([housing, xavier_case])
     assert (event.message_id, event.conversation_id, sorted(event.case_ids)) == (
         inbound.id,
@@ -458,7 +476,10 @@ async def test_filing_by_hand_on_a_case_already_linked_by_a_rule_keeps_one_note(
     response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": housing})
 
     assert response.status_code == 201
-    assert [(link["case_id"], link["reason"]) for link in response.json()["links"]] == [(housing, "client_phone"), (housing, "manual")]
+    assert [(link["case_id"], link["reason"]) for link in response.json()["links"]] == [
+        (housing, "client_phone"),
+        (housing, "manual"),
+    ]
     assert await CaseNote.filter(message_id=inbound.id, case_id=housing).count() == 1
 
 
@@ -501,8 +522,12 @@ async def test_manual_links_need_a_case_id_and_a_message_and_case_the_caller_may
     wrong_type = await as_advocate.post(f"/api/v1/messages/{from_maria.id}/links", json={"case_id": str(housing)})
     assert wrong_type.status_code == 422
     # A case the advocate may not see, a text they may not see, a text that does not exist.
-    assert (await as_advocate.post(f"/api/v1/messages/{from_maria.id}/links", json={"case_id": xavier_case})).status_code == 404
-    assert (await as_advocate.post(f"/api/v1/messages/{from_xavier.id}/links", json={"case_id": housing})).status_code == 404
+    assert (
+        await as_advocate.post(f"/api/v1/messages/{from_maria.id}/links", json={"case_id": xavier_case})
+    ).status_code == 404
+    assert (
+        await as_advocate.post(f"/api/v1/messages/{from_xavier.id}/links", json={"case_id": housing})
+    ).status_code == 404
     assert (await as_advocate.post("/api/v1/messages/999999/links", json={"case_id": housing})).status_code == 404
     assert (await as_advocate.delete(f"/api/v1/messages/{from_xavier.id}/links/{xavier_case}")).status_code == 404
     assert await MessageLink.filter(message_id=from_xavier.id).values_list("case_id", flat=True) == [xavier_case]
@@ -547,7 +572,9 @@ async def test_linking_a_conversation_to_a_case_of_another_client_is_refused(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
     maria = await Client.get(id=await new_client(supervisor, "Maria Lopez", MARIA))
-    xavier_case = await Case.get(id=await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100")))
+    xavier_case = await Case.get(
+        id=await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
+    )
     await client_texts(anonymous, STRANGER)
     conversation = await Conversation.get(phone=STRANGER)
 

@@ -20,7 +20,9 @@ from tests.conftest import inbound_params, signed_post_args
 
 async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
     sid = "SM" + secrets.token_hex(16)
-    response = await client.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body)))
+    response = await client.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
+    )
     assert response.status_code == 200, response.text
     return await Message.get(provider_sid=sid)
 
@@ -40,7 +42,9 @@ async def test_the_message_page_shows_the_timeline_and_the_cases_with_reasons(
     assert f'href="/messages/{message.id}"' in thread.text and "number on client record" in thread.text
 
 
-async def test_staff_file_a_text_on_another_case_and_take_it_off_again(signed_in, make_staff, make_case, anonymous) -> None:
+async def test_staff_file_a_text_on_another_case_and_take_it_off_again(
+    signed_in, make_staff, make_case, anonymous
+) -> None:
     advocate = await make_staff("advocate")
     first = await make_case(assignee=advocate)
     second = await make_case(phone="+14045550123", assignee=advocate, name="James Smith")
@@ -145,7 +149,9 @@ async def test_only_admins_change_settings_and_bad_values_are_kept_with_a_reason
     assert (await Organisation.first()).char_limit == 320
 
 
-async def test_the_best_guess_setting_changes_how_replies_are_filed(signed_in, make_staff, make_case, anonymous) -> None:
+async def test_the_best_guess_setting_changes_how_replies_are_filed(
+    signed_in, make_staff, make_case, anonymous
+) -> None:
     admin = await signed_in(await make_staff("admin"))
     older = await make_case(phone="+14045387319")
     newer = await make_case(phone="+14045387319", name="Maria Lopez (second matter)")

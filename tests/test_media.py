@@ -48,9 +48,13 @@ def mms_params(sid: str, from_number: str, body: str, media: Sequence[tuple[str,
     return inbound_params(sid, from_number, body, **extra)
 
 
-async def mms_in(client: httpx.AsyncClient, media: Sequence[tuple[str, str]], from_number: str = MARIA, body: str = "") -> Message:
+async def mms_in(
+    client: httpx.AsyncClient, media: Sequence[tuple[str, str]], from_number: str = MARIA, body: str = ""
+) -> Message:
     sid = new_sid()
-    response = await client.post(**signed_post_args("/webhooks/twilio/messages", mms_params(sid, from_number, body, media)))
+    response = await client.post(
+        **signed_post_args("/webhooks/twilio/messages", mms_params(sid, from_number, body, media))
+    )
     assert response.status_code == 200, response.text
     assert response.text.strip().endswith("<Response/>")
     return await Message.get(provider_sid=sid)
@@ -88,7 +92,12 @@ async def retry_round(app: Starlette, settings: Settings, rounds_ahead: int) -> 
 
 
 async def test_every_item_is_fetched_with_basic_auth_through_the_redirect_and_stored_once_by_hash(
-    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, settings: Settings, media_events: Subscription, make_case
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    settings: Settings,
+    media_events: Subscription,
+    make_case,
 ) -> None:
     await make_case(phone=MARIA)
     urls = [
@@ -103,7 +112,10 @@ async def test_every_item_is_fetched_with_basic_auth_through_the_redirect_and_st
     events = [await next_media_event(media_events) for _ in urls]
     rows = await media_of(message)
     assert {e.media_id for e in events} == {m.id for m in rows}
-    assert all(e.status == "stored" and e.message_id == message.id and e.conversation_id == message.conversation_id for e in events)
+    assert all(
+        e.status == "stored" and e.message_id == message.id and e.conversation_id == message.conversation_id
+        for e in events
+    )
     assert [m.status for m in rows] == [MediaStatus.STORED] * 4
     assert [m.content_type for m in rows] == ["image/png", "application/pdf", "image/png", "image/jpeg"]
     assert [m.size for m in rows] == [len(PNG), len(PDF), len(PNG), len(JPEG)]
@@ -151,7 +163,10 @@ async def test_the_bubble_shows_photos_inline_and_other_files_as_downloads(
     await make_case(phone=MARIA, assignee=alice)
     message = await mms_in(
         anonymous,
-        [(fake_twilio.add_media(PNG, "image/png"), "image/png"), (fake_twilio.add_media(PDF, "application/pdf"), "application/pdf")],
+        [
+            (fake_twilio.add_media(PNG, "image/png"), "image/png"),
+            (fake_twilio.add_media(PDF, "application/pdf"), "application/pdf"),
+        ],
     )
     photo, document = await media_of(message)
 
@@ -168,7 +183,13 @@ async def test_the_bubble_shows_photos_inline_and_other_files_as_downloads(
 
 
 async def test_wrong_credentials_are_a_visible_failed_attempt_retried_until_they_work(
-    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, settings: Settings, signed_in, make_staff, make_case
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    settings: Settings,
+    signed_in,
+    make_staff,
+    make_case,
 ) -> None:
     sam = await make_staff("supervisor")
     await make_case(phone=MARIA)
@@ -196,7 +217,14 @@ async def test_wrong_credentials_are_a_visible_failed_attempt_retried_until_they
 
 
 async def test_a_download_that_keeps_failing_ends_failed_with_the_reason_in_the_bubble(
-    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, settings: Settings, media_events: Subscription, signed_in, make_staff, make_case
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    settings: Settings,
+    media_events: Subscription,
+    signed_in,
+    make_staff,
+    make_case,
 ) -> None:
     sam = await make_staff("supervisor")
     await make_case(phone=MARIA)
@@ -303,7 +331,14 @@ async def test_a_pdf_is_served_inline_with_nosniff(
 
 
 async def test_names_with_dot_dot_from_the_url_or_the_storage_never_reach_the_file_system(
-    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, settings: Settings, tmp_path: Path, signed_in, make_staff, make_case
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    settings: Settings,
+    tmp_path: Path,
+    signed_in,
+    make_staff,
+    make_case,
 ) -> None:
     sam = await make_staff("supervisor")
     await make_case(phone=MARIA)
@@ -407,7 +442,10 @@ async def test_documents_of_a_case_are_its_texts_stored_attachments_newest_first
     first = await mms_in(anonymous, [(fake_twilio.add_media(PDF, "application/pdf"), "application/pdf")])
     second = await mms_in(
         anonymous,
-        [(fake_twilio.add_media(PNG, "image/png"), "image/png"), (fake_twilio.add_media(HTML, "image/png"), "image/png")],
+        [
+            (fake_twilio.add_media(PNG, "image/png"), "image/png"),
+            (fake_twilio.add_media(HTML, "image/png"), "image/png"),
+        ],
     )
     johns = await mms_in(anonymous, [(fake_twilio.add_media(JPEG, "image/jpeg"), "image/jpeg")], from_number=JOHN)
 
@@ -436,11 +474,20 @@ async def test_the_composer_posts_multipart_with_an_attach_input(
     page = await (await signed_in(alice)).get(f"/conversations/{conversation.id}")
 
     assert 'enctype="multipart/form-data"' in page.text
-    assert '<input type="file" name="attachment" accept="image/jpeg,image/png,image/gif,image/webp,application/pdf">' in page.text
+    assert (
+        '<input type="file" name="attachment" accept="image/jpeg,image/png,image/gif,image/webp,application/pdf">'
+        in page.text
+    )
 
 
 async def test_an_attached_photo_reaches_twilio_as_a_signed_url_that_serves_only_that_file(
-    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, settings: Settings, signed_in, make_staff, make_case
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    settings: Settings,
+    signed_in,
+    make_staff,
+    make_case,
 ) -> None:
     alice = await make_staff("advocate")
     conversation = await _conversation_with_maria(anonymous, make_case, alice)
@@ -476,7 +523,12 @@ async def test_an_attached_photo_reaches_twilio_as_a_signed_url_that_serves_only
 
     # Another file, a forged or altered signature, a moved expiry: refused.
     other = await Media.create(
-        message=message, position=1, content_type="image/png", size=len(PNG), sha256=item.sha256, status=MediaStatus.STORED
+        message=message,
+        position=1,
+        content_type="image/png",
+        size=len(PNG),
+        sha256=item.sha256,
+        status=MediaStatus.STORED,
     )
     assert (await anonymous.get(f"/media/public/{other.id}?{parts.query}")).status_code == 403
     forged = media_service.media_signature("not-our-key", item.id, int(query["expires"]))
@@ -484,7 +536,9 @@ async def test_an_attached_photo_reaches_twilio_as_a_signed_url_that_serves_only
     later = int(query["expires"]) + 3600
     assert (await anonymous.get(f"{parts.path}?expires={later}&signature={query['signature']}")).status_code == 403
     assert (await anonymous.get(parts.path)).status_code == 403
-    expired = media_service.public_url_of(PUBLIC_URL, str(settings.secret_key), item.id, moment=media_service.now() - timedelta(hours=25))
+    expired = media_service.public_url_of(
+        PUBLIC_URL, str(settings.secret_key), item.id, moment=media_service.now() - timedelta(hours=25)
+    )
     expired_parts = urlsplit(expired)
     assert (await anonymous.get(f"{expired_parts.path}?{expired_parts.query}")).status_code == 403
 
@@ -534,7 +588,14 @@ async def test_a_pdf_with_text_is_sent_with_both(
     ids=["html-named-png", "over-5-mb"],
 )
 async def test_a_refused_attachment_answers_422_keeps_the_text_and_sends_nothing(
-    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, signed_in, make_staff, make_case, content: bytes, reason: str
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+    signed_in,
+    make_staff,
+    make_case,
+    content: bytes,
+    reason: str,
 ) -> None:
     alice = await make_staff("advocate")
     conversation = await _conversation_with_maria(anonymous, make_case, alice)
@@ -572,7 +633,9 @@ async def test_an_empty_file_input_sends_a_plain_text(
     assert sent.status_code == 200
     assert "MediaUrl" not in fake_twilio.requests[-1]
     empty = await staff.post(
-        f"/conversations/{conversation.id}/messages", {"body": ""}, files={"attachment": ("", b"", "application/octet-stream")}
+        f"/conversations/{conversation.id}/messages",
+        {"body": ""},
+        files={"attachment": ("", b"", "application/octet-stream")},
     )
     assert empty.status_code == 422 and "Write a message before sending." in empty.text
 

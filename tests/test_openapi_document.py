@@ -80,9 +80,7 @@ def route_operations() -> set[tuple[str, str]]:
 
 
 def documented_operations() -> set[tuple[str, str]]:
-    return {
-        (path, method) for path, item in OPENAPI["paths"].items() for method in item if method in HTTP_METHODS
-    }
+    return {(path, method) for path, item in OPENAPI["paths"].items() for method in item if method in HTTP_METHODS}
 
 
 def test_every_route_is_documented() -> None:
@@ -116,7 +114,14 @@ def test_only_managers_creations_answer_403() -> None:
 
 
 def test_lists_are_paged() -> None:
-    for path in ("/clients", "/cases", "/assignments", "/cases/{case_id}/notes", "/cases/{case_id}/documents", "/alerts"):
+    for path in (
+        "/clients",
+        "/cases",
+        "/assignments",
+        "/cases/{case_id}/notes",
+        "/cases/{case_id}/documents",
+        "/alerts",
+    ):
         refs = {p.get("$ref") for p in OPENAPI["paths"][path]["get"]["parameters"]}
         assert {"#/components/parameters/Limit", "#/components/parameters/Before"} <= refs
     limit = OPENAPI["components"]["parameters"]["Limit"]["schema"]
@@ -153,8 +158,22 @@ def test_message_schema_matches_message_json() -> None:
             ns(id=8, case_id=12, reason="client_phone"),
         ],
         media=[
-            ns(id=5, position=1, status=MediaStatus.PENDING, content_type="application/octet-stream", declared_type="application/pdf", size=0),
-            ns(id=4, position=0, status=MediaStatus.STORED, content_type="image/jpeg", declared_type="image/jpeg", size=48213),
+            ns(
+                id=5,
+                position=1,
+                status=MediaStatus.PENDING,
+                content_type="application/octet-stream",
+                declared_type="application/pdf",
+                size=0,
+            ),
+            ns(
+                id=4,
+                position=0,
+                status=MediaStatus.STORED,
+                content_type="image/jpeg",
+                declared_type="image/jpeg",
+                size=48213,
+            ),
         ],
         sent_by_id=5,
         send_at=AT,
@@ -179,7 +198,13 @@ def test_message_schema_matches_message_json() -> None:
     assert [item["id"] for item in produced["media"]] == [4, 5]
     for item in produced["media"]:
         assert_matches("MediaItem", item)
-    assert produced["media"][0] == {"id": 4, "content_type": "image/jpeg", "size": 48213, "url": "/api/v1/media/4", "status": "stored"}
+    assert produced["media"][0] == {
+        "id": 4,
+        "content_type": "image/jpeg",
+        "size": 48213,
+        "url": "/api/v1/media/4",
+        "status": "stored",
+    }
     assert produced["media"][1]["content_type"] == "application/pdf"  # declared, until the file is stored
 
 
@@ -273,7 +298,11 @@ def test_client_schema_matches_client_json() -> None:
             assert_matches("ConsentLogEntry", entry)
     assert [entry["source"] for entry in produced["phones"][1]["consent_log"]] == ["api", "keyword"]  # oldest first
     assert produced["phones"][1]["consent_log"][1] == {
-        "okay_to_text": False, "opted_out": True, "source": "keyword", "at": "2026-11-22T09:30:00Z", "message_id": 41
+        "okay_to_text": False,
+        "opted_out": True,
+        "source": "keyword",
+        "at": "2026-11-22T09:30:00Z",
+        "message_id": 41,
     }
     bare = ns(id=2, name="B", external_id=None, preferred_language=None, phones=[], cases=[], created_at=AT)
     assert_matches("Client", api.client_json(bare))  # type: ignore[arg-type]
@@ -309,14 +338,25 @@ def test_case_schema_matches_case_json() -> None:
 
 
 def test_assignment_schema_matches_assignment_json() -> None:
-    ended = ns(id=3, case_id=12, staff=ns(email="advocate@example.org"), primary=True, start=date(2026, 11, 1), end=date(2026, 12, 1))
+    ended = ns(
+        id=3,
+        case_id=12,
+        staff=ns(email="advocate@example.org"),
+        primary=True,
+        start=date(2026, 11, 1),
+        end=date(2026, 12, 1),
+    )
     assert_matches("Assignment", api.assignment_json(ended))  # type: ignore[arg-type]
-    current = ns(id=4, case_id=12, staff=ns(email="advocate@example.org"), primary=False, start=date(2026, 11, 1), end=None)
+    current = ns(
+        id=4, case_id=12, staff=ns(email="advocate@example.org"), primary=False, start=date(2026, 11, 1), end=None
+    )
     assert_matches("Assignment", api.assignment_json(current))  # type: ignore[arg-type]
 
 
 def test_error_schema_matches_error_response() -> None:
-    with_fields = api.error_response(api.ValidationFailed("Please correct the highlighted fields.", {"name": "Enter the client's name."}))
+    with_fields = api.error_response(
+        api.ValidationFailed("Please correct the highlighted fields.", {"name": "Enter the client's name."})
+    )
     without_fields = api.error_response(api.Unauthorised("This token is not valid."))
     validator = schema_validator("Error")
     for response in (with_fields, without_fields):
@@ -327,7 +367,9 @@ def test_error_schema_matches_error_response() -> None:
 
 
 def test_note_schema_matches_note_json() -> None:
-    note = ns(id=1, case_id=12, message_id=41, author="Maria Lopez (text from (404) 538-7319)", body="Which courtroom?", at=AT)
+    note = ns(
+        id=1, case_id=12, message_id=41, author="Maria Lopez (text from (404) 538-7319)", body="Which courtroom?", at=AT
+    )
     assert_matches("CaseNote", api.note_json(note))  # type: ignore[arg-type]
     orphan = ns(id=2, case_id=12, message_id=None, author="Alice", body="", at=AT)
     assert_matches("CaseNote", api.note_json(orphan))  # type: ignore[arg-type]
@@ -379,5 +421,7 @@ def test_manual_links_and_media_are_documented_with_their_answers() -> None:
 def test_phone_consent_is_documented_with_its_answers() -> None:
     operation = OPENAPI["paths"]["/clients/{client_id}/phones/{phone_id}/consent"]["post"]
     assert set(operation["responses"]) == {"200", "401", "404", "422"}
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ConsentInput"}
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ConsentInput"
+    }
     assert SCHEMAS["ConsentInput"]["required"] == ["okay_to_text"]

@@ -40,7 +40,9 @@ def warnings_of(html: str) -> list[str]:
 
 async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
     sid = "SM" + f"{next(_sids):032x}"
-    response = await client.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body)))
+    response = await client.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
+    )
     assert response.status_code == 200, response.text
     return await Message.get(provider_sid=sid)
 
@@ -63,7 +65,12 @@ async def test_an_admin_adds_edits_and_deletes_a_quick_entry(signed_in, make_sta
     await admin_form(admin)
     created = await admin.post(
         "/admin/quick-entries",
-        {"name": "Hearing reminder", "language": "", "body": "Hi {client_first_name}, your hearing on {case_number} is Monday.", "position": "2"},
+        {
+            "name": "Hearing reminder",
+            "language": "",
+            "body": "Hi {client_first_name}, your hearing on {case_number} is Monday.",
+            "position": "2",
+        },
     )
     assert created.status_code == 303 and created.headers["location"] == "/admin/quick-entries?saved=created"
     stored = await QuickEntry.get(name="Hearing reminder")
@@ -75,13 +82,15 @@ async def test_an_admin_adds_edits_and_deletes_a_quick_entry(signed_in, make_sta
 
     await admin_form(admin, f"/admin/quick-entries/{stored.id}")
     updated = await admin.post(
-        f"/admin/quick-entries/{stored.id}", {"name": "Hearing reminder", "language": "", "body": "Hearing Monday.", "position": "1"}
+        f"/admin/quick-entries/{stored.id}",
+        {"name": "Hearing reminder", "language": "", "body": "Hearing Monday.", "position": "1"},
     )
     assert updated.status_code == 303
     assert (await QuickEntry.get(id=stored.id)).body == "Hearing Monday."
 
     spanish = await admin.post(
-        "/admin/quick-entries", {"name": "Hearing reminder", "language": "ES", "body": "Audiencia el lunes.", "position": "1"}
+        "/admin/quick-entries",
+        {"name": "Hearing reminder", "language": "ES", "body": "Audiencia el lunes.", "position": "1"},
     )
     assert spanish.status_code == 303
     assert (await QuickEntry.get(name="Hearing reminder", language="es")).body == "Audiencia el lunes."
@@ -97,7 +106,9 @@ async def test_errors_keep_what_was_typed_and_name_each_field(signed_in, make_st
     await entry("Missed appointment", "You missed your appointment.")
     await admin_form(admin)
     typed = "Please call {office_phone} about {court_room} & <bring> the lease."
-    response = await admin.post("/admin/quick-entries", {"name": "Missed appointment", "language": "", "body": typed, "position": "x"})
+    response = await admin.post(
+        "/admin/quick-entries", {"name": "Missed appointment", "language": "", "body": typed, "position": "x"}
+    )
     assert response.status_code == 422
     assert textarea(response.text) == typed
     assert 'value="Missed appointment"' in response.text
@@ -106,7 +117,9 @@ async def test_errors_keep_what_was_typed_and_name_each_field(signed_in, make_st
     assert "Give a whole number" in text
     assert await QuickEntry.filter(name="Missed appointment").count() == 1
 
-    duplicate = await admin.post("/admin/quick-entries", {"name": "Missed appointment", "language": "", "body": "Again.", "position": "0"})
+    duplicate = await admin.post(
+        "/admin/quick-entries", {"name": "Missed appointment", "language": "", "body": "Again.", "position": "0"}
+    )
     assert duplicate.status_code == 422
     assert "already has a default version" in words(duplicate.text)
     assert await QuickEntry.filter(name="Missed appointment").count() == 1
@@ -117,7 +130,9 @@ async def test_the_body_is_limited_to_the_organisations_character_limit(signed_i
     admin = await signed_in(await make_staff("admin"))
     await admin_form(admin)
     too_long = "x" * 41
-    response = await admin.post("/admin/quick-entries", {"name": "Long", "language": "", "body": too_long, "position": "0"})
+    response = await admin.post(
+        "/admin/quick-entries", {"name": "Long", "language": "", "body": too_long, "position": "0"}
+    )
     assert response.status_code == 422
     assert "limited to 40 characters; this one has 41" in words(response.text)
     assert textarea(response.text) == too_long and 'maxlength="40"' in response.text
@@ -132,8 +147,12 @@ async def test_only_admins_may_manage_quick_entries(signed_in, make_staff) -> No
         person = await signed_in(await make_staff(role))
         for path in ("/admin/quick-entries", "/admin/quick-entries/new", f"/admin/quick-entries/{stored.id}"):
             assert (await person.get(path)).status_code == 403, (role, path)
-        create = await person.post("/admin/quick-entries", {"name": "Sneaky", "language": "", "body": "Hi", "position": "0"})
-        edit = await person.post(f"/admin/quick-entries/{stored.id}", {"name": "X", "language": "", "body": "Hi", "position": "0"})
+        create = await person.post(
+            "/admin/quick-entries", {"name": "Sneaky", "language": "", "body": "Hi", "position": "0"}
+        )
+        edit = await person.post(
+            f"/admin/quick-entries/{stored.id}", {"name": "X", "language": "", "body": "Hi", "position": "0"}
+        )
         delete = await person.post(f"/admin/quick-entries/{stored.id}/delete")
         assert (create.status_code, edit.status_code, delete.status_code) == (403, 403, 403), role
     assert [e.name for e in await QuickEntry.all()] == ["Hearing reminder"]
@@ -169,7 +188,9 @@ async def test_placeholders_are_filled_in_for_the_case(signed_in, make_staff, ma
         "{office_phone}. {staff_first_name} / {staff_name}, {organisation_name}, {today}",
     )
     alice = await signed_in(await make_staff("supervisor", name="Alice Jones"))
-    response = await alice.get(f"/quick-entries/fill?form=case&case_id={case.id}&quick_entry={stored.id}", headers={"HX-Request": "true"})
+    response = await alice.get(
+        f"/quick-entries/fill?form=case&case_id={case.id}&quick_entry={stored.id}", headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<div id="text-body-wrap"')
     today = datetime.now(UTC).astimezone(ZoneInfo("America/New_York"))  # the organisation's zone says what day it is
@@ -199,10 +220,14 @@ async def test_unknown_placeholders_are_warned_about_too(signed_in, make_staff, 
     staff = await signed_in(await make_staff("supervisor"))
     response = await staff.get(f"/quick-entries/fill?form=case&case_id={made.case_id}&quick_entry={stored.id}")
     assert textarea(response.text) == f"Bring {{documents}} to {made.number}."
-    assert warnings_of(response.text) == ["{documents} is not a placeholder Case Inbox knows — replace it before sending."]
+    assert warnings_of(response.text) == [
+        "{documents} is not a placeholder Case Inbox knows — replace it before sending."
+    ]
 
 
-async def test_without_javascript_the_send_text_page_takes_a_quick_entry_in_the_address(signed_in, make_staff, make_case) -> None:
+async def test_without_javascript_the_send_text_page_takes_a_quick_entry_in_the_address(
+    signed_in, make_staff, make_case
+) -> None:
     made = await make_case(phone=MARIA)
     stored = await entry("Call us", "Hi {client_first_name}, call {office_phone}.")
     await entry("Another", "Hello.", position=5)
@@ -267,7 +292,9 @@ async def test_a_thread_without_a_case_warns_that_case_fields_are_empty(
     conversation_id = (await Message.get(direction="inbound")).conversation_id
     stored = await entry("Hearing", "Hi {client_first_name}, about case {case_number}: {case_title}.")
     staff = await signed_in(await make_staff("supervisor"))
-    filled = await staff.get(f"/quick-entries/fill?form=thread&conversation_id={conversation_id}&quick_entry={stored.id}")
+    filled = await staff.get(
+        f"/quick-entries/fill?form=thread&conversation_id={conversation_id}&quick_entry={stored.id}"
+    )
     assert textarea(filled.text) == "Hi Pat, about case {case_number}: {case_title}."
     assert warnings_of(filled.text) == [
         "{case_number} is empty — fill it in before sending.",
@@ -281,7 +308,9 @@ async def test_an_unknown_number_fills_only_what_it_can(signed_in, make_staff, a
     conversation_id = (await Message.get(direction="inbound")).conversation_id
     stored = await entry("Intro", "Hi {client_first_name}, this is {staff_name}.")
     staff = await signed_in(await make_staff("supervisor", name="Sam Boss"))
-    filled = await staff.get(f"/quick-entries/fill?form=thread&conversation_id={conversation_id}&quick_entry={stored.id}")
+    filled = await staff.get(
+        f"/quick-entries/fill?form=thread&conversation_id={conversation_id}&quick_entry={stored.id}"
+    )
     assert textarea(filled.text) == "Hi {client_first_name}, this is Sam Boss."
     assert warnings_of(filled.text) == ["{client_first_name} is empty — fill it in before sending."]
 
@@ -311,7 +340,9 @@ async def test_the_clients_preferred_language_picks_the_variant(signed_in, make_
         None: "Your hearing is on Monday, Ana.",
     }
     for index, (language, text) in enumerate(expected.items()):
-        client = await create_client(name="Ana Ruiz", phones=[PhoneInput(f"+1404538{7330 + index}", "mobile", True)], preferred_language=language)
+        client = await create_client(
+            name="Ana Ruiz", phones=[PhoneInput(f"+1404538{7330 + index}", "mobile", True)], preferred_language=language
+        )
         case = await create_case(number=f"LANG-{index}", title="Benefits", client_id=client.id)
         filled = await staff.get(f"/quick-entries/fill?form=case&case_id={case.id}&quick_entry={default.id}")
         assert textarea(filled.text) == text, language

@@ -61,7 +61,9 @@ def local_field(moment: datetime) -> str:
 
 async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
     sid = "SM" + f"{next(_sids):032x}"
-    response = await client.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body)))
+    response = await client.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
+    )
     assert response.status_code == 200, response.text
     return await Message.get(provider_sid=sid)
 
@@ -71,7 +73,9 @@ async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncCli
     return await api_client(await make_staff("supervisor"))
 
 
-async def schedule(api: httpx.AsyncClient, case_id: int, when: datetime, body: str = "Reminder: hearing Monday at 9.") -> dict[str, Any]:
+async def schedule(
+    api: httpx.AsyncClient, case_id: int, when: datetime, body: str = "Reminder: hearing Monday at 9."
+) -> dict[str, Any]:
     response = await api.post("/api/v1/messages", json={"case_id": case_id, "body": body, "send_at": z(when)})
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "scheduled"
@@ -118,8 +122,14 @@ async def test_the_thread_composer_schedules_in_the_viewers_time_zone(
     when = tomorrow_at(15, CHICAGO)  # the viewer is in Chicago: their browser says so
     response = await staff.post(
         f"/conversations/{conversation_id}/schedule",
-        {"body": "Your hearing is Monday at 9.", "case_id": str(made.case_id), "send_at": local_field(when),
-         "time_zone": "America/Chicago", "tz_offset": "-300", "send_later": "1"},
+        {
+            "body": "Your hearing is Monday at 9.",
+            "case_id": str(made.case_id),
+            "send_at": local_field(when),
+            "time_zone": "America/Chicago",
+            "tz_offset": "-300",
+            "send_later": "1",
+        },
         headers={"HX-Request": "true"},
     )
     assert response.status_code == 200, response.text
@@ -141,7 +151,8 @@ async def test_a_plain_form_post_from_the_thread_answers_the_page_with_what_was_
     await staff.get(f"/conversations/{conversation_id}")
     when = tomorrow_at(23, NEW_YORK)  # 8 p.m. for the client in Seattle: inside the window
     response = await staff.post(
-        f"/conversations/{conversation_id}/schedule", {"body": "Here is the text.", "send_at": local_field(when), "time_zone": ""}
+        f"/conversations/{conversation_id}/schedule",
+        {"body": "Here is the text.", "send_at": local_field(when), "time_zone": ""},
     )
     assert response.status_code == 200 and "<html" in response.text
     assert "Scheduled for" in words(response.text) and "America/New_York" in response.text
@@ -160,7 +171,8 @@ async def test_without_javascript_a_time_means_the_organisations_zone(
     assert "time in America/New_York" in form.text  # what the page says a time means without the script
     when = tomorrow_at(10, NEW_YORK)
     response = await staff.post(
-        f"/cases/{made.case_id}/schedule", {"body": "See you Monday.", "to": MARIA, "send_at": local_field(when), "time_zone": "America/New_York"}
+        f"/cases/{made.case_id}/schedule",
+        {"body": "See you Monday.", "to": MARIA, "send_at": local_field(when), "time_zone": "America/New_York"},
     )
     assert response.status_code == 303
     message = await Message.get(direction="outbound")
@@ -179,12 +191,18 @@ async def test_a_browser_that_only_gives_its_offset_is_understood(signed_in, mak
         {"body": "Hi", "to": MARIA, "send_at": f"{day.isoformat()}T09:30", "time_zone": "", "tz_offset": "120"},
     )
     assert response.status_code == 303
-    assert (await Message.get(direction="outbound")).send_at == datetime(day.year, day.month, day.day, 7, 30, tzinfo=UTC)
+    assert (await Message.get(direction="outbound")).send_at == datetime(
+        day.year, day.month, day.day, 7, 30, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(
     ("send_at", "reason"),
-    [("", "Choose a date and time"), ("2020-01-01T09:00", "Choose a time in the future"), ("next tuesday", "like 2026-11-21 15:00")],
+    [
+        ("", "Choose a date and time"),
+        ("2020-01-01T09:00", "Choose a time in the future"),
+        ("next tuesday", "like 2026-11-21 15:00"),
+    ],
     ids=["missing", "past", "garbage"],
 )
 async def test_a_bad_time_keeps_the_text_and_says_why(
@@ -193,7 +211,10 @@ async def test_a_bad_time_keeps_the_text_and_says_why(
     made = await make_case(phone=MARIA)
     staff = await signed_in(await make_staff("supervisor"))
     await staff.get(f"/cases/{made.case_id}/text")
-    response = await staff.post(f"/cases/{made.case_id}/schedule", {"body": "Keep me <safe>", "to": MARIA, "send_at": send_at, "time_zone": "America/New_York"})
+    response = await staff.post(
+        f"/cases/{made.case_id}/schedule",
+        {"body": "Keep me <safe>", "to": MARIA, "send_at": send_at, "time_zone": "America/New_York"},
+    )
     assert response.status_code == 422
     assert reason in words(response.text)
     assert textarea(response.text) == "Keep me <safe>"
@@ -201,12 +222,15 @@ async def test_a_bad_time_keeps_the_text_and_says_why(
     assert not await Message.exists(direction="outbound") and fake_twilio.requests == []
 
 
-async def test_scheduling_is_refused_without_consent_like_sending(signed_in, make_staff, make_case, fake_twilio: FakeTwilio) -> None:
+async def test_scheduling_is_refused_without_consent_like_sending(
+    signed_in, make_staff, make_case, fake_twilio: FakeTwilio
+) -> None:
     made = await make_case(phone=MARIA, okay_to_text=False)
     staff = await signed_in(await make_staff("supervisor"))
     await staff.get(f"/cases/{made.case_id}/text")
     response = await staff.post(
-        f"/cases/{made.case_id}/schedule", {"body": "Hi", "to": MARIA, "send_at": local_field(tomorrow_at(10, NEW_YORK)), "time_zone": "America/New_York"}
+        f"/cases/{made.case_id}/schedule",
+        {"body": "Hi", "to": MARIA, "send_at": local_field(tomorrow_at(10, NEW_YORK)), "time_zone": "America/New_York"},
     )
     assert response.status_code == 409 and not await Message.exists(direction="outbound")
 
@@ -243,10 +267,13 @@ async def test_editing_a_scheduled_text_changes_its_words_and_time(
     form = await staff.get(f"/queue/{scheduled['id']}/edit")
     assert form.status_code == 200 and textarea(form.text) == "Hearing Monday at 9."
     later = tomorrow_at(16, NEW_YORK, 45)
-    assert f'value="{local_field(tomorrow_at(10, NEW_YORK))}"' in form.text  # in the organisation's zone until the script runs
+    assert (
+        f'value="{local_field(tomorrow_at(10, NEW_YORK))}"' in form.text
+    )  # in the organisation's zone until the script runs
 
     saved = await staff.post(
-        f"/queue/{scheduled['id']}/edit", {"body": "Hearing moved to Tuesday at 10.", "send_at": local_field(later), "time_zone": "America/New_York"}
+        f"/queue/{scheduled['id']}/edit",
+        {"body": "Hearing moved to Tuesday at 10.", "send_at": local_field(later), "time_zone": "America/New_York"},
     )
     assert saved.status_code == 303 and saved.headers["location"] == "/queue?done=saved"
     message = await Message.get(id=scheduled["id"])
@@ -254,7 +281,10 @@ async def test_editing_a_scheduled_text_changes_its_words_and_time(
     assert message.status == MessageStatus.SCHEDULED
     assert [n.body for n in await CaseNote.filter(message_id=message.id)] == ["Hearing moved to Tuesday at 10."]
 
-    refused = await staff.post(f"/queue/{scheduled['id']}/edit", {"body": "x" * 161, "send_at": "2020-01-01T10:00", "time_zone": "America/New_York"})
+    refused = await staff.post(
+        f"/queue/{scheduled['id']}/edit",
+        {"body": "x" * 161, "send_at": "2020-01-01T10:00", "time_zone": "America/New_York"},
+    )
     assert refused.status_code == 422
     text = words(refused.text)
     assert "limited to 160 characters" in text and "Choose a time in the future" in text
@@ -286,7 +316,9 @@ async def test_cancelling_stops_the_text_records_it_and_tells_open_tabs(
     assert fake_twilio.requests == []
 
 
-async def test_htmx_cancel_answers_the_row_in_its_new_state(signed_in, make_staff, make_case, supervisor: httpx.AsyncClient) -> None:
+async def test_htmx_cancel_answers_the_row_in_its_new_state(
+    signed_in, make_staff, make_case, supervisor: httpx.AsyncClient
+) -> None:
     made = await make_case(phone=MARIA)
     scheduled = await schedule(supervisor, made.case_id, tomorrow_at(10, NEW_YORK))
     staff = await signed_in(await make_staff("supervisor"))
@@ -326,7 +358,9 @@ async def test_once_handed_to_twilio_it_cannot_be_cancelled_and_the_page_says_so
 # ---------------------------------------------------------------- the API
 
 
-async def test_api_delete_cancels_a_scheduled_text(make_case, supervisor: httpx.AsyncClient, fake_twilio: FakeTwilio) -> None:
+async def test_api_delete_cancels_a_scheduled_text(
+    make_case, supervisor: httpx.AsyncClient, fake_twilio: FakeTwilio
+) -> None:
     made = await make_case(phone=MARIA)
     scheduled = await schedule(supervisor, made.case_id, tomorrow_at(10, NEW_YORK))
     response = await supervisor.delete(f"/api/v1/messages/{scheduled['id']}")
@@ -339,7 +373,12 @@ async def test_api_delete_cancels_a_scheduled_text(make_case, supervisor: httpx.
 
 
 async def test_api_delete_is_409_once_handed_to_the_provider_and_404_when_not_visible(
-    app: Starlette, make_staff, api_client: ApiClientFactory, make_case, supervisor: httpx.AsyncClient, fake_twilio: FakeTwilio
+    app: Starlette,
+    make_staff,
+    api_client: ApiClientFactory,
+    make_case,
+    supervisor: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
 ) -> None:
     fake_twilio.callbacks_enabled = False
     made = await make_case(phone=MARIA)
@@ -369,7 +408,9 @@ async def test_api_queue_lists_scheduled_and_queued_texts_newest_first_in_pages(
     items = (await supervisor.get("/api/v1/queue")).json()
     statuses = {m["id"]: m["status"] for m in items}
     assert queued["status"] == "queued"
-    assert [m["id"] for m in items][:3] == [second["id"], queued["id"], first["id"]] or statuses[queued["id"]] == "queued"
+    assert [m["id"] for m in items][:3] == [second["id"], queued["id"], first["id"]] or statuses[
+        queued["id"]
+    ] == "queued"
     assert set(statuses) >= {first["id"], second["id"], queued["id"]} and canceled["id"] not in statuses
     assert all(m["status"] in ("scheduled", "queued", "accepted") for m in items)
     assert [m["id"] for m in items] == sorted((m["id"] for m in items), reverse=True)
@@ -506,7 +547,9 @@ async def test_a_hand_sent_text_at_11_pm_client_time_goes_at_once(
     now = datetime.now(UTC)
     assert not window.is_open(now, ZoneInfo(zone))  # it is 11 p.m. for the client
 
-    by_api = await supervisor.post("/api/v1/messages", json={"case_id": made.case_id, "body": "Your hearing moved to 9 a.m."})
+    by_api = await supervisor.post(
+        "/api/v1/messages", json={"case_id": made.case_id, "body": "Your hearing moved to 9 a.m."}
+    )
     assert by_api.status_code == 201 and by_api.json()["status"] != "scheduled"
     staff = await signed_in(await make_staff("supervisor"))
     await staff.get(f"/cases/{made.case_id}/text")
@@ -580,7 +623,9 @@ def test_a_hold_is_said_in_the_clients_time() -> None:
     window = Window(8, 21)
     late = datetime(2026, 11, 22, 6, tzinfo=UTC)  # 10 p.m. in Los Angeles
     assert quiet_hours.hold_for(late, "America/Los_Angeles", window, now=late - timedelta(days=1)) == hold
-    assert quiet_hours.hold_for(late, "Europe/London", window, now=late - timedelta(days=1)) is not None  # 6 a.m. in London
+    assert (
+        quiet_hours.hold_for(late, "Europe/London", window, now=late - timedelta(days=1)) is not None
+    )  # 6 a.m. in London
     assert quiet_hours.hold_for(late, "Asia/Tokyo", window, now=late - timedelta(days=1)) is None  # 3 p.m. in Tokyo
 
 
@@ -601,5 +646,7 @@ async def test_admins_set_the_quiet_hours(signed_in, make_staff) -> None:
     assert (org.quiet_hours_start, org.quiet_hours_end, org.time_zone) == (9, 20, "America/Chicago")
     advocate = await signed_in(await make_staff("advocate"))
     assert (await advocate.get("/admin/quiet-hours")).status_code == 403
-    assert (await advocate.post("/admin/quiet-hours", {"start": "0", "end": "24", "time_zone": "UTC"})).status_code == 403
+    assert (
+        await advocate.post("/admin/quiet-hours", {"start": "0", "end": "24", "time_zone": "UTC"})
+    ).status_code == 403
     assert (await Organisation.first()).quiet_hours_start == 9

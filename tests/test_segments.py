@@ -153,7 +153,7 @@ def _run_node(texts: list[str]) -> list[ReferenceResult]:
         pytest.fail(f"segments_reference.js failed ({completed.returncode}):\n{completed.stderr}")
     results = json.loads(completed.stdout)
     assert len(results) == len(texts)
-    return [ReferenceResult(text, r["reference"], r["ours"]) for text, r in zip(texts, results)]
+    return [ReferenceResult(text, r["reference"], r["ours"]) for text, r in zip(texts, results, strict=True)]
 
 
 def _mismatches(results: list[ReferenceResult]) -> list[str]:
@@ -186,9 +186,9 @@ def _mismatches(results: list[ReferenceResult]) -> list[str]:
 # grapheme cluster notes in inbox/segments.py).
 GSM_BASIC_POOL = sorted(GSM7_BASIC)
 EXTENSION_POOL = sorted(GSM7_EXTENSION)
-ACCENTED_POOL = list("êçáíóúâôãõëïÿœšžłńśćřőű") + [E_ACUTE_DECOMPOSED, "n\u0303"]
+ACCENTED_POOL = [*list("êçáíóúâôãõëïÿœšžłńśćřőű"), E_ACUTE_DECOMPOSED, "ñ"]
 EMOJI_POOL = ["😀", "🎉", "👍", "🚀", "✅", "☺", "❤", "❤️", "👍🏽", "🇫🇷", "🇯🇵", "1️⃣", "👨‍👩‍👧", "🏳️‍🌈", "🙏🏿"]
-CJK_POOL = list("中文字日本語你好東京한국어") + ["𠜎", "𠀀", "𩸽"]
+CJK_POOL = [*list("中文字日本語你好東京한국어"), "𠜎", "𠀀", "𩸽"]
 NON_GSM_POOL = ACCENTED_POOL + EMOJI_POOL + CJK_POOL
 
 # Lengths around segment boundaries (70, 2 x 67, 160, 2 x 153, ...) find

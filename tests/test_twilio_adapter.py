@@ -50,7 +50,9 @@ async def provider(fake: FakeTwilio) -> AsyncIterator[TwilioProvider]:
 
 
 async def test_send_returns_the_sid_and_queued(provider: TwilioProvider, fake: FakeTwilio) -> None:
-    result = await provider.send(OutboundText(to=CLIENT_NUMBER, body="Your hearing is Monday at 9.", status_callback=STATUS_CALLBACK))
+    result = await provider.send(
+        OutboundText(to=CLIENT_NUMBER, body="Your hearing is Monday at 9.", status_callback=STATUS_CALLBACK)
+    )
 
     assert result.status == "queued"
     assert result.provider_sid.startswith("SM") and len(result.provider_sid) == 34
@@ -133,7 +135,9 @@ async def test_wrong_credentials_are_a_rejection_not_an_outage(fake: FakeTwilio)
 
 
 async def test_an_unreachable_twilio_becomes_provider_unavailable() -> None:
-    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{_closed_port()}")
+    provider = TwilioProvider(
+        ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{_closed_port()}"
+    )
     try:
         with pytest.raises(ProviderUnavailable):
             await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
@@ -147,7 +151,9 @@ async def test_the_fake_posts_signed_status_callbacks_the_provider_accepts() -> 
 
     async def status(request: Request) -> Response:
         form = await request.form()
-        received.append((str(request.url), {key: str(value) for key, value in form.items()}, request.headers["X-Twilio-Signature"]))
+        received.append(
+            (str(request.url), {key: str(value) for key, value in form.items()}, request.headers["X-Twilio-Signature"])
+        )
         return Response(status_code=200)
 
     app = Starlette(routes=[Route("/webhooks/twilio/status", status, methods=["POST"])])
@@ -194,7 +200,9 @@ def test_validate_webhook_refuses_a_changed_parameter_or_no_signature() -> None:
 
     assert not provider.validate_webhook(TEST_VECTOR_URL, changed, TEST_VECTOR_SIGNATURE)
     assert not provider.validate_webhook(TEST_VECTOR_URL, TEST_VECTOR_PARAMS, "")
-    assert not TwilioProvider(ACCOUNT_SID, "54321").validate_webhook(TEST_VECTOR_URL, TEST_VECTOR_PARAMS, TEST_VECTOR_SIGNATURE)
+    assert not TwilioProvider(ACCOUNT_SID, "54321").validate_webhook(
+        TEST_VECTOR_URL, TEST_VECTOR_PARAMS, TEST_VECTOR_SIGNATURE
+    )
 
 
 # --- media -----------------------------------------------------------------------------------
@@ -211,7 +219,9 @@ async def test_fetch_media_follows_the_redirect_with_basic_auth(provider: Twilio
     assert media.content_type == "image/png"
 
 
-async def test_fetch_media_routes_api_twilio_com_to_the_configured_api_url(provider: TwilioProvider, fake: FakeTwilio) -> None:
+async def test_fetch_media_routes_api_twilio_com_to_the_configured_api_url(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
     url = fake.add_media(PNG, "image/jpeg").replace(fake.base_url, "https://api.twilio.com")
 
     media = await provider.fetch_media(url)

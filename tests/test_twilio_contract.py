@@ -135,7 +135,11 @@ async def provider(prism_url: str) -> AsyncIterator[TwilioProvider]:
 
 async def test_a_send_from_a_number_matches_the_spec(provider: TwilioProvider) -> None:
     result = await provider.send(
-        OutboundText(to=CLIENT_NUMBER, body="Your hearing is Monday at 9. Reply STOP to opt out.", status_callback=STATUS_CALLBACK)
+        OutboundText(
+            to=CLIENT_NUMBER,
+            body="Your hearing is Monday at 9. Reply STOP to opt out.",
+            status_callback=STATUS_CALLBACK,
+        )
     )
 
     assert result.provider_sid.startswith(("SM", "MM")) and len(result.provider_sid) == 34

@@ -67,7 +67,18 @@ def test_a_region_can_be_given_for_national_numbers() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "hello", "12", "538-7319", "404-538-731", "40453873199999", "+1 000 000 0000", "+999 123 456", "call me"],
+    [
+        "",
+        "   ",
+        "hello",
+        "12",
+        "538-7319",
+        "404-538-731",
+        "40453873199999",
+        "+1 000 000 0000",
+        "+999 123 456",
+        "call me",
+    ],
 )
 def test_junk_is_refused_with_a_readable_error(raw: str) -> None:
     with pytest.raises(InvalidPhoneNumber) as caught:
@@ -162,7 +173,9 @@ def test_unsupported_broadcast_urls_are_refused_clearly(url: str) -> None:
     [
         received(4),
         MessageSent(message_id=1, conversation_id=2, provider_sid=None, case_ids=[]),
-        MessageStatusChanged(message_id=1, conversation_id=2, status="delivered", provider_sid="SMx", error_code=None, case_ids=[7]),
+        MessageStatusChanged(
+            message_id=1, conversation_id=2, status="delivered", provider_sid="SMx", error_code=None, case_ids=[7]
+        ),
         MessageStatusChanged(message_id=1, conversation_id=2, status="undelivered", error_code=30003),
         ConsentChanged(phone="+14045387319", okay_to_text=False, opted_out=True, conversation_ids=[1], message_id=9),
     ],
@@ -187,20 +200,32 @@ def test_every_status_has_a_rank() -> None:
 
 
 def test_outbound_statuses_only_move_forwards() -> None:
-    ladder = [MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ]
+    ladder = [
+        MessageStatus.SCHEDULED,
+        MessageStatus.QUEUED,
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        MessageStatus.DELIVERED,
+        MessageStatus.READ,
+    ]
     ranks = [STATUS_RANK[s] for s in ladder]
     assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
     assert STATUS_RANK[MessageStatus.ACCEPTED] == STATUS_RANK[MessageStatus.QUEUED]
 
 
-@pytest.mark.parametrize("final", [MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.CANCELED])
+@pytest.mark.parametrize(
+    "final", [MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.CANCELED]
+)
 @pytest.mark.parametrize("late", [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT])
 def test_a_late_callback_never_undoes_a_final_status(final: MessageStatus, late: MessageStatus) -> None:
     assert STATUS_RANK[late] < STATUS_RANK[final]
 
 
 def test_final_statuses_do_not_overwrite_one_another() -> None:
-    finals = {STATUS_RANK[s] for s in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.CANCELED)}
+    finals = {
+        STATUS_RANK[s]
+        for s in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.CANCELED)
+    }
     assert len(finals) == 1
 
 
@@ -209,7 +234,15 @@ def test_final_statuses_do_not_overwrite_one_another() -> None:
 
 @pytest.mark.parametrize(
     ("code", "words"),
-    [(21610, "opted out"), (30003, "unreachable"), (30006, "landline"), (30007, "spam"), (30034, "10dlc"), (21211, "not a valid phone number"), (21614, "landline")],
+    [
+        (21610, "opted out"),
+        (30003, "unreachable"),
+        (30006, "landline"),
+        (30007, "spam"),
+        (30034, "10dlc"),
+        (21211, "not a valid phone number"),
+        (21614, "landline"),
+    ],
 )
 def test_error_codes_are_explained_in_plain_words(code: int, words: str) -> None:
     explanation = explain(code)

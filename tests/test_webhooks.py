@@ -11,8 +11,16 @@ from tests.conftest import inbound_params, signed_post_args
 SID = "SM" + "a" * 32
 
 
-async def post_inbound(client: httpx.AsyncClient, sid: str = SID, from_number: str = "+14045387319", body: str = "Which courtroom?", **extra: str) -> httpx.Response:
-    return await client.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra)))
+async def post_inbound(
+    client: httpx.AsyncClient,
+    sid: str = SID,
+    from_number: str = "+14045387319",
+    body: str = "Which courtroom?",
+    **extra: str,
+) -> httpx.Response:
+    return await client.post(
+        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra))
+    )
 
 
 async def test_signed_inbound_is_stored_and_answered_with_empty_twiml(anonymous: httpx.AsyncClient, make_case) -> None:
@@ -34,15 +42,21 @@ async def test_signed_inbound_is_stored_and_answered_with_empty_twiml(anonymous:
     [{}, {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}, {"X-Twilio-Signature": ""}],
     ids=["missing", "forged", "empty"],
 )
-async def test_unsigned_or_forged_inbound_is_refused_and_stores_nothing(anonymous: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    response = await anonymous.post("/webhooks/twilio/messages", data=inbound_params(SID, "+14045387319", "hi"), headers=headers)
+async def test_unsigned_or_forged_inbound_is_refused_and_stores_nothing(
+    anonymous: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await anonymous.post(
+        "/webhooks/twilio/messages", data=inbound_params(SID, "+14045387319", "hi"), headers=headers
+    )
     assert response.status_code == 403
     assert await WebhookPayload.all().count() == 0
     assert await Message.all().count() == 0
 
 
 async def test_signature_from_another_token_or_tampered_body_is_refused(anonymous: httpx.AsyncClient) -> None:
-    wrong_token = signed_post_args("/webhooks/twilio/messages", inbound_params(SID, "+14045387319", "hi"), token="other-token")
+    wrong_token = signed_post_args(
+        "/webhooks/twilio/messages", inbound_params(SID, "+14045387319", "hi"), token="other-token"
+    )
     assert (await anonymous.post(**wrong_token)).status_code == 403
     tampered = signed_post_args("/webhooks/twilio/messages", inbound_params(SID, "+14045387319", "hi"))
     tampered["data"] = {**tampered["data"], "Body": "changed on the way"}
@@ -51,7 +65,9 @@ async def test_signature_from_another_token_or_tampered_body_is_refused(anonymou
 
 
 async def test_signature_covers_the_query_string(anonymous: httpx.AsyncClient) -> None:
-    args = signed_post_args("/webhooks/twilio/messages", inbound_params(SID, "+14045387319", "hi"), query="channel=1&x=a%20b")
+    args = signed_post_args(
+        "/webhooks/twilio/messages", inbound_params(SID, "+14045387319", "hi"), query="channel=1&x=a%20b"
+    )
     assert (await anonymous.post(**args)).status_code == 200
     args["url"] = "/webhooks/twilio/messages?channel=2&x=a%20b"
     assert (await anonymous.post(**args)).status_code == 403
@@ -83,7 +99,16 @@ async def test_extra_unknown_parameters_are_accepted_and_kept(anonymous: httpx.A
 def status_params(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
     from tests.conftest import ACCOUNT_SID, FROM_NUMBER
 
-    params = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status, "AccountSid": ACCOUNT_SID, "From": FROM_NUMBER, "To": "+14045387319", "ApiVersion": "2010-04-01"}
+    params = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": ACCOUNT_SID,
+        "From": FROM_NUMBER,
+        "To": "+14045387319",
+        "ApiVersion": "2010-04-01",
+    }
     if error_code:
         params["ErrorCode"] = error_code
     return params
@@ -99,10 +124,14 @@ async def sent_message(api_client, make_staff, make_case, fake_twilio) -> Messag
     return await Message.get(id=response.json()["id"])
 
 
-async def test_status_callbacks_build_the_timeline_and_never_move_backwards(anonymous, api_client, make_staff, make_case, fake_twilio) -> None:
+async def test_status_callbacks_build_the_timeline_and_never_move_backwards(
+    anonymous, api_client, make_staff, make_case, fake_twilio
+) -> None:
     message = await sent_message(api_client, make_staff, make_case, fake_twilio)
     for status in ("sent", "delivered", "sent"):
-        response = await anonymous.post(**signed_post_args("/webhooks/twilio/status", status_params(message.provider_sid, status)))
+        response = await anonymous.post(
+            **signed_post_args("/webhooks/twilio/status", status_params(message.provider_sid, status))
+        )
         assert response.status_code == 200 and response.text == ""
     await message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED
@@ -110,9 +139,13 @@ async def test_status_callbacks_build_the_timeline_and_never_move_backwards(anon
     assert steps == ["queued", "sent", "delivered"]
 
 
-async def test_failed_callback_records_the_error_and_its_meaning(anonymous, api_client, make_staff, make_case, fake_twilio) -> None:
+async def test_failed_callback_records_the_error_and_its_meaning(
+    anonymous, api_client, make_staff, make_case, fake_twilio
+) -> None:
     message = await sent_message(api_client, make_staff, make_case, fake_twilio)
-    await anonymous.post(**signed_post_args("/webhooks/twilio/status", status_params(message.provider_sid, "undelivered", "30003")))
+    await anonymous.post(
+        **signed_post_args("/webhooks/twilio/status", status_params(message.provider_sid, "undelivered", "30003"))
+    )
     await message.refresh_from_db()
     assert message.status == MessageStatus.UNDELIVERED and message.error_code == 30003
     assert "unreachable" in (message.error_message or "").lower()
@@ -120,14 +153,20 @@ async def test_failed_callback_records_the_error_and_its_meaning(anonymous, api_
 
 async def test_forged_status_callback_is_refused(anonymous, api_client, make_staff, make_case, fake_twilio) -> None:
     message = await sent_message(api_client, make_staff, make_case, fake_twilio)
-    response = await anonymous.post("/webhooks/twilio/status", data=status_params(message.provider_sid, "delivered"), headers={"X-Twilio-Signature": "AAAA"})
+    response = await anonymous.post(
+        "/webhooks/twilio/status",
+        data=status_params(message.provider_sid, "delivered"),
+        headers={"X-Twilio-Signature": "AAAA"},
+    )
     assert response.status_code == 403
     await message.refresh_from_db()
     assert message.status == MessageStatus.QUEUED
     assert await WebhookPayload.filter(kind="status").count() == 0
 
 
-async def test_callback_for_a_sid_not_yet_stored_is_kept_and_applied_later(anonymous, api_client, make_staff, make_case, fake_twilio) -> None:
+async def test_callback_for_a_sid_not_yet_stored_is_kept_and_applied_later(
+    anonymous, api_client, make_staff, make_case, fake_twilio
+) -> None:
     early_sid = "SM" + "e" * 32
     response = await anonymous.post(**signed_post_args("/webhooks/twilio/status", status_params(early_sid, "sent")))
     assert response.status_code == 200

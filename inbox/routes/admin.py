@@ -21,10 +21,16 @@ async def settings_page(request: Request) -> Response:
     await _admin(request)
     org = await organisation.current()
     rules = OrganisationRules(
-        org.name, org.char_limit, org.linking_policy.value, org.alert_policy.value,
-        org.dismiss_alerts_on_reply, org.delete_media_at_provider,
+        org.name,
+        org.char_limit,
+        org.linking_policy.value,
+        org.alert_policy.value,
+        org.dismiss_alerts_on_reply,
+        org.delete_media_at_provider,
     )
-    return render(request, "admin/settings.html", {"rules": rules, "errors": {}, "saved": "saved" in request.query_params})
+    return render(
+        request, "admin/settings.html", {"rules": rules, "errors": {}, "saved": "saved" in request.query_params}
+    )
 
 
 async def save_settings(request: Request) -> Response:

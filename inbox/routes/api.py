@@ -326,7 +326,12 @@ async def create_client(request: Request, staff: Staff) -> Response:
     phones = _phones_field(body, errors)
     require(errors)
     client = await directory.create_client(
-        name=name or "", phones=phones, external_id=external_id, preferred_language=language, source=ConsentSource.API, staff=staff
+        name=name or "",
+        phones=phones,
+        external_id=external_id,
+        preferred_language=language,
+        source=ConsentSource.API,
+        staff=staff,
     )
     return JSONResponse(client_json(await directory.get_client(client.id)), status_code=201)
 
@@ -393,7 +398,10 @@ async def create_case(request: Request, staff: Staff) -> Response:
     require_manager(staff)
     body = await json_body(request)
     errors: dict[str, str] = {}
-    values = {name: text_field(body, name, errors, required=name in ("number", "title")) for name in ("number", "title", "legal_problem", "office", "external_id")}
+    values = {
+        name: text_field(body, name, errors, required=name in ("number", "title"))
+        for name in ("number", "title", "legal_problem", "office", "external_id")
+    }
     client_id = int_field(body, "client_id", errors, required=True)
     require(errors)
     case = await directory.create_case(client_id=client_id, **values)  # type: ignore[arg-type]
@@ -436,7 +444,9 @@ async def create_assignment(request: Request, staff: Staff) -> Response:
         errors["primary"] = "Must be true or false."
     start, end = date_field(body, "start", errors), date_field(body, "end", errors)
     require(errors)
-    assignment = await directory.create_assignment(case_id=case_id, staff_email=email or "", primary=primary, start=start, end=end)
+    assignment = await directory.create_assignment(
+        case_id=case_id, staff_email=email or "", primary=primary, start=start, end=end
+    )
     await assignment.fetch_related("staff")
     return JSONResponse(assignment_json(assignment), status_code=201)
 
@@ -484,7 +494,9 @@ async def send_message(request: Request, staff: Staff) -> Response:
         errors["to"] = "Give case_id, client_id or to."
     require(errors)
     message = await messaging.send_text(
-        request.app.state.outbox, staff, SendRequest(body=text or "", case_id=case_id, client_id=client_id, to=to, send_at=send_at)
+        request.app.state.outbox,
+        staff,
+        SendRequest(body=text or "", case_id=case_id, client_id=client_id, to=to, send_at=send_at),
     )
     visible = await visibility.visible_case_ids(staff)
     return JSONResponse(message_json(await _message_for(staff, message.id), visible), status_code=201)
@@ -529,14 +541,21 @@ async def add_message_link(request: Request, staff: Staff) -> Response:
 
 @api
 async def remove_message_link(request: Request, staff: Staff) -> Response:
-    await linking.remove_link(request.app.state.bus, staff, request.path_params["message_id"], request.path_params["case_id"])
+    await linking.remove_link(
+        request.app.state.bus, staff, request.path_params["message_id"], request.path_params["case_id"]
+    )
     return Response(status_code=204)
 
 
 @api
 async def case_transcript(request: Request, staff: Staff) -> Response:
     case = await _visible_case(staff, request.path_params["case_id"])
-    messages = await Message.filter(links__case_id=case.id).distinct().order_by("id").prefetch_related("timeline", "links", "media")
+    messages = (
+        await Message.filter(links__case_id=case.id)
+        .distinct()
+        .order_by("id")
+        .prefetch_related("timeline", "links", "media")
+    )
     visible = await visibility.visible_case_ids(staff)
     return JSONResponse({"case_id": case.id, "messages": [message_json(m, visible) for m in messages]})
 

@@ -20,7 +20,9 @@ def safe_next(target: str | None) -> str:
 async def login_form(request: Request) -> Response:
     if await current_staff(request):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-    return render(request, "auth/login.html", {"email": "", "error": None, "next": request.query_params.get("next", "/")})
+    return render(
+        request, "auth/login.html", {"email": "", "error": None, "next": request.query_params.get("next", "/")}
+    )
 
 
 async def login(request: Request) -> Response:
@@ -28,7 +30,11 @@ async def login(request: Request) -> Response:
     email = str(form.get("email", ""))
     staff = await authenticate(email, str(form.get("password", "")))
     if staff is None:
-        context = {"email": email, "error": "That email and password do not match an account.", "next": form.get("next", "/")}
+        context = {
+            "email": email,
+            "error": "That email and password do not match an account.",
+            "next": form.get("next", "/"),
+        }
         return render(request, "auth/login.html", context, status_code=400)
     request.session.clear()  # a fresh session on sign-in: no fixation
     request.session["staff_id"] = staff.id

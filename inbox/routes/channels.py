@@ -22,7 +22,10 @@ from inbox.web import checked_form, render, require_admin
 
 WEBHOOK_PATHS = (
     ("A message comes in (Messaging)", "/webhooks/twilio/messages"),
-    ("Status callback (sent by the app with every text; for a Messaging Service, its delivery status callback)", "/webhooks/twilio/status"),
+    (
+        "Status callback (sent by the app with every text; for a Messaging Service, its delivery status callback)",
+        "/webhooks/twilio/status",
+    ),
     ("A call comes in (Voice)", "/webhooks/twilio/voice"),
 )
 AUTO_REPLY_CHOICES = (

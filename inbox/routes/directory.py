@@ -30,7 +30,14 @@ async def client_page(request: Request) -> Response:
         raise NotFound("No client has this id.")
     client = await directory.get_client(client_id)
     numbers = [p.number for p in client.phones]
-    messages = await Message.filter(conversation__phone__in=numbers).order_by("-id").limit(50).prefetch_related("case", "sent_by") if numbers else []
+    messages = (
+        await Message.filter(conversation__phone__in=numbers)
+        .order_by("-id")
+        .limit(50)
+        .prefetch_related("case", "sent_by")
+        if numbers
+        else []
+    )
     consents = await consent.phone_consents(list(client.phones))
     return render(request, "clients/detail.html", {"client": client, "messages": messages, "consents": consents})
 
@@ -110,7 +117,9 @@ async def case_page(request: Request) -> Response:
     return render(request, "cases/detail.html", {"case": case, "sms_log": log, "notes": notes, "documents": documents})
 
 
-async def _text_form(request: Request, case: Case, body: str = "", to: str = "", error: str | None = None, status_code: int = 200) -> Response:
+async def _text_form(
+    request: Request, case: Case, body: str = "", to: str = "", error: str | None = None, status_code: int = 200
+) -> Response:
     # One page for sending now and later, with quick entries: inbox/routes/quick_entries.py renders it.
     return await case_text_page(request, case, body=body, to=to, error=error, status_code=status_code)
 

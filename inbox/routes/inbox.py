@@ -38,7 +38,9 @@ async def _inbox_page(request: Request, conversation_id: int | None) -> Response
     return render(request, "inbox/index.html", context)
 
 
-async def thread_context(request: Request, conversation_id: int, body: str = "", error: str | None = None) -> dict[str, object]:
+async def thread_context(
+    request: Request, conversation_id: int, body: str = "", error: str | None = None
+) -> dict[str, object]:
     staff = await require_staff(request)
     conversation = await messaging.conversation_for(staff, conversation_id)
     messages, has_older = await convo.thread_page(conversation)
@@ -153,7 +155,10 @@ async def link_to_case(request: Request) -> Response:
         context["link_error"] = exc.fields.get("case_number") or exc.message
         context["case_number"] = case_number
         return render(
-            request, "inbox/index.html", {"rows": [], "filter": "all", "q": "", "thread": context}, status_code=exc.status
+            request,
+            "inbox/index.html",
+            {"rows": [], "filter": "all", "q": "", "thread": context},
+            status_code=exc.status,
         )
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 

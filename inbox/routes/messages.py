@@ -61,5 +61,3 @@ routes = [
     Route("/messages/{message_id:int}/links", add_link, methods=["POST"]),
     Route("/messages/{message_id:int}/links/{case_id:int}/delete", remove_link, methods=["POST"]),
 ]
-
-

@@ -24,7 +24,7 @@ OPENAPI: dict[str, Any] = {
             "the texts exchanged with those clients' numbers; supervisors and admins see "
             "everything, unmatched conversations included. Records a caller may not see answer "
             "404, exactly as records that do not exist.\n\n"
-            "Errors are JSON `{\"error\": \"…\", \"fields\": {…}}`: 401 (no or bad token), "
+            'Errors are JSON `{"error": "…", "fields": {…}}`: 401 (no or bad token), '
             "403 (not allowed), 404, 409 (refused by a rule, e.g. no consent to text) or "
             "422 (invalid input). `fields` names each bad field and is left out when no single "
             "field is to blame.\n\n"
@@ -37,7 +37,10 @@ OPENAPI: dict[str, Any] = {
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearerAuth": []}],
     "tags": [
-        {"name": "directory", "description": "Clients, cases and assignments, usually pushed in by a case management system."},
+        {
+            "name": "directory",
+            "description": "Clients, cases and assignments, usually pushed in by a case management system.",
+        },
         {"name": "messages", "description": "Sending texts, reading them back, and filing them on cases."},
         {"name": "cases", "description": "What a case holds: the notes its texts made and the documents they brought."},
         {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
@@ -505,7 +508,9 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {
                         "description": "The file, with its content type.",
-                        "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}},
+                        "content": {
+                            "*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+                        },
                     },
                     "401": {"$ref": "#/components/responses/Unauthorized"},
                     "404": {"$ref": "#/components/responses/NotFound"},
@@ -574,22 +579,22 @@ OPENAPI: dict[str, Any] = {
                     "event's `event:` line is its type and its `data:` line is one JSON object with "
                     "the ids it concerns; the caller only receives events about texts they may see.\n\n"
                     "Event types:\n\n"
-                    "- `stream.open` — always first: `{\"staff_id\"}` (the token's owner).\n"
+                    '- `stream.open` — always first: `{"staff_id"}` (the token\'s owner).\n'
                     "- `message.received` — a client's text arrived: "
-                    "`{\"type\", \"message_id\", \"conversation_id\", \"provider_sid\", \"case_ids\"}`.\n"
+                    '`{"type", "message_id", "conversation_id", "provider_sid", "case_ids"}`.\n'
                     "- `message.sent` — staff sent or scheduled a text (also once the provider has "
                     "answered): same fields as `message.received`.\n"
                     "- `message.status` — a text moved along its statuses: the same fields plus "
-                    "`\"status\"` and `\"error_code\"`.\n"
+                    '`"status"` and `"error_code"`.\n'
                     "- `message.links` — a text was filed on, or taken off, a case by hand: "
-                    "`{\"type\", \"message_id\", \"conversation_id\", \"case_ids\"}`.\n"
+                    '`{"type", "message_id", "conversation_id", "case_ids"}`.\n'
                     "- `message.media` — an attachment was stored, refused or failed: "
-                    "`{\"type\", \"message_id\", \"conversation_id\", \"media_id\", \"status\"}`.\n"
+                    '`{"type", "message_id", "conversation_id", "media_id", "status"}`.\n'
                     "- `alert.raised` / `alert.dismissed` — an alert addressed to the caller (or any, for "
-                    "supervisors and admins): `{\"type\", \"alert_id\", \"case_id\", \"message_id\"}`.\n"
+                    'supervisors and admins): `{"type", "alert_id", "case_id", "message_id"}`.\n'
                     "- `consent.changed` — a number's consent changed (a keyword, a reply to an opt-in "
-                    "request, Twilio's 21610, staff or this API): `{\"type\", \"phone\", \"okay_to_text\", "
-                    "\"opted_out\", \"conversation_ids\", \"message_id\", \"consent_event_ids\"}` — the number's "
+                    'request, Twilio\'s 21610, staff or this API): `{"type", "phone", "okay_to_text", '
+                    '"opted_out", "conversation_ids", "message_id", "consent_event_ids"}` — the number\'s '
                     "state after it (some record okay to text; some record opted out), its conversations, the "
                     "text that caused it and the ledger entries made. Fetch the client for its `consent_log`.\n\n"
                     "Fetch `/messages/{message_id}` for the message itself. Comment lines (`: ping`) "
@@ -609,16 +614,16 @@ OPENAPI: dict[str, Any] = {
                                 "schema": {"type": "string"},
                                 "example": (
                                     "event: stream.open\n"
-                                    "data: {\"staff_id\": 3}\n\n"
+                                    'data: {"staff_id": 3}\n\n'
                                     "event: message.received\n"
-                                    "data: {\"type\": \"message.received\", \"message_id\": 41, "
-                                    "\"conversation_id\": 7, \"provider_sid\": \"SM0123456789abcdef0123456789abcdef\", "
-                                    "\"case_ids\": []}\n\n"
+                                    'data: {"type": "message.received", "message_id": 41, '
+                                    '"conversation_id": 7, "provider_sid": "SM0123456789abcdef0123456789abcdef", '
+                                    '"case_ids": []}\n\n'
                                     "event: message.status\n"
-                                    "data: {\"type\": \"message.status\", \"message_id\": 42, "
-                                    "\"conversation_id\": 7, \"status\": \"delivered\", "
-                                    "\"provider_sid\": \"SM00000000000000000000000000000042\", "
-                                    "\"error_code\": null, \"case_ids\": [12]}\n\n"
+                                    'data: {"type": "message.status", "message_id": 42, '
+                                    '"conversation_id": 7, "status": "delivered", '
+                                    '"provider_sid": "SM00000000000000000000000000000042", '
+                                    '"error_code": null, "case_ids": [12]}\n\n'
                                 ),
                             }
                         },
@@ -697,8 +702,8 @@ OPENAPI: dict[str, Any] = {
                 "description": (
                     "Refused by a rule, e.g. the number opted out (texted STOP), the client has not "
                     "agreed to texts, or the client has no number on file. No message is stored. `error` "
-                    "names the latest cause in the consent ledger (\"This number opted out on 21 Nov: the "
-                    "client texted STOP. …\")."
+                    'names the latest cause in the consent ledger ("This number opted out on 21 Nov: the '
+                    'client texted STOP. …").'
                 ),
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
@@ -760,7 +765,10 @@ OPENAPI: dict[str, Any] = {
                     "id": {"type": "integer"},
                     "number": {"type": "string", "description": "E.164, e.g. `+15551234567`."},
                     "kind": {"$ref": "#/components/schemas/PhoneKind"},
-                    "okay_to_text": {"type": "boolean", "description": "The client agreed to receive texts on this number."},
+                    "okay_to_text": {
+                        "type": "boolean",
+                        "description": "The client agreed to receive texts on this number.",
+                    },
                     "opted_out": {
                         "type": "boolean",
                         "description": (
@@ -955,7 +963,7 @@ OPENAPI: dict[str, Any] = {
                         "description": (
                             "What the error code means, for a person. Also, on a `scheduled` text due in its "
                             "client's quiet hours, when it will go (\"Held for quiet hours until 8:00 a.m. client "
-                            "time …\"), and on a `canceled` one, who or what cancelled it."
+                            'time …"), and on a `canceled` one, who or what cancelled it.'
                         ),
                     },
                     "provider_sid": {
@@ -982,7 +990,10 @@ OPENAPI: dict[str, Any] = {
                         "items": {"$ref": "#/components/schemas/MediaItem"},
                         "description": "The text's attachments (MMS), in the order they came.",
                     },
-                    "sent_by": {"type": ["integer", "null"], "description": "The sending staff member's id; null for inbound texts."},
+                    "sent_by": {
+                        "type": ["integer", "null"],
+                        "description": "The sending staff member's id; null for inbound texts.",
+                    },
                     "send_at": {
                         "type": ["string", "null"],
                         "format": "date-time",
@@ -1071,7 +1082,11 @@ OPENAPI: dict[str, Any] = {
                         "description": "Who wrote the text, e.g. `Maria Lopez (text from (404) 538-7319)`.",
                     },
                     "body": {"type": "string", "description": "What the text said."},
-                    "at": {"type": "string", "format": "date-time", "description": "When the text was sent or received."},
+                    "at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "When the text was sent or received.",
+                    },
                 },
             },
             "Alert": {
@@ -1122,7 +1137,10 @@ OPENAPI: dict[str, Any] = {
                         "type": ["integer", "null"],
                         "description": "File the text on this case; without `to` or `client_id`, text the case's client.",
                     },
-                    "client_id": {"type": ["integer", "null"], "description": "Text this client's mobile (or first number)."},
+                    "client_id": {
+                        "type": ["integer", "null"],
+                        "description": "Text this client's mobile (or first number).",
+                    },
                     "to": {"type": ["string", "null"], "description": "Text this number (any common format)."},
                     "send_at": {
                         "type": ["string", "null"],

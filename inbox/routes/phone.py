@@ -19,7 +19,12 @@ from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.services.errors import ValidationFailed
 from inbox.web import checked_form, is_htmx, render, require_staff
 
-DELIVERED_TO_PHONE = [MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.PARTIALLY_DELIVERED]
+DELIVERED_TO_PHONE = [
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+    MessageStatus.PARTIALLY_DELIVERED,
+]
 
 
 async def phone_index(request: Request) -> Response:
@@ -36,14 +41,20 @@ async def phone_open(request: Request) -> Response:
         number = normalise(raw)
     except InvalidPhoneNumber as exc:
         phones = await ClientPhone.all().order_by("client__name").prefetch_related("client")
-        return render(request, "dev/phone_index.html", {"phones": phones, "number": raw, "error": str(exc)}, status_code=422)
+        return render(
+            request, "dev/phone_index.html", {"phones": phones, "number": raw, "error": str(exc)}, status_code=422
+        )
     return RedirectResponse(f"/dev/phone/{number}", status_code=303)
 
 
-async def _screen(request: Request, number: str, body: str = "", error: str | None = None, status_code: int = 200) -> Response:
+async def _screen(
+    request: Request, number: str, body: str = "", error: str | None = None, status_code: int = 200
+) -> Response:
     # The phone shows what reached it: the client's own texts, and ours once Twilio sent them.
     reached = Q(direction=Direction.INBOUND) | Q(status__in=DELIVERED_TO_PHONE)
-    messages = await Message.filter(reached, conversation__phone=number).order_by("-id").limit(50).prefetch_related("media")
+    messages = (
+        await Message.filter(reached, conversation__phone=number).order_by("-id").limit(50).prefetch_related("media")
+    )
     template = "dev/_phone_screen.html" if is_htmx(request) and request.method == "GET" else "dev/phone.html"
     context = {"number": number, "messages": list(reversed(messages)), "body": body, "error": error}
     return render(request, template, context, status_code=status_code)

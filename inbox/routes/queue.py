@@ -36,7 +36,11 @@ def _parse_send_at(form: FormData, organisation_zone: str) -> datetime:
 def _scheduled_words(message: Message, zone: str) -> str:
     local = message.send_at.astimezone(quiet_hours.zone_named(zone)) if message.send_at else None
     when = f"{local:%a} {local.day} {local:%b}, {quiet_hours.clock_words(local)} ({zone})" if local else "later"
-    held = f" — {message.error_message[0].lower()}{message.error_message[1:]}" if quiet_hours.is_hold_note(message.error_message) else ""
+    held = (
+        f" — {message.error_message[0].lower()}{message.error_message[1:]}"
+        if quiet_hours.is_hold_note(message.error_message)
+        else ""
+    )
     return f"Scheduled for {when}{held}. Change or cancel it on the queue page."
 
 
@@ -153,7 +157,12 @@ async def _edit_page(
         "errors": errors or {},
         "error": error,
         "char_limit": await char_limit(),
-        "field": {**COMPOSER_FIELDS["case"], "wrap": "edit-body-wrap", "textarea": "edit-body", "counter": "edit-count"},
+        "field": {
+            **COMPOSER_FIELDS["case"],
+            "wrap": "edit-body-wrap",
+            "textarea": "edit-body",
+            "counter": "edit-count",
+        },
         "utc": None if errors or error else iso(entry.message.send_at),
     }
     return render(request, "queue/edit.html", context, status_code=status_code)
@@ -167,7 +176,13 @@ async def edit_form(request: Request) -> Response:
     error = None if entry.may_change else queue.HANDED_OVER
     status = 200 if entry.may_change else 409
     return await _edit_page(
-        request, entry, message.body, queue.local_value(message.send_at, org_zone), org_zone, error=error, status_code=status
+        request,
+        entry,
+        message.body,
+        queue.local_value(message.send_at, org_zone),
+        org_zone,
+        error=error,
+        status_code=status,
     )
 
 
@@ -185,7 +200,9 @@ async def save_edit(request: Request) -> Response:
         if isinstance(exc, NotFound):
             raise
         entry = await queue.queue_entry(staff, message_id)
-        return await _edit_page(request, entry, body, raw, zone, errors=exc.fields, error=exc.message, status_code=exc.status)
+        return await _edit_page(
+            request, entry, body, raw, zone, errors=exc.fields, error=exc.message, status_code=exc.status
+        )
     return RedirectResponse("/queue?done=saved", status_code=303)
 
 
@@ -211,7 +228,12 @@ async def save_quiet_hours(request: Request) -> Response:
     try:
         await quiet_hours.update_window(staff, data)
     except ServiceError as exc:
-        return render(request, "queue/quiet_hours.html", {"data": data, "errors": exc.fields, "saved": False}, status_code=exc.status)
+        return render(
+            request,
+            "queue/quiet_hours.html",
+            {"data": data, "errors": exc.fields, "saved": False},
+            status_code=exc.status,
+        )
     return RedirectResponse("/admin/quiet-hours?saved=1", status_code=303)
 
 

@@ -32,7 +32,9 @@ async def _admin(request: Request) -> Staff:
     return await require_admin(request, "change quick entries")
 
 
-def _form_context(entry_id: int | None, data: QuickEntryInput, errors: dict[str, str], char_limit: int) -> dict[str, object]:
+def _form_context(
+    entry_id: int | None, data: QuickEntryInput, errors: dict[str, str], char_limit: int
+) -> dict[str, object]:
     return {
         "entry_id": entry_id,
         "data": data,
@@ -55,13 +57,18 @@ async def entry_list(request: Request) -> Response:
 async def new_entry_form(request: Request) -> Response:
     await _admin(request)
     blank = QuickEntryInput(name=request.query_params.get("name", ""), language="", body="")
-    return render(request, "admin/quick_entries_form.html", _form_context(None, blank, {}, await messaging.char_limit()))
+    return render(
+        request, "admin/quick_entries_form.html", _form_context(None, blank, {}, await messaging.char_limit())
+    )
 
 
 def _input_of(form: object) -> QuickEntryInput:
     get = form.get  # type: ignore[attr-defined]
     return QuickEntryInput(
-        name=str(get("name", "")), language=str(get("language", "")), body=str(get("body", "")), position=str(get("position", "0"))
+        name=str(get("name", "")),
+        language=str(get("language", "")),
+        body=str(get("body", "")),
+        position=str(get("position", "0")),
     )
 
 
@@ -80,7 +87,9 @@ async def edit_entry_form(request: Request) -> Response:
     await _admin(request)
     entry = await quick_entries.get_entry(request.path_params["entry_id"])
     data = QuickEntryInput(entry.name, entry.language or "", entry.body, str(entry.position))
-    return render(request, "admin/quick_entries_form.html", _form_context(entry.id, data, {}, await messaging.char_limit()))
+    return render(
+        request, "admin/quick_entries_form.html", _form_context(entry.id, data, {}, await messaging.char_limit())
+    )
 
 
 async def update_entry(request: Request) -> Response:
@@ -127,7 +136,9 @@ async def fill(request: Request) -> Response:
     if form == "case":
         filled = await quick_entries.fill_for_case(staff, entry_id, case_id or 0)
     else:
-        filled = await quick_entries.fill_for_conversation(staff, entry_id, _int(params.get("conversation_id")) or 0, case_id)
+        filled = await quick_entries.fill_for_conversation(
+            staff, entry_id, _int(params.get("conversation_id")) or 0, case_id
+        )
     context = {
         "field": COMPOSER_FIELDS[form],
         "body": filled.text,

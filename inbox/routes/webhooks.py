@@ -46,7 +46,9 @@ async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, 
     url = signed_url(request)
     if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
         return params, candidates[0]
-    reason = "a wrong signature" if signature and candidates else "no signature" if not signature else "an unknown account"
+    reason = (
+        "a wrong signature" if signature and candidates else "no signature" if not signature else "an unknown account"
+    )
     log.warning("Refused a webhook to %s with %s", request.url.path, reason)
     return None
 

@@ -58,14 +58,18 @@ async def _open_alerts_query(staff: Staff) -> QuerySet[Alert]:
     return query
 
 
-async def alerts_for(staff: Staff, limit: int = 200, before: int | None = None, newest_first: bool = False) -> list[Alert]:
+async def alerts_for(
+    staff: Staff, limit: int = 200, before: int | None = None, newest_first: bool = False
+) -> list[Alert]:
     """Oldest first (the dashboard's order), or newest first (the API's); `before` pages by id."""
     query = await _open_alerts_query(staff)
     if before:
         query = query.filter(id__lt=before)
     order = ("-id",) if newest_first else ("created_at", "id")
-    return await query.order_by(*order).limit(limit).prefetch_related(
-        "case__office", "case__client", "message", "assignees__staff"
+    return (
+        await query.order_by(*order)
+        .limit(limit)
+        .prefetch_related("case__office", "case__client", "message", "assignees__staff")
     )
 
 

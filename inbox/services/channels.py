@@ -86,7 +86,9 @@ async def channels_of_account(account_sid: str) -> list[Channel]:
     return await Channel.filter(account_sid=account_sid).order_by("id")
 
 
-async def channels_for_webhook(account_sid: str, to_number: str = "", messaging_service_sid: str | None = None) -> list[Channel]:
+async def channels_for_webhook(
+    account_sid: str, to_number: str = "", messaging_service_sid: str | None = None
+) -> list[Channel]:
     """The account's channels, the one the webhook is for first: by Messaging Service, then by number.
 
     A Messaging Service sends and receives on any number of its pool, so `To` need not be any
@@ -149,7 +151,11 @@ def parse_office_hours(raw: dict[str, object] | None) -> dict[str, tuple[time, t
     hours: dict[str, tuple[time, time]] = {}
     for day, _ in DAYS:
         span = (raw or {}).get(day)
-        if isinstance(span, list | tuple) and len(span) == 2 and all(isinstance(x, str) and HOUR_MINUTE.match(x) for x in span):
+        if (
+            isinstance(span, list | tuple)
+            and len(span) == 2
+            and all(isinstance(x, str) and HOUR_MINUTE.match(x) for x in span)
+        ):
             opens, closes = time.fromisoformat(span[0]), time.fromisoformat(span[1])
             if opens < closes:
                 hours[day] = (opens, closes)
@@ -195,7 +201,10 @@ class ChannelForm:
 
     @classmethod
     def of(cls, channel: Channel) -> ChannelForm:
-        hours = {day: (span[0].strftime("%H:%M"), span[1].strftime("%H:%M")) for day, span in parse_office_hours(channel.office_hours).items()}
+        hours = {
+            day: (span[0].strftime("%H:%M"), span[1].strftime("%H:%M"))
+            for day, span in parse_office_hours(channel.office_hours).items()
+        }
         return cls(
             label=channel.label,
             office_id=str(channel.office_id or ""),  # type: ignore[attr-defined]
@@ -247,7 +256,9 @@ async def _check(
     if not credentials_locked:
         account_sid = form.account_sid.strip()
         if not ACCOUNT_SID.match(account_sid):
-            errors["account_sid"] = "An account SID is “AC” followed by 32 hexadecimal characters (Twilio console, Account info)."
+            errors["account_sid"] = (
+                "An account SID is “AC” followed by 32 hexadecimal characters (Twilio console, Account info)."
+            )
         token = form.auth_token.strip()
         new_account = channel is None or channel.account_sid != account_sid
         if token and (len(token) < 16 or len(token) > 128 or any(c.isspace() for c in token)):
@@ -262,13 +273,19 @@ async def _check(
         if form.messaging_service_sid.strip():
             service_sid = form.messaging_service_sid.strip()
             if not MESSAGING_SERVICE_SID.match(service_sid):
-                errors["messaging_service_sid"] = "A Messaging Service SID is “MG” followed by 32 hexadecimal characters."
+                errors["messaging_service_sid"] = (
+                    "A Messaging Service SID is “MG” followed by 32 hexadecimal characters."
+                )
         if not form.from_number.strip() and not form.messaging_service_sid.strip():
             errors["from_number"] = "Enter the sending number, or a Messaging Service SID below."
         others = Channel.exclude(id=channel.id) if channel is not None else Channel.all()
         if from_number and "from_number" not in errors and await others.filter(from_number=from_number).exists():
             errors["from_number"] = "Another sending number already uses this number."
-        if service_sid and "messaging_service_sid" not in errors and await others.filter(messaging_service_sid=service_sid).exists():
+        if (
+            service_sid
+            and "messaging_service_sid" not in errors
+            and await others.filter(messaging_service_sid=service_sid).exists()
+        ):
             errors["messaging_service_sid"] = "Another sending number already uses this Messaging Service."
 
     throughput = int(form.throughput) if form.throughput.strip().isdigit() else 0
@@ -283,7 +300,9 @@ async def _check(
     elif form.auto_reply_mode != AutoReplyMode.OFF and not form.auto_reply_text.strip():
         errors["auto_reply_text"] = "Write the automatic reply, or turn automatic replies off."
     if len(form.auto_reply_text) > limit:
-        errors["auto_reply_text"] = f"Texts are limited to {limit} characters; this one has {len(form.auto_reply_text)}."
+        errors["auto_reply_text"] = (
+            f"Texts are limited to {limit} characters; this one has {len(form.auto_reply_text)}."
+        )
     hours: dict[str, list[str]] = {}
     for day, name in DAYS:
         opens, closes = (part.strip() for part in form.office_hours.get(day, ("", "")))
@@ -295,7 +314,11 @@ async def _check(
             errors[f"hours_{day}"] = f"{name}: closing time must be after opening time."
         else:
             hours[day] = [opens, closes]
-    if form.auto_reply_mode == AutoReplyMode.OUTSIDE_HOURS and not hours and not any(k.startswith("hours_") for k in errors):
+    if (
+        form.auto_reply_mode == AutoReplyMode.OUTSIDE_HOURS
+        and not hours
+        and not any(k.startswith("hours_") for k in errors)
+    ):
         errors["office_hours"] = "Set the office hours, or choose to answer every text."
     if not valid_time_zone(form.time_zone.strip()):
         errors["time_zone"] = "Choose a time zone from the list, e.g. America/New_York."

@@ -60,7 +60,10 @@ STOP_CONFIRMATION = "{org}: you will get no more texts from this number. Reply S
 START_CONFIRMATION = (
     "{org}: you will get texts from this number again. Msg & data rates may apply. Reply HELP for help, STOP to stop."
 )
-REPLY_CONFIRMATION = "{org}: thank you, you will get texts about your case. Msg & data rates may apply. Reply HELP for help, STOP to stop."
+REPLY_CONFIRMATION = (
+    "{org}: thank you, you will get texts about your case. Msg & data rates may apply."
+    " Reply HELP for help, STOP to stop."
+)
 
 
 def now() -> datetime:

@@ -99,7 +99,9 @@ def title_for(phone: str, names: list[str]) -> str:
     return " · ".join(names) if names else for_people(phone)
 
 
-async def inbox_rows(staff: Staff, filter_name: str = "all", search: str = "", limit: int = 100) -> list[ConversationRow]:
+async def inbox_rows(
+    staff: Staff, filter_name: str = "all", search: str = "", limit: int = 100
+) -> list[ConversationRow]:
     query = Conversation.filter(last_message_at__not_isnull=True)
     visible = await visibility.visible_phone_numbers(staff)
     if visible is not None:
@@ -150,7 +152,9 @@ async def _rows_matching_client_name(
         clients = clients.filter(client_id__in=readable)
     phones = await clients.values_list("number", flat=True)
     seen = {r.conversation.id for r in found}
-    extra = await Conversation.filter(phone__in=list(phones), last_message_at__not_isnull=True).exclude(id__in=list(seen))
+    extra = await Conversation.filter(phone__in=list(phones), last_message_at__not_isnull=True).exclude(
+        id__in=list(seen)
+    )
     names = await names_by_phone([c.phone for c in extra], readable)
     unread = await unread_for(staff, [c.id for c in extra])
     return [
@@ -159,7 +163,9 @@ async def _rows_matching_client_name(
     ]
 
 
-async def thread_page(conversation: Conversation, before_id: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[Message], bool]:
+async def thread_page(
+    conversation: Conversation, before_id: int | None = None, limit: int = PAGE_SIZE
+) -> tuple[list[Message], bool]:
     """One page of a thread, oldest first, and whether older messages remain."""
     query = Message.filter(conversation_id=conversation.id)
     if before_id:

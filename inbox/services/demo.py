@@ -74,10 +74,14 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
             continue
         if await Case.exists(number=case_number):  # a client never texted (no consent) is already there
             continue
-        client = await create_client(name=name, phones=[PhoneInput(number, "mobile", okay)], source=ConsentSource.IMPORT)
+        client = await create_client(
+            name=name, phones=[PhoneInput(number, "mobile", okay)], source=ConsentSource.IMPORT
+        )
         # Imported before the sample texts below, so the thread's consent notice comes first.
         await ConsentEvent.filter(client_phone__client_id=client.id).update(at=datetime.now(UTC) - timedelta(days=1))
-        case = await create_case(number=case_number, title=title, client_id=client.id, legal_problem=problem, office=office.name)
+        case = await create_case(
+            number=case_number, title=title, client_id=client.id, legal_problem=problem, office=office.name
+        )
         if case_number not in UNASSIGNED:
             await create_assignment(case_id=case.id, staff_email="alice@example.org", primary=True)
         if okay and index < 3:
@@ -93,7 +97,10 @@ async def _sample_exchange(channel: Channel, number: str, case_id: int, index: i
     start = datetime.now(UTC) - timedelta(hours=5 - index)
     conversation, _ = await Conversation.get_or_create(channel=channel, phone=number)
     texts = [
-        (Direction.OUTBOUND, "Your hearing is Monday at 9 a.m. at the county courthouse. Reply here with any questions."),
+        (
+            Direction.OUTBOUND,
+            "Your hearing is Monday at 9 a.m. at the county courthouse. Reply here with any questions.",
+        ),
         (Direction.INBOUND, "Which courtroom?"),
     ]
     for offset, (direction, body) in enumerate(texts):
@@ -113,13 +120,19 @@ async def _sample_exchange(channel: Channel, number: str, case_id: int, index: i
             case_id=case_id if outbound else None,
         )
         await Message.filter(id=message.id).update(created_at=at)
-        steps = [MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED] if outbound else [MessageStatus.RECEIVED]
+        steps = (
+            [MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED]
+            if outbound
+            else [MessageStatus.RECEIVED]
+        )
         for step_index, step in enumerate(steps):
             await MessageStatusEvent.create(message=message, status=step, at=at + timedelta(seconds=step_index))
         message = await Message.get(id=message.id)  # with its back-dated time, for the case note
         # Filed and alerted through the same rules a live text follows.
         if outbound:
-            await linking.file_on_case(message, case_id, LinkReason.SENT_FROM, linking.note_author(message, [], alice), alice)
+            await linking.file_on_case(
+                message, case_id, LinkReason.SENT_FROM, linking.note_author(message, [], alice), alice
+            )
         else:
             await alerts.raise_alerts(message, await linking.link_inbound(message))
         conversation.last_message_at = at
@@ -155,12 +168,19 @@ async def _unknown_sender(channel: Channel) -> None:
         return
     at = datetime.now(UTC) - timedelta(minutes=30)
     conversation = await Conversation.create(
-        channel=channel, phone=number, last_message_at=at, last_message_preview="Hi, is this legal aid? I got a court letter.",
+        channel=channel,
+        phone=number,
+        last_message_at=at,
+        last_message_preview="Hi, is this legal aid? I got a court letter.",
         last_direction=Direction.INBOUND,
     )
     message = await Message.create(
-        conversation=conversation, direction=Direction.INBOUND, from_number=number, to_number=channel.from_number or "",
-        body="Hi, is this legal aid? I got a court letter.", status=MessageStatus.RECEIVED,
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        from_number=number,
+        to_number=channel.from_number or "",
+        body="Hi, is this legal aid? I got a court letter.",
+        status=MessageStatus.RECEIVED,
         provider_sid="SMdemo" + secrets.token_hex(14),
     )
     await Message.filter(id=message.id).update(created_at=at)

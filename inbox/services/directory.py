@@ -127,9 +127,7 @@ async def create_assignment(
     if start and end and end < start:
         errors["end"] = "The end date is before the start date."
     require(errors)
-    return await Assignment.create(
-        case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end
-    )
+    return await Assignment.create(case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end)
 
 
 async def get_client(client_id: int) -> Client:

@@ -66,9 +66,12 @@ async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoi
 async def _cases_that_texted(number: str) -> list[int]:
     """Cases that sent texts to this number, the most recent sender first. A text still waiting for its
     time (scheduled) or stopped before it left (canceled) was not sent."""
-    rows = await Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True).exclude(
-        status__in=[MessageStatus.SCHEDULED, MessageStatus.CANCELED]
-    ).order_by("-id").values_list("case_id", flat=True)
+    rows = (
+        await Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True)
+        .exclude(status__in=[MessageStatus.SCHEDULED, MessageStatus.CANCELED])
+        .order_by("-id")
+        .values_list("case_id", flat=True)
+    )
     return list(dict.fromkeys(rows))
 
 
@@ -86,9 +89,11 @@ def note_author(message: Message, sender_names: list[str], staff: Staff | None) 
     return f"{who} (text from {for_people(message.from_number)})"
 
 
-async def file_on_case(message: Message, case_id: int, reason: LinkReason, author: str, by: Staff | None = None) -> bool:
+async def file_on_case(
+    message: Message, case_id: int, reason: LinkReason, author: str, by: Staff | None = None
+) -> bool:
     """A link and, once per message and case, its case note. Answers whether the case is new to the message."""
-    _, created = await MessageLink.get_or_create(message=message, case_id=case_id, reason=reason, defaults={"linked_by": by})
+    await MessageLink.get_or_create(message=message, case_id=case_id, reason=reason, defaults={"linked_by": by})
     _, noted = await CaseNote.get_or_create(
         case_id=case_id, message=message, defaults={"author": author, "body": message.body, "at": message.created_at}
     )
@@ -120,15 +125,21 @@ async def unlink(message: Message, case_id: int) -> int:
     return removed
 
 
-async def link_conversation_to_client(conversation: Conversation, client: Client, case: Case, staff: Staff) -> list[int]:
+async def link_conversation_to_client(
+    conversation: Conversation, client: Client, case: Case, staff: Staff
+) -> list[int]:
     """An unmatched number joins a client's record; its past texts join the case. Answers the message ids."""
     if case.client_id != client.id:
         require({"case_id": f"Case {case.number} is not {client.name}'s."})
     async with in_transaction():
         if not await ClientPhone.exists(client=client, number=conversation.phone):
             # Texting the number is not consent: okay-to-text stays off until someone records it.
-            phone = await ClientPhone.create(client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False)
-            await consent.record_new_phone(phone, ConsentSource.STAFF, f"number added to the client's record by {staff.name}", staff)
+            phone = await ClientPhone.create(
+                client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False
+            )
+            await consent.record_new_phone(
+                phone, ConsentSource.STAFF, f"number added to the client's record by {staff.name}", staff
+            )
         messages = await Message.filter(conversation=conversation).order_by("id").prefetch_related("sent_by")
         for message in messages:
             await link_by_hand(message, case, staff)

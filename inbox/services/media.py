@@ -63,7 +63,13 @@ EXTENSIONS = {
     "text/vcard": "vcf",
     OCTET_STREAM: "bin",
 }
-KIND_WORDS = {"image": "photo", "application/pdf": "document", "audio": "audio", "video": "video", "text/vcard": "contact"}
+KIND_WORDS = {
+    "image": "photo",
+    "application/pdf": "document",
+    "audio": "audio",
+    "video": "video",
+    "text/vcard": "contact",
+}
 TYPE_WORDS = {
     "application/pdf": "PDF document",
     "image/heic": "HEIC photo",
@@ -204,9 +210,11 @@ async def fetch_due_media(
 ) -> int:
     """The worker's round: pending attachments whose next attempt is due. Answers how many were tried."""
     moment = at or now()
-    due = await Media.filter(
-        Q(next_attempt_at=None) | Q(next_attempt_at__lte=moment), status=MediaStatus.PENDING
-    ).order_by("next_attempt_at", "id").limit(limit)
+    due = (
+        await Media.filter(Q(next_attempt_at=None) | Q(next_attempt_at__lte=moment), status=MediaStatus.PENDING)
+        .order_by("next_attempt_at", "id")
+        .limit(limit)
+    )
     tried = 0
     for media in due:
         if await fetch_one(provider, media_dir, bus, media, at=moment):
@@ -224,7 +232,9 @@ async def fetch_one(provider: Provider, media_dir: Path, bus: Bus, media: Media,
         async with asyncio.timeout(FETCH_TIMEOUT_SECONDS):
             fetched = await provider.fetch_media(media.source_url or "")
     except MediaTooLarge:
-        await _settle(media, MediaStatus.REFUSED, f"Not kept: larger than the {MAX_MEDIA_BYTES // (1024 * 1024)} MB limit.")
+        await _settle(
+            media, MediaStatus.REFUSED, f"Not kept: larger than the {MAX_MEDIA_BYTES // (1024 * 1024)} MB limit."
+        )
     except MediaUrlRefused:
         await _settle(media, MediaStatus.FAILED, "Not downloaded: the address is not a Twilio media address.")
     except MediaFetchFailed as error:
@@ -282,7 +292,9 @@ async def _settle(media: Media, status: MediaStatus, error: str) -> None:
 
 async def _store_fetched(media_dir: Path, media: Media, content: bytes) -> None:
     if len(content) > MAX_MEDIA_BYTES:  # the adapter caps downloads; a provider that does not is held to it
-        await _settle(media, MediaStatus.REFUSED, f"Not kept: larger than the {MAX_MEDIA_BYTES // (1024 * 1024)} MB limit.")
+        await _settle(
+            media, MediaStatus.REFUSED, f"Not kept: larger than the {MAX_MEDIA_BYTES // (1024 * 1024)} MB limit."
+        )
         return
     content_type = sniff_type(content)
     media.sha256 = await store_bytes(media_dir, content)
@@ -292,9 +304,7 @@ async def _store_fetched(media_dir: Path, media: Media, content: bytes) -> None:
     media.status = MediaStatus.STORED
     media.error = None
     media.next_attempt_at = None
-    await media.save(
-        update_fields=["sha256", "size", "content_type", "filename", "status", "error", "next_attempt_at"]
-    )
+    await media.save(update_fields=["sha256", "size", "content_type", "filename", "status", "error", "next_attempt_at"])
 
 
 async def _delete_at_provider(provider: Provider, media: Media) -> None:

@@ -318,9 +318,9 @@ def _sent_event(message: Message) -> Event:
 
 async def _apply_early_callbacks(outbox: Outbox, message: Message) -> None:
     """Status callbacks that beat the provider's answer to our database are applied now."""
-    pending = await WebhookPayload.filter(
-        kind="status", provider_sid=message.provider_sid, processed_at=None
-    ).order_by("id")
+    pending = await WebhookPayload.filter(kind="status", provider_sid=message.provider_sid, processed_at=None).order_by(
+        "id"
+    )
     for payload in pending:
         await record_status(outbox.bus, parse_status(payload.params), payload)
 
@@ -488,4 +488,3 @@ async def conversation_for(staff: Staff, conversation_id: int) -> Conversation:
     if conversation is None or not await visibility.can_see_conversation(staff, conversation):
         raise NotFound("No conversation has this id.")
     return conversation
-

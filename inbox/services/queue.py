@@ -40,7 +40,9 @@ def parse_local_time(raw: str, zone_name: str | None, offset_minutes: str | None
     if not text:
         raise ValidationFailed("Choose when to send it.", {"send_at": "Choose a date and time to send it."})
     if not LOCAL_TIME.fullmatch(text):
-        raise ValidationFailed("That is not a date and time.", {"send_at": "Give a date and time like 2026-11-21 15:00."})
+        raise ValidationFailed(
+            "That is not a date and time.", {"send_at": "Give a date and time like 2026-11-21 15:00."}
+        )
     try:
         naive = datetime.fromisoformat(text)
     except ValueError:
@@ -115,7 +117,9 @@ async def _entries(messages: list[Message], now: datetime) -> list[QueueEntry]:
 MESSAGE_RELATIONS = ("conversation", "sent_by", "case", "timeline", "links", "media")
 
 
-async def queue_for(staff: Staff, limit: int = 50, before: int | None = None, now: datetime | None = None) -> list[QueueEntry]:
+async def queue_for(
+    staff: Staff, limit: int = 50, before: int | None = None, now: datetime | None = None
+) -> list[QueueEntry]:
     """Scheduled and queued texts the reader may see, newest first (the API's order)."""
     query = Message.filter(_waiting(await visibility.visible_phone_numbers(staff)))
     if before is not None:
@@ -127,11 +131,17 @@ async def queue_for(staff: Staff, limit: int = 50, before: int | None = None, no
 async def queue_page(staff: Staff, limit: int = 200, now: datetime | None = None) -> list[QueueEntry]:
     """The page's order: texts already on their way first, then scheduled ones, soonest due first."""
     waiting = Message.filter(_waiting(await visibility.visible_phone_numbers(staff)))
-    on_the_way = await waiting.exclude(status=MessageStatus.SCHEDULED).order_by("-id").limit(limit).prefetch_related(
-        *MESSAGE_RELATIONS
+    on_the_way = (
+        await waiting.exclude(status=MessageStatus.SCHEDULED)
+        .order_by("-id")
+        .limit(limit)
+        .prefetch_related(*MESSAGE_RELATIONS)
     )
-    scheduled = await waiting.filter(status=MessageStatus.SCHEDULED).order_by("send_at", "id").limit(limit).prefetch_related(
-        *MESSAGE_RELATIONS
+    scheduled = (
+        await waiting.filter(status=MessageStatus.SCHEDULED)
+        .order_by("send_at", "id")
+        .limit(limit)
+        .prefetch_related(*MESSAGE_RELATIONS)
     )
     return await _entries([*on_the_way, *scheduled], now or messaging.now())
 

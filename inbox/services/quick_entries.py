@@ -116,7 +116,12 @@ async def update_entry(staff: Staff, entry_id: int, data: QuickEntryInput) -> Qu
     _require_admin(staff)
     entry = await get_entry(entry_id)
     checked = await check_entry(data, entry_id=entry.id)
-    entry.name, entry.language, entry.body, entry.position = checked.name, checked.language, checked.body, checked.position
+    entry.name, entry.language, entry.body, entry.position = (
+        checked.name,
+        checked.language,
+        checked.body,
+        checked.position,
+    )
     await entry.save(update_fields=["name", "language", "body", "position"])
     return entry
 
@@ -182,9 +187,13 @@ class Filled:
     @property
     def warnings(self) -> list[str]:
         notes = [f"{{{name}}} is empty — fill it in before sending." for name in self.empty]
-        notes += [f"{{{name}}} is not a placeholder Case Inbox knows — replace it before sending." for name in self.unknown]
+        notes += [
+            f"{{{name}}} is not a placeholder Case Inbox knows — replace it before sending." for name in self.unknown
+        ]
         if len(self.text) > self.char_limit:
-            notes.append(f"Filled in, the text has {len(self.text)} characters; texts are limited to {self.char_limit}.")
+            notes.append(
+                f"Filled in, the text has {len(self.text)} characters; texts are limited to {self.char_limit}."
+            )
         return notes
 
 
@@ -236,7 +245,9 @@ async def values_for(staff: Staff, client: Client | None, case: Case | None, now
     }
 
 
-async def fill_in(staff: Staff, entry_id: int, client: Client | None, case: Case | None, now: datetime | None = None) -> Filled:
+async def fill_in(
+    staff: Staff, entry_id: int, client: Client | None, case: Case | None, now: datetime | None = None
+) -> Filled:
     chosen = await get_entry(entry_id)
     variant = pick_variant(await QuickEntry.filter(name=chosen.name), client.preferred_language if client else None)
     text, empty, unknown = fill(variant.body, await values_for(staff, client, case, now or messaging.now()))

@@ -127,8 +127,10 @@ async def zones_for(recipients: list[Recipient], organisation_zone: str) -> dict
     )
     number_zones_: dict[str, list[str | None]] = {}
     if numbers:
-        rows = await ClientPhone.filter(number__in=list(numbers)).order_by("client_id").values_list(
-            "number", "client__time_zone"
+        rows = (
+            await ClientPhone.filter(number__in=list(numbers))
+            .order_by("client_id")
+            .values_list("number", "client__time_zone")
         )
         for number, zone in rows:
             number_zones_.setdefault(number, []).append(zone)

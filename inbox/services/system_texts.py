@@ -71,7 +71,9 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
             return None
         # The inbox keeps showing the client's own text: an automatic reply does not answer it.
         body = channel.auto_reply_text.strip()
-        return await consent.store_app_text(conversation.id, channel, conversation.phone, body, MessagePurpose.AUTO_REPLY)
+        return await consent.store_app_text(
+            conversation.id, channel, conversation.phone, body, MessagePurpose.AUTO_REPLY
+        )
 
 
 async def send_prepared(outbox: Outbox, message_id: int) -> None:
@@ -110,7 +112,8 @@ async def send_test_text(outbox: Outbox, staff: Staff, channel: Channel, to: str
         await messaging.check_consent(number)  # a client's number, or one that opted out: the usual rules
     async with in_transaction():
         conversation, _ = await Conversation.get_or_create(channel=channel, phone=number)
-        message = await consent.store_app_text(conversation.id, channel, number, body.strip(), MessagePurpose.TEST, staff)
+        message = await consent.store_app_text(
+            conversation.id, channel, number, body.strip(), MessagePurpose.TEST, staff
+        )
         await messaging._touch_conversation(conversation, message)
     return await messaging.hand_to_provider(outbox, message)
-

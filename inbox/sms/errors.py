@@ -24,18 +24,15 @@ _EXPLANATIONS: dict[int, tuple[str, str]] = {
     # Refused when we asked Twilio to send (nothing left our side).
     21211: (
         "This is not a valid phone number.",
-        "Check the number with the client — a digit may be missing or mistyped — and correct it on "
-        "their record.",
+        "Check the number with the client — a digit may be missing or mistyped — and correct it on their record.",
     ),
     21408: (
         "Texts to this country or region are not switched on for our account.",
-        "Reach the client another way, and ask your administrator whether texting to this country "
-        "should be enabled.",
+        "Reach the client another way, and ask your administrator whether texting to this country should be enabled.",
     ),
     21610: (
         "This number has opted out: the client texted STOP, so no texts can be sent to it.",
-        "The client must text START to this number to receive texts again. Until then, reach them "
-        "another way.",
+        "The client must text START to this number to receive texts again. Until then, reach them another way.",
     ),
     21614: (
         "This number cannot receive texts — it is probably a landline.",
@@ -47,13 +44,11 @@ _EXPLANATIONS: dict[int, tuple[str, str]] = {
     ),
     21606: (
         "Our sending number is not allowed to send this text.",
-        "Tell your administrator: the sending number set up for this office may be wrong or not "
-        "able to text.",
+        "Tell your administrator: the sending number set up for this office may be wrong or not able to text.",
     ),
     # Reported by the carrier after the text was accepted.
     30001: (
-        "Too many texts were waiting to go out from our number, and this one timed out before it was "
-        "sent.",
+        "Too many texts were waiting to go out from our number, and this one timed out before it was sent.",
         "Send it again later. If it keeps happening, tell your administrator.",
     ),
     30003: (

@@ -243,4 +243,3 @@ def status_form(
     if error_code is not None:
         form["ErrorCode"] = str(error_code)
     return form
-

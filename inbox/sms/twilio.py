@@ -5,9 +5,10 @@ api.twilio.com call is built by `twilio.base.domain.Domain.absolute_url()` from 
 `Api` domain object, which `ApiBase.__init__` hard-codes to "https://api.twilio.com". `Client.api` is
 created once and cached (`Client._api`), and `client.messages` is `client.api.account.messages`, so
 assigning `client.api.base_url = api_url` reroutes every Messages request of that client (other
-domains, e.g. lookups.twilio.com, keep their own base_url; we use none). The only other host rewriting is `ClientBase.get_hostname()`, which applies
-TWILIO_EDGE / TWILIO_REGION and would mangle a local host name, so we clear edge and region for a
-local server. No host-rewriting http_client is needed.
+domains, e.g. lookups.twilio.com, keep their own base_url; we use none). The only other host
+rewriting is `ClientBase.get_hostname()`, which applies TWILIO_EDGE / TWILIO_REGION and would
+mangle a local host name, so we clear edge and region for a local server. No host-rewriting
+http_client is needed.
 
 One http_client subclass remains, for another reason: AsyncTwilioHttpClient builds an
 `aiohttp.BasicAuth` per request, which aiohttp 3.14 deprecates (a DeprecationWarning on every send);
@@ -60,13 +61,20 @@ class _HeaderAuthHttpClient(AsyncTwilioHttpClient):
         data: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 -- twilio's AsyncHttpClient.request signature
         allow_redirects: bool = False,
     ) -> Any:
         if auth is not None:
             headers = {**(headers or {}), "Authorization": basic_auth_header(*auth)}
         return await super().request(
-            method, url, params=params, data=data, headers=headers, auth=None, timeout=timeout, allow_redirects=allow_redirects
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=None,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
         )
 
 
@@ -217,7 +225,9 @@ def _plain_message(error: TwilioRestException | TwilioServiceException) -> str:
 async def read_capped_media(response: httpx.Response, url: str, limit: int = MAX_MEDIA_BYTES) -> FetchedMedia:
     """The body of a streamed media response, refused past `limit` bytes without reading it all."""
     if response.status_code in (401, 403):
-        raise MediaFetchFailed(url, f"the provider refused the account credentials (HTTP {response.status_code})", response.status_code)
+        raise MediaFetchFailed(
+            url, f"the provider refused the account credentials (HTTP {response.status_code})", response.status_code
+        )
     if response.status_code >= 400:
         raise MediaFetchFailed(url, f"the provider answered HTTP {response.status_code}", response.status_code)
     declared = _int_or_none(response.headers.get("content-length"))

@@ -48,7 +48,7 @@ ERROR_MESSAGES = {
     21602: "Message body is required.",
     21603: "A 'From' or 'MessagingServiceSid' parameter is required to send a message",
     21604: "A 'To' phone number is required.",
-    21606: "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination/account",
+    21606: "The 'From' phone number provided is not a valid message-capable Twilio phone number for this destination/account",  # noqa: E501 -- Twilio's own words
     21610: "Attempt to send to unsubscribed recipient",
     21611: "This 'From' number has exceeded the maximum number of queued messages",
     21614: "'To' number is not a valid mobile number",
@@ -80,9 +80,7 @@ class _StoredMedia:
 
 
 class FakeTwilio:
-    def __init__(
-        self, account_sid: str, auth_token: str, callback_client: httpx.AsyncClient | None = None
-    ) -> None:
+    def __init__(self, account_sid: str, auth_token: str, callback_client: httpx.AsyncClient | None = None) -> None:
         self.account_sid = account_sid
         self.accounts: dict[str, str] = {account_sid: auth_token}  # account SID → auth token
         self.base_url = ""
