@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from inbox import db
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         serve(settings, args.host, args.port, run_worker=not args.no_worker)
         return
-    commands: dict[str, Callable[[Settings, Any], Awaitable[None]]] = {
+    commands: dict[str, Callable[[Settings, Any], Coroutine[Any, Any, None]]] = {
         "migrate": migrate,
         "worker": worker,
         "create-user": create_user,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Any, cast
 
 from tortoise import fields
 from tortoise.models import Model
+from tortoise.queryset import ValuesListQuery
 
 
 def today() -> date:
@@ -129,6 +131,11 @@ class Office(Model):
     name = fields.CharField(max_length=200, unique=True)
     phone = fields.CharField(max_length=20, null=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    staff: fields.ReverseRelation[Staff]
+    cases: fields.ReverseRelation[Case]
+    channels: fields.ReverseRelation[Channel]
+
     class Meta:
         table = "office"
 
@@ -145,6 +152,17 @@ class Staff(Model):
     )
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    office_id: int | None
+    api_tokens: fields.ReverseRelation[ApiToken]
+    assignments: fields.ReverseRelation[Assignment]
+    sent_messages: fields.ReverseRelation[Message]
+    links_made: fields.ReverseRelation[MessageLink]
+    alerts_dismissed: fields.ReverseRelation[Alert]
+    alerts: fields.ReverseRelation[AlertAssignee]
+    reads: fields.ReverseRelation[ConversationRead]
+    consent_changes: fields.ReverseRelation[ConsentEvent]
 
     class Meta:
         table = "staff"
@@ -164,6 +182,9 @@ class ApiToken(Model):
     token_hash = fields.CharField(max_length=64, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    staff_id: int
+
     class Meta:
         table = "api_token"
 
@@ -175,6 +196,10 @@ class Client(Model):
     preferred_language = fields.CharField(max_length=20, null=True)
     time_zone = fields.CharField(max_length=64, null=True)  # unknown: derived from the number's region
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    phones: fields.ReverseRelation[ClientPhone]
+    cases: fields.ReverseRelation[Case]
 
     class Meta:
         table = "client"
@@ -192,6 +217,10 @@ class ClientPhone(Model):
     okay_to_text = fields.BooleanField(default=False)
     opted_out = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    client_id: int
+    consent_log: fields.ReverseRelation[ConsentEvent]
 
     class Meta:
         table = "client_phone"
@@ -217,6 +246,15 @@ class Case(Model):
     closed_on = fields.DateField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    client_id: int
+    office_id: int | None
+    assignments: fields.ReverseRelation[Assignment]
+    sent_messages: fields.ReverseRelation[Message]
+    message_links: fields.ReverseRelation[MessageLink]
+    notes: fields.ReverseRelation[CaseNote]
+    alerts: fields.ReverseRelation[Alert]
+
     class Meta:
         table = "case"
 
@@ -236,6 +274,10 @@ class Assignment(Model):
     end = fields.DateField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    staff_id: int
+    case_id: int
+
     class Meta:
         table = "assignment"
 
@@ -253,17 +295,23 @@ class Channel(Model):
     messaging_service_sid = fields.CharField(max_length=64, null=True)
     is_simulator = fields.BooleanField(default=False)
     # The auth token, encrypted with a key derived from INBOX_SECRET_KEY (None: from the environment).
-    auth_token_encrypted = fields.TextField(null=True)
+    auth_token_encrypted: str | None = fields.TextField(null=True)
     throughput = fields.IntField(default=1)  # segments per second: long code 1, toll-free 3, short code 100
     help_text = fields.TextField(default="Case Inbox: reply STOP to stop texts, START to receive them again.")
     # Twilio's default opt-out handling answers STOP/START/HELP itself on long codes and toll-free numbers.
     twilio_handles_opt_out = fields.BooleanField(default=True)
     auto_reply_mode = fields.CharEnumField(AutoReplyMode, max_length=20, default=AutoReplyMode.OFF)
     auto_reply_text = fields.TextField(default="")
-    office_hours = fields.JSONField(default=dict)  # {"mon": ["09:00", "17:00"], …}; missing day: closed
+    office_hours: dict[str, list[str]] = fields.JSONField(
+        default=dict
+    )  # {"mon": ["09:00", "17:00"], …}; missing day: closed
     time_zone = fields.CharField(max_length=64, default="America/New_York")
     call_response = fields.TextField(default="Thank you for calling. This number does not accept calls.")
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    office_id: int | None
+    conversations: fields.ReverseRelation[Conversation]
 
     class Meta:
         table = "channel"
@@ -282,6 +330,11 @@ class Conversation(Model):
     last_direction = fields.CharEnumField(Direction, max_length=10, null=True)
     last_auto_reply_at = fields.DatetimeField(null=True)  # at most one auto-reply a day
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    channel_id: int
+    messages: fields.ReverseRelation[Message]
+    reads: fields.ReverseRelation[ConversationRead]
 
     class Meta:
         table = "conversation"
@@ -314,6 +367,17 @@ class Message(Model):
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    conversation_id: int
+    sent_by_id: int | None
+    case_id: int | None
+    timeline: fields.ReverseRelation[MessageStatusEvent]
+    links: fields.ReverseRelation[MessageLink]
+    notes: fields.ReverseRelation[CaseNote]
+    media: fields.ReverseRelation[Media]
+    alerts: fields.ReverseRelation[Alert]
+    consent_events: fields.ReverseRelation[ConsentEvent]
+
     class Meta:
         table = "message"
 
@@ -328,6 +392,9 @@ class MessageStatusEvent(Model):
     status = fields.CharEnumField(MessageStatus, max_length=20)
     error_code = fields.IntField(null=True)
     at = fields.DatetimeField()
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    message_id: int
 
     class Meta:
         table = "message_status_event"
@@ -349,6 +416,11 @@ class MessageLink(Model):
     )
     created_at = fields.DatetimeField(auto_now_add=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    message_id: int
+    case_id: int
+    linked_by_id: int | None
+
     class Meta:
         table = "message_link"
         unique_together = (("message", "case", "reason"),)
@@ -368,6 +440,10 @@ class CaseNote(Model):
     body = fields.TextField()
     at = fields.DatetimeField()
     created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    case_id: int
+    message_id: int | None
 
     class Meta:
         table = "case_note"
@@ -395,6 +471,9 @@ class Media(Model):
     deleted_at_provider = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    message_id: int
+
     class Meta:
         table = "media"
 
@@ -416,6 +495,12 @@ class Alert(Model):
     )
     dismissed_because = fields.CharField(max_length=20, null=True)  # "dismissed" or "replied"
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    case_id: int
+    message_id: int
+    dismissed_by_id: int | None
+    assignees: fields.ReverseRelation[AlertAssignee]
+
     class Meta:
         table = "alert"
         unique_together = (("case", "message"),)
@@ -431,6 +516,10 @@ class AlertAssignee(Model):
     staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
         "models.Staff", related_name="alerts", on_delete=fields.CASCADE
     )
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    alert_id: int
+    staff_id: int
 
     class Meta:
         table = "alert_assignee"
@@ -449,6 +538,10 @@ class ConversationRead(Model):
     )
     last_read_message_id = fields.IntField(default=0)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    staff_id: int
+    conversation_id: int
+
     class Meta:
         table = "conversation_read"
         unique_together = (("staff", "conversation"),)
@@ -460,11 +553,11 @@ class WebhookPayload(Model):
     id = fields.IntField(primary_key=True)
     kind = fields.CharField(max_length=20)
     provider_sid = fields.CharField(max_length=64, null=True, db_index=True)
-    params = fields.JSONField()
+    params: dict[str, Any] = fields.JSONField()
     idempotency_token = fields.CharField(max_length=200, null=True)
     received_at = fields.DatetimeField(auto_now_add=True)
     processed_at = fields.DatetimeField(null=True)
-    error = fields.TextField(null=True)
+    error: str | None = fields.TextField(null=True)
 
     class Meta:
         table = "webhook_payload"
@@ -490,6 +583,11 @@ class ConsentEvent(Model):
     )
     at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    client_phone_id: int | None
+    message_id: int | None
+    staff_id: int | None
+
     class Meta:
         table = "consent_event"
 
@@ -507,3 +605,8 @@ class QuickEntry(Model):
     class Meta:
         table = "quick_entry"
         unique_together = (("name", "language"),)
+
+
+async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:
+    """The rows of `values_list(field, flat=True)`: values, though Tortoise's types call them tuples."""
+    return cast(list[Any], await query)

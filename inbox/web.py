@@ -92,7 +92,8 @@ async def current_staff(request: Request) -> Staff | None:
         staff_id = request.session.get("staff_id")
         staff = await Staff.get_or_none(id=staff_id, is_active=True) if staff_id else None
         request.state.staff = staff
-    return request.state.staff
+    signed_in: Staff | None = request.state.staff
+    return signed_in
 
 
 class LoginRequired(Exception):

@@ -113,7 +113,7 @@ def int_field(body: dict[str, Any], name: str, errors: dict[str, str], required:
     if isinstance(value, bool) or not isinstance(value, int):
         errors[name] = "Must be an integer id."
         return None
-    return value
+    return int(value)
 
 
 def date_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> date | None:
@@ -308,7 +308,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "assignee_emails": sorted(a.staff.email for a in alert.assignees),
         "created_at": iso(alert.created_at),
         "dismissed_at": iso(alert.dismissed_at) or None,
-        "dismissed_by": alert.dismissed_by.email if alert.dismissed_by_id else None,
+        "dismissed_by": alert.dismissed_by.email if alert.dismissed_by_id and alert.dismissed_by else None,
     }
 
 

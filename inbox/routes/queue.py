@@ -36,11 +36,8 @@ def _parse_send_at(form: FormData, organisation_zone: str) -> datetime:
 def _scheduled_words(message: Message, zone: str) -> str:
     local = message.send_at.astimezone(quiet_hours.zone_named(zone)) if message.send_at else None
     when = f"{local:%a} {local.day} {local:%b}, {quiet_hours.clock_words(local)} ({zone})" if local else "later"
-    held = (
-        f" — {message.error_message[0].lower()}{message.error_message[1:]}"
-        if quiet_hours.is_hold_note(message.error_message)
-        else ""
-    )
+    note = message.error_message or ""
+    held = f" — {note[0].lower()}{note[1:]}" if quiet_hours.is_hold_note(note) else ""
     return f"Scheduled for {when}{held}. Change or cancel it on the queue page."
 
 

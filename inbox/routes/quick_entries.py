@@ -128,7 +128,7 @@ async def fill(request: Request) -> Response:
     """A composer's message field, filled in with the chosen entry for its client and case, and the warnings."""
     staff = await require_staff(request)
     params = request.query_params
-    form = params.get("form") if params.get("form") in COMPOSER_FIELDS else "thread"
+    form = str(params.get("form")) if params.get("form") in COMPOSER_FIELDS else "thread"
     entry_id = _int(params.get("quick_entry"))
     if entry_id is None:
         return Response(status_code=204)  # "choose…" again: leave the text as it is

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from inbox.models import Channel
 from inbox.services import channels, media, messaging, system_texts
+from inbox.services.messaging import Outbox
 from inbox.services.providers import ChannelNotReady, ProviderRegistry
 from inbox.sms.base import Provider, parse_inbound, parse_status
 
@@ -84,10 +85,12 @@ async def inbound_message(request: Request) -> Response:
 
 async def _provider_of_message(request: Request, message_id: int) -> Provider:
     """Attachments are fetched with the credentials of the message's own channel."""
+    registry: ProviderRegistry = request.app.state.providers
+    outbox: Outbox = request.app.state.outbox
     try:
-        return request.app.state.providers.for_channel(await channels.channel_of_message(message_id))
+        return registry.for_channel(await channels.channel_of_message(message_id))
     except ChannelNotReady:
-        return request.app.state.outbox.provider  # the credentials of the account the media URL names
+        return outbox.provider  # the credentials of the account the media URL names
 
 
 async def status_callback(request: Request) -> Response:

@@ -10,7 +10,18 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from inbox.events import AlertDismissed, AlertRaised, Bus, Event
-from inbox.models import Alert, AlertAssignee, AlertPolicy, Assignment, Case, Message, Office, Organisation, Staff
+from inbox.models import (
+    Alert,
+    AlertAssignee,
+    AlertPolicy,
+    Assignment,
+    Case,
+    Message,
+    Office,
+    Organisation,
+    Staff,
+    flat_values,
+)
 from inbox.services import visibility
 from inbox.services.errors import NotFound
 
@@ -25,7 +36,7 @@ async def assignees_for(case_id: int, policy: AlertPolicy) -> list[int]:
     query = Assignment.filter(visibility.current_assignments(), case_id=case_id)
     if policy == AlertPolicy.PRIMARY:
         query = query.filter(primary=True)
-    return list(dict.fromkeys(await query.order_by("id").values_list("staff_id", flat=True)))
+    return list(dict.fromkeys(await flat_values(query.order_by("id").values_list("staff_id", flat=True))))
 
 
 async def raise_alerts(message: Message, case_ids: list[int]) -> list[Event]:
@@ -137,7 +148,7 @@ async def addressees_who_see(alert: Alert) -> set[int]:
     current = Assignment.filter(
         visibility.current_assignments(), staff_id__in=addressed, case__client_id=alert.case.client_id
     )
-    return set(await current.values_list("staff_id", flat=True))
+    return set(await flat_values(current.values_list("staff_id", flat=True)))
 
 
 async def open_alert_counts(addressed: Iterable[int], everything: bool) -> tuple[dict[int, int], int | None]:

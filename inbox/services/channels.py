@@ -8,6 +8,7 @@ TWILIO_ACCOUNT_SID's (the channel the environment bootstraps on first start).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from xml.sax.saxutils import escape
@@ -72,9 +73,9 @@ async def channel_for_new_text(number: str, case: Case | None = None) -> Channel
         else None
     )
     if latest is not None:
-        return await Channel.get(id=latest.channel_id)  # type: ignore[attr-defined]
-    if case is not None and case.office_id is not None:  # type: ignore[attr-defined]
-        office_channel = await Channel.filter(office_id=case.office_id).order_by("id").first()  # type: ignore[attr-defined]
+        return await Channel.get(id=latest.channel_id)
+    if case is not None and case.office_id is not None:
+        office_channel = await Channel.filter(office_id=case.office_id).order_by("id").first()
         if office_channel is not None:
             return office_channel
     return await default_channel()
@@ -146,7 +147,7 @@ async def answer_call(channel: Channel, payload: WebhookPayload) -> str:
 # ---------------------------------------------------------------- office hours
 
 
-def parse_office_hours(raw: dict[str, object] | None) -> dict[str, tuple[time, time]]:
+def parse_office_hours(raw: Mapping[str, object] | None) -> dict[str, tuple[time, time]]:
     """{"mon": ["09:00", "17:00"], …} as times; days missing or malformed are closed."""
     hours: dict[str, tuple[time, time]] = {}
     for day, _ in DAYS:
@@ -207,7 +208,7 @@ class ChannelForm:
         }
         return cls(
             label=channel.label,
-            office_id=str(channel.office_id or ""),  # type: ignore[attr-defined]
+            office_id=str(channel.office_id or ""),
             account_sid=channel.account_sid,
             from_number=channel.from_number or "",
             messaging_service_sid=channel.messaging_service_sid or "",

@@ -29,6 +29,7 @@ from inbox.models import (
     MessageStatus,
     MessageStatusEvent,
     Staff,
+    flat_values,
 )
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.segments import count_segments
@@ -115,7 +116,7 @@ async def apply_change(number: str, change: Change, phone: ClientPhone | None = 
     if not rows:
         return []
     state = await number_state(number)
-    conversation_ids = await Conversation.filter(phone=number).order_by("id").values_list("id", flat=True)
+    conversation_ids = await flat_values(Conversation.filter(phone=number).order_by("id").values_list("id", flat=True))
     return [
         ConsentChanged(
             phone=number,
@@ -175,7 +176,9 @@ async def record_new_phone(
 
 
 async def _opted_out_elsewhere(phone: ClientPhone) -> bool:
-    others = await ClientPhone.filter(number=phone.number).exclude(id=phone.id).values_list("opted_out", flat=True)
+    others = await flat_values(
+        ClientPhone.filter(number=phone.number).exclude(id=phone.id).values_list("opted_out", flat=True)
+    )
     if others:
         return any(others)
     latest = await latest_change(phone.number)  # the bare number's, as the new record has none yet
@@ -361,14 +364,28 @@ async def handle_inbound(
     return outcome
 
 
-def _keyword_change(keyword: Keyword, said: str, opt_out_type: str | None, message: Message, **state: bool) -> Change:
+def _keyword_change(
+    keyword: Keyword,
+    said: str,
+    opt_out_type: str | None,
+    message: Message,
+    *,
+    okay_to_text: bool | None = None,
+    opted_out: bool | None = None,
+) -> Change:
     if said in WORDS_OF[keyword]:
-        return Change(ConsentSource.KEYWORD, f"the client texted {said}", message_id=message.id, **state)
+        return Change(
+            ConsentSource.KEYWORD,
+            f"the client texted {said}",
+            message_id=message.id,
+            okay_to_text=okay_to_text,
+            opted_out=opted_out,
+        )
     # Twilio recognised a keyword we do not (its Advanced Opt-Out lists, other languages): trust it.
     shown = " ".join((message.body or "").split())
     shown = shown if len(shown) <= 40 else shown[:39] + "…"
     detail = f"Twilio reported OptOutType {(opt_out_type or '').strip().upper()} for the text “{shown}”"
-    return Change(ConsentSource.PROVIDER, detail, message_id=message.id, **state)
+    return Change(ConsentSource.PROVIDER, detail, message_id=message.id, okay_to_text=okay_to_text, opted_out=opted_out)
 
 
 def _answerable(number: str) -> bool:
@@ -545,7 +562,7 @@ def notices_of(rows: list[ConsentEvent]) -> list[Notice]:
             at=group[0].at,
             text=describe(group[0]),
             message_id=group[0].message_id,
-            client_ids=frozenset(r.client_phone.client_id for r in group if r.client_phone_id is not None),
+            client_ids=frozenset(r.client_phone.client_id for r in group if r.client_phone is not None),
             number_wide=group[0].source in NUMBER_WIDE or all(r.client_phone_id is None for r in group),
         )
         for group in groups.values()
@@ -601,7 +618,7 @@ class LedgerLine:
 def ledger_line(row: ConsentEvent) -> LedgerLine:
     """`row` with its staff fetched."""
     who = SOURCE_WORDS.get(row.source, str(row.source))
-    if row.staff_id is not None:
+    if row.staff is not None:
         who = row.staff.name if row.source == ConsentSource.STAFF else f"{row.staff.name} ({who})"
     return LedgerLine(row.id, row.at, describe(row), who, row.message_id)
 

@@ -16,6 +16,7 @@ from inbox.models import (
     Direction,
     Message,
     Staff,
+    flat_values,
 )
 from inbox.phones import for_people
 from inbox.services import visibility
@@ -71,8 +72,8 @@ async def unread_counts(staff_ids: list[int], conversation_id: int) -> dict[int,
             "staff_id", "last_read_message_id"
         )
     )
-    inbound_ids = await Message.filter(conversation_id=conversation_id, direction=Direction.INBOUND).values_list(
-        "id", flat=True
+    inbound_ids = await flat_values(
+        Message.filter(conversation_id=conversation_id, direction=Direction.INBOUND).values_list("id", flat=True)
     )
     return {staff_id: sum(1 for mid in inbound_ids if mid > reads.get(staff_id, 0)) for staff_id in staff_ids}
 
@@ -107,7 +108,7 @@ async def inbox_rows(
     if visible is not None:
         query = query.filter(phone__in=visible)
     mine = set(await visibility.assigned_phone_numbers(staff))
-    known = set(await ClientPhone.all().distinct().values_list("number", flat=True))
+    known = set(await flat_values(ClientPhone.all().distinct().values_list("number", flat=True)))
     if filter_name == "mine":
         query = query.filter(phone__in=list(mine))
     elif filter_name == "unmatched":
@@ -150,7 +151,7 @@ async def _rows_matching_client_name(
     clients = ClientPhone.filter(client__name__icontains=search.strip())
     if readable is not None:
         clients = clients.filter(client_id__in=readable)
-    phones = await clients.values_list("number", flat=True)
+    phones = await flat_values(clients.values_list("number", flat=True))
     seen = {r.conversation.id for r in found}
     extra = await Conversation.filter(phone__in=list(phones), last_message_at__not_isnull=True).exclude(
         id__in=list(seen)

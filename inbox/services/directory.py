@@ -148,4 +148,4 @@ def mobile_of(client: Client) -> ClientPhone | None:
     """The number a text defaults to: the first mobile, else the first number on file."""
     phones = list(client.phones)
     mobiles = [p for p in phones if p.kind == PhoneKind.MOBILE]
-    return (mobiles or phones or [None])[0]
+    return next(iter(mobiles or phones), None)

@@ -23,10 +23,11 @@ from inbox.models import (
     Organisation,
     PhoneKind,
     Staff,
+    flat_values,
 )
 from inbox.phones import for_people
 from inbox.services import consent, visibility
-from inbox.services.errors import NotFound, require
+from inbox.services.errors import NotFound, ValidationFailed, require
 
 REASON_WORDS: dict[str, str] = {
     LinkReason.SENT_FROM: "sent from this case",
@@ -66,8 +67,8 @@ async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoi
 async def _cases_that_texted(number: str) -> list[int]:
     """Cases that sent texts to this number, the most recent sender first. A text still waiting for its
     time (scheduled) or stopped before it left (canceled) was not sent."""
-    rows = (
-        await Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True)
+    rows = await flat_values(
+        Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True)
         .exclude(status__in=[MessageStatus.SCHEDULED, MessageStatus.CANCELED])
         .order_by("-id")
         .values_list("case_id", flat=True)
@@ -77,8 +78,10 @@ async def _cases_that_texted(number: str) -> list[int]:
 
 async def _cases_with_number(number: str) -> list[int]:
     """Cases whose client has this number in a phone field, the most recently created first."""
-    client_ids = await ClientPhone.filter(number=number).values_list("client_id", flat=True)
-    rows = await Case.filter(client_id__in=list(client_ids)).order_by("-created_at", "-id").values_list("id", flat=True)
+    client_ids = await flat_values(ClientPhone.filter(number=number).values_list("client_id", flat=True))
+    rows = await flat_values(
+        Case.filter(client_id__in=list(client_ids)).order_by("-created_at", "-id").values_list("id", flat=True)
+    )
     return list(rows)
 
 
@@ -105,7 +108,9 @@ async def link_inbound(message: Message) -> list[int]:
     choices = await cases_for_inbound(message.from_number, await linking_policy())
     if not choices:
         return []
-    names = await Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
+    names = await flat_values(
+        Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
+    )
     author = note_author(message, list(names), None)
     for choice in choices:
         await file_on_case(message, choice.case_id, choice.reason, author)
@@ -113,8 +118,10 @@ async def link_inbound(message: Message) -> list[int]:
 
 
 async def link_by_hand(message: Message, case: Case, staff: Staff) -> None:
-    sender = await message.sent_by if message.sent_by_id else None
-    names = await Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
+    sender = await Staff.get_or_none(id=message.sent_by_id) if message.sent_by_id else None
+    names = await flat_values(
+        Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
+    )
     await file_on_case(message, case.id, LinkReason.MANUAL, note_author(message, list(names), sender), by=staff)
 
 
@@ -147,7 +154,7 @@ async def link_conversation_to_client(
 
 
 async def case_ids_of(message_id: int) -> list[int]:
-    rows = await MessageLink.filter(message_id=message_id).order_by("id").values_list("case_id", flat=True)
+    rows = await flat_values(MessageLink.filter(message_id=message_id).order_by("id").values_list("case_id", flat=True))
     return list(dict.fromkeys(rows))
 
 
@@ -198,7 +205,10 @@ async def link_unmatched(bus: Bus, staff: Staff, conversation_id: int, case_numb
         raise NotFound("No conversation has this id.")
     case = await Case.get_or_none(number=(case_number or "").strip()).prefetch_related("client")
     if case is None or not await visibility.can_see_case(staff, case):
-        require({"case_number": f"No case numbered “{case_number}” that you may see."})
+        raise ValidationFailed(
+            "Please correct the highlighted fields.",
+            {"case_number": f"No case numbered “{case_number}” that you may see."},
+        )
     message_ids = await link_conversation_to_client(conversation, case.client, case, staff)
     for message_id in message_ids:
         await bus.publish(await _links_changed(await Message.get(id=message_id)))

@@ -22,7 +22,7 @@ from pathlib import Path
 from tortoise.expressions import F, Q, Subquery
 
 from inbox.events import Bus, MediaChanged
-from inbox.models import Conversation, Media, MediaStatus, Message, MessageLink, Organisation, Staff
+from inbox.models import Conversation, Media, MediaStatus, Message, MessageLink, Organisation, Staff, flat_values
 from inbox.services import visibility
 from inbox.services.errors import NotFound, ValidationFailed
 from inbox.sms.base import MediaDeleteFailed, MediaFetchFailed, MediaTooLarge, MediaUrlRefused, Provider
@@ -324,7 +324,7 @@ async def _delete_at_provider(provider: Provider, media: Media) -> None:
 
 
 async def _announce(bus: Bus, media: Media) -> None:
-    conversation_id = await Message.filter(id=media.message_id).values_list("conversation_id", flat=True)
+    conversation_id = await flat_values(Message.filter(id=media.message_id).values_list("conversation_id", flat=True))
     await bus.publish(
         MediaChanged(
             message_id=media.message_id,

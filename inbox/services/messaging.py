@@ -191,7 +191,7 @@ async def _case_for(staff: Staff, case_id: int) -> Case:
 
 def _default_phone(phones: list[ClientPhone]) -> ClientPhone | None:
     mobiles = [p for p in phones if p.kind == "mobile"]
-    return (mobiles or phones or [None])[0]
+    return next(iter(mobiles or phones), None)
 
 
 async def check_consent(number: str) -> None:

@@ -272,6 +272,7 @@ async def fill_for_conversation(
     """For a thread: the case chosen in its composer (and its client), else the number's first client."""
     conversation = await messaging.conversation_for(staff, conversation_id)
     case = await visible_case(staff, case_id) if case_id is not None else None
+    client: Client | None
     if case is not None:
         client = await Client.get(id=case.client_id)
     else:

@@ -11,7 +11,7 @@ from datetime import date
 
 from tortoise.expressions import Q, Subquery
 
-from inbox.models import Assignment, Case, ClientPhone, Conversation, Role, Staff
+from inbox.models import Assignment, Case, ClientPhone, Conversation, Role, Staff, flat_values
 
 
 def current_assignments(today: date | None = None) -> Q:
@@ -21,7 +21,9 @@ def current_assignments(today: date | None = None) -> Q:
 
 
 async def assigned_case_ids(staff: Staff) -> list[int]:
-    rows = await Assignment.filter(current_assignments(), staff_id=staff.id).values_list("case_id", flat=True)
+    rows = await flat_values(
+        Assignment.filter(current_assignments(), staff_id=staff.id).values_list("case_id", flat=True)
+    )
     return list(rows)
 
 
@@ -29,7 +31,7 @@ async def assigned_client_ids(staff: Staff) -> list[int]:
     case_ids = await assigned_case_ids(staff)
     if not case_ids:
         return []
-    rows = await Case.filter(id__in=case_ids).values_list("client_id", flat=True)
+    rows = await flat_values(Case.filter(id__in=case_ids).values_list("client_id", flat=True))
     return list(set(rows))
 
 
@@ -38,7 +40,7 @@ async def assigned_phone_numbers(staff: Staff) -> list[str]:
     client_ids = await assigned_client_ids(staff)
     if not client_ids:
         return []
-    rows = await ClientPhone.filter(client_id__in=client_ids).values_list("number", flat=True)
+    rows = await flat_values(ClientPhone.filter(client_id__in=client_ids).values_list("number", flat=True))
     return list(set(rows))
 
 
@@ -54,7 +56,11 @@ async def visible_case_ids(staff: Staff) -> set[int] | None:
     if staff.sees_everything:
         return None
     client_ids = await assigned_client_ids(staff)
-    return set(await Case.filter(client_id__in=client_ids).values_list("id", flat=True)) if client_ids else set()
+    return (
+        set(await flat_values(Case.filter(client_id__in=client_ids).values_list("id", flat=True)))
+        if client_ids
+        else set()
+    )
 
 
 async def can_see_client(staff: Staff, client_id: int) -> bool:
@@ -75,9 +81,11 @@ async def advocates_who_see_phone(phone: str) -> set[int]:
     """Ids of advocates currently assigned to a case of a client with this number (one query)."""
     client_ids = ClientPhone.filter(number=phone).values("client_id")
     case_ids = Case.filter(client_id__in=Subquery(client_ids)).values("id")
-    rows = await Assignment.filter(
-        current_assignments(), case_id__in=Subquery(case_ids), staff__role=Role.ADVOCATE
-    ).values_list("staff_id", flat=True)
+    rows = await flat_values(
+        Assignment.filter(current_assignments(), case_id__in=Subquery(case_ids), staff__role=Role.ADVOCATE).values_list(
+            "staff_id", flat=True
+        )
+    )
     return set(rows)
 
 

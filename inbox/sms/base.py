@@ -169,7 +169,9 @@ def parse_status(params: Mapping[str, str]) -> StatusUpdate:
 
 
 def _int_or_none(value: str | None) -> int | None:
+    if not value:
+        return None
     try:
-        return int(value) if value not in (None, "") else None
+        return int(value)
     except ValueError:
         return None

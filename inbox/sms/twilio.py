@@ -52,7 +52,7 @@ SEND_TIMEOUT_SECONDS = 20.0
 MEDIA_TIMEOUT_SECONDS = 30.0
 
 
-class _HeaderAuthHttpClient(AsyncTwilioHttpClient):
+class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio is untyped
     async def request(
         self,
         method: str,
