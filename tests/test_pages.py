@@ -378,13 +378,13 @@ async def test_unread_counts_are_per_reader_and_opening_the_thread_reads_it(
     htmx = {"HX-Request": "true"}
 
     assert 'aria-label="2 unread"' in row_html((await alice.get("/")).text, conversation.id)
-    # Opening the thread writes nothing: the page asks the browser to post …/read as it loads
-    # (htmx), or offers a button (without JavaScript).
+    # Opening the thread writes nothing: static/app.js posts …/read once the event stream is open,
+    # or the page offers a button (without JavaScript).
     for url in (f"/conversations/{conversation.id}/thread", f"/conversations/{conversation.id}"):
         opened = await alice.get(url)
         assert opened.status_code == 200
         form = mark_read_form(opened.text, conversation.id)
-        assert f'hx-post="/conversations/{conversation.id}/read" hx-trigger="load"' in form
+        assert f'hx-post="/conversations/{conversation.id}/read" hx-trigger="read-thread"' in form
         assert f'action="/conversations/{conversation.id}/read"' in form and "<noscript>" in form
     assert 'aria-label="2 unread"' in row_html(opened.text, conversation.id)  # the list beside it too
     assert not await ConversationRead.exists(staff_id=alice.staff.id, conversation_id=conversation.id)
