@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from inbox import db
 from inbox.crypto import SecretBox
 from inbox.events import Bus
+from inbox.headers import ResponseHeaders
 from inbox.live import LiveHub
 from inbox.models import Channel, Organisation
 from inbox.routes import (
@@ -184,6 +185,8 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),
     ]
     middleware = [
+        # Outermost of ours, so every answer gets its headers: error pages and login redirects too.
+        Middleware(ResponseHeaders),
         Middleware(
             SessionMiddleware,
             secret_key=str(settings.secret_key),
@@ -191,7 +194,7 @@ def create_app(settings: Settings) -> Starlette:
             same_site="lax",
             https_only=settings.public_url.startswith("https://"),
             max_age=12 * 60 * 60,
-        )
+        ),
     ]
     app = Starlette(
         routes=routes,

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from inbox.headers import note_varies_on_htmx
 from inbox.models import MessageStatus, Role, Staff
 from inbox.phones import for_people
 from inbox.services.errors import Forbidden
@@ -116,7 +117,7 @@ async def require_admin(request: Request, what: str = "change the organisation's
 
 def login_redirect(request: Request, exc: Exception) -> Response:
     target = request.url.path
-    if request.headers.get("HX-Request"):
+    if is_htmx(request):
         response = Response(status_code=401)
         response.headers["HX-Redirect"] = "/login"
         return response
@@ -154,6 +155,9 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
 
 
 def is_htmx(request: Request) -> bool:
+    """Whether htmx asked; asking marks the answer `Vary: HX-Request` (inbox.headers), because a
+    handler that looks answers the two kinds of request differently."""
+    note_varies_on_htmx(request)
     return request.headers.get("HX-Request") == "true"
 
 

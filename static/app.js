@@ -20,12 +20,35 @@
   }
 
   // After the event stream (re)opens, re-fetch every pane that can be stale: whatever was
-  // published while the tab was not listening is caught up this way.
+  // published while the tab was not listening is caught up this way. Each pane is the source of
+  // its own request: htmx keeps one request per element and queues only the last of the others,
+  // so with one shared source most panes were never re-fetched.
   function refreshPanes() {
+    var fetches = [];
     document.querySelectorAll("[data-refresh-url]").forEach(function (el) {
       if (!el.id) return;
-      htmx.ajax("GET", el.getAttribute("data-refresh-url"), { target: "#" + el.id, swap: "outerHTML" });
+      var pane = "#" + el.id;
+      fetches.push(htmx.ajax("GET", el.getAttribute("data-refresh-url"), { source: pane, target: pane, swap: "outerHTML" }));
     });
+    return Promise.all(fetches);
+  }
+
+  // An open thread that is unread posts its "mark read" form (templates/inbox/_thread.html) once
+  // the stream is open and the panes are fresh: the read event then reaches this tab, and no
+  // re-fetch that started before the read can land after it with the old unread count.
+  var streamOpen = false;
+
+  function markThreadsRead(root) {
+    if (!streamOpen || !root.querySelectorAll) return;
+    var forms = Array.prototype.slice.call(root.querySelectorAll("form.mark-read"));
+    if (root.matches && root.matches("form.mark-read")) forms.push(root);
+    forms.forEach(function (form) { htmx.trigger(form, "read-thread"); });
+  }
+
+  function streamOpened() {
+    streamOpen = true;
+    var markRead = function () { markThreadsRead(document); };
+    refreshPanes().then(markRead, markRead);
   }
 
   // "Send later": the time typed is in the viewer's zone, so send that zone (and the offset, for a
@@ -65,10 +88,11 @@
   document.addEventListener("htmx:load", function (event) {
     localiseTimes(event.target);
     browserZones(event.target);
+    markThreadsRead(event.target);
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     localiseTimes(event.detail.target || document);
     scrollThreads(document);
   });
-  document.addEventListener("htmx:sseOpen", refreshPanes);
+  document.addEventListener("htmx:sseOpen", streamOpened);
 })();

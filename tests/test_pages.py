@@ -361,6 +361,11 @@ async def test_conversations_are_listed_newest_first_with_preview(
     assert "You: Courtroom 4B, 9am." in words(row_html(home.text, maria.id))
 
 
+def mark_read_form(html: str, conversation_id: int) -> str:
+    match = re.search(rf'<form id="mark-read-{conversation_id}".*?</form>', html, flags=re.S)
+    return match.group(0) if match else ""
+
+
 async def test_unread_counts_are_per_reader_and_opening_the_thread_reads_it(
     signed_in, make_staff, make_case, anonymous: httpx.AsyncClient
 ) -> None:
@@ -370,20 +375,31 @@ async def test_unread_counts_are_per_reader_and_opening_the_thread_reads_it(
     conversation = await conversation_of(MARIA)
     alice = await signed_in(await make_staff("supervisor", name="Alice"))
     bob = await signed_in(await make_staff("supervisor", name="Bob"))
+    htmx = {"HX-Request": "true"}
 
     assert 'aria-label="2 unread"' in row_html((await alice.get("/")).text, conversation.id)
-    opened = await alice.get(f"/conversations/{conversation.id}")
-    assert opened.status_code == 200
-    assert "unread" not in row_html(opened.text, conversation.id)  # the open thread is read, in its own list too
+    # Opening the thread writes nothing: static/app.js posts …/read once the event stream is open,
+    # or the page offers a button (without JavaScript).
+    for url in (f"/conversations/{conversation.id}/thread", f"/conversations/{conversation.id}"):
+        opened = await alice.get(url)
+        assert opened.status_code == 200
+        form = mark_read_form(opened.text, conversation.id)
+        assert f'hx-post="/conversations/{conversation.id}/read" hx-trigger="read-thread"' in form
+        assert f'action="/conversations/{conversation.id}/read"' in form and "<noscript>" in form
+    assert 'aria-label="2 unread"' in row_html(opened.text, conversation.id)  # the list beside it too
+    assert not await ConversationRead.exists(staff_id=alice.staff.id, conversation_id=conversation.id)
+    assert (await alice.post(f"/conversations/{conversation.id}/read", headers=htmx)).status_code == 204
     assert "badge" not in row_html((await alice.get("/")).text, conversation.id)
+    assert mark_read_form((await alice.get(f"/conversations/{conversation.id}")).text, conversation.id) == ""
     assert 'aria-label="2 unread"' in row_html((await bob.get("/")).text, conversation.id)
 
     await text_in(anonymous, MARIA, "Hello?")
     assert 'aria-label="1 unread"' in row_html((await alice.get("/")).text, conversation.id)
     assert 'aria-label="3 unread"' in row_html((await bob.get("/")).text, conversation.id)
 
-    # The live "read" ping (POST …/read, with the token) reads it for Bob only.
-    assert (await bob.post(f"/conversations/{conversation.id}/read")).status_code == 204
+    # The plain form post (no JavaScript) reads it for Bob only, and goes back to the thread.
+    read = await bob.post(f"/conversations/{conversation.id}/read")
+    assert read.status_code == 303 and read.headers["location"] == f"/conversations/{conversation.id}"
     assert "badge" not in row_html((await bob.get("/")).text, conversation.id)
     assert 'aria-label="1 unread"' in row_html((await alice.get("/")).text, conversation.id)
 
@@ -409,7 +425,7 @@ async def test_filters_mine_unread_unmatched_and_all(
     await text_in(anonymous, STRANGER, "Who is this?")
     maria, john, stranger = [await conversation_of(p) for p in (MARIA, JOHN, STRANGER)]
     staff = await signed_in(supervisor)
-    await staff.get(f"/conversations/{john.id}")  # John's is read now
+    await staff.post(f"/conversations/{john.id}/read")  # John's is read now
 
     async def listed(filter_name: str) -> set[int]:
         page = await staff.get(f"/?filter={filter_name}")
@@ -475,7 +491,7 @@ async def test_search_keeps_to_the_filter_and_to_newest_first(
     assert await found("Lopez") == [ana.id, maria.id]
     assert await found("Lopez", "mine") == [maria.id]
     assert await found("Lopez", "unmatched") == []
-    await staff.get(f"/conversations/{ana.id}")
+    await staff.post(f"/conversations/{ana.id}/read")
     assert await found("Lopez", "unread") == [maria.id]
 
 

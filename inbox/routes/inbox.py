@@ -31,7 +31,6 @@ async def _inbox_page(request: Request, conversation_id: int | None) -> Response
     staff = await require_staff(request)
     filter_name = _filter_of(request)
     search = request.query_params.get("q", "")
-    # The thread first: opening it marks it read, and the list beside it should show that.
     thread = await thread_context(request, conversation_id) if conversation_id is not None else None
     rows = await convo.inbox_rows(staff, filter_name, search)
     context: dict[str, object] = {"rows": rows, "filter": filter_name, "q": search, "thread": thread}
@@ -44,12 +43,14 @@ async def thread_context(
     staff = await require_staff(request)
     conversation = await messaging.conversation_for(staff, conversation_id)
     messages, has_older = await convo.thread_page(conversation)
-    await messaging.mark_read(request.app.state.bus, staff, conversation)
+    # Reading a page never writes: an unread thread asks its browser to POST …/read (_thread.html).
+    unread = await convo.unread_for(staff, [conversation.id])
     clients = await convo.clients_of_phone(staff, conversation.phone)
     return {
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
+        "unread": unread.get(conversation.id, 0),
         "thread_items": await consent.thread_items(staff, conversation, messages, has_older),
         "clients": clients,
         "consents": await consent.phone_consents([phone for client in clients for phone in client.phones]),
@@ -135,11 +136,15 @@ def composer_or_page(request: Request, thread: dict[str, object], status_code: i
 
 
 async def mark_read(request: Request) -> Response:
+    """htmx posts this as a thread opens or a text arrives in it (204; the row updates by the event
+    stream); without JavaScript the thread's "Mark as read" button does, and comes back to the thread."""
     staff = await require_staff(request)
     await checked_form(request)
     conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
     await messaging.mark_read(request.app.state.bus, staff, conversation)
-    return Response(status_code=204)
+    if is_htmx(request):
+        return Response(status_code=204)
+    return RedirectResponse(f"/conversations/{conversation.id}", status_code=303)
 
 
 async def link_to_case(request: Request) -> Response:

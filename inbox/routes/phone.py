@@ -1,6 +1,8 @@
 """The client phone (development mode with the simulator only): play a client texting in.
 
-Replies go through the simulator to the real webhook route, signed like Twilio signs them.
+Replies go through the simulator to the real webhook route, signed like Twilio signs them. An
+advocate plays only their own clients' numbers; a number they may not play answers 404
+(inbox.services.client_phone has the rule).
 """
 
 from __future__ import annotations
@@ -12,51 +14,47 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
-from tortoise.expressions import Q
 
-from inbox.models import ClientPhone, Direction, Message, MessageStatus
+from inbox.models import Staff
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services.errors import ValidationFailed
+from inbox.services import client_phone
+from inbox.services.errors import NotFound, ValidationFailed
 from inbox.web import checked_form, is_htmx, render, require_staff
-
-DELIVERED_TO_PHONE = [
-    MessageStatus.SENT,
-    MessageStatus.DELIVERED,
-    MessageStatus.READ,
-    MessageStatus.PARTIALLY_DELIVERED,
-]
 
 
 async def phone_index(request: Request) -> Response:
-    await require_staff(request)
-    phones = await ClientPhone.all().order_by("client__name").prefetch_related("client")
-    return render(request, "dev/phone_index.html", {"phones": phones, "number": "", "error": None})
+    staff = await require_staff(request)
+    return await _index(request, staff)
+
+
+async def _index(
+    request: Request, staff: Staff, number: str = "", error: str | None = None, status_code: int = 200
+) -> Response:
+    phones = await client_phone.playable_phones(staff)
+    context = {"phones": phones, "number": number, "error": error, "any_number": staff.sees_everything}
+    return render(request, "dev/phone_index.html", context, status_code=status_code)
 
 
 async def phone_open(request: Request) -> Response:
-    await require_staff(request)
+    staff = await require_staff(request)
     form = await checked_form(request)
     raw = str(form.get("number", ""))
     try:
         number = normalise(raw)
+        await client_phone.check_may_play(staff, number)
     except InvalidPhoneNumber as exc:
-        phones = await ClientPhone.all().order_by("client__name").prefetch_related("client")
-        return render(
-            request, "dev/phone_index.html", {"phones": phones, "number": raw, "error": str(exc)}, status_code=422
-        )
+        return await _index(request, staff, raw, str(exc), status_code=422)
+    except NotFound as exc:
+        return await _index(request, staff, raw, exc.message, status_code=404)
     return RedirectResponse(f"/dev/phone/{number}", status_code=303)
 
 
 async def _screen(
     request: Request, number: str, body: str = "", error: str | None = None, status_code: int = 200
 ) -> Response:
-    # The phone shows what reached it: the client's own texts, and ours once Twilio sent them.
-    reached = Q(direction=Direction.INBOUND) | Q(status__in=DELIVERED_TO_PHONE)
-    messages = (
-        await Message.filter(reached, conversation__phone=number).order_by("-id").limit(50).prefetch_related("media")
-    )
+    messages = await client_phone.texts_on_phone(number)
     template = "dev/_phone_screen.html" if is_htmx(request) and request.method == "GET" else "dev/phone.html"
-    context = {"number": number, "messages": list(reversed(messages)), "body": body, "error": error}
+    context = {"number": number, "messages": messages, "body": body, "error": error}
     return render(request, template, context, status_code=status_code)
 
 
@@ -68,8 +66,10 @@ def _number_of(request: Request) -> str:
 
 
 async def phone_screen(request: Request) -> Response:
-    await require_staff(request)
-    return await _screen(request, _number_of(request))
+    staff = await require_staff(request)
+    number = _number_of(request)
+    await client_phone.check_may_play(staff, number)
+    return await _screen(request, number)
 
 
 # Photos the client phone "sends" wait here for the simulator to fetch, like Twilio's media store.
@@ -77,9 +77,10 @@ PHONE_MEDIA_KEPT = 50
 
 
 async def phone_reply(request: Request) -> Response:
-    await require_staff(request)
+    staff = await require_staff(request)
     number = _number_of(request)
     form = await checked_form(request)
+    await client_phone.check_may_play(staff, number)
     body = str(form.get("body", ""))
     upload = form.get("photo")
     media = await _keep_upload(request, upload) if isinstance(upload, UploadFile) else []

@@ -1,0 +1,141 @@
+"""The client phone (/dev/phone): only in development mode with the simulator, and only for the
+numbers the signed-in user may see — an advocate's own clients; supervisors and admins any number."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from starlette.applications import Starlette
+
+from inbox.app import create_app
+from inbox.models import Message, Staff
+from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.staff import create_staff
+from inbox.settings import Settings
+from tests.conftest import PASSWORD, StaffClient, sign_in
+from tests.support import database
+
+MINE = "+14045387319"  # Maria Lopez, on the advocate's case
+THEIRS = "+14045387320"  # John Smith, on a case the advocate is not assigned to
+UNKNOWN = "+14045387399"  # on no client record
+PHONE_PATHS = ("/dev/phone", "/dev/phone/{number}", "/dev/phone/media/{token}")
+
+
+def simulator_settings(settings: Settings, environment: str) -> Settings:
+    return settings.with_changes(twilio_account_sid=None, twilio_auth_token=None, environment=environment)
+
+
+def phone_routes(app: Starlette) -> set[str]:
+    return {path for route in app.routes if (path := getattr(route, "path", "")) in PHONE_PATHS}
+
+
+@pytest.mark.parametrize(
+    ("environment", "simulator", "present"),
+    [("development", True, True), ("production", True, False), ("development", False, False)],
+)
+def test_the_client_phone_exists_only_in_development_with_the_simulator(
+    settings: Settings, environment: str, simulator: bool, present: bool
+) -> None:
+    chosen = settings.with_changes(environment=environment)
+    if simulator:
+        chosen = simulator_settings(settings, environment)
+    assert phone_routes(create_app(chosen)) == (set(PHONE_PATHS) if present else set())
+
+
+async def test_in_production_the_simulator_has_no_client_phone(settings: Settings) -> None:
+    app = create_app(simulator_settings(settings, "production"))
+    async with app.router.lifespan_context(app):
+        staff: StaffClient | None = None
+        try:
+            admin, _ = await create_staff(email="ada@example.org", name="Ada", role="admin", password=PASSWORD)
+            staff = await sign_in(app, admin)
+            assert "/dev/phone" not in (await staff.get("/")).text
+            for response in (
+                await staff.get("/dev/phone"),
+                await staff.get(f"/dev/phone/{UNKNOWN}"),
+                await staff.post(f"/dev/phone/{UNKNOWN}", {"body": "hi"}),
+            ):
+                assert response.status_code == 404
+            assert await Message.all().count() == 0
+        finally:
+            if staff is not None:
+                await staff.http.aclose()
+            await database.wipe()
+
+
+@pytest.fixture
+async def dev_office(settings: Settings) -> AsyncIterator[Callable[[str], Awaitable[StaffClient]]]:
+    """The development app with two clients (one on the advocate's case) and a way to sign in by role."""
+    app = create_app(simulator_settings(settings, "development"))
+    async with app.router.lifespan_context(app):
+        clients: list[StaffClient] = []
+        try:
+            people: dict[str, Staff] = {}
+            for role in ("advocate", "supervisor", "admin"):
+                people[role], _ = await create_staff(
+                    email=f"{role}@example.org", name=role.title(), role=role, password=PASSWORD
+                )
+            for number, name, case_number in ((MINE, "Maria Lopez", "16E-1"), (THEIRS, "John Smith", "16E-2")):
+                client = await create_client(name=name, phones=[PhoneInput(number, "mobile", True)])
+                case = await create_case(number=case_number, title="Eviction", client_id=client.id)
+                if number == MINE:
+                    await create_assignment(case_id=case.id, staff_email=people["advocate"].email, primary=True)
+
+            async def open_for(role: str) -> StaffClient:
+                clients.append(await sign_in(app, people[role]))
+                return clients[-1]
+
+            yield open_for
+        finally:
+            for staff in clients:
+                await staff.http.aclose()
+            await database.wipe()
+
+
+async def test_an_advocate_plays_only_their_own_clients_numbers(dev_office) -> None:
+    advocate = await dev_office("advocate")
+    index = await advocate.get("/dev/phone")
+    assert index.status_code == 200
+    assert f'href="/dev/phone/{MINE}"' in index.text and "Maria Lopez" in index.text
+    assert THEIRS not in index.text and "John Smith" not in index.text
+    assert "Or any number (an unknown sender)" not in index.text
+
+    assert (await advocate.get(f"/dev/phone/{MINE}")).status_code == 200
+    assert (await advocate.post(f"/dev/phone/{MINE}", {"body": "Which courtroom?"})).status_code == 303
+    assert await Message.filter(from_number=MINE).count() == 1
+
+    # Another advocate's client and an unknown number look alike: not found, and nothing sent.
+    for number in (THEIRS, UNKNOWN):
+        screen = await advocate.get(f"/dev/phone/{number}")
+        assert screen.status_code == 404 and "No client of yours has this number." in screen.text
+        assert (await advocate.get(f"/dev/phone/{number}", headers={"HX-Request": "true"})).status_code == 404
+        assert (await advocate.post(f"/dev/phone/{number}", {"body": "Sneaky"})).status_code == 404
+        opened = await advocate.post("/dev/phone", {"number": number})
+        assert opened.status_code == 404 and "No client of yours has this number." in opened.text
+        assert f'value="{number}"' in opened.text  # what was typed stays
+    assert await Message.filter(from_number__in=[THEIRS, UNKNOWN]).count() == 0
+    assert (await advocate.post("/dev/phone", {"number": "(404) 538-7319"})).headers["location"] == f"/dev/phone/{MINE}"
+
+
+@pytest.mark.parametrize("role", ["supervisor", "admin"])
+async def test_supervisors_and_admins_play_any_number_unknown_ones_included(dev_office, role: str) -> None:
+    staff = await dev_office(role)
+    index = await staff.get("/dev/phone")
+    assert f'href="/dev/phone/{MINE}"' in index.text and f'href="/dev/phone/{THEIRS}"' in index.text
+    assert "Or any number (an unknown sender)" in index.text
+    for number in (MINE, THEIRS, UNKNOWN):
+        assert (await staff.get(f"/dev/phone/{number}")).status_code == 200
+        assert (await staff.post(f"/dev/phone/{number}", {"body": f"From {number}"})).status_code == 303
+        opened = await staff.post("/dev/phone", {"number": number})
+        assert opened.status_code == 303 and opened.headers["location"] == f"/dev/phone/{number}"
+    assert await Message.filter(body__startswith="From ").count() == 3
+
+
+async def test_the_phone_screen_answers_htmx_with_the_screen_alone_and_says_so(dev_office) -> None:
+    staff = await dev_office("advocate")
+    page = await staff.get(f"/dev/phone/{MINE}")
+    screen = await staff.get(f"/dev/phone/{MINE}", headers={"HX-Request": "true"})
+    assert "<html" in page.text and screen.text.lstrip().startswith('<ol id="phone-screen"')
+    for response in (page, screen):
+        assert "HX-Request" in response.headers["vary"]
