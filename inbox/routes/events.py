@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from inbox.live import LiveHub, Tab
 from inbox.models import Staff
+from inbox.session_middleware import session_record
 from inbox.web import require_staff
 
 PING_SECONDS = 15
@@ -21,7 +22,8 @@ PING_SECONDS = 15
 def open_stream(request: Request, staff: Staff, kind: str) -> Response:
     """Subscribe first, then answer: nothing published after the headers can be missed."""
     hub: LiveHub = request.app.state.hub
-    session_id = request.session.get("sid") if kind == "html" else None
+    record = session_record(request) if kind == "html" else None
+    session_id = record.key_hash if record is not None else None
     tab = Tab(staff_id=staff.id, sees_everything=staff.sees_everything, kind=kind, session_id=session_id)  # type: ignore[arg-type]
     hub.attach(tab)
     # Detaching after the response also covers one that never starts its stream (HEAD).
