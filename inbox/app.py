@@ -201,6 +201,7 @@ def create_app(settings: Settings) -> Starlette:
                     with suppress(asyncio.CancelledError):
                         await task
             await app.state.hub.stop()
+            await app.state.throttle.close()
             await bus.disconnect()
             await registry.close()
             await db.disconnect()

@@ -14,7 +14,9 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import coredis
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
@@ -50,8 +52,14 @@ class Limits:
 class Throttle:
     def __init__(self, url: str = "memory://", limits: Limits | None = None) -> None:
         limits = limits or Limits()
-        # limits names its asyncio storages async+memory://, async+redis://, …
-        storage = storage_from_string(f"async+{url}", wrap_exceptions=True)
+        # limits names its asyncio storages async+memory://, async+redis://, …; for Redis the
+        # connection pool is ours, so close() can let go of its connections (limits has no close).
+        self._pool: coredis.ConnectionPool | None = None
+        options: dict[str, Any] = {}
+        if url.startswith(("redis://", "rediss://")):
+            self._pool = coredis.ConnectionPool.from_url(url)
+            options["connection_pool"] = self._pool
+        storage = storage_from_string(f"async+{url}", wrap_exceptions=True, **options)
         self._limiter = MovingWindowRateLimiter(storage)
         self._per_account = parse(limits.sign_ins_per_account)
         self._per_address = parse(limits.sign_ins_per_address)
@@ -86,6 +94,16 @@ class Throttle:
         await self._take(self._tokens, "api-token-address", address)
 
     # ------------------------------------------------------------ the storage
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.disconnect()
+
+    async def storage_answers(self) -> bool:
+        try:
+            return bool(await self._limiter.storage.check())
+        except StorageError:
+            return False
 
     async def _allows(self, item: RateLimitItem, *key: str) -> bool:
         try:
