@@ -157,10 +157,24 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
+class LazyCsrfToken:
+    """The session's CSRF token, made only if a page prints it: an error page shown to a visitor who
+    is not signed in (no forms) then stores no session for them."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self._request)
+
+    def __html__(self) -> str:
+        return str(self)  # URL-safe characters only: nothing to escape
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     context = dict(context or {})
     context.setdefault("staff", getattr(request.state, "staff", None))
-    context["csrf_token"] = csrf_token(request)
+    context["csrf_token"] = LazyCsrfToken(request)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 

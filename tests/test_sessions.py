@@ -98,6 +98,15 @@ async def test_signing_in_issues_a_new_key_and_the_old_one_is_gone(app: Starlett
         assert not await is_signed_in(fixer)
 
 
+async def test_visitors_who_see_no_form_get_no_session(anonymous: httpx.AsyncClient) -> None:
+    for path in ("/no-such-page", "/static/app.css", "/webhooks/twilio/status"):
+        response = await anonymous.get(path)
+        assert "set-cookie" not in response.headers, path
+    assert not await StaffSession.exists()
+    await anonymous.get("/login")  # the sign-in form needs its CSRF token: now there is one
+    assert await StaffSession.filter(staff_id=None).count() == 1
+
+
 # ---------------------------------------------------------------- ending sessions and their streams
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -196,3 +198,13 @@ async def shared_failures(first: Throttle, second: Throttle) -> None:
     assert refused.value.message.startswith("Too many failed sign-ins. Try again in ")
     await first.sign_in_succeeded(email)  # a success in one process frees the account in both
     await second.begin_sign_in(email, address)
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme_table() -> None:
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r'"((?:INBOX|TWILIO)_[A-Z_]+)"', (root / "inbox" / "settings.py").read_text()))
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Pointing a real Twilio number")]
+    documented = set(re.findall(r"`((?:INBOX|TWILIO)_[A-Z_]+)`", table))
+    assert {"INBOX_SECRET_KEY_OLD", "INBOX_RATE_LIMIT_URL", "INBOX_SESSION_IDLE_HOURS"} <= read
+    assert read - documented == set()
