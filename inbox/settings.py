@@ -146,7 +146,7 @@ def _rate(env: dict[str, str], name: str, default: str) -> str:
 
 
 def kept_secret_key(data_dir: Path) -> str:
-    """The secret generated on first run, so sessions survive a restart."""
+    """The secret generated on first run, so stored auth tokens stay readable after a restart."""
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
