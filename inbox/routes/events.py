@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from inbox.live import LiveHub, Tab
 from inbox.models import Staff
+from inbox.services import sessions
 from inbox.session_middleware import session_record
 from inbox.web import require_staff
 
@@ -51,7 +52,14 @@ async def _stream(hub: LiveHub, tab: Tab) -> AsyncIterator[ServerSentEvent]:
 
 async def staff_events(request: Request) -> Response:
     staff = await require_staff(request)
-    return open_stream(request, staff, "html")
+    response = open_stream(request, staff, "html")
+    # Ended between reading the cookie and attaching the tab? Then its end event came too early for
+    # this tab: close it now rather than stream to a session that is gone.
+    record = session_record(request)
+    if record is not None and not await sessions.still_stored(record):
+        for tab in [t for t in request.app.state.hub.tabs if t.session_id == record.key_hash]:
+            tab.close()
+    return response
 
 
 routes = [Route("/events", staff_events)]

@@ -71,6 +71,10 @@ async def find_live(key: str, now: datetime) -> StaffSession | None:
     return record
 
 
+async def still_stored(record: StaffSession) -> bool:
+    return await StaffSession.exists(id=record.id)
+
+
 async def start(session: dict[str, Any], now: datetime, rules: SessionRules) -> tuple[str, StaffSession]:
     """A new session under a new random key; answers the key (for the cookie) and the row."""
     key = secrets.token_urlsafe(32)
