@@ -8,12 +8,12 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
@@ -38,13 +38,18 @@ from inbox.routes import (
     messages,
     phone,
     quick_entries,
+    staff_admin,
     webhooks,
 )
 from inbox.routes import queue as queue_routes
+from inbox.services import sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import Outbox, now
 from inbox.services.providers import ProviderRegistry, RoutedProvider
+from inbox.services.sessions import SessionRules
+from inbox.services.throttle import Limits, Throttle
+from inbox.session_middleware import ServerSessionMiddleware
 from inbox.settings import Settings
 from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
 from inbox.web import ROOT, LoginRequired, login_redirect, render
@@ -98,7 +103,7 @@ def bootstrap_info(settings: Settings) -> ProviderInfo:
 
 def build_registry(settings: Settings, app: Starlette | None = None) -> ProviderRegistry:
     return ProviderRegistry(
-        SecretBox(settings.secret_key),
+        SecretBox(settings.secret_key, settings.secret_key_old),
         twilio=lambda credentials: build_twilio(settings, credentials),
         simulator=lambda: build_simulator(settings, app),
         env_account_sid=settings.twilio_account_sid,
@@ -129,6 +134,38 @@ def build_outbox(settings: Settings, bus: Bus, registry: ProviderRegistry, chann
     )
 
 
+def build_throttle(settings: Settings) -> Throttle:
+    return Throttle(
+        settings.rate_limit_url,
+        Limits(
+            sign_ins_per_account=settings.failed_sign_ins_per_account,
+            sign_ins_per_address=settings.failed_sign_ins_per_address,
+            tokens_per_address=settings.failed_tokens_per_address,
+        ),
+    )
+
+
+def session_rules(settings: Settings) -> SessionRules:
+    return SessionRules(
+        idle=timedelta(hours=settings.session_idle_hours), lifetime=timedelta(days=settings.session_max_days)
+    )
+
+
+# Expired sessions are deleted (and any stream still open on one closed) this often.
+SESSION_SWEEP_SECONDS = 300
+
+
+async def sweep_sessions(app: Starlette) -> None:
+    while True:
+        try:
+            removed = await sessions.remove_expired(app.state.bus, app.state.session_clock())
+            if removed:
+                log.info("Removed %d expired sessions", removed)
+        except Exception:  # a database hiccup must not stop the sweeping for good
+            log.exception("Could not remove expired sessions")
+        await asyncio.sleep(SESSION_SWEEP_SECONDS)
+
+
 async def ensure_organisation() -> None:
     if not await Organisation.exists():
         await Organisation.create()
@@ -155,20 +192,24 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = LiveHub(bus)
         await app.state.hub.start()
         worker = asyncio.create_task(run_worker(app.state.outbox)) if settings.run_worker else None
+        sweeper = asyncio.create_task(sweep_sessions(app), name="session-sweeper")
         try:
             yield
         finally:
-            if worker:
-                worker.cancel()
-                with suppress(asyncio.CancelledError):
-                    await worker
+            for task in (worker, sweeper):
+                if task:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             await app.state.hub.stop()
+            await app.state.throttle.close()
             await bus.disconnect()
             await registry.close()
             await db.disconnect()
 
     routes = [
         *auth.routes,
+        *staff_admin.routes,
         *inbox.routes,
         *directory.routes,
         *messages.routes,
@@ -188,12 +229,10 @@ def create_app(settings: Settings) -> Starlette:
         # Outermost of ours, so every answer gets its headers: error pages and login redirects too.
         Middleware(ResponseHeaders),
         Middleware(
-            SessionMiddleware,
-            secret_key=str(settings.secret_key),
-            session_cookie="inbox_session",
-            same_site="lax",
-            https_only=settings.public_url.startswith("https://"),
-            max_age=12 * 60 * 60,
+            ServerSessionMiddleware,
+            rules=session_rules(settings),
+            secure=settings.secure_cookies,
+            clock=now,
         ),
     ]
     app = Starlette(
@@ -207,6 +246,8 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     app.state.settings = settings
+    app.state.throttle = build_throttle(settings)
+    app.state.session_clock = now  # tests move it to expire sessions without waiting
     return app
 
 

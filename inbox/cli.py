@@ -1,4 +1,4 @@
-"""The `inbox` command: serve, worker, migrate, create-user, create-token, demo."""
+"""The `inbox` command: serve, worker, migrate, create-user, create-token, demo, rotate-secrets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from inbox import db
 from inbox.services.errors import ServiceError
-from inbox.settings import Settings, load_settings
+from inbox.settings import SettingError, Settings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,13 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("create-token", help="create an API token (printed as the last line)")
     token.add_argument("--email", required=True)
     commands.add_parser("demo", help="create sample offices, staff, clients, cases and texts")
+    commands.add_parser(
+        "rotate-secrets", help="re-encrypt stored auth tokens with INBOX_SECRET_KEY (old keys in INBOX_SECRET_KEY_OLD)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingError as exc:
+        sys.exit(f"error: {exc}")
     if args.command == "serve":
         serve(settings, args.host, args.port, run_worker=not args.no_worker)
         return
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         "create-user": create_user,
         "create-token": create_token,
         "demo": demo,
+        "rotate-secrets": rotate_secrets,
     }
     try:
         asyncio.run(commands[args.command](settings, args))
@@ -122,6 +129,25 @@ async def demo(settings: Settings, _: Any) -> None:
             print(f"  {login.role:<10} {login.email:<22} password: {login.password}")
         if not logins:
             print("  (the demo staff already existed; their passwords were printed when they were created)")
+
+    await _with_db(settings, work)
+
+
+async def rotate_secrets(settings: Settings, _: Any) -> None:
+    from inbox.crypto import SecretBox
+    from inbox.services.secret_rotation import reencrypt_channel_tokens
+
+    async def work() -> None:
+        result = await reencrypt_channel_tokens(SecretBox(settings.secret_key, settings.secret_key_old))
+        print(f"Re-encrypted {result.rotated} stored auth token(s) with the current INBOX_SECRET_KEY.")
+        if result.unreadable:
+            names = ", ".join(result.unreadable)
+            sys.exit(
+                f"error: no key in INBOX_SECRET_KEY or INBOX_SECRET_KEY_OLD decrypts the auth token of: {names}. "
+                "Add the key it was saved with to INBOX_SECRET_KEY_OLD, or enter the token again under "
+                "Admin → Sending numbers."
+            )
+        print("Once every process runs with the new key, INBOX_SECRET_KEY_OLD can be emptied.")
 
     await _with_db(settings, work)
 

@@ -2,14 +2,17 @@
 
 Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) with its key derived by HKDF-SHA256, so the
 session-signing secret itself is never used as an encryption key and other uses can derive their own.
-Changing INBOX_SECRET_KEY makes stored tokens unreadable: they must then be entered again.
+To change INBOX_SECRET_KEY, list the previous key in INBOX_SECRET_KEY_OLD: stored tokens still decrypt
+(MultiFernet tries the new key first, then each old one) and `inbox rotate-secrets` re-encrypts them with
+the new key, after which the old key can be dropped.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -21,10 +24,16 @@ class SecretUnreadable(Exception):
     """A stored secret cannot be decrypted: INBOX_SECRET_KEY changed, or the value was altered."""
 
 
+def _fernet_for(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO).derive(str(secret_key).encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 class SecretBox:
-    def __init__(self, secret_key: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO).derive(str(secret_key).encode())
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+    """Encrypts with the current key; decrypts with the current key or any old one."""
+
+    def __init__(self, secret_key: str, old_keys: Iterable[str] = ()) -> None:
+        self._fernet = MultiFernet([_fernet_for(key) for key in (secret_key, *old_keys)])
 
     def __repr__(self) -> str:
         return "SecretBox(**********)"
@@ -37,6 +46,13 @@ class SecretBox:
             return self._fernet.decrypt(ciphertext.encode("ascii")).decode()
         except (InvalidToken, UnicodeError, ValueError) as error:
             raise SecretUnreadable("The stored secret cannot be decrypted with this INBOX_SECRET_KEY.") from error
+
+    def rotate(self, ciphertext: str) -> str:
+        """The same secret encrypted with the current key (readable without the old keys)."""
+        try:
+            return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeError, ValueError) as error:
+            raise SecretUnreadable("The stored secret cannot be decrypted with these keys.") from error
 
 
 def last_four(secret: str) -> str:

@@ -133,6 +133,17 @@ class SessionEnded(Event):
     session_id: str
 
 
+@dataclass(frozen=True)
+class SessionsEnded(Event):
+    """Some of one staff member's sessions ended at once (sign out everywhere, a password change,
+    deactivation, expiry): the streams they opened must stop; with every_stream, their API streams too."""
+
+    name: ClassVar[str] = "sessions.ended"
+    staff_id: int
+    session_ids: list[str] = field(default_factory=list)
+    every_stream: bool = False
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
@@ -146,6 +157,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MessageLinksChanged,
         MediaChanged,
         SessionEnded,
+        SessionsEnded,
     )
 }
 

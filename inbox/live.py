@@ -28,6 +28,7 @@ from inbox.events import (
     MessageSent,
     MessageStatusChanged,
     SessionEnded,
+    SessionsEnded,
     describe,
 )
 from inbox.models import ClientPhone, ConsentEvent, Conversation, Message, Role
@@ -154,7 +155,9 @@ class LiveHub:
         elif isinstance(event, ConsentChanged):
             await self._deliver_consent(event)
         elif isinstance(event, SessionEnded):
-            self._end_session(event.session_id)
+            self._end_sessions({event.session_id})
+        elif isinstance(event, SessionsEnded):
+            self._end_sessions(set(event.session_ids), staff_id=event.staff_id if event.every_stream else None)
 
     async def _deliver_message_event(self, event: MessageReceived | MessageSent | MessageStatusChanged) -> None:
         """A new text or a status: its bubble (or status line) and the conversation row."""
@@ -308,8 +311,9 @@ class LiveHub:
         for tab in tabs:
             self._push(tab, Delivery("update", rows.get(tab.staff_id, "")))
 
-    def _end_session(self, session_id: str) -> None:
-        for tab in [t for t in self.tabs if t.session_id == session_id]:
+    def _end_sessions(self, session_ids: set[str], staff_id: int | None = None) -> None:
+        """Closes the streams those sessions opened; given a staff member, every stream of theirs."""
+        for tab in [t for t in self.tabs if t.session_id in session_ids or t.staff_id == staff_id]:
             tab.close()
             self.detach(tab)
 

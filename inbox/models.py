@@ -163,6 +163,7 @@ class Staff(Model):
     alerts: fields.ReverseRelation[AlertAssignee]
     reads: fields.ReverseRelation[ConversationRead]
     consent_changes: fields.ReverseRelation[ConsentEvent]
+    sessions: fields.ReverseRelation[StaffSession]
 
     class Meta:
         table = "staff"
@@ -187,6 +188,28 @@ class ApiToken(Model):
 
     class Meta:
         table = "api_token"
+
+
+class StaffSession(Model):
+    """One browser session, signed in or not yet. The cookie holds a random key: only its SHA-256 is kept."""
+
+    id = fields.IntField(primary_key=True)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="sessions", null=True, on_delete=fields.CASCADE
+    )
+    csrf_token = fields.CharField(max_length=64, default="")
+    data: dict[str, Any] = fields.JSONField(default=dict)  # whatever else the session holds
+    created_at = fields.DatetimeField()
+    last_seen_at = fields.DatetimeField()
+    idle_expires_at = fields.DatetimeField(db_index=True)  # last seen + the idle timeout
+    expires_at = fields.DatetimeField(db_index=True)  # created + the absolute lifetime
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    staff_id: int | None
+
+    class Meta:
+        table = "staff_session"
 
 
 class Client(Model):

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from limits import parse
+
 
 class Secret(str):
     """A string that never shows itself in a repr or a log line."""
@@ -37,6 +39,18 @@ class Settings:
     migrate_on_start: bool = True
     # The outbox worker runs inside `inbox serve` unless a separate `inbox worker` is used.
     run_worker: bool = True
+    # Earlier secret keys: stored provider tokens encrypted with them still decrypt until
+    # `inbox rotate-secrets` re-encrypts them with secret_key.
+    secret_key_old: tuple[Secret, ...] = ()
+    # A signed-in session ends after this long without a request, and this long after sign-in at most.
+    session_idle_hours: float = 12
+    session_max_days: float = 7
+    # Where failed sign-ins and API tokens are counted: memory:// (one process) or redis://… (shared).
+    rate_limit_url: str = "memory://"
+    # limits' notation ("10 per 15 minutes"): past it, further attempts answer 429 until the window frees.
+    failed_sign_ins_per_account: str = "10 per 15 minutes"
+    failed_sign_ins_per_address: str = "30 per 15 minutes"
+    failed_tokens_per_address: str = "30 per 15 minutes"
 
     @property
     def uses_simulator(self) -> bool:
@@ -45,6 +59,16 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: always in production (behind a TLS proxy the app itself may hear
+        plain http), and wherever the public URL is https."""
+        return self.production or self.public_url.startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,6 +82,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
     env = dict(os.environ if environ is None else environ)
     data_dir = Path(env.get("INBOX_DATA_DIR", "data"))
     token = env.get("TWILIO_AUTH_TOKEN")
+    defaults = Settings
     return Settings(
         database_url=env.get("INBOX_DATABASE_URL", DEFAULT_DATABASE_URL),
         broadcast_url=env.get("INBOX_BROADCAST_URL", "memory://"),
@@ -71,11 +96,57 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         twilio_from_number=env.get("TWILIO_FROM_NUMBER") or None,
         twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID") or None,
         twilio_api_url=(env.get("INBOX_TWILIO_API_URL") or "").rstrip("/") or None,
+        secret_key_old=tuple(
+            Secret(key.strip()) for key in env.get("INBOX_SECRET_KEY_OLD", "").split(",") if key.strip()
+        ),
+        session_idle_hours=_positive_number(env, "INBOX_SESSION_IDLE_HOURS", defaults.session_idle_hours),
+        session_max_days=_positive_number(env, "INBOX_SESSION_MAX_DAYS", defaults.session_max_days),
+        rate_limit_url=env.get("INBOX_RATE_LIMIT_URL") or "memory://",
+        failed_sign_ins_per_account=_rate(
+            env, "INBOX_FAILED_SIGN_INS_PER_ACCOUNT", Settings.failed_sign_ins_per_account
+        ),
+        failed_sign_ins_per_address=_rate(
+            env, "INBOX_FAILED_SIGN_INS_PER_ADDRESS", Settings.failed_sign_ins_per_address
+        ),
+        failed_tokens_per_address=_rate(env, "INBOX_FAILED_TOKENS_PER_ADDRESS", Settings.failed_tokens_per_address),
     )
 
 
+def _listed(raw: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+class SettingError(ValueError):
+    """An environment variable holds something the app cannot use; the message names it."""
+
+
+def _positive_number(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise SettingError(f"{name} must be a positive number, like {default:g} (it is {raw!r}).")
+    return value
+
+
+def _rate(env: dict[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        parse(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be a rate like {default!r} (it is {raw!r}).") from None
+    return raw
+
+
 def kept_secret_key(data_dir: Path) -> str:
-    """The secret generated on first run, so sessions survive a restart."""
+    """The secret generated on first run, so stored auth tokens stay readable after a restart."""
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()

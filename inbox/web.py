@@ -12,7 +12,7 @@ from typing import Any
 from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
@@ -21,6 +21,7 @@ from inbox.models import MessageStatus, Role, Staff
 from inbox.phones import for_people
 from inbox.services.errors import Forbidden
 from inbox.services.linking import REASON_WORDS
+from inbox.session_middleware import session_record
 from inbox.sms.errors import explain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,10 +92,20 @@ templates.env.globals["explain_error"] = explain
 async def current_staff(request: Request) -> Staff | None:
     if "staff" not in request.state._state:
         staff_id = request.session.get("staff_id")
-        staff = await Staff.get_or_none(id=staff_id, is_active=True) if staff_id else None
+        record = session_record(request)
+        if record is not None and record.staff is not None and record.staff_id == staff_id:
+            staff = record.staff if record.staff.is_active else None  # loaded with the session
+        else:
+            staff = await Staff.get_or_none(id=staff_id, is_active=True) if staff_id else None
         request.state.staff = staff
     signed_in: Staff | None = request.state.staff
     return signed_in
+
+
+def client_address(request: HTTPConnection) -> str:
+    """The ASGI client host. Behind a proxy that is the proxy, unless uvicorn trusts its
+    X-Forwarded-For (--proxy-headers with --forwarded-allow-ips naming the proxy)."""
+    return request.client.host if request.client else "unknown"
 
 
 class LoginRequired(Exception):
@@ -147,10 +158,24 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
+class LazyCsrfToken:
+    """The session's CSRF token, made only if a page prints it: an error page shown to a visitor who
+    is not signed in (no forms) then stores no session for them."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        return csrf_token(self._request)
+
+    def __html__(self) -> str:
+        return str(self)  # URL-safe characters only: nothing to escape
+
+
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     context = dict(context or {})
     context.setdefault("staff", getattr(request.state, "staff", None))
-    context["csrf_token"] = csrf_token(request)
+    context["csrf_token"] = LazyCsrfToken(request)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 

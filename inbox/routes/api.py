@@ -38,7 +38,8 @@ from inbox.services.errors import (
 )
 from inbox.services.messaging import SendRequest
 from inbox.services.staff import staff_for_token
-from inbox.web import iso
+from inbox.services.throttle import Throttle, Throttled
+from inbox.web import client_address, iso
 
 Handler = Callable[[Request, Staff], Awaitable[Response]]
 
@@ -52,6 +53,8 @@ def error_response(exc: ServiceError) -> JSONResponse:
     if exc.fields:
         body["fields"] = exc.fields
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, Throttled):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
@@ -73,8 +76,11 @@ async def _token_staff(request: Request) -> Staff:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorised("Send a token: Authorization: Bearer <token> (see `inbox create-token`).")
+    throttle: Throttle = request.app.state.throttle
+    await throttle.check_token(client_address(request))  # Throttled (429) after too many bad tokens
     staff = await staff_for_token(token.strip())
     if staff is None:
+        await throttle.token_failed(client_address(request))
         raise Unauthorised("This token is not valid.")
     return staff
 

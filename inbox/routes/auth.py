@@ -1,4 +1,4 @@
-"""Sign in and out."""
+"""Sign in and out, and the Account page (own password, sign out everywhere)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.services.staff import authenticate, end_session, new_session_id
-from inbox.web import checked_form, current_staff, render
+from inbox.services import sessions
+from inbox.services.errors import ServiceError
+from inbox.services.staff import authenticate, change_password, normalise_email
+from inbox.services.throttle import Throttle, Throttled
+from inbox.session_middleware import session_record
+from inbox.web import checked_form, client_address, current_staff, render, require_staff
 
 
 def safe_next(target: str | None) -> str:
@@ -15,6 +19,16 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return "/"
+
+
+def _throttle(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.throttle
+    return throttle
+
+
+def throttled(response: Response, refusal: Throttled) -> Response:
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 async def login_form(request: Request) -> Response:
@@ -28,25 +42,81 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await checked_form(request)
     email = str(form.get("email", ""))
+    context = {"email": email, "next": form.get("next", "/")}
+    throttle, address = _throttle(request), client_address(request)
+    try:
+        await throttle.begin_sign_in(normalise_email(email), address)
+    except Throttled as refusal:
+        return throttled(render(request, "auth/login.html", {**context, "error": refusal.message}, 429), refusal)
     staff = await authenticate(email, str(form.get("password", "")))
     if staff is None:
-        context = {
-            "email": email,
-            "error": "That email and password do not match an account.",
-            "next": form.get("next", "/"),
-        }
-        return render(request, "auth/login.html", context, status_code=400)
-    request.session.clear()  # a fresh session on sign-in: no fixation
-    request.session["staff_id"] = staff.id
-    request.session["sid"] = new_session_id()
+        await throttle.sign_in_failed(address)
+        error = "That email and password do not match an account."
+        return render(request, "auth/login.html", {**context, "error": error}, status_code=400)
+    await throttle.sign_in_succeeded(normalise_email(email))
+    previous = session_record(request)
+    if previous is not None and previous.staff_id is not None:
+        await sessions.end(request.app.state.bus, previous)  # someone else's sign-in on this browser ends
+    request.session.clear()  # a new session under a new key on sign-in: no fixation
+    request.session[sessions.STAFF_KEY] = staff.id
     return RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    session_id = request.session.get("sid")
+    await sessions.end(request.app.state.bus, session_record(request))
     request.session.clear()
-    await end_session(request.app.state.bus, session_id)
+    return RedirectResponse("/login", status_code=303)
+
+
+# ---------------------------------------------------------------- the Account page
+
+
+def _account(request: Request, status_code: int = 200, **context: object) -> Response:
+    context.setdefault("errors", {})
+    context.setdefault("notice", None)
+    return render(request, "auth/account.html", context, status_code=status_code)
+
+
+async def account_page(request: Request) -> Response:
+    await require_staff(request)
+    notice = "Your password is changed. You are still signed in here." if "changed" in request.query_params else None
+    return _account(request, notice=notice)
+
+
+async def save_password(request: Request) -> Response:
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    throttle, address = _throttle(request), client_address(request)
+    try:
+        # Guessing the current password here is throttled like signing in.
+        await throttle.begin_sign_in(staff.email, address)
+    except Throttled as refusal:
+        return throttled(_account(request, 429, errors={"current_password": refusal.message}), refusal)
+    try:
+        await change_password(
+            request.app.state.bus,
+            staff,
+            str(form.get("current_password", "")),
+            str(form.get("new_password", "")),
+            str(form.get("confirm_password", "")),
+            keep=session_record(request),
+        )
+    except ServiceError as exc:
+        if "current_password" in exc.fields:
+            await throttle.sign_in_failed(address)
+        else:
+            await throttle.sign_in_succeeded(staff.email)
+        return _account(request, exc.status, errors=exc.fields)
+    await throttle.sign_in_succeeded(staff.email)
+    return RedirectResponse("/account?changed=1", status_code=303)
+
+
+async def sign_out_everywhere(request: Request) -> Response:
+    staff = await require_staff(request)
+    await checked_form(request)
+    await sessions.end_all(request.app.state.bus, staff)
+    request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
 
@@ -54,4 +124,7 @@ routes = [
     Route("/login", login_form, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/account", account_page, methods=["GET"]),
+    Route("/account/password", save_password, methods=["POST"]),
+    Route("/account/sign-out-everywhere", sign_out_everywhere, methods=["POST"]),
 ]

@@ -50,7 +50,8 @@ def webhook_urls(request: Request) -> list[tuple[str, str]]:
 
 
 def _box(request: Request) -> SecretBox:
-    return SecretBox(request.app.state.settings.secret_key)
+    settings = request.app.state.settings
+    return SecretBox(settings.secret_key, settings.secret_key_old)
 
 
 def credentials_locked(request: Request, channel: Channel | None) -> bool:

@@ -13,6 +13,8 @@ from starlette.routing import Route
 
 from inbox.live import LiveHub, Tab
 from inbox.models import Staff
+from inbox.services import sessions
+from inbox.session_middleware import session_record
 from inbox.web import require_staff
 
 PING_SECONDS = 15
@@ -21,7 +23,8 @@ PING_SECONDS = 15
 def open_stream(request: Request, staff: Staff, kind: str) -> Response:
     """Subscribe first, then answer: nothing published after the headers can be missed."""
     hub: LiveHub = request.app.state.hub
-    session_id = request.session.get("sid") if kind == "html" else None
+    record = session_record(request) if kind == "html" else None
+    session_id = record.key_hash if record is not None else None
     tab = Tab(staff_id=staff.id, sees_everything=staff.sees_everything, kind=kind, session_id=session_id)  # type: ignore[arg-type]
     hub.attach(tab)
     # Detaching after the response also covers one that never starts its stream (HEAD).
@@ -49,7 +52,14 @@ async def _stream(hub: LiveHub, tab: Tab) -> AsyncIterator[ServerSentEvent]:
 
 async def staff_events(request: Request) -> Response:
     staff = await require_staff(request)
-    return open_stream(request, staff, "html")
+    response = open_stream(request, staff, "html")
+    # Ended between reading the cookie and attaching the tab? Then its end event came too early for
+    # this tab: close it now rather than stream to a session that is gone.
+    record = session_record(request)
+    if record is not None and not await sessions.still_stored(record):
+        for tab in [t for t in request.app.state.hub.tabs if t.session_id == record.key_hash]:
+            tab.close()
+    return response
 
 
 routes = [Route("/events", staff_events)]

@@ -1,0 +1,35 @@
+"""Re-encrypting stored secrets with the current INBOX_SECRET_KEY (`inbox rotate-secrets`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tortoise.transactions import in_transaction
+
+from inbox.crypto import SecretBox, SecretUnreadable
+from inbox.models import Channel
+
+
+@dataclass
+class Rotation:
+    rotated: int = 0
+    unreadable: list[str] = field(default_factory=list)  # labels of channels no key could decrypt
+
+
+async def reencrypt_channel_tokens(box: SecretBox) -> Rotation:
+    """Every sending number's stored auth token, encrypted again with the box's current key.
+
+    A token no key can decrypt is left as it is and named, so an admin can enter it again; the
+    others are rewritten in one transaction, all or none.
+    """
+    result = Rotation()
+    async with in_transaction():
+        for channel in await Channel.filter(auth_token_encrypted__isnull=False).order_by("id").select_for_update():
+            try:
+                channel.auth_token_encrypted = box.rotate(channel.auth_token_encrypted or "")
+            except SecretUnreadable:
+                result.unreadable.append(channel.label)
+                continue
+            await channel.save(update_fields=["auth_token_encrypted"])
+            result.rotated += 1
+    return result

@@ -1,0 +1,173 @@
+"""INBOX_SECRET_KEY rotation: tokens stored under the old key keep working while it is listed in
+INBOX_SECRET_KEY_OLD, and `inbox rotate-secrets` re-encrypts them for the new key alone. Also:
+passwords hashed with other argon2 parameters are rehashed at sign-in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from starlette.applications import Starlette
+
+from inbox import db
+from inbox.app import create_app
+from inbox.crypto import SecretBox, SecretUnreadable
+from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, Staff
+from inbox.services.channels import save_channel
+from inbox.services.secret_rotation import reencrypt_channel_tokens
+from inbox.services.staff import authenticate, create_staff
+from inbox.settings import Secret, Settings
+from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of, sign_in, signed_post_args
+from tests.support import database
+from tests.support.fake_twilio import FakeTwilio
+from tests.test_channels import MARIA, SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
+from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
+
+OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
+NEW_KEY = "the-key-we-use-from-today-" + "n" * 24
+
+
+@asynccontextmanager
+async def running(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
+    """The app as the `app` fixture runs it, with this test's own keys."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as back:
+            fake_twilio._callback_client = back
+            try:
+                yield application
+                await fake_twilio.callbacks_done()
+            finally:
+                await database.wipe()
+
+
+async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_secrets(
+    settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.add_account(SECOND_SID, SECOND_TOKEN)
+    rotated_settings = settings.with_changes(secret_key=Secret(NEW_KEY), secret_key_old=(Secret(OLD_KEY),))
+    async with running(rotated_settings, fake_twilio) as app:
+        admin, _ = await create_staff(email="ada@example.org", name="Ada", role="admin", password=PASSWORD)
+        # Saved last year, under the old key.
+        channel = await save_channel(admin, SecretBox(OLD_KEY), replace(VALID_FORM), env_account_sid=None)
+        stored_under_old = channel.auth_token_encrypted or ""
+        with pytest.raises(SecretUnreadable):
+            SecretBox(NEW_KEY).decrypt(stored_under_old)
+
+        # With the new key set and the old one listed, webhooks validate and texts go out.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
+            inbound = await http.post(
+                **signed_post_args(
+                    "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+                )
+            )
+            assert inbound.status_code == 200, inbound.text
+        conversation = await Conversation.get(phone=MARIA)
+        assert conversation.channel_id == channel.id  # type: ignore[attr-defined]
+        supervisor, _ = await create_staff(email="sam@example.org", name="Sam", role="supervisor", password=PASSWORD)
+        browser = await sign_in(app, supervisor)
+        await browser.get(f"/conversations/{conversation.id}")
+        sent = await browser.post(f"/conversations/{conversation.id}/messages", {"body": "Courtroom 4B."})
+        assert sent.status_code in (200, 303), sent.text
+        await fake_twilio.callbacks_done()
+        [create] = fake_twilio.creates
+        assert create.auth_user == SECOND_SID and create.params["From"] == SECOND_NUMBER
+        assert (await Message.get(direction=Direction.OUTBOUND)).status == MessageStatus.DELIVERED
+        # The admin page still shows the stored token's last four.
+        admin_browser = await sign_in(app, admin)
+        page = await admin_browser.get("/admin/channels")
+        assert "••••" + SECOND_TOKEN[-4:] in page.text
+        await browser.http.aclose()
+        await admin_browser.http.aclose()
+
+        result = await reencrypt_channel_tokens(SecretBox(NEW_KEY, [OLD_KEY]))
+        assert (result.rotated, result.unreadable) == (1, [])
+        stored = (await Channel.get(id=channel.id)).auth_token_encrypted or ""
+        assert stored != stored_under_old
+        assert SecretBox(NEW_KEY).decrypt(stored) == SECOND_TOKEN  # the new key alone reads it
+        with pytest.raises(SecretUnreadable):
+            SecretBox(OLD_KEY).decrypt(stored)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    path = tmp_path / "cli"
+    path.mkdir()
+    return path
+
+
+def rotate_secrets(workdir: Path, key: str, old_keys: str) -> subprocess.CompletedProcess[str]:
+    env = {**cli_env(workdir), "INBOX_SECRET_KEY": key, "INBOX_SECRET_KEY_OLD": old_keys}
+    return subprocess.run(
+        [sys.executable, "-m", "inbox", "rotate-secrets"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_SECONDS,
+    )
+
+
+async def test_the_rotate_secrets_command_re_encrypts_and_names_what_it_cannot_read(workdir: Path) -> None:
+    url = f"sqlite://{workdir / 'x.sqlite3'}"
+    await db.migrate(url)
+    await db.connect(url)
+    try:
+        await Channel.create(
+            label="Housing", account_sid=SECOND_SID, auth_token_encrypted=SecretBox(OLD_KEY).encrypt("t1")
+        )
+        await Channel.create(
+            label="Benefits", account_sid="AC" + "4" * 32, auth_token_encrypted=SecretBox(OLD_KEY).encrypt("t2")
+        )
+        await Channel.create(label="From the environment", account_sid="AC" + "5" * 32)
+    finally:
+        await db.disconnect()
+
+    without_old = rotate_secrets(workdir, NEW_KEY, "")
+    assert without_old.returncode != 0
+    assert "Housing, Benefits" in without_old.stderr and "INBOX_SECRET_KEY_OLD" in without_old.stderr
+
+    done = rotate_secrets(workdir, NEW_KEY, f"some-other-old-key-{'x' * 20}, {OLD_KEY}")
+    assert done.returncode == 0, done.stderr
+    assert "Re-encrypted 2 stored auth token(s)" in done.stdout
+    await db.connect(url)
+    try:
+        tokens = {c.label: c.auth_token_encrypted for c in await Channel.all()}
+    finally:
+        await db.disconnect()
+    assert SecretBox(NEW_KEY).decrypt(tokens["Housing"] or "") == "t1"
+    assert SecretBox(NEW_KEY).decrypt(tokens["Benefits"] or "") == "t2"
+    assert tokens["From the environment"] is None
+    assert "Re-encrypted 2" in rotate_secrets(workdir, NEW_KEY, "").stdout  # safe to run again
+
+
+# ---------------------------------------------------------------- rehashing
+
+
+async def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(app: Starlette, make_staff) -> None:
+    staff = await make_staff("advocate")
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    await Staff.filter(id=staff.id).update(password_hash=weak)
+    assert PasswordHasher().check_needs_rehash(weak)
+
+    assert await authenticate(staff.email, "not the password") is None
+    assert (await Staff.get(id=staff.id)).password_hash == weak  # a failed sign-in changes nothing
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
+        page = await http.get("/login")
+        response = await http.post(
+            "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
+        )
+    assert response.status_code == 303
+    renewed = (await Staff.get(id=staff.id)).password_hash or ""
+    assert renewed != weak and not PasswordHasher().check_needs_rehash(renewed)
+    assert PasswordHasher().verify(renewed, PASSWORD)
+    assert await authenticate(staff.email, PASSWORD) is not None
+    assert (await Staff.get(id=staff.id)).password_hash == renewed  # current parameters: left alone
