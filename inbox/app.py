@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from inbox import db
+from inbox import clock, db
 from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.live import LiveHub
@@ -42,7 +42,7 @@ from inbox.routes import (
 from inbox.routes import queue as queue_routes
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
-from inbox.services.messaging import Outbox, now
+from inbox.services.messaging import Outbox
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.settings import Settings
 from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
@@ -148,7 +148,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.channel = channel
         # The first channel's provider: the simulator behind the client phone, or TWILIO_*'s.
         app.state.provider = registry.for_channel(channel)
-        app.state.clock = now  # tests set a fixed clock (office hours, once-a-day auto-replies)
+        app.state.clock = clock.now  # tests set a fixed clock (office hours, once-a-day auto-replies)
         app.state.bus = bus
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus)
