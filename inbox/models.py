@@ -212,7 +212,9 @@ class ClientPhone(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="phones", on_delete=fields.CASCADE
     )
-    number = fields.CharField(max_length=20, db_index=True)
+    # E.164 (at most 16 characters), as wide as Conversation.phone: Tortoise checks a filter's value
+    # against the column, and every sender a webhook names is looked up here.
+    number = fields.CharField(max_length=64, db_index=True)
     kind = fields.CharEnumField(PhoneKind, max_length=10, default=PhoneKind.MOBILE)
     okay_to_text = fields.BooleanField(default=False)
     opted_out = fields.BooleanField(default=False)

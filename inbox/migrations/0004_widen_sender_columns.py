@@ -28,8 +28,14 @@ class Migration(migrations.Migration):
     initial = False
 
     # Senders that are not phone numbers (whatsapp:+1…, messenger:…, a named sender) are kept as Twilio
-    # sent them: up to 64 characters, like Message.from_number and to_number.
+    # sent them: up to 64 characters, like Message.from_number and to_number. Client phones are looked
+    # up by sender, and Tortoise checks a filter's value against the column: they widen too.
     operations = [
+        WidenOutsideSQLite(
+            model_name='ClientPhone',
+            name='number',
+            field=fields.CharField(db_index=True, max_length=64),
+        ),
         WidenOutsideSQLite(
             model_name='ConsentEvent',
             name='number',

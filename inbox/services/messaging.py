@@ -35,7 +35,7 @@ from inbox.segments import count_segments
 from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
 from inbox.services.channels import channel_for_new_text
 from inbox.services.errors import Forbidden, NotFound, Refused, require
-from inbox.services.limits import clip, fits
+from inbox.services.limits import clip, fits, max_length
 from inbox.services.unit_of_work import current_unit, unit_of_work
 from inbox.sms.base import (
     InboundText,
@@ -473,6 +473,12 @@ async def receive_status(bus: Bus, params: Mapping[str, str], idempotency_token:
 
 async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload) -> Message | None:
     """A status callback: add to the timeline; move the message only forwards."""
+    if not fits(update.provider_sid, Message, "provider_sid"):  # no text of ours has such a SID
+        limit = max_length(Message, "provider_sid")
+        await finish_webhook(
+            payload, error=f"MessageSid is {len(update.provider_sid)} characters long; at most {limit} are kept."
+        )
+        return None
     status = _status_word(update.status)
     message = await Message.get_or_none(provider_sid=update.provider_sid) if update.provider_sid else None
     if message is None or status is None:
