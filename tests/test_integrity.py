@@ -310,3 +310,24 @@ async def test_a_browser_time_zone_too_long_for_a_file_name_is_not_a_500(
     message = await Message.get(direction="outbound")
     assert message.status == MessageStatus.SCHEDULED
     assert message.send_at == datetime(2099, 1, 5, 10, tzinfo=ZoneInfo("America/New_York"))
+
+
+async def test_an_over_long_case_number_in_the_link_form_is_422_with_what_was_typed(
+    signed_in, make_staff, anonymous: httpx.AsyncClient
+) -> None:
+    await text_in(anonymous, "+14045550199", "Hello?")
+    conversation = await Conversation.get(phone="+14045550199")
+    supervisor = await signed_in(await make_staff("supervisor"))
+    await supervisor.get(f"/conversations/{conversation.id}")
+    typed = "16E-" + "9" * 47  # 51 characters
+    response = await supervisor.post(f"/conversations/{conversation.id}/link", {"case_number": typed})
+    assert response.status_code == 422 and "Keep it to 50 characters" in response.text
+    assert f'value="{typed}"' in response.text
+    assert not await ClientPhone.exists(number="+14045550199")
+
+
+async def test_an_over_long_staff_email_in_an_assignment_is_422(make_staff, make_case, api_client) -> None:
+    api = await api_client(await make_staff("supervisor"))
+    case = await make_case()
+    response = await api.post("/api/v1/assignments", json={"case_id": case.case_id, "staff_email": "a" * 300})
+    assert response.status_code == 422 and "staff_email" in response.json()["fields"]

@@ -128,9 +128,11 @@ async def create_assignment(
     case = await Case.get_or_none(id=case_id) if isinstance(case_id, int) else None
     if case is None:
         errors["case_id"] = "No case has this id."
-    staff = await Staff.get_or_none(email=(staff_email or "").strip().lower())
+    email = (staff_email or "").strip().lower()
+    check_fits(errors, "staff_email", email, Staff, "email")  # Tortoise refuses to look up a longer one
+    staff = await Staff.get_or_none(email=email) if "staff_email" not in errors else None
     if staff is None:
-        errors["staff_email"] = "No staff account has this email."
+        errors.setdefault("staff_email", "No staff account has this email.")
     if start and end and end < start:
         errors["end"] = "The end date is before the start date."
     require(errors)

@@ -28,7 +28,7 @@ from inbox.models import (
 from inbox.phones import for_people, is_phone_number
 from inbox.services import consent, visibility
 from inbox.services.errors import NotFound, Refused, ValidationFailed, require
-from inbox.services.limits import clip
+from inbox.services.limits import check_fits, clip
 from inbox.services.unit_of_work import unit_of_work
 
 # Linking a conversation to a client is for numbers on no record. A number on a record is filed by the
@@ -227,7 +227,11 @@ async def link_unmatched(bus: Bus, staff: Staff, conversation_id: int, case_numb
     conversation = await Conversation.get_or_none(id=conversation_id)
     if conversation is None or not await visibility.can_see_conversation(staff, conversation):
         raise NotFound("No conversation has this id.")
-    case = await Case.get_or_none(number=(case_number or "").strip()).prefetch_related("client")
+    number = (case_number or "").strip()
+    errors: dict[str, str] = {}
+    check_fits(errors, "case_number", number, Case, "number")  # Tortoise refuses to look up a longer one
+    require(errors)
+    case = await Case.get_or_none(number=number).prefetch_related("client")
     if case is None or not await visibility.can_see_case(staff, case):
         raise ValidationFailed(
             "Please correct the highlighted fields.",
