@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from inbox import db
+from inbox import clock, db
 from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.headers import ResponseHeaders
@@ -45,7 +45,7 @@ from inbox.routes import queue as queue_routes
 from inbox.services import sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
-from inbox.services.messaging import Outbox, now
+from inbox.services.messaging import Outbox
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.services.sessions import SessionRules
 from inbox.services.throttle import Limits, Throttle
@@ -158,7 +158,7 @@ SESSION_SWEEP_SECONDS = 300
 async def sweep_sessions(app: Starlette) -> None:
     while True:
         try:
-            removed = await sessions.remove_expired(app.state.bus, app.state.session_clock())
+            removed = await sessions.remove_expired(app.state.bus, app.state.clock())
             if removed:
                 log.info("Removed %d expired sessions", removed)
         except Exception:  # a database hiccup must not stop the sweeping for good
@@ -186,7 +186,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.channel = channel
         # The first channel's provider: the simulator behind the client phone, or TWILIO_*'s.
         app.state.provider = registry.for_channel(channel)
-        app.state.clock = now  # tests set a fixed clock (office hours, once-a-day auto-replies)
+        app.state.clock = clock.now  # tests set a fixed clock (office hours, once-a-day auto-replies)
         app.state.bus = bus
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus)
@@ -232,7 +232,7 @@ def create_app(settings: Settings) -> Starlette:
             ServerSessionMiddleware,
             rules=session_rules(settings),
             secure=settings.secure_cookies,
-            clock=now,
+            clock=clock.now,
         ),
     ]
     app = Starlette(
@@ -247,7 +247,6 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.throttle = build_throttle(settings)
-    app.state.session_clock = now  # tests move it to expire sessions without waiting
     return app
 
 

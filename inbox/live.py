@@ -4,6 +4,11 @@ Work is done per event, not per tab: the rows are loaded once, the audience is c
 and each distinct view (the bubble; a conversation row per unread count; an alert row; a badge
 per count) is rendered once and shared by every tab that may see it. Tabs that may not see an
 event are never sent it.
+
+An event the hub cannot deliver (the database briefly unreachable while it loads the rows, a render
+that fails) is not silently lost: every tab that might have needed it is told to catch up — an HTML
+tab re-fetches its panes (the `refresh` event; static/app.js does what it does after a reconnect),
+and a JSON client gets `stream.missed`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ class Delivery:
 
     event: str
     data: str
+
+
+# Told to a tab that may have missed an event the hub could not deliver. (An SSE event needs data to
+# be dispatched at all.)
+REFRESH = Delivery("refresh", "Re-fetch what you show: an update could not be delivered.")
+MISSED = Delivery("stream.missed", json.dumps({"type": "stream.missed"}))
 
 
 @dataclass(eq=False)
@@ -134,8 +145,9 @@ class LiveHub:
             async for event in subscription:
                 try:
                     await self.deliver(event)
-                except Exception:  # one bad event must not stop every live update
-                    log.exception("Could not deliver %s", event.name)
+                except Exception:  # one bad event must not stop every live update, nor go missing unnoticed
+                    log.exception("Could not deliver %s; the tabs that may need it will catch up", event.name)
+                    self.catch_up(self._tabs_that_may_need(event))
 
     async def deliver(self, event: Event) -> None:
         if isinstance(event, Lagged):
@@ -310,6 +322,20 @@ class LiveHub:
         rows = await self._rows(conversation, audience)
         for tab in tabs:
             self._push(tab, Delivery("update", rows.get(tab.staff_id, "")))
+
+    def _tabs_that_may_need(self, event: Event) -> list[Tab]:
+        """Whom an undelivered event might have concerned, decided without the database (which may be
+        what failed): a read concerns its reader's own tabs, anything else may concern every tab."""
+        if isinstance(event, ConversationRead):
+            return [t for t in self.tabs if t.staff_id == event.staff_id and t.kind == "html"]
+        if isinstance(event, SessionEnded | SessionsEnded):
+            return []
+        return list(self.tabs)
+
+    def catch_up(self, tabs: list[Tab]) -> None:
+        """Tell each tab to re-fetch what it shows: it carries no content, so any tab may be told."""
+        for tab in tabs:
+            self._push(tab, REFRESH if tab.kind == "html" else MISSED)
 
     def _end_sessions(self, session_ids: set[str], staff_id: int | None = None) -> None:
         """Closes the streams those sessions opened; given a staff member, every stream of theirs."""

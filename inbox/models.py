@@ -235,7 +235,9 @@ class ClientPhone(Model):
     client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
         "models.Client", related_name="phones", on_delete=fields.CASCADE
     )
-    number = fields.CharField(max_length=20, db_index=True)
+    # E.164 (at most 16 characters), as wide as Conversation.phone: Tortoise checks a filter's value
+    # against the column, and every sender a webhook names is looked up here.
+    number = fields.CharField(max_length=64, db_index=True)
     kind = fields.CharEnumField(PhoneKind, max_length=10, default=PhoneKind.MOBILE)
     okay_to_text = fields.BooleanField(default=False)
     opted_out = fields.BooleanField(default=False)
@@ -347,7 +349,8 @@ class Conversation(Model):
     channel: fields.ForeignKeyRelation[Channel] = fields.ForeignKeyField(
         "models.Channel", related_name="conversations", on_delete=fields.CASCADE
     )
-    phone = fields.CharField(max_length=20, db_index=True)
+    # The sender as Twilio named it: E.164 for a phone, else as it came (whatsapp:+1…, a named sender).
+    phone = fields.CharField(max_length=64, db_index=True)
     last_message_at = fields.DatetimeField(null=True, db_index=True)
     last_message_preview = fields.CharField(max_length=200, default="")
     last_direction = fields.CharEnumField(Direction, max_length=10, null=True)
@@ -590,7 +593,7 @@ class ConsentEvent(Model):
     """One change of a number's okay-to-text state: who or what made it, when, and why."""
 
     id = fields.IntField(primary_key=True)
-    number = fields.CharField(max_length=20, db_index=True)
+    number = fields.CharField(max_length=64, db_index=True)  # a conversation's phone: any sender Twilio names
     client_phone: fields.ForeignKeyNullableRelation[ClientPhone] = fields.ForeignKeyField(
         "models.ClientPhone", related_name="consent_log", null=True, on_delete=fields.CASCADE
     )

@@ -1,10 +1,20 @@
-"""Phone numbers: everything stored is E.164, everything shown is formatted for people."""
+"""Phone numbers: everything stored is E.164, everything shown is formatted for people.
+
+Webhooks may also name senders that are not phone numbers — `whatsapp:+14155550100`,
+`messenger:1234567890`, a named sender such as `CourtAlert`, a short code — and those are kept and
+shown exactly as they came: read as a phone number, `messenger:4045387319` would become a client's
+number and land on their case.
+"""
 
 from __future__ import annotations
+
+import re
 
 import phonenumbers
 
 DEFAULT_REGION = "US"
+# A phone number as digits are written: "+1 (404) 538-7319". Anything with a letter or a colon is an address.
+PHONE_WRITING = re.compile(r"\+?[\d\s().\-]+")
 
 
 class InvalidPhoneNumber(ValueError):
@@ -25,8 +35,31 @@ def normalise(raw: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def sender_address(raw: str) -> str:
+    """A webhook's From or To as we keep it: E.164 for a phone number, else exactly as it came."""
+    if PHONE_WRITING.fullmatch(raw or ""):
+        try:
+            return normalise(raw)
+        except InvalidPhoneNumber:
+            pass  # a short code, or digits that are no valid number
+    return raw
+
+
+def is_phone_number(value: str) -> bool:
+    """A real phone number (which our numbers can text), not a short code, WhatsApp address or named sender."""
+    if not PHONE_WRITING.fullmatch(value or ""):
+        return False
+    try:
+        normalise(value)
+    except InvalidPhoneNumber:
+        return False
+    return True
+
+
 def for_people(e164: str, region: str = DEFAULT_REGION) -> str:
-    """National format at home, international abroad; anything unparseable is shown as it is."""
+    """National format at home, international abroad; anything else (an address, a named sender) as it is."""
+    if not PHONE_WRITING.fullmatch(e164 or ""):
+        return e164
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:

@@ -73,9 +73,9 @@ class ServerSessionMiddleware:
         await self.app(scope, receive, send_with_session)
 
     def _now(self, scope: Scope) -> datetime:
-        # Tests move the session clock (app.state.session_clock) to expire sessions without waiting.
+        # Tests move the app's clock (app.state.clock) to expire sessions without waiting.
         app = scope.get("app")
-        clock = getattr(getattr(app, "state", None), "session_clock", None) or self.clock
+        clock = getattr(getattr(app, "state", None), "clock", None) or self.clock
         moment: datetime = clock()
         return moment
 

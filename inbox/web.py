@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from inbox import clock
 from inbox.headers import note_varies_on_htmx
 from inbox.models import MessageStatus, Role, Staff
 from inbox.phones import for_people
@@ -65,7 +66,7 @@ def time_ago(moment: datetime | None, now: datetime | None = None) -> Markup:
     """How long ago, in words ("2 h ago"), in a <time> that carries the exact moment."""
     if moment is None:
         return Markup("")
-    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    seconds = max(0, int(((now or clock.now()) - moment).total_seconds()))
     if seconds < 60:
         words = "just now"
     elif seconds < 3600:

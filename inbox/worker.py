@@ -16,6 +16,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from inbox import clock
 from inbox.events import MessageStatusChanged
 from inbox.models import Message, MessageStatus, MessageStatusEvent
 from inbox.services import messaging, quiet_hours
@@ -23,6 +24,7 @@ from inbox.services.errors import Refused
 from inbox.services.media import fetch_due_media
 from inbox.services.messaging import Outbox, hand_to_provider
 from inbox.services.queue import cancel_waiting
+from inbox.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +35,16 @@ SCAN_PAGE = 500
 async def _announce_holds(outbox: Outbox, held: list[tuple[Message, quiet_hours.Hold]]) -> None:
     """A due text that must wait says so beside its status (once, not every round)."""
     for message, hold in held:
-        if await quiet_hours.save_note(message, hold):
-            await outbox.bus.publish(
-                MessageStatusChanged(
-                    message_id=message.id,
-                    conversation_id=message.conversation_id,
-                    status=message.status.value,
-                    case_ids=[message.case_id] if message.case_id else [],
+        async with unit_of_work(outbox.bus) as uow:
+            if await quiet_hours.save_note(message, hold):
+                uow.publish(
+                    MessageStatusChanged(
+                        message_id=message.id,
+                        conversation_id=message.conversation_id,
+                        status=message.status.value,
+                        case_ids=[message.case_id] if message.case_id else [],
+                    )
                 )
-            )
 
 
 async def due_now(outbox: Outbox, now: datetime, limit: int) -> list[Message]:
@@ -79,14 +82,14 @@ async def due_now(outbox: Outbox, now: datetime, limit: int) -> list[Message]:
 
 async def claim_due(outbox: Outbox, limit: int = 20, now: datetime | None = None) -> list[Message]:
     # In UTC: on SQLite, Tortoise compares a time with another offset as text, and gets it wrong.
-    moment = (now or messaging.now()).astimezone(UTC)
+    moment = (now or clock.now()).astimezone(UTC)
     claimed = []
     for message in await due_now(outbox, moment, limit):
         won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
             status=MessageStatus.QUEUED, error_message=None
         )
         if won:
-            await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=messaging.now())
+            await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=clock.now())
             claimed.append(await Message.get(id=message.id))
     return claimed
 

@@ -95,4 +95,6 @@
     scrollThreads(document);
   });
   document.addEventListener("htmx:sseOpen", streamOpened);
+  // The server could not deliver an update this tab may have needed: catch up the same way.
+  document.addEventListener("sse:refresh", refreshPanes);
 })();

@@ -881,13 +881,13 @@ async def test_an_opted_out_number_never_gets_an_automatic_reply(
 async def test_a_yes_answering_an_opt_in_request_gets_no_automatic_reply(
     app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, make_staff
 ) -> None:
-    from inbox.services import consent
+    from inbox.services import system_texts
     from inbox.services.directory import PhoneInput, create_client
 
     await set_auto_reply(app, await make_staff("admin"), "always")
     client = await create_client(name="Maria Lopez", phones=[PhoneInput(MARIA, "mobile", False)])
     phone = await ClientPhone.get(number=MARIA)
-    await consent.send_opt_in_request(app.state.outbox, await make_staff("supervisor"), client.id, phone.id)
+    await system_texts.send_opt_in_request(app.state.outbox, await make_staff("supervisor"), client.id, phone.id)
     app.state.clock = lambda: TUESDAY_AFTERNOON
     await text_in(anonymous, 1, "Y")
     assert await auto_replies() == []

@@ -31,7 +31,7 @@ from inbox.models import (
     MessageStatusEvent,
     Organisation,
 )
-from inbox.services import consent
+from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
 from tests.conftest import ACCOUNT_SID, FROM_NUMBER, csrf_of, inbound_params, signed_post_args
 from tests.support.servers import serve_asgi
@@ -418,14 +418,14 @@ async def test_yes_confirms_by_reply_and_we_confirm_a_y_twilio_would_not(
     case = await make_case(phone=MARIA, okay_to_text=False)
     staff = await make_staff("supervisor")
     phone = await ClientPhone.get(number=MARIA)
-    await consent.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
+    await system_texts.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
     await text_in(anonymous, "YES")  # Twilio answers YES itself (a START word)
     assert (await ledger())[-1].source == ConsentSource.REPLY
     assert len(fake_twilio.requests) == 1
 
     other = await make_case(phone=HOUSEMATE_PHONE, okay_to_text=False, name="Sam Okafor")
     other_phone = await ClientPhone.get(number=HOUSEMATE_PHONE)
-    await consent.send_opt_in_request(app.state.outbox, staff, other.client_id, other_phone.id)
+    await system_texts.send_opt_in_request(app.state.outbox, staff, other.client_id, other_phone.id)
     await text_in(anonymous, "y", from_number=HOUSEMATE_PHONE)  # Twilio knows nothing of Y: we confirm
     assert fake_twilio.requests[-1]["Body"] == consent.REPLY_CONFIRMATION.format(org="Case Inbox")
 
@@ -769,7 +769,7 @@ async def test_an_opt_in_request_follows_the_conversation_it_belongs_to(
     inbound = await text_in(anonymous, "Can you text me about my case?")
     staff = await make_staff("supervisor")
     phone = await ClientPhone.get(number=MARIA)
-    request = await consent.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
+    request = await system_texts.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
     assert request.conversation_id == inbound.conversation_id
     conversation = await Conversation.get(id=inbound.conversation_id)
     assert conversation.last_direction == Direction.OUTBOUND and conversation.last_message_preview.startswith(

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from tortoise import Tortoise
 
 from inbox.app import create_app
+from inbox.clock import now
 from inbox.headers import CONTENT_SECURITY_POLICY
 from inbox.models import (
     Alert,
@@ -39,7 +40,7 @@ from inbox.routes.media import PDF_POLICY, SANDBOXED_POLICY
 from inbox.services import media as media_service
 from inbox.services import queue
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
-from inbox.services.messaging import SendRequest, now
+from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from itertools import cycle, islice
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from inbox.models import Direction, Message, Staff
 from inbox.services import messaging
 from inbox.services.staff import create_api_token
 from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of, inbound_params, signed_post_args
+from tests.support import database
 from tests.support.servers import serve_asgi
 
 WAIT_SECONDS = 10  # how long a stream may take to say something before the test fails
@@ -510,3 +512,43 @@ async def test_a_shared_number_shows_each_reader_only_the_client_names_they_may_
     finally:
         hub.detach(mine)
         hub.detach(boss)
+
+
+# ---------------------------------------------------------------- an update that cannot be delivered
+
+
+async def test_an_update_the_hub_cannot_deliver_makes_the_tabs_catch_up(
+    app, server, twilio, make_staff, make_case
+) -> None:
+    supervisor = await make_staff("supervisor")
+    await make_case(phone=CLIENT_PHONE)
+    token = await create_api_token(supervisor.email)
+    async with (
+        signed_in_browser(server, supervisor) as http,
+        event_stream(http, "/events") as page,
+        browser(server) as integrator,
+        event_stream(integrator, "/api/v1/events", bearer(token)) as api,
+    ):
+        message = await text_in(twilio, CLIENT_PHONE, "Is my hearing still on?")
+        await page.read_until(shows_bubble(message), lambda e: 'id="alert-badge"' in e.data)
+        await api.read_until(lambda e: e.event == "alert.raised")  # the hub has dealt with everything so far
+
+        async with database.connection_broken():
+            # The same text announced again while the database cannot be read: the hub cannot load it.
+            await app.state.bus.publish(MessageReceived(message_id=message.id, conversation_id=message.conversation_id))
+            refresh = await page.next_event()
+            missed = await api.next_event()
+        assert refresh.event == "refresh" and "<" not in refresh.data  # no content, just "re-fetch"
+        assert missed.event == "stream.missed" and json.loads(missed.data) == {"type": "stream.missed"}
+
+        # With the database back, updates flow as before.
+        later = await text_in(twilio, CLIENT_PHONE, "Hello?")
+        await page.read_until(shows_bubble(later))
+        await api.read_until(lambda e: e.event == "message.received" and json.loads(e.data)["message_id"] == later.id)
+
+
+def test_the_page_re_fetches_its_panes_when_told_to() -> None:
+    """The "refresh" event reaches static/app.js, which catches up as it does after a reconnect."""
+    root = Path(__file__).resolve().parent.parent
+    assert 'hx-trigger="sse:refresh"' in (root / "templates" / "base.html").read_text()
+    assert 'addEventListener("sse:refresh", refreshPanes)' in (root / "static" / "app.js").read_text()

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from inbox import clock
 from inbox.events import Bus, MediaChanged, Subscription
 from inbox.models import Conversation, Media, MediaStatus, Message, Organisation
 from inbox.services import media as media_service
@@ -84,7 +85,7 @@ def files_under(directory: Path) -> list[Path]:
 
 async def retry_round(app: Starlette, settings: Settings, rounds_ahead: int) -> int:
     """The worker's retry round, run as if `rounds_ahead` hours had passed (every backoff is due)."""
-    at = media_service.now() + timedelta(hours=2 * rounds_ahead)
+    at = clock.now() + timedelta(hours=2 * rounds_ahead)
     return await fetch_due_media(app.state.provider, settings.media_dir, app.state.bus, at=at)
 
 
@@ -513,7 +514,7 @@ async def test_an_attached_photo_reaches_twilio_as_a_signed_url_that_serves_only
     assert f"{parts.scheme}://{parts.netloc}" == PUBLIC_URL and parts.path == f"/media/public/{item.id}"
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert set(query) == {"expires", "signature"}
-    assert int(query["expires"]) > media_service.now().timestamp() + 23 * 3600
+    assert int(query["expires"]) > clock.now().timestamp() + 23 * 3600
 
     # Twilio, with no session, fetches exactly that URL.
     fetched = await anonymous.get(f"{parts.path}?{parts.query}")
@@ -537,7 +538,7 @@ async def test_an_attached_photo_reaches_twilio_as_a_signed_url_that_serves_only
     assert (await anonymous.get(f"{parts.path}?expires={later}&signature={query['signature']}")).status_code == 403
     assert (await anonymous.get(parts.path)).status_code == 403
     expired = media_service.public_url_of(
-        PUBLIC_URL, str(settings.secret_key), item.id, moment=media_service.now() - timedelta(hours=25)
+        PUBLIC_URL, str(settings.secret_key), item.id, moment=clock.now() - timedelta(hours=25)
     )
     expired_parts = urlsplit(expired)
     assert (await anonymous.get(f"{expired_parts.path}?{expired_parts.query}")).status_code == 403

@@ -244,7 +244,7 @@ async def test_expired_sessions_are_removed_and_their_streams_closed(app: Starle
 def clock(app: Starlette) -> AsyncIterator[list[datetime]]:
     """The session clock, moved by the test: clock[0] is "now"."""
     moments = [datetime.now(UTC)]
-    app.state.session_clock = lambda: moments[0]
+    app.state.clock = lambda: moments[0]
     return moments  # type: ignore[return-value]
 
 

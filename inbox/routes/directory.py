@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from inbox.models import Case, CaseNote, Client, Message, MessageStatus
 from inbox.routes.quick_entries import case_text_page
-from inbox.services import consent, directory, media, messaging, visibility
+from inbox.services import consent, directory, media, messaging, system_texts, visibility
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, is_htmx, render, require_staff
@@ -76,7 +76,7 @@ async def request_opt_in(request: Request) -> Response:
     await checked_form(request)
     client_id, phone_id = request.path_params["client_id"], request.path_params["phone_id"]
     try:
-        message = await consent.send_opt_in_request(request.app.state.outbox, staff, client_id, phone_id)
+        message = await system_texts.send_opt_in_request(request.app.state.outbox, staff, client_id, phone_id)
     except ServiceError as exc:
         if is_htmx(request):
             return render(request, "clients/_consent_feedback.html", {"error": exc.message}, status_code=exc.status)

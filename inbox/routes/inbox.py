@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.services import consent, linking, media, messaging, visibility
+from inbox.phones import is_phone_number
+from inbox.services import consent, linking, media, messaging, organisation, visibility
 from inbox.services import conversations as convo
 from inbox.services.errors import ServiceError, ValidationFailed
 from inbox.services.messaging import SendRequest
@@ -55,7 +56,8 @@ async def thread_context(
         "clients": clients,
         "consents": await consent.phone_consents([phone for client in clients for phone in client.phones]),
         "visible_cases": await visibility.visible_case_ids(staff),
-        "char_limit": await messaging.char_limit(),
+        "char_limit": await organisation.text_limit(),
+        "linkable": is_phone_number(conversation.phone),  # only a phone number can join a client's record
         "body": body,
         "error": error,
     }
@@ -148,7 +150,8 @@ async def mark_read(request: Request) -> Response:
 
 
 async def link_to_case(request: Request) -> Response:
-    """An unmatched number joins the client of the case named; its past texts are filed on the case."""
+    """An unmatched number joins the client of the case named; its past texts are filed on the case.
+    Refused (the pane shows why, with what was typed) for a number already on a client record."""
     staff = await require_staff(request)
     form = await checked_form(request)
     conversation_id = request.path_params["conversation_id"]

@@ -14,7 +14,7 @@ from inbox.routes.inbox import attachments_of, composer_or_page, int_or_none, th
 from inbox.routes.quick_entries import COMPOSER_FIELDS, case_text_page
 from inbox.services import directory, organisation, queue, quiet_hours, visibility
 from inbox.services.errors import NotFound, Refused, ServiceError
-from inbox.services.messaging import SendRequest, char_limit
+from inbox.services.messaging import SendRequest
 from inbox.services.quiet_hours import QuietHoursInput
 from inbox.web import checked_form, is_htmx, iso, render, require_admin, require_staff
 
@@ -153,7 +153,7 @@ async def _edit_page(
         "organisation_zone": org_zone,
         "errors": errors or {},
         "error": error,
-        "char_limit": await char_limit(),
+        "char_limit": await organisation.text_limit(),
         "field": {
             **COMPOSER_FIELDS["case"],
             "wrap": "edit-body-wrap",

@@ -7,7 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Case, Staff
-from inbox.services import directory, messaging, quick_entries
+from inbox.services import directory, messaging, organisation, quick_entries
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.queue import organisation_zone
 from inbox.services.quick_entries import QuickEntryInput
@@ -58,7 +58,7 @@ async def new_entry_form(request: Request) -> Response:
     await _admin(request)
     blank = QuickEntryInput(name=request.query_params.get("name", ""), language="", body="")
     return render(
-        request, "admin/quick_entries_form.html", _form_context(None, blank, {}, await messaging.char_limit())
+        request, "admin/quick_entries_form.html", _form_context(None, blank, {}, await organisation.text_limit())
     )
 
 
@@ -78,7 +78,7 @@ async def create_entry(request: Request) -> Response:
     try:
         await quick_entries.create_entry(staff, data)
     except ServiceError as exc:
-        context = _form_context(None, data, exc.fields or {"name": exc.message}, await messaging.char_limit())
+        context = _form_context(None, data, exc.fields or {"name": exc.message}, await organisation.text_limit())
         return render(request, "admin/quick_entries_form.html", context, status_code=exc.status)
     return RedirectResponse("/admin/quick-entries?saved=created", status_code=303)
 
@@ -88,7 +88,7 @@ async def edit_entry_form(request: Request) -> Response:
     entry = await quick_entries.get_entry(request.path_params["entry_id"])
     data = QuickEntryInput(entry.name, entry.language or "", entry.body, str(entry.position))
     return render(
-        request, "admin/quick_entries_form.html", _form_context(entry.id, data, {}, await messaging.char_limit())
+        request, "admin/quick_entries_form.html", _form_context(entry.id, data, {}, await organisation.text_limit())
     )
 
 
@@ -101,7 +101,7 @@ async def update_entry(request: Request) -> Response:
     except ServiceError as exc:
         if isinstance(exc, NotFound):
             raise
-        context = _form_context(entry_id, data, exc.fields or {"name": exc.message}, await messaging.char_limit())
+        context = _form_context(entry_id, data, exc.fields or {"name": exc.message}, await organisation.text_limit())
         return render(request, "admin/quick_entries_form.html", context, status_code=exc.status)
     return RedirectResponse("/admin/quick-entries?saved=updated", status_code=303)
 
@@ -175,7 +175,7 @@ async def case_text_page(
         "to": to or (default.number if default else ""),
         "body": body,
         "error": error,
-        "char_limit": await messaging.char_limit(),
+        "char_limit": await organisation.text_limit(),
         "choices": await quick_entries.choices(),
         "chosen": chosen,
         "warnings": warnings,

@@ -1,5 +1,5 @@
-"""Twilio's webhooks: find the channel, validate the signature with its token, store the raw payload,
-then process it.
+"""Twilio's webhooks: find the channel, validate the signature with its token, then hand the form and
+that channel to the service that owns the use case, and turn its outcome into the answer.
 
 Each webhook names its account (`AccountSid`) and our number (`To` for texts and calls, `From` for
 status callbacks) or Messaging Service. The account's channels are tried, the one named first: a
@@ -18,10 +18,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Channel
-from inbox.services import channels, media, messaging, system_texts
-from inbox.services.messaging import Outbox
-from inbox.services.providers import ChannelNotReady, ProviderRegistry
-from inbox.sms.base import Provider, parse_inbound, parse_status
+from inbox.services import channels, inbound, messaging, system_texts
+from inbox.services.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
 
@@ -58,39 +56,26 @@ def forbidden() -> Response:
     return PlainTextResponse("Invalid or missing X-Twilio-Signature.", status_code=403)
 
 
+def idempotency_token(request: Request) -> str | None:
+    return request.headers.get("I-Twilio-Idempotency-Token")
+
+
 async def inbound_message(request: Request) -> Response:
     verified = await _verified(request, "To")
     if verified is None:
         return forbidden()
-    params, _ = verified
+    params, channel = verified
     state = request.app.state
-    payload = await messaging.store_webhook("message", params, request.headers.get("I-Twilio-Idempotency-Token"))
-    text = parse_inbound(params)
-    message = await messaging.record_inbound(state.bus, text, payload, outbox=state.outbox)  # answers keywords
+    received = await inbound.receive_text(
+        state.outbox, channel, params, idempotency_token=idempotency_token(request), at=state.clock()
+    )
     # The automatic reply and the attachments go after the answer: Twilio gives the webhook 15 seconds.
     after = BackgroundTasks()
-    if message is not None:
-        try:
-            reply = await system_texts.prepare_auto_reply(message, text, state.clock())
-        except Exception:  # the client's text is stored; a failed auto-reply must not make Twilio resend it
-            log.exception("Preparing the automatic reply to message %s failed", message.id)
-            reply = None
-        if reply is not None:
-            after.add_task(system_texts.send_prepared, state.outbox, reply.id)
-        if text.media:
-            provider = await _provider_of_message(request, message.id)
-            after.add_task(media.fetch_pending_for_message, provider, state.settings.media_dir, state.bus, message.id)
+    if received.auto_reply_id is not None:
+        after.add_task(system_texts.send_prepared, state.outbox, received.auto_reply_id)
+    if received.message is not None and received.fetch_media:
+        after.add_task(inbound.fetch_media, state.outbox, channel, received.message.id)
     return Response(EMPTY_TWIML, media_type="text/xml", background=after)
-
-
-async def _provider_of_message(request: Request, message_id: int) -> Provider:
-    """Attachments are fetched with the credentials of the message's own channel."""
-    registry: ProviderRegistry = request.app.state.providers
-    outbox: Outbox = request.app.state.outbox
-    try:
-        return registry.for_channel(await channels.channel_of_message(message_id))
-    except ChannelNotReady:
-        return outbox.provider  # the credentials of the account the media URL names
 
 
 async def status_callback(request: Request) -> Response:
@@ -98,8 +83,7 @@ async def status_callback(request: Request) -> Response:
     if verified is None:
         return forbidden()
     params, _ = verified
-    payload = await messaging.store_webhook("status", params, request.headers.get("I-Twilio-Idempotency-Token"))
-    await messaging.record_status(request.app.state.bus, parse_status(params), payload)
+    await messaging.receive_status(request.app.state.bus, params, idempotency_token(request))
     return Response(status_code=200)
 
 
@@ -109,7 +93,7 @@ async def voice_call(request: Request) -> Response:
     if verified is None:
         return forbidden()
     params, channel = verified
-    payload = await messaging.store_webhook("voice", params, request.headers.get("I-Twilio-Idempotency-Token"))
+    payload = await messaging.store_webhook("voice", params, idempotency_token(request))
     return Response(await channels.answer_call(channel, payload), media_type="text/xml")
 
 

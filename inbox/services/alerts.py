@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from inbox.events import AlertDismissed, AlertRaised, Bus, Event
+from inbox import clock
+from inbox.events import AlertDismissed, AlertRaised, Bus
 from inbox.models import (
     Alert,
     AlertAssignee,
@@ -24,6 +24,7 @@ from inbox.models import (
 )
 from inbox.services import visibility
 from inbox.services.errors import NotFound
+from inbox.services.unit_of_work import current_unit, unit_of_work
 
 
 async def alert_policy() -> AlertPolicy:
@@ -39,18 +40,16 @@ async def assignees_for(case_id: int, policy: AlertPolicy) -> list[int]:
     return list(dict.fromkeys(await flat_values(query.order_by("id").values_list("staff_id", flat=True))))
 
 
-async def raise_alerts(message: Message, case_ids: list[int]) -> list[Event]:
-    """One alert per case the text landed on; call inside the inbound transaction, publish after."""
+async def raise_alerts(message: Message, case_ids: list[int]) -> None:
+    """One alert per case the text landed on, inside the inbound unit of work (announced on commit)."""
     policy = await alert_policy()
-    events: list[Event] = []
     for case_id in case_ids:
         alert, created = await Alert.get_or_create(case_id=case_id, message=message)
         if not created:
             continue
         for staff_id in await assignees_for(case_id, policy):
             await AlertAssignee.create(alert=alert, staff_id=staff_id)
-        events.append(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id))
-    return events
+        current_unit().publish(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id))
 
 
 def open_alerts_for(staff: Staff) -> Q:
@@ -100,29 +99,31 @@ async def visible_alert(staff: Staff, alert_id: int) -> Alert:
 async def dismiss(bus: Bus, staff: Staff, alert_id: int) -> Alert:
     """Dismissed for everyone at once (LegalServer's rule). Dismissing twice is harmless."""
     alert = await visible_alert(staff, alert_id)
-    changed = await Alert.filter(id=alert.id, dismissed_at=None).update(
-        dismissed_at=datetime.now(UTC), dismissed_by_id=staff.id, dismissed_because="dismissed"
-    )
+    async with unit_of_work(bus) as uow:
+        changed = await Alert.filter(id=alert.id, dismissed_at=None).update(
+            dismissed_at=clock.now(), dismissed_by_id=staff.id, dismissed_because="dismissed"
+        )
+        if changed:
+            uow.publish(AlertDismissed(alert_id=alert.id, case_id=alert.case_id, message_id=alert.message_id))
     await alert.refresh_from_db()
-    if changed:
-        await bus.publish(AlertDismissed(alert_id=alert.id, case_id=alert.case_id, message_id=alert.message_id))
     return alert
 
 
-async def dismiss_on_reply(conversation_id: int, staff: Staff) -> list[Event]:
-    """Answering the client clears the alerts of the texts they sent in this conversation (a setting)."""
+async def dismiss_on_reply(conversation_id: int, staff: Staff) -> None:
+    """Answering the client clears the alerts of the texts they sent in this conversation (a setting),
+    inside the sending unit of work."""
     organisation = await Organisation.first()
     if not (organisation and organisation.dismiss_alerts_on_reply):
-        return []
+        return
     alerts = await Alert.filter(dismissed_at=None, message__conversation_id=conversation_id)
-    events: list[Event] = []
     for alert in alerts:
         changed = await Alert.filter(id=alert.id, dismissed_at=None).update(
-            dismissed_at=datetime.now(UTC), dismissed_by_id=staff.id, dismissed_because="replied"
+            dismissed_at=clock.now(), dismissed_by_id=staff.id, dismissed_because="replied"
         )
         if changed:
-            events.append(AlertDismissed(alert_id=alert.id, case_id=alert.case_id, message_id=alert.message_id))
-    return events
+            current_unit().publish(
+                AlertDismissed(alert_id=alert.id, case_id=alert.case_id, message_id=alert.message_id)
+            )
 
 
 async def case_of(alert: Alert) -> Case:

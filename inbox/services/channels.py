@@ -10,17 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from inbox import clock
 from inbox.crypto import SecretBox
-from inbox.models import AutoReplyMode, Case, Channel, Conversation, Message, Office, Role, Staff, WebhookPayload
+from inbox.models import AutoReplyMode, Case, Channel, Conversation, Office, Role, Staff, WebhookPayload
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.services import organisation
 from inbox.services.errors import Forbidden, require
-from inbox.services.organisation import TWILIO_BODY_LIMIT
-from inbox.sms.base import InboundText, ProviderInfo
+from inbox.services.limits import check_fits
+from inbox.sms.base import ProviderInfo
 
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
@@ -108,23 +109,12 @@ async def channels_for_webhook(
     return sorted(candidates, key=rank)
 
 
-async def channel_for_inbound(text: InboundText) -> Channel:
-    """The channel an inbound text belongs to (the webhook has already checked the account is ours)."""
-    candidates = await channels_for_webhook(text.account_sid, text.to_number, text.messaging_service_sid)
-    return candidates[0] if candidates else await default_channel()
-
-
 async def channel_for_sender(from_number: str | None, messaging_service_sid: str | None) -> Channel | None:
     if messaging_service_sid:
         return await Channel.filter(messaging_service_sid=messaging_service_sid).order_by("id").first()
     if from_number:
         return await Channel.filter(from_number=from_number).order_by("id").first()
     return None
-
-
-async def channel_of_message(message_id: int) -> Channel:
-    message = await Message.get(id=message_id).prefetch_related("conversation__channel")
-    return message.conversation.channel
 
 
 # ---------------------------------------------------------------- voice
@@ -139,7 +129,7 @@ def say_twiml(words: str) -> str:
 
 async def answer_call(channel: Channel, payload: WebhookPayload) -> str:
     """Prime's "Call Response": the channel's words, spoken to whoever calls its number."""
-    payload.processed_at = datetime.now(UTC)
+    payload.processed_at = clock.now()
     await payload.save(update_fields=["processed_at"])
     return say_twiml(channel.call_response)
 
@@ -173,7 +163,7 @@ def within_office_hours(channel: Channel, at: datetime) -> bool:
 def valid_time_zone(name: str) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         return False
     return bool(name)
 
@@ -241,14 +231,14 @@ async def _check(
     form: ChannelForm, channel: Channel | None, credentials_locked: bool, env_account_sid: str | None
 ) -> _Checked:
     errors: dict[str, str] = {}
-    limit = min((await organisation.current()).char_limit, TWILIO_BODY_LIMIT)
+    limit = await organisation.text_limit()
     if not form.label.strip():
         errors["label"] = "Give the number a label staff will recognise, e.g. “Housing unit”."
-    elif len(form.label.strip()) > 100:
-        errors["label"] = "Keep the label under 100 characters."
+    check_fits(errors, "label", form.label.strip(), Channel)
     office = None
     if form.office_id.strip():
-        office = await Office.get_or_none(id=int(form.office_id)) if form.office_id.strip().isdigit() else None
+        office_id = form.office_id.strip()
+        office = await Office.get_or_none(id=int(office_id)) if office_id.isdigit() and len(office_id) < 10 else None
         if office is None:
             errors["office_id"] = "Choose one of the offices."
 
@@ -294,16 +284,12 @@ async def _check(
         errors["throughput"] = f"Segments per second, from 1 to {MAX_THROUGHPUT} (a long code sends 1, toll-free 3)."
     if not form.help_text.strip():
         errors["help_text"] = "Write the answer to HELP: who you are and how to stop texts."
-    elif len(form.help_text) > limit:
-        errors["help_text"] = f"Texts are limited to {limit} characters; this one has {len(form.help_text)}."
+    organisation.check_text_length(errors, "help_text", form.help_text, limit)
     if form.auto_reply_mode not in {mode.value for mode in AutoReplyMode}:
         errors["auto_reply_mode"] = "Choose when to answer texts automatically."
     elif form.auto_reply_mode != AutoReplyMode.OFF and not form.auto_reply_text.strip():
         errors["auto_reply_text"] = "Write the automatic reply, or turn automatic replies off."
-    if len(form.auto_reply_text) > limit:
-        errors["auto_reply_text"] = (
-            f"Texts are limited to {limit} characters; this one has {len(form.auto_reply_text)}."
-        )
+    organisation.check_text_length(errors, "auto_reply_text", form.auto_reply_text, limit)
     hours: dict[str, list[str]] = {}
     for day, name in DAYS:
         opens, closes = (part.strip() for part in form.office_hours.get(day, ("", "")))
@@ -321,8 +307,9 @@ async def _check(
         and not any(k.startswith("hours_") for k in errors)
     ):
         errors["office_hours"] = "Set the office hours, or choose to answer every text."
+    check_fits(errors, "time_zone", form.time_zone.strip(), Channel)
     if not valid_time_zone(form.time_zone.strip()):
-        errors["time_zone"] = "Choose a time zone from the list, e.g. America/New_York."
+        errors.setdefault("time_zone", "Choose a time zone from the list, e.g. America/New_York.")
     if len(form.call_response) > CALL_RESPONSE_LIMIT:
         errors["call_response"] = f"Keep the spoken answer under {CALL_RESPONSE_LIMIT} characters."
     require(errors)

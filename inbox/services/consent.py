@@ -1,22 +1,24 @@
 """Consent to text: the ledger behind okay-to-text and opted-out, the rule that refuses a send, the
 client's keywords (STOP, START, HELP, …), and the opt-in request ("reply Y or YES to confirm").
 
-Every change of consent goes through `apply_change` (inside the caller's transaction; the caller
-publishes what it answers once the transaction commits) or `change_consent` (its own transaction,
-published after it). A change writes one ConsentEvent per client record with the number — or one
-for the bare number when it is on no record, so an unknown number that texted STOP is remembered —
-and answers one ConsentChanged.
+Every change of consent goes through `apply_change` (inside the caller's unit of work, which
+publishes its ConsentChanged once it commits) or `change_consent` (a unit of work of its own). A
+change writes one ConsentEvent per client record with the number — or one for the bare number when
+it is on no record, so an unknown number that texted STOP is remembered — and publishes one
+ConsentChanged.
+
+This module decides; it writes no texts. What a keyword asks for (our answer, cancelling scheduled
+texts) is handed back to inbox.services.inbound, and inbox.services.messaging writes every Message.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tortoise.transactions import in_transaction
-
-from inbox.events import Bus, ConsentChanged, Event, MessageStatusChanged
+from inbox import clock
+from inbox.events import Bus, ConsentChanged
 from inbox.models import (
     Channel,
     ClientPhone,
@@ -27,16 +29,15 @@ from inbox.models import (
     Message,
     MessagePurpose,
     MessageStatus,
-    MessageStatusEvent,
     Staff,
     flat_values,
 )
-from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.segments import count_segments
-from inbox.services import messaging, organisation, visibility
-from inbox.services.channels import default_channel
+from inbox.phones import is_phone_number
+from inbox.services import organisation, visibility
 from inbox.services.errors import NotFound, Refused
 from inbox.services.keywords import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, Keyword, classify, confirms_opt_in
+from inbox.services.limits import clip
+from inbox.services.unit_of_work import current_unit, unit_of_work
 
 # The client (or Twilio on the client's behalf) spoke for the number: every record with it changes,
 # and everyone who may see the conversation may see the change. Staff, the API and imports speak for
@@ -67,10 +68,6 @@ REPLY_CONFIRMATION = (
 )
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 # ---------------------------------------------------------------- the ledger
 
 
@@ -92,10 +89,10 @@ class NumberState:
     opted_out: bool  # some record with the number (or the bare number) opted out
 
 
-async def apply_change(number: str, change: Change, phone: ClientPhone | None = None) -> list[Event]:
+async def apply_change(number: str, change: Change, phone: ClientPhone | None = None) -> ConsentChanged | None:
     """Records `change` for one client phone, or for every record with `number` (the bare number when
-    it is on none). Records only what changes. Call inside a transaction; publish the answer after."""
-    at = now()
+    it is on none). Records only what changes, inside the caller's unit of work, which announces it."""
+    at = clock.now()
     rows: list[ConsentEvent] = []
     phones = [phone] if phone is not None else await ClientPhone.filter(number=number).order_by("id")
     if phones:
@@ -114,27 +111,27 @@ async def apply_change(number: str, change: Change, phone: ClientPhone | None = 
         if after != before:
             rows.append(await _write(number, None, after, change, at))
     if not rows:
-        return []
+        return None
     state = await number_state(number)
     conversation_ids = await flat_values(Conversation.filter(phone=number).order_by("id").values_list("id", flat=True))
-    return [
-        ConsentChanged(
-            phone=number,
-            okay_to_text=state.okay_to_text,
-            opted_out=state.opted_out,
-            conversation_ids=list(conversation_ids),
-            message_id=change.message_id,
-            consent_event_ids=[row.id for row in rows],
-        )
-    ]
+    changed = ConsentChanged(
+        phone=number,
+        okay_to_text=state.okay_to_text,
+        opted_out=state.opted_out,
+        conversation_ids=list(conversation_ids),
+        message_id=change.message_id,
+        consent_event_ids=[row.id for row in rows],
+    )
+    current_unit().publish(changed)
+    return changed
 
 
-async def change_consent(bus: Bus, number: str, change: Change, phone: ClientPhone | None = None) -> list[Event]:
-    """`apply_change` in its own transaction, announced once it has committed."""
-    async with in_transaction():
-        events = await apply_change(number, change, phone)
-    await bus.publish_all(events)
-    return events
+async def change_consent(
+    bus: Bus, number: str, change: Change, phone: ClientPhone | None = None
+) -> ConsentChanged | None:
+    """`apply_change` in a unit of work of its own."""
+    async with unit_of_work(bus):
+        return await apply_change(number, change, phone)
 
 
 def _after(change: Change, okay_to_text: bool, opted_out: bool) -> tuple[bool, bool]:
@@ -153,7 +150,7 @@ async def _write(
         okay_to_text=state[0],
         opted_out=state[1],
         source=change.source,
-        detail=change.detail[:300],
+        detail=clip(change.detail, ConsentEvent, "detail"),
         message_id=change.message_id,
         staff=change.staff,
         at=at,  # one moment for every record a change touches: they are one change
@@ -172,7 +169,7 @@ async def record_new_phone(
         await phone.save(update_fields=["opted_out"])
         detail += "; the number had opted out before"
     change = Change(source=source, detail=detail, staff=staff)
-    return await _write(phone.number, phone, (phone.okay_to_text, phone.opted_out), change, now())
+    return await _write(phone.number, phone, (phone.okay_to_text, phone.opted_out), change, clock.now())
 
 
 async def _opted_out_elsewhere(phone: ClientPhone) -> bool:
@@ -292,24 +289,34 @@ async def set_okay_to_text(
 # ---------------------------------------------------------------- the client's texts
 
 
-@dataclass
+@dataclass(frozen=True)
+class AppText:
+    """A text the app sends by itself: its words and why."""
+
+    body: str
+    purpose: MessagePurpose
+
+
+@dataclass(frozen=True)
 class InboundConsent:
-    """What a client's text did to consent.
+    """What a client's text does to consent, once decided (its ledger rows are already written).
 
     `keyword` is set when the text was a keyword (STOP, START, HELP, … or what Twilio's OptOutType
     named) or a Y/YES answering an opt-in request: such texts have their own answers and get no
-    automatic reply. `replies` are stored, queued texts to hand to the provider after the commit.
+    automatic reply. `reply` is our answer (help text, a confirmation) when one is due and the
+    sender can be texted; `cancel_scheduled` the reason every text scheduled to the number must be
+    cancelled. inbox.services.inbound has messaging write both.
     """
 
     keyword: Keyword | None = None
-    events: list[Event] = field(default_factory=list)
-    replies: list[Message] = field(default_factory=list)
+    reply: AppText | None = None
+    cancel_scheduled: str | None = None
 
 
 async def keyword_of(message: Message, opt_out_type: str | None = None) -> Keyword | None:
     """Whether an inbound text was a keyword: STOP, START, HELP, … (or what Twilio's OptOutType named),
-    or a Y/YES answering a pending opt-in request (OPT_IN). The same answer during record_inbound and
-    after it. Keyword texts get their own answers, never an automatic reply."""
+    or a Y/YES answering a pending opt-in request (OPT_IN). The same answer while the text is being
+    received and after it. Keyword texts get their own answers, never an automatic reply."""
     keyword = classify(message.body, opt_out_type)
     if keyword is None and await _answers_opt_in_request(message):
         return Keyword.OPT_IN
@@ -320,20 +327,18 @@ async def _answers_opt_in_request(message: Message) -> bool:
     return confirms_opt_in(message.body) and await pending_opt_in_request(message.from_number, message) is not None
 
 
-async def handle_inbound(
-    message: Message, channel: Channel, opt_out_type: str | None = None, answer: bool = True
-) -> InboundConsent:
-    """The keyword rules for a stored inbound text, inside record_inbound's transaction. With `answer`,
-    our replies (help text, confirmations) are stored for the caller to send after the commit."""
+async def handle_inbound(message: Message, channel: Channel, opt_out_type: str | None = None) -> InboundConsent:
+    """The keyword rules for a stored inbound text, inside the inbound unit of work: the ledger changes
+    are written (and announced on commit); what else the text asks for is answered."""
     keyword = classify(message.body, opt_out_type)
     number, said = message.from_number, " ".join((message.body or "").split()).upper()
-    outcome = InboundConsent(keyword=keyword)
     # Twilio answers STOP/START/HELP itself on this channel; an OptOutType shows it has done so.
     twilio_answers = channel.twilio_handles_opt_out or opt_out_type is not None
-    reply: tuple[str, MessagePurpose] | None = None
+    reply: AppText | None = None
+    cancel: str | None = None
     org = (await organisation.current()).name
     if keyword in (None, Keyword.OPT_IN) and await _answers_opt_in_request(message):
-        outcome.keyword = Keyword.OPT_IN
+        keyword = Keyword.OPT_IN
         change = Change(
             ConsentSource.REPLY,
             f"the client replied {said} to the opt-in request",
@@ -341,27 +346,27 @@ async def handle_inbound(
             opted_out=False,
             message_id=message.id,
         )
-        outcome.events += await apply_change(number, change)
+        await apply_change(number, change)
         if not (twilio_answers and said in OPT_IN_WORDS):  # Twilio confirms YES, never Y
-            reply = (REPLY_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+            reply = AppText(REPLY_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
     elif keyword == Keyword.OPT_OUT:
         change = _keyword_change(keyword, said, opt_out_type, message, opted_out=True)
-        outcome.events += await apply_change(number, change)
-        outcome.events += await cancel_scheduled_to(number, f"Canceled: {change.detail}.")
+        await apply_change(number, change)
+        cancel = f"Canceled: {change.detail}."  # Twilio does not cancel our scheduled texts for us
         if not twilio_answers:
-            reply = (STOP_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+            reply = AppText(STOP_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
     elif keyword == Keyword.OPT_IN:
         change = _keyword_change(keyword, said, opt_out_type, message, okay_to_text=True, opted_out=False)
-        outcome.events += await apply_change(number, change)
+        await apply_change(number, change)
         if not twilio_answers:
-            reply = (START_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+            reply = AppText(START_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
     elif keyword == Keyword.HELP and not twilio_answers:
-        reply = (channel.help_text, MessagePurpose.HELP)
-    if answer and reply is not None and reply[0].strip() and _answerable(number):
-        outcome.replies.append(
-            await store_app_text(message.conversation_id, channel, number, reply[0].strip(), reply[1])
-        )
-    return outcome
+        reply = AppText(channel.help_text, MessagePurpose.HELP)
+    if reply is not None and reply.body.strip() and is_phone_number(number):
+        reply = AppText(reply.body.strip(), reply.purpose)
+    else:
+        reply = None  # nothing to say, or a short code or named sender that cannot be texted back
+    return InboundConsent(keyword=keyword, reply=reply, cancel_scheduled=cancel)
 
 
 def _keyword_change(
@@ -388,83 +393,24 @@ def _keyword_change(
     return Change(ConsentSource.PROVIDER, detail, message_id=message.id, okay_to_text=okay_to_text, opted_out=opted_out)
 
 
-def _answerable(number: str) -> bool:
-    """Short codes and alphanumeric senders cannot be texted back."""
-    try:
-        normalise(number)
-    except InvalidPhoneNumber:
-        return False
-    return True
-
-
-async def cancel_scheduled_to(number: str, why: str) -> list[Event]:
-    """Every scheduled text to the number is canceled (Twilio does not cancel them for us).
-
-    The same conditional UPDATE the worker claims with, so a text is either sent or canceled, never both.
-    """
-    events: list[Event] = []
-    scheduled = await Message.filter(to_number=number, direction=Direction.OUTBOUND, status=MessageStatus.SCHEDULED)
-    at = now()
-    for message in scheduled:
-        won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
-            status=MessageStatus.CANCELED, error_message=why[:500], updated_at=at
-        )
-        if not won:
-            continue
-        await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.CANCELED, at=at)
-        events.append(
-            MessageStatusChanged(
-                message_id=message.id,
-                conversation_id=message.conversation_id,
-                status=MessageStatus.CANCELED.value,
-                provider_sid=message.provider_sid,
-                error_code=None,
-                case_ids=[message.case_id] if message.case_id else [],
-            )
-        )
-    return events
-
-
-async def record_provider_opt_out(message: Message) -> list[Event]:
-    """Twilio refused a text with 21610: the number unsubscribed (inside the caller's transaction)."""
+async def record_provider_opt_out(message: Message) -> None:
+    """Twilio refused a text with 21610: the number unsubscribed (inside the caller's unit of work)."""
     change = Change(
         ConsentSource.PROVIDER,
         "Twilio refused a text with error 21610 (the number has unsubscribed)",
         opted_out=True,
         message_id=message.id,
     )
-    return await apply_change(message.to_number, change)
+    await apply_change(message.to_number, change)
 
 
-# ---------------------------------------------------------------- texts the app sends
-
-
-async def store_app_text(
-    conversation_id: int, channel: Channel, to: str, body: str, purpose: MessagePurpose, sent_by: Staff | None = None
-) -> Message:
-    """A queued text the app itself sends (help, confirmation, opt-in request): the caller hands it to
-    the provider after the commit. No consent check: these are the rule's own exceptions."""
-    count = count_segments(body)
-    message = await Message.create(
-        conversation_id=conversation_id,
-        direction=Direction.OUTBOUND,
-        from_number=channel.from_number or channel.messaging_service_sid or "",
-        to_number=to,
-        body=body,
-        status=MessageStatus.QUEUED,
-        segments=count.segments,
-        encoding=count.encoding,
-        sent_by=sent_by,
-        purpose=purpose,
-    )
-    await MessageStatusEvent.create(message=message, status=MessageStatus.QUEUED, at=now())
-    return message
+# ---------------------------------------------------------------- asking for consent by text
 
 
 async def pending_opt_in_request(number: str, reply: Message | None = None) -> Message | None:
     """The latest opt-in request to the number that the client had not answered (nor overtaken with a
     keyword, nor Twilio) when `reply` arrived — or by now — sent within OPT_IN_REQUEST_LIFETIME."""
-    moment = reply.created_at if reply is not None else now()
+    moment = reply.created_at if reply is not None else clock.now()
     query = Message.filter(
         direction=Direction.OUTBOUND,
         purpose=MessagePurpose.OPT_IN_REQUEST,
@@ -482,40 +428,26 @@ async def pending_opt_in_request(number: str, reply: Message | None = None) -> M
     return None if await answered.exists() else request
 
 
-async def send_opt_in_request(outbox: messaging.Outbox, staff: Staff, client_id: int, phone_id: int) -> Message:
-    """Staff ask for consent by text (the organisation's opt-in text). The one send allowed before
-    okay-to-text — never to a number that opted out."""
+@dataclass(frozen=True)
+class OptInRequest:
+    """An opt-in request that may be sent: to this phone, in these words."""
+
+    phone: ClientPhone
+    body: str
+
+
+async def check_opt_in_request(staff: Staff, client_id: int, phone_id: int) -> OptInRequest:
+    """Whether staff may ask for consent by text (the organisation's opt-in text): the one send allowed
+    before okay-to-text — never to a number that opted out. inbox.services.system_texts sends it."""
     phone = await visible_phone(staff, client_id, phone_id)
     org = await organisation.current()
     if not org.opt_in_requests:
         raise Refused("Opt-in requests are turned off in the organisation's settings.")
     if await is_opted_out(phone.number):
         raise Refused(await opted_out_reason(phone.number))
-    if not _answerable(phone.number):
+    if not is_phone_number(phone.number):
         raise Refused("This number cannot receive texts.")
-    conversation = (
-        await Conversation.filter(phone=phone.number, last_message_at__not_isnull=True)
-        .order_by("-last_message_at")
-        .first()
-        or await Conversation.filter(phone=phone.number).order_by("-id").first()
-    )
-    async with in_transaction():
-        if conversation is None:
-            conversation, _ = await Conversation.get_or_create(channel=await default_channel(), phone=phone.number)
-        channel = await Channel.get(id=conversation.channel_id)
-        message = await store_app_text(
-            conversation.id,
-            channel,
-            phone.number,
-            org.opt_in_text.strip(),
-            MessagePurpose.OPT_IN_REQUEST,
-            sent_by=staff,
-        )
-        conversation.last_message_at = message.created_at
-        conversation.last_message_preview = messaging.preview_of(message.body)
-        conversation.last_direction = Direction.OUTBOUND
-        await conversation.save(update_fields=["last_message_at", "last_message_preview", "last_direction"])
-    return await messaging.hand_to_provider(outbox, message)
+    return OptInRequest(phone, org.opt_in_text.strip())
 
 
 # ---------------------------------------------------------------- what pages show

@@ -11,6 +11,7 @@ from inbox.models import Assignment, Case, Client, ClientPhone, ConsentSource, O
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.services import consent
 from inbox.services.errors import NotFound, require
+from inbox.services.limits import check_fits
 
 # How a new client's okay-to-text starts its consent ledger, by who created the client.
 CREATED_BY: dict[ConsentSource, str] = {
@@ -57,9 +58,10 @@ async def create_client(
     errors: dict[str, str] = {}
     if not (name or "").strip():
         errors["name"] = "Enter the client's name."
-    elif len(name) > 200:
-        errors["name"] = "Names are limited to 200 characters."
-    if external_id and await Client.exists(external_id=external_id):
+    check_fits(errors, "name", (name or "").strip(), Client)
+    check_fits(errors, "external_id", external_id, Client)
+    check_fits(errors, "preferred_language", preferred_language, Client)
+    if external_id and "external_id" not in errors and await Client.exists(external_id=external_id):
         errors["external_id"] = f"A client with external id {external_id} already exists."
     checked = _check_phones(phones, errors)
     require(errors)
@@ -94,14 +96,19 @@ async def create_case(
     number = (number or "").strip()
     if not number:
         errors["number"] = "Enter the case number."
-    elif await Case.exists(number=number):
+    check_fits(errors, "number", number, Case)
+    if "number" not in errors and await Case.exists(number=number):
         errors["number"] = f"Case {number} already exists."
     if not (title or "").strip():
         errors["title"] = "Enter a title."
+    check_fits(errors, "title", (title or "").strip(), Case)
+    check_fits(errors, "legal_problem", legal_problem, Case)
+    check_fits(errors, "office", office.strip() if office else None, Office, "name")
+    check_fits(errors, "external_id", external_id, Case)
     client = await Client.get_or_none(id=client_id) if isinstance(client_id, int) else None
     if client is None:
         errors["client_id"] = "No client has this id."
-    if external_id and await Case.exists(external_id=external_id):
+    if external_id and "external_id" not in errors and await Case.exists(external_id=external_id):
         errors["external_id"] = f"A case with external id {external_id} already exists."
     require(errors)
     return await Case.create(
@@ -121,9 +128,11 @@ async def create_assignment(
     case = await Case.get_or_none(id=case_id) if isinstance(case_id, int) else None
     if case is None:
         errors["case_id"] = "No case has this id."
-    staff = await Staff.get_or_none(email=(staff_email or "").strip().lower())
+    email = (staff_email or "").strip().lower()
+    check_fits(errors, "staff_email", email, Staff, "email")  # Tortoise refuses to look up a longer one
+    staff = await Staff.get_or_none(email=email) if "staff_email" not in errors else None
     if staff is None:
-        errors["staff_email"] = "No staff account has this email."
+        errors.setdefault("staff_email", "No staff account has this email.")
     if start and end and end < start:
         errors["end"] = "The end date is before the start date."
     require(errors)

@@ -25,9 +25,23 @@ from inbox.models import (
     Staff,
     flat_values,
 )
-from inbox.phones import for_people
+from inbox.phones import for_people, is_phone_number
 from inbox.services import consent, visibility
-from inbox.services.errors import NotFound, ValidationFailed, require
+from inbox.services.errors import NotFound, Refused, ValidationFailed, require
+from inbox.services.limits import check_fits, clip
+from inbox.services.unit_of_work import unit_of_work
+
+# Linking a conversation to a client is for numbers on no record. A number on a record is filed by the
+# rules already, and moving it would hand one client's texts (and their reader's access) to another.
+ALREADY_ON_A_RECORD = (
+    "This number is already on a client record, so its texts are filed on that client's cases. "
+    "Nothing was changed. To file one text on another case, open the text and use “File on another case”."
+)
+NOT_A_PHONE_NUMBER = (
+    "Only a phone number can join a client's record, and this sender is not one (a WhatsApp or Messenger "
+    "address, a named sender or a short code). Nothing was changed. To file one of its texts on a case, open "
+    "the text and use “File on another case”."
+)
 
 REASON_WORDS: dict[str, str] = {
     LinkReason.SENT_FROM: "sent from this case",
@@ -86,10 +100,13 @@ async def _cases_with_number(number: str) -> list[int]:
 
 
 def note_author(message: Message, sender_names: list[str], staff: Staff | None) -> str:
+    """Who a case note says wrote the text (long or many names are clipped to fit the note)."""
     if message.direction == Direction.OUTBOUND:
-        return f"{staff.name} (text to {for_people(message.to_number)})" if staff else "Text sent"
-    who = " / ".join(sender_names) or for_people(message.from_number)
-    return f"{who} (text from {for_people(message.from_number)})"
+        author = f"{staff.name} (text to {for_people(message.to_number)})" if staff else "Text sent"
+    else:
+        who = " / ".join(sender_names) or for_people(message.from_number)
+        author = f"{who} (text from {for_people(message.from_number)})"
+    return clip(author, CaseNote, "author")
 
 
 async def file_on_case(
@@ -135,18 +152,25 @@ async def unlink(message: Message, case_id: int) -> int:
 async def link_conversation_to_client(
     conversation: Conversation, client: Client, case: Case, staff: Staff
 ) -> list[int]:
-    """An unmatched number joins a client's record; its past texts join the case. Answers the message ids."""
+    """An unmatched number joins a client's record; its past texts join the case. Answers the message ids.
+
+    Refused, changing nothing, for a number already on any client record and for a sender that is no
+    phone number. Inside the caller's unit of work, or a transaction of its own."""
     if case.client_id != client.id:
         require({"case_id": f"Case {case.number} is not {client.name}'s."})
+    if not is_phone_number(conversation.phone):
+        raise Refused(NOT_A_PHONE_NUMBER)
     async with in_transaction():
-        if not await ClientPhone.exists(client=client, number=conversation.phone):
-            # Texting the number is not consent: okay-to-text stays off until someone records it.
-            phone = await ClientPhone.create(
-                client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False
-            )
-            await consent.record_new_phone(
-                phone, ConsentSource.STAFF, f"number added to the client's record by {staff.name}", staff
-            )
+        # Checked inside the transaction that adds it: two links at once cannot both find it unmatched.
+        if await ClientPhone.exists(number=conversation.phone):
+            raise Refused(ALREADY_ON_A_RECORD)
+        # Texting the number is not consent: okay-to-text stays off until someone records it.
+        phone = await ClientPhone.create(
+            client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False
+        )
+        await consent.record_new_phone(
+            phone, ConsentSource.STAFF, f"number added to the client's record by {staff.name}", staff
+        )
         messages = await Message.filter(conversation=conversation).order_by("id").prefetch_related("sent_by")
         for message in messages:
             await link_by_hand(message, case, staff)
@@ -181,20 +205,20 @@ async def _visible_message_and_case(staff: Staff, message_id: int, case_id: int)
 async def add_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> Message:
     """Files a text on a case by hand (with its case note) and tells every open tab."""
     message, case = await _visible_message_and_case(staff, message_id, case_id)
-    async with in_transaction():
+    async with unit_of_work(bus) as uow:
         await link_by_hand(message, case, staff)
-    await bus.publish(await _links_changed(message))
+        uow.publish(await _links_changed(message))
     return message
 
 
 async def remove_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> Message:
     """Takes a text off a case (every rule that filed it there, and its note)."""
     message, _ = await _visible_message_and_case(staff, message_id, case_id)
-    async with in_transaction():
+    async with unit_of_work(bus) as uow:
         removed = await unlink(message, case_id)
-    if not removed:
-        raise NotFound("This text is not filed on that case.")
-    await bus.publish(await _links_changed(message))
+        if not removed:
+            raise NotFound("This text is not filed on that case.")
+        uow.publish(await _links_changed(message))
     return message
 
 
@@ -203,15 +227,19 @@ async def link_unmatched(bus: Bus, staff: Staff, conversation_id: int, case_numb
     conversation = await Conversation.get_or_none(id=conversation_id)
     if conversation is None or not await visibility.can_see_conversation(staff, conversation):
         raise NotFound("No conversation has this id.")
-    case = await Case.get_or_none(number=(case_number or "").strip()).prefetch_related("client")
+    number = (case_number or "").strip()
+    errors: dict[str, str] = {}
+    check_fits(errors, "case_number", number, Case, "number")  # Tortoise refuses to look up a longer one
+    require(errors)
+    case = await Case.get_or_none(number=number).prefetch_related("client")
     if case is None or not await visibility.can_see_case(staff, case):
         raise ValidationFailed(
             "Please correct the highlighted fields.",
             {"case_number": f"No case numbered “{case_number}” that you may see."},
         )
-    message_ids = await link_conversation_to_client(conversation, case.client, case, staff)
-    for message_id in message_ids:
-        await bus.publish(await _links_changed(await Message.get(id=message_id)))
+    async with unit_of_work(bus) as uow:
+        for message_id in await link_conversation_to_client(conversation, case.client, case, staff):
+            uow.publish(await _links_changed(await Message.get(id=message_id)))
     return case
 
 

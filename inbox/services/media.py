@@ -16,15 +16,18 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tortoise.expressions import F, Q, Subquery
 
+from inbox import clock
 from inbox.events import Bus, MediaChanged
 from inbox.models import Conversation, Media, MediaStatus, Message, MessageLink, Organisation, Staff, flat_values
 from inbox.services import visibility
 from inbox.services.errors import NotFound, ValidationFailed
+from inbox.services.limits import clip, fits
+from inbox.services.unit_of_work import unit_of_work
 from inbox.sms.base import MediaDeleteFailed, MediaFetchFailed, MediaTooLarge, MediaUrlRefused, Provider
 
 log = logging.getLogger(__name__)
@@ -76,10 +79,6 @@ TYPE_WORDS = {
     "text/vcard": "contact card",
     OCTET_STREAM: "file of unknown type",
 }
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------- what a file is, where it lives
@@ -174,19 +173,24 @@ def _write_once(path: Path, content: bytes) -> None:
 
 
 async def register_inbound_media(message: Message, items: Sequence[tuple[str, str]]) -> list[Media]:
-    """A row per MediaUrlN, inside the inbound transaction: pending, or refused past the 10-item limit."""
+    """A row per MediaUrlN, inside the inbound transaction: pending, or refused past the 10-item limit
+    (or for an address longer than we keep)."""
     rows = []
     for position, (url, content_type) in enumerate(items):
-        refused = position >= MAX_MEDIA_ITEMS
+        refusal = None
+        if position >= MAX_MEDIA_ITEMS:
+            refusal = f"Not kept: a text carries at most {MAX_MEDIA_ITEMS} attachments."
+        elif not fits(url, Media, "source_url"):
+            refusal = "Not kept: Twilio's address for it is too long to store (the webhook keeps it)."
         rows.append(
             await Media.create(
                 message=message,
                 position=position,
-                source_url=url,
-                declared_type=content_type[:200],
-                status=MediaStatus.REFUSED if refused else MediaStatus.PENDING,
-                error=f"Not kept: a text carries at most {MAX_MEDIA_ITEMS} attachments." if refused else None,
-                next_attempt_at=None if refused else now(),
+                source_url=url if fits(url, Media, "source_url") else None,
+                declared_type=clip(content_type, Media, "declared_type"),
+                status=MediaStatus.REFUSED if refusal else MediaStatus.PENDING,
+                error=refusal,
+                next_attempt_at=None if refusal else clock.now(),
             )
         )
     return rows
@@ -209,7 +213,7 @@ async def fetch_due_media(
     provider: Provider, media_dir: Path, bus: Bus, at: datetime | None = None, limit: int = 20
 ) -> int:
     """The worker's round: pending attachments whose next attempt is due. Answers how many were tried."""
-    moment = at or now()
+    moment = at or clock.now()
     due = (
         await Media.filter(Q(next_attempt_at=None) | Q(next_attempt_at__lte=moment), status=MediaStatus.PENDING)
         .order_by("next_attempt_at", "id")
@@ -224,7 +228,7 @@ async def fetch_due_media(
 
 async def fetch_one(provider: Provider, media_dir: Path, bus: Bus, media: Media, at: datetime | None = None) -> bool:
     """One attempt at one attachment, if this process wins the claim on it. Never raises for a bad download."""
-    moment = at or now()
+    moment = at or clock.now()
     attempt = media.attempts + 1
     if not await _claim(media, moment):
         return False
@@ -278,14 +282,14 @@ async def _attempt_failed(media: Media, attempt: int, reason: str, moment: datet
     if attempt >= MAX_ATTEMPTS:
         await _settle(media, MediaStatus.FAILED, f"Could not be downloaded after {attempt} attempts: {reason}.")
         return
-    media.error = f"Attempt {attempt} of {MAX_ATTEMPTS} failed: {reason}. Trying again."
+    media.error = clip(f"Attempt {attempt} of {MAX_ATTEMPTS} failed: {reason}. Trying again.", Media, "error")
     media.next_attempt_at = moment + RETRY_DELAYS[attempt - 1]
     await media.save(update_fields=["error", "next_attempt_at"])
 
 
 async def _settle(media: Media, status: MediaStatus, error: str) -> None:
     media.status = status
-    media.error = error
+    media.error = clip(error, Media, "error")  # a download's reason may quote a long address
     media.next_attempt_at = None
     await media.save(update_fields=["status", "error", "next_attempt_at"])
 
@@ -319,20 +323,24 @@ async def _delete_at_provider(provider: Provider, media: Media) -> None:
     except MediaDeleteFailed as error:
         log.warning("Media %s is stored but Twilio still has it: %s", media.id, error.reason)
         return
-    media.deleted_at_provider = now()
+    media.deleted_at_provider = clock.now()
     await media.save(update_fields=["deleted_at_provider"])
 
 
 async def _announce(bus: Bus, media: Media) -> None:
-    conversation_id = await flat_values(Message.filter(id=media.message_id).values_list("conversation_id", flat=True))
-    await bus.publish(
-        MediaChanged(
-            message_id=media.message_id,
-            conversation_id=conversation_id[0] if conversation_id else 0,
-            media_id=media.id,
-            status=media.status.value,
+    """The attempt's outcome, already committed (each step above saves as it goes)."""
+    async with unit_of_work(bus) as uow:
+        conversation_id = await flat_values(
+            Message.filter(id=media.message_id).values_list("conversation_id", flat=True)
         )
-    )
+        uow.publish(
+            MediaChanged(
+                message_id=media.message_id,
+                conversation_id=conversation_id[0] if conversation_id else 0,
+                media_id=media.id,
+                status=media.status.value,
+            )
+        )
 
 
 # ---------------------------------------------------------------- outbound: attached by staff
@@ -402,7 +410,7 @@ def public_url_of(public_url: str, key: str, media_id: int, moment: datetime | N
     """Where Twilio fetches an outbound attachment: this one file, until the URL expires."""
     if not key:
         raise ValueError("outbound attachments need a signing key (INBOX_SECRET_KEY)")
-    expires = int(((moment or now()) + PUBLIC_URL_LIFETIME).timestamp())
+    expires = int(((moment or clock.now()) + PUBLIC_URL_LIFETIME).timestamp())
     signature = media_signature(key, media_id, expires)
     return f"{public_url}/media/public/{media_id}?expires={expires}&signature={signature}"
 
@@ -418,7 +426,7 @@ async def media_for_signed_url(key: str, media_id: int, expires: str, signature:
         expires_at = int(expires)
     except ValueError:
         return None
-    if not key or expires_at < now().timestamp():
+    if not key or expires_at < clock.now().timestamp():
         return None
     if not hmac.compare_digest(media_signature(key, media_id, expires_at), signature):
         return None

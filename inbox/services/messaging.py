@@ -1,20 +1,21 @@
-"""Sending and receiving texts: every message write, every message event."""
+"""Texts: every Message row is written here — sent, scheduled, received, the app's own — with its
+timeline, and every change to one (status, cancellation, new wording) announced after commit."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
-
-from inbox.events import Bus, Event, MessageReceived, MessageSent, MessageStatusChanged
+from inbox import clock
+from inbox.events import Bus, Event, MessageSent, MessageStatusChanged
 from inbox.events import ConversationRead as ConversationReadEvent
 from inbox.models import (
     Case,
+    CaseNote,
     Channel,
     Client,
     ClientPhone,
@@ -23,6 +24,7 @@ from inbox.models import (
     Direction,
     LinkReason,
     Message,
+    MessagePurpose,
     MessageStatus,
     MessageStatusEvent,
     Staff,
@@ -31,9 +33,10 @@ from inbox.models import (
 from inbox.phones import InvalidPhoneNumber, normalise
 from inbox.segments import count_segments
 from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
-from inbox.services.channels import channel_for_inbound, channel_for_new_text
+from inbox.services.channels import channel_for_new_text
 from inbox.services.errors import Forbidden, NotFound, Refused, require
-from inbox.services.organisation import TWILIO_BODY_LIMIT
+from inbox.services.limits import clip, fits, max_length
+from inbox.services.unit_of_work import current_unit, unit_of_work
 from inbox.sms.base import (
     InboundText,
     OutboundText,
@@ -105,10 +108,6 @@ class Recipient:
     conversation: Conversation | None
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 ATTACHMENT_PREVIEW = "📎 Attachment"  # what the inbox shows for a text that is only a photo or a file
 
 
@@ -117,8 +116,10 @@ def preview_of(body: str) -> str:
     return flat if len(flat) <= 120 else flat[:119] + "…"
 
 
-async def char_limit() -> int:
-    return (await organisation.current()).char_limit
+def _counted(body: str) -> dict[str, Any]:
+    """The segments and encoding a row of this body records."""
+    count = count_segments(body)
+    return {"segments": count.segments, "encoding": count.encoding}
 
 
 # ---------------------------------------------------------------- sending
@@ -131,22 +132,22 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
     recipient = await _resolve_recipient(staff, request)
     await check_consent(recipient.number)
     hashes = await media.store_outbound(outbox.media_dir, attachments)
-    message = await _store_outbound(staff, request, recipient, attachments, hashes)
-    await outbox.bus.publish_all(await alerts.dismiss_on_reply(message.conversation_id, staff))
+    async with unit_of_work(outbox.bus) as uow:
+        message = await _store_outbound(staff, request, recipient, attachments, hashes)
+        await alerts.dismiss_on_reply(message.conversation_id, staff)
+        if message.status == MessageStatus.SCHEDULED:
+            await quiet_hours.note_hold(message, clock.now())  # due in the client's quiet hours: say until when
+            uow.publish(_sent_event(message))
     if message.status == MessageStatus.SCHEDULED:
-        await quiet_hours.note_hold(message, now())  # due in the client's quiet hours: say until when
-        await outbox.bus.publish(_sent_event(message))
         return message
     return await hand_to_provider(outbox, message)
 
 
 async def _check_body(body: str, has_attachments: bool = False) -> None:
-    limit = min(await char_limit(), TWILIO_BODY_LIMIT)
     errors: dict[str, str] = {}
     if not (body or "").strip() and not has_attachments:
         errors["body"] = "Write a message before sending."
-    elif len(body) > limit:
-        errors["body"] = f"Texts are limited to {limit} characters; this one has {len(body)}."
+    organisation.check_text_length(errors, "body", body, await organisation.text_limit())
     require(errors)
 
 
@@ -208,33 +209,44 @@ async def _store_outbound(
     attachments: list[media.CheckedAttachment] | None = None,
     hashes: list[str] | None = None,
 ) -> Message:
+    """The text a person sent or scheduled, filed on its case; inside the caller's unit of work."""
     channel = await _channel_of(recipient.conversation, recipient.number, recipient.case)
-    count = count_segments(request.body)
-    scheduled = request.send_at is not None and request.send_at > now()
-    status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
-    async with in_transaction():
-        conversation = recipient.conversation or await _conversation_for(channel, recipient.number)
-        message = await Message.create(
-            conversation=conversation,
-            direction=Direction.OUTBOUND,
-            from_number=channel.from_number or channel.messaging_service_sid or "",
-            to_number=recipient.number,
-            body=request.body,
-            status=status,
-            segments=count.segments,
-            encoding=count.encoding,
-            sent_by=staff,
-            case=recipient.case,
-            send_at=request.send_at if scheduled else None,
-        )
-        await MessageStatusEvent.create(message=message, status=status, at=now())
-        if attachments:
-            await media.attach_outbound(message, attachments, hashes or [])
-        if recipient.case is not None:
-            author = linking.note_author(message, [], staff)
-            await linking.file_on_case(message, recipient.case.id, LinkReason.SENT_FROM, author, by=staff)
-        await _touch_conversation(conversation, message, has_media=bool(attachments))
-        await _mark_read_to(staff.id, conversation.id, message.id)
+    scheduled = request.send_at is not None and request.send_at > clock.now()
+    conversation = recipient.conversation or await conversation_with(channel, recipient.number)
+    message = await _new_outbound(
+        conversation,
+        channel,
+        request.body,
+        MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED,
+        sent_by=staff,
+        case=recipient.case,
+        send_at=request.send_at if scheduled else None,
+    )
+    if attachments:
+        await media.attach_outbound(message, attachments, hashes or [])
+    if recipient.case is not None:
+        author = linking.note_author(message, [], staff)
+        await linking.file_on_case(message, recipient.case.id, LinkReason.SENT_FROM, author, by=staff)
+    await touch_conversation(conversation, message, has_media=bool(attachments))
+    await _mark_read_to(staff.id, conversation.id, message.id)
+    return message
+
+
+async def _new_outbound(
+    conversation: Conversation, channel: Channel, body: str, status: MessageStatus, **fields: Any
+) -> Message:
+    """An outbound row with its first timeline step: every text we send starts here."""
+    message = await Message.create(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        from_number=channel.from_number or channel.messaging_service_sid or "",
+        to_number=conversation.phone,
+        body=body,
+        status=status,
+        **_counted(body),
+        **fields,
+    )
+    await MessageStatusEvent.create(message=message, status=status, at=clock.now())
     return message
 
 
@@ -244,12 +256,14 @@ async def _channel_of(conversation: Conversation | None, number: str = "", case:
     return await channel_for_new_text(number, case)
 
 
-async def _conversation_for(channel: Channel, phone: str) -> Conversation:
+async def conversation_with(channel: Channel, phone: str) -> Conversation:
+    """The one conversation of a number on a channel, opened on first use."""
     conversation, _ = await Conversation.get_or_create(channel=channel, phone=phone)
     return conversation
 
 
-async def _touch_conversation(conversation: Conversation, message: Message, has_media: bool = False) -> None:
+async def touch_conversation(conversation: Conversation, message: Message, has_media: bool = False) -> None:
+    """The inbox row follows its newest text."""
     conversation.last_message_at = message.created_at
     conversation.last_message_preview = preview_of(message.body) or (ATTACHMENT_PREVIEW if has_media else "")
     conversation.last_direction = message.direction
@@ -262,8 +276,9 @@ async def hand_to_provider(outbox: Outbox, message: Message) -> Message:
     try:
         media_urls = await media.public_urls_of(outbox.public_url, outbox.media_key, message.id)
     except ValueError:  # no signing key configured: Twilio could not fetch the attachment
-        await _mark_failed(message, None, "The attachment could not be offered to Twilio (no secret key is set).")
-        await outbox.bus.publish(_sent_event(message))
+        async with unit_of_work(outbox.bus) as uow:
+            await _mark_failed(message, None, "The attachment could not be offered to Twilio (no secret key is set).")
+            uow.publish(_sent_event(message))
         return message
     text = OutboundText(
         to=message.to_number,
@@ -273,37 +288,40 @@ async def hand_to_provider(outbox: Outbox, message: Message) -> Message:
         media_urls=media_urls,
         status_callback=outbox.status_callback,
     )
+    failure: tuple[int | None, str] | None = None
     try:
         result = await outbox.provider_for(channel).send(text)
     except ProviderRejected as exc:
-        await _mark_failed(message, exc.code, exc.message, bus=outbox.bus)
+        failure = (exc.code, exc.message)
     except ProviderUnavailable as exc:
-        await _mark_failed(message, None, f"Twilio could not be reached ({exc}). Try again in a moment.")
-    else:
-        message.provider_sid = result.provider_sid
-        message.status = _status_word(result.status) or MessageStatus.QUEUED
-        await message.save(update_fields=["provider_sid", "status", "updated_at"])
+        failure = (None, f"Twilio could not be reached ({exc}). Try again in a moment.")
+    async with unit_of_work(outbox.bus) as uow:
+        if failure is not None:
+            await _mark_failed(message, *failure)
+        else:
+            message.provider_sid = result.provider_sid
+            message.status = _status_word(result.status) or MessageStatus.QUEUED
+            await message.save(update_fields=["provider_sid", "status", "updated_at"])
+        await message.refresh_from_db()
+        uow.publish(_sent_event(message))
+    if failure is None:
+        # Only now that the SID is committed: a callback arriving from here on finds its message.
         await _apply_early_callbacks(outbox, message)
-    await message.refresh_from_db()
-    await outbox.bus.publish(_sent_event(message))
+        await message.refresh_from_db()
     return message
 
 
-async def _mark_failed(message: Message, code: int | None, detail: str, *, bus: Bus | None = None) -> None:
-    """A refusal or failure before Twilio took the text. 21610 (the number unsubscribed) goes in the
-    consent ledger, announced on `bus` after the commit."""
+async def _mark_failed(message: Message, code: int | None, detail: str) -> None:
+    """A refusal or failure before Twilio took the text, inside the caller's unit of work. 21610 (the
+    number unsubscribed) goes in the consent ledger."""
     explanation = explain(code) if code else None
-    consent_events: list[Event] = []
-    async with in_transaction():
-        message.status = MessageStatus.FAILED
-        message.error_code = code
-        message.error_message = explanation.summary if explanation else detail
-        await message.save(update_fields=["status", "error_code", "error_message", "updated_at"])
-        await MessageStatusEvent.create(message=message, status=MessageStatus.FAILED, error_code=code, at=now())
-        if code == OPTED_OUT_CODE:
-            consent_events = await consent.record_provider_opt_out(message)
-    if bus is not None:
-        await bus.publish_all(consent_events)
+    message.status = MessageStatus.FAILED
+    message.error_code = code
+    message.error_message = clip(explanation.summary if explanation else detail, Message, "error_message")
+    await message.save(update_fields=["status", "error_code", "error_message", "updated_at"])
+    await MessageStatusEvent.create(message=message, status=MessageStatus.FAILED, error_code=code, at=clock.now())
+    if code == OPTED_OUT_CODE:
+        await consent.record_provider_opt_out(message)
 
 
 def _sent_event(message: Message) -> Event:
@@ -325,83 +343,119 @@ async def _apply_early_callbacks(outbox: Outbox, message: Message) -> None:
         await record_status(outbox.bus, parse_status(payload.params), payload)
 
 
+# ---------------------------------------------------------------- texts the app sends by itself
+
+
+async def store_app_text(
+    conversation: Conversation,
+    channel: Channel,
+    body: str,
+    purpose: MessagePurpose,
+    sent_by: Staff | None = None,
+    *,
+    shown_in_inbox: bool = False,
+) -> Message:
+    """A queued text the app itself sends (help, a confirmation, an automatic reply, an opt-in request,
+    a test), to hand to the provider once committed. No consent check: the callers are the rule's own
+    exceptions. `shown_in_inbox`: the inbox row shows it (else the client's own text stays there)."""
+    message = await _new_outbound(conversation, channel, body, MessageStatus.QUEUED, sent_by=sent_by, purpose=purpose)
+    if shown_in_inbox:
+        await touch_conversation(conversation, message)
+    return message
+
+
+# ---------------------------------------------------------------- scheduled texts
+
+
+async def cancel_if_scheduled(message: Message, reason: str | None, at: datetime) -> bool:
+    """scheduled → canceled, inside the caller's unit of work; False when the worker claimed it first.
+
+    The same conditional UPDATE the worker claims with, so a text is either sent or canceled, never both.
+    """
+    won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
+        status=MessageStatus.CANCELED,
+        error_message=clip(reason, Message, "error_message") if reason else None,
+        updated_at=at,
+    )
+    if not won:
+        return False
+    await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.CANCELED, at=at)
+    current_unit().publish(
+        MessageStatusChanged(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            status=MessageStatus.CANCELED.value,
+            provider_sid=message.provider_sid,
+            error_code=None,
+            case_ids=[message.case_id] if message.case_id else [],
+        )
+    )
+    return True
+
+
+async def cancel_scheduled_to(number: str, why: str) -> None:
+    """Every text scheduled to the number is canceled (a STOP: Twilio does not cancel them for us)."""
+    at = clock.now()
+    for message in await Message.filter(to_number=number, direction=Direction.OUTBOUND, status=MessageStatus.SCHEDULED):
+        await cancel_if_scheduled(message, why, at)
+
+
+async def reschedule(message: Message, body: str, send_at: datetime) -> bool:
+    """New words or time for a text still waiting in our outbox (the worker's claim guards it too);
+    its case notes and, when it is the newest, the inbox row follow. Inside the caller's unit of work."""
+    changed = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
+        body=body, send_at=send_at, **_counted(body)
+    )
+    if not changed:
+        return False
+    await CaseNote.filter(message_id=message.id).update(body=body)
+    latest = await Message.filter(conversation_id=message.conversation_id).order_by("-id").first()
+    if latest is not None and latest.id == message.id:
+        await Conversation.filter(id=message.conversation_id).update(
+            last_message_preview=preview_of(body) or ATTACHMENT_PREVIEW
+        )
+    return True
+
+
 # ---------------------------------------------------------------- receiving
 
 
 async def store_webhook(kind: str, params: Mapping[str, str], idempotency_token: str | None = None) -> WebhookPayload:
-    """The raw payload, stored before anything else, so nothing Twilio sent is ever lost."""
+    """The raw payload, stored before anything else, so nothing Twilio sent is ever lost — even a SID
+    or token longer than its column, which stays in `params` and is left out of the indexed column."""
     sid = params.get("MessageSid") or params.get("SmsSid") or params.get("CallSid")
     return await WebhookPayload.create(
-        kind=kind, provider_sid=sid, params=dict(params), idempotency_token=idempotency_token
+        kind=kind,
+        provider_sid=sid if fits(sid, WebhookPayload, "provider_sid") else None,
+        params=dict(params),
+        idempotency_token=idempotency_token if fits(idempotency_token, WebhookPayload, "idempotency_token") else None,
     )
 
 
-async def record_inbound(
-    bus: Bus, text: InboundText, payload: WebhookPayload, *, outbox: Outbox | None = None
-) -> Message | None:
-    """A client's text: conversation, message, timeline, and what it does to consent (STOP, START,
-    HELP, a YES to an opt-in request: inbox.services.consent). None when Twilio repeats itself.
-
-    Our answers to keywords (help text, confirmations) go to `outbox`'s provider after the commit;
-    without an outbox none are made.
-    """
-    if not text.provider_sid:
-        await _finish(payload, error="No MessageSid in the webhook.")
-        return None
-    if await Message.exists(provider_sid=text.provider_sid):
-        await _finish(payload, error="duplicate")
-        return None
-    channel = await channel_for_inbound(text)
-    sender = _as_e164(text.from_number)
-    counted = count_segments(text.body)
-    try:
-        async with in_transaction():
-            conversation = await _conversation_for(channel, sender)
-            message = await Message.create(
-                conversation=conversation,
-                direction=Direction.INBOUND,
-                from_number=sender,
-                to_number=text.to_number,
-                body=text.body,
-                status=MessageStatus.RECEIVED,
-                provider_sid=text.provider_sid,
-                segments=text.num_segments or counted.segments or 1,
-                encoding=counted.encoding,
-            )
-            await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=now())
-            await _touch_conversation(conversation, message, has_media=bool(text.media))
-            case_ids = await linking.link_inbound(message)
-            alert_events = await alerts.raise_alerts(message, case_ids)
-            await media.register_inbound_media(message, text.media)
-            keywords = await consent.handle_inbound(message, channel, text.opt_out_type, answer=outbox is not None)
-            payload.processed_at = now()
-            await payload.save(update_fields=["processed_at"])
-    except IntegrityError:
-        # Two deliveries of the same MessageSid raced; the other one stored it.
-        await _finish(payload, error="duplicate")
-        return None
-    received = MessageReceived(
-        message_id=message.id, conversation_id=conversation.id, provider_sid=message.provider_sid, case_ids=case_ids
-    )
-    await bus.publish_all([received, *alert_events, *keywords.events])
-    if outbox is not None:
-        for reply in keywords.replies:  # no consent check: Twilio allows the answer to STOP
-            await hand_to_provider(outbox, reply)
-    return message
-
-
-def _as_e164(number: str) -> str:
-    """Senders are normally E.164 already; short codes and odd senders are kept as they came."""
-    try:
-        return normalise(number)
-    except InvalidPhoneNumber:
-        return number
-
-
-async def _finish(payload: WebhookPayload, error: str | None = None) -> None:
-    payload.processed_at = now()
+async def finish_webhook(payload: WebhookPayload, error: str | None = None) -> None:
+    payload.processed_at = clock.now()
     payload.error = error
     await payload.save(update_fields=["processed_at", "error"])
+
+
+async def store_inbound(channel: Channel, text: InboundText, sender: str) -> Message:
+    """A client's text, its timeline and its inbox row, inside the caller's unit of work."""
+    conversation = await conversation_with(channel, sender)
+    counted = _counted(text.body)
+    message = await Message.create(
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        from_number=sender,
+        to_number=text.to_number,
+        body=text.body,
+        status=MessageStatus.RECEIVED,
+        provider_sid=text.provider_sid,
+        segments=text.num_segments or counted["segments"] or 1,
+        encoding=counted["encoding"],
+    )
+    await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=clock.now())
+    await touch_conversation(conversation, message, has_media=bool(text.media))
+    return message
 
 
 def _status_word(word: str) -> MessageStatus | None:
@@ -411,26 +465,35 @@ def _status_word(word: str) -> MessageStatus | None:
         return None
 
 
+async def receive_status(bus: Bus, params: Mapping[str, str], idempotency_token: str | None = None) -> Message | None:
+    """Twilio's status callback, verified: stored as it came, then applied."""
+    payload = await store_webhook("status", params, idempotency_token)
+    return await record_status(bus, parse_status(params), payload)
+
+
 async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload) -> Message | None:
     """A status callback: add to the timeline; move the message only forwards."""
+    if not fits(update.provider_sid, Message, "provider_sid"):  # no text of ours has such a SID
+        limit = max_length(Message, "provider_sid")
+        await finish_webhook(
+            payload, error=f"MessageSid is {len(update.provider_sid)} characters long; at most {limit} are kept."
+        )
+        return None
     status = _status_word(update.status)
     message = await Message.get_or_none(provider_sid=update.provider_sid) if update.provider_sid else None
     if message is None or status is None:
         # Unknown yet: the provider's answer may still be on its way; hand_to_provider applies it.
         if status is None:
-            await _finish(payload, error=f"Unknown status {update.status!r}.")
+            await finish_webhook(payload, error=f"Unknown status {update.status!r}.")
         return None
-    changed = False
-    consent_events: list[Event] = []
-    async with in_transaction():
+    async with unit_of_work(bus) as uow:
         message = await Message.select_for_update().get(id=message.id)
         if not await MessageStatusEvent.exists(message=message, status=status, error_code=update.error_code):
             # When Twilio told us, not when we applied it: a callback that beat the provider's answer
             # is applied late, after ones that came behind it.
-            at = payload.received_at or now()
+            at = payload.received_at or clock.now()
             await MessageStatusEvent.create(message=message, status=status, error_code=update.error_code, at=at)
         if STATUS_RANK[status] > STATUS_RANK.get(message.status, 0):
-            changed = True
             message.status = status
             if update.error_code:
                 message.error_code = update.error_code
@@ -438,12 +501,10 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
                 message.error_message = explanation.summary if explanation else None
             await message.save(update_fields=["status", "error_code", "error_message", "updated_at"])
             if update.error_code == OPTED_OUT_CODE:
-                consent_events = await consent.record_provider_opt_out(message)
-        payload.processed_at = now()
+                await consent.record_provider_opt_out(message)
+            uow.publish(status_changed(message))
+        payload.processed_at = clock.now()
         await payload.save(update_fields=["processed_at"])
-    await bus.publish_all(consent_events)
-    if changed:
-        await bus.publish(status_changed(message))
     return message
 
 
@@ -472,8 +533,11 @@ async def _mark_read_to(staff_id: int, conversation_id: int, message_id: int) ->
 
 async def mark_read(bus: Bus, staff: Staff, conversation: Conversation) -> None:
     latest = await Message.filter(conversation_id=conversation.id).order_by("-id").first()
-    if latest and await _mark_read_to(staff.id, conversation.id, latest.id):
-        await bus.publish(ConversationReadEvent(conversation_id=conversation.id, staff_id=staff.id))
+    if latest is None:
+        return
+    async with unit_of_work(bus) as uow:
+        if await _mark_read_to(staff.id, conversation.id, latest.id):
+            uow.publish(ConversationReadEvent(conversation_id=conversation.id, staff_id=staff.id))
 
 
 async def get_message_for(staff: Staff, message_id: int) -> Message:

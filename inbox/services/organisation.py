@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from inbox.models import AlertPolicy, LinkingPolicy, Organisation, Role, Staff
 from inbox.services.errors import Forbidden, require
+from inbox.services.limits import check_fits
 
 TWILIO_BODY_LIMIT = 1600
 
@@ -25,10 +26,29 @@ async def current() -> Organisation:
     return organisation or await Organisation.create()
 
 
+# ---------------------------------------------------------------- how long a text may be
+
+
+async def text_limit() -> int:
+    """The most characters a text may have: the organisation's limit, never more than Twilio takes."""
+    return min((await current()).char_limit, TWILIO_BODY_LIMIT)
+
+
+def check_text_length(errors: dict[str, str], field: str, text: str, limit: int) -> None:
+    """The one check of a text against the limit (sent, scheduled, edited, a quick entry, a channel's
+    answers). A field that already has an error keeps it."""
+    if len(text) > limit and field not in errors:
+        errors[field] = f"Texts are limited to {limit} characters; this one has {len(text)}."
+
+
+# ---------------------------------------------------------------- the settings page
+
+
 def check_rules(rules: OrganisationRules) -> None:
     errors: dict[str, str] = {}
     if not rules.name.strip():
         errors["name"] = "Give the organisation a name."
+    check_fits(errors, "name", rules.name.strip(), Organisation)
     if not 1 <= rules.char_limit <= TWILIO_BODY_LIMIT:
         errors["char_limit"] = f"The limit must be between 1 and {TWILIO_BODY_LIMIT} characters (Twilio's maximum)."
     if rules.linking_policy not in {p.value for p in LinkingPolicy}:

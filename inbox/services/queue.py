@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
-from inbox.events import Bus, MessageStatusChanged
-from inbox.models import CaseNote, Conversation, Direction, Message, MessageStatus, MessageStatusEvent, Staff
-from inbox.segments import count_segments
+from inbox import clock
+from inbox.events import Bus
+from inbox.models import Direction, Message, MessageStatus, Staff
 from inbox.services import messaging, organisation, quiet_hours, visibility
 from inbox.services.errors import Refused, ValidationFailed, require
 from inbox.services.messaging import Outbox, SendRequest, status_changed
-from inbox.services.organisation import TWILIO_BODY_LIMIT
+from inbox.services.unit_of_work import unit_of_work
 
 WAITING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.ACCEPTED)
 HANDED_OVER = "This text has already been handed to Twilio for sending; it can no longer be cancelled or changed."
@@ -78,7 +77,7 @@ async def schedule_text(outbox: Outbox, staff: Staff, request: SendRequest, now:
     if request.send_at is None:
         require({"send_at": "Choose a date and time to send it."})
     else:
-        _require_future(request.send_at, now or messaging.now())
+        _require_future(request.send_at, now or clock.now())
     return await messaging.send_text(outbox, staff, request)
 
 
@@ -125,7 +124,7 @@ async def queue_for(
     if before is not None:
         query = query.filter(id__lt=before)
     messages = await query.order_by("-id").limit(limit).prefetch_related(*MESSAGE_RELATIONS)
-    return await _entries(list(messages), now or messaging.now())
+    return await _entries(list(messages), now or clock.now())
 
 
 async def queue_page(staff: Staff, limit: int = 200, now: datetime | None = None) -> list[QueueEntry]:
@@ -143,13 +142,13 @@ async def queue_page(staff: Staff, limit: int = 200, now: datetime | None = None
         .limit(limit)
         .prefetch_related(*MESSAGE_RELATIONS)
     )
-    return await _entries([*on_the_way, *scheduled], now or messaging.now())
+    return await _entries([*on_the_way, *scheduled], now or clock.now())
 
 
 async def queue_entry(staff: Staff, message_id: int, now: datetime | None = None) -> QueueEntry:
     message = await _outbound_for(staff, message_id)
     await message.fetch_related("sent_by", "case", "media")
-    return (await _entries([message], now or messaging.now()))[0]
+    return (await _entries([message], now or clock.now()))[0]
 
 
 async def _outbound_for(staff: Staff, message_id: int) -> Message:
@@ -162,23 +161,12 @@ async def _outbound_for(staff: Staff, message_id: int) -> Message:
 # ---------------------------------------------------------------- cancelling
 
 
-def _status_event(message: Message) -> MessageStatusChanged:
-    return status_changed(message)
-
-
 async def cancel_waiting(bus: Bus, message: Message, reason: str | None = None, now: datetime | None = None) -> bool:
     """scheduled → canceled, with its timeline step and event; False when the worker got there first."""
-    at = now or messaging.now()
-    async with in_transaction():
-        won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
-            status=MessageStatus.CANCELED, error_message=reason
-        )
-        if won:
-            await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.CANCELED, at=at)
+    async with unit_of_work(bus):
+        won = await messaging.cancel_if_scheduled(message, reason, now or clock.now())
     await message.refresh_from_db()
-    if won:
-        await bus.publish(_status_event(message))
-    return bool(won)
+    return won
 
 
 async def cancel_scheduled(bus: Bus, staff: Staff, message_id: int, now: datetime | None = None) -> Message:
@@ -198,40 +186,27 @@ async def edit_scheduled(
     bus: Bus, staff: Staff, message_id: int, body: str, send_at: datetime, now: datetime | None = None
 ) -> Message:
     """New text or time for a scheduled text, while it is still waiting in our outbox."""
-    at = now or messaging.now()
+    at = now or clock.now()
     message = await _outbound_for(staff, message_id)
     if message.status == MessageStatus.CANCELED:
         raise Refused("This text was cancelled; schedule a new one instead.")
     if message.status != MessageStatus.SCHEDULED:
         raise Refused(HANDED_OVER)
     await message.fetch_related("media")
-    limit = min(await messaging.char_limit(), TWILIO_BODY_LIMIT)
     errors: dict[str, str] = {}
     if not body.strip() and not message.media:
         errors["body"] = "Write a message."
-    elif len(body) > limit:
-        errors["body"] = f"Texts are limited to {limit} characters; this one has {len(body)}."
+    organisation.check_text_length(errors, "body", body, await organisation.text_limit())
     if send_at <= at:
         errors["send_at"] = "Choose a time in the future."
     require(errors)
-    count = count_segments(body)
-    async with in_transaction():
-        changed = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
-            body=body, send_at=send_at, segments=count.segments, encoding=count.encoding
-        )
-        if changed:
-            await CaseNote.filter(message_id=message.id).update(body=body)
-            latest = await Message.filter(conversation_id=message.conversation_id).order_by("-id").first()
-            if latest is not None and latest.id == message.id:
-                await Conversation.filter(id=message.conversation_id).update(
-                    last_message_preview=messaging.preview_of(body) or messaging.ATTACHMENT_PREVIEW
-                )
-    if not changed:
-        raise Refused(HANDED_OVER)
-    await message.refresh_from_db()
-    await quiet_hours.note_hold(message, at)
-    # The bubble's status line says when it goes (and any hold) in every open tab.
-    await bus.publish(_status_event(message))
+    async with unit_of_work(bus) as uow:
+        if not await messaging.reschedule(message, body, send_at):
+            raise Refused(HANDED_OVER)
+        await message.refresh_from_db()
+        await quiet_hours.note_hold(message, at)
+        # The bubble's status line says when it goes (and any hold) in every open tab.
+        uow.publish(status_changed(message))
     return message
 
 

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from inbox import clock
 from inbox.models import Case, Client, Office, QuickEntry, Role, Staff
 from inbox.phones import for_people
 from inbox.services import messaging, organisation, quiet_hours, visibility
 from inbox.services.errors import Forbidden, NotFound, require
-from inbox.services.organisation import TWILIO_BODY_LIMIT
+from inbox.services.limits import check_fits
 
 PLACEHOLDERS: dict[str, str] = {
     "client_first_name": "the client's first name",
@@ -67,18 +68,16 @@ async def check_entry(data: QuickEntryInput, entry_id: int | None = None) -> Che
     errors: dict[str, str] = {}
     name = data.name.strip()
     language = data.language.strip().lower().replace("_", "-") or None
-    limit = min((await organisation.current()).char_limit, TWILIO_BODY_LIMIT)
     if not name:
         errors["name"] = "Give the entry a name staff will recognise in the list."
-    elif len(name) > 100:
-        errors["name"] = "Names are limited to 100 characters."
-    if language is not None and (len(language) > 20 or not LANGUAGE.fullmatch(language)):
+    check_fits(errors, "name", name, QuickEntry)
+    if language is not None and not LANGUAGE.fullmatch(language):
         errors["language"] = "Use a language code such as es, en or pt-br, or leave it empty for the default."
+    check_fits(errors, "language", language, QuickEntry)
     if not data.body.strip():
         errors["body"] = "Write the text."
-    elif len(data.body) > limit:
-        errors["body"] = f"Texts are limited to {limit} characters; this one has {len(data.body)}."
-    else:
+    organisation.check_text_length(errors, "body", data.body, await organisation.text_limit())
+    if "body" not in errors:
         unknown = [p for p in placeholders_in(data.body) if p not in PLACEHOLDERS]
         if unknown:
             names = ", ".join("{" + p + "}" for p in unknown)
@@ -250,8 +249,8 @@ async def fill_in(
 ) -> Filled:
     chosen = await get_entry(entry_id)
     variant = pick_variant(await QuickEntry.filter(name=chosen.name), client.preferred_language if client else None)
-    text, empty, unknown = fill(variant.body, await values_for(staff, client, case, now or messaging.now()))
-    return Filled(variant, text, empty, unknown, min(await messaging.char_limit(), TWILIO_BODY_LIMIT))
+    text, empty, unknown = fill(variant.body, await values_for(staff, client, case, now or clock.now()))
+    return Filled(variant, text, empty, unknown, await organisation.text_limit())
 
 
 async def visible_case(staff: Staff, case_id: int) -> Case:

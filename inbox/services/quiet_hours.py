@@ -25,6 +25,7 @@ from phonenumbers import timezone as number_zones
 from inbox.models import Case, ClientPhone, Message, Organisation, Role, Staff
 from inbox.services import organisation
 from inbox.services.errors import Forbidden, require
+from inbox.services.limits import check_fits
 
 UNKNOWN_ZONE = "Etc/Unknown"  # what phonenumbers answers for a number it cannot place
 
@@ -36,7 +37,7 @@ def zone_named(name: str | None) -> ZoneInfo | None:
         return None
     try:
         return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         return None
 
 
@@ -233,8 +234,9 @@ async def update_window(staff: Staff, data: QuietHoursInput) -> Organisation:
         errors["end"] = "Choose the hour texts must stop (1–24)."
     elif 0 <= start <= 23 and end <= start:
         errors["end"] = "The window must end after it starts (the same day)."
+    check_fits(errors, "time_zone", data.time_zone.strip(), Organisation)
     if zone_named(data.time_zone) is None:
-        errors["time_zone"] = "Give a time zone such as America/New_York (the IANA name)."
+        errors.setdefault("time_zone", "Give a time zone such as America/New_York (the IANA name).")
     require(errors)
     org = await organisation.current()
     org.quiet_hours_start, org.quiet_hours_end, org.time_zone = start, end, data.time_zone.strip()

@@ -1,6 +1,7 @@
-"""Texts the app sends by itself: the channel's automatic reply (Prime's "Text Response") and an
-administrator's test text. Both are stored as outbound messages in the conversation, with their
-purpose, and go through the channel's own provider like any other text."""
+"""Texts the app sends by itself: the channel's automatic reply (Prime's "Text Response"), an
+administrator's test text and the opt-in request ("reply Y or YES to confirm"). Each is stored as an
+outbound message in the conversation, with its purpose, and goes through the channel's own provider
+like any other text."""
 
 from __future__ import annotations
 
@@ -22,12 +23,11 @@ from inbox.models import (
     Role,
     Staff,
 )
-from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.phones import InvalidPhoneNumber, is_phone_number, normalise
 from inbox.services import consent, messaging, organisation
-from inbox.services.channels import within_office_hours
+from inbox.services.channels import channel_for_new_text, within_office_hours
 from inbox.services.errors import Forbidden, require
 from inbox.services.messaging import Outbox
-from inbox.services.organisation import TWILIO_BODY_LIMIT
 from inbox.sms.base import InboundText
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,8 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
         return None
     if channel.auto_reply_mode == AutoReplyMode.OUTSIDE_HOURS and within_office_hours(channel, at):
         return None
-    try:
-        normalise(conversation.phone)
-    except InvalidPhoneNumber:
-        return None  # a short code or an alphanumeric sender cannot be answered
+    if not is_phone_number(conversation.phone):
+        return None  # a short code, a WhatsApp address or a named sender cannot be answered from our number
     if await consent.is_opted_out(conversation.phone):
         return None
     first_today = Q(last_auto_reply_at=None) | Q(last_auto_reply_at__lt=start_of_local_day(at, channel.time_zone))
@@ -71,9 +69,7 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
             return None
         # The inbox keeps showing the client's own text: an automatic reply does not answer it.
         body = channel.auto_reply_text.strip()
-        return await consent.store_app_text(
-            conversation.id, channel, conversation.phone, body, MessagePurpose.AUTO_REPLY
-        )
+        return await messaging.store_app_text(conversation, channel, body, MessagePurpose.AUTO_REPLY)
 
 
 async def send_prepared(outbox: Outbox, message_id: int) -> None:
@@ -102,18 +98,32 @@ async def send_test_text(outbox: Outbox, staff: Staff, channel: Channel, to: str
         number = normalise(to)
     except InvalidPhoneNumber as exc:
         errors["to"] = str(exc)
-    limit = min((await organisation.current()).char_limit, TWILIO_BODY_LIMIT)
     if not body.strip():
         errors["body"] = "Write the test text."
-    elif len(body) > limit:
-        errors["body"] = f"Texts are limited to {limit} characters; this one has {len(body)}."
+    organisation.check_text_length(errors, "body", body, await organisation.text_limit())
     require(errors)
     if await ClientPhone.exists(number=number) or await consent.is_opted_out(number):
         await messaging.check_consent(number)  # a client's number, or one that opted out: the usual rules
     async with in_transaction():
-        conversation, _ = await Conversation.get_or_create(channel=channel, phone=number)
-        message = await consent.store_app_text(
-            conversation.id, channel, number, body.strip(), MessagePurpose.TEST, staff
+        conversation = await messaging.conversation_with(channel, number)
+        message = await messaging.store_app_text(
+            conversation, channel, body.strip(), MessagePurpose.TEST, staff, shown_in_inbox=True
         )
-        await messaging._touch_conversation(conversation, message)
+    return await messaging.hand_to_provider(outbox, message)
+
+
+# ---------------------------------------------------------------- the opt-in request
+
+
+async def send_opt_in_request(outbox: Outbox, staff: Staff, client_id: int, phone_id: int) -> Message:
+    """Staff ask for consent by text (the organisation's opt-in text), in the number's latest
+    conversation. The one send allowed before okay-to-text — never to a number that opted out."""
+    request = await consent.check_opt_in_request(staff, client_id, phone_id)
+    number = request.phone.number
+    channel = await channel_for_new_text(number)
+    async with in_transaction():
+        conversation = await messaging.conversation_with(channel, number)
+        message = await messaging.store_app_text(
+            conversation, channel, request.body, MessagePurpose.OPT_IN_REQUEST, staff, shown_in_inbox=True
+        )
     return await messaging.hand_to_provider(outbox, message)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tortoise import Tortoise
@@ -36,3 +38,26 @@ async def wipe() -> None:
     for table in tables:
         await connection.execute_script(f'DELETE FROM "{table}"')
     await connection.execute_script("PRAGMA foreign_keys = ON")
+
+
+@asynccontextmanager
+async def connection_broken() -> AsyncIterator[None]:
+    """The app's database connection closed under it, as when the database is briefly unreachable:
+    every query fails until the block ends, and the first one after it connects again.
+
+    Tortoise keeps an open connection (SQLite) or pool (PostgreSQL) and reconnects only when it holds
+    none, so the real one is closed and left in place, then dropped.
+    """
+    client = Tortoise.get_connection("default")
+    if client.capabilities.dialect == "postgres":
+        await client._pool.close()  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            client._pool = None  # type: ignore[attr-defined]
+    else:
+        await client._connection.close()  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            client._connection = None  # type: ignore[attr-defined]

@@ -1,0 +1,149 @@
+"""A client's text arriving: the one use case behind Twilio's inbound webhook.
+
+The route verifies the signature (finding the channel on the way) and calls `receive_text` with the
+form and that channel; everything else is decided here, in this order: the raw payload is stored;
+a text that cannot be kept (a sender or SID longer than its column) is refused with a logged reason
+and still answered, so Twilio does not retry it for ever; a repeat is recognised; then one unit of
+work stores the text, files it on cases, raises alerts, registers its attachments and applies what
+it says to consent, and its events go out once that commits. Our answers to keywords are handed to
+the provider before the webhook is answered; the automatic reply and the attachments after it (the
+route schedules them: Twilio gives the webhook 15 seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.exceptions import IntegrityError
+
+from inbox import clock
+from inbox.events import MessageReceived
+from inbox.models import Channel, Conversation, Message, WebhookPayload
+from inbox.phones import sender_address
+from inbox.services import alerts, consent, linking, media, messaging, system_texts
+from inbox.services.limits import max_length
+from inbox.services.messaging import Outbox
+from inbox.services.providers import ChannelNotReady
+from inbox.services.unit_of_work import unit_of_work
+from inbox.sms.base import InboundText, Provider, parse_inbound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the webhook's answer leaves to do: None fields mean nothing (a repeat, a refused text)."""
+
+    message: Message | None = None
+    auto_reply_id: int | None = None  # stored and queued: hand it to the provider after the answer
+    fetch_media: bool = False  # the text has attachments to download after the answer
+
+
+async def receive_text(
+    outbox: Outbox,
+    channel: Channel,
+    params: Mapping[str, str],
+    *,
+    idempotency_token: str | None = None,
+    at: datetime | None = None,
+) -> Received:
+    """Twilio's inbound webhook, its signature already checked by `channel`'s account. `at`: the clock
+    the automatic reply's office hours and once-a-day rule are judged by."""
+    payload = await messaging.store_webhook("message", params, idempotency_token)
+    text = parse_inbound(params)
+    refusal = refusal_of(text)
+    if refusal is not None:
+        log.warning("Inbound webhook %s not kept as a text: %s", payload.id, refusal)
+        await messaging.finish_webhook(payload, error=refusal)
+        return Received()
+    recorded = await record_inbound(outbox, channel, text, payload)
+    if recorded is None:
+        return Received()
+    message, replies = recorded
+    for reply in replies:  # no consent check: Twilio allows the answer to STOP
+        await messaging.hand_to_provider(outbox, reply)
+    return Received(message, await _auto_reply(message, text, at or clock.now()), bool(text.media))
+
+
+def refusal_of(text: InboundText) -> str | None:
+    """Why a webhook's values cannot be kept as a text: none may be longer than the column it goes to."""
+    if not text.provider_sid:
+        return "No MessageSid in the webhook."
+    checks = (
+        ("MessageSid", text.provider_sid, max_length(Message, "provider_sid")),
+        ("From", sender_address(text.from_number), max_length(Conversation, "phone")),
+        ("To", text.to_number, max_length(Message, "to_number")),
+    )
+    for name, value, limit in checks:
+        if len(value) > limit:
+            return f"{name} is {len(value)} characters long; at most {limit} are kept."
+    return None
+
+
+async def record_inbound(
+    outbox: Outbox, channel: Channel, text: InboundText, payload: WebhookPayload
+) -> tuple[Message, list[Message]] | None:
+    """The text and all it causes, in one unit of work; with our stored answers to hand to the provider.
+    None when Twilio repeats itself."""
+    if await Message.exists(provider_sid=text.provider_sid):
+        await messaging.finish_webhook(payload, error="duplicate")
+        return None
+    sender = sender_address(text.from_number)
+    try:
+        async with unit_of_work(outbox.bus) as uow:
+            message = await messaging.store_inbound(channel, text, sender)
+            case_ids = await linking.link_inbound(message)
+            uow.publish(
+                MessageReceived(
+                    message_id=message.id,
+                    conversation_id=message.conversation_id,
+                    provider_sid=message.provider_sid,
+                    case_ids=case_ids,
+                )
+            )
+            await alerts.raise_alerts(message, case_ids)
+            await media.register_inbound_media(message, text.media)
+            replies = await _apply_consent(message, channel, text.opt_out_type)
+            await messaging.finish_webhook(payload)
+    except IntegrityError:
+        # Two deliveries of the same MessageSid raced; the other one stored it.
+        await messaging.finish_webhook(payload, error="duplicate")
+        return None
+    return message, replies
+
+
+async def _apply_consent(message: Message, channel: Channel, opt_out_type: str | None) -> list[Message]:
+    """Consent decides what the text means (STOP, START, HELP, a YES); messaging writes what follows."""
+    decided = await consent.handle_inbound(message, channel, opt_out_type)
+    if decided.cancel_scheduled is not None:
+        await messaging.cancel_scheduled_to(message.from_number, decided.cancel_scheduled)
+    if decided.reply is None:
+        return []
+    conversation = await Conversation.get(id=message.conversation_id)
+    return [await messaging.store_app_text(conversation, channel, decided.reply.body, decided.reply.purpose)]
+
+
+async def _auto_reply(message: Message, text: InboundText, at: datetime) -> int | None:
+    try:
+        reply = await system_texts.prepare_auto_reply(message, text, at)
+    except Exception:  # the client's text is stored; a failed auto-reply must not make Twilio resend it
+        log.exception("Preparing the automatic reply to message %s failed", message.id)
+        return None
+    return reply.id if reply is not None else None
+
+
+async def fetch_media(outbox: Outbox, channel: Channel, message_id: int) -> int:
+    """Downloads a received text's attachments (after the answer), with its own channel's credentials."""
+    return await media.fetch_pending_for_message(
+        _provider_for_media(outbox, channel), outbox.media_dir, outbox.bus, message_id
+    )
+
+
+def _provider_for_media(outbox: Outbox, channel: Channel) -> Provider:
+    try:
+        return outbox.provider_for(channel)
+    except ChannelNotReady:
+        return outbox.provider  # the credentials of the account the media URL names

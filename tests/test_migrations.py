@@ -1,0 +1,95 @@
+"""Migration 0005 widens the sender columns without touching a row, an index or a constraint.
+
+On SQLite it changes nothing (SQLite never enforces a VARCHAR's length; Tortoise's table rebuild would
+drop the indexes and cascade-delete every message). On PostgreSQL it widens the columns in place.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate
+
+from inbox.db import tortoise_config
+
+BEFORE = "models.0004_staff_sessions"
+ROWS = [
+    "INSERT INTO channel (label, account_sid, is_simulator, throughput, help_text, twilio_handles_opt_out,"
+    " auto_reply_mode, auto_reply_text, office_hours, time_zone, call_response, created_at)"
+    " VALUES ('x', 'AC1', FALSE, 1, 'h', TRUE, 'off', '', '{}', 'UTC', 'c', '2026-01-01')",
+    "INSERT INTO conversation (channel_id, phone, last_message_preview, created_at)"
+    " VALUES (1, '+14045387319', '', '2026-01-01')",
+    "INSERT INTO message (conversation_id, direction, from_number, to_number, body, status, segments, encoding,"
+    " created_at, updated_at) VALUES (1, 'inbound', '+14045387319', '+15005550006', 'hi', 'received', 1, 'GSM-7',"
+    " '2026-01-01', '2026-01-01')",
+]
+WIDE = "whatsapp:" + "9" * 55  # 64 characters
+
+
+async def migrate_to(url: str, target: str | None = None) -> None:
+    try:
+        await migrate(config=tortoise_config(url), target=target)
+    finally:
+        await Tortoise.close_connections()
+
+
+async def test_on_sqlite_the_tables_keep_their_rows_indexes_and_constraints(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    await migrate_to(f"sqlite://{path}", BEFORE)
+    with sqlite3.connect(path) as db:
+        for statement in ROWS:
+            db.execute(statement)
+        indexes_before = set(db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall())
+
+    await migrate_to(f"sqlite://{path}")
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM message").fetchone() == (1,)
+        assert set(db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()) == indexes_before
+        with pytest.raises(sqlite3.IntegrityError):  # one conversation per number and channel, still
+            db.execute(ROWS[1])
+        db.execute(ROWS[1].replace("+14045387319", WIDE))
+        assert db.execute("SELECT phone FROM conversation WHERE id = 2").fetchone() == (WIDE,)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("INBOX_DATABASE_URL", "").startswith("postgres"), reason="the PostgreSQL pass checks this"
+)
+async def test_on_postgresql_the_columns_are_widened_in_place() -> None:
+    server = os.environ["INBOX_DATABASE_URL"].rsplit("/", 1)[0]
+    name = os.environ["INBOX_DATABASE_URL"].rsplit("/", 1)[1] + "_migration"
+    admin = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"{server}/{name}"
+        await migrate_to(url, BEFORE)
+        db = await asyncpg.connect(url)
+        try:
+            for statement in ROWS:
+                await db.execute(statement)
+            await migrate_to(url)
+            widths = await db.fetch(
+                "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns"
+                " WHERE (table_name, column_name) IN"
+                " (('conversation', 'phone'), ('consent_event', 'number'), ('client_phone', 'number'))"
+            )
+            assert {(r[0], r[1]): r[2] for r in widths} == {
+                ("conversation", "phone"): 64,
+                ("consent_event", "number"): 64,
+                ("client_phone", "number"): 64,
+            }
+            assert await db.fetchval("SELECT count(*) FROM message") == 1
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await db.execute(ROWS[1])
+            await db.execute(ROWS[1].replace("+14045387319", WIDE))
+        finally:
+            await db.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
