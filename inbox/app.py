@@ -14,8 +14,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -40,13 +38,14 @@ from inbox.routes import (
     webhooks,
 )
 from inbox.routes import queue as queue_routes
+from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import Outbox, now
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.settings import Settings
 from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
-from inbox.web import ROOT, LoginRequired, login_redirect, render
+from inbox.web import ROOT, LoginRequired, login_redirect
 from inbox.worker import run_worker
 
 log = logging.getLogger(__name__)
@@ -191,7 +190,8 @@ def create_app(settings: Settings) -> Starlette:
             same_site="lax",
             https_only=settings.public_url.startswith("https://"),
             max_age=12 * 60 * 60,
-        )
+        ),
+        Middleware(QueryStringGuard),
     ]
     app = Starlette(
         routes=routes,
@@ -201,23 +201,8 @@ def create_app(settings: Settings) -> Starlette:
             LoginRequired: login_redirect,
             ServiceError: service_error,
             HTTPException: http_error,
+            500: server_error,
         },
     )
     app.state.settings = settings
     return app
-
-
-async def service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": exc.message, "fields": exc.fields}, status_code=exc.status)
-    return render(request, "error.html", {"message": exc.message, "status": exc.status}, status_code=exc.status)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if request.url.path.startswith(("/api/", "/webhooks/", "/static/")):
-        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-    return render(
-        request, "error.html", {"message": exc.detail, "status": exc.status_code}, status_code=exc.status_code
-    )

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from inbox.routes.guards import record_id
 from inbox.services import consent, linking, media, messaging, visibility
 from inbox.services import conversations as convo
 from inbox.services.errors import ServiceError, ValidationFailed
@@ -164,10 +165,8 @@ async def link_to_case(request: Request) -> Response:
 
 
 def int_or_none(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
+    """An id from a query or a form; None when it is not one the database can hold."""
+    return record_id(value)
 
 
 routes = [
