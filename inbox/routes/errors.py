@@ -96,7 +96,9 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
         match, child_scope = route.matches(scope)
         if match == Match.NONE:
             continue
-        if isinstance(route, Mount):
+        if isinstance(route, Mount) and not route.routes:  # a mounted app of its own: static files
+            methods |= {"GET", "HEAD"}
+        elif isinstance(route, Mount):
             methods |= allowed_methods(route.routes, {**scope, **child_scope})
         elif isinstance(route, Route) and route.methods:
             methods |= route.methods
