@@ -14,8 +14,6 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -42,6 +40,7 @@ from inbox.routes import (
     webhooks,
 )
 from inbox.routes import queue as queue_routes
+from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
 from inbox.services import sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.errors import ServiceError
@@ -52,7 +51,7 @@ from inbox.services.throttle import Limits, Throttle
 from inbox.session_middleware import ServerSessionMiddleware
 from inbox.settings import Settings
 from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
-from inbox.web import ROOT, LoginRequired, login_redirect, render
+from inbox.web import ROOT, LoginRequired, login_redirect
 from inbox.worker import run_worker
 
 log = logging.getLogger(__name__)
@@ -234,6 +233,7 @@ def create_app(settings: Settings) -> Starlette:
             secure=settings.secure_cookies,
             clock=clock.now,
         ),
+        Middleware(QueryStringGuard),
     ]
     app = Starlette(
         routes=routes,
@@ -243,24 +243,9 @@ def create_app(settings: Settings) -> Starlette:
             LoginRequired: login_redirect,
             ServiceError: service_error,
             HTTPException: http_error,
+            500: server_error,
         },
     )
     app.state.settings = settings
     app.state.throttle = build_throttle(settings)
     return app
-
-
-async def service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": exc.message, "fields": exc.fields}, status_code=exc.status)
-    return render(request, "error.html", {"message": exc.message, "status": exc.status}, status_code=exc.status)
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if request.url.path.startswith(("/api/", "/webhooks/", "/static/")):
-        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-    return render(
-        request, "error.html", {"message": exc.detail, "status": exc.status_code}, status_code=exc.status_code
-    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
@@ -20,7 +20,8 @@ from inbox import clock
 from inbox.headers import note_varies_on_htmx
 from inbox.models import MessageStatus, Role, Staff
 from inbox.phones import for_people
-from inbox.services.errors import Forbidden
+from inbox.routes.guards import printable, unstorable
+from inbox.services.errors import Forbidden, ValidationFailed
 from inbox.services.linking import REASON_WORDS
 from inbox.session_middleware import session_record
 from inbox.sms.errors import explain
@@ -148,7 +149,8 @@ def csrf_token(request: Request) -> str:
 
 
 async def checked_form(request: Request) -> FormData:
-    """The posted form, once its CSRF token (field or htmx header) matches the session's."""
+    """The posted form, once its CSRF token (field or htmx header) matches the session's and none of its text
+    is something the database cannot store (a NUL byte): every page's form comes through here."""
     form = await request.form()
     sent = str(form.get("csrf_token") or request.headers.get("X-CSRF-Token") or "")
     expected = request.session.get("csrf") or ""
@@ -156,6 +158,12 @@ async def checked_form(request: Request) -> FormData:
         raise HTTPException(
             403, "This form has expired or did not come from Case Inbox. Reload the page and try again."
         )
+    refused = {
+        printable(name): reason for name, value in form.multi_items() if (reason := _unstorable_field(name, value))
+    }
+    if refused:  # the error page names the field: the form's own pages do not expect this error
+        words = " ".join(f"“{name}”: {reason}" for name, reason in refused.items())
+        raise ValidationFailed(f"This form cannot be saved. {words}", refused)
     return form
 
 
@@ -171,6 +179,10 @@ class LazyCsrfToken:
 
     def __html__(self) -> str:
         return str(self)  # URL-safe characters only: nothing to escape
+
+
+def _unstorable_field(name: str, value: str | UploadFile) -> str | None:
+    return unstorable(name) or (unstorable(value) if isinstance(value, str) else None)
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:

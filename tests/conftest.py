@@ -21,6 +21,7 @@ from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Secret, Settings
 from tests.support import database
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.openapi_check import check_against_document
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -75,7 +76,12 @@ async def app(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Star
 
 
 def asgi_client(app: Starlette) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL)
+    """A client of the app; every API answer it gets is checked against the OpenAPI document."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=PUBLIC_URL,
+        event_hooks={"response": [check_against_document]},
+    )
 
 
 @pytest.fixture

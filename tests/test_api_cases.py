@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from inbox.events import AlertDismissed, MediaChanged, SessionEnded, Subscription
 from inbox.models import Alert, Assignment, ClientPhone, Media, Message, Organisation, Staff
-from inbox.routes.openapi import OPENAPI
+from inbox.routes.api import OPENAPI
 from inbox.services import linking
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.fake_twilio import FakeTwilio

@@ -548,7 +548,7 @@ async def test_the_api_records_consent_and_answers_the_ledger(app, make_staff, a
 
     url = f"/api/v1/clients/{created.json()['id']}/phones/{phone['id']}/consent"
     assert (await api.post(url, json={"okay_to_text": "yes"})).status_code == 422
-    assert (await api.post(url, json={})).json()["fields"] == {"okay_to_text": "Must be true or false."}
+    assert (await api.post(url, json={})).json()["fields"] == {"okay_to_text": "This field is required."}
     async with app.state.bus.subscribe() as subscription:
         answer = await api.post(url, json={"okay_to_text": True})
         events = await published(subscription)

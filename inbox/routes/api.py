@@ -1,168 +1,34 @@
-"""The JSON API under /api/v1 (bearer token). Field names are a contract: see PRODUCT.md."""
+"""The JSON API under /api/v1 (bearer token): its handlers and the one table of operations that both the
+router and the OpenAPI document are made from. Field names are a contract: see PRODUCT.md and api_models.py.
+
+A handler's docstring is its operation's description in the document, written for integrators."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from inbox.models import (
-    Alert,
-    Assignment,
-    Case,
-    CaseNote,
-    Client,
-    ClientPhone,
-    ConsentEvent,
-    ConsentSource,
-    Media,
-    MediaStatus,
-    Message,
-    Staff,
+from inbox import models as orm
+from inbox.models import ConsentSource, Staff
+from inbox.routes import api_models as shapes
+from inbox.routes.api_models import (
+    AssignmentInput,
+    AssignmentQuery,
+    CaseInput,
+    ClientInput,
+    ConsentInput,
+    LinkInput,
+    MessageInput,
+    Paging,
 )
 from inbox.routes.events import open_stream
-from inbox.routes.openapi import OPENAPI
+from inbox.routes.openapi import document
+from inbox.routes.operations import Call, Operation, Raw, route_of
 from inbox.services import alerts, consent, directory, linking, media, messaging, visibility
 from inbox.services import queue as sms_queue
-from inbox.services.errors import (
-    Forbidden,
-    NotFound,
-    ServiceError,
-    ValidationFailed,
-    require,
-)
+from inbox.services.errors import Forbidden, NotFound, require
 from inbox.services.messaging import SendRequest
-from inbox.services.staff import staff_for_token
-from inbox.services.throttle import Throttle, Throttled
-from inbox.web import client_address, iso
-
-Handler = Callable[[Request, Staff], Awaitable[Response]]
-
-
-class Unauthorised(ServiceError):
-    status = 401
-
-
-def error_response(exc: ServiceError) -> JSONResponse:
-    body: dict[str, Any] = {"error": exc.message}
-    if exc.fields:
-        body["fields"] = exc.fields
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    if isinstance(exc, Throttled):
-        headers = {"Retry-After": str(exc.retry_after)}
-    return JSONResponse(body, status_code=exc.status, headers=headers)
-
-
-def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Authenticates the bearer token and turns service errors into the contract's JSON errors."""
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            staff = await _token_staff(request)
-            return await handler(request, staff)
-        except ServiceError as exc:
-            return error_response(exc)
-
-    endpoint.__name__ = handler.__name__
-    return endpoint
-
-
-async def _token_staff(request: Request) -> Staff:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorised("Send a token: Authorization: Bearer <token> (see `inbox create-token`).")
-    throttle: Throttle = request.app.state.throttle
-    await throttle.check_token(client_address(request))  # Throttled (429) after too many bad tokens
-    staff = await staff_for_token(token.strip())
-    if staff is None:
-        await throttle.token_failed(client_address(request))
-        raise Unauthorised("This token is not valid.")
-    return staff
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationFailed("The body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object.")
-    return body
-
-
-# ---------------------------------------------------------------- field checks
-
-
-def text_field(body: dict[str, Any], name: str, errors: dict[str, str], required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            errors[name] = "This field is required."
-        return None
-    if not isinstance(value, str):
-        errors[name] = "Must be a string."
-        return None
-    return value
-
-
-def int_field(body: dict[str, Any], name: str, errors: dict[str, str], required: bool = False) -> int | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            errors[name] = "This field is required."
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors[name] = "Must be an integer id."
-        return None
-    return int(value)
-
-
-def date_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> date | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        errors[name] = "Must be a date like 2026-11-21."
-        return None
-
-
-def datetime_field(body: dict[str, Any], name: str, errors: dict[str, str]) -> datetime | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        errors[name] = "Must be an ISO 8601 time with an offset, like 2026-11-21T15:00:00Z."
-        return None
-    if moment.tzinfo is None:
-        errors[name] = "Give the time zone offset, e.g. 2026-11-21T15:00:00Z."
-        return None
-    return moment
-
-
-def paging(request: Request) -> tuple[int, int | None]:
-    errors: dict[str, str] = {}
-    limit, before = 50, None
-    try:
-        limit = max(1, min(200, int(request.query_params.get("limit", "50"))))
-    except ValueError:
-        errors["limit"] = "Must be an integer."
-    try:
-        raw_before = request.query_params.get("before")
-        before = int(raw_before) if raw_before else None
-    except ValueError:
-        errors["before"] = "Must be an integer (the id to page before)."
-    if errors:
-        raise ValidationFailed("limit and before must be integers.", errors)
-    return limit, before
 
 
 def require_manager(staff: Staff) -> None:
@@ -170,487 +36,389 @@ def require_manager(staff: Staff) -> None:
         raise Forbidden("Only supervisors and admins may change clients, cases and assignments.")
 
 
-# ---------------------------------------------------------------- shapes
-
-
-def client_json(client: Client) -> dict[str, Any]:
-    return {
-        "id": client.id,
-        "name": client.name,
-        "external_id": client.external_id,
-        "preferred_language": client.preferred_language,
-        "phones": [phone_json(p) for p in client.phones],
-        "case_ids": [c.id for c in client.cases],
-        "created_at": iso(client.created_at),
-    }
-
-
-def phone_json(phone: ClientPhone) -> dict[str, Any]:
-    """A client phone with its consent ledger (consent_log fetched), oldest entry first."""
-    return {
-        "id": phone.id,
-        "number": phone.number,
-        "kind": phone.kind.value,
-        "okay_to_text": phone.okay_to_text,
-        "opted_out": phone.opted_out,
-        "consent_log": [consent_json(row) for row in sorted(phone.consent_log, key=lambda row: (row.at, row.id))],
-    }
-
-
-def consent_json(row: ConsentEvent) -> dict[str, Any]:
-    return {
-        "okay_to_text": row.okay_to_text,
-        "opted_out": row.opted_out,
-        "source": row.source.value,
-        "at": iso(row.at),
-        "message_id": row.message_id,
-    }
-
-
-def case_json(case: Case) -> dict[str, Any]:
-    return {
-        "id": case.id,
-        "number": case.number,
-        "title": case.title,
-        "client_id": case.client_id,
-        "legal_problem": case.legal_problem,
-        "office": case.office.name if case.office else None,
-        "external_id": case.external_id,
-        "opened": case.opened_on.isoformat(),
-        "closed": case.closed_on.isoformat() if case.closed_on else None,
-        "created_at": iso(case.created_at),
-    }
-
-
-def assignment_json(assignment: Assignment) -> dict[str, Any]:
-    return {
-        "id": assignment.id,
-        "case_id": assignment.case_id,
-        "staff_email": assignment.staff.email,
-        "primary": assignment.primary,
-        "start": assignment.start.isoformat(),
-        "end": assignment.end.isoformat() if assignment.end else None,
-    }
-
-
-def media_url(media_id: int) -> str:
-    """Where an attachment is fetched, with the same token as the rest of the API."""
-    return f"/api/v1/media/{media_id}"
-
-
-def media_json(item: Media) -> dict[str, Any]:
-    stored = item.status == MediaStatus.STORED
-    return {
-        "id": item.id,
-        # Until the file is stored, only the type the provider declared is known.
-        "content_type": item.content_type if stored else item.declared_type,
-        "size": item.size,
-        "url": media_url(item.id),
-        "status": item.status.value,
-    }
-
-
-def message_json(message: Message, visible_cases: set[int] | None = None) -> dict[str, Any]:
-    """The message as the reader may see it: `visible_cases` None means every case (supervisors, admins);
-    otherwise links to cases outside it (a shared phone filed the text on another client's case) are left out."""
-    links = [
-        link
-        for link in sorted(message.links, key=lambda link: link.id)
-        if visible_cases is None or link.case_id in visible_cases
-    ]
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "direction": message.direction.value,
-        "from": message.from_number,
-        "to": message.to_number,
-        "body": message.body,
-        "status": message.status.value,
-        "error_code": message.error_code,
-        "error_message": message.error_message,
-        "provider_sid": message.provider_sid,
-        "segments": message.segments,
-        "case_ids": sorted({link.case_id for link in links}),
-        "links": [{"case_id": link.case_id, "reason": str(link.reason)} for link in links],
-        "media": [media_json(item) for item in sorted(message.media, key=lambda m: (m.position, m.id))],
-        "sent_by": message.sent_by_id,
-        "send_at": iso(message.send_at) or None,
-        "created_at": iso(message.created_at),
-        "timeline": [
-            {"status": step.status.value, "at": iso(step.at), "error_code": step.error_code}
-            for step in sorted(message.timeline, key=lambda s: (s.at, s.id))
-        ],
-    }
-
-
-def note_json(note: CaseNote) -> dict[str, Any]:
-    return {
-        "id": note.id,
-        "case_id": note.case_id,
-        "message_id": note.message_id,
-        "author": note.author,
-        "body": note.body,
-        "at": iso(note.at),
-    }
-
-
-def document_json(item: Media) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "message_id": item.message_id,
-        "content_type": item.content_type,
-        "size": item.size,
-        "filename": item.filename,
-        "url": media_url(item.id),
-        "created_at": iso(item.created_at),
-    }
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "case_id": alert.case_id,
-        "message_id": alert.message_id,
-        "assignee_emails": sorted(a.staff.email for a in alert.assignees),
-        "created_at": iso(alert.created_at),
-        "dismissed_at": iso(alert.dismissed_at) or None,
-        "dismissed_by": alert.dismissed_by.email if alert.dismissed_by_id and alert.dismissed_by else None,
-    }
-
-
 # ---------------------------------------------------------------- clients, cases, assignments
 
 
-@api
-async def create_client(request: Request, staff: Staff) -> Response:
-    require_manager(staff)
-    body = await json_body(request)
-    errors: dict[str, str] = {}
-    name = text_field(body, "name", errors, required=True)
-    external_id = text_field(body, "external_id", errors)
-    language = text_field(body, "preferred_language", errors)
-    phones = _phones_field(body, errors)
-    require(errors)
+async def create_client(call: Call) -> shapes.Client:
+    """Supervisors and admins only. Phone numbers are stored and answered in E.164."""
+    require_manager(call.staff)
+    body = call.body_as(ClientInput)
     client = await directory.create_client(
-        name=name or "",
-        phones=phones,
-        external_id=external_id,
-        preferred_language=language,
+        name=body.name,
+        phones=[directory.PhoneInput(p.number, p.kind.value, p.okay_to_text) for p in body.phones],
+        external_id=body.external_id,
+        preferred_language=body.preferred_language,
         source=ConsentSource.API,
-        staff=staff,
+        staff=call.staff,
     )
-    return JSONResponse(client_json(await directory.get_client(client.id)), status_code=201)
+    return shapes.Client.of(await directory.get_client(client.id))
 
 
-def _phones_field(body: dict[str, Any], errors: dict[str, str]) -> list[directory.PhoneInput]:
-    raw = body.get("phones", [])
-    if not isinstance(raw, list):
-        errors["phones"] = "Must be a list of {number, kind, okay_to_text}."
-        return []
-    phones = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("number"), str):
-            errors[f"phones.{index}.number"] = "Each phone needs a number (a string)."
-            continue
-        okay = item.get("okay_to_text", False)
-        if not isinstance(okay, bool):
-            errors[f"phones.{index}.okay_to_text"] = "Must be true or false."
-            continue
-        phones.append(directory.PhoneInput(item["number"], str(item.get("kind", "mobile")), okay))
-    return phones
+async def list_clients(call: Call) -> list[shapes.Client]:
+    """Clients the caller may see, newest first."""
+    paging = call.query_as(Paging)
+    query = orm.Client.all()
+    if not call.staff.sees_everything:
+        query = query.filter(id__in=await visibility.assigned_client_ids(call.staff))
+    if paging.before is not None:
+        query = query.filter(id__lt=paging.before)
+    clients = await query.order_by("-id").limit(paging.limit).prefetch_related("phones__consent_log", "cases")
+    return [shapes.Client.of(client) for client in clients]
 
 
-@api
-async def list_clients(request: Request, staff: Staff) -> Response:
-    limit, before = paging(request)
-    query = Client.all()
-    if not staff.sees_everything:
-        query = query.filter(id__in=await visibility.assigned_client_ids(staff))
-    if before:
-        query = query.filter(id__lt=before)
-    clients = await query.order_by("-id").limit(limit).prefetch_related("phones__consent_log", "cases")
-    return JSONResponse([client_json(c) for c in clients])
-
-
-@api
-async def get_client(request: Request, staff: Staff) -> Response:
-    client_id = request.path_params["client_id"]
-    if not await visibility.can_see_client(staff, client_id):
+async def get_client(call: Call) -> shapes.Client:
+    client_id = call.ids["client_id"]
+    if not await visibility.can_see_client(call.staff, client_id):
         raise NotFound("No client has this id.")
-    return JSONResponse(client_json(await directory.get_client(client_id)))
+    return shapes.Client.of(await directory.get_client(client_id))
 
 
-@api
-async def set_phone_consent(request: Request, staff: Staff) -> Response:
-    """The case management system records okay-to-text for one number (an opt-out stays until START)."""
-    body = await json_body(request)
-    okay = body.get("okay_to_text")
-    if not isinstance(okay, bool):
-        require({"okay_to_text": "Must be true or false."})
+async def set_phone_consent(call: Call) -> shapes.Phone:
+    """Sets the phone's `okay_to_text` and adds an entry with `source` `api` to its `consent_log` (nothing is
+    added when the value does not change). A `consent.changed` event tells open tabs. An opt-out is not undone:
+    only the client can, by texting START (or YES to an opt-in request), so `opted_out` stays as it is. Any
+    caller who may see the client may record it; phones of other clients answer 404."""
     phone = await consent.set_okay_to_text(
-        request.app.state.bus,
-        staff,
-        request.path_params["client_id"],
-        request.path_params["phone_id"],
-        bool(okay),
+        call.request.app.state.bus,
+        call.staff,
+        call.ids["client_id"],
+        call.ids["phone_id"],
+        call.body_as(ConsentInput).okay_to_text,
         ConsentSource.API,
     )
     await phone.fetch_related("consent_log")
-    return JSONResponse(phone_json(phone))
+    return shapes.Phone.of(phone)
 
 
-@api
-async def create_case(request: Request, staff: Staff) -> Response:
-    require_manager(staff)
-    body = await json_body(request)
-    errors: dict[str, str] = {}
-    values = {
-        name: text_field(body, name, errors, required=name in ("number", "title"))
-        for name in ("number", "title", "legal_problem", "office", "external_id")
-    }
-    client_id = int_field(body, "client_id", errors, required=True)
-    require(errors)
-    case = await directory.create_case(client_id=client_id, **values)  # type: ignore[arg-type]
-    return JSONResponse(case_json(await directory.get_case(case.id)), status_code=201)
+async def create_case(call: Call) -> shapes.Case:
+    """Supervisors and admins only. An `office` named for the first time is created. An unknown `client_id`, or
+    a `number` or `external_id` already in use, answers 422 naming the field."""
+    require_manager(call.staff)
+    body = call.body_as(CaseInput)
+    case = await directory.create_case(
+        number=body.number,
+        title=body.title,
+        client_id=body.client_id,
+        legal_problem=body.legal_problem,
+        office=body.office,
+        external_id=body.external_id,
+    )
+    return shapes.Case.of(await directory.get_case(case.id))
 
 
-@api
-async def list_cases(request: Request, staff: Staff) -> Response:
-    limit, before = paging(request)
-    query = Case.all()
-    if not staff.sees_everything:
-        query = query.filter(id__in=await visibility.assigned_case_ids(staff))
-    if before:
-        query = query.filter(id__lt=before)
-    cases = await query.order_by("-id").limit(limit).prefetch_related("office")
-    return JSONResponse([case_json(c) for c in cases])
+async def list_cases(call: Call) -> list[shapes.Case]:
+    """Cases the caller may see, newest first."""
+    paging = call.query_as(Paging)
+    query = orm.Case.all()
+    if not call.staff.sees_everything:
+        query = query.filter(id__in=await visibility.assigned_case_ids(call.staff))
+    if paging.before is not None:
+        query = query.filter(id__lt=paging.before)
+    return [shapes.Case.of(case) for case in await query.order_by("-id").limit(paging.limit).prefetch_related("office")]
 
 
-async def _visible_case(staff: Staff, case_id: int) -> Case:
-    case = await Case.get_or_none(id=case_id).prefetch_related("office")
+async def _visible_case(staff: Staff, case_id: int) -> orm.Case:
+    case = await orm.Case.get_or_none(id=case_id).prefetch_related("office")
     if case is None or not await visibility.can_see_case(staff, case):
         raise NotFound("No case has this id.")
     return case
 
 
-@api
-async def get_case(request: Request, staff: Staff) -> Response:
-    return JSONResponse(case_json(await _visible_case(staff, request.path_params["case_id"])))
+async def get_case(call: Call) -> shapes.Case:
+    return shapes.Case.of(await _visible_case(call.staff, call.ids["case_id"]))
 
 
-@api
-async def create_assignment(request: Request, staff: Staff) -> Response:
-    require_manager(staff)
-    body = await json_body(request)
-    errors: dict[str, str] = {}
-    case_id = int_field(body, "case_id", errors, required=True)
-    email = text_field(body, "staff_email", errors, required=True)
-    primary = body.get("primary", False)
-    if not isinstance(primary, bool):
-        errors["primary"] = "Must be true or false."
-    start, end = date_field(body, "start", errors), date_field(body, "end", errors)
-    require(errors)
+async def create_assignment(call: Call) -> shapes.Assignment:
+    """Supervisors and admins only. An unknown `case_id` or `staff_email`, or an `end` before `start`, answers
+    422 naming the field."""
+    require_manager(call.staff)
+    body = call.body_as(AssignmentInput)
     assignment = await directory.create_assignment(
-        case_id=case_id, staff_email=email or "", primary=primary, start=start, end=end
+        case_id=body.case_id, staff_email=body.staff_email, primary=body.primary, start=body.start, end=body.end
     )
     await assignment.fetch_related("staff")
-    return JSONResponse(assignment_json(assignment), status_code=201)
+    return shapes.Assignment.of(assignment)
 
 
-@api
-async def list_assignments(request: Request, staff: Staff) -> Response:
-    limit, before = paging(request)
-    query = Assignment.all()
-    if not staff.sees_everything:
-        query = query.filter(case_id__in=await visibility.assigned_case_ids(staff))
-    if request.query_params.get("case_id", "").isdigit():
-        query = query.filter(case_id=int(request.query_params["case_id"]))
-    if before:
-        query = query.filter(id__lt=before)
-    rows = await query.order_by("-id").limit(limit).prefetch_related("staff")
-    return JSONResponse([assignment_json(a) for a in rows])
+async def list_assignments(call: Call) -> list[shapes.Assignment]:
+    """Assignments on cases the caller may see, newest first."""
+    paging = call.query_as(AssignmentQuery)
+    query = orm.Assignment.all()
+    if not call.staff.sees_everything:
+        query = query.filter(case_id__in=await visibility.assigned_case_ids(call.staff))
+    if paging.case_id is not None:
+        query = query.filter(case_id=paging.case_id)
+    if paging.before is not None:
+        query = query.filter(id__lt=paging.before)
+    rows = await query.order_by("-id").limit(paging.limit).prefetch_related("staff")
+    return [shapes.Assignment.of(row) for row in rows]
 
 
-@api
-async def get_assignment(request: Request, staff: Staff) -> Response:
-    assignment = await Assignment.get_or_none(id=request.path_params["assignment_id"]).prefetch_related("staff", "case")
-    if assignment is None or not await visibility.can_see_case(staff, assignment.case):
+async def get_assignment(call: Call) -> shapes.Assignment:
+    assignment = await orm.Assignment.get_or_none(id=call.ids["assignment_id"]).prefetch_related("staff", "case")
+    if assignment is None or not await visibility.can_see_case(call.staff, assignment.case):
         raise NotFound("No assignment has this id.")
-    return JSONResponse(assignment_json(assignment))
+    return shapes.Assignment.of(assignment)
 
 
 # ---------------------------------------------------------------- messages
 
 
-async def _message_for(staff: Staff, message_id: int) -> Message:
+async def _message_for(staff: Staff, message_id: int) -> shapes.Message:
     message = await messaging.get_message_for(staff, message_id)
     await message.fetch_related("media")
-    return message
+    return shapes.Message.of(message, await visibility.visible_case_ids(staff))
 
 
-@api
-async def send_message(request: Request, staff: Staff) -> Response:
-    body = await json_body(request)
-    errors: dict[str, str] = {}
-    text = text_field(body, "body", errors, required=True)
-    case_id, client_id = int_field(body, "case_id", errors), int_field(body, "client_id", errors)
-    to = text_field(body, "to", errors)
-    send_at = datetime_field(body, "send_at", errors)
-    if case_id is None and client_id is None and not to and "to" not in errors:
-        errors["to"] = "Give case_id, client_id or to."
-    require(errors)
-    message = await messaging.send_text(
-        request.app.state.outbox,
-        staff,
-        SendRequest(body=text or "", case_id=case_id, client_id=client_id, to=to, send_at=send_at),
+async def send_message(call: Call) -> shapes.Message:
+    """Answers 201 with the message at once; the provider may be called after the answer, so follow `status` on
+    the message or the event stream. The number is `to` if given, else the client's mobile (the client of
+    `client_id`, or of `case_id`'s case), else the client's first number.
+
+    A send our rules refuse (no consent to text, opted out, no number on file) answers 409 and stores no message.
+    A send the provider refuses answers 201 with `status` `failed`, its `error_code` and `error_message`."""
+    body = call.body_as(MessageInput)
+    if body.case_id is None and body.client_id is None and not body.to:
+        require({"to": "Give case_id, client_id or to."})
+    request = SendRequest(
+        body=body.body, case_id=body.case_id, client_id=body.client_id, to=body.to, send_at=body.send_at
     )
-    visible = await visibility.visible_case_ids(staff)
-    return JSONResponse(message_json(await _message_for(staff, message.id), visible), status_code=201)
+    message = await messaging.send_text(call.request.app.state.outbox, call.staff, request)
+    return await _message_for(call.staff, message.id)
 
 
-@api
-async def get_message(request: Request, staff: Staff) -> Response:
-    message = await _message_for(staff, request.path_params["message_id"])
-    return JSONResponse(message_json(message, await visibility.visible_case_ids(staff)))
+async def get_message(call: Call) -> shapes.Message:
+    return await _message_for(call.staff, call.ids["message_id"])
 
 
-@api
-async def cancel_message(request: Request, staff: Staff) -> Response:
-    """Cancel a scheduled text; 409 once it has been handed to the provider."""
-    message_id = request.path_params["message_id"]
-    await sms_queue.cancel_scheduled(request.app.state.bus, staff, message_id)
-    return JSONResponse(message_json(await _message_for(staff, message_id), await visibility.visible_case_ids(staff)))
+async def cancel_message(call: Call) -> shapes.Message:
+    """Stops a text that is still `scheduled` in our outbox: it becomes `canceled`, with a timeline step, and a
+    `message.status` event tells open tabs. Cancelling a text already cancelled is harmless and answers it again.
+    Once the outbox has handed the text to the provider (`queued` or later) it cannot be stopped: 409. Any staff
+    member who may see the text may cancel it, as in the SMS queue page."""
+    message_id = call.ids["message_id"]
+    await sms_queue.cancel_scheduled(call.request.app.state.bus, call.staff, message_id)
+    return await _message_for(call.staff, message_id)
 
 
-@api
-async def list_queue(request: Request, staff: Staff) -> Response:
-    """Scheduled and queued texts, newest first; `held_until` says when quiet hours let a held one go."""
-    limit, before = paging(request)
-    visible = await visibility.visible_case_ids(staff)
-    entries = await sms_queue.queue_for(staff, limit=limit, before=before)
-    return JSONResponse(
-        [{**message_json(e.message, visible), "held_until": iso(e.hold.until) if e.hold else None} for e in entries]
-    )
+async def list_queue(call: Call) -> list[shapes.QueueItem]:
+    """Outbound texts still waiting: `scheduled` (for later, in our outbox) and `queued` or `accepted` (on their
+    way, in our outbox or at the provider; `provider_sid` tells which), that the caller may see, newest first. A
+    scheduled text due in its client's quiet hours (outside the organisation's window, 8 a.m. to 9 p.m. unless
+    changed, in the client's time zone) is held: `held_until` says when it will go, and its `error_message` says
+    so in words."""
+    paging = call.query_as(Paging)
+    visible = await visibility.visible_case_ids(call.staff)
+    entries = await sms_queue.queue_for(call.staff, limit=paging.limit, before=paging.before)
+    return [
+        shapes.QueueItem.model_validate(
+            {**shapes.Message.fields_of(e.message, visible), "held_until": e.hold.until if e.hold else None}
+        )
+        for e in entries
+    ]
 
 
-@api
-async def add_message_link(request: Request, staff: Staff) -> Response:
-    body = await json_body(request)
-    errors: dict[str, str] = {}
-    case_id = int_field(body, "case_id", errors, required=True)
-    require(errors)
-    message_id = request.path_params["message_id"]
-    await linking.add_link(request.app.state.bus, staff, message_id, case_id or 0)
-    message = await _message_for(staff, message_id)
-    return JSONResponse(message_json(message, await visibility.visible_case_ids(staff)), status_code=201)
+async def add_message_link(call: Call) -> shapes.Message:
+    """Adds a link with reason `manual` and, if the text was not yet on the case, its case note. Filing it again
+    is harmless. The caller must be able to see both the text and the case (else 404). A `message.links` event
+    tells open tabs."""
+    message_id = call.ids["message_id"]
+    await linking.add_link(call.request.app.state.bus, call.staff, message_id, call.body_as(LinkInput).case_id)
+    return await _message_for(call.staff, message_id)
 
 
-@api
-async def remove_message_link(request: Request, staff: Staff) -> Response:
-    await linking.remove_link(
-        request.app.state.bus, staff, request.path_params["message_id"], request.path_params["case_id"]
-    )
-    return Response(status_code=204)
+async def remove_message_link(call: Call) -> None:
+    """Removes every link of the text to the case, whatever rule made it, and the case note it made. 404 when the
+    text is not filed on that case, or the caller may not see the text or the case. A `message.links` event tells
+    open tabs."""
+    await linking.remove_link(call.request.app.state.bus, call.staff, call.ids["message_id"], call.ids["case_id"])
 
 
-@api
-async def case_transcript(request: Request, staff: Staff) -> Response:
-    case = await _visible_case(staff, request.path_params["case_id"])
+async def case_transcript(call: Call) -> shapes.Transcript:
+    case = await _visible_case(call.staff, call.ids["case_id"])
     messages = (
-        await Message.filter(links__case_id=case.id)
+        await orm.Message.filter(links__case_id=case.id)
         .distinct()
         .order_by("id")
         .prefetch_related("timeline", "links", "media")
     )
-    visible = await visibility.visible_case_ids(staff)
-    return JSONResponse({"case_id": case.id, "messages": [message_json(m, visible) for m in messages]})
+    visible = await visibility.visible_case_ids(call.staff)
+    return shapes.Transcript(case_id=case.id, messages=[shapes.Message.of(m, visible) for m in messages])
 
 
-@api
-async def case_notes(request: Request, staff: Staff) -> Response:
-    limit, before = paging(request)
-    case = await _visible_case(staff, request.path_params["case_id"])
-    query = CaseNote.filter(case_id=case.id)
-    if before:
-        query = query.filter(id__lt=before)
-    notes = await query.order_by("-id").limit(limit)
-    return JSONResponse([note_json(note) for note in notes])
+async def case_notes(call: Call) -> list[shapes.CaseNote]:
+    """Each text filed on a case makes one note there (however many rules filed it): who sent it, what it said
+    and when. Taking the text off the case removes its note."""
+    paging = call.query_as(Paging)
+    case = await _visible_case(call.staff, call.ids["case_id"])
+    query = orm.CaseNote.filter(case_id=case.id)
+    if paging.before is not None:
+        query = query.filter(id__lt=paging.before)
+    return [shapes.CaseNote.of(note) for note in await query.order_by("-id").limit(paging.limit)]
 
 
-@api
-async def case_documents(request: Request, staff: Staff) -> Response:
-    limit, before = paging(request)
-    case = await _visible_case(staff, request.path_params["case_id"])
+async def case_documents(call: Call) -> list[shapes.Document]:
+    """Every stored attachment of every text filed on the case. Attachments still being fetched, refused or failed
+    are not documents; see the message's `media`."""
+    paging = call.query_as(Paging)
+    case = await _visible_case(call.staff, call.ids["case_id"])
     documents = sorted(await media.documents_of_case(case.id), key=lambda item: item.id, reverse=True)
-    page = [item for item in documents if before is None or item.id < before][:limit]
-    return JSONResponse([document_json(item) for item in page])
+    page = [item for item in documents if paging.before is None or item.id < paging.before][: paging.limit]
+    return [shapes.Document.of(item) for item in page]
 
 
-@api
-async def get_media(request: Request, staff: Staff) -> Response:
+async def get_media(call: Call) -> Response:
+    """The stored file of an attachment (the `url` of a message's `media` item or of a document), for callers who
+    may see its text's conversation or a case the text is filed on. Attachments not stored (pending, refused,
+    failed) answer 404."""
     from inbox.routes.media import file_response  # the attachments module serves the bytes, one way for pages and API
 
-    item = await media.visible_media(staff, request.path_params["media_id"])
-    return await file_response(item, request.app.state.settings)
+    item = await media.visible_media(call.staff, call.ids["media_id"])
+    return await file_response(item, call.request.app.state.settings)
 
 
 # ---------------------------------------------------------------- alerts
 
 
-async def _alert_with_people(alert_id: int) -> Alert:
-    return await Alert.get(id=alert_id).prefetch_related("assignees__staff", "dismissed_by")
+async def list_alerts(call: Call) -> list[shapes.Alert]:
+    """Advocates: open alerts addressed to them under the alert policy in force when the text arrived (the case's
+    primary assignee, or every current assignee), on cases they may still see. Supervisors and admins: every open
+    alert."""
+    paging = call.query_as(Paging)
+    rows = await alerts.alerts_for(call.staff, limit=paging.limit, before=paging.before, newest_first=True)
+    return [shapes.Alert.of(alert) for alert in rows]
 
 
-@api
-async def list_alerts(request: Request, staff: Staff) -> Response:
-    limit, before = paging(request)
-    rows = await alerts.alerts_for(staff, limit=limit, before=before, newest_first=True)
-    return JSONResponse([alert_json(alert) for alert in rows])
+async def dismiss_alert(call: Call) -> shapes.Alert:
+    """One person dismissing an alert dismisses it for everyone it was addressed to. Dismissing it again is
+    harmless and keeps the first dismissal. Needs no body. Alerts on cases the caller may not see answer 404."""
+    alert = await alerts.dismiss(call.request.app.state.bus, call.staff, call.ids["alert_id"])
+    return shapes.Alert.of(await orm.Alert.get(id=alert.id).prefetch_related("assignees__staff", "dismissed_by"))
 
 
-@api
-async def dismiss_alert(request: Request, staff: Staff) -> Response:
-    alert = await alerts.dismiss(request.app.state.bus, staff, request.path_params["alert_id"])
-    return JSONResponse(alert_json(await _alert_with_people(alert.id)))
+# ---------------------------------------------------------------- events and this document
 
 
-@api
-async def events(request: Request, staff: Staff) -> Response:
-    return open_stream(request, staff, "json")
+async def events(call: Call) -> Response:
+    """A `text/event-stream` that stays open. The subscription is made before the response headers are sent, so
+    nothing published after them is missed. Each event's `event:` line is its type and its `data:` line is one
+    JSON object with the ids it concerns; the caller only receives events about texts they may see.
+
+    Event types:
+
+    - `stream.open` — always first: `{"staff_id"}` (the token's owner).
+    - `message.received` — a client's text arrived: `{"type", "message_id", "conversation_id", "provider_sid",
+      "case_ids"}`.
+    - `message.sent` — staff sent or scheduled a text (also once the provider has answered): same fields as
+      `message.received`.
+    - `message.status` — a text moved along its statuses: the same fields plus `"status"` and `"error_code"`.
+    - `message.links` — a text was filed on, or taken off, a case by hand: `{"type", "message_id",
+      "conversation_id", "case_ids"}`.
+    - `message.media` — an attachment was stored, refused or failed: `{"type", "message_id", "conversation_id",
+      "media_id", "status"}`.
+    - `alert.raised` / `alert.dismissed` — an alert addressed to the caller (or any, for supervisors and admins):
+      `{"type", "alert_id", "case_id", "message_id"}`.
+    - `consent.changed` — a number's consent changed (a keyword, a reply to an opt-in request, Twilio's 21610,
+      staff or this API): `{"type", "phone", "okay_to_text", "opted_out", "conversation_ids", "message_id",
+      "consent_event_ids"}` — the number's state after it (some record okay to text; some record opted out), its
+      conversations, the text that caused it and the ledger entries made. Fetch the client for its `consent_log`.
+
+    Fetch `/messages/{message_id}` for the message itself. Comment lines (`: ping`) are sent every 15 seconds to
+    keep the connection open. The server ends the stream when the reader falls behind or the server stops:
+    reconnect and re-fetch what you show. More types may be added later; ignore types you do not know."""
+    return open_stream(call.request, call.staff, "json")
 
 
-async def openapi(request: Request) -> Response:
+async def openapi(call: Call) -> Response:
+    """Needs no token."""
     return JSONResponse(OPENAPI)
 
 
-async def not_found(request: Request) -> Response:
-    return JSONResponse({"error": "There is no such API path."}, status_code=404)
+EVENT_STREAM_EXAMPLE = (
+    "event: stream.open\n"
+    'data: {"staff_id": 3}\n\n'
+    "event: message.received\n"
+    'data: {"type": "message.received", "message_id": 41, "conversation_id": 7, '
+    '"provider_sid": "SM0123456789abcdef0123456789abcdef", "case_ids": []}\n\n'
+    "event: message.status\n"
+    'data: {"type": "message.status", "message_id": 42, "conversation_id": 7, "status": "delivered", '
+    '"provider_sid": "SM00000000000000000000000000000042", "error_code": null, "case_ids": [12]}\n\n'
+)
+MANAGERS_ONLY = "Only supervisors and admins may create clients, cases and assignments."
+CONSENT_REFUSAL = (
+    "Refused by a rule: the number opted out (texted STOP), the client has not agreed to texts, or the client has "
+    'no number on file. No message is stored. `error` names the latest cause in the consent ledger ("This number '
+    'opted out on 21 Nov: the client texted STOP. …").'
+)
 
+# The table: one row per operation, in the document's order. Every `{name}` in a path is an id.
+OPERATIONS: list[Operation] = [
+    Operation("GET", "/clients", list_clients, "listClients", "List clients", "directory",
+              answer=list[shapes.Client], answer_words="A page of clients, newest first.", query=Paging),
+    Operation("POST", "/clients", create_client, "createClient", "Create a client", "directory",
+              answer=shapes.Client, answer_words="The new client.", status=201, body=ClientInput,
+              errors={403: MANAGERS_ONLY}),
+    Operation("GET", "/clients/{client_id}", get_client, "getClient", "Get one client", "directory",
+              answer=shapes.Client, answer_words="The client."),
+    Operation("POST", "/clients/{client_id}/phones/{phone_id}/consent", set_phone_consent, "setPhoneConsent",
+              "Record whether a client agreed to texts on one number", "directory",
+              answer=shapes.Phone, answer_words="The phone, with its consent ledger.", body=ConsentInput),
+    Operation("GET", "/cases", list_cases, "listCases", "List cases", "directory",
+              answer=list[shapes.Case], answer_words="A page of cases, newest first.", query=Paging),
+    Operation("POST", "/cases", create_case, "createCase", "Create a case", "directory",
+              answer=shapes.Case, answer_words="The new case.", status=201, body=CaseInput,
+              errors={403: MANAGERS_ONLY}),
+    Operation("GET", "/cases/{case_id}", get_case, "getCase", "Get one case", "directory",
+              answer=shapes.Case, answer_words="The case."),
+    Operation("GET", "/cases/{case_id}/transcript", case_transcript, "getCaseTranscript",
+              "Every text filed on a case, oldest first", "messages",
+              answer=shapes.Transcript, answer_words="The case's texts, oldest first (not paged)."),
+    Operation("GET", "/cases/{case_id}/notes", case_notes, "listCaseNotes", "The case notes texts made on a case",
+              "cases", answer=list[shapes.CaseNote], answer_words="A page of notes, newest first.", query=Paging),
+    Operation("GET", "/cases/{case_id}/documents", case_documents, "listCaseDocuments",
+              "The attachments (MMS) of texts filed on a case", "cases",
+              answer=list[shapes.Document], answer_words="A page of documents, newest first.", query=Paging),
+    Operation("GET", "/assignments", list_assignments, "listAssignments", "List assignments", "directory",
+              answer=list[shapes.Assignment], answer_words="A page of assignments, newest first.",
+              query=AssignmentQuery),
+    Operation("POST", "/assignments", create_assignment, "createAssignment", "Put a staff member on a case",
+              "directory", answer=shapes.Assignment, answer_words="The new assignment.", status=201,
+              body=AssignmentInput, errors={403: MANAGERS_ONLY}),
+    Operation("GET", "/assignments/{assignment_id}", get_assignment, "getAssignment", "Get one assignment",
+              "directory", answer=shapes.Assignment, answer_words="The assignment."),
+    Operation("POST", "/messages", send_message, "sendMessage", "Send (or schedule) a text", "messages",
+              answer=shapes.Message, status=201, body=MessageInput,
+              answer_words="The stored message (`queued`, `scheduled`, or `failed` if the provider refused it).",
+              errors={403: "Advocates may text only the numbers of clients on their current cases.",
+                      404: "No such case or client, or one the caller may not see.", 409: CONSENT_REFUSAL}),
+    Operation("GET", "/messages/{message_id}", get_message, "getMessage",
+              "Get one text with its status timeline, links and attachments", "messages",
+              answer=shapes.Message, answer_words="The message."),
+    Operation("DELETE", "/messages/{message_id}", cancel_message, "cancelMessage", "Cancel a scheduled text",
+              "messages", answer=shapes.Message, answer_words="The message, now `canceled`.",
+              errors={409: "Already handed to the provider (or not a text we send): it can no longer be cancelled."}),
+    Operation("GET", "/queue", list_queue, "listQueue", "Scheduled and queued texts", "messages",
+              answer=list[shapes.QueueItem], answer_words="A page of waiting texts, newest first.", query=Paging),
+    Operation("POST", "/messages/{message_id}/links", add_message_link, "linkMessageToCase",
+              "File a text on a case by hand", "messages",
+              answer=shapes.Message, answer_words="The message with its links.", status=201, body=LinkInput),
+    Operation("DELETE", "/messages/{message_id}/links/{case_id}", remove_message_link, "unlinkMessageFromCase",
+              "Take a text off a case", "messages", answer_words="Taken off the case.", status=204),
+    Operation("GET", "/media/{media_id}", get_media, "getMedia", "Download an attachment", "messages",
+              answer=Raw("*/*", {"type": "string", "contentMediaType": "application/octet-stream"}),
+              answer_words="The file, with its content type."),
+    Operation("GET", "/alerts", list_alerts, "listAlerts", "Open alerts for the caller", "alerts",
+              answer=list[shapes.Alert], answer_words="A page of open alerts, newest first.", query=Paging),
+    Operation("POST", "/alerts/{alert_id}/dismiss", dismiss_alert, "dismissAlert", "Dismiss an alert, for everyone",
+              "alerts", answer=shapes.Alert, answer_words="The alert, with `dismissed_at` and `dismissed_by`."),
+    Operation("GET", "/events", events, "streamEvents", "Live events (server-sent events)", "events",
+              answer=Raw("text/event-stream", {"type": "string"}, EVENT_STREAM_EXAMPLE,
+                         {"Cache-Control": "Always `no-store`."}),
+              answer_words="The event stream."),
+    Operation("GET", "/openapi.json", openapi, "getOpenApiDocument", "This OpenAPI document", "meta",
+              answer=Raw("application/json", {"type": "object"}), answer_words="The OpenAPI 3.1 document.",
+              public=True),
+]  # fmt: skip
 
-routes = [
-    Route("/clients", create_client, methods=["POST"]),
-    Route("/clients", list_clients, methods=["GET"]),
-    Route("/clients/{client_id:int}", get_client, methods=["GET"]),
-    Route("/clients/{client_id:int}/phones/{phone_id:int}/consent", set_phone_consent, methods=["POST"]),
-    Route("/cases", create_case, methods=["POST"]),
-    Route("/cases", list_cases, methods=["GET"]),
-    Route("/cases/{case_id:int}", get_case, methods=["GET"]),
-    Route("/cases/{case_id:int}/transcript", case_transcript, methods=["GET"]),
-    Route("/cases/{case_id:int}/notes", case_notes, methods=["GET"]),
-    Route("/cases/{case_id:int}/documents", case_documents, methods=["GET"]),
-    Route("/assignments", create_assignment, methods=["POST"]),
-    Route("/assignments", list_assignments, methods=["GET"]),
-    Route("/assignments/{assignment_id:int}", get_assignment, methods=["GET"]),
-    Route("/messages", send_message, methods=["POST"]),
-    Route("/messages/{message_id:int}", get_message, methods=["GET"]),
-    Route("/messages/{message_id:int}", cancel_message, methods=["DELETE"]),
-    Route("/queue", list_queue, methods=["GET"]),
-    Route("/messages/{message_id:int}/links", add_message_link, methods=["POST"]),
-    Route("/messages/{message_id:int}/links/{case_id:int}", remove_message_link, methods=["DELETE"]),
-    Route("/media/{media_id:int}", get_media, methods=["GET"]),
-    Route("/alerts", list_alerts, methods=["GET"]),
-    Route("/alerts/{alert_id:int}/dismiss", dismiss_alert, methods=["POST"]),
-    Route("/events", events, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/{rest:path}", not_found),
-]
+routes = [route_of(operation) for operation in OPERATIONS]
+OPENAPI: dict[str, Any] = document(OPERATIONS)

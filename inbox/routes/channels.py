@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from inbox.crypto import SecretBox, SecretUnreadable, last_four
 from inbox.models import AutoReplyMode, Channel, Message, Office, Staff
+from inbox.routes.guards import record_id
 from inbox.services import channels, system_texts
 from inbox.services.channels import DAYS, ChannelForm
 from inbox.services.errors import ServiceError
@@ -162,7 +163,8 @@ async def channel_page(request: Request) -> Response:
     staff = await _admin(request)
     channel = await _channel(request, staff)
     tested = request.query_params.get("tested", "")
-    message = await Message.get_or_none(id=int(tested), purpose="test") if tested.isdigit() else None
+    message_id = record_id(tested)
+    message = await Message.get_or_none(id=message_id, purpose="test") if message_id is not None else None
     return await _page(
         request, channel, ChannelForm.of(channel), saved="saved" in request.query_params, test={"message": message}
     )

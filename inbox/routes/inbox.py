@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.phones import is_phone_number
+from inbox.routes.guards import record_id
 from inbox.services import consent, linking, media, messaging, organisation, visibility
 from inbox.services import conversations as convo
 from inbox.services.errors import ServiceError, ValidationFailed
@@ -172,10 +173,8 @@ async def link_to_case(request: Request) -> Response:
 
 
 def int_or_none(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
+    """An id from a query or a form; None when it is not one the database can hold."""
+    return record_id(value)
 
 
 routes = [

@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Case
+from inbox.routes.guards import record_id
 from inbox.services import linking, messaging, visibility
 from inbox.services.errors import ServiceError
 from inbox.web import checked_form, render, require_staff
@@ -38,11 +39,11 @@ async def add_link(request: Request) -> Response:
     staff = await require_staff(request)
     form = await checked_form(request)
     message_id = request.path_params["message_id"]
-    try:
-        case_id = int(str(form.get("case_id", "")))
-        await linking.add_link(request.app.state.bus, staff, message_id, case_id)
-    except ValueError:
+    case_id = record_id(form.get("case_id"))
+    if case_id is None:
         return await _page(request, message_id, "Choose a case.", status_code=422)
+    try:
+        await linking.add_link(request.app.state.bus, staff, message_id, case_id)
     except ServiceError as exc:
         return await _page(request, message_id, exc.message, status_code=exc.status)
     return RedirectResponse(f"/messages/{message_id}", status_code=303)

@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Case, Staff
+from inbox.routes.guards import record_id
 from inbox.services import directory, messaging, organisation, quick_entries
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.queue import organisation_zone
@@ -21,8 +22,7 @@ COMPOSER_FIELDS = {
 
 
 def _int(value: object) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() else None
+    return record_id(value)
 
 
 # ---------------------------------------------------------------- administration

@@ -18,7 +18,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Channel
+from inbox.routes.guards import printable, unstorable
 from inbox.services import channels, inbound, messaging, system_texts
+from inbox.services.errors import ValidationFailed
 from inbox.services.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
@@ -44,12 +46,21 @@ async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, 
     registry: ProviderRegistry = request.app.state.providers
     url = signed_url(request)
     if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
+        refuse_unstorable(params)
         return params, candidates[0]
     reason = (
         "a wrong signature" if signature and candidates else "no signature" if not signature else "an unknown account"
     )
     log.warning("Refused a webhook to %s with %s", request.url.path, reason)
     return None
+
+
+def refuse_unstorable(params: dict[str, str]) -> None:
+    """A signed webhook whose text the database cannot store (a NUL byte) is refused with a 422, not a 500."""
+    refused = {printable(name): reason for name, value in params.items() if (reason := unstorable(name + value))}
+    if refused:
+        log.warning("Refused a signed webhook with text that cannot be stored in %s", ", ".join(refused))
+        raise ValidationFailed(f"This webhook's {', '.join(refused)} cannot be stored.", refused)
 
 
 def forbidden() -> Response:

@@ -1,0 +1,477 @@
+"""The JSON API's shapes as pydantic models: request bodies, query parameters, answers and the error body.
+
+The OpenAPI document is generated from these (inbox/routes/openapi.py), and every answer is serialised
+through them, so the document and the wire cannot disagree. Field names are a contract (PRODUCT.md, "The
+contract"): extend them, never rename them. Answers are built from the database rows by each model's `of`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from inbox import models as orm
+from inbox.models import ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
+from inbox.routes.guards import MAX_ID
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID, description="A record's id.")]
+
+STATUS_WORDS = (
+    "Twilio's words: `scheduled` (waiting for its time in our outbox), `queued` (accepted for sending, in our "
+    "outbox or at the provider; `provider_sid` tells which), `sending`, `sent`, `delivered`, `undelivered`, "
+    "`failed`, `canceled` (stopped before it left), `received` (inbound). `accepted`, `read`, `receiving` and "
+    "`partially_delivered` are passed through from the provider."
+)
+REASON_WORDS = (
+    "`sent_from`: the case the last text to the number was sent from (and, for a text staff sent, the case it "
+    "was sent from); `texted_before`: another case that has texted the number; `client_phone`: the number is "
+    "in a phone field of the case's client; `best_guess`: the single case the best-guess policy chose; "
+    "`manual`: filed by hand."
+)
+MEDIA_WORDS = (
+    "`pending`: still being fetched from the provider; `stored`: ready at `url`; `failed`: fetching failed "
+    "every time it was tried; `refused`: over the limits (more than 10 items, or over 5 MB)."
+)
+SOURCE_WORDS = (
+    "Who or what made a change: `staff` (ticked or unticked on the client page, or added the number to the "
+    "record), `api` (this API), `import` (a CSV import or sample data), `keyword` (the client texted STOP, "
+    "START, … — on every record with the number), `reply` (the client answered an opt-in request with Y or "
+    "YES), `provider` (Twilio refused a text with 21610, or reported an opt-out keyword with `OptOutType`)."
+)
+
+
+class Input(BaseModel):
+    """A request body: JSON types are not coerced ("1" is not an id, "yes" is not true); unknown fields
+    are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Query(BaseModel):
+    """Query parameters: text from the URL, converted to the declared types."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Answer(BaseModel):
+    """An answer: every field is always present (null when there is nothing to say)."""
+
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True, validate_by_alias=True)
+
+
+# ---------------------------------------------------------------- errors and paging
+
+
+class Error(Answer):
+    """Every error answer, whatever its status."""
+
+    error: str = Field(description="What went wrong, for a person to read.")
+    fields: dict[str, str] = Field(
+        description=(
+            "Field name → what is wrong with it; empty when no single field is to blame. Path and query "
+            "parameters by their name, body fields by their path (`phones.0.number`)."
+        )
+    )
+
+
+class Paging(Query):
+    limit: int = Field(50, ge=1, le=200, description="How many items to answer, 1–200; more is refused (422).")
+    before: Id | None = Field(
+        None, description="An id: answer only items with smaller ids (the next page after the one ending at it)."
+    )
+
+
+class AssignmentQuery(Paging):
+    case_id: Id | None = Field(None, description="Only assignments on this case.")
+
+
+# ---------------------------------------------------------------- clients
+
+
+class ConsentLogEntry(Answer):
+    okay_to_text: bool = Field(description="The phone's `okay_to_text` after the change.")
+    opted_out: bool = Field(description="The phone's `opted_out` after the change.")
+    source: ConsentSource = Field(description=SOURCE_WORDS)
+    at: datetime
+    message_id: int | None = Field(
+        description="The text that caused it: the client's STOP or YES, or the text Twilio refused."
+    )
+
+    @classmethod
+    def of(cls, row: orm.ConsentEvent) -> ConsentLogEntry:
+        return cls(
+            okay_to_text=row.okay_to_text,
+            opted_out=row.opted_out,
+            source=row.source,
+            at=row.at,
+            message_id=row.message_id,
+        )
+
+
+class Phone(Answer):
+    id: int
+    number: str = Field(description="E.164, e.g. `+15551234567`.")
+    kind: PhoneKind
+    okay_to_text: bool = Field(description="The client agreed to receive texts on this number.")
+    opted_out: bool = Field(
+        description=(
+            "The number texted STOP (or another opt-out keyword), or Twilio refused a text to it with 21610 — "
+            "until it texts START, UNSTOP or YES. A number that opted out is never texted, whatever "
+            "`okay_to_text` says."
+        )
+    )
+    consent_log: list[ConsentLogEntry] = Field(
+        description="Every change of this phone's consent, oldest first; the first entry is how it started."
+    )
+
+    @classmethod
+    def of(cls, phone: orm.ClientPhone) -> Phone:
+        """`phone.consent_log` must be fetched."""
+        log = sorted(phone.consent_log, key=lambda row: (row.at, row.id))
+        return cls(
+            id=phone.id,
+            number=phone.number,
+            kind=phone.kind,
+            okay_to_text=phone.okay_to_text,
+            opted_out=phone.opted_out,
+            consent_log=[ConsentLogEntry.of(row) for row in log],
+        )
+
+
+class Client(Answer):
+    id: int
+    name: str
+    external_id: str | None = Field(description="The case management system's id.")
+    preferred_language: str | None
+    phones: list[Phone]
+    case_ids: list[int]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, client: orm.Client) -> Client:
+        """`client.phones__consent_log` and `client.cases` must be fetched."""
+        return cls(
+            id=client.id,
+            name=client.name,
+            external_id=client.external_id,
+            preferred_language=client.preferred_language,
+            phones=[Phone.of(phone) for phone in client.phones],
+            case_ids=[case.id for case in client.cases],
+            created_at=client.created_at,
+        )
+
+
+class PhoneInput(Input):
+    number: str = Field(max_length=50, description="Any common format; stored and answered in E.164.")
+    kind: PhoneKind = PhoneKind.MOBILE
+    okay_to_text: bool = False
+
+
+class ClientInput(Input):
+    name: str = Field(min_length=1, max_length=200)
+    external_id: str | None = Field(None, max_length=100, description="Must be unique among clients.")
+    preferred_language: str | None = Field(None, max_length=20, description="e.g. `es`.")
+    phones: list[PhoneInput] = Field(default_factory=list, max_length=20)
+
+
+class ConsentInput(Input):
+    okay_to_text: bool
+
+
+# ---------------------------------------------------------------- cases and assignments
+
+
+class Case(Answer):
+    id: int
+    number: str = Field(description="The case number, unique.")
+    title: str
+    client_id: int
+    legal_problem: str | None
+    office: str | None = Field(description="The office's name.")
+    external_id: str | None
+    opened: date
+    closed: date | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, case: orm.Case) -> Case:
+        """`case.office` must be fetched."""
+        return cls(
+            id=case.id,
+            number=case.number,
+            title=case.title,
+            client_id=case.client_id,
+            legal_problem=case.legal_problem,
+            office=case.office.name if case.office else None,
+            external_id=case.external_id,
+            opened=case.opened_on,
+            closed=case.closed_on,
+            created_at=case.created_at,
+        )
+
+
+class CaseInput(Input):
+    number: str = Field(min_length=1, max_length=50, description="Must be unique.")
+    title: str = Field(min_length=1, max_length=300)
+    client_id: Id
+    legal_problem: str | None = Field(None, max_length=200)
+    office: str | None = Field(None, max_length=200, description="An office name; created if new.")
+    external_id: str | None = Field(None, max_length=100, description="Must be unique among cases.")
+
+
+class Assignment(Answer):
+    id: int
+    case_id: int
+    staff_email: str
+    primary: bool
+    start: date
+    end: date | None = Field(description="Current means no end date, or an end date in the future.")
+
+    @classmethod
+    def of(cls, assignment: orm.Assignment) -> Assignment:
+        """`assignment.staff` must be fetched."""
+        return cls(
+            id=assignment.id,
+            case_id=assignment.case_id,
+            staff_email=assignment.staff.email,
+            primary=assignment.primary,
+            start=assignment.start,
+            end=assignment.end,
+        )
+
+
+class AssignmentInput(Input):
+    case_id: Id
+    staff_email: str = Field(max_length=254, description="An existing staff account.")
+    primary: bool = False
+    start: date | None = Field(None, description="Defaults to today.")
+    end: date | None = Field(None, description="Not before `start`.")
+
+
+# ---------------------------------------------------------------- messages
+
+
+def media_url(media_id: int) -> str:
+    """Where an attachment is fetched, with the same token as the rest of the API."""
+    return f"/api/v1/media/{media_id}"
+
+
+class TimelineStep(Answer):
+    status: MessageStatus
+    at: datetime
+    error_code: int | None = Field(description="Twilio's error code, if any.")
+
+
+class Link(Answer):
+    case_id: int
+    reason: LinkReason = Field(description=REASON_WORDS)
+
+
+class MediaItem(Answer):
+    id: int
+    content_type: str = Field(
+        description="The stored file's type; before it is stored, the type the provider declared."
+    )
+    size: int = Field(description="Bytes; 0 until stored. At most 5 MB.")
+    url: str = Field(
+        description="`/api/v1/media/{id}`: fetch it with the same token. Answers 404 until `status` is `stored`."
+    )
+    status: MediaStatus = Field(description=MEDIA_WORDS)
+
+    @classmethod
+    def of(cls, item: orm.Media) -> MediaItem:
+        stored = item.status == MediaStatus.STORED
+        return cls(
+            id=item.id,
+            # Until the file is stored, only the type the provider declared is known.
+            content_type=item.content_type if stored else item.declared_type,
+            size=item.size,
+            url=media_url(item.id),
+            status=item.status,
+        )
+
+
+class Message(Answer):
+    id: int
+    conversation_id: int
+    direction: Direction
+    from_: str = Field(
+        alias="from",
+        description=(
+            "The sender, normally in E.164; a short code or other odd sender is kept as it came, and texts "
+            "sent through a Messaging Service show its SID."
+        ),
+    )
+    to: str = Field(description="The recipient, in E.164.")
+    body: str
+    status: MessageStatus = Field(description=STATUS_WORDS)
+    error_code: int | None = Field(description="Twilio's error code when it failed.")
+    error_message: str | None = Field(
+        description=(
+            "What the error code means, for a person. Also, on a `scheduled` text due in its client's quiet "
+            'hours, when it will go ("Held for quiet hours until 8:00 a.m. client time …"), and on a `canceled` '
+            "one, who or what cancelled it."
+        )
+    )
+    provider_sid: str | None = Field(description="Twilio's message SID; null until the provider has accepted the text.")
+    segments: int = Field(description="How many SMS segments the body takes.")
+    case_ids: list[int] = Field(description="Cases the text is filed on that the caller may see, ascending.")
+    links: list[Link] = Field(
+        description=(
+            "Why the text is on each case: one entry per case and rule, in the order they were made. Links to "
+            "cases the caller may not see (a phone shared with another client) are left out."
+        )
+    )
+    media: list[MediaItem] = Field(description="The text's attachments (MMS), in the order they came.")
+    sent_by: int | None = Field(description="The sending staff member's id; null for inbound texts.")
+    send_at: datetime | None = Field(description="When a scheduled text is due; null otherwise.")
+    created_at: datetime
+    timeline: list[TimelineStep] = Field(description="Every status the text has had, oldest first.")
+
+    @classmethod
+    def of(cls, message: orm.Message, visible_cases: set[int] | None = None) -> Message:
+        """The message as the reader may see it: `visible_cases` None means every case (supervisors, admins);
+        otherwise links to cases outside it (a shared phone filed the text on another client's case) are left
+        out. `message.links`, `.media` and `.timeline` must be fetched."""
+        return cls.model_validate(cls.fields_of(message, visible_cases))
+
+    @staticmethod
+    def fields_of(message: orm.Message, visible_cases: set[int] | None) -> dict[str, object]:
+        links = [
+            link
+            for link in sorted(message.links, key=lambda link: link.id)
+            if visible_cases is None or link.case_id in visible_cases
+        ]
+        return {
+            "id": message.id,
+            "conversation_id": message.conversation_id,
+            "direction": message.direction,
+            "from": message.from_number,
+            "to": message.to_number,
+            "body": message.body,
+            "status": message.status,
+            "error_code": message.error_code,
+            "error_message": message.error_message,
+            "provider_sid": message.provider_sid,
+            "segments": message.segments,
+            "case_ids": sorted({link.case_id for link in links}),
+            "links": [Link(case_id=link.case_id, reason=LinkReason(link.reason)) for link in links],
+            "media": [MediaItem.of(item) for item in sorted(message.media, key=lambda m: (m.position, m.id))],
+            "sent_by": message.sent_by_id,
+            "send_at": message.send_at,
+            "created_at": message.created_at,
+            "timeline": [
+                TimelineStep(status=step.status, at=step.at, error_code=step.error_code)
+                for step in sorted(message.timeline, key=lambda s: (s.at, s.id))
+            ],
+        }
+
+
+class QueueItem(Message):
+    """A waiting text: the message, and when quiet hours let it go if they hold it."""
+
+    held_until: datetime | None = Field(
+        description=(
+            "When the text will go: the opening of the quiet-hours window in the client's time zone. Null when "
+            "it is not held."
+        )
+    )
+
+
+class Transcript(Answer):
+    case_id: int
+    messages: list[Message] = Field(description="Oldest first.")
+
+
+class MessageInput(Input):
+    """Give at least one of `case_id`, `client_id` or `to`."""
+
+    body: str = Field(
+        min_length=1,
+        max_length=1600,
+        description="Not blank; at most the organisation's character limit (160 unless changed, never over 1600).",
+    )
+    case_id: Id | None = Field(
+        None, description="File the text on this case; without `to` or `client_id`, text the case's client."
+    )
+    client_id: Id | None = Field(None, description="Text this client's mobile (or first number).")
+    to: str | None = Field(None, max_length=50, description="Text this number (any common format).")
+    send_at: AwareDatetime | None = Field(
+        None, description="Schedule the text; the offset is required. A time already past sends at once."
+    )
+
+
+class LinkInput(Input):
+    case_id: Id = Field(description="A case the caller may see.")
+
+
+# ---------------------------------------------------------------- what texts brought to cases
+
+
+class CaseNote(Answer):
+    id: int
+    case_id: int
+    message_id: int | None = Field(description="The text that made the note.")
+    author: str = Field(description="Who wrote the text, e.g. `Maria Lopez (text from (404) 538-7319)`.")
+    body: str = Field(description="What the text said.")
+    at: datetime = Field(description="When the text was sent or received.")
+
+    @classmethod
+    def of(cls, note: orm.CaseNote) -> CaseNote:
+        return cls(
+            id=note.id,
+            case_id=note.case_id,
+            message_id=note.message_id,
+            author=note.author,
+            body=note.body,
+            at=note.at,
+        )
+
+
+class Document(Answer):
+    id: int = Field(description="The attachment's id (as in a message's `media`).")
+    message_id: int = Field(description="The text it came with.")
+    content_type: str
+    size: int = Field(description="Bytes.")
+    filename: str = Field(description="A name of our making, e.g. `photo-41-1.jpg`.")
+    url: str = Field(description="`/api/v1/media/{id}`: fetch it with the same token.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, item: orm.Media) -> Document:
+        return cls(
+            id=item.id,
+            message_id=item.message_id,
+            content_type=item.content_type,
+            size=item.size,
+            filename=item.filename,
+            url=media_url(item.id),
+            created_at=item.created_at,
+        )
+
+
+class Alert(Answer):
+    id: int
+    case_id: int
+    message_id: int = Field(description="The inbound text waiting for an answer.")
+    assignee_emails: list[str] = Field(description="Whom it was addressed to when the text arrived (may be empty).")
+    created_at: datetime
+    dismissed_at: datetime | None = Field(description="Null while open.")
+    dismissed_by: str | None = Field(
+        description="The email of whoever dismissed it (or answered the client); null while open."
+    )
+
+    @classmethod
+    def of(cls, alert: orm.Alert) -> Alert:
+        """`alert.assignees__staff` and `alert.dismissed_by` must be fetched."""
+        return cls(
+            id=alert.id,
+            case_id=alert.case_id,
+            message_id=alert.message_id,
+            assignee_emails=sorted(a.staff.email for a in alert.assignees),
+            created_at=alert.created_at,
+            dismissed_at=alert.dismissed_at,
+            dismissed_by=alert.dismissed_by.email if alert.dismissed_by_id and alert.dismissed_by else None,
+        )
