@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Scripts and styles come only from /static: no inline <script>, style="" or on…= handlers, and
@@ -37,6 +38,14 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 _VARIES_ON_HTMX = "varies_on_htmx"
+
+
+def with_security_headers(response: Response) -> Response:
+    """For the one answer ResponseHeaders never sees: a server error, which Starlette answers from its
+    outermost middleware."""
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name, value)
+    return response
 
 
 def note_varies_on_htmx(request: Request) -> None:

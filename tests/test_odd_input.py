@@ -231,7 +231,7 @@ async def test_api_405_lists_every_method_the_path_takes(
         ({"phones": []}, "name", "This field is required."),
         ({"name": 42, "phones": []}, "name", "Must be text (a JSON string)."),
         ({"name": "", "phones": []}, "name", "Must not be empty."),
-        ({"name": "x" * 201, "phones": []}, "name", "Use at most 200 characters."),
+        ({"name": "x" * 201, "phones": []}, "name", "Keep it to 200 characters; this has 201."),
         ({"name": "M", "phones": [{"number": MARIA, "kind": "fax"}]}, "phones.0.kind", "Must be one of"),
         (
             {"name": "M", "phones": [{"number": MARIA, "okay_to_text": "yes"}]},

@@ -222,7 +222,7 @@ def test_manual_links_media_and_alerts_are_documented_with_their_answers() -> No
     assert set(paths["/alerts/{alert_id}/dismiss"]["post"]["responses"]) >= {"200", "404"}
     assert set(paths["/messages/{message_id}"]["delete"]["responses"]) >= {"200", "404", "409"}
     consent = paths["/clients/{client_id}/phones/{phone_id}/consent"]["post"]
-    assert set(consent["responses"]) == {"200", "401", "404", "422"}
+    assert set(consent["responses"]) == {"200", "401", "404", "422", "429"}
 
 
 # ---------------------------------------------------------------- the answer models match the document
@@ -435,3 +435,12 @@ def test_note_document_and_alert_answers_match_the_schema() -> None:
     wire = produced(api_models.Alert.of(dismissed))  # type: ignore[arg-type]
     assert_matches("Alert", wire)
     assert wire["dismissed_by"] == "sam@example.org"
+
+
+def test_every_operation_that_takes_a_token_documents_the_throttle() -> None:
+    for path, methods in OPENAPI["paths"].items():
+        for method, operation in methods.items():
+            if operation.get("security") == []:
+                continue  # the document itself needs no token
+            throttled = operation["responses"].get("429")
+            assert throttled is not None and "Retry-After" in throttled["headers"], (method, path)

@@ -322,6 +322,8 @@ async def events(call: Call) -> Response:
       staff or this API): `{"type", "phone", "okay_to_text", "opted_out", "conversation_ids", "message_id",
       "consent_event_ids"}` — the number's state after it (some record okay to text; some record opted out), its
       conversations, the text that caused it and the ledger entries made. Fetch the client for its `consent_log`.
+    - `stream.missed` — an event that may have concerned the caller could not be delivered (e.g. the database was
+      briefly unreachable): `{"type"}`. Re-fetch what you show.
 
     Fetch `/messages/{message_id}` for the message itself. Comment lines (`: ping`) are sent every 15 seconds to
     keep the connection open. The server ends the stream when the reader falls behind or the server stops:

@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from inbox.headers import with_security_headers
 from inbox.routes.guards import printable, unstorable
 from inbox.services.errors import ServiceError
 from inbox.services.throttle import Throttled
@@ -86,8 +87,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def server_error(request: Request, exc: Exception) -> Response:
     """A bug: logged by the server (Starlette re-raises it after this answer); the caller gets the usual shape."""
     if is_api(request):
-        return error_answer(500, "Something went wrong on our side. It has been logged; please try again later.")
-    return PlainTextResponse("Internal Server Error", status_code=500)
+        answer = error_answer(500, "Something went wrong on our side. It has been logged; please try again later.")
+    else:
+        answer = PlainTextResponse("Internal Server Error", status_code=500)
+    return with_security_headers(answer)
 
 
 def as_received(scope: Scope) -> Scope:

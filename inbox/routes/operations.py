@@ -27,6 +27,7 @@ from inbox.routes.api_models import Id
 from inbox.routes.errors import error_answer, error_headers
 from inbox.routes.guards import MAX_ID, find_unstorable
 from inbox.services.errors import ServiceError, ValidationFailed
+from inbox.services.limits import too_long
 from inbox.services.staff import staff_for_token
 from inbox.services.throttle import Throttle
 from inbox.web import client_address
@@ -247,6 +248,8 @@ def words_for(error: ErrorDetails) -> str:
         return "Must not be empty."
     if kind == "string_too_short":
         return f"Use at least {context['min_length']} characters."
+    if kind == "string_too_long" and isinstance(error.get("input"), str):
+        return too_long(error["input"], context["max_length"])  # the same words as the pages' forms
     if kind == "string_too_long":
         return f"Use at most {context['max_length']} characters."
     if kind == "too_long":
