@@ -173,3 +173,17 @@ def test_only_messaging_writes_texts() -> None:
             ):
                 writers.add(path.stem)
     assert writers == {"messaging", "demo"}
+
+
+def test_only_a_unit_of_work_hands_events_to_the_bus() -> None:
+    """Every service publishes through a unit of work (after its commit), never on the bus itself."""
+    publishers = set()
+    for path in SERVICES.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "publish":
+                receiver = node.func.value
+                if (isinstance(receiver, ast.Attribute) and receiver.attr == "bus") or (
+                    isinstance(receiver, ast.Name) and receiver.id == "bus"
+                ):
+                    publishers.add(path.stem)
+    assert publishers == {"unit_of_work"}

@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 
 from inbox.events import Bus, SessionEnded, SessionsEnded
 from inbox.models import Staff, StaffSession, flat_values
+from inbox.services.unit_of_work import unit_of_work
 
 # "Last seen" is written at most this often: no database write on every request just to say so.
 TOUCH_EVERY = timedelta(minutes=1)
@@ -116,8 +117,9 @@ async def end(bus: Bus, record: StaffSession | None) -> None:
     """Sign-out: this session only, and the event streams it opened."""
     if record is None:
         return
-    await StaffSession.filter(id=record.id).delete()
-    await bus.publish(SessionEnded(session_id=record.key_hash))
+    async with unit_of_work(bus) as uow:
+        await StaffSession.filter(id=record.id).delete()
+        uow.publish(SessionEnded(session_id=record.key_hash))
 
 
 async def end_all(bus: Bus, staff: Staff, *, keep: StaffSession | None = None, every_stream: bool = False) -> int:
@@ -128,22 +130,24 @@ async def end_all(bus: Bus, staff: Staff, *, keep: StaffSession | None = None, e
     query = StaffSession.filter(staff_id=staff.id)
     if keep is not None:
         query = query.exclude(id=keep.id)
-    ended = [str(key) for key in await flat_values(query.values_list("key_hash", flat=True))]
-    await StaffSession.filter(key_hash__in=ended).delete()
-    if ended or every_stream:
-        await bus.publish(SessionsEnded(staff_id=staff.id, session_ids=ended, every_stream=every_stream))
+    async with unit_of_work(bus) as uow:
+        ended = [str(key) for key in await flat_values(query.values_list("key_hash", flat=True))]
+        await StaffSession.filter(key_hash__in=ended).delete()
+        if ended or every_stream:
+            uow.publish(SessionsEnded(staff_id=staff.id, session_ids=ended, every_stream=every_stream))
     return len(ended)
 
 
 async def remove_expired(bus: Bus, now: datetime) -> int:
     """Deletes expired sessions and closes any stream still open on one; answers how many went."""
     expired = StaffSession.filter(Q(idle_expires_at__lte=now) | Q(expires_at__lte=now))
-    rows = await expired.values_list("staff_id", "key_hash")
-    await StaffSession.filter(key_hash__in=[key for _, key in rows]).delete()
-    by_staff: dict[int, list[str]] = {}
-    for staff_id, key in rows:
-        if staff_id is not None:
-            by_staff.setdefault(int(staff_id), []).append(str(key))
-    for staff_id, keys in by_staff.items():
-        await bus.publish(SessionsEnded(staff_id=staff_id, session_ids=keys))
+    async with unit_of_work(bus) as uow:
+        rows = await expired.values_list("staff_id", "key_hash")
+        await StaffSession.filter(key_hash__in=[key for _, key in rows]).delete()
+        by_staff: dict[int, list[str]] = {}
+        for staff_id, key in rows:
+            if staff_id is not None:
+                by_staff.setdefault(int(staff_id), []).append(str(key))
+        for staff_id, keys in by_staff.items():
+            uow.publish(SessionsEnded(staff_id=staff_id, session_ids=keys))
     return len(rows)
