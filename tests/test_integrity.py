@@ -81,6 +81,8 @@ async def test_linking_a_known_clients_number_to_another_case_is_refused_and_cha
     page = unescape(refused.text)
     assert "already on a client record" in page and "Nothing was changed" in page
     assert 'role="alert"' in refused.text
+    # The whole page comes back, the conversation list included.
+    assert f'id="conversation-{conversation.id}"' in refused.text and "No conversations." not in page
     # Nothing moved: Maria's number is on her record only, no text was filed on Zed's case.
     assert await ClientPhone.filter(number=MARIA).values_list("client_id", flat=True) == [maria.client_id]
     assert sorted(await MessageLink.all().values_list("message_id", "case_id", "reason")) == links_before

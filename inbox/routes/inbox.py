@@ -160,15 +160,12 @@ async def link_to_case(request: Request) -> Response:
     try:
         await linking.link_unmatched(request.app.state.bus, staff, conversation_id, case_number)
     except ServiceError as exc:
-        context = await thread_context(request, conversation_id)
-        context["link_error"] = exc.fields.get("case_number") or exc.message
-        context["case_number"] = case_number
-        return render(
-            request,
-            "inbox/index.html",
-            {"rows": [], "filter": "all", "q": "", "thread": context},
-            status_code=exc.status,
-        )
+        thread = await thread_context(request, conversation_id)
+        thread["link_error"] = exc.fields.get("case_number") or exc.message
+        thread["case_number"] = case_number
+        rows = await convo.inbox_rows(staff, "all", "")  # the whole page again, its list included
+        context = {"rows": rows, "filter": "all", "q": "", "thread": thread}
+        return render(request, "inbox/index.html", context, status_code=exc.status)
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
 
 
