@@ -60,9 +60,7 @@ async def list_clients(call: Call) -> list[shapes.Client]:
     query = orm.Client.all()
     if not call.staff.sees_everything:
         query = query.filter(id__in=await visibility.assigned_client_ids(call.staff))
-    if paging.before is not None:
-        query = query.filter(id__lt=paging.before)
-    clients = await query.order_by("-id").limit(paging.limit).prefetch_related("phones__consent_log", "cases")
+    clients = await paging.page_of(query).prefetch_related("phones__consent_log", "cases")
     return [shapes.Client.of(client) for client in clients]
 
 
@@ -112,9 +110,7 @@ async def list_cases(call: Call) -> list[shapes.Case]:
     query = orm.Case.all()
     if not call.staff.sees_everything:
         query = query.filter(id__in=await visibility.assigned_case_ids(call.staff))
-    if paging.before is not None:
-        query = query.filter(id__lt=paging.before)
-    return [shapes.Case.of(case) for case in await query.order_by("-id").limit(paging.limit).prefetch_related("office")]
+    return [shapes.Case.of(case) for case in await paging.page_of(query).prefetch_related("office")]
 
 
 async def _visible_case(staff: Staff, case_id: int) -> orm.Case:
@@ -148,9 +144,7 @@ async def list_assignments(call: Call) -> list[shapes.Assignment]:
         query = query.filter(case_id__in=await visibility.assigned_case_ids(call.staff))
     if paging.case_id is not None:
         query = query.filter(case_id=paging.case_id)
-    if paging.before is not None:
-        query = query.filter(id__lt=paging.before)
-    rows = await query.order_by("-id").limit(paging.limit).prefetch_related("staff")
+    rows = await paging.page_of(query).prefetch_related("staff")
     return [shapes.Assignment.of(row) for row in rows]
 
 
@@ -252,9 +246,7 @@ async def case_notes(call: Call) -> list[shapes.CaseNote]:
     paging = call.query_as(Paging)
     case = await _visible_case(call.staff, call.ids["case_id"])
     query = orm.CaseNote.filter(case_id=case.id)
-    if paging.before is not None:
-        query = query.filter(id__lt=paging.before)
-    return [shapes.CaseNote.of(note) for note in await query.order_by("-id").limit(paging.limit)]
+    return [shapes.CaseNote.of(note) for note in await paging.page_of(query)]
 
 
 async def case_documents(call: Call) -> list[shapes.Document]:

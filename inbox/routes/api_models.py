@@ -8,13 +8,17 @@ contract"): extend them, never rename them. Answers are built from the database 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from inbox import models as orm
 from inbox.models import ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes.guards import MAX_ID
+
+M = TypeVar("M", bound=Model)
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, description="A record's id.")]
 
@@ -81,6 +85,12 @@ class Paging(Query):
     before: Id | None = Field(
         None, description="An id: answer only items with smaller ids (the next page after the one ending at it)."
     )
+
+    def page_of(self, query: QuerySet[M]) -> QuerySet[M]:
+        """This page of `query`: newest (highest id) first, below `before`, at most `limit`."""
+        if self.before is not None:
+            query = query.filter(id__lt=self.before)
+        return query.order_by("-id").limit(self.limit)
 
 
 class AssignmentQuery(Paging):
