@@ -6,8 +6,12 @@ mistake earlier, in any checkout: code that reaches outside the repository for s
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import re
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,3 +41,47 @@ def test_twilio_spec_ships_with_its_licence() -> None:
     spec_dir = REPO / "tests" / "contract" / "twilio-oai"
     assert (spec_dir / "twilio_api_v2010.json").stat().st_size > 1_000_000
     assert "MIT License" in (spec_dir / "LICENSE").read_text()
+
+
+def declared_distributions() -> set[str]:
+    """What pyproject.toml asks for: the app's dependencies and every extra, by normalised name."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
+    return {normalised(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]) for requirement in requirements}
+
+
+def normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def imported_top_level_names() -> dict[str, str]:
+    """Every top-level module our code imports, with one file that imports it."""
+    found: dict[str, str] = {}
+    for path in tracked_sources():
+        if path.suffix != ".py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                found.setdefault(name.split(".")[0], str(path.relative_to(REPO)))
+    return found
+
+
+def test_every_imported_package_is_a_declared_dependency() -> None:
+    """A package that arrives only as another's dependency can vanish when that one changes."""
+    declared = declared_distributions()
+    distributions = importlib.metadata.packages_distributions()
+    ours = {"inbox", "tests", "bench"}
+    undeclared = {
+        f"{name} (in {where})"
+        for name, where in imported_top_level_names().items()
+        if name not in sys.stdlib_module_names
+        and name not in ours
+        and not declared & {normalised(d) for d in distributions.get(name, [name])}
+    }
+    assert undeclared == set(), "Declare these in pyproject.toml: " + ", ".join(sorted(undeclared))
