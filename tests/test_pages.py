@@ -236,6 +236,17 @@ async def test_signed_out_htmx_requests_get_401_and_hx_redirect(anonymous: httpx
     assert response.headers["HX-Redirect"] == "/login"
 
 
+async def test_error_pages_keep_the_header_for_signed_in_staff(signed_in, make_staff, anonymous) -> None:
+    staff = await signed_in(await make_staff("advocate"))
+    # No route matches these, so no handler looked up who is signed in before the error page.
+    for path in ("/cases/99999999999", "/no-such-page"):
+        page = await staff.get(path)
+        assert page.status_code == 404 and "There is no such page." in page.text
+        assert 'href="/account"' in page.text and 'action="/logout"' in page.text, path
+    visitor = await anonymous.get("/no-such-page")
+    assert visitor.status_code == 404 and 'action="/logout"' not in visitor.text
+
+
 async def test_logout_requires_post_with_the_csrf_token(signed_in, make_staff) -> None:
     staff = await signed_in(await make_staff("advocate"))
     assert (await staff.http.get("/logout")).status_code == 405
