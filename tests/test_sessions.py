@@ -205,6 +205,17 @@ async def test_a_page_says_when_its_sign_in_has_ended_and_leads_back_to_it(signe
     assert 'id="signed-out"' not in (await anonymous.get("/login")).text
 
 
+async def test_sign_out_on_a_page_whose_sign_in_has_ended_leads_to_sign_in(app: Starlette, make_staff) -> None:
+    staff = await make_staff("advocate")
+    here, elsewhere = await sign_in(app, staff), await sign_in(app, staff)  # both pages show "Sign out"
+    assert (await here.post("/account/sign-out-everywhere")).status_code == 303
+    # The other page's form token died with its session: no error page, just where "Sign out" leads.
+    response = await elsewhere.post("/logout")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    for client in (here, elsewhere):
+        await client.http.aclose()
+
+
 async def test_a_reactivated_staff_member_signs_in_again(app, signed_in, make_staff) -> None:
     admin = await signed_in(await make_staff("admin"))
     leaver = await make_staff("advocate")

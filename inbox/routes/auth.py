@@ -63,6 +63,10 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    if await current_staff(request) is None:
+        # Already signed out (elsewhere, by an administrator, or expired) while this page was open: there is
+        # no sign-in left to protect from a forged form, so go where "Sign out" leads rather than to an error.
+        return RedirectResponse("/login", status_code=303)
     await checked_form(request)
     await sessions.end(request.app.state.bus, session_record(request))
     request.session.clear()
