@@ -236,6 +236,17 @@ async def test_signed_out_htmx_requests_get_401_and_hx_redirect(anonymous: httpx
     assert response.headers["HX-Redirect"] == "/login"
 
 
+async def test_a_signed_out_htmx_request_comes_back_to_its_page_after_sign_in(anonymous: httpx.AsyncClient) -> None:
+    def asked_from(page: str) -> dict[str, str]:
+        return {"HX-Request": "true", "HX-Current-URL": page}
+
+    sent = await anonymous.post("/conversations/7/messages", headers=asked_from(f"{PUBLIC_URL}/conversations/7?x=1"))
+    assert sent.status_code == 401 and sent.headers["HX-Redirect"] == "/login?next=%2Fconversations%2F7"
+    for elsewhere in ("https://elsewhere.example/conversations/7", "//elsewhere.example/x", f"{PUBLIC_URL}/"):
+        response = await anonymous.get("/conversations", headers=asked_from(elsewhere))
+        assert response.headers["HX-Redirect"] == "/login", elsewhere
+
+
 async def test_error_pages_keep_the_header_for_signed_in_staff(signed_in, make_staff, anonymous) -> None:
     staff = await signed_in(await make_staff("advocate"))
     # No route matches these, so no handler looked up who is signed in before the error page.
