@@ -163,10 +163,11 @@ async def link_to_case(request: Request) -> Response:
         context = await thread_context(request, conversation_id)
         context["link_error"] = exc.fields.get("case_number") or exc.message
         context["case_number"] = case_number
+        rows = await convo.inbox_rows(staff, "all", "")  # the list stays beside the thread, as on its page
         return render(
             request,
             "inbox/index.html",
-            {"rows": [], "filter": "all", "q": "", "thread": context},
+            {"rows": rows, "filter": "all", "q": "", "thread": context},
             status_code=exc.status,
         )
     return RedirectResponse(f"/conversations/{conversation_id}", status_code=303)
