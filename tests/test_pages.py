@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from inbox.app import create_app
 from inbox.models import (
+    Channel,
     ClientPhone,
     Conversation,
     ConversationRead,
@@ -256,6 +257,29 @@ async def test_error_pages_keep_the_header_for_signed_in_staff(signed_in, make_s
         assert 'href="/account"' in page.text and 'action="/logout"' in page.text, path
     visitor = await anonymous.get("/no-such-page")
     assert visitor.status_code == 404 and 'action="/logout"' not in visitor.text
+
+
+ADMIN_PAGES = {
+    "/admin/settings": "Texting settings",
+    "/admin/channels": "Sending numbers",
+    "/admin/quick-entries": "Quick entries",
+    "/admin/quiet-hours": "Quiet hours",
+    "/admin/staff": "Staff",
+}
+
+
+async def test_every_admin_page_leads_to_every_other(signed_in, make_staff) -> None:
+    admin = await signed_in(await make_staff("admin"))
+    assert 'href="/admin/settings">Admin</a>' in (await admin.get("/")).text  # the header's way in
+    channel = await Channel.all().order_by("id").first()
+    assert channel is not None
+    pages = [*ADMIN_PAGES, "/admin/channels/new", f"/admin/channels/{channel.id}", "/admin/quick-entries/new"]
+    for page in pages:
+        response = await admin.get(page)
+        assert response.status_code == 200, page
+        for target, words in ADMIN_PAGES.items():
+            if target != page:
+                assert f'<a href="{target}">' in response.text, (page, words)
 
 
 async def test_logout_requires_post_with_the_csrf_token(signed_in, make_staff) -> None:
