@@ -223,10 +223,16 @@ async def test_a_reactivated_staff_member_signs_in_again(app, signed_in, make_st
     assert (await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "0"})).status_code == 200
     async with asgi_client(app) as http:
         page = await http.get("/login")
+        guess = await http.post(
+            "/login", data={"email": leaver.email, "password": "not it", "csrf_token": csrf_of(page.text)}
+        )
+        assert guess.status_code == 400 and "deactivated" not in guess.text  # a guesser learns nothing
         refused = await http.post(
             "/login", data={"email": leaver.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
         )
-        assert refused.status_code == 400
+        # The right password: they are told why, instead of "do not match" until the throttle stops them.
+        assert refused.status_code == 403 and "Your account is deactivated." in refused.text
+        assert not await is_signed_in(http)
     back = await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "1"})
     assert back.status_code == 200 and f"{leaver.name} is reactivated" in back.text
     again = await sign_in(app, leaver)
