@@ -58,6 +58,10 @@ class Delivery:
 # be dispatched at all.)
 REFRESH = Delivery("refresh", "Re-fetch what you show: an update could not be delivered.")
 MISSED = Delivery("stream.missed", json.dumps({"type": "stream.missed"}))
+# Told to a page whose sign-in has ended (signed out elsewhere, a password change, deactivation) just before
+# its stream closes: the page says so and stops reconnecting (base.html's sse-close), rather than look alive
+# while every retry meets the sign-in page.
+SIGNED_OUT = Delivery("signed-out", "Your sign-in has ended.")
 
 
 @dataclass(eq=False)
@@ -75,11 +79,17 @@ class Tab:
         except asyncio.QueueFull:
             return False
 
-    def close(self) -> None:
-        """Ends the stream; the browser reconnects and re-fetches what it shows (catch-up)."""
+    def close(self, last: Delivery | None = None) -> None:
+        """Ends the stream, after `last` if given; the browser reconnects and re-fetches what it shows (catch-up)."""
         while not self.queue.empty():
             self.queue.get_nowait()
+        if last is not None:
+            self.queue.put_nowait(last)
         self.queue.put_nowait(None)
+
+    def sign_out(self) -> None:
+        """Ends the stream of a sign-in that has ended; a page is told why first (an API client just sees the end)."""
+        self.close(SIGNED_OUT if self.kind == "html" else None)
 
 
 @dataclass
@@ -340,7 +350,7 @@ class LiveHub:
     def _end_sessions(self, session_ids: set[str], staff_id: int | None = None) -> None:
         """Closes the streams those sessions opened; given a staff member, every stream of theirs."""
         for tab in [t for t in self.tabs if t.session_id in session_ids or t.staff_id == staff_id]:
-            tab.close()
+            tab.sign_out()
             self.detach(tab)
 
     def _push(self, tab: Tab, delivery: Delivery) -> None:

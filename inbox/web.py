@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from markupsafe import Markup
 from starlette.datastructures import FormData, UploadFile
@@ -131,10 +132,23 @@ async def require_admin(request: Request, what: str = "change the organisation's
 def login_redirect(request: Request, exc: Exception) -> Response:
     target = request.url.path
     if is_htmx(request):
+        # htmx asked from a page (a send, a pane): after signing in, come back to that page, not to the
+        # fragment's address.
         response = Response(status_code=401)
-        response.headers["HX-Redirect"] = "/login"
+        response.headers["HX-Redirect"] = _login_url(_page_path(request))
         return response
     return RedirectResponse(f"/login?next={target}", status_code=303)
+
+
+def _page_path(request: Request) -> str:
+    """The path of the page an htmx request came from (HX-Current-URL), when it is one of ours."""
+    page = urlsplit(request.headers.get("HX-Current-URL", ""))
+    same_site = not page.netloc or page.netloc == request.url.netloc
+    return page.path if same_site and page.path.startswith("/") and not page.path.startswith("//") else ""
+
+
+def _login_url(page_path: str) -> str:
+    return f"/login?{urlencode({'next': page_path})}" if page_path and page_path != "/" else "/login"
 
 
 # ---------------------------------------------------------------- CSRF

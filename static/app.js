@@ -95,6 +95,13 @@
     scrollThreads(document);
   });
   document.addEventListener("htmx:sseOpen", streamOpened);
+  // The server ended this sign-in and told the stream so (base.html's sse-close closed it, so it does not
+  // retry against the sign-in page): say so where the page can be read, and leave the page as it is.
+  document.addEventListener("htmx:sseClose", function (event) {
+    if (!event.detail || event.detail.type !== "message") return;
+    var notice = document.getElementById("signed-out");
+    if (notice) notice.hidden = false;
+  });
   // The server could not deliver an update this tab may have needed: catch up the same way.
   document.addEventListener("sse:refresh", refreshPanes);
 })();

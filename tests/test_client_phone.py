@@ -132,6 +132,29 @@ async def test_supervisors_and_admins_play_any_number_unknown_ones_included(dev_
     assert await Message.filter(body__startswith="From ").count() == 3
 
 
+async def test_a_sender_that_is_not_a_phone_number_texts_in_exactly_as_typed(dev_office) -> None:
+    staff = await dev_office("supervisor")
+    index = await staff.get("/dev/phone")
+    assert "whatsapp:+14155550100" in index.text  # the page says what may be typed
+    for sender in ("whatsapp:+14155550100", "CourtAlert"):
+        opened = await staff.post("/dev/phone", {"number": f" {sender} "})
+        assert opened.status_code == 303 and opened.headers["location"] == f"/dev/phone/{sender}"
+        screen = await staff.get(f"/dev/phone/{sender}")
+        assert screen.status_code == 200 and f"<strong>{sender}</strong>" in screen.text
+        assert (await staff.post(f"/dev/phone/{sender}", {"body": f"From {sender}"})).status_code == 303
+        message = await Message.get(body=f"From {sender}")
+        assert message.from_number == sender  # not the phone number inside the address
+    assert not await Message.filter(from_number="+14155550100").exists()
+
+    refused = await staff.post("/dev/phone", {"number": "court/alert"})
+    assert refused.status_code == 422 and "cannot be played" in refused.text and 'value="court/alert"' in refused.text
+    advocate = await dev_office("advocate")  # plays only their clients' phone numbers
+    for typed in ("whatsapp:+14155550100", f"whatsapp:{MINE}"):
+        response = await advocate.post("/dev/phone", {"number": typed})
+        assert response.status_code == 422 and "is not a phone number" in response.text
+        assert (await advocate.get(f"/dev/phone/{typed}")).status_code == 422
+
+
 async def test_the_phone_screen_answers_htmx_with_the_screen_alone_and_says_so(dev_office) -> None:
     staff = await dev_office("advocate")
     page = await staff.get(f"/dev/phone/{MINE}")

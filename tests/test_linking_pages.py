@@ -130,6 +130,29 @@ async def test_linking_to_an_unknown_case_number_keeps_what_was_typed(signed_in,
     assert not await ClientPhone.exists(number="+14045550199")
 
 
+async def test_a_refused_link_keeps_the_conversation_list_beside_the_thread(
+    signed_in, make_staff, make_case, anonymous
+) -> None:
+    supervisor = await make_staff("supervisor")
+    await make_case(phone="+14045387319", name="Maria Lopez")
+    await text_in(anonymous, "+14045387319", "Which courtroom?")
+    await text_in(anonymous, "+14045550199", "Hello?")
+    staff = await signed_in(supervisor)
+    unknown = await Conversation.get(phone="+14045550199")
+    known = await Conversation.get(phone="+14045387319")
+    page = await staff.get(f"/conversations/{unknown.id}")
+    # The pane with the link form is marked so that narrow screens show it under the thread (app.css).
+    assert 'class="panes has-thread unknown-number"' in page.text
+    assert "unknown-number" not in (await staff.get(f"/conversations/{known.id}")).text
+
+    refused = await staff.post(f"/conversations/{unknown.id}/link", {"case_number": "16E-NOPE"})
+    assert refused.status_code == 422 and "No case numbered “16E-NOPE” that you may see." in refused.text
+    assert 'value="16E-NOPE"' in refused.text
+    for conversation in (unknown, known):  # the list is there without JavaScript's re-fetch
+        assert f'<li id="conversation-{conversation.id}"' in refused.text
+    assert "Maria Lopez" in refused.text
+
+
 async def test_only_admins_change_settings_and_bad_values_are_kept_with_a_reason(signed_in, make_staff) -> None:
     supervisor = await signed_in(await make_staff("supervisor"))
     assert (await supervisor.get("/admin/settings")).status_code == 403

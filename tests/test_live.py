@@ -338,6 +338,7 @@ async def test_signing_out_ends_the_streams_of_that_sign_in_only(app, server, ma
     ):
         page = await leaving.get("/")
         assert (await leaving.post("/logout", data={"csrf_token": csrf_of(page.text)})).status_code == 303
+        assert (await ended.next_event()).event == "signed-out"  # for the sign-in's other tabs
         assert await ended.ends()
         assert len([t for t in app.state.hub.tabs if t.staff_id == supervisor.id]) == 1
 

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from inbox.app import create_app
 from inbox.models import (
+    Channel,
     ClientPhone,
     Conversation,
     ConversationRead,
@@ -234,6 +235,51 @@ async def test_signed_out_htmx_requests_get_401_and_hx_redirect(anonymous: httpx
     response = await anonymous.get("/conversations", headers={"HX-Request": "true"})
     assert response.status_code == 401
     assert response.headers["HX-Redirect"] == "/login"
+
+
+async def test_a_signed_out_htmx_request_comes_back_to_its_page_after_sign_in(anonymous: httpx.AsyncClient) -> None:
+    def asked_from(page: str) -> dict[str, str]:
+        return {"HX-Request": "true", "HX-Current-URL": page}
+
+    sent = await anonymous.post("/conversations/7/messages", headers=asked_from(f"{PUBLIC_URL}/conversations/7?x=1"))
+    assert sent.status_code == 401 and sent.headers["HX-Redirect"] == "/login?next=%2Fconversations%2F7"
+    for elsewhere in ("https://elsewhere.example/conversations/7", "//elsewhere.example/x", f"{PUBLIC_URL}/"):
+        response = await anonymous.get("/conversations", headers=asked_from(elsewhere))
+        assert response.headers["HX-Redirect"] == "/login", elsewhere
+
+
+async def test_error_pages_keep_the_header_for_signed_in_staff(signed_in, make_staff, anonymous) -> None:
+    staff = await signed_in(await make_staff("advocate"))
+    # No route matches these, so no handler looked up who is signed in before the error page.
+    for path in ("/cases/99999999999", "/no-such-page"):
+        page = await staff.get(path)
+        assert page.status_code == 404 and "There is no such page." in page.text
+        assert 'href="/account"' in page.text and 'action="/logout"' in page.text, path
+    visitor = await anonymous.get("/no-such-page")
+    assert visitor.status_code == 404 and 'action="/logout"' not in visitor.text
+
+
+ADMIN_PAGES = {
+    "/admin/settings": "Texting settings",
+    "/admin/channels": "Sending numbers",
+    "/admin/quick-entries": "Quick entries",
+    "/admin/quiet-hours": "Quiet hours",
+    "/admin/staff": "Staff",
+}
+
+
+async def test_every_admin_page_leads_to_every_other(signed_in, make_staff) -> None:
+    admin = await signed_in(await make_staff("admin"))
+    assert 'href="/admin/settings">Admin</a>' in (await admin.get("/")).text  # the header's way in
+    channel = await Channel.all().order_by("id").first()
+    assert channel is not None
+    pages = [*ADMIN_PAGES, "/admin/channels/new", f"/admin/channels/{channel.id}", "/admin/quick-entries/new"]
+    for page in pages:
+        response = await admin.get(page)
+        assert response.status_code == 200, page
+        for target, words in ADMIN_PAGES.items():
+            if target != page:
+                assert f'<a href="{target}">' in response.text, (page, words)
 
 
 async def test_logout_requires_post_with_the_csrf_token(signed_in, make_staff) -> None:

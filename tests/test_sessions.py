@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox.app import create_app
-from inbox.live import Tab
+from inbox.live import SIGNED_OUT, Tab
 from inbox.models import Office, Staff, StaffSession
 from inbox.services import sessions
 from inbox.services.staff import authenticate, create_api_token
@@ -25,6 +25,7 @@ from tests.support import database
 from tests.support.fake_twilio import FakeTwilio
 from tests.test_live import (  # the real-server fixture and the stream reader
     WAIT_SECONDS,
+    EventStream,
     browser,
     event_stream,
     server,  # noqa: F401
@@ -39,6 +40,12 @@ async def post_form(http: httpx.AsyncClient, page: str, action: str, data: dict[
     form_page = await http.get(page)
     assert form_page.status_code == 200, form_page.text
     return await http.post(action, data={**data, "csrf_token": csrf_of(form_page.text)})
+
+
+async def says_signed_out_and_ends(stream: EventStream) -> bool:
+    """A page's stream of a sign-in that has ended: one `signed-out` event (the page says so and stops
+    reconnecting against the sign-in page), then the end."""
+    return (await stream.next_event()).event == "signed-out" and await stream.ends()
 
 
 async def is_signed_in(http: httpx.AsyncClient) -> bool:
@@ -125,8 +132,8 @@ async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, serve
         assert 'href="/account"' in account.text  # linked from the header
         response = await post_form(laptop, "/account", "/account/sign-out-everywhere", {})
         assert response.status_code == 303 and response.headers["location"] == "/login"
-        assert await laptop_stream.ends()
-        assert await phone_stream.ends()
+        assert await says_signed_out_and_ends(laptop_stream)
+        assert await says_signed_out_and_ends(phone_stream)
         assert not await is_signed_in(laptop) and not await is_signed_in(phone)
         assert await is_signed_in(colleague)
         assert [t.staff_id for t in app.state.hub.tabs] == [bystander.id]
@@ -148,7 +155,7 @@ async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, 
             {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
         )
         assert response.status_code == 303 and response.headers["location"] == "/account?changed=1"
-        assert await elsewhere_stream.ends()
+        assert await says_signed_out_and_ends(elsewhere_stream)
         assert not await is_signed_in(elsewhere)
         # This session stays, and so does its stream: it still hears what is published.
         assert await is_signed_in(here)
@@ -177,7 +184,7 @@ async def test_deactivating_a_staff_member_ends_their_sessions_and_streams(app, 
             f"/admin/staff/{leaver.id}/active", data={"active": "0", "csrf_token": csrf_of(page.text)}
         )
         assert response.status_code == 200 and f"{leaver.name} is deactivated" in response.text
-        assert await page_stream.ends()
+        assert await says_signed_out_and_ends(page_stream)
         assert await api_stream.ends()
         assert not await is_signed_in(leaver_browser)
         refused = await integration.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
@@ -187,6 +194,28 @@ async def test_deactivating_a_staff_member_ends_their_sessions_and_streams(app, 
     assert not await StaffSession.exists(staff_id=leaver.id)
 
 
+async def test_a_page_says_when_its_sign_in_has_ended_and_leads_back_to_it(signed_in, make_staff, anonymous) -> None:
+    staff = await signed_in(await make_staff("advocate"))
+    page = await staff.get("/cases?q=x")
+    # The stream's `signed-out` event closes it (htmx's sse-close) and static/app.js shows this notice.
+    assert 'sse-close="signed-out"' in page.text
+    notice = re.search(r'<p id="signed-out" class="signed-out" role="alert" hidden>(.*?)</p>', page.text, re.DOTALL)
+    assert notice and "You are signed out" in notice.group(1)
+    assert 'href="/login?next=/cases"' in notice.group(1)  # back to this page after signing in
+    assert 'id="signed-out"' not in (await anonymous.get("/login")).text
+
+
+async def test_sign_out_on_a_page_whose_sign_in_has_ended_leads_to_sign_in(app: Starlette, make_staff) -> None:
+    staff = await make_staff("advocate")
+    here, elsewhere = await sign_in(app, staff), await sign_in(app, staff)  # both pages show "Sign out"
+    assert (await here.post("/account/sign-out-everywhere")).status_code == 303
+    # The other page's form token died with its session: no error page, just where "Sign out" leads.
+    response = await elsewhere.post("/logout")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    for client in (here, elsewhere):
+        await client.http.aclose()
+
+
 async def test_a_reactivated_staff_member_signs_in_again(app, signed_in, make_staff) -> None:
     admin = await signed_in(await make_staff("admin"))
     leaver = await make_staff("advocate")
@@ -194,10 +223,16 @@ async def test_a_reactivated_staff_member_signs_in_again(app, signed_in, make_st
     assert (await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "0"})).status_code == 200
     async with asgi_client(app) as http:
         page = await http.get("/login")
+        guess = await http.post(
+            "/login", data={"email": leaver.email, "password": "not it", "csrf_token": csrf_of(page.text)}
+        )
+        assert guess.status_code == 400 and "deactivated" not in guess.text  # a guesser learns nothing
         refused = await http.post(
             "/login", data={"email": leaver.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
         )
-        assert refused.status_code == 400
+        # The right password: they are told why, instead of "do not match" until the throttle stops them.
+        assert refused.status_code == 403 and "Your account is deactivated." in refused.text
+        assert not await is_signed_in(http)
     back = await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "1"})
     assert back.status_code == 200 and f"{leaver.name} is reactivated" in back.text
     again = await sign_in(app, leaver)
@@ -229,6 +264,7 @@ async def test_expired_sessions_are_removed_and_their_streams_closed(app: Starle
     removed = await sessions.remove_expired(app.state.bus, datetime.now(UTC) + timedelta(hours=12, minutes=1))
     assert removed == 1 + fresh
     async with asyncio.timeout(WAIT_SECONDS):
+        assert await tab.queue.get() == SIGNED_OUT  # the page is told why
         assert await tab.queue.get() is None  # closed
     assert other_tab in app.state.hub.tabs
     app.state.hub.detach(other_tab)

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from inbox.services import sessions
 from inbox.services.errors import ServiceError
-from inbox.services.staff import authenticate, change_password, normalise_email
+from inbox.services.staff import change_password, check_credentials, normalise_email
 from inbox.services.throttle import Throttle, Throttled
 from inbox.session_middleware import session_record
 from inbox.web import checked_form, client_address, current_staff, render, require_staff
@@ -48,11 +48,15 @@ async def login(request: Request) -> Response:
         await throttle.begin_sign_in(normalise_email(email), address)
     except Throttled as refusal:
         return throttled(render(request, "auth/login.html", {**context, "error": refusal.message}, 429), refusal)
-    staff = await authenticate(email, str(form.get("password", "")))
+    staff = await check_credentials(email, str(form.get("password", "")))
     if staff is None:
         await throttle.sign_in_failed(address)
         error = "That email and password do not match an account."
         return render(request, "auth/login.html", {**context, "error": error}, status_code=400)
+    if not staff.is_active:  # the right password: say why, rather than let them retry until throttled
+        await throttle.sign_in_failed(address)
+        error = "Your account is deactivated. An administrator can reactivate it."
+        return render(request, "auth/login.html", {**context, "error": error}, status_code=403)
     await throttle.sign_in_succeeded(normalise_email(email))
     previous = session_record(request)
     if previous is not None and previous.staff_id is not None:
@@ -63,6 +67,10 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    if await current_staff(request) is None:
+        # Already signed out (elsewhere, by an administrator, or expired) while this page was open: there is
+        # no sign-in left to protect from a forged form, so go where "Sign out" leads rather than to an error.
+        return RedirectResponse("/login", status_code=303)
     await checked_form(request)
     await sessions.end(request.app.state.bus, session_record(request))
     request.session.clear()

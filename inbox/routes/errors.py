@@ -19,7 +19,7 @@ from inbox.headers import with_security_headers
 from inbox.routes.guards import printable, unstorable
 from inbox.services.errors import ServiceError
 from inbox.services.throttle import Throttled
-from inbox.web import render, templates
+from inbox.web import current_staff, render, templates
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ async def service_error(request: Request, exc: Exception) -> Response:
         return error_answer(exc.status, exc.message, exc.fields, headers=error_headers(exc))
     if request.url.path.startswith(PLAIN_PREFIXES):
         return PlainTextResponse(exc.message, status_code=exc.status)
+    await current_staff(request)  # for the header, should the error come before the handler looked
     return render(request, "error.html", {"message": exc.message, "status": exc.status}, status_code=exc.status)
 
 
@@ -79,6 +80,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return error_answer(exc.status_code, message, headers=headers)
     if request.url.path.startswith(PLAIN_PREFIXES):
         return PlainTextResponse(message, status_code=exc.status_code, headers=headers)
+    # No handler ran for a path that matched no route (an id out of range, a mistyped address), so the
+    # signed-in person is looked up here: the page keeps its header (navigation, Account, Sign out).
+    await current_staff(request)
     page = render(request, "error.html", {"message": message, "status": exc.status_code}, status_code=exc.status_code)
     page.headers.update(headers)
     return page

@@ -54,11 +54,11 @@ async def staff_events(request: Request) -> Response:
     staff = await require_staff(request)
     response = open_stream(request, staff, "html")
     # Ended between reading the cookie and attaching the tab? Then its end event came too early for
-    # this tab: close it now rather than stream to a session that is gone.
+    # this tab: end it now rather than stream to a session that is gone.
     record = session_record(request)
     if record is not None and not await sessions.still_stored(record):
         for tab in [t for t in request.app.state.hub.tabs if t.session_id == record.key_hash]:
-            tab.close()
+            tab.sign_out()
     return response
 
 

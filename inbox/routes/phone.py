@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Staff
-from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.phones import InvalidPhoneNumber
 from inbox.services import client_phone
 from inbox.services.errors import NotFound, ValidationFailed
 from inbox.web import checked_form, is_htmx, render, require_staff
@@ -40,7 +40,7 @@ async def phone_open(request: Request) -> Response:
     form = await checked_form(request)
     raw = str(form.get("number", ""))
     try:
-        number = normalise(raw)
+        number = client_phone.sender_to_play(staff, raw)
         await client_phone.check_may_play(staff, number)
     except InvalidPhoneNumber as exc:
         return await _index(request, staff, raw, str(exc), status_code=422)
@@ -58,16 +58,16 @@ async def _screen(
     return render(request, template, context, status_code=status_code)
 
 
-def _number_of(request: Request) -> str:
+def _number_of(request: Request, staff: Staff) -> str:
     try:
-        return normalise(request.path_params["number"])
+        return client_phone.sender_to_play(staff, request.path_params["number"])
     except InvalidPhoneNumber as exc:
         raise ValidationFailed(str(exc)) from None
 
 
 async def phone_screen(request: Request) -> Response:
     staff = await require_staff(request)
-    number = _number_of(request)
+    number = _number_of(request, staff)
     await client_phone.check_may_play(staff, number)
     return await _screen(request, number)
 
@@ -78,7 +78,7 @@ PHONE_MEDIA_KEPT = 50
 
 async def phone_reply(request: Request) -> Response:
     staff = await require_staff(request)
-    number = _number_of(request)
+    number = _number_of(request, staff)
     form = await checked_form(request)
     await client_phone.check_may_play(staff, number)
     body = str(form.get("body", ""))

@@ -8,11 +8,15 @@ page never tells whether it exists.
 
 from __future__ import annotations
 
+import re
+
 from tortoise.expressions import Q
 
-from inbox.models import ClientPhone, Direction, Message, MessageStatus, Staff
+from inbox.models import ClientPhone, Conversation, Direction, Message, MessageStatus, Staff
+from inbox.phones import PHONE_WRITING, InvalidPhoneNumber, normalise
 from inbox.services import visibility
 from inbox.services.errors import NotFound
+from inbox.services.limits import max_length
 
 DELIVERED_TO_PHONE = [
     MessageStatus.SENT,
@@ -23,6 +27,26 @@ DELIVERED_TO_PHONE = [
 TEXTS_SHOWN = 50
 
 NOT_YOURS = "No client of yours has this number."
+# A sender that is not a phone number, as the phone's address (/dev/phone/<it>) can carry it unescaped.
+PLAYABLE_ADDRESS = re.compile(r"[\w+:.@-]+")
+ADDRESS_LIMIT = max_length(Conversation, "phone")
+
+
+def sender_to_play(staff: Staff, typed: str) -> str:
+    """The sender someone typed or opened: a phone number, in E.164; for those who may play unknown senders,
+    an address that is not a phone number (`whatsapp:+14155550100`, `CourtAlert`) exactly as typed, so the
+    webhook carries it as Twilio would rather than the phone number inside it. InvalidPhoneNumber otherwise."""
+    text = typed.strip()
+    if not text or PHONE_WRITING.fullmatch(text):
+        return normalise(text)
+    if not staff.sees_everything:
+        raise InvalidPhoneNumber(f"“{text}” is not a phone number.")
+    if len(text) > ADDRESS_LIMIT or not PLAYABLE_ADDRESS.fullmatch(text):
+        raise InvalidPhoneNumber(
+            f"“{text}” cannot be played: a sender that is not a phone number has at most {ADDRESS_LIMIT} letters,"
+            " digits and + : . @ _ -."
+        )
+    return text
 
 
 async def playable_phones(staff: Staff) -> list[ClientPhone]:

@@ -87,7 +87,15 @@ async def create_staff(
 
 
 async def authenticate(email: str, password: str) -> Staff | None:
-    staff = await Staff.get_or_none(email=normalise_email(email), is_active=True)
+    """The active staff member with this email and password, or None."""
+    staff = await check_credentials(email, password)
+    return staff if staff is not None and staff.is_active else None
+
+
+async def check_credentials(email: str, password: str) -> Staff | None:
+    """The staff member with this email and password, active or not (one password check either way), so the
+    sign-in page can tell a deactivated person why, which only someone who knows the password learns."""
+    staff = await Staff.get_or_none(email=normalise_email(email))
     matches = await password_matches(staff.password_hash if staff else None, password)
     if staff is None or not matches:
         return None
