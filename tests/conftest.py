@@ -14,20 +14,15 @@ import pytest
 from starlette.applications import Starlette
 from twilio.request_validator import RequestValidator
 
-from inbox.app import create_app
 from inbox.models import Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Secret, Settings
 from tests.support import database
+from tests.support.apps import asgi_client, running
+from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.openapi_check import check_against_document
 
-ACCOUNT_SID = "AC" + "1" * 32
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-FROM_NUMBER = "+15005550006"
-# An https public URL while the test transport speaks plain http: like a TLS-terminating proxy.
-PUBLIC_URL = "https://inbox.example.org"
 PASSWORD = "correct horse battery"
 
 
@@ -63,25 +58,8 @@ def settings(database_url: str, fake_twilio: FakeTwilio, tmp_path: Path) -> Sett
 
 @pytest.fixture
 async def app(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        # Twilio's status callbacks come back into this app, through its real webhook route.
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as back:
-            fake_twilio._callback_client = back
-            try:
-                yield application
-                await fake_twilio.callbacks_done()
-            finally:
-                await database.wipe()
-
-
-def asgi_client(app: Starlette) -> httpx.AsyncClient:
-    """A client of the app; every API answer it gets is checked against the OpenAPI document."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=PUBLIC_URL,
-        event_hooks={"response": [check_against_document]},
-    )
+    async with running(settings, fake_twilio) as application:
+        yield application
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ import pytest
 
 from inbox.models import ApiToken, Client, ClientPhone, Message, MessageStatusEvent, Organisation, Staff
 from inbox.services import messaging
-from tests.conftest import ACCOUNT_SID, FROM_NUMBER, PUBLIC_URL, asgi_client, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
+from tests.support.apps import asgi_client
+from tests.support.config import ACCOUNT_SID, FROM_NUMBER, PUBLIC_URL
 
 MARIA = "+14045387319"
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status"

@@ -36,7 +36,9 @@ from inbox.services.channels import ChannelForm, save_channel, within_office_hou
 from inbox.services.errors import ValidationFailed
 from inbox.services.providers import ChannelNotReady
 from inbox.settings import Settings
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
+from tests.support.apps import running, simulator_settings
+from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
 
 SECOND_SID = "AC" + "2" * 32
@@ -971,31 +973,24 @@ async def test_a_test_text_keeps_the_consent_rules_of_client_numbers(
 
 
 async def test_the_simulator_channel_answers_calls_and_replies_automatically(settings: Settings) -> None:
-    from inbox.app import create_app
     from inbox.services.staff import create_staff
 
-    dev = create_app(settings.with_changes(twilio_account_sid=None, twilio_auth_token=None))
-    async with dev.router.lifespan_context(dev):
-        try:
-            channel: Channel = dev.state.channel
-            assert channel.is_simulator
-            admin, _ = await create_staff(
-                email="ada@example.org", name="Ada", role="admin", password="correct horse battery"
-            )
-            form = replace(ChannelForm.of(channel), auto_reply_mode="always", auto_reply_text="Got it, thanks.")
-            await save_channel(admin, SecretBox(settings.secret_key), form, channel)
-            dev.state.clock = lambda: TUESDAY_AFTERNOON
-            response = await dev.state.provider.send_inbound(MARIA, channel.from_number, "Hello from the client phone")
-            assert response.status_code == 200
-            [reply] = await auto_replies()
-            assert reply.body == "Got it, thanks." and reply.provider_sid and reply.status == MessageStatus.QUEUED
-            await dev.state.provider.wait_idle()
-            await reply.refresh_from_db()
-            assert reply.status == MessageStatus.DELIVERED
-        finally:
-            from tests.support import database
-
-            await database.wipe()
+    async with running(simulator_settings(settings)) as dev:
+        channel: Channel = dev.state.channel
+        assert channel.is_simulator
+        admin, _ = await create_staff(
+            email="ada@example.org", name="Ada", role="admin", password="correct horse battery"
+        )
+        form = replace(ChannelForm.of(channel), auto_reply_mode="always", auto_reply_text="Got it, thanks.")
+        await save_channel(admin, SecretBox(settings.secret_key), form, channel)
+        dev.state.clock = lambda: TUESDAY_AFTERNOON
+        response = await dev.state.provider.send_inbound(MARIA, channel.from_number, "Hello from the client phone")
+        assert response.status_code == 200
+        [reply] = await auto_replies()
+        assert reply.body == "Got it, thanks." and reply.provider_sid and reply.status == MessageStatus.QUEUED
+        await dev.state.provider.wait_idle()
+        await reply.refresh_from_db()
+        assert reply.status == MessageStatus.DELIVERED
 
 
 def test_webhook_urls_in_the_readme_match_the_routes() -> None:

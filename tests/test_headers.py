@@ -24,7 +24,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from tortoise import Tortoise
 
-from inbox.app import create_app
 from inbox.clock import now
 from inbox.headers import CONTENT_SECURITY_POLICY
 from inbox.models import (
@@ -46,8 +45,9 @@ from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, StaffClient, inbound_params, sign_in, signed_post_args
-from tests.support import database
+from tests.conftest import PASSWORD, StaffClient, inbound_params, sign_in, signed_post_args
+from tests.support.apps import running, simulator_settings
+from tests.support.config import PUBLIC_URL
 from tests.support.servers import serve_asgi
 from tests.test_live import TlsTerminatingProxy
 
@@ -173,12 +173,8 @@ EXPECTED_STATUS = {"/login": 303}
 @pytest.fixture
 async def dev_app(settings: Settings) -> AsyncIterator[Starlette]:
     """Development mode with the simulator: every route the app can have is registered."""
-    app = create_app(settings.with_changes(twilio_account_sid=None, twilio_auth_token=None, environment="development"))
-    async with app.router.lifespan_context(app):
-        try:
-            yield app
-        finally:
-            await database.wipe()
+    async with running(simulator_settings(settings, environment="development")) as app:
+        yield app
 
 
 async def seed_every_kind_of_row(app: Starlette) -> Seeded:

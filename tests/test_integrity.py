@@ -30,7 +30,8 @@ from inbox.models import (
     WebhookPayload,
 )
 from inbox.services.directory import create_assignment
-from tests.conftest import ACCOUNT_SID, FROM_NUMBER, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
+from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
 
 MARIA = "+14045387319"

@@ -31,8 +31,9 @@ from inbox.live import TAB_QUEUE_SIZE, Delivery, Tab
 from inbox.models import Direction, Message, Staff
 from inbox.services import messaging
 from inbox.services.staff import create_api_token
-from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of, inbound_params, signed_post_args
+from tests.conftest import PASSWORD, csrf_of, inbound_params, signed_post_args
 from tests.support import database
+from tests.support.config import PUBLIC_URL
 from tests.support.servers import serve_asgi
 
 WAIT_SECONDS = 10  # how long a stream may take to say something before the test fails

@@ -22,7 +22,8 @@ from inbox.models import Conversation, Media, MediaStatus, Message, Organisation
 from inbox.services import media as media_service
 from inbox.services.media import MAX_ATTEMPTS, documents_of_case, fetch_due_media
 from inbox.settings import Settings
-from tests.conftest import PUBLIC_URL, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.servers import serve_asgi
 

@@ -18,7 +18,6 @@ import itsdangerous
 import pytest
 from starlette.applications import Starlette
 
-from inbox.app import create_app
 from inbox.models import (
     ClientPhone,
     Conversation,
@@ -33,17 +32,9 @@ from inbox.models import (
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
-from tests.conftest import (
-    PASSWORD,
-    PUBLIC_URL,
-    StaffClient,
-    asgi_client,
-    csrf_of,
-    inbound_params,
-    sign_in,
-    signed_post_args,
-)
-from tests.support import database
+from tests.conftest import PASSWORD, StaffClient, csrf_of, inbound_params, sign_in, signed_post_args
+from tests.support.apps import asgi_client, running, simulator_settings
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 
 MARIA = "+14045387319"
@@ -1106,8 +1097,7 @@ async def test_a_supervisor_cannot_start_a_text_to_an_unknown_number(
 
 
 async def test_the_client_phone_plays_the_client_through_the_real_webhook(settings: Settings) -> None:
-    dev = create_app(settings.with_changes(twilio_account_sid=None, twilio_auth_token=None))
-    async with dev.router.lifespan_context(dev):
+    async with running(simulator_settings(settings)) as dev:
         staff_member: StaffClient | None = None
         try:
             supervisor, _ = await create_staff(
@@ -1186,7 +1176,6 @@ async def test_the_client_phone_plays_the_client_through_the_real_webhook(settin
         finally:
             if staff_member is not None:
                 await staff_member.http.aclose()
-            await database.wipe()
 
 
 async def test_a_shared_number_shows_an_advocate_only_the_clients_they_may_see(

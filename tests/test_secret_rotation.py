@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,35 +15,21 @@ from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from inbox import db
-from inbox.app import create_app
 from inbox.crypto import SecretBox, SecretUnreadable
 from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, Staff
 from inbox.services.channels import save_channel
 from inbox.services.secret_rotation import reencrypt_channel_tokens
 from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of, sign_in, signed_post_args
-from tests.support import database
+from tests.conftest import PASSWORD, csrf_of, sign_in, signed_post_args
+from tests.support.apps import running
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.test_channels import MARIA, SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
 from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
 
 OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
 NEW_KEY = "the-key-we-use-from-today-" + "n" * 24
-
-
-@asynccontextmanager
-async def running(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
-    """The app as the `app` fixture runs it, with this test's own keys."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as back:
-            fake_twilio._callback_client = back
-            try:
-                yield application
-                await fake_twilio.callbacks_done()
-            finally:
-                await database.wipe()
 
 
 async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_secrets(

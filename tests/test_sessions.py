@@ -7,21 +7,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from inbox.app import create_app
 from inbox.live import Tab
 from inbox.models import Office, Staff, StaffSession
 from inbox.services import sessions
 from inbox.services.staff import authenticate, create_api_token
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, asgi_client, csrf_of, sign_in
-from tests.support import database
+from tests.conftest import PASSWORD, csrf_of, sign_in
+from tests.support.apps import asgi_client, running
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.test_live import (  # the real-server fixture and the stream reader
     WAIT_SECONDS,
@@ -291,17 +290,6 @@ async def test_last_seen_is_written_at_most_once_a_minute(app: Starlette, make_s
     record = await StaffSession.get(staff_id=staff.id)
     assert record.last_seen_at == clock[0] and record.idle_expires_at == clock[0] + timedelta(hours=12)
     await signed.http.aclose()
-
-
-@asynccontextmanager
-async def running(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
-    """The app with settings of the test's own (the `app` fixture's are fixed)."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        try:
-            yield application
-        finally:
-            await database.wipe()
 
 
 async def test_idle_and_lifetime_are_settings(settings: Settings, fake_twilio: FakeTwilio) -> None:

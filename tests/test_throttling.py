@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 from inbox.models import StaffSession
 from inbox.services.throttle import Limits, Throttle, Throttled
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of
+from tests.conftest import PASSWORD, csrf_of
+from tests.support.config import PUBLIC_URL
 
 REDIS_URL = os.environ.get("INBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 WINDOW_SECONDS = 15 * 60

@@ -97,7 +97,7 @@ async def test_extra_unknown_parameters_are_accepted_and_kept(anonymous: httpx.A
 
 
 def status_params(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
-    from tests.conftest import ACCOUNT_SID, FROM_NUMBER
+    from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 
     params = {
         "MessageSid": sid,
