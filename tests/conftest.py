@@ -3,7 +3,6 @@ HTTP to a local Twilio-compatible server, and staff clients that sign in like a 
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,7 @@ from tests.support import database
 from tests.support.apps import asgi_client, running
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
-
-PASSWORD = "correct horse battery"
+from tests.support.staff import PASSWORD, ApiClientFactory, MakeStaff, StaffClient, sign_in
 
 
 @pytest.fixture(scope="session")
@@ -68,49 +66,8 @@ async def anonymous(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-@dataclass
-class StaffClient:
-    """A signed-in browser: keeps the session cookie and the page's CSRF token."""
-
-    http: httpx.AsyncClient
-    staff: Staff
-    csrf: str = ""
-
-    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        response = await self.http.get(url, **kwargs)
-        if 'name="csrf_token"' in response.text:
-            self.csrf = csrf_of(response.text)
-        return response
-
-    async def post(
-        self, url: str, data: dict[str, Any] | None = None, csrf: bool = True, **kwargs: Any
-    ) -> httpx.Response:
-        form = dict(data or {})
-        if csrf:
-            form.setdefault("csrf_token", self.csrf)
-        return await self.http.post(url, data=form, **kwargs)
-
-
-async def sign_in(app: Starlette, staff: Staff) -> StaffClient:
-    http = asgi_client(app)
-    page = await http.get("/login")
-    response = await http.post(
-        "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-    )
-    assert response.status_code == 303, response.text
-    client = StaffClient(http, staff)
-    await client.get("/")
-    return client
-
-
 @pytest.fixture
-async def make_staff(app: Starlette) -> Callable[..., Awaitable[Staff]]:
+async def make_staff(app: Starlette) -> MakeStaff:
     counter = {"n": 0}
 
     async def make(role: str = "advocate", name: str | None = None) -> Staff:
@@ -172,7 +129,7 @@ async def make_case(app: Starlette) -> Callable[..., Awaitable[CaseFile]]:
 
 
 @pytest.fixture
-async def api_client(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitable[httpx.AsyncClient]]]:
+async def api_client(app: Starlette) -> AsyncIterator[ApiClientFactory]:
     clients: list[httpx.AsyncClient] = []
 
     async def open_for(staff: Staff) -> httpx.AsyncClient:
@@ -185,6 +142,17 @@ async def api_client(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitabl
     yield open_for
     for client in clients:
         await client.aclose()
+
+
+@pytest.fixture
+async def supervisor_staff(make_staff: MakeStaff) -> Staff:
+    return await make_staff("supervisor", name="Sam Supervisor")
+
+
+@pytest.fixture
+async def supervisor(supervisor_staff: Staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
+    """The API as a supervisor (who sees every client) uses it, with a bearer token."""
+    return await api_client(supervisor_staff)
 
 
 def signed_post_args(path: str, params: dict[str, str], token: str = AUTH_TOKEN, query: str = "") -> dict[str, Any]:

@@ -21,7 +21,8 @@ from inbox.services import alerts, linking
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token
 from inbox.web import time_ago
-from tests.conftest import CaseFile, csrf_of
+from tests.conftest import CaseFile
+from tests.support.staff import csrf_of
 from tests.test_live import (  # noqa: F401 — server, twilio and renders are fixtures
     WAIT_SECONDS,
     EventStream,
@@ -41,7 +42,6 @@ CLIENT_PHONE = "+14045387319"
 OTHER_PHONE = "+17705550123"
 THIRD_PHONE = "+16785550142"
 
-MakeStaff = Callable[..., Awaitable[Staff]]
 MakeCase = Callable[..., Awaitable[CaseFile]]
 
 

@@ -3,7 +3,6 @@ names, error shapes, who sees what, and sending through the real Twilio library 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,11 +14,10 @@ from inbox.services import messaging
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import asgi_client
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER, PUBLIC_URL
+from tests.support.staff import ApiClientFactory
 
 MARIA = "+14045387319"
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status"
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
 
 
 def assert_iso_with_offset(value: str) -> datetime:
@@ -37,11 +35,6 @@ def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
     body = response.json()
     assert isinstance(body["error"], str) and body["error"]
     return body
-
-
-@pytest.fixture
-async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(await make_staff("supervisor"))
 
 
 async def new_client(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from inbox.routes.api import OPENAPI
 from inbox.services import linking
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.staff import ApiClientFactory
 
 MARIA = "+14045387319"
 JOHN = "+14045550142"
@@ -28,7 +29,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 WAIT_SECONDS = 10  # a safety net against a hang, never a claim about speed
 
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
 _sids = itertools.count(1)
 
 

@@ -13,8 +13,8 @@ from inbox.models import Message, Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, StaffClient, sign_in
 from tests.support.apps import running, simulator_settings
+from tests.support.staff import PASSWORD, StaffClient, sign_in
 
 MINE = "+14045387319"  # Maria Lopez, on the advocate's case
 THEIRS = "+14045387320"  # John Smith, on a case the advocate is not assigned to

@@ -33,9 +33,10 @@ from inbox.models import (
 )
 from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
-from tests.conftest import csrf_of, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 from tests.support.servers import serve_asgi
+from tests.support.staff import csrf_of
 from tests.test_live import WAIT_SECONDS, ServerEvent, browser, event_stream, signed_in_browser
 
 MARIA = "+14045387319"

@@ -45,10 +45,11 @@ from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, StaffClient, inbound_params, sign_in, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.servers import serve_asgi
+from tests.support.staff import PASSWORD, StaffClient, sign_in
 from tests.test_live import TlsTerminatingProxy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ from inbox.models import (
 from inbox.services import conversations, linking
 from inbox.services.errors import ValidationFailed
 from tests.conftest import inbound_params, signed_post_args
+from tests.support.staff import ApiClientFactory
 
 MARIA = "+14045387319"
 MARIA_PEOPLE = "(404) 538-7319"
@@ -45,22 +45,11 @@ JUAN = "+14045550188"
 NEW_NUMBER = "+14045550142"
 STRANGER = "+14045550777"
 
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
 _sids = itertools.count(1)
 
 
 def next_sid() -> str:
     return f"SM{next(_sids):032x}"
-
-
-@pytest.fixture
-async def supervisor_staff(make_staff) -> Staff:
-    return await make_staff("supervisor", name="Sam Supervisor")
-
-
-@pytest.fixture
-async def supervisor(supervisor_staff: Staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(supervisor_staff)
 
 
 async def new_client(api: httpx.AsyncClient, name: str, *numbers: str) -> int:

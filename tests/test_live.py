@@ -31,10 +31,11 @@ from inbox.live import TAB_QUEUE_SIZE, Delivery, Tab
 from inbox.models import Direction, Message, Staff
 from inbox.services import messaging
 from inbox.services.staff import create_api_token
-from tests.conftest import PASSWORD, csrf_of, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
 from tests.support import database
 from tests.support.config import PUBLIC_URL
 from tests.support.servers import serve_asgi
+from tests.support.staff import csrf_of, post_sign_in
 
 WAIT_SECONDS = 10  # how long a stream may take to say something before the test fails
 CLIENT_PHONE = "+14045387319"  # the permitted advocate's client
@@ -149,10 +150,7 @@ async def browser(server: str) -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def signed_in_browser(server: str, staff: Staff) -> AsyncIterator[httpx.AsyncClient]:
     async with browser(server) as http:
-        page = await http.get("/login")
-        response = await http.post(
-            "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        )
+        response = await post_sign_in(http, staff.email)
         assert response.status_code == 303, response.text
         yield http
 

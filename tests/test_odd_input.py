@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import random
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,20 +15,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from inbox.models import Client, ClientPhone, Message, QuickEntry, Staff, WebhookPayload
+from inbox.models import Client, ClientPhone, Message, QuickEntry, WebhookPayload
 from inbox.routes.api import OPERATIONS
 from inbox.routes.guards import MAX_ID, IdConvertor, digits_up_to, record_id
-from tests.conftest import StaffClient, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
+from tests.support.staff import ApiClientFactory, StaffClient
 
 MARIA = "+14045387319"
 TOO_LARGE = [str(MAX_ID + 1), "99999999999999999999"]
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(await make_staff("supervisor"))
 
 
 @pytest.fixture

@@ -32,10 +32,11 @@ from inbox.models import (
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, StaffClient, csrf_of, inbound_params, sign_in, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import asgi_client, running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.staff import PASSWORD, StaffClient, csrf_of, sign_in
 
 MARIA = "+14045387319"
 JOHN = "+14045387320"

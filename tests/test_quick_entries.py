@@ -16,7 +16,8 @@ import httpx
 from inbox.models import Case, Client, Message, Office, Organisation, QuickEntry
 from inbox.services import quick_entries
 from inbox.services.directory import PhoneInput, create_case, create_client
-from tests.conftest import StaffClient, inbound_params, signed_post_args
+from tests.conftest import inbound_params, signed_post_args
+from tests.support.staff import StaffClient
 
 MARIA = "+14045387319"
 STRANGER = "+14045387399"

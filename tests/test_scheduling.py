@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from typing import Any, Self
@@ -18,12 +17,13 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox.events import MessageStatusChanged
-from inbox.models import CaseNote, Client, ClientPhone, Message, MessageStatus, MessageStatusEvent, Organisation, Staff
+from inbox.models import CaseNote, Client, ClientPhone, Message, MessageStatus, MessageStatusEvent, Organisation
 from inbox.services import quiet_hours
 from inbox.services.quiet_hours import Hold, Window
 from inbox.worker import send_due
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.staff import ApiClientFactory
 
 MARIA = "+14045387319"  # Atlanta: America/New_York
 SEATTLE = "+12065550100"  # America/Los_Angeles
@@ -32,7 +32,6 @@ NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 CHICAGO = ZoneInfo("America/Chicago")
 
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
 _sids = iter(range(1, 10**6))
 
 
@@ -66,11 +65,6 @@ async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Mes
     )
     assert response.status_code == 200, response.text
     return await Message.get(provider_sid=sid)
-
-
-@pytest.fixture
-async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(await make_staff("supervisor"))
 
 
 async def schedule(

@@ -21,10 +21,11 @@ from inbox.services.channels import save_channel
 from inbox.services.secret_rotation import reencrypt_channel_tokens
 from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
-from tests.conftest import PASSWORD, csrf_of, sign_in, signed_post_args
+from tests.conftest import signed_post_args
 from tests.support.apps import running
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.staff import PASSWORD, post_sign_in, sign_in
 from tests.test_channels import MARIA, SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
 from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
 
@@ -145,10 +146,7 @@ async def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(ap
     assert (await Staff.get(id=staff.id)).password_hash == weak  # a failed sign-in changes nothing
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
-        page = await http.get("/login")
-        response = await http.post(
-            "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        )
+        response = await post_sign_in(http, staff.email)
     assert response.status_code == 303
     renewed = (await Staff.get(id=staff.id)).password_hash or ""
     assert renewed != weak and not PasswordHasher().check_needs_rehash(renewed)

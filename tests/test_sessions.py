@@ -18,10 +18,10 @@ from inbox.models import Office, Staff, StaffSession
 from inbox.services import sessions
 from inbox.services.staff import authenticate, create_api_token
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, csrf_of, sign_in
 from tests.support.apps import asgi_client, running
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.staff import PASSWORD, csrf_of, post_form, post_sign_in, sign_in
 from tests.test_live import (  # the real-server fixture and the stream reader
     WAIT_SECONDS,
     browser,
@@ -31,13 +31,6 @@ from tests.test_live import (  # the real-server fixture and the stream reader
 )
 
 NEW_PASSWORD = "a much longer passphrase"
-
-
-async def post_form(http: httpx.AsyncClient, page: str, action: str, data: dict[str, str]) -> httpx.Response:
-    """A form posted the way a browser does: the page first, for its CSRF token."""
-    form_page = await http.get(page)
-    assert form_page.status_code == 200, form_page.text
-    return await http.post(action, data={**data, "csrf_token": csrf_of(form_page.text)})
 
 
 async def is_signed_in(http: httpx.AsyncClient) -> bool:
@@ -192,10 +185,7 @@ async def test_a_reactivated_staff_member_signs_in_again(app, signed_in, make_st
     await admin.get("/admin/staff")
     assert (await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "0"})).status_code == 200
     async with asgi_client(app) as http:
-        page = await http.get("/login")
-        refused = await http.post(
-            "/login", data={"email": leaver.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        )
+        refused = await post_sign_in(http, leaver.email)
         assert refused.status_code == 400
     back = await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "1"})
     assert back.status_code == 200 and f"{leaver.name} is reactivated" in back.text
@@ -299,10 +289,7 @@ async def test_idle_and_lifetime_are_settings(settings: Settings, fake_twilio: F
 
         staff, _ = await create_staff(email="ana@example.org", name="Ana", role="advocate", password=PASSWORD)
         async with asgi_client(application) as http:
-            page = await http.get("/login")
-            response = await http.post(
-                "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-            )
+            response = await post_sign_in(http, staff.email)
         assert response.status_code == 303
         assert f"Max-Age={24 * 3600}" in cookie_of(response)  # the cookie lasts no longer than the session
         record = await StaffSession.get(staff_id=staff.id)
