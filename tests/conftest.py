@@ -4,7 +4,6 @@ HTTP to a local Twilio-compatible server, and staff clients that sign in like a 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from tests.support import database
 from tests.support.apps import asgi_client, running
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA, CaseFile, MakeCase
 from tests.support.staff import PASSWORD, ApiClientFactory, MakeStaff, StaffClient, sign_in
 
 
@@ -97,19 +97,12 @@ async def signed_in(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitable
         await client.http.aclose()
 
 
-@dataclass
-class CaseFile:
-    client_id: int
-    case_id: int
-    number: str
-
-
 @pytest.fixture
-async def make_case(app: Starlette) -> Callable[..., Awaitable[CaseFile]]:
+async def make_case(app: Starlette) -> MakeCase:
     counter = {"n": 0}
 
     async def make(
-        phone: str = "+14045387319",
+        phone: str = MARIA,
         okay_to_text: bool = True,
         assignee: Staff | None = None,
         name: str = "Maria Lopez",

@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,7 +21,7 @@ from inbox.services import alerts, linking
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token
 from inbox.web import time_ago
-from tests.conftest import CaseFile
+from tests.support.records import CaseFile, assign
 from tests.support.staff import csrf_of
 from tests.test_live import (  # noqa: F401 — server, twilio and renders are fixtures
     WAIT_SECONDS,
@@ -42,16 +42,9 @@ CLIENT_PHONE = "+14045387319"
 OTHER_PHONE = "+17705550123"
 THIRD_PHONE = "+16785550142"
 
-MakeCase = Callable[..., Awaitable[CaseFile]]
-
 
 async def set_alert_policy(policy: AlertPolicy, dismiss_on_reply: bool = False) -> None:
     await Organisation.all().update(alert_policy=policy, dismiss_alerts_on_reply=dismiss_on_reply)
-
-
-async def assign(case: CaseFile, staff: Staff, primary: bool = False, end: date | None = None) -> None:
-    start = date.today() - timedelta(days=90)
-    await create_assignment(case_id=case.case_id, staff_email=staff.email, primary=primary, start=start, end=end)
 
 
 async def office_case(number: str, name: str, phone: str, office: str | None, assignee: Staff | None) -> CaseFile:
@@ -83,10 +76,10 @@ def badge_says(html: str) -> str | None:
 async def test_primary_policy_alerts_the_current_primary_assignees_only(anonymous, make_staff, make_case) -> None:
     primary, helper, former, leaving = [await make_staff("advocate") for _ in range(4)]
     case = await make_case(phone=CLIENT_PHONE)
-    await assign(case, primary, primary=True)
-    await assign(case, helper)  # current, not primary
-    await assign(case, former, primary=True, end=date.today() - timedelta(days=1))  # ended yesterday
-    await assign(case, leaving, primary=True, end=date.today() + timedelta(days=7))  # ends next week: current
+    await assign(case.case_id, primary, primary=True)
+    await assign(case.case_id, helper)  # current, not primary
+    await assign(case.case_id, former, primary=True, end=date.today() - timedelta(days=1))  # ended yesterday
+    await assign(case.case_id, leaving, primary=True, end=date.today() + timedelta(days=7))  # ends next week: current
 
     message = await text_in(anonymous, CLIENT_PHONE, "Did you get my lease?")
 
@@ -98,10 +91,10 @@ async def test_all_policy_alerts_every_current_assignee(anonymous, make_staff, m
     await set_alert_policy(AlertPolicy.ALL)
     primary, helper, former, leaving = [await make_staff("advocate") for _ in range(4)]
     case = await make_case(phone=CLIENT_PHONE)
-    await assign(case, primary, primary=True)
-    await assign(case, helper)
-    await assign(case, former, end=date.today() - timedelta(days=1))
-    await assign(case, leaving, end=date.today() + timedelta(days=1))
+    await assign(case.case_id, primary, primary=True)
+    await assign(case.case_id, helper)
+    await assign(case.case_id, former, end=date.today() - timedelta(days=1))
+    await assign(case.case_id, leaving, end=date.today() + timedelta(days=1))
 
     message = await text_in(anonymous, CLIENT_PHONE, "Court moved to Tuesday?")
 
@@ -226,7 +219,7 @@ async def test_one_dismissal_clears_the_alert_for_everyone(anonymous, make_staff
     await set_alert_policy(AlertPolicy.ALL)
     ana, ben, supervisor = await make_staff("advocate"), await make_staff("advocate"), await make_staff("supervisor")
     case = await make_case(phone=CLIENT_PHONE, assignee=ana)
-    await assign(case, ben)
+    await assign(case.case_id, ben)
     message = await text_in(anonymous, CLIENT_PHONE, "Can I come in tomorrow?")
     alert = await Alert.get(message_id=message.id)
     ana_browser, ben_browser, boss = await signed_in(ana), await signed_in(ben), await signed_in(supervisor)
@@ -309,7 +302,7 @@ async def test_a_dismissal_by_one_user_removes_the_alert_from_another_users_stre
     await set_alert_policy(AlertPolicy.ALL)
     ana, ben = await make_staff("advocate"), await make_staff("advocate")
     case = await make_case(phone=CLIENT_PHONE, assignee=ana)
-    await assign(case, ben)
+    await assign(case.case_id, ben)
     await make_case(phone=OTHER_PHONE, assignee=ben)
     earlier = await text_in(twilio, OTHER_PHONE, "an older alert, Ben's alone")
     message = await text_in(twilio, CLIENT_PHONE, "Is my hearing still on?")
@@ -342,7 +335,7 @@ async def test_a_raised_alert_appears_live_for_its_addressees_and_supervisors_on
     primary, helper, stranger = [await make_staff("advocate") for _ in range(3)]
     supervisor = await make_staff("supervisor")
     case = await make_case(phone=CLIENT_PHONE, assignee=primary, name="Maria Lopez")
-    await assign(case, helper)  # sees the conversation, is not alerted (primary policy)
+    await assign(case.case_id, helper)  # sees the conversation, is not alerted (primary policy)
     await make_case(phone=OTHER_PHONE, assignee=stranger, name="Sam Okafor")
 
     async with AsyncExitStack() as stack:
@@ -412,7 +405,7 @@ async def test_alert_updates_render_each_view_once_and_count_badges_without_a_qu
     ana, ben, bystander = [await make_staff("advocate") for _ in range(3)]
     supervisors = [await make_staff("supervisor") for _ in range(2)]
     case = await make_case(phone=CLIENT_PHONE, assignee=ana)
-    await assign(case, ben)
+    await assign(case.case_id, ben)
     await make_case(phone=OTHER_PHONE, assignee=ben)
     await text_in(anonymous, OTHER_PHONE, "Ben has one already")
     message = await text_in(anonymous, CLIENT_PHONE, "New one for both")

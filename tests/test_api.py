@@ -14,9 +14,9 @@ from inbox.services import messaging
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import asgi_client
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER, PUBLIC_URL
+from tests.support.records import MARIA, new_case, new_client
 from tests.support.staff import ApiClientFactory
 
-MARIA = "+14045387319"
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status"
 
 
@@ -35,25 +35,6 @@ def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
     body = response.json()
     assert isinstance(body["error"], str) and body["error"]
     return body
-
-
-async def new_client(
-    api: httpx.AsyncClient, name: str = "Maria Lopez", phones: list[dict[str, Any]] | None = None, **extra: Any
-) -> dict[str, Any]:
-    phones = phones if phones is not None else [{"number": MARIA, "kind": "mobile", "okay_to_text": True}]
-    response = await api.post("/api/v1/clients", json={"name": name, "phones": phones, **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def new_case(
-    api: httpx.AsyncClient, client_id: int, number: str = "16E-20010101", **extra: Any
-) -> dict[str, Any]:
-    response = await api.post(
-        "/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id, **extra}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 async def send(api: httpx.AsyncClient, **payload: Any) -> httpx.Response:
@@ -253,7 +234,9 @@ async def test_unknown_ids_are_404(supervisor: httpx.AsyncClient) -> None:
 
 async def test_create_and_read_a_case(supervisor: httpx.AsyncClient) -> None:
     client = await new_client(supervisor)
-    case = await new_case(supervisor, client["id"], legal_problem="Housing", office="Atlanta", external_id="LS-C-1")
+    case = await new_case(
+        supervisor, client["id"], "16E-20010101", legal_problem="Housing", office="Atlanta", external_id="LS-C-1"
+    )
     assert isinstance(case["id"], int)
     assert (case["number"], case["title"], case["client_id"]) == ("16E-20010101", "Eviction defence", client["id"])
     assert (case["legal_problem"], case["office"], case["external_id"]) == ("Housing", "Atlanta", "LS-C-1")

@@ -21,9 +21,9 @@ from inbox.routes.api import OPENAPI
 from inbox.services import linking
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory
 
-MARIA = "+14045387319"
 JOHN = "+14045550142"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"

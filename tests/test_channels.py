@@ -40,13 +40,13 @@ from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import running, simulator_settings
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 
 SECOND_SID = "AC" + "2" * 32
 SECOND_TOKEN = "second-office-token-7e1f0c9a4b2d"
 SECOND_NUMBER = "+14045550123"
 SERVICE_SID = "MG" + "3" * 32
 POOL_NUMBER = "+14045550177"  # a number in the Messaging Service's pool, on no channel
-MARIA = "+14045387319"
 STAFF_PHONE = "+12025550143"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 

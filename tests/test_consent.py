@@ -35,11 +35,11 @@ from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER
+from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import csrf_of
 from tests.test_live import WAIT_SECONDS, ServerEvent, browser, event_stream, signed_in_browser
 
-MARIA = "+14045387319"
 STRANGER = "+14045550199"
 HOUSEMATE_PHONE = "+17705550123"
 

@@ -48,12 +48,12 @@ from inbox.settings import Settings
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import running, simulator_settings
 from tests.support.config import PUBLIC_URL
+from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import PASSWORD, StaffClient, sign_in
 from tests.test_live import TlsTerminatingProxy
 
 ROOT = Path(__file__).resolve().parent.parent
-MARIA = "+14045387319"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 

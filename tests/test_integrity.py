@@ -33,8 +33,8 @@ from inbox.services.directory import create_assignment
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 
-MARIA = "+14045387319"
 ZED = "+17705550123"
 WHATSAPP = "whatsapp:+14155550100"
 LONGEST = "x" * 59 + ":1234"  # 64 characters: the most a sender column keeps

@@ -37,9 +37,9 @@ from inbox.models import (
 from inbox.services import conversations, linking
 from inbox.services.errors import ValidationFailed
 from tests.conftest import inbound_params, signed_post_args
+from tests.support.records import MARIA, assign, new_case, new_client
 from tests.support.staff import ApiClientFactory
 
-MARIA = "+14045387319"
 MARIA_PEOPLE = "(404) 538-7319"
 JUAN = "+14045550188"
 NEW_NUMBER = "+14045550142"
@@ -50,32 +50,6 @@ _sids = itertools.count(1)
 
 def next_sid() -> str:
     return f"SM{next(_sids):032x}"
-
-
-async def new_client(api: httpx.AsyncClient, name: str, *numbers: str) -> int:
-    phones = [{"number": number, "kind": "mobile", "okay_to_text": True} for number in numbers]
-    response = await api.post("/api/v1/clients", json={"name": name, "phones": phones})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-_case_numbers = itertools.count(1)
-
-
-async def new_case(api: httpx.AsyncClient, client_id: int) -> int:
-    number = f"16E-3001{next(_case_numbers):04d}"
-    response = await api.post(
-        "/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-async def assign(api: httpx.AsyncClient, case_id: int, staff: Staff, primary: bool = True, **dates: str) -> None:
-    response = await api.post(
-        "/api/v1/assignments", json={"case_id": case_id, "staff_email": staff.email, "primary": primary, **dates}
-    )
-    assert response.status_code == 201, response.text
 
 
 async def text_from_case(api: httpx.AsyncClient, case_id: int, to: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -116,11 +90,11 @@ async def set_policy(policy: str) -> None:
 async def test_default_links_the_sent_from_case_every_case_that_texted_and_every_case_with_the_number(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
-    xavier = await new_client(supervisor, "Xavier Diaz", "+14045550100")
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
     # A case whose client does not have the number texts it anyway (e.g. a witness on Xavier's case).
-    xavier_case = await new_case(supervisor, xavier)
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     await text_from_case(supervisor, xavier_case, to=MARIA)
     await text_from_case(supervisor, housing)  # the last text to Maria's number
 
@@ -143,8 +117,8 @@ async def test_default_links_the_sent_from_case_every_case_that_texted_and_every
 async def test_a_case_chosen_by_two_rules_has_two_links_and_one_case_note(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
 
     inbound = await client_texts(anonymous, MARIA, "Which courtroom?")
@@ -158,8 +132,8 @@ async def test_a_case_chosen_by_two_rules_has_two_links_and_one_case_note(
 async def test_each_case_gets_one_note_with_the_text_sender_and_time(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     sent = await text_from_case(supervisor, housing)
 
     inbound = await client_texts(anonymous, MARIA, "Is it in room 4?")
@@ -182,10 +156,10 @@ async def test_each_case_gets_one_note_with_the_text_sender_and_time(
 async def test_every_other_case_that_texted_the_number_is_linked_texted_before(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    first = await new_case(supervisor, maria)
-    second = await new_case(supervisor, maria)
-    third = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    first = (await new_case(supervisor, maria))["id"]
+    second = (await new_case(supervisor, maria))["id"]
+    third = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, first)
     await text_from_case(supervisor, second)
     await text_from_case(supervisor, first)  # the same case again: still one texted-before link each
@@ -204,8 +178,8 @@ async def test_every_other_case_that_texted_the_number_is_linked_texted_before(
 async def test_a_text_scheduled_for_later_does_not_make_its_case_the_sent_from_case(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
     scheduled = await text_from_case(supervisor, benefits, send_at="2099-01-01T09:00:00Z")
     assert scheduled["status"] == "scheduled"
@@ -221,9 +195,9 @@ async def test_a_text_scheduled_for_later_does_not_make_its_case_the_sent_from_c
 async def test_clients_sharing_a_phone_both_have_their_cases_linked(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    juan = await new_client(supervisor, "Juan Lopez", MARIA)  # the family's one mobile
-    maria_case, juan_case = await new_case(supervisor, maria), await new_case(supervisor, juan)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]  # the family's one mobile
+    maria_case, juan_case = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, juan))["id"]
 
     inbound = await client_texts(anonymous, MARIA)
 
@@ -245,11 +219,11 @@ async def test_clients_sharing_a_phone_both_have_their_cases_linked(
 async def test_on_a_shared_phone_an_advocate_sees_only_the_links_to_cases_they_may_see(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_staff, api_client: ApiClientFactory
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    juan = await new_client(supervisor, "Juan Lopez", MARIA)
-    maria_case, juan_case = await new_case(supervisor, maria), await new_case(supervisor, juan)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]
+    maria_case, juan_case = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, juan))["id"]
     advocate = await make_staff("advocate")
-    await assign(supervisor, maria_case, advocate)
+    await assign(maria_case, advocate, primary=True)
     as_advocate = await api_client(advocate)
 
     inbound = await client_texts(anonymous, MARIA)
@@ -265,8 +239,8 @@ async def test_on_a_shared_phone_an_advocate_sees_only_the_links_to_cases_they_m
 
 
 async def test_a_number_that_changed(supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
     # The case management system changes Maria's number (there is no edit call in the API yet).
     await ClientPhone.filter(client_id=maria, number=MARIA).update(number=NEW_NUMBER)
@@ -286,10 +260,10 @@ async def test_a_number_that_changed(supervisor: httpx.AsyncClient, anonymous: h
 async def test_closed_cases_are_linked_like_open_ones(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    closed_texted = await new_case(supervisor, maria)
-    closed_on_record = await new_case(supervisor, maria)
-    still_open = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    closed_texted = (await new_case(supervisor, maria))["id"]
+    closed_on_record = (await new_case(supervisor, maria))["id"]
+    still_open = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, closed_texted)
     await Case.filter(id__in=[closed_texted, closed_on_record]).update(closed_on=date.today() - timedelta(days=30))
 
@@ -304,13 +278,13 @@ async def test_closed_cases_are_linked_like_open_ones(
 async def test_ended_assignments_do_not_change_linking_only_who_is_alerted(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     left, current = await make_staff("advocate"), await make_staff("advocate")
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
-    await assign(supervisor, housing, left, start="2020-01-01", end=yesterday)
-    await assign(supervisor, housing, current)
-    await assign(supervisor, benefits, left, start="2020-01-01", end=yesterday)  # nobody current on benefits
+    yesterday = date.today() - timedelta(days=1)
+    await assign(housing, left, primary=True, start=date(2020, 1, 1), end=yesterday)
+    await assign(housing, current, primary=True)
+    await assign(benefits, left, primary=True, start=date(2020, 1, 1), end=yesterday)  # nobody current on benefits
 
     inbound = await client_texts(anonymous, MARIA)
 
@@ -324,7 +298,7 @@ async def test_ended_assignments_do_not_change_linking_only_who_is_alerted(
 async def test_an_unknown_number_is_linked_nowhere_and_its_conversation_is_unmatched(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     await new_case(supervisor, maria)
 
     inbound = await client_texts(anonymous, STRANGER, "Hi, who is this?")
@@ -344,9 +318,10 @@ async def test_best_guess_links_only_the_case_most_recently_texted_from(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     await set_policy("best_guess")
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
-    xavier_case = await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     await text_from_case(supervisor, benefits)
     await text_from_case(supervisor, housing)
 
@@ -363,11 +338,12 @@ async def test_best_guess_without_texts_takes_the_most_recently_created_case_wit
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     await set_policy("best_guess")
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    juan = await new_client(supervisor, "Juan Lopez", MARIA)  # shares the phone
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]  # shares the phone
     await new_case(supervisor, maria)
-    newest = await new_case(supervisor, juan)
-    await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))  # newer, other number
+    newest = (await new_case(supervisor, juan))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    await new_case(supervisor, xavier)  # newer, other number
 
     inbound = await client_texts(anonymous, MARIA)
 
@@ -379,9 +355,9 @@ async def test_best_guess_includes_closed_cases_and_ignores_unknown_numbers(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     await set_policy("best_guess")
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     await new_case(supervisor, maria)
-    newest = await new_case(supervisor, maria)
+    newest = (await new_case(supervisor, maria))["id"]
     await Case.filter(id=newest).update(closed_on=date.today())
 
     inbound = await client_texts(anonymous, MARIA)
@@ -394,8 +370,8 @@ async def test_best_guess_includes_closed_cases_and_ignores_unknown_numbers(
 async def test_switching_policy_back_to_default_applies_to_the_next_text(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await set_policy("best_guess")
     guessed = await client_texts(anonymous, MARIA)
     await set_policy("default")
@@ -420,9 +396,10 @@ async def next_links_event(subscription: Any) -> MessageLinksChanged:
 async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
-    xavier_case = await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     inbound = await client_texts(anonymous, MARIA, "About Xavier's case too")
 
     async with app.state.bus.subscribe() as subscription:
@@ -458,8 +435,8 @@ async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
 async def test_filing_by_hand_on_a_case_already_linked_by_a_rule_keeps_one_note(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
     inbound = await client_texts(anonymous, MARIA)
 
     response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": housing})
@@ -475,8 +452,8 @@ async def test_filing_by_hand_on_a_case_already_linked_by_a_rule_keeps_one_note(
 async def test_taking_a_text_off_a_case_removes_every_link_there_and_its_note(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
     inbound = await client_texts(anonymous, MARIA)
 
@@ -497,11 +474,12 @@ async def test_taking_a_text_off_a_case_removes_every_link_there_and_its_note(
 async def test_manual_links_need_a_case_id_and_a_message_and_case_the_caller_may_see(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_staff, api_client: ApiClientFactory
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
-    xavier_case = await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     advocate = await make_staff("advocate")
-    await assign(supervisor, housing, advocate)
+    await assign(housing, advocate, primary=True)
     as_advocate = await api_client(advocate)
     from_maria = await client_texts(anonymous, MARIA)
     from_xavier = await client_texts(anonymous, "+14045550100")
@@ -531,8 +509,8 @@ async def test_manual_links_need_a_case_id_and_a_message_and_case_the_caller_may
 async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_texts(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
     first = await client_texts(anonymous, STRANGER, "This is Maria, on my sister's phone")
     second = await client_texts(anonymous, STRANGER, "Did you get my message?")
     conversation = await Conversation.get(phone=STRANGER)
@@ -560,10 +538,9 @@ async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_text
 async def test_linking_a_conversation_to_a_case_of_another_client_is_refused(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await Client.get(id=await new_client(supervisor, "Maria Lopez", MARIA))
-    xavier_case = await Case.get(
-        id=await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
-    )
+    maria = await Client.get(id=(await new_client(supervisor, "Maria Lopez", MARIA))["id"])
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = await Case.get(id=(await new_case(supervisor, xavier))["id"])
     await client_texts(anonymous, STRANGER)
     conversation = await Conversation.get(phone=STRANGER)
 

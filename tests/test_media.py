@@ -25,9 +25,9 @@ from inbox.settings import Settings
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 
-MARIA = "+14045387319"
 JOHN = "+14045550142"
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -19,9 +19,9 @@ from inbox.models import Client, ClientPhone, Message, QuickEntry, WebhookPayloa
 from inbox.routes.api import OPERATIONS
 from inbox.routes.guards import MAX_ID, IdConvertor, digits_up_to, record_id
 from tests.conftest import inbound_params, signed_post_args
+from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory, StaffClient
 
-MARIA = "+14045387319"
 TOO_LARGE = [str(MAX_ID + 1), "99999999999999999999"]
 
 

@@ -36,9 +36,9 @@ from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import asgi_client, running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, StaffClient, csrf_of, sign_in
 
-MARIA = "+14045387319"
 JOHN = "+14045387320"
 ANA = "+14045387321"
 STRANGER = "+14045387399"

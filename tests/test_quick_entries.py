@@ -17,9 +17,9 @@ from inbox.models import Case, Client, Message, Office, Organisation, QuickEntry
 from inbox.services import quick_entries
 from inbox.services.directory import PhoneInput, create_case, create_client
 from tests.conftest import inbound_params, signed_post_args
+from tests.support.records import MARIA
 from tests.support.staff import StaffClient
 
-MARIA = "+14045387319"
 STRANGER = "+14045387399"
 _sids = iter(range(1, 10**6))
 

@@ -23,9 +23,10 @@ from inbox.services.quiet_hours import Hold, Window
 from inbox.worker import send_due
 from tests.conftest import inbound_params, signed_post_args
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory
 
-MARIA = "+14045387319"  # Atlanta: America/New_York
+# MARIA is in Atlanta: America/New_York.
 SEATTLE = "+12065550100"  # America/Los_Angeles
 LONDON = "+442079460000"  # Europe/London
 NEW_YORK = ZoneInfo("America/New_York")

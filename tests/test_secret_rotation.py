@@ -25,8 +25,9 @@ from tests.conftest import signed_post_args
 from tests.support.apps import running
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, post_sign_in, sign_in
-from tests.test_channels import MARIA, SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
+from tests.test_channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
 from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
 
 OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
