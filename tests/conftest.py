@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from twilio.request_validator import RequestValidator
 
 from inbox.models import Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
@@ -146,27 +144,3 @@ async def supervisor_staff(make_staff: MakeStaff) -> Staff:
 async def supervisor(supervisor_staff: Staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
     """The API as a supervisor (who sees every client) uses it, with a bearer token."""
     return await api_client(supervisor_staff)
-
-
-def signed_post_args(path: str, params: dict[str, str], token: str = AUTH_TOKEN, query: str = "") -> dict[str, Any]:
-    """What Twilio would send: the form, and the signature over our public URL."""
-    url = f"{PUBLIC_URL}{path}" + (f"?{query}" if query else "")
-    signature = RequestValidator(token).compute_signature(url, params)
-    return {"url": path + (f"?{query}" if query else ""), "data": params, "headers": {"X-Twilio-Signature": signature}}
-
-
-def inbound_params(sid: str, from_number: str, body: str, **extra: str) -> dict[str, str]:
-    return {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "SmsMessageSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_number,
-        "To": FROM_NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsStatus": "received",
-        "ApiVersion": "2010-04-01",
-        **extra,
-    }

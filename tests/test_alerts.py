@@ -23,6 +23,7 @@ from inbox.services.staff import create_api_token
 from inbox.web import time_ago
 from tests.support.records import CaseFile, assign
 from tests.support.staff import csrf_of
+from tests.support.webhooks import text_in
 from tests.test_live import (  # noqa: F401 — server, twilio and renders are fixtures
     WAIT_SECONDS,
     EventStream,
@@ -34,7 +35,6 @@ from tests.test_live import (  # noqa: F401 — server, twilio and renders are f
     server,
     shows_bubble,
     signed_in_browser,
-    text_in,
     twilio,
 )
 

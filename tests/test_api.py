@@ -11,11 +11,11 @@ import pytest
 
 from inbox.models import ApiToken, Client, ClientPhone, Message, MessageStatusEvent, Organisation, Staff
 from inbox.services import messaging
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import asgi_client
-from tests.support.config import ACCOUNT_SID, FROM_NUMBER, PUBLIC_URL
+from tests.support.config import FROM_NUMBER, PUBLIC_URL
 from tests.support.records import MARIA, new_case, new_client
 from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import inbound_params, signed_post_args, status_callback
 
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status"
 
@@ -791,20 +791,6 @@ async def test_inbound_messages_are_readable_by_those_who_may_see_them(
     # Unmatched conversations: supervisors and admins only.
     assert_error(await api.get(f"/api/v1/messages/{unmatched.id}"), 404)
     assert (await supervisor.get(f"/api/v1/messages/{unmatched.id}")).json()["from"] == "+14045550199"
-
-
-def status_callback(sid: str, status: str) -> dict[str, Any]:
-    params = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessageStatus": status,
-        "SmsStatus": status,
-        "AccountSid": ACCOUNT_SID,
-        "From": FROM_NUMBER,
-        "To": MARIA,
-        "ApiVersion": "2010-04-01",
-    }
-    return signed_post_args("/webhooks/twilio/status", params)
 
 
 async def test_a_callback_that_beat_the_providers_answer_keeps_its_place_in_the_timeline(

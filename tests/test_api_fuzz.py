@@ -19,9 +19,9 @@ from starlette.applications import Starlette
 from inbox.models import Alert, Message
 from inbox.routes.api import OPERATIONS
 from inbox.services.staff import create_api_token
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
+from tests.support.webhooks import inbound_params, signed_post_args
 
 SEED = 20261121
 EXAMPLES_PER_OPERATION = 10

@@ -45,12 +45,12 @@ from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import PASSWORD, StaffClient, sign_in
+from tests.support.webhooks import inbound_params, post_text
 from tests.test_live import TlsTerminatingProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,16 +322,12 @@ def varies_on_htmx(response: httpx.Response) -> bool:
     return "hx-request" in [value.strip().lower() for value in response.headers.get("vary", "").split(",")]
 
 
-async def text_in(client: httpx.AsyncClient, body: str, sid: str) -> httpx.Response:
-    return await client.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, MARIA, body)))
-
-
 async def test_answers_that_differ_for_htmx_say_vary_hx_request(
     signed_in, make_staff, make_case, anonymous: httpx.AsyncClient
 ) -> None:
     advocate = await make_staff("advocate")
     await make_case(phone=MARIA, assignee=advocate)
-    assert (await text_in(anonymous, "Which courtroom?", "SM" + "1" * 32)).status_code == 200
+    assert (await post_text(anonymous, MARIA, "Which courtroom?", sid="SM" + "1" * 32)).status_code == 200
     conversation = await Conversation.get(phone=MARIA)
     alert = await Alert.get()
     staff = await signed_in(advocate)
@@ -361,7 +357,7 @@ async def test_answers_that_differ_for_htmx_say_vary_hx_request(
 
 
 async def test_webhook_answers_carry_the_headers_too(anonymous: httpx.AsyncClient) -> None:
-    answered = await text_in(anonymous, "Hello", "SM" + "2" * 32)
+    answered = await post_text(anonymous, MARIA, "Hello", sid="SM" + "2" * 32)
     assert answered.status_code == 200 and answered.headers["content-type"].startswith("text/xml")
     forged = await anonymous.post("/webhooks/twilio/messages", data=inbound_params("SM" + "3" * 32, MARIA, "Hi"))
     assert forged.status_code == 403

@@ -12,7 +12,6 @@ Decisions these tests pin down:
 from __future__ import annotations
 
 import asyncio
-import itertools
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,27 +28,20 @@ from inbox.models import (
     Client,
     ClientPhone,
     Conversation,
-    Message,
     MessageLink,
     Organisation,
     Staff,
 )
 from inbox.services import conversations, linking
 from inbox.services.errors import ValidationFailed
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.records import MARIA, assign, new_case, new_client
 from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import text_in
 
 MARIA_PEOPLE = "(404) 538-7319"
 JUAN = "+14045550188"
 NEW_NUMBER = "+14045550142"
 STRANGER = "+14045550777"
-
-_sids = itertools.count(1)
-
-
-def next_sid() -> str:
-    return f"SM{next(_sids):032x}"
 
 
 async def text_from_case(api: httpx.AsyncClient, case_id: int, to: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -59,13 +51,6 @@ async def text_from_case(api: httpx.AsyncClient, case_id: int, to: str | None = 
     response = await api.post("/api/v1/messages", json=payload)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-async def client_texts(http: httpx.AsyncClient, from_number: str, body: str = "Which courtroom?") -> Message:
-    sid = next_sid()
-    response = await http.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body)))
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 async def links_of(api: httpx.AsyncClient, message_id: int) -> list[tuple[int, str]]:
@@ -98,7 +83,7 @@ async def test_default_links_the_sent_from_case_every_case_that_texted_and_every
     await text_from_case(supervisor, xavier_case, to=MARIA)
     await text_from_case(supervisor, housing)  # the last text to Maria's number
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     assert links[0] == (housing, "sent_from")
@@ -121,7 +106,7 @@ async def test_a_case_chosen_by_two_rules_has_two_links_and_one_case_note(
     housing = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
 
-    inbound = await client_texts(anonymous, MARIA, "Which courtroom?")
+    inbound = await text_in(anonymous, MARIA, "Which courtroom?")
 
     assert sorted(await links_of(supervisor, inbound.id)) == [(housing, "client_phone"), (housing, "sent_from")]
     notes = [note for note in await notes_of(supervisor, housing) if note["message_id"] == inbound.id]
@@ -136,7 +121,7 @@ async def test_each_case_gets_one_note_with_the_text_sender_and_time(
     housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     sent = await text_from_case(supervisor, housing)
 
-    inbound = await client_texts(anonymous, MARIA, "Is it in room 4?")
+    inbound = await text_in(anonymous, MARIA, "Is it in room 4?")
     received = (await supervisor.get(f"/api/v1/messages/{inbound.id}")).json()
 
     for case_id in (housing, benefits):
@@ -164,7 +149,7 @@ async def test_every_other_case_that_texted_the_number_is_linked_texted_before(
     await text_from_case(supervisor, second)
     await text_from_case(supervisor, first)  # the same case again: still one texted-before link each
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     by_rule = {reason: sorted(case for case, why in links if why == reason) for reason in {why for _, why in links}}
@@ -184,7 +169,7 @@ async def test_a_text_scheduled_for_later_does_not_make_its_case_the_sent_from_c
     scheduled = await text_from_case(supervisor, benefits, send_at="2099-01-01T09:00:00Z")
     assert scheduled["status"] == "scheduled"
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     assert (housing, "sent_from") in links
@@ -199,7 +184,7 @@ async def test_clients_sharing_a_phone_both_have_their_cases_linked(
     juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]  # the family's one mobile
     maria_case, juan_case = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, juan))["id"]
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     assert sorted(await links_of(supervisor, inbound.id)) == sorted(
         [(maria_case, "client_phone"), (juan_case, "client_phone")]
@@ -226,7 +211,7 @@ async def test_on_a_shared_phone_an_advocate_sees_only_the_links_to_cases_they_m
     await assign(maria_case, advocate, primary=True)
     as_advocate = await api_client(advocate)
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     seen = (await as_advocate.get(f"/api/v1/messages/{inbound.id}")).json()
     assert seen["links"] == [{"case_id": maria_case, "reason": "client_phone"}]
@@ -245,8 +230,8 @@ async def test_a_number_that_changed(supervisor: httpx.AsyncClient, anonymous: h
     # The case management system changes Maria's number (there is no edit call in the API yet).
     await ClientPhone.filter(client_id=maria, number=MARIA).update(number=NEW_NUMBER)
 
-    from_old = await client_texts(anonymous, MARIA, "still me, old phone")
-    from_new = await client_texts(anonymous, NEW_NUMBER, "new phone, same Maria")
+    from_old = await text_in(anonymous, MARIA, "still me, old phone")
+    from_new = await text_in(anonymous, NEW_NUMBER, "new phone, same Maria")
 
     # The old number is on no record now, but the case texted it: it is still filed there.
     assert await links_of(supervisor, from_old.id) == [(housing, "sent_from")]
@@ -267,7 +252,7 @@ async def test_closed_cases_are_linked_like_open_ones(
     await text_from_case(supervisor, closed_texted)
     await Case.filter(id__in=[closed_texted, closed_on_record]).update(closed_on=date.today() - timedelta(days=30))
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     assert (closed_texted, "sent_from") in links
@@ -286,7 +271,7 @@ async def test_ended_assignments_do_not_change_linking_only_who_is_alerted(
     await assign(housing, current, primary=True)
     await assign(benefits, left, primary=True, start=date(2020, 1, 1), end=yesterday)  # nobody current on benefits
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     assert {case for case, _ in await links_of(supervisor, inbound.id)} == {housing, benefits}
     housing_alert = await Alert.get(message_id=inbound.id, case_id=housing)
@@ -301,7 +286,7 @@ async def test_an_unknown_number_is_linked_nowhere_and_its_conversation_is_unmat
     maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     await new_case(supervisor, maria)
 
-    inbound = await client_texts(anonymous, STRANGER, "Hi, who is this?")
+    inbound = await text_in(anonymous, STRANGER, "Hi, who is this?")
 
     received = (await supervisor.get(f"/api/v1/messages/{inbound.id}")).json()
     assert received["links"] == [] and received["case_ids"] == []
@@ -325,11 +310,11 @@ async def test_best_guess_links_only_the_case_most_recently_texted_from(
     await text_from_case(supervisor, benefits)
     await text_from_case(supervisor, housing)
 
-    first = await client_texts(anonymous, MARIA)
+    first = await text_in(anonymous, MARIA)
     assert await links_of(supervisor, first.id) == [(housing, "best_guess")]
 
     await text_from_case(supervisor, xavier_case, to=MARIA)
-    second = await client_texts(anonymous, MARIA)
+    second = await text_in(anonymous, MARIA)
     assert await links_of(supervisor, second.id) == [(xavier_case, "best_guess")]
     assert await CaseNote.filter(message_id=second.id).values_list("case_id", flat=True) == [xavier_case]
 
@@ -345,7 +330,7 @@ async def test_best_guess_without_texts_takes_the_most_recently_created_case_wit
     xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
     await new_case(supervisor, xavier)  # newer, other number
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     assert await links_of(supervisor, inbound.id) == [(newest, "best_guess")]
     assert await Alert.filter(message_id=inbound.id).values_list("case_id", flat=True) == [newest]
@@ -360,8 +345,8 @@ async def test_best_guess_includes_closed_cases_and_ignores_unknown_numbers(
     newest = (await new_case(supervisor, maria))["id"]
     await Case.filter(id=newest).update(closed_on=date.today())
 
-    inbound = await client_texts(anonymous, MARIA)
-    stranger = await client_texts(anonymous, STRANGER)
+    inbound = await text_in(anonymous, MARIA)
+    stranger = await text_in(anonymous, STRANGER)
 
     assert await links_of(supervisor, inbound.id) == [(newest, "best_guess")]
     assert await links_of(supervisor, stranger.id) == []
@@ -373,9 +358,9 @@ async def test_switching_policy_back_to_default_applies_to_the_next_text(
     maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await set_policy("best_guess")
-    guessed = await client_texts(anonymous, MARIA)
+    guessed = await text_in(anonymous, MARIA)
     await set_policy("default")
-    both = await client_texts(anonymous, MARIA)
+    both = await text_in(anonymous, MARIA)
 
     assert await links_of(supervisor, guessed.id) == [(benefits, "best_guess")]
     assert sorted(await links_of(supervisor, both.id)) == sorted(
@@ -400,7 +385,7 @@ async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
     housing = (await new_case(supervisor, maria))["id"]
     xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
     xavier_case = (await new_case(supervisor, xavier))["id"]
-    inbound = await client_texts(anonymous, MARIA, "About Xavier's case too")
+    inbound = await text_in(anonymous, MARIA, "About Xavier's case too")
 
     async with app.state.bus.subscribe() as subscription:
         response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": xavier_case})
@@ -437,7 +422,7 @@ async def test_filing_by_hand_on_a_case_already_linked_by_a_rule_keeps_one_note(
 ) -> None:
     maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     housing = (await new_case(supervisor, maria))["id"]
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": housing})
 
@@ -455,7 +440,7 @@ async def test_taking_a_text_off_a_case_removes_every_link_there_and_its_note(
     maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     async with app.state.bus.subscribe() as subscription:
         response = await supervisor.delete(f"/api/v1/messages/{inbound.id}/links/{housing}")
@@ -481,8 +466,8 @@ async def test_manual_links_need_a_case_id_and_a_message_and_case_the_caller_may
     advocate = await make_staff("advocate")
     await assign(housing, advocate, primary=True)
     as_advocate = await api_client(advocate)
-    from_maria = await client_texts(anonymous, MARIA)
-    from_xavier = await client_texts(anonymous, "+14045550100")
+    from_maria = await text_in(anonymous, MARIA)
+    from_xavier = await text_in(anonymous, "+14045550100")
 
     missing = await as_advocate.post(f"/api/v1/messages/{from_maria.id}/links", json={})
     assert missing.status_code == 422 and "case_id" in missing.json()["fields"]
@@ -511,8 +496,8 @@ async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_text
 ) -> None:
     maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     housing = (await new_case(supervisor, maria))["id"]
-    first = await client_texts(anonymous, STRANGER, "This is Maria, on my sister's phone")
-    second = await client_texts(anonymous, STRANGER, "Did you get my message?")
+    first = await text_in(anonymous, STRANGER, "This is Maria, on my sister's phone")
+    second = await text_in(anonymous, STRANGER, "Did you get my message?")
     conversation = await Conversation.get(phone=STRANGER)
     case_number = (await Case.get(id=housing)).number
 
@@ -531,7 +516,7 @@ async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_text
     assert phone.okay_to_text is False
     assert await conversations.inbox_rows(supervisor_staff, "unmatched") == []
     # From now on the rules find the case on their own.
-    third = await client_texts(anonymous, STRANGER, "Thanks")
+    third = await text_in(anonymous, STRANGER, "Thanks")
     assert await links_of(supervisor, third.id) == [(housing, "client_phone")]
 
 
@@ -541,7 +526,7 @@ async def test_linking_a_conversation_to_a_case_of_another_client_is_refused(
     maria = await Client.get(id=(await new_client(supervisor, "Maria Lopez", MARIA))["id"])
     xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
     xavier_case = await Case.get(id=(await new_case(supervisor, xavier))["id"])
-    await client_texts(anonymous, STRANGER)
+    await text_in(anonymous, STRANGER)
     conversation = await Conversation.get(phone=STRANGER)
 
     with pytest.raises(ValidationFailed) as caught:

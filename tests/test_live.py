@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import re
-import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -31,11 +30,11 @@ from inbox.live import TAB_QUEUE_SIZE, Delivery, Tab
 from inbox.models import Direction, Message, Staff
 from inbox.services import messaging
 from inbox.services.staff import create_api_token
-from tests.conftest import inbound_params, signed_post_args
 from tests.support import database
 from tests.support.config import PUBLIC_URL
 from tests.support.servers import serve_asgi
 from tests.support.staff import csrf_of, post_sign_in
+from tests.support.webhooks import text_in
 
 WAIT_SECONDS = 10  # how long a stream may take to say something before the test fails
 CLIENT_PHONE = "+14045387319"  # the permitted advocate's client
@@ -153,20 +152,6 @@ async def signed_in_browser(server: str, staff: Staff) -> AsyncIterator[httpx.As
         response = await post_sign_in(http, staff.email)
         assert response.status_code == 303, response.text
         yield http
-
-
-def new_sid() -> str:
-    return "SM" + secrets.token_hex(16)
-
-
-async def text_in(twilio: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    """A client's text, as Twilio posts it (signed); returns the stored message."""
-    sid = new_sid()
-    response = await twilio.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 def as_event(delivery: Delivery | None) -> ServerEvent:

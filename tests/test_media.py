@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,11 +21,11 @@ from inbox.models import Conversation, Media, MediaStatus, Message, Organisation
 from inbox.services import media as media_service
 from inbox.services.media import MAX_ATTEMPTS, documents_of_case, fetch_due_media
 from inbox.settings import Settings
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
+from tests.support.webhooks import mms_in, mms_params, new_sid, signed_post_args
 
 JOHN = "+14045550142"
 
@@ -36,30 +35,6 @@ PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
 # A safety net against a hang, never a claim about speed.
 WAIT_SECONDS = 10
-
-
-def new_sid() -> str:
-    return "MM" + secrets.token_hex(16)
-
-
-def mms_params(sid: str, from_number: str, body: str, media: Sequence[tuple[str, str]]) -> dict[str, str]:
-    extra = {"NumMedia": str(len(media))}
-    for index, (url, content_type) in enumerate(media):
-        extra[f"MediaUrl{index}"] = url
-        extra[f"MediaContentType{index}"] = content_type
-    return inbound_params(sid, from_number, body, **extra)
-
-
-async def mms_in(
-    client: httpx.AsyncClient, media: Sequence[tuple[str, str]], from_number: str = MARIA, body: str = ""
-) -> Message:
-    sid = new_sid()
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", mms_params(sid, from_number, body, media))
-    )
-    assert response.status_code == 200, response.text
-    assert response.text.strip().endswith("<Response/>")
-    return await Message.get(provider_sid=sid)
 
 
 async def media_of(message: Message) -> list[Media]:
@@ -143,7 +118,7 @@ async def test_downloads_start_after_the_webhook_is_answered(
     await make_case(phone=MARIA)
     fake_twilio.media_gate = asyncio.Event()
     url = fake_twilio.add_media(PNG, "image/png")
-    sid = new_sid()
+    sid = new_sid("MM")
     async with serve_asgi(app, lifespan="off") as base_url, httpx.AsyncClient(base_url=base_url) as client:
         args = signed_post_args("/webhooks/twilio/messages", mms_params(sid, MARIA, "", [(url, "image/png")]))
         answer = await client.post(**args)

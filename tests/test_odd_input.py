@@ -18,9 +18,9 @@ from starlette.routing import Mount, Route
 from inbox.models import Client, ClientPhone, Message, QuickEntry, WebhookPayload
 from inbox.routes.api import OPERATIONS
 from inbox.routes.guards import MAX_ID, IdConvertor, digits_up_to, record_id
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory, StaffClient
+from tests.support.webhooks import inbound_params, signed_post_args
 
 TOO_LARGE = [str(MAX_ID + 1), "99999999999999999999"]
 

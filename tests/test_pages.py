@@ -32,12 +32,12 @@ from inbox.models import (
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.apps import asgi_client, running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, StaffClient, csrf_of, sign_in
+from tests.support.webhooks import text_in
 
 JOHN = "+14045387320"
 ANA = "+14045387321"
@@ -45,22 +45,6 @@ STRANGER = "+14045387399"
 NEVER_TEXTED = "+14045387398"
 
 # ---------------------------------------------------------------- helpers
-
-_sids = iter(range(1, 10**6))
-
-
-def next_sid() -> str:
-    return "SM" + f"{next(_sids):032x}"
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    """A client texting us, through the signed inbound webhook."""
-    sid = next_sid()
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 async def send_from_case(staff: StaffClient, case_id: int, body: str, to: str | None = None) -> httpx.Response:

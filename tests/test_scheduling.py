@@ -21,10 +21,10 @@ from inbox.models import CaseNote, Client, ClientPhone, Message, MessageStatus, 
 from inbox.services import quiet_hours
 from inbox.services.quiet_hours import Hold, Window
 from inbox.worker import send_due
-from tests.conftest import inbound_params, signed_post_args
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import text_in
 
 # MARIA is in Atlanta: America/New_York.
 SEATTLE = "+12065550100"  # America/Los_Angeles
@@ -32,8 +32,6 @@ LONDON = "+442079460000"  # Europe/London
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 CHICAGO = ZoneInfo("America/Chicago")
-
-_sids = iter(range(1, 10**6))
 
 
 def words(html: str) -> str:
@@ -57,15 +55,6 @@ def tomorrow_at(hour: int, zone: ZoneInfo, minute: int = 0) -> datetime:
 
 def local_field(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    sid = "SM" + f"{next(_sids):032x}"
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 async def schedule(

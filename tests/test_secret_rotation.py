@@ -21,13 +21,13 @@ from inbox.services.channels import save_channel
 from inbox.services.secret_rotation import reencrypt_channel_tokens
 from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
-from tests.conftest import signed_post_args
 from tests.support.apps import running
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, post_sign_in, sign_in
-from tests.test_channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
+from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args
+from tests.test_channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
 from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
 
 OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
@@ -51,7 +51,9 @@ async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_sec
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
             inbound = await http.post(
                 **signed_post_args(
-                    "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+                    "/webhooks/twilio/messages",
+                    inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(1)),
+                    token=SECOND_TOKEN,
                 )
             )
             assert inbound.status_code == 200, inbound.text
