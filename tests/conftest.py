@@ -10,6 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from inbox.events import Subscription
 from inbox.models import Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token, create_staff
@@ -144,3 +145,10 @@ async def supervisor_staff(make_staff: MakeStaff) -> Staff:
 async def supervisor(supervisor_staff: Staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
     """The API as a supervisor (who sees every client) uses it, with a bearer token."""
     return await api_client(supervisor_staff)
+
+
+@pytest.fixture
+async def bus_events(app: Starlette) -> AsyncIterator[Subscription]:
+    """Everything the app publishes from here on."""
+    async with app.state.bus.subscribe() as subscription:
+        yield subscription

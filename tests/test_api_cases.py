@@ -5,7 +5,7 @@ from the fake Twilio and stored, as in production); who sees what is checked for
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from inbox.events import AlertDismissed, MediaChanged, SessionEnded, Subscriptio
 from inbox.models import Alert, Assignment, ClientPhone, Media, Message, Organisation, Staff
 from inbox.routes.api import OPENAPI
 from inbox.services import linking
+from tests.support.events import WAIT_SECONDS, next_event
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory
@@ -26,7 +27,6 @@ from tests.support.webhooks import mms_in, text_in
 JOHN = "+14045550142"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
-WAIT_SECONDS = 10  # a safety net against a hang, never a claim about speed
 
 
 def assert_iso_with_offset(value: str) -> datetime:
@@ -72,20 +72,6 @@ async def office(make_staff, make_case, api_client: ApiClientFactory) -> Office:
         maria_case=maria.case_id,
         john_case=john.case_id,
     )
-
-
-@pytest.fixture
-async def bus_events(app: Starlette) -> AsyncIterator[Subscription]:
-    async with app.state.bus.subscribe() as subscription:
-        yield subscription
-
-
-async def next_event(subscription: Subscription, kind: type) -> Any:
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            event = await subscription.get()
-            if isinstance(event, kind):
-                return event
 
 
 async def mms_stored(

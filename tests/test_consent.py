@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from starlette.applications import Starlette
 
-from inbox.events import ConsentChanged, Event, MessageStatusChanged, Subscription
+from inbox.events import ConsentChanged, MessageStatusChanged
 from inbox.models import (
     Channel,
     ClientPhone,
@@ -32,6 +32,7 @@ from inbox.models import (
 from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER
+from tests.support.events import published
 from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import csrf_of
@@ -40,17 +41,6 @@ from tests.test_live import WAIT_SECONDS, ServerEvent, browser, event_stream, si
 
 STRANGER = "+14045550199"
 HOUSEMATE_PHONE = "+17705550123"
-
-
-async def published(subscription: Subscription) -> list[Event]:
-    """Everything published so far (the bus hands events over synchronously)."""
-    events: list[Event] = []
-    while True:
-        try:
-            async with asyncio.timeout(0.05):
-                events.append(await subscription.get())
-        except TimeoutError:
-            return events
 
 
 async def ledger(number: str = MARIA) -> list[ConsentEvent]:

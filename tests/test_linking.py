@@ -11,7 +11,6 @@ Decisions these tests pin down:
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,6 +33,7 @@ from inbox.models import (
 )
 from inbox.services import conversations, linking
 from inbox.services.errors import ValidationFailed
+from tests.support.events import next_event
 from tests.support.records import MARIA, assign, new_case, new_client
 from tests.support.staff import ApiClientFactory
 from tests.support.webhooks import text_in
@@ -371,13 +371,6 @@ async def test_switching_policy_back_to_default_applies_to_the_next_text(
 # ---------------------------------------------------------------- by hand, through the API
 
 
-async def next_links_event(subscription: Any) -> MessageLinksChanged:
-    while True:
-        event = await asyncio.wait_for(subscription.get(), timeout=5)
-        if isinstance(event, MessageLinksChanged):
-            return event
-
-
 async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
@@ -389,7 +382,7 @@ async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
 
     async with app.state.bus.subscribe() as subscription:
         response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": xavier_case})
-        event = await next_links_event(subscription)
+        event = await next_event(subscription, MessageLinksChanged)
 
     assert response.status_code == 201, response.text
     body = response.json()
@@ -444,7 +437,7 @@ async def test_taking_a_text_off_a_case_removes_every_link_there_and_its_note(
 
     async with app.state.bus.subscribe() as subscription:
         response = await supervisor.delete(f"/api/v1/messages/{inbound.id}/links/{housing}")
-        event = await next_links_event(subscription)
+        event = await next_event(subscription, MessageLinksChanged)
 
     assert response.status_code == 204 and response.content == b""
     assert await links_of(supervisor, inbound.id) == [(benefits, "client_phone")]
@@ -503,7 +496,10 @@ async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_text
 
     async with app.state.bus.subscribe() as subscription:
         await linking.link_unmatched(app.state.bus, supervisor_staff, conversation.id, case_number)
-        events = [await next_links_event(subscription), await next_links_event(subscription)]
+        events = [
+            await next_event(subscription, MessageLinksChanged),
+            await next_event(subscription, MessageLinksChanged),
+        ]
 
     assert sorted(e.message_id for e in events) == sorted([first.id, second.id])
     for message in (first, second):

@@ -5,7 +5,6 @@ and quiet hours in the client's time zone — with the clock driven, never slept
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
@@ -21,6 +20,7 @@ from inbox.models import CaseNote, Client, ClientPhone, Message, MessageStatus, 
 from inbox.services import quiet_hours
 from inbox.services.quiet_hours import Hold, Window
 from inbox.worker import send_due
+from tests.support.events import published
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory
@@ -82,11 +82,8 @@ class Events:
         await self._context.__aexit__(*exc)
 
     async def drain(self) -> list[Any]:
-        while True:
-            try:
-                self.seen.append(await asyncio.wait_for(self._subscription.get(), 0.05))
-            except TimeoutError:
-                return self.seen
+        self.seen.extend(await published(self._subscription))
+        return self.seen
 
 
 # ---------------------------------------------------------------- scheduling from the pages
