@@ -3,6 +3,7 @@ HTTP to a local Twilio-compatible server, and staff clients that sign in like a 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.support import database
 from tests.support.apps import asgi_client, running
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.live import browser, count_renders, serving
 from tests.support.records import MARIA, CaseFile, MakeCase
 from tests.support.staff import PASSWORD, ApiClientFactory, MakeStaff, StaffClient, sign_in
 
@@ -152,3 +154,22 @@ async def bus_events(app: Starlette) -> AsyncIterator[Subscription]:
     """Everything the app publishes from here on."""
     async with app.state.bus.subscribe() as subscription:
         yield subscription
+
+
+@pytest.fixture
+async def server(app: Starlette) -> AsyncIterator[str]:
+    """The app served by uvicorn (for event streams, which hang through ASGITransport); its base URL."""
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def twilio(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Twilio as it reaches the served app: through the TLS-terminating proxy, to PUBLIC_URL."""
+    async with browser(server) as client:
+        yield client
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    return count_renders(monkeypatch)

@@ -4,10 +4,9 @@ the thread, and the same changes arriving live in open tabs (a real uvicorn stre
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
@@ -33,11 +32,10 @@ from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 from tests.support.events import published
+from tests.support.live import ServerEvent, browser, event_stream, signed_in_browser
 from tests.support.records import MARIA
-from tests.support.servers import serve_asgi
 from tests.support.staff import csrf_of
 from tests.support.webhooks import signed_post_args, text_in
-from tests.test_live import WAIT_SECONDS, ServerEvent, browser, event_stream, signed_in_browser
 
 STRANGER = "+14045550199"
 HOUSEMATE_PHONE = "+17705550123"
@@ -636,15 +634,6 @@ async def test_notices_sit_among_the_bubbles_by_time_for_those_who_may_see_them(
 
 
 # ---------------------------------------------------------------- live
-
-
-@pytest.fixture
-async def server(app: Starlette) -> AsyncIterator[str]:
-    async with serve_asgi(app, lifespan="off") as url:
-        yield url
-        async with asyncio.timeout(WAIT_SECONDS):
-            while app.state.hub.tabs:
-                await asyncio.sleep(0.01)
 
 
 def shows_consent(conversation_id: int, text: str) -> Callable[[ServerEvent], bool]:

@@ -47,11 +47,11 @@ from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings
 from tests.support.apps import running, simulator_settings
 from tests.support.config import PUBLIC_URL
+from tests.support.live import browser_client
 from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import PASSWORD, StaffClient, sign_in
 from tests.support.webhooks import inbound_params, post_text
-from tests.test_live import TlsTerminatingProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -261,7 +261,7 @@ async def browser_of(dev_app: Starlette) -> AsyncIterator[Any]:
     async with serve_asgi(dev_app, lifespan="off") as server:
 
         def open_for(session_of: StaffClient | None = None) -> httpx.AsyncClient:
-            client = httpx.AsyncClient(base_url=PUBLIC_URL, transport=TlsTerminatingProxy(server), timeout=10)
+            client = browser_client(server)
             if session_of is not None:
                 client.cookies = session_of.http.cookies
             clients.append(client)

@@ -20,15 +20,10 @@ from inbox.services.staff import authenticate, create_api_token
 from inbox.settings import Settings
 from tests.support.apps import asgi_client, running
 from tests.support.config import PUBLIC_URL
+from tests.support.events import WAIT_SECONDS
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.live import browser, event_stream, signed_in_browser
 from tests.support.staff import PASSWORD, csrf_of, post_form, post_sign_in, sign_in
-from tests.test_live import (  # the real-server fixture and the stream reader
-    WAIT_SECONDS,
-    browser,
-    event_stream,
-    server,  # noqa: F401
-    signed_in_browser,
-)
 
 NEW_PASSWORD = "a much longer passphrase"
 
@@ -102,7 +97,7 @@ async def test_visitors_who_see_no_form_get_no_session(anonymous: httpx.AsyncCli
 # ---------------------------------------------------------------- ending sessions and their streams
 
 
-async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, server, make_staff) -> None:  # noqa: F811
+async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, server, make_staff) -> None:
     staff = await make_staff("supervisor")
     bystander = await make_staff("supervisor")
     async with (
@@ -125,7 +120,7 @@ async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, serve
     assert not await StaffSession.exists(staff_id=staff.id)
 
 
-async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, server, make_staff) -> None:  # noqa: F811
+async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, server, make_staff) -> None:
     staff = await make_staff("advocate")
     async with (
         signed_in_browser(server, staff) as here,
@@ -151,7 +146,7 @@ async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, 
     assert await authenticate(staff.email, PASSWORD) is None
 
 
-async def test_deactivating_a_staff_member_ends_their_sessions_and_streams(app, server, make_staff) -> None:  # noqa: F811
+async def test_deactivating_a_staff_member_ends_their_sessions_and_streams(app, server, make_staff) -> None:
     admin = await make_staff("admin")
     leaver = await make_staff("advocate")
     token = await create_api_token(leaver.email)
