@@ -31,6 +31,7 @@ from tests.support.live import (
     shows_bubble,
     signed_in_browser,
 )
+from tests.support.pages import row_ids
 from tests.support.records import CaseFile, assign
 from tests.support.staff import csrf_of
 from tests.support.webhooks import text_in
@@ -56,10 +57,6 @@ async def addressees(message: Message) -> dict[int, set[int]]:
     """Each alert the text raised (by case), with the staff it is addressed to."""
     found = await Alert.filter(message_id=message.id).prefetch_related("assignees")
     return {alert.case_id: {a.staff_id for a in alert.assignees} for alert in found}
-
-
-def row_ids(html: str) -> list[int]:
-    return [int(i) for i in re.findall(r'<li id="alert-(\d+)"', html)]
 
 
 def badge_says(html: str) -> str | None:
@@ -144,12 +141,12 @@ async def test_an_advocate_sees_and_dismisses_only_alerts_addressed_to_them(
     browser = await signed_in(mine)
     page = await browser.get("/alerts")
     assert page.status_code == 200
-    assert row_ids(page.text) == [my_alert.id]
+    assert row_ids(page.text, "alert") == [my_alert.id]
     assert "Maria Lopez" in page.text and "Which courtroom?" in page.text and "Sam Okafor" not in page.text
     assert f'href="/conversations/{my_text.conversation_id}"' in page.text
     assert badge_says(page.text) == "Alerts (1)"
     for fragment in ("/alerts/block", "/alerts/list"):
-        assert row_ids((await browser.get(fragment)).text) == [my_alert.id]
+        assert row_ids((await browser.get(fragment)).text, "alert") == [my_alert.id]
     assert badge_says((await browser.get("/alerts/badge")).text) == "Alerts (1)"
     assert (await browser.get("/alerts/dashboard")).status_code == 403
 
@@ -178,7 +175,7 @@ async def test_the_badge_and_home_block_are_fetched_by_every_page(anonymous, mak
     assert badge_says(fetched) == "Alerts (1)" and "hx-get" not in fetched  # known now: it does not fetch again
     assert 'data-refresh-url="/alerts/badge"' in fetched  # and a reconnecting tab re-fetches it
     block = (await browser.get("/alerts/block")).text
-    assert '<details id="alert-block"' in block and " open>" in block and len(row_ids(block)) == 1
+    assert '<details id="alert-block"' in block and " open>" in block and len(row_ids(block, "alert")) == 1
 
 
 def test_an_alerts_age_is_said_in_words_with_the_moment_in_a_time_element() -> None:
@@ -208,7 +205,7 @@ async def test_the_dashboard_groups_by_office_then_assignee_oldest_first(anonymo
     ana_group, unassigned = page.index(">Ana Ruiz <"), page.index(">Unassigned <")
     assert atlanta < ana_group < unassigned < brunswick < page.index(">Ben Ho <")
     # Oldest unanswered first: within Atlanta, Ana's group (whose oldest is second) before nobody's (third).
-    assert row_ids(page) == [ids[second.id], ids[fourth.id], ids[third.id], ids[first.id]]
+    assert row_ids(page, "alert") == [ids[second.id], ids[fourth.id], ids[third.id], ids[first.id]]
     assert "No open alerts." in page[no_office:]
 
 
@@ -220,7 +217,7 @@ async def test_one_dismissal_clears_the_alert_for_everyone(anonymous, make_staff
     message = await text_in(anonymous, CLIENT_PHONE, "Can I come in tomorrow?")
     alert = await Alert.get(message_id=message.id)
     ana_browser, ben_browser, boss = await signed_in(ana), await signed_in(ben), await signed_in(supervisor)
-    assert row_ids((await ben_browser.get("/alerts")).text) == [alert.id]
+    assert row_ids((await ben_browser.get("/alerts")).text, "alert") == [alert.id]
 
     await ana_browser.get("/alerts")
     unsigned = await ana_browser.post(f"/alerts/{alert.id}/dismiss", csrf=False)
@@ -232,7 +229,7 @@ async def test_one_dismissal_clears_the_alert_for_everyone(anonymous, make_staff
     assert alert.dismissed_at is not None and alert.dismissed_by_id == ana.id and alert.dismissed_because == "dismissed"
     for browser in (ana_browser, ben_browser, boss):
         page = (await browser.get("/alerts")).text
-        assert row_ids(page) == [] and badge_says(page) == "Alerts (0)"
+        assert row_ids(page, "alert") == [] and badge_says(page) == "Alerts (0)"
     again = await ben_browser.post(f"/alerts/{alert.id}/dismiss")  # harmless
     assert again.status_code == 303
 

@@ -35,6 +35,7 @@ from inbox.settings import Settings
 from tests.support.apps import asgi_client, running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.pages import row_ids, textarea, words
 from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, StaffClient, csrf_of, sign_in
 from tests.support.webhooks import text_in
@@ -58,11 +59,6 @@ async def conversation_of(phone: str) -> Conversation:
     return await Conversation.get(phone=phone)
 
 
-def row_ids(html: str) -> list[int]:
-    """Conversation ids in the order the list shows them."""
-    return [int(i) for i in re.findall(r'<li id="conversation-(\d+)"', html)]
-
-
 def row_html(html: str, conversation_id: int) -> str:
     match = re.search(rf'<li id="conversation-{conversation_id}".*?</li>', html, re.DOTALL)
     assert match, f"conversation {conversation_id} is not in the list"
@@ -74,17 +70,6 @@ def bubble(html: str, message_id: int) -> tuple[str, str]:
     match = re.search(rf'<li id="message-{message_id}" class="bubble (\w+)">(.*?)</li>', html, re.DOTALL)
     assert match, f"message {message_id} has no bubble on this page"
     return match.group(1), match.group(2)
-
-
-def words(html: str) -> str:
-    """The text a person reads: tags dropped, entities decoded, whitespace collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def textarea(html: str, name: str = "body") -> str:
-    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
-    assert match, f"no <textarea name={name}>"
-    return unescape(match.group(1))
 
 
 def selected_option(html: str, name: str) -> str:

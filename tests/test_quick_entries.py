@@ -16,21 +16,12 @@ import httpx
 from inbox.models import Case, Client, Message, Office, Organisation, QuickEntry
 from inbox.services import quick_entries
 from inbox.services.directory import PhoneInput, create_case, create_client
+from tests.support.pages import textarea, words
 from tests.support.records import MARIA
 from tests.support.staff import StaffClient
 from tests.support.webhooks import text_in
 
 STRANGER = "+14045387399"
-
-
-def textarea(html: str, name: str = "body") -> str:
-    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
-    assert match, f"no <textarea name={name}>"
-    return unescape(match.group(1))
-
-
-def words(html: str) -> str:
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def warnings_of(html: str) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from html import unescape
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,7 @@ from inbox.services.quiet_hours import Hold, Window
 from inbox.worker import send_due
 from tests.support.events import published
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.pages import textarea, words
 from tests.support.records import MARIA
 from tests.support.staff import ApiClientFactory
 from tests.support.webhooks import text_in
@@ -32,16 +32,6 @@ LONDON = "+442079460000"  # Europe/London
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 CHICAGO = ZoneInfo("America/Chicago")
-
-
-def words(html: str) -> str:
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def textarea(html: str, name: str = "body") -> str:
-    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
-    assert match, f"no <textarea name={name}>"
-    return unescape(match.group(1))
 
 
 def z(moment: datetime) -> str:
