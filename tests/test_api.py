@@ -11,6 +11,7 @@ import pytest
 
 from inbox.models import ApiToken, Client, ClientPhone, Message, MessageStatusEvent, Organisation, Staff
 from inbox.services import messaging
+from tests.support.api import assert_error, assert_iso_with_offset
 from tests.support.apps import asgi_client
 from tests.support.config import FROM_NUMBER, PUBLIC_URL
 from tests.support.records import MARIA, new_case, new_client
@@ -18,23 +19,6 @@ from tests.support.staff import ApiClientFactory
 from tests.support.webhooks import inbound_params, signed_post_args, status_callback
 
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status"
-
-
-def assert_iso_with_offset(value: str) -> datetime:
-    """ISO 8601 with an explicit offset (Z or ±hh:mm), as the contract promises."""
-    assert isinstance(value, str) and value, value
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    assert moment.tzinfo is not None, value
-    assert value.endswith("Z") or value[-6] in "+-", value
-    return moment
-
-
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
-    return body
 
 
 async def send(api: httpx.AsyncClient, **payload: Any) -> httpx.Response:

@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from inbox.events import AlertDismissed, MediaChanged, SessionEnded, Subscriptio
 from inbox.models import Alert, Assignment, ClientPhone, Media, Message, Organisation, Staff
 from inbox.routes.api import OPENAPI
 from inbox.services import linking
+from tests.support.api import assert_error, assert_iso_with_offset
 from tests.support.events import WAIT_SECONDS, next_event
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
@@ -27,20 +27,6 @@ from tests.support.webhooks import mms_in, text_in
 JOHN = "+14045550142"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
-
-
-def assert_iso_with_offset(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    assert moment.tzinfo is not None, value
-    return moment
-
-
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
-    return body
 
 
 @dataclass
