@@ -37,27 +37,16 @@ from inbox.services.errors import ValidationFailed
 from inbox.services.providers import ChannelNotReady
 from inbox.settings import Settings
 from tests.support.apps import running, simulator_settings
+from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args, text_in
 
-SECOND_SID = "AC" + "2" * 32
-SECOND_TOKEN = "second-office-token-7e1f0c9a4b2d"
-SECOND_NUMBER = "+14045550123"
 SERVICE_SID = "MG" + "3" * 32
 POOL_NUMBER = "+14045550177"  # a number in the Messaging Service's pool, on no channel
 STAFF_PHONE = "+12025550143"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-
-VALID_FORM = ChannelForm(
-    label="Housing unit",
-    account_sid=SECOND_SID,
-    auth_token=SECOND_TOKEN,
-    from_number="(404) 555-0123",
-    throughput="1",
-    time_zone="America/New_York",
-)
 
 
 async def add_channel(settings: Settings, admin: Staff, **changes: object) -> Channel:

@@ -22,12 +22,12 @@ from inbox.services.secret_rotation import reencrypt_channel_tokens
 from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
 from tests.support.apps import running
+from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, post_sign_in, sign_in
 from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args
-from tests.test_channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
 from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
 
 OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
