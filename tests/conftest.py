@@ -173,3 +173,11 @@ async def twilio(server: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return count_renders(monkeypatch)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A directory of its own for a command run for real (tests/support/cli.py)."""
+    path = tmp_path / "cli"
+    path.mkdir()
+    return path

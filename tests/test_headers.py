@@ -13,7 +13,6 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,12 +47,12 @@ from inbox.settings import Settings
 from tests.support.apps import running, simulator_settings
 from tests.support.config import PUBLIC_URL
 from tests.support.live import browser_client
+from tests.support.paths import REPO
 from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import PASSWORD, StaffClient, sign_in
 from tests.support.webhooks import inbound_params, post_text
 
-ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
@@ -104,8 +103,8 @@ def inline_code(html: str) -> list[str]:
 
 def test_templates_hold_no_inline_script_style_or_handler() -> None:
     found = {
-        str(path.relative_to(ROOT)): inline_code(path.read_text())
-        for path in sorted((ROOT / "templates").rglob("*.html"))
+        str(path.relative_to(REPO)): inline_code(path.read_text())
+        for path in sorted((REPO / "templates").rglob("*.html"))
     }
     assert {path: what for path, what in found.items() if what} == {}
 
@@ -113,8 +112,8 @@ def test_templates_hold_no_inline_script_style_or_handler() -> None:
 def test_only_is_htmx_reads_the_hx_request_header() -> None:
     """So every handler that answers htmx differently goes through is_htmx, which adds the Vary."""
     readers = [
-        str(path.relative_to(ROOT))
-        for path in sorted((ROOT / "inbox").rglob("*.py"))
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "inbox").rglob("*.py"))
         if re.search(r"""headers(?:\.get\(|\[)\s*["']HX-Request""", path.read_text(), re.I)
     ]
     assert readers == ["inbox/web.py"]

@@ -10,7 +10,8 @@ import re
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 # `../shared`, `REPO.parent / "shared"`, `ROOT.parent`: a path above the repository's own root.
 OUTSIDE = re.compile(r"\.\./shared|parent\s*/\s*[\"']shared|\b(REPO|ROOT)\.parent\b")
 SCANNED = ("inbox/", "tests/", "bench/", "bin/", ".ci/")

@@ -5,7 +5,6 @@ passwords hashed with other argon2 parameters are rehashed at sign-in."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,12 +22,12 @@ from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
 from tests.support.apps import running
 from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
+from tests.support.cli import run_inbox
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, post_sign_in, sign_in
 from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args
-from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
 
 OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
 NEW_KEY = "the-key-we-use-from-today-" + "n" * 24
@@ -84,23 +83,8 @@ async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_sec
             SecretBox(OLD_KEY).decrypt(stored)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "cli"
-    path.mkdir()
-    return path
-
-
 def rotate_secrets(workdir: Path, key: str, old_keys: str) -> subprocess.CompletedProcess[str]:
-    env = {**cli_env(workdir), "INBOX_SECRET_KEY": key, "INBOX_SECRET_KEY_OLD": old_keys}
-    return subprocess.run(
-        [sys.executable, "-m", "inbox", "rotate-secrets"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
+    return run_inbox(workdir, "rotate-secrets", env={"INBOX_SECRET_KEY": key, "INBOX_SECRET_KEY_OLD": old_keys})
 
 
 async def test_the_rotate_secrets_command_re_encrypts_and_names_what_it_cannot_read(workdir: Path) -> None:
