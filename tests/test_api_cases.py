@@ -18,6 +18,7 @@ from inbox.models import Alert, Assignment, ClientPhone, Media, Message, Organis
 from inbox.routes.api import OPENAPI
 from inbox.services import linking
 from tests.support.api import assert_error, assert_iso_with_offset
+from tests.support.attachments import PDF, PNG
 from tests.support.events import WAIT_SECONDS, next_event
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
@@ -25,8 +26,6 @@ from tests.support.staff import ApiClientFactory
 from tests.support.webhooks import mms_in, text_in
 
 JOHN = "+14045550142"
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 
 
 @dataclass

@@ -45,6 +45,7 @@ from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings
 from tests.support.apps import running, simulator_settings
+from tests.support.attachments import PNG
 from tests.support.config import PUBLIC_URL
 from tests.support.live import browser_client
 from tests.support.paths import REPO
@@ -52,9 +53,6 @@ from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
 from tests.support.staff import PASSWORD, StaffClient, sign_in
 from tests.support.webhooks import inbound_params, post_text
-
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-
 
 # ---------------------------------------------------------------- what every answer must carry
 

@@ -20,6 +20,7 @@ from inbox.models import Conversation, Media, MediaStatus, Message, Organisation
 from inbox.services import media as media_service
 from inbox.services.media import MAX_ATTEMPTS, documents_of_case, fetch_due_media
 from inbox.settings import Settings
+from tests.support.attachments import PDF, PNG
 from tests.support.config import PUBLIC_URL
 from tests.support.events import next_event
 from tests.support.fake_twilio import FakeTwilio
@@ -29,9 +30,7 @@ from tests.support.webhooks import mms_in, mms_params, new_sid, signed_post_args
 
 JOHN = "+14045550142"
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x11" * 2000
-PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
 
 

@@ -21,6 +21,7 @@ from inbox.sms.base import (
 )
 from inbox.sms.errors import ErrorExplanation, explain
 from inbox.sms.twilio import TwilioProvider, read_capped_media
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.servers import free_port
 
@@ -29,7 +30,6 @@ AUTH_TOKEN = "tok-" + "7e" * 14  # distinctive, so a leak is easy to spot
 FROM_NUMBER = "+15557654321"
 SERVICE_SID = "MG" + "b2" * 16
 CLIENT_NUMBER = "+15551234567"
-PUBLIC_URL = "https://inbox.example.org"
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status?message=42"
 
 
