@@ -2,10 +2,12 @@
 
 `.ci/run` proves it by running the suite in a fresh clone under a temporary folder; this test names the
 mistake earlier, in any checkout: code that reaches outside the repository for something it needs.
+And the tests share their helpers only through tests/support.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -38,3 +40,32 @@ def test_twilio_spec_ships_with_its_licence() -> None:
     spec_dir = REPO / "tests" / "contract" / "twilio-oai"
     assert (spec_dir / "twilio_api_v2010.json").stat().st_size > 1_000_000
     assert "MIT License" in (spec_dir / "LICENSE").read_text()
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module the file imports (relative imports resolved), with the line that imports it."""
+    package = list(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            # `from tests import test_live` imports a module by name too.
+            found += [(node.lineno, module)] + [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_no_test_file_imports_another_or_conftest() -> None:
+    """What several test files use lives in tests/support; conftest.py holds the fixtures, which pytest
+    hands to the tests by name. So a test file can be moved, renamed or deleted without breaking another."""
+    offenders: dict[str, str] = {}  # file:line → the first test module it imports
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        if "node_modules" in path.parts:
+            continue
+        for line, module in imported_modules(path):
+            if any(part.startswith("test_") or part == "conftest" for part in module.split(".")):
+                offenders.setdefault(f"{path.relative_to(REPO)}:{line}", module)
+    listed = [f"{where}: imports {module}" for where, module in offenders.items()]
+    assert listed == [], "Move what is shared into tests/support instead:\n" + "\n".join(listed)
