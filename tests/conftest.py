@@ -1,5 +1,8 @@
 """Fixtures: a real database, the real app with its lifespan, the real twilio library talking
-HTTP to a local Twilio-compatible server, and staff clients that sign in like a person does."""
+HTTP to a local Twilio-compatible server, and staff clients that sign in like a person does.
+
+Only fixtures live here (pytest hands them to tests by name); the helpers they are built from, and
+everything else several test files use, are in tests/support, which the tests import."""
 
 from __future__ import annotations
 
