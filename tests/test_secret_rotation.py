@@ -8,7 +8,6 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 from starlette.applications import Starlette
@@ -20,10 +19,9 @@ from inbox.services.channels import save_channel
 from inbox.services.secret_rotation import reencrypt_channel_tokens
 from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
-from tests.support.apps import running
+from tests.support.apps import asgi_client, running
 from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
 from tests.support.cli import run_inbox
-from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA
 from tests.support.staff import PASSWORD, post_sign_in, sign_in
@@ -47,7 +45,7 @@ async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_sec
             SecretBox(NEW_KEY).decrypt(stored_under_old)
 
         # With the new key set and the old one listed, webhooks validate and texts go out.
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
+        async with asgi_client(app) as http:
             inbound = await http.post(
                 **signed_post_args(
                     "/webhooks/twilio/messages",
@@ -132,7 +130,7 @@ async def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(ap
     assert await authenticate(staff.email, "not the password") is None
     assert (await Staff.get(id=staff.id)).password_hash == weak  # a failed sign-in changes nothing
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
+    async with asgi_client(app) as http:
         response = await post_sign_in(http, staff.email)
     assert response.status_code == 303
     renewed = (await Staff.get(id=staff.id)).password_hash or ""

@@ -19,7 +19,6 @@ from inbox.services import sessions
 from inbox.services.staff import authenticate, create_api_token
 from inbox.settings import Settings
 from tests.support.apps import asgi_client, running
-from tests.support.config import PUBLIC_URL
 from tests.support.events import WAIT_SECONDS
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import browser, event_stream, signed_in_browser
@@ -309,7 +308,7 @@ async def test_the_session_cookie_is_secure_in_production_whatever_the_url(
 ) -> None:
     changed = settings.with_changes(environment=environment, public_url=public_url)
     async with running(changed, fake_twilio) as application:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as http:
+        async with asgi_client(application) as http:
             response = await http.get("/login")
     flags = [part.strip().lower() for part in cookie_of(response).split(";")]
     assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags
