@@ -1,34 +1,31 @@
 """Fixtures: a real database, the real app with its lifespan, the real twilio library talking
-HTTP to a local Twilio-compatible server, and staff clients that sign in like a person does."""
+HTTP to a local Twilio-compatible server, and staff clients that sign in like a person does.
+
+Only fixtures live here (pytest hands them to tests by name); the helpers they are built from, and
+everything else several test files use, are in tests/support, which the tests import."""
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from twilio.request_validator import RequestValidator
 
-from inbox.app import create_app
+from inbox.events import Subscription
 from inbox.models import Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Secret, Settings
 from tests.support import database
+from tests.support.apps import asgi_client, running
+from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.openapi_check import check_against_document
-
-ACCOUNT_SID = "AC" + "1" * 32
-AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-FROM_NUMBER = "+15005550006"
-# An https public URL while the test transport speaks plain http: like a TLS-terminating proxy.
-PUBLIC_URL = "https://inbox.example.org"
-PASSWORD = "correct horse battery"
+from tests.support.live import browser, count_renders, serving
+from tests.support.records import MARIA, CaseFile, MakeCase
+from tests.support.staff import PASSWORD, ApiClientFactory, MakeStaff, StaffClient, sign_in
 
 
 @pytest.fixture(scope="session")
@@ -63,25 +60,8 @@ def settings(database_url: str, fake_twilio: FakeTwilio, tmp_path: Path) -> Sett
 
 @pytest.fixture
 async def app(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        # Twilio's status callbacks come back into this app, through its real webhook route.
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as back:
-            fake_twilio._callback_client = back
-            try:
-                yield application
-                await fake_twilio.callbacks_done()
-            finally:
-                await database.wipe()
-
-
-def asgi_client(app: Starlette) -> httpx.AsyncClient:
-    """A client of the app; every API answer it gets is checked against the OpenAPI document."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=PUBLIC_URL,
-        event_hooks={"response": [check_against_document]},
-    )
+    async with running(settings, fake_twilio) as application:
+        yield application
 
 
 @pytest.fixture
@@ -90,49 +70,8 @@ async def anonymous(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-@dataclass
-class StaffClient:
-    """A signed-in browser: keeps the session cookie and the page's CSRF token."""
-
-    http: httpx.AsyncClient
-    staff: Staff
-    csrf: str = ""
-
-    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        response = await self.http.get(url, **kwargs)
-        if 'name="csrf_token"' in response.text:
-            self.csrf = csrf_of(response.text)
-        return response
-
-    async def post(
-        self, url: str, data: dict[str, Any] | None = None, csrf: bool = True, **kwargs: Any
-    ) -> httpx.Response:
-        form = dict(data or {})
-        if csrf:
-            form.setdefault("csrf_token", self.csrf)
-        return await self.http.post(url, data=form, **kwargs)
-
-
-async def sign_in(app: Starlette, staff: Staff) -> StaffClient:
-    http = asgi_client(app)
-    page = await http.get("/login")
-    response = await http.post(
-        "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-    )
-    assert response.status_code == 303, response.text
-    client = StaffClient(http, staff)
-    await client.get("/")
-    return client
-
-
 @pytest.fixture
-async def make_staff(app: Starlette) -> Callable[..., Awaitable[Staff]]:
+async def make_staff(app: Starlette) -> MakeStaff:
     counter = {"n": 0}
 
     async def make(role: str = "advocate", name: str | None = None) -> Staff:
@@ -162,19 +101,12 @@ async def signed_in(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitable
         await client.http.aclose()
 
 
-@dataclass
-class CaseFile:
-    client_id: int
-    case_id: int
-    number: str
-
-
 @pytest.fixture
-async def make_case(app: Starlette) -> Callable[..., Awaitable[CaseFile]]:
+async def make_case(app: Starlette) -> MakeCase:
     counter = {"n": 0}
 
     async def make(
-        phone: str = "+14045387319",
+        phone: str = MARIA,
         okay_to_text: bool = True,
         assignee: Staff | None = None,
         name: str = "Maria Lopez",
@@ -194,7 +126,7 @@ async def make_case(app: Starlette) -> Callable[..., Awaitable[CaseFile]]:
 
 
 @pytest.fixture
-async def api_client(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitable[httpx.AsyncClient]]]:
+async def api_client(app: Starlette) -> AsyncIterator[ApiClientFactory]:
     clients: list[httpx.AsyncClient] = []
 
     async def open_for(staff: Staff) -> httpx.AsyncClient:
@@ -209,25 +141,46 @@ async def api_client(app: Starlette) -> AsyncIterator[Callable[[Staff], Awaitabl
         await client.aclose()
 
 
-def signed_post_args(path: str, params: dict[str, str], token: str = AUTH_TOKEN, query: str = "") -> dict[str, Any]:
-    """What Twilio would send: the form, and the signature over our public URL."""
-    url = f"{PUBLIC_URL}{path}" + (f"?{query}" if query else "")
-    signature = RequestValidator(token).compute_signature(url, params)
-    return {"url": path + (f"?{query}" if query else ""), "data": params, "headers": {"X-Twilio-Signature": signature}}
+@pytest.fixture
+async def supervisor_staff(make_staff: MakeStaff) -> Staff:
+    return await make_staff("supervisor", name="Sam Supervisor")
 
 
-def inbound_params(sid: str, from_number: str, body: str, **extra: str) -> dict[str, str]:
-    return {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "SmsMessageSid": sid,
-        "AccountSid": ACCOUNT_SID,
-        "From": from_number,
-        "To": FROM_NUMBER,
-        "Body": body,
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsStatus": "received",
-        "ApiVersion": "2010-04-01",
-        **extra,
-    }
+@pytest.fixture
+async def supervisor(supervisor_staff: Staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
+    """The API as a supervisor (who sees every client) uses it, with a bearer token."""
+    return await api_client(supervisor_staff)
+
+
+@pytest.fixture
+async def bus_events(app: Starlette) -> AsyncIterator[Subscription]:
+    """Everything the app publishes from here on."""
+    async with app.state.bus.subscribe() as subscription:
+        yield subscription
+
+
+@pytest.fixture
+async def server(app: Starlette) -> AsyncIterator[str]:
+    """The app served by uvicorn (for event streams, which hang through ASGITransport); its base URL."""
+    async with serving(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def twilio(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Twilio as it reaches the served app: through the TLS-terminating proxy, to PUBLIC_URL."""
+    async with browser(server) as client:
+        yield client
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    return count_renders(monkeypatch)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A directory of its own for a command run for real (tests/support/cli.py)."""
+    path = tmp_path / "cli"
+    path.mkdir()
+    return path

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,37 +20,29 @@ from inbox.services import alerts, linking
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token
 from inbox.web import time_ago
-from tests.conftest import CaseFile, csrf_of
-from tests.test_live import (  # noqa: F401 — server, twilio and renders are fixtures
-    WAIT_SECONDS,
+from tests.support.events import WAIT_SECONDS
+from tests.support.live import (
     EventStream,
     ServerEvent,
     as_event,
     bearer,
     event_stream,
-    renders,
-    server,
+    fan_out,
     shows_bubble,
     signed_in_browser,
-    text_in,
-    twilio,
 )
+from tests.support.pages import row_ids
+from tests.support.records import CaseFile, assign
+from tests.support.staff import csrf_of
+from tests.support.webhooks import text_in
 
 CLIENT_PHONE = "+14045387319"
 OTHER_PHONE = "+17705550123"
 THIRD_PHONE = "+16785550142"
 
-MakeStaff = Callable[..., Awaitable[Staff]]
-MakeCase = Callable[..., Awaitable[CaseFile]]
-
 
 async def set_alert_policy(policy: AlertPolicy, dismiss_on_reply: bool = False) -> None:
     await Organisation.all().update(alert_policy=policy, dismiss_alerts_on_reply=dismiss_on_reply)
-
-
-async def assign(case: CaseFile, staff: Staff, primary: bool = False, end: date | None = None) -> None:
-    start = date.today() - timedelta(days=90)
-    await create_assignment(case_id=case.case_id, staff_email=staff.email, primary=primary, start=start, end=end)
 
 
 async def office_case(number: str, name: str, phone: str, office: str | None, assignee: Staff | None) -> CaseFile:
@@ -68,10 +59,6 @@ async def addressees(message: Message) -> dict[int, set[int]]:
     return {alert.case_id: {a.staff_id for a in alert.assignees} for alert in found}
 
 
-def row_ids(html: str) -> list[int]:
-    return [int(i) for i in re.findall(r'<li id="alert-(\d+)"', html)]
-
-
 def badge_says(html: str) -> str | None:
     match = re.search(r'<a id="alert-badge"[^>]*>([^<]*)</a>', html)
     return match.group(1) if match else None
@@ -83,10 +70,10 @@ def badge_says(html: str) -> str | None:
 async def test_primary_policy_alerts_the_current_primary_assignees_only(anonymous, make_staff, make_case) -> None:
     primary, helper, former, leaving = [await make_staff("advocate") for _ in range(4)]
     case = await make_case(phone=CLIENT_PHONE)
-    await assign(case, primary, primary=True)
-    await assign(case, helper)  # current, not primary
-    await assign(case, former, primary=True, end=date.today() - timedelta(days=1))  # ended yesterday
-    await assign(case, leaving, primary=True, end=date.today() + timedelta(days=7))  # ends next week: current
+    await assign(case.case_id, primary, primary=True)
+    await assign(case.case_id, helper)  # current, not primary
+    await assign(case.case_id, former, primary=True, end=date.today() - timedelta(days=1))  # ended yesterday
+    await assign(case.case_id, leaving, primary=True, end=date.today() + timedelta(days=7))  # ends next week: current
 
     message = await text_in(anonymous, CLIENT_PHONE, "Did you get my lease?")
 
@@ -98,10 +85,10 @@ async def test_all_policy_alerts_every_current_assignee(anonymous, make_staff, m
     await set_alert_policy(AlertPolicy.ALL)
     primary, helper, former, leaving = [await make_staff("advocate") for _ in range(4)]
     case = await make_case(phone=CLIENT_PHONE)
-    await assign(case, primary, primary=True)
-    await assign(case, helper)
-    await assign(case, former, end=date.today() - timedelta(days=1))
-    await assign(case, leaving, end=date.today() + timedelta(days=1))
+    await assign(case.case_id, primary, primary=True)
+    await assign(case.case_id, helper)
+    await assign(case.case_id, former, end=date.today() - timedelta(days=1))
+    await assign(case.case_id, leaving, end=date.today() + timedelta(days=1))
 
     message = await text_in(anonymous, CLIENT_PHONE, "Court moved to Tuesday?")
 
@@ -154,12 +141,12 @@ async def test_an_advocate_sees_and_dismisses_only_alerts_addressed_to_them(
     browser = await signed_in(mine)
     page = await browser.get("/alerts")
     assert page.status_code == 200
-    assert row_ids(page.text) == [my_alert.id]
+    assert row_ids(page.text, "alert") == [my_alert.id]
     assert "Maria Lopez" in page.text and "Which courtroom?" in page.text and "Sam Okafor" not in page.text
     assert f'href="/conversations/{my_text.conversation_id}"' in page.text
     assert badge_says(page.text) == "Alerts (1)"
     for fragment in ("/alerts/block", "/alerts/list"):
-        assert row_ids((await browser.get(fragment)).text) == [my_alert.id]
+        assert row_ids((await browser.get(fragment)).text, "alert") == [my_alert.id]
     assert badge_says((await browser.get("/alerts/badge")).text) == "Alerts (1)"
     assert (await browser.get("/alerts/dashboard")).status_code == 403
 
@@ -188,7 +175,7 @@ async def test_the_badge_and_home_block_are_fetched_by_every_page(anonymous, mak
     assert badge_says(fetched) == "Alerts (1)" and "hx-get" not in fetched  # known now: it does not fetch again
     assert 'data-refresh-url="/alerts/badge"' in fetched  # and a reconnecting tab re-fetches it
     block = (await browser.get("/alerts/block")).text
-    assert '<details id="alert-block"' in block and " open>" in block and len(row_ids(block)) == 1
+    assert '<details id="alert-block"' in block and " open>" in block and len(row_ids(block, "alert")) == 1
 
 
 def test_an_alerts_age_is_said_in_words_with_the_moment_in_a_time_element() -> None:
@@ -218,7 +205,7 @@ async def test_the_dashboard_groups_by_office_then_assignee_oldest_first(anonymo
     ana_group, unassigned = page.index(">Ana Ruiz <"), page.index(">Unassigned <")
     assert atlanta < ana_group < unassigned < brunswick < page.index(">Ben Ho <")
     # Oldest unanswered first: within Atlanta, Ana's group (whose oldest is second) before nobody's (third).
-    assert row_ids(page) == [ids[second.id], ids[fourth.id], ids[third.id], ids[first.id]]
+    assert row_ids(page, "alert") == [ids[second.id], ids[fourth.id], ids[third.id], ids[first.id]]
     assert "No open alerts." in page[no_office:]
 
 
@@ -226,11 +213,11 @@ async def test_one_dismissal_clears_the_alert_for_everyone(anonymous, make_staff
     await set_alert_policy(AlertPolicy.ALL)
     ana, ben, supervisor = await make_staff("advocate"), await make_staff("advocate"), await make_staff("supervisor")
     case = await make_case(phone=CLIENT_PHONE, assignee=ana)
-    await assign(case, ben)
+    await assign(case.case_id, ben)
     message = await text_in(anonymous, CLIENT_PHONE, "Can I come in tomorrow?")
     alert = await Alert.get(message_id=message.id)
     ana_browser, ben_browser, boss = await signed_in(ana), await signed_in(ben), await signed_in(supervisor)
-    assert row_ids((await ben_browser.get("/alerts")).text) == [alert.id]
+    assert row_ids((await ben_browser.get("/alerts")).text, "alert") == [alert.id]
 
     await ana_browser.get("/alerts")
     unsigned = await ana_browser.post(f"/alerts/{alert.id}/dismiss", csrf=False)
@@ -242,7 +229,7 @@ async def test_one_dismissal_clears_the_alert_for_everyone(anonymous, make_staff
     assert alert.dismissed_at is not None and alert.dismissed_by_id == ana.id and alert.dismissed_because == "dismissed"
     for browser in (ana_browser, ben_browser, boss):
         page = (await browser.get("/alerts")).text
-        assert row_ids(page) == [] and badge_says(page) == "Alerts (0)"
+        assert row_ids(page, "alert") == [] and badge_says(page) == "Alerts (0)"
     again = await ben_browser.post(f"/alerts/{alert.id}/dismiss")  # harmless
     assert again.status_code == 303
 
@@ -301,15 +288,15 @@ def inserts(alert_id: int) -> Callable[[ServerEvent], bool]:
 
 
 async def test_a_dismissal_by_one_user_removes_the_alert_from_another_users_stream(
-    server,  # noqa: F811 — a fixture, imported above
-    twilio,  # noqa: F811
+    server,
+    twilio,
     make_staff,
     make_case,
 ) -> None:
     await set_alert_policy(AlertPolicy.ALL)
     ana, ben = await make_staff("advocate"), await make_staff("advocate")
     case = await make_case(phone=CLIENT_PHONE, assignee=ana)
-    await assign(case, ben)
+    await assign(case.case_id, ben)
     await make_case(phone=OTHER_PHONE, assignee=ben)
     earlier = await text_in(twilio, OTHER_PHONE, "an older alert, Ben's alone")
     message = await text_in(twilio, CLIENT_PHONE, "Is my hearing still on?")
@@ -334,15 +321,15 @@ async def test_a_dismissal_by_one_user_removes_the_alert_from_another_users_stre
 
 
 async def test_a_raised_alert_appears_live_for_its_addressees_and_supervisors_only(
-    server,  # noqa: F811 — a fixture, imported above
-    twilio,  # noqa: F811
+    server,
+    twilio,
     make_staff,
     make_case,
 ) -> None:
     primary, helper, stranger = [await make_staff("advocate") for _ in range(3)]
     supervisor = await make_staff("supervisor")
     case = await make_case(phone=CLIENT_PHONE, assignee=primary, name="Maria Lopez")
-    await assign(case, helper)  # sees the conversation, is not alerted (primary policy)
+    await assign(case.case_id, helper)  # sees the conversation, is not alerted (primary policy)
     await make_case(phone=OTHER_PHONE, assignee=stranger, name="Sam Okafor")
 
     async with AsyncExitStack() as stack:
@@ -404,15 +391,14 @@ async def test_alert_updates_render_each_view_once_and_count_badges_without_a_qu
     anonymous,
     make_staff,
     make_case,
-    renders,  # noqa: F811 — a fixture, imported above
+    renders,
     caplog,
 ) -> None:
-    hub, bus = app.state.hub, app.state.bus
     await set_alert_policy(AlertPolicy.ALL)
     ana, ben, bystander = [await make_staff("advocate") for _ in range(3)]
     supervisors = [await make_staff("supervisor") for _ in range(2)]
     case = await make_case(phone=CLIENT_PHONE, assignee=ana)
-    await assign(case, ben)
+    await assign(case.case_id, ben)
     await make_case(phone=OTHER_PHONE, assignee=ben)
     await text_in(anonymous, OTHER_PHONE, "Ben has one already")
     message = await text_in(anonymous, CLIENT_PHONE, "New one for both")
@@ -421,26 +407,13 @@ async def test_alert_updates_render_each_view_once_and_count_badges_without_a_qu
     people = [ana, ben, bystander, *supervisors]
 
     async def publish_to(tab_count: int) -> tuple[Counter[str], int]:
-        tabs = [Tab(staff_id=s.id, sees_everything=s.sees_everything) for s in (people * tab_count)[:tab_count]]
-        for tab in tabs:
-            hub.attach(tab)
-        renders.clear()
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
-            await bus.publish(event)
-            allowed = [t for t in tabs if t.staff_id != bystander.id]
-            async with asyncio.timeout(WAIT_SECONDS):
-                received = [(t.staff_id, as_event(await t.queue.get()).data) for t in allowed]
-        queries = sum(1 for record in caplog.records if record.name == "tortoise.db_client")
-        for tab in tabs:
-            hub.detach(tab)
-        assert all(t.queue.empty() for t in tabs)  # the bystander's tabs got nothing
-        by_staff = dict(received)
-        assert all(data == by_staff[staff_id] for staff_id, data in received)
+        # The bystander's tabs get nothing; a reader's tabs agree.
+        fanned = await fan_out(app, event, people, tab_count, bystander, renders, caplog)
+        by_staff = fanned.views
         assert badge_says(by_staff[ana.id]) == "Alerts (1)" and badge_says(by_staff[ben.id]) == "Alerts (2)"
         assert badge_says(by_staff[supervisors[0].id]) == "Alerts (2)"
         assert "alert-office" in by_staff[supervisors[0].id] and "alert-office" not in by_staff[ana.id]
-        return Counter(renders), queries
+        return fanned.renders, fanned.queries
 
     few, many = await publish_to(5), await publish_to(50)
     # One row, one dashboard section, one badge per distinct count (1 and 2).

@@ -3,7 +3,6 @@ names, error shapes, who sees what, and sending through the real Twilio library 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,53 +11,14 @@ import pytest
 
 from inbox.models import ApiToken, Client, ClientPhone, Message, MessageStatusEvent, Organisation, Staff
 from inbox.services import messaging
-from tests.conftest import ACCOUNT_SID, FROM_NUMBER, PUBLIC_URL, asgi_client, inbound_params, signed_post_args
+from tests.support.api import assert_error, assert_iso_with_offset
+from tests.support.apps import asgi_client
+from tests.support.config import FROM_NUMBER, PUBLIC_URL
+from tests.support.records import MARIA, new_case, new_client
+from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import inbound_params, signed_post_args, status_callback
 
-MARIA = "+14045387319"
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status"
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
-
-
-def assert_iso_with_offset(value: str) -> datetime:
-    """ISO 8601 with an explicit offset (Z or ±hh:mm), as the contract promises."""
-    assert isinstance(value, str) and value, value
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    assert moment.tzinfo is not None, value
-    assert value.endswith("Z") or value[-6] in "+-", value
-    return moment
-
-
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
-    return body
-
-
-@pytest.fixture
-async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(await make_staff("supervisor"))
-
-
-async def new_client(
-    api: httpx.AsyncClient, name: str = "Maria Lopez", phones: list[dict[str, Any]] | None = None, **extra: Any
-) -> dict[str, Any]:
-    phones = phones if phones is not None else [{"number": MARIA, "kind": "mobile", "okay_to_text": True}]
-    response = await api.post("/api/v1/clients", json={"name": name, "phones": phones, **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def new_case(
-    api: httpx.AsyncClient, client_id: int, number: str = "16E-20010101", **extra: Any
-) -> dict[str, Any]:
-    response = await api.post(
-        "/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id, **extra}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 async def send(api: httpx.AsyncClient, **payload: Any) -> httpx.Response:
@@ -258,7 +218,9 @@ async def test_unknown_ids_are_404(supervisor: httpx.AsyncClient) -> None:
 
 async def test_create_and_read_a_case(supervisor: httpx.AsyncClient) -> None:
     client = await new_client(supervisor)
-    case = await new_case(supervisor, client["id"], legal_problem="Housing", office="Atlanta", external_id="LS-C-1")
+    case = await new_case(
+        supervisor, client["id"], "16E-20010101", legal_problem="Housing", office="Atlanta", external_id="LS-C-1"
+    )
     assert isinstance(case["id"], int)
     assert (case["number"], case["title"], case["client_id"]) == ("16E-20010101", "Eviction defence", client["id"])
     assert (case["legal_problem"], case["office"], case["external_id"]) == ("Housing", "Atlanta", "LS-C-1")
@@ -813,20 +775,6 @@ async def test_inbound_messages_are_readable_by_those_who_may_see_them(
     # Unmatched conversations: supervisors and admins only.
     assert_error(await api.get(f"/api/v1/messages/{unmatched.id}"), 404)
     assert (await supervisor.get(f"/api/v1/messages/{unmatched.id}")).json()["from"] == "+14045550199"
-
-
-def status_callback(sid: str, status: str) -> dict[str, Any]:
-    params = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessageStatus": status,
-        "SmsStatus": status,
-        "AccountSid": ACCOUNT_SID,
-        "From": FROM_NUMBER,
-        "To": MARIA,
-        "ApiVersion": "2010-04-01",
-    }
-    return signed_post_args("/webhooks/twilio/status", params)
 
 
 async def test_a_callback_that_beat_the_providers_answer_keeps_its_place_in_the_timeline(

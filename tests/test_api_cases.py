@@ -5,11 +5,9 @@ from the fake Twilio and stored, as in production); who sees what is checked for
 from __future__ import annotations
 
 import asyncio
-import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -19,31 +17,15 @@ from inbox.events import AlertDismissed, MediaChanged, SessionEnded, Subscriptio
 from inbox.models import Alert, Assignment, ClientPhone, Media, Message, Organisation, Staff
 from inbox.routes.api import OPENAPI
 from inbox.services import linking
-from tests.conftest import inbound_params, signed_post_args
+from tests.support.api import assert_error, assert_iso_with_offset
+from tests.support.attachments import PDF, PNG
+from tests.support.events import WAIT_SECONDS, next_event
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
+from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import mms_in, text_in
 
-MARIA = "+14045387319"
 JOHN = "+14045550142"
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
-WAIT_SECONDS = 10  # a safety net against a hang, never a claim about speed
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
-_sids = itertools.count(1)
-
-
-def assert_iso_with_offset(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    assert moment.tzinfo is not None, value
-    return moment
-
-
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
-    return body
 
 
 @dataclass
@@ -77,39 +59,7 @@ async def office(make_staff, make_case, api_client: ApiClientFactory) -> Office:
     )
 
 
-async def text_in(
-    http: httpx.AsyncClient,
-    from_number: str = MARIA,
-    body: str = "Which courtroom?",
-    media: Sequence[tuple[str, str]] = (),
-) -> Message:
-    sid = f"MM{next(_sids):032x}"
-    extra = {"NumMedia": str(len(media))}
-    for index, (url, content_type) in enumerate(media):
-        extra[f"MediaUrl{index}"] = url
-        extra[f"MediaContentType{index}"] = content_type
-    response = await http.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
-
-
-@pytest.fixture
-async def bus_events(app: Starlette) -> AsyncIterator[Subscription]:
-    async with app.state.bus.subscribe() as subscription:
-        yield subscription
-
-
-async def next_event(subscription: Subscription, kind: type) -> Any:
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            event = await subscription.get()
-            if isinstance(event, kind):
-                return event
-
-
-async def mms_in(
+async def mms_stored(
     http: httpx.AsyncClient,
     fake_twilio: FakeTwilio,
     events: Subscription,
@@ -117,12 +67,8 @@ async def mms_in(
     from_number: str = MARIA,
 ) -> Message:
     """An MMS through the webhook, its attachments fetched from Twilio and stored."""
-    message = await text_in(
-        http,
-        from_number,
-        "Here is the notice",
-        [(fake_twilio.add_media(content, kind), kind) for content, kind in files],
-    )
+    media = [(fake_twilio.add_media(content, kind), kind) for content, kind in files]
+    message = await mms_in(http, media, from_number, "Here is the notice")
     for _ in files:
         await next_event(events, MediaChanged)
     return message
@@ -226,9 +172,9 @@ async def test_an_advocate_cannot_read_the_notes_of_a_case_not_theirs(
 async def test_documents_of_a_case_are_the_stored_attachments_of_its_texts(
     office: Office, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, bus_events: Subscription
 ) -> None:
-    first = await mms_in(anonymous, fake_twilio, bus_events, [(PDF, "application/pdf")])
-    second = await mms_in(anonymous, fake_twilio, bus_events, [(PNG, "image/png")])
-    await mms_in(anonymous, fake_twilio, bus_events, [(PNG, "image/png")], from_number=JOHN)
+    first = await mms_stored(anonymous, fake_twilio, bus_events, [(PDF, "application/pdf")])
+    second = await mms_stored(anonymous, fake_twilio, bus_events, [(PNG, "image/png")])
+    await mms_stored(anonymous, fake_twilio, bus_events, [(PNG, "image/png")], from_number=JOHN)
 
     response = await office.alice.get(f"/api/v1/cases/{office.maria_case}/documents")
 
@@ -259,7 +205,7 @@ async def test_documents_of_a_case_are_the_stored_attachments_of_its_texts(
 async def test_a_message_lists_its_attachments_and_their_urls_serve_the_files(
     office: Office, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, bus_events: Subscription
 ) -> None:
-    message = await mms_in(anonymous, fake_twilio, bus_events, [(PNG, "image/png"), (PDF, "application/pdf")])
+    message = await mms_stored(anonymous, fake_twilio, bus_events, [(PNG, "image/png"), (PDF, "application/pdf")])
 
     body = (await office.alice.get(f"/api/v1/messages/{message.id}")).json()
 
@@ -291,7 +237,7 @@ async def test_a_message_lists_its_attachments_and_their_urls_serve_the_files(
 async def test_an_advocate_cannot_fetch_attachments_of_others(
     office: Office, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, bus_events: Subscription
 ) -> None:
-    johns = await mms_in(anonymous, fake_twilio, bus_events, [(PNG, "image/png")], from_number=JOHN)
+    johns = await mms_stored(anonymous, fake_twilio, bus_events, [(PNG, "image/png")], from_number=JOHN)
     [photo] = await Media.filter(message_id=johns.id)
 
     refused = await office.alice.get(f"/api/v1/media/{photo.id}")
@@ -331,7 +277,7 @@ async def test_an_advocate_may_fetch_a_document_of_their_case_from_a_number_no_l
     )
     assert sent.status_code == 201, sent.text
     await ClientPhone.filter(number=MARIA).update(number="+14045550999")  # Maria's number changed
-    message = await mms_in(anonymous, fake_twilio, bus_events, [(PNG, "image/png")])
+    message = await mms_stored(anonymous, fake_twilio, bus_events, [(PNG, "image/png")])
 
     assert_error(await office.alice.get(f"/api/v1/messages/{message.id}"), 404)  # not her conversation any more
     documents = (await office.alice.get(f"/api/v1/cases/{office.maria_case}/documents")).json()

@@ -36,42 +36,23 @@ from inbox.services.channels import ChannelForm, save_channel, within_office_hou
 from inbox.services.errors import ValidationFailed
 from inbox.services.providers import ChannelNotReady
 from inbox.settings import Settings
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, inbound_params, signed_post_args
+from tests.support.apps import running, simulator_settings
+from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
+from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
+from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args, text_in
 
-SECOND_SID = "AC" + "2" * 32
-SECOND_TOKEN = "second-office-token-7e1f0c9a4b2d"
-SECOND_NUMBER = "+14045550123"
 SERVICE_SID = "MG" + "3" * 32
 POOL_NUMBER = "+14045550177"  # a number in the Messaging Service's pool, on no channel
-MARIA = "+14045387319"
 STAFF_PHONE = "+12025550143"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-
-VALID_FORM = ChannelForm(
-    label="Housing unit",
-    account_sid=SECOND_SID,
-    auth_token=SECOND_TOKEN,
-    from_number="(404) 555-0123",
-    throughput="1",
-    time_zone="America/New_York",
-)
 
 
 async def add_channel(settings: Settings, admin: Staff, **changes: object) -> Channel:
     """A second office's sending number, set up through the same service the admin page uses."""
     form = replace(VALID_FORM, **changes)  # type: ignore[arg-type]
     return await save_channel(admin, SecretBox(settings.secret_key), form, env_account_sid=settings.twilio_account_sid)
-
-
-def params_for(
-    account_sid: str, to: str, sid: str, from_number: str = MARIA, body: str = "Which courtroom?", **extra: str
-) -> dict[str, str]:
-    return {**inbound_params(sid, from_number, body, **extra), "AccountSid": account_sid, "To": to}
-
-
-def sid(n: int) -> str:
-    return "SM" + f"{n:032x}"
 
 
 def as_form(form: ChannelForm, **extra: str) -> dict[str, str]:
@@ -414,7 +395,9 @@ async def test_replies_go_out_through_the_conversations_channel_with_its_own_cre
     # Maria texts the second office's number; the thread belongs to that channel.
     inbound = await anonymous.post(
         **signed_post_args(
-            "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+            "/webhooks/twilio/messages",
+            inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(1)),
+            token=SECOND_TOKEN,
         )
     )
     assert inbound.status_code == 200
@@ -478,7 +461,7 @@ async def test_a_text_from_a_case_goes_out_from_the_number_the_client_last_talke
     client = await api_client(await make_staff("supervisor"))
     # Maria has only ever texted the second office's number: the case's text joins that thread.
     maria = await make_case(phone=MARIA)
-    inbound = params_for(SECOND_SID, SECOND_NUMBER, sid(1))
+    inbound = inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(1))
     assert (
         await anonymous.post(**signed_post_args("/webhooks/twilio/messages", inbound, token=SECOND_TOKEN))
     ).status_code == 200
@@ -519,35 +502,49 @@ async def test_webhooks_for_two_channels_are_each_validated_with_their_own_token
 ) -> None:
     second = await add_channel(settings, await make_staff("admin"))
     first_ok = await anonymous.post(
-        **signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(1)), token=AUTH_TOKEN)
+        **signed_post_args(
+            "/webhooks/twilio/messages", inbound_params_for(ACCOUNT_SID, FROM_NUMBER, numbered_sid(1)), token=AUTH_TOKEN
+        )
     )
     second_ok = await anonymous.post(
         **signed_post_args(
-            "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(2)), token=SECOND_TOKEN
+            "/webhooks/twilio/messages",
+            inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(2)),
+            token=SECOND_TOKEN,
         )
     )
     assert first_ok.status_code == second_ok.status_code == 200
     assert (
-        await Message.get(provider_sid=sid(1)).prefetch_related("conversation")
+        await Message.get(provider_sid=numbered_sid(1)).prefetch_related("conversation")
     ).conversation.channel_id == app.state.channel.id  # type: ignore[attr-defined]
     assert (
-        await Message.get(provider_sid=sid(2)).prefetch_related("conversation")
+        await Message.get(provider_sid=numbered_sid(2)).prefetch_related("conversation")
     ).conversation.channel_id == second.id  # type: ignore[attr-defined]
 
     # Each account's webhook signed with the other's token is refused, and nothing is stored.
     before = await WebhookPayload.all().count()
     crossed = [
-        signed_post_args("/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(3)), token=AUTH_TOKEN),
-        signed_post_args("/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(4)), token=SECOND_TOKEN),
+        signed_post_args(
+            "/webhooks/twilio/messages",
+            inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(3)),
+            token=AUTH_TOKEN,
+        ),
+        signed_post_args(
+            "/webhooks/twilio/messages",
+            inbound_params_for(ACCOUNT_SID, FROM_NUMBER, numbered_sid(4)),
+            token=SECOND_TOKEN,
+        ),
         # The right token, but the message claims the other account's number: still the account's token that counts.
         signed_post_args(
-            "/webhooks/twilio/messages", params_for(ACCOUNT_SID, SECOND_NUMBER, sid(5)), token=SECOND_TOKEN
+            "/webhooks/twilio/messages",
+            inbound_params_for(ACCOUNT_SID, SECOND_NUMBER, numbered_sid(5)),
+            token=SECOND_TOKEN,
         ),
     ]
     for args in crossed:
         assert (await anonymous.post(**args)).status_code == 403
     assert await WebhookPayload.all().count() == before
-    assert not await Message.filter(provider_sid__in=[sid(3), sid(4), sid(5)]).exists()
+    assert not await Message.filter(provider_sid__in=[numbered_sid(3), numbered_sid(4), numbered_sid(5)]).exists()
 
 
 async def test_an_unknown_account_is_refused_and_nothing_is_stored(
@@ -555,15 +552,18 @@ async def test_an_unknown_account_is_refused_and_nothing_is_stored(
 ) -> None:
     stranger = "AC" + "9" * 32
     for path, params in (
-        ("/webhooks/twilio/messages", params_for(stranger, FROM_NUMBER, sid(1))),
-        ("/webhooks/twilio/status", {"MessageSid": sid(1), "MessageStatus": "delivered", "AccountSid": stranger}),
+        ("/webhooks/twilio/messages", inbound_params_for(stranger, FROM_NUMBER, numbered_sid(1))),
+        (
+            "/webhooks/twilio/status",
+            {"MessageSid": numbered_sid(1), "MessageStatus": "delivered", "AccountSid": stranger},
+        ),
         (
             "/webhooks/twilio/voice",
             {"CallSid": "CA" + "1" * 32, "AccountSid": stranger, "To": FROM_NUMBER, "From": MARIA},
         ),
         (
             "/webhooks/twilio/messages",
-            {k: v for k, v in params_for("", FROM_NUMBER, sid(2)).items() if k != "AccountSid"},
+            {k: v for k, v in inbound_params_for("", FROM_NUMBER, numbered_sid(2)).items() if k != "AccountSid"},
         ),
     ):
         # Signed with a token we know, so only the account makes the difference.
@@ -582,12 +582,12 @@ async def test_a_messaging_service_never_causes_a_false_403(
     response = await anonymous.post(
         **signed_post_args(
             "/webhooks/twilio/messages",
-            params_for(SECOND_SID, POOL_NUMBER, sid(1), MessagingServiceSid=SERVICE_SID),
+            inbound_params_for(SECOND_SID, POOL_NUMBER, numbered_sid(1), MessagingServiceSid=SERVICE_SID),
             token=SECOND_TOKEN,
         )
     )
     assert response.status_code == 200
-    message = await Message.get(provider_sid=sid(1)).prefetch_related("conversation")
+    message = await Message.get(provider_sid=numbered_sid(1)).prefetch_related("conversation")
     assert message.conversation.channel_id == with_number.id and message.to_number == POOL_NUMBER  # type: ignore[attr-defined]
 
     # A service-only channel (no from-number), and a service SID Twilio names that we did not record.
@@ -604,16 +604,16 @@ async def test_a_messaging_service_never_causes_a_false_403(
     for n, service in ((2, "MG" + "7" * 32), (3, "MG" + "8" * 32)):
         args = signed_post_args(
             "/webhooks/twilio/messages",
-            params_for(other_sid, POOL_NUMBER, sid(n), MessagingServiceSid=service),
+            inbound_params_for(other_sid, POOL_NUMBER, numbered_sid(n), MessagingServiceSid=service),
             token=other_token,
         )
         assert (await anonymous.post(**args)).status_code == 200
-        stored = await Message.get(provider_sid=sid(n)).prefetch_related("conversation")
+        stored = await Message.get(provider_sid=numbered_sid(n)).prefetch_related("conversation")
         assert stored.conversation.channel_id == service_only.id  # type: ignore[attr-defined]
 
     # Status callbacks for a service's texts carry the pool number as From: validated all the same.
     status = {
-        "MessageSid": sid(9),
+        "MessageSid": numbered_sid(9),
         "MessageStatus": "sent",
         "AccountSid": other_sid,
         "From": POOL_NUMBER,
@@ -634,15 +634,19 @@ async def test_a_stale_token_on_one_channel_does_not_refuse_the_accounts_webhook
     # Twilio signs with the account's current token; the number texted still has the old one stored.
     response = await anonymous.post(
         **signed_post_args(
-            "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+            "/webhooks/twilio/messages",
+            inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(1)),
+            token=SECOND_TOKEN,
         )
     )
     assert response.status_code == 200
     # Genuine for the account, and filed under the number it was sent to.
-    message = await Message.get(provider_sid=sid(1)).prefetch_related("conversation")
+    message = await Message.get(provider_sid=numbered_sid(1)).prefetch_related("conversation")
     assert message.conversation.channel_id == stale.id  # type: ignore[attr-defined]
     forged = signed_post_args(
-        "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(2)), token="neither-of-them-0000000"
+        "/webhooks/twilio/messages",
+        inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(2)),
+        token="neither-of-them-0000000",
     )
     assert (await anonymous.post(**forged)).status_code == 403
 
@@ -653,7 +657,7 @@ async def test_attachments_are_fetched_with_the_channels_own_credentials(
     fake_twilio.add_account(SECOND_SID, SECOND_TOKEN)
     await add_channel(settings, await make_staff("admin"))
     url = fake_twilio.add_media(PNG, "image/png", account_sid=SECOND_SID)
-    params = params_for(
+    params = inbound_params_for(
         SECOND_SID, SECOND_NUMBER, "MM" + "1" * 32, body="", NumMedia="1", MediaUrl0=url, MediaContentType0="image/png"
     )
     response = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params, token=SECOND_TOKEN))
@@ -666,7 +670,7 @@ async def test_attachments_are_fetched_with_the_channels_own_credentials(
 
     retry_url = fake_twilio.add_media(PNG + b"2", "image/png", account_sid=SECOND_SID)
     fake_twilio.accounts[SECOND_SID] = "rotated"
-    params = params_for(
+    params = inbound_params_for(
         SECOND_SID,
         SECOND_NUMBER,
         "MM" + "2" * 32,
@@ -758,18 +762,6 @@ async def set_auto_reply(
     return await save_channel(admin, SecretBox(app.state.settings.secret_key), form, channel, credentials_locked=True)
 
 
-async def text_in(
-    anonymous: httpx.AsyncClient, n: int, body: str = "Which courtroom?", from_number: str = MARIA, **extra: str
-) -> httpx.Response:
-    response = await anonymous.post(
-        **signed_post_args(
-            "/webhooks/twilio/messages", params_for(ACCOUNT_SID, FROM_NUMBER, sid(n), from_number, body, **extra)
-        )
-    )
-    assert response.status_code == 200 and response.text.endswith("<Response/>")
-    return response
-
-
 async def auto_replies() -> list[Message]:
     return await Message.filter(purpose=MessagePurpose.AUTO_REPLY).order_by("id")
 
@@ -783,11 +775,11 @@ async def test_always_answers_once_a_day_through_the_provider_and_shows_in_the_t
     await make_case(phone=MARIA, assignee=sam)
     app.state.clock = lambda: TUESDAY_AFTERNOON
 
-    await text_in(anonymous, 1)
+    await text_in(anonymous, sid=numbered_sid(1))
     [reply] = await auto_replies()
     assert reply.direction == Direction.OUTBOUND and reply.to_number == MARIA and reply.sent_by_id is None  # type: ignore[attr-defined]
     assert reply.body == "Thanks for your text. We answer within one working day."
-    inbound = await Message.get(provider_sid=sid(1))
+    inbound = await Message.get(provider_sid=numbered_sid(1))
     assert reply.conversation_id == inbound.conversation_id  # type: ignore[attr-defined]
     [create] = fake_twilio.creates
     assert create.params["Body"] == reply.body and create.params["To"] == MARIA and create.params["From"] == FROM_NUMBER
@@ -804,11 +796,11 @@ async def test_always_answers_once_a_day_through_the_provider_and_shows_in_the_t
 
     # Later the same day (in the channel's time zone): no second reply.
     app.state.clock = lambda: TUESDAY_NIGHT
-    await text_in(anonymous, 2, "Hello?")
+    await text_in(anonymous, MARIA, "Hello?", sid=numbered_sid(2))
     assert len(await auto_replies()) == 1
     # The next day: one again.
     app.state.clock = lambda: TUESDAY_NIGHT + timedelta(hours=8)
-    await text_in(anonymous, 3, "Anyone there?")
+    await text_in(anonymous, MARIA, "Anyone there?", sid=numbered_sid(3))
     assert len(await auto_replies()) == 2
     assert len(fake_twilio.creates) == 2
 
@@ -818,17 +810,17 @@ async def test_outside_hours_answers_only_when_the_office_is_closed(
 ) -> None:
     await set_auto_reply(app, await make_staff("admin"), "outside_hours", WEEKDAYS_9_TO_5)
     app.state.clock = lambda: TUESDAY_AFTERNOON
-    await text_in(anonymous, 1)
+    await text_in(anonymous, sid=numbered_sid(1))
     assert await auto_replies() == [] and fake_twilio.creates == []
     app.state.clock = lambda: TUESDAY_NIGHT
-    await text_in(anonymous, 2, "Are you open tomorrow?")
+    await text_in(anonymous, MARIA, "Are you open tomorrow?", sid=numbered_sid(2))
     [reply] = await auto_replies()
     assert reply.to_number == MARIA and len(fake_twilio.creates) == 1
 
 
 async def test_off_sends_nothing(app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio) -> None:
     app.state.clock = lambda: TUESDAY_NIGHT
-    await text_in(anonymous, 1)
+    await text_in(anonymous, sid=numbered_sid(1))
     assert await auto_replies() == [] and fake_twilio.creates == []
 
 
@@ -850,7 +842,7 @@ async def test_a_keyword_never_gets_an_automatic_reply(
 ) -> None:
     await set_auto_reply(app, await make_staff("admin"), "always")
     app.state.clock = lambda: TUESDAY_AFTERNOON
-    await text_in(anonymous, 1, body, **extra)
+    await text_in(anonymous, MARIA, body, sid=numbered_sid(1), **extra)
     assert await auto_replies() == []
     assert not [
         c
@@ -858,7 +850,7 @@ async def test_a_keyword_never_gets_an_automatic_reply(
         if c.params.get("Body") == "Thanks for your text. We answer within one working day."
     ]
     # The day is not used up: the next ordinary text is answered — unless the keyword opted the number out.
-    await text_in(anonymous, 2, "stop by tomorrow?")
+    await text_in(anonymous, MARIA, "stop by tomorrow?", sid=numbered_sid(2))
     opted_out = body.strip().upper() in {"STOP", "CANCEL"} or "OptOutType" in extra
     assert len(await auto_replies()) == (0 if opted_out else 1)
 
@@ -870,10 +862,10 @@ async def test_an_opted_out_number_never_gets_an_automatic_reply(
     await client_on(MARIA)
     await ClientPhone.filter(number=MARIA).update(opted_out=True)
     app.state.clock = lambda: TUESDAY_AFTERNOON
-    await text_in(anonymous, 1, "I changed my mind about the hearing")
+    await text_in(anonymous, MARIA, "I changed my mind about the hearing", sid=numbered_sid(1))
     assert await auto_replies() == [] and fake_twilio.creates == []
     # An unknown number that texts in is answered: it just texted us.
-    await text_in(anonymous, 2, "Is this legal aid?", from_number="+14045550199")
+    await text_in(anonymous, "+14045550199", "Is this legal aid?", sid=numbered_sid(2))
     [reply] = await auto_replies()
     assert reply.to_number == "+14045550199"
 
@@ -889,7 +881,7 @@ async def test_a_yes_answering_an_opt_in_request_gets_no_automatic_reply(
     phone = await ClientPhone.get(number=MARIA)
     await system_texts.send_opt_in_request(app.state.outbox, await make_staff("supervisor"), client.id, phone.id)
     app.state.clock = lambda: TUESDAY_AFTERNOON
-    await text_in(anonymous, 1, "Y")
+    await text_in(anonymous, MARIA, "Y", sid=numbered_sid(1))
     assert await auto_replies() == []
     assert (await ClientPhone.get(number=MARIA)).okay_to_text
 
@@ -971,31 +963,24 @@ async def test_a_test_text_keeps_the_consent_rules_of_client_numbers(
 
 
 async def test_the_simulator_channel_answers_calls_and_replies_automatically(settings: Settings) -> None:
-    from inbox.app import create_app
     from inbox.services.staff import create_staff
 
-    dev = create_app(settings.with_changes(twilio_account_sid=None, twilio_auth_token=None))
-    async with dev.router.lifespan_context(dev):
-        try:
-            channel: Channel = dev.state.channel
-            assert channel.is_simulator
-            admin, _ = await create_staff(
-                email="ada@example.org", name="Ada", role="admin", password="correct horse battery"
-            )
-            form = replace(ChannelForm.of(channel), auto_reply_mode="always", auto_reply_text="Got it, thanks.")
-            await save_channel(admin, SecretBox(settings.secret_key), form, channel)
-            dev.state.clock = lambda: TUESDAY_AFTERNOON
-            response = await dev.state.provider.send_inbound(MARIA, channel.from_number, "Hello from the client phone")
-            assert response.status_code == 200
-            [reply] = await auto_replies()
-            assert reply.body == "Got it, thanks." and reply.provider_sid and reply.status == MessageStatus.QUEUED
-            await dev.state.provider.wait_idle()
-            await reply.refresh_from_db()
-            assert reply.status == MessageStatus.DELIVERED
-        finally:
-            from tests.support import database
-
-            await database.wipe()
+    async with running(simulator_settings(settings)) as dev:
+        channel: Channel = dev.state.channel
+        assert channel.is_simulator
+        admin, _ = await create_staff(
+            email="ada@example.org", name="Ada", role="admin", password="correct horse battery"
+        )
+        form = replace(ChannelForm.of(channel), auto_reply_mode="always", auto_reply_text="Got it, thanks.")
+        await save_channel(admin, SecretBox(settings.secret_key), form, channel)
+        dev.state.clock = lambda: TUESDAY_AFTERNOON
+        response = await dev.state.provider.send_inbound(MARIA, channel.from_number, "Hello from the client phone")
+        assert response.status_code == 200
+        [reply] = await auto_replies()
+        assert reply.body == "Got it, thanks." and reply.provider_sid and reply.status == MessageStatus.QUEUED
+        await dev.state.provider.wait_idle()
+        await reply.refresh_from_db()
+        assert reply.status == MessageStatus.DELIVERED
 
 
 def test_webhook_urls_in_the_readme_match_the_routes() -> None:

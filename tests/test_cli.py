@@ -4,9 +4,7 @@ database; what it wrote is then checked in-process against that database."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,34 +19,10 @@ from inbox import db
 from inbox.app import create_app
 from inbox.services.staff import authenticate, staff_for_token
 from inbox.settings import Secret, Settings
+from tests.support.cli import cli_env, run_inbox
+from tests.support.servers import free_port
 
-REPO = Path(__file__).resolve().parents[1]
-COMMAND_TIMEOUT_SECONDS = 120
 SERVE_STARTUP_SECONDS = 30
-
-
-def cli_env(workdir: Path) -> dict[str, str]:
-    """The caller's environment without any Inbox or Twilio settings, pointed at `workdir`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("INBOX_", "TWILIO_"))}
-    env.update(
-        INBOX_DATABASE_URL=f"sqlite://{workdir / 'x.sqlite3'}",
-        INBOX_DATA_DIR=str(workdir / "data"),
-        INBOX_MEDIA_DIR=str(workdir / "media"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def inbox(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "inbox", *args],
-        cwd=workdir,
-        env=cli_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -76,24 +50,17 @@ async def connected(workdir: Path) -> AsyncIterator[None]:
         await db.disconnect()
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "cli"
-    path.mkdir()
-    return path
-
-
 def test_migrate_creates_the_schema_and_is_safe_to_repeat(workdir: Path) -> None:
-    assert "up to date" in ok(inbox(workdir, "migrate")).lower()
+    assert "up to date" in ok(run_inbox(workdir, "migrate")).lower()
     database = workdir / "x.sqlite3"
     assert {"staff", "client", "client_phone", "case", "assignment", "message", "api_token"} <= tables_of(database)
-    ok(inbox(workdir, "migrate"))
+    ok(run_inbox(workdir, "migrate"))
     assert {"staff", "message"} <= tables_of(database)
 
 
 async def test_create_user_makes_an_account_that_signs_in(workdir: Path) -> None:
     out = ok(
-        inbox(
+        run_inbox(
             workdir,
             "create-user",
             "--email",
@@ -117,7 +84,7 @@ async def test_create_user_makes_an_account_that_signs_in(workdir: Path) -> None
 
 
 async def test_create_user_without_a_password_prints_a_generated_one(workdir: Path) -> None:
-    out = ok(inbox(workdir, "create-user", "--email", "sam@example.org", "--name", "Sam", "--role", "supervisor"))
+    out = ok(run_inbox(workdir, "create-user", "--email", "sam@example.org", "--name", "Sam", "--role", "supervisor"))
     match = re.search(r"Password: (\S+)", out)
     assert match, out
     async with connected(workdir):
@@ -127,7 +94,7 @@ async def test_create_user_without_a_password_prints_a_generated_one(workdir: Pa
 
 def test_duplicate_email_fails_with_a_clear_message(workdir: Path) -> None:
     ok(
-        inbox(
+        run_inbox(
             workdir,
             "create-user",
             "--email",
@@ -140,7 +107,7 @@ def test_duplicate_email_fails_with_a_clear_message(workdir: Path) -> None:
             "long enough pw",
         )
     )
-    again = inbox(
+    again = run_inbox(
         workdir,
         "create-user",
         "--email",
@@ -170,26 +137,26 @@ def test_duplicate_email_fails_with_a_clear_message(workdir: Path) -> None:
 def test_invalid_account_details_fail_naming_the_problem(workdir: Path, args: list[str], words: str) -> None:
     base = {"--email": "lee@example.org", "--name": "Lee", "--role": "advocate", "--password": "long enough pw"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    result = inbox(workdir, "create-user", *[item for pair in base.items() for item in pair])
+    result = run_inbox(workdir, "create-user", *[item for pair in base.items() for item in pair])
     assert result.returncode != 0 and words in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_an_invalid_role_is_an_argument_error(workdir: Path) -> None:
-    result = inbox(workdir, "create-user", "--email", "x@example.org", "--name", "X", "--role", "janitor")
+    result = run_inbox(workdir, "create-user", "--email", "x@example.org", "--name", "X", "--role", "janitor")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "janitor" in result.stderr
     assert not (workdir / "x.sqlite3").exists()  # refused before touching the database
 
 
 def test_an_unknown_command_is_an_argument_error(workdir: Path) -> None:
-    result = inbox(workdir, "frobnicate")
+    result = run_inbox(workdir, "frobnicate")
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
 async def test_create_token_prints_a_token_that_works_against_the_api(workdir: Path) -> None:
     ok(
-        inbox(
+        run_inbox(
             workdir,
             "create-user",
             "--email",
@@ -202,7 +169,7 @@ async def test_create_token_prints_a_token_that_works_against_the_api(workdir: P
             "long enough pw",
         )
     )
-    out = ok(inbox(workdir, "create-token", "--email", "sam@example.org"))
+    out = ok(run_inbox(workdir, "create-token", "--email", "sam@example.org"))
     token = out.strip().splitlines()[-1].strip()
     assert token and " " not in token
     stored = rows(workdir / "x.sqlite3", "SELECT token_hash FROM api_token")
@@ -231,13 +198,13 @@ async def test_create_token_prints_a_token_that_works_against_the_api(workdir: P
 
 
 def test_create_token_for_an_unknown_email_fails_clearly(workdir: Path) -> None:
-    result = inbox(workdir, "create-token", "--email", "nobody@example.org")
+    result = run_inbox(workdir, "create-token", "--email", "nobody@example.org")
     assert result.returncode != 0 and "nobody@example.org" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
-    out = ok(inbox(workdir, "demo"))
+    out = ok(run_inbox(workdir, "demo"))
     logins = re.findall(r"^\s*(advocate|supervisor|admin)\s+(\S+@\S+)\s+password:\s*(\S+)\s*$", out, re.MULTILINE)
     assert sorted(role for role, _, _ in logins) == ["admin", "advocate", "supervisor"], out
     async with connected(workdir):
@@ -248,15 +215,9 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
     assert rows(database, "SELECT count(*) FROM client")[0][0] > 0
     assert rows(database, 'SELECT count(*) FROM "case"')[0][0] > 0
     # Running it again keeps everyone's password and adds no duplicates.
-    again = ok(inbox(workdir, "demo"))
+    again = ok(run_inbox(workdir, "demo"))
     assert "already existed" in again
     assert rows(database, "SELECT count(*) FROM staff")[0][0] == 3
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_serve_migrates_sqlite_and_answers_the_login_page(workdir: Path) -> None:

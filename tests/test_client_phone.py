@@ -13,17 +13,13 @@ from inbox.models import Message, Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, StaffClient, sign_in
-from tests.support import database
+from tests.support.apps import running, simulator_settings
+from tests.support.staff import PASSWORD, StaffClient, sign_in
 
 MINE = "+14045387319"  # Maria Lopez, on the advocate's case
 THEIRS = "+14045387320"  # John Smith, on a case the advocate is not assigned to
 UNKNOWN = "+14045387399"  # on no client record
 PHONE_PATHS = ("/dev/phone", "/dev/phone/{number}", "/dev/phone/media/{token}")
-
-
-def simulator_settings(settings: Settings, environment: str) -> Settings:
-    return settings.with_changes(twilio_account_sid=None, twilio_auth_token=None, environment=environment)
 
 
 def phone_routes(app: Starlette) -> set[str]:
@@ -39,13 +35,12 @@ def test_the_client_phone_exists_only_in_development_with_the_simulator(
 ) -> None:
     chosen = settings.with_changes(environment=environment)
     if simulator:
-        chosen = simulator_settings(settings, environment)
+        chosen = simulator_settings(settings, environment=environment)
     assert phone_routes(create_app(chosen)) == (set(PHONE_PATHS) if present else set())
 
 
 async def test_in_production_the_simulator_has_no_client_phone(settings: Settings) -> None:
-    app = create_app(simulator_settings(settings, "production"))
-    async with app.router.lifespan_context(app):
+    async with running(simulator_settings(settings, environment="production")) as app:
         staff: StaffClient | None = None
         try:
             admin, _ = await create_staff(email="ada@example.org", name="Ada", role="admin", password=PASSWORD)
@@ -61,14 +56,12 @@ async def test_in_production_the_simulator_has_no_client_phone(settings: Setting
         finally:
             if staff is not None:
                 await staff.http.aclose()
-            await database.wipe()
 
 
 @pytest.fixture
 async def dev_office(settings: Settings) -> AsyncIterator[Callable[[str], Awaitable[StaffClient]]]:
     """The development app with two clients (one on the advocate's case) and a way to sign in by role."""
-    app = create_app(simulator_settings(settings, "development"))
-    async with app.router.lifespan_context(app):
+    async with running(simulator_settings(settings, environment="development")) as app:
         clients: list[StaffClient] = []
         try:
             people: dict[str, Staff] = {}
@@ -90,7 +83,6 @@ async def dev_office(settings: Settings) -> AsyncIterator[Callable[[str], Awaita
         finally:
             for staff in clients:
                 await staff.http.aclose()
-            await database.wipe()
 
 
 async def test_an_advocate_plays_only_their_own_clients_numbers(dev_office) -> None:

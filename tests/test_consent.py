@@ -4,20 +4,17 @@ the thread, and the same changes arriving live in open tabs (a real uvicorn stre
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 
-from inbox.events import ConsentChanged, Event, MessageStatusChanged, Subscription
+from inbox.events import ConsentChanged, MessageStatusChanged
 from inbox.models import (
     Channel,
     ClientPhone,
@@ -33,39 +30,15 @@ from inbox.models import (
 )
 from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
-from tests.conftest import ACCOUNT_SID, FROM_NUMBER, csrf_of, inbound_params, signed_post_args
-from tests.support.servers import serve_asgi
-from tests.test_live import WAIT_SECONDS, ServerEvent, browser, event_stream, signed_in_browser
+from tests.support.config import ACCOUNT_SID, FROM_NUMBER
+from tests.support.events import published
+from tests.support.live import ServerEvent, browser, event_stream, signed_in_browser
+from tests.support.records import MARIA
+from tests.support.staff import csrf_of
+from tests.support.webhooks import signed_post_args, text_in
 
-MARIA = "+14045387319"
 STRANGER = "+14045550199"
 HOUSEMATE_PHONE = "+17705550123"
-
-
-def new_sid() -> str:
-    return "SM" + secrets.token_hex(16)
-
-
-async def text_in(http: httpx.AsyncClient, body: str, from_number: str = MARIA, **extra: str) -> Message:
-    """The client's text as Twilio posts it (signed); answers the stored message."""
-    sid = new_sid()
-    response = await http.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra))
-    )
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/xml")
-    return await Message.get(provider_sid=sid)
-
-
-async def published(subscription: Subscription) -> list[Event]:
-    """Everything published so far (the bus hands events over synchronously)."""
-    events: list[Event] = []
-    while True:
-        try:
-            async with asyncio.timeout(0.05):
-                events.append(await subscription.get())
-        except TimeoutError:
-            return events
 
 
 async def ledger(number: str = MARIA) -> list[ConsentEvent]:
@@ -100,7 +73,7 @@ def casings(words: frozenset[str]) -> list[str]:
 async def test_every_opt_out_keyword_in_any_casing_opts_the_number_out(app, anonymous, make_case, body: str) -> None:
     await make_case(phone=MARIA)
     async with app.state.bus.subscribe() as subscription:
-        message = await text_in(anonymous, body)
+        message = await text_in(anonymous, body=body)
         events = await published(subscription)
     assert message.body == body and message.direction == Direction.INBOUND  # still stored and shown
     assert await state() == [(True, True)]
@@ -117,8 +90,8 @@ async def test_every_opt_out_keyword_in_any_casing_opts_the_number_out(app, anon
 @pytest.mark.parametrize("body", casings(OPT_IN_WORDS))
 async def test_every_opt_in_keyword_opts_the_number_back_in(anonymous, make_case, body: str) -> None:
     await make_case(phone=MARIA, okay_to_text=False)
-    await text_in(anonymous, "STOP")
-    message = await text_in(anonymous, body)
+    await text_in(anonymous, body="STOP")
+    message = await text_in(anonymous, body=body)
     assert await state() == [(True, False)]
     last = (await ledger())[-1]
     assert (last.source, last.okay_to_text, last.opted_out, last.message_id) == (
@@ -146,7 +119,7 @@ async def test_every_opt_in_keyword_opts_the_number_back_in(anonymous, make_case
 )
 async def test_near_misses_change_nothing(anonymous, make_case, fake_twilio, body: str) -> None:
     await make_case(phone=MARIA)
-    message = await text_in(anonymous, body)
+    message = await text_in(anonymous, body=body)
     assert await state() == [(True, False)]
     assert [row.source for row in await ledger()] == [ConsentSource.API]
     assert await consent.keyword_of(message) is None
@@ -156,22 +129,22 @@ async def test_near_misses_change_nothing(anonymous, make_case, fake_twilio, bod
 async def test_twilios_opt_out_type_is_honoured_whatever_the_body(app, anonymous, make_case, fake_twilio) -> None:
     await twilio_answers_keywords(app, False)  # an OptOutType shows Twilio answered anyway: no second answer
     await make_case(phone=MARIA)
-    arret = await text_in(anonymous, "Arrêt, s'il vous plaît", OptOutType="STOP")
+    arret = await text_in(anonymous, body="Arrêt, s'il vous plaît", OptOutType="STOP")
     assert await state() == [(True, True)]
     stop = (await ledger())[-1]
     assert (stop.source, stop.opted_out, stop.message_id) == (ConsentSource.PROVIDER, True, arret.id)
     assert "OptOutType STOP" in stop.detail
     assert await consent.keyword_of(arret, "STOP") == Keyword.OPT_OUT
 
-    await text_in(anonymous, "Ok, je reviens", OptOutType="start")
+    await text_in(anonymous, body="Ok, je reviens", OptOutType="start")
     assert await state() == [(True, False)]
-    await text_in(anonymous, "aide", OptOutType="HELP")
+    await text_in(anonymous, body="aide", OptOutType="HELP")
     assert fake_twilio.requests == []
 
 
 async def test_a_stop_with_opt_out_type_counts_as_the_clients_own_keyword(anonymous, make_case) -> None:
     await make_case(phone=MARIA)
-    await text_in(anonymous, "stop", OptOutType="STOP")
+    await text_in(anonymous, body="stop", OptOutType="STOP")
     assert (await ledger())[-1].source == ConsentSource.KEYWORD
 
 
@@ -181,7 +154,7 @@ async def test_two_clients_sharing_a_number_are_both_opted_out_with_one_notice(
     maria = await make_case(phone=MARIA, name="Maria Lopez")
     housemate = await make_case(phone=MARIA, name="Hidden Housemate")
     async with app.state.bus.subscribe() as subscription:
-        message = await text_in(anonymous, "Stop")
+        message = await text_in(anonymous, body="Stop")
         events = await published(subscription)
     assert await state() == [(True, True), (True, True)]
     rows = [row for row in await ledger() if row.source == ConsentSource.KEYWORD]
@@ -204,7 +177,7 @@ async def test_two_clients_sharing_a_number_are_both_opted_out_with_one_notice(
 async def test_twilio_answers_keywords_itself_by_default_so_we_send_nothing(anonymous, make_case, fake_twilio) -> None:
     await make_case(phone=MARIA)
     for body in ("HELP", "INFO", "STOP", "START"):
-        await text_in(anonymous, body)
+        await text_in(anonymous, body=body)
     assert fake_twilio.requests == []
     assert not await Message.filter(direction=Direction.OUTBOUND).exists()
 
@@ -213,9 +186,9 @@ async def test_without_twilios_handling_we_answer_help_stop_and_start(app, anony
     fake_twilio.callbacks_enabled = False
     channel = await twilio_answers_keywords(app, False)
     await make_case(phone=MARIA)
-    await text_in(anonymous, " help ")
-    await text_in(anonymous, "STOP")  # the confirmation goes to a number that has just opted out
-    await text_in(anonymous, "start")
+    await text_in(anonymous, body=" help ")
+    await text_in(anonymous, body="STOP")  # the confirmation goes to a number that has just opted out
+    await text_in(anonymous, body="start")
     assert [(r["To"], r["Body"]) for r in fake_twilio.requests] == [
         (MARIA, channel.help_text),
         (MARIA, consent.STOP_CONFIRMATION.format(org="Case Inbox")),
@@ -233,7 +206,7 @@ async def test_without_twilios_handling_we_answer_help_stop_and_start(app, anony
 async def test_help_is_answered_even_to_an_unknown_number(app, anonymous, fake_twilio) -> None:
     fake_twilio.callbacks_enabled = False
     channel = await twilio_answers_keywords(app, False)
-    await text_in(anonymous, "INFO", from_number=STRANGER)
+    await text_in(anonymous, STRANGER, "INFO")
     assert [(r["To"], r["Body"]) for r in fake_twilio.requests] == [(STRANGER, channel.help_text)]
 
 
@@ -245,8 +218,8 @@ async def test_an_unknown_number_that_texted_stop_is_never_answered_until_start(
 ) -> None:
     fake_twilio.callbacks_enabled = False
     api = await api_client(await make_staff("supervisor"))
-    await text_in(anonymous, "Is this legal aid?", from_number=STRANGER)
-    stop = await text_in(anonymous, "STOP", from_number=STRANGER)
+    await text_in(anonymous, STRANGER, "Is this legal aid?")
+    stop = await text_in(anonymous, STRANGER, "STOP")
     (row,) = await ledger(STRANGER)
     assert (row.client_phone_id, row.opted_out, row.source, row.message_id) == (
         None,
@@ -260,7 +233,7 @@ async def test_an_unknown_number_that_texted_stop_is_never_answered_until_start(
     assert f"opted out on {in_office_zone(row.at)}: the client texted STOP" in refused.json()["error"]
     assert fake_twilio.requests == []
 
-    await text_in(anonymous, "UNSTOP", from_number=STRANGER)
+    await text_in(anonymous, STRANGER, "UNSTOP")
     assert (await api.post("/api/v1/messages", json={"to": STRANGER, "body": "Hello again"})).status_code == 201
 
 
@@ -268,7 +241,7 @@ async def test_an_opted_out_unknown_number_stays_opted_out_when_it_joins_a_clien
     anonymous, make_case, make_staff, signed_in, fake_twilio
 ) -> None:
     case = await make_case(phone="+14045550111")
-    stop = await text_in(anonymous, "Stop", from_number=STRANGER)
+    stop = await text_in(anonymous, STRANGER, "Stop")
     supervisor = await signed_in(await make_staff("supervisor", name="Sam Super"))
     await supervisor.get(f"/conversations/{stop.conversation_id}")
     linked = await supervisor.post(f"/conversations/{stop.conversation_id}/link", {"case_number": case.number})
@@ -349,7 +322,7 @@ async def test_stop_cancels_every_scheduled_text_to_the_number(
         scheduled.append(response.json()["id"])
 
     async with app.state.bus.subscribe() as subscription:
-        await text_in(anonymous, "Cancel")
+        await text_in(anonymous, body="Cancel")
         events = await published(subscription)
     mine, untouched = scheduled[:2], scheduled[2]
     for message_id in mine:
@@ -388,7 +361,7 @@ async def test_an_opt_in_request_and_a_yes_reply_record_consent(
     assert await state() == [(False, False)]  # asking is not consent
     assert "waiting for Y or YES" in (await staff.get(f"/clients/{case.client_id}")).text
 
-    reply = await text_in(anonymous, " y ")
+    reply = await text_in(anonymous, body=" y ")
     assert await state() == [(True, False)]
     given = (await ledger())[-1]
     assert (given.source, given.message_id, given.detail) == (
@@ -400,14 +373,14 @@ async def test_an_opt_in_request_and_a_yes_reply_record_consent(
     sent = await staff.post(f"/cases/{case.case_id}/text", {"body": "Thanks! Your hearing is Monday.", "to": MARIA})
     assert sent.status_code == 303
 
-    later = await text_in(anonymous, "Y")  # the request is answered: a second Y is just a text
+    later = await text_in(anonymous, body="Y")  # the request is answered: a second Y is just a text
     assert await consent.keyword_of(later) is None
     assert (await ledger())[-1].id == given.id
 
 
 async def test_a_y_with_no_request_pending_is_just_a_text(anonymous, make_case) -> None:
     await make_case(phone=MARIA, okay_to_text=False)
-    await text_in(anonymous, "Y")
+    await text_in(anonymous, body="Y")
     assert await state() == [(False, False)]
 
 
@@ -419,14 +392,14 @@ async def test_yes_confirms_by_reply_and_we_confirm_a_y_twilio_would_not(
     staff = await make_staff("supervisor")
     phone = await ClientPhone.get(number=MARIA)
     await system_texts.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
-    await text_in(anonymous, "YES")  # Twilio answers YES itself (a START word)
+    await text_in(anonymous, body="YES")  # Twilio answers YES itself (a START word)
     assert (await ledger())[-1].source == ConsentSource.REPLY
     assert len(fake_twilio.requests) == 1
 
     other = await make_case(phone=HOUSEMATE_PHONE, okay_to_text=False, name="Sam Okafor")
     other_phone = await ClientPhone.get(number=HOUSEMATE_PHONE)
     await system_texts.send_opt_in_request(app.state.outbox, staff, other.client_id, other_phone.id)
-    await text_in(anonymous, "y", from_number=HOUSEMATE_PHONE)  # Twilio knows nothing of Y: we confirm
+    await text_in(anonymous, HOUSEMATE_PHONE, "y")  # Twilio knows nothing of Y: we confirm
     assert fake_twilio.requests[-1]["Body"] == consent.REPLY_CONFIRMATION.format(org="Case Inbox")
 
 
@@ -439,7 +412,7 @@ async def test_no_opt_in_request_to_a_number_that_opted_out_or_when_turned_off(
     await staff.get(f"/clients/{case.client_id}")
     url = f"/clients/{case.client_id}/phones/{phone.id}/opt-in-request"
 
-    await text_in(anonymous, "QUIT")
+    await text_in(anonymous, body="QUIT")
     refused = await staff.post(url, headers={"HX-Request": "true"})
     assert (
         refused.status_code == 409
@@ -448,7 +421,7 @@ async def test_no_opt_in_request_to_a_number_that_opted_out_or_when_turned_off(
     )
     assert "Ask for consent by text" not in (await staff.get(f"/clients/{case.client_id}")).text
 
-    await text_in(anonymous, "START")
+    await text_in(anonymous, body="START")
     await ClientPhone.filter(id=phone.id).update(okay_to_text=False)
     await Organisation.all().update(opt_in_requests=False)
     turned_off = await staff.post(url, headers={"HX-Request": "true"})
@@ -519,7 +492,7 @@ async def test_an_advocate_cannot_touch_another_advocates_client(make_case, make
 
 async def test_ticking_does_not_undo_an_opt_out(anonymous, make_case, make_staff, api_client) -> None:
     case = await make_case(phone=MARIA, okay_to_text=False)
-    await text_in(anonymous, "END")
+    await text_in(anonymous, body="END")
     api = await api_client(await make_staff("supervisor"))
     phone = await ClientPhone.get(number=MARIA)
     response = await api.post(
@@ -574,7 +547,7 @@ async def test_the_composer_and_send_text_refuse_with_the_ledgers_cause(
     anonymous, make_case, make_staff, signed_in, fake_twilio
 ) -> None:
     case = await make_case(phone=MARIA)
-    stop = await text_in(anonymous, "stop")
+    stop = await text_in(anonymous, body="stop")
     staff = await signed_in(await make_staff("supervisor"))
     await staff.get(f"/conversations/{stop.conversation_id}")
     composer = await staff.post(
@@ -613,14 +586,14 @@ async def test_notices_sit_among_the_bubbles_by_time_for_those_who_may_see_them(
     supervisor = await make_staff("supervisor", name="Sam Super")
     await make_case(phone=MARIA, assignee=advocate, name="Maria Lopez")
     hidden = await make_case(phone=MARIA, name="Hidden Housemate")
-    first = await text_in(anonymous, "Which courtroom?")
-    await text_in(anonymous, "STOP")
+    first = await text_in(anonymous, body="Which courtroom?")
+    await text_in(anonymous, body="STOP")
     sam = await signed_in(supervisor)
     hidden_phone = await ClientPhone.get(client_id=hidden.client_id)
     await sam.get(f"/clients/{hidden.client_id}")
     await sam.post(f"/clients/{hidden.client_id}/phones/{hidden_phone.id}/consent", {"okay_to_text": "0"})
-    await text_in(anonymous, "START")
-    last = await text_in(anonymous, "Thanks")
+    await text_in(anonymous, body="START")
+    last = await text_in(anonymous, body="Thanks")
 
     def sequence(html: str) -> list[str]:
         thread = html[html.index(f'id="thread-{first.conversation_id}"') :]
@@ -663,15 +636,6 @@ async def test_notices_sit_among_the_bubbles_by_time_for_those_who_may_see_them(
 # ---------------------------------------------------------------- live
 
 
-@pytest.fixture
-async def server(app: Starlette) -> AsyncIterator[str]:
-    async with serve_asgi(app, lifespan="off") as url:
-        yield url
-        async with asyncio.timeout(WAIT_SECONDS):
-            while app.state.hub.tabs:
-                await asyncio.sleep(0.01)
-
-
 def shows_consent(conversation_id: int, text: str) -> Callable[[ServerEvent], bool]:
     """An update putting a notice with `text` into the conversation's open thread."""
     return lambda event: (
@@ -691,7 +655,7 @@ async def test_consent_changes_reach_open_threads_live_and_only_those_who_may_se
     await make_case(phone=HOUSEMATE_PHONE, assignee=other, name="Sam Okafor")
     phone = await ClientPhone.get(number=MARIA)
     async with browser(server) as twilio:
-        first = await text_in(twilio, "Hello")
+        first = await text_in(twilio, body="Hello")
         async with (
             signed_in_browser(server, advocate) as alice_http,
             signed_in_browser(server, other) as other_http,
@@ -700,7 +664,7 @@ async def test_consent_changes_reach_open_threads_live_and_only_those_who_may_se
             event_stream(other_http, "/events") as stranger,
             event_stream(sam_http, "/events") as sam,
         ):
-            stop = await text_in(twilio, "STOP")
+            stop = await text_in(twilio, body="STOP")
             for tab in (alice, sam):
                 seen = await tab.read_until(shows_consent(first.conversation_id, "Opted out: the client texted STOP"))
                 update = seen[-1].data
@@ -721,7 +685,7 @@ async def test_consent_changes_reach_open_threads_live_and_only_those_who_may_se
             assert response.status_code == 200
             await alice.read_until(shows_consent(first.conversation_id, "Not okay to text: unticked by Alice Advocate"))
 
-            marker = await text_in(twilio, "Running late", from_number=HOUSEMATE_PHONE)
+            marker = await text_in(twilio, HOUSEMATE_PHONE, "Running late")
             event = await stranger.next_event()
             assert f'id="message-{marker.id}"' in event.data and "consent" not in event.data
 
@@ -734,7 +698,7 @@ async def test_the_json_stream_carries_consent_changed(server, make_case, make_s
     async with browser(server) as http:
         token = await create_api_token(supervisor.email)
         async with event_stream(http, "/api/v1/events", {"Authorization": f"Bearer {token}"}) as stream:
-            stop = await text_in(http, "stop")
+            stop = await text_in(http, body="stop")
             seen = await stream.read_until(lambda event: event.event == "consent.changed")
     data = json.loads(seen[-1].data)
     assert (data["phone"], data["opted_out"], data["message_id"], data["conversation_ids"]) == (
@@ -766,7 +730,7 @@ async def test_an_opt_in_request_follows_the_conversation_it_belongs_to(
 ) -> None:
     fake_twilio.callbacks_enabled = False
     case = await make_case(phone=MARIA, okay_to_text=False)
-    inbound = await text_in(anonymous, "Can you text me about my case?")
+    inbound = await text_in(anonymous, body="Can you text me about my case?")
     staff = await make_staff("supervisor")
     phone = await ClientPhone.get(number=MARIA)
     request = await system_texts.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)

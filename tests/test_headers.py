@@ -13,7 +13,6 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +23,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from tortoise import Tortoise
 
-from inbox.app import create_app
 from inbox.clock import now
 from inbox.headers import CONTENT_SECURITY_POLICY
 from inbox.models import (
@@ -46,15 +44,15 @@ from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, StaffClient, inbound_params, sign_in, signed_post_args
-from tests.support import database
+from tests.support.apps import running, simulator_settings
+from tests.support.attachments import PNG
+from tests.support.config import PUBLIC_URL
+from tests.support.live import browser_client
+from tests.support.paths import REPO
+from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
-from tests.test_live import TlsTerminatingProxy
-
-ROOT = Path(__file__).resolve().parent.parent
-MARIA = "+14045387319"
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-
+from tests.support.staff import PASSWORD, StaffClient, sign_in
+from tests.support.webhooks import inbound_params, post_text
 
 # ---------------------------------------------------------------- what every answer must carry
 
@@ -103,8 +101,8 @@ def inline_code(html: str) -> list[str]:
 
 def test_templates_hold_no_inline_script_style_or_handler() -> None:
     found = {
-        str(path.relative_to(ROOT)): inline_code(path.read_text())
-        for path in sorted((ROOT / "templates").rglob("*.html"))
+        str(path.relative_to(REPO)): inline_code(path.read_text())
+        for path in sorted((REPO / "templates").rglob("*.html"))
     }
     assert {path: what for path, what in found.items() if what} == {}
 
@@ -112,8 +110,8 @@ def test_templates_hold_no_inline_script_style_or_handler() -> None:
 def test_only_is_htmx_reads_the_hx_request_header() -> None:
     """So every handler that answers htmx differently goes through is_htmx, which adds the Vary."""
     readers = [
-        str(path.relative_to(ROOT))
-        for path in sorted((ROOT / "inbox").rglob("*.py"))
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "inbox").rglob("*.py"))
         if re.search(r"""headers(?:\.get\(|\[)\s*["']HX-Request""", path.read_text(), re.I)
     ]
     assert readers == ["inbox/web.py"]
@@ -173,12 +171,8 @@ EXPECTED_STATUS = {"/login": 303}
 @pytest.fixture
 async def dev_app(settings: Settings) -> AsyncIterator[Starlette]:
     """Development mode with the simulator: every route the app can have is registered."""
-    app = create_app(settings.with_changes(twilio_account_sid=None, twilio_auth_token=None, environment="development"))
-    async with app.router.lifespan_context(app):
-        try:
-            yield app
-        finally:
-            await database.wipe()
+    async with running(simulator_settings(settings, environment="development")) as app:
+        yield app
 
 
 async def seed_every_kind_of_row(app: Starlette) -> Seeded:
@@ -264,7 +258,7 @@ async def browser_of(dev_app: Starlette) -> AsyncIterator[Any]:
     async with serve_asgi(dev_app, lifespan="off") as server:
 
         def open_for(session_of: StaffClient | None = None) -> httpx.AsyncClient:
-            client = httpx.AsyncClient(base_url=PUBLIC_URL, transport=TlsTerminatingProxy(server), timeout=10)
+            client = browser_client(server)
             if session_of is not None:
                 client.cookies = session_of.http.cookies
             clients.append(client)
@@ -325,16 +319,12 @@ def varies_on_htmx(response: httpx.Response) -> bool:
     return "hx-request" in [value.strip().lower() for value in response.headers.get("vary", "").split(",")]
 
 
-async def text_in(client: httpx.AsyncClient, body: str, sid: str) -> httpx.Response:
-    return await client.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, MARIA, body)))
-
-
 async def test_answers_that_differ_for_htmx_say_vary_hx_request(
     signed_in, make_staff, make_case, anonymous: httpx.AsyncClient
 ) -> None:
     advocate = await make_staff("advocate")
     await make_case(phone=MARIA, assignee=advocate)
-    assert (await text_in(anonymous, "Which courtroom?", "SM" + "1" * 32)).status_code == 200
+    assert (await post_text(anonymous, MARIA, "Which courtroom?", sid="SM" + "1" * 32)).status_code == 200
     conversation = await Conversation.get(phone=MARIA)
     alert = await Alert.get()
     staff = await signed_in(advocate)
@@ -364,7 +354,7 @@ async def test_answers_that_differ_for_htmx_say_vary_hx_request(
 
 
 async def test_webhook_answers_carry_the_headers_too(anonymous: httpx.AsyncClient) -> None:
-    answered = await text_in(anonymous, "Hello", "SM" + "2" * 32)
+    answered = await post_text(anonymous, MARIA, "Hello", sid="SM" + "2" * 32)
     assert answered.status_code == 200 and answered.headers["content-type"].startswith("text/xml")
     forged = await anonymous.post("/webhooks/twilio/messages", data=inbound_params("SM" + "3" * 32, MARIA, "Hi"))
     assert forged.status_code == 403

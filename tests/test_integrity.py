@@ -5,7 +5,6 @@ phone numbers are kept as they came; input longer than its column is a 422 namin
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime
 from html import unescape
 from zoneinfo import ZoneInfo
@@ -30,30 +29,14 @@ from inbox.models import (
     WebhookPayload,
 )
 from inbox.services.directory import create_assignment
-from tests.conftest import ACCOUNT_SID, FROM_NUMBER, inbound_params, signed_post_args
+from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
+from tests.support.webhooks import inbound_params, is_empty_twiml, post_text, signed_post_args
 
-MARIA = "+14045387319"
 ZED = "+17705550123"
 WHATSAPP = "whatsapp:+14155550100"
 LONGEST = "x" * 59 + ":1234"  # 64 characters: the most a sender column keeps
-
-
-def new_sid() -> str:
-    return "SM" + secrets.token_hex(16)
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str, **extra: str) -> httpx.Response:
-    params = {**inbound_params(new_sid(), from_number, body), **extra}
-    return await client.post(**signed_post_args("/webhooks/twilio/messages", params))
-
-
-def is_empty_twiml(response: httpx.Response) -> bool:
-    return (
-        response.status_code == 200
-        and response.headers["content-type"].startswith("text/xml")
-        and response.text.strip().endswith("<Response/>")
-    )
 
 
 # ---------------------------------------------------------------- linking a conversation to a client
@@ -68,7 +51,7 @@ async def test_linking_a_known_clients_number_to_another_case_is_refused_and_cha
     zed = await make_case(phone=ZED, assignee=attacker, name="Zed Client")
     await create_assignment(case_id=zed.case_id, staff_email=other.email)  # Otto: Zed's case, not Maria's
     for n in range(3):
-        assert is_empty_twiml(await text_in(anonymous, MARIA, f"Private text {n} about my eviction"))
+        assert is_empty_twiml(await post_text(anonymous, MARIA, f"Private text {n} about my eviction"))
     conversation = await Conversation.get(phone=MARIA)
     links_before = sorted(await MessageLink.all().values_list("message_id", "case_id", "reason"))
     notes_before = await CaseNote.all().count()
@@ -99,7 +82,7 @@ async def test_linking_a_sender_that_is_no_phone_number_is_refused(
     signed_in, make_staff, make_case, anonymous: httpx.AsyncClient
 ) -> None:
     case = await make_case(phone=MARIA)
-    await text_in(anonymous, WHATSAPP, "Hola, soy Maria")
+    await post_text(anonymous, WHATSAPP, "Hola, soy Maria")
     conversation = await Conversation.get(phone=WHATSAPP)
     supervisor = await signed_in(await make_staff("supervisor"))
     page = await supervisor.get(f"/conversations/{conversation.id}")
@@ -124,7 +107,7 @@ async def test_a_sender_that_is_no_phone_number_is_stored_and_shown_as_it_came(
     signed_in, make_staff, make_case, anonymous: httpx.AsyncClient, sender: str
 ) -> None:
     await make_case(phone=MARIA)  # messenger:4045387319 carries Maria's digits: it must not become her number
-    response = await text_in(anonymous, sender, "Where is my court date?", To=f"whatsapp:{FROM_NUMBER}")
+    response = await post_text(anonymous, sender, "Where is my court date?", To=f"whatsapp:{FROM_NUMBER}")
     assert is_empty_twiml(response)
 
     message = await Message.get(body="Where is my court date?").prefetch_related("conversation")
@@ -144,7 +127,7 @@ async def test_a_sender_longer_than_its_column_is_refused_stored_raw_and_answere
 ) -> None:
     sender = "whatsapp:" + "9" * 56  # 65 characters
     with caplog.at_level(logging.WARNING, logger="inbox.services.inbound"):
-        response = await text_in(anonymous, sender, "Hello?")
+        response = await post_text(anonymous, sender, "Hello?")
     assert is_empty_twiml(response)  # answered: Twilio does not retry it for ever
     payload = await WebhookPayload.get(kind="message")
     assert payload.params["From"] == sender and payload.processed_at is not None
@@ -176,7 +159,7 @@ async def test_stop_from_a_whatsapp_sender_opts_that_address_out_and_is_not_answ
     # This number does not rely on Twilio for STOP: we would confirm it — but not to an address our
     # SMS number cannot text.
     await Channel.filter(id=app.state.channel.id).update(twilio_handles_opt_out=False)
-    assert is_empty_twiml(await text_in(anonymous, WHATSAPP, "STOP"))
+    assert is_empty_twiml(await post_text(anonymous, WHATSAPP, "STOP"))
 
     (row,) = await ConsentEvent.filter(number=WHATSAPP)
     assert row.opted_out and row.client_phone_id is None and row.detail == "the client texted STOP"
@@ -191,7 +174,7 @@ async def test_status_callbacks_for_a_text_to_a_whatsapp_sender_move_it_on(
     signed_in, make_staff, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio
 ) -> None:
     fake_twilio.callbacks_enabled = False
-    await text_in(anonymous, WHATSAPP, "Can you text me back here?")
+    await post_text(anonymous, WHATSAPP, "Can you text me back here?")
     conversation = await Conversation.get(phone=WHATSAPP)
     supervisor = await signed_in(await make_staff("supervisor"))
     await supervisor.get(f"/conversations/{conversation.id}")
@@ -216,7 +199,7 @@ async def test_an_attachment_address_longer_than_its_column_is_refused_and_the_t
     anonymous: httpx.AsyncClient,
 ) -> None:
     url = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/" + "M" * 1000
-    response = await text_in(anonymous, MARIA, "Photo of the letter", NumMedia="1", MediaUrl0=url)
+    response = await post_text(anonymous, MARIA, "Photo of the letter", NumMedia="1", MediaUrl0=url)
     assert is_empty_twiml(response)
     (item,) = await Media.all()
     assert item.status == MediaStatus.REFUSED and item.source_url is None and "too long" in (item.error or "")
@@ -227,7 +210,7 @@ async def test_a_case_note_author_longer_than_its_column_is_clipped(make_case, a
     # Two clients share the number; with long names the note's "who" is longer than the column.
     await make_case(phone=MARIA, name="Maria " + "L" * 180)
     await make_case(phone=MARIA, name="Housemate " + "H" * 180)
-    assert is_empty_twiml(await text_in(anonymous, MARIA, "We both got the letter"))
+    assert is_empty_twiml(await post_text(anonymous, MARIA, "We both got the letter"))
     notes = await CaseNote.all()
     assert len(notes) == 2 and all(len(note.author) == 200 and note.author.endswith("…") for note in notes)
 
@@ -317,7 +300,7 @@ async def test_a_browser_time_zone_too_long_for_a_file_name_is_not_a_500(
 async def test_an_over_long_case_number_in_the_link_form_is_422_with_what_was_typed(
     signed_in, make_staff, anonymous: httpx.AsyncClient
 ) -> None:
-    await text_in(anonymous, "+14045550199", "Hello?")
+    await post_text(anonymous, "+14045550199", "Hello?")
     conversation = await Conversation.get(phone="+14045550199")
     supervisor = await signed_in(await make_staff("supervisor"))
     await supervisor.get(f"/conversations/{conversation.id}")

@@ -11,9 +11,6 @@ Decisions these tests pin down:
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,63 +27,21 @@ from inbox.models import (
     Client,
     ClientPhone,
     Conversation,
-    Message,
     MessageLink,
     Organisation,
     Staff,
 )
 from inbox.services import conversations, linking
 from inbox.services.errors import ValidationFailed
-from tests.conftest import inbound_params, signed_post_args
+from tests.support.events import next_event
+from tests.support.records import MARIA, assign, new_case, new_client
+from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import text_in
 
-MARIA = "+14045387319"
 MARIA_PEOPLE = "(404) 538-7319"
 JUAN = "+14045550188"
 NEW_NUMBER = "+14045550142"
 STRANGER = "+14045550777"
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
-_sids = itertools.count(1)
-
-
-def next_sid() -> str:
-    return f"SM{next(_sids):032x}"
-
-
-@pytest.fixture
-async def supervisor_staff(make_staff) -> Staff:
-    return await make_staff("supervisor", name="Sam Supervisor")
-
-
-@pytest.fixture
-async def supervisor(supervisor_staff: Staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(supervisor_staff)
-
-
-async def new_client(api: httpx.AsyncClient, name: str, *numbers: str) -> int:
-    phones = [{"number": number, "kind": "mobile", "okay_to_text": True} for number in numbers]
-    response = await api.post("/api/v1/clients", json={"name": name, "phones": phones})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-_case_numbers = itertools.count(1)
-
-
-async def new_case(api: httpx.AsyncClient, client_id: int) -> int:
-    number = f"16E-3001{next(_case_numbers):04d}"
-    response = await api.post(
-        "/api/v1/cases", json={"number": number, "title": "Eviction defence", "client_id": client_id}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-async def assign(api: httpx.AsyncClient, case_id: int, staff: Staff, primary: bool = True, **dates: str) -> None:
-    response = await api.post(
-        "/api/v1/assignments", json={"case_id": case_id, "staff_email": staff.email, "primary": primary, **dates}
-    )
-    assert response.status_code == 201, response.text
 
 
 async def text_from_case(api: httpx.AsyncClient, case_id: int, to: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -96,13 +51,6 @@ async def text_from_case(api: httpx.AsyncClient, case_id: int, to: str | None = 
     response = await api.post("/api/v1/messages", json=payload)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-async def client_texts(http: httpx.AsyncClient, from_number: str, body: str = "Which courtroom?") -> Message:
-    sid = next_sid()
-    response = await http.post(**signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body)))
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 async def links_of(api: httpx.AsyncClient, message_id: int) -> list[tuple[int, str]]:
@@ -127,15 +75,15 @@ async def set_policy(policy: str) -> None:
 async def test_default_links_the_sent_from_case_every_case_that_texted_and_every_case_with_the_number(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
-    xavier = await new_client(supervisor, "Xavier Diaz", "+14045550100")
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
     # A case whose client does not have the number texts it anyway (e.g. a witness on Xavier's case).
-    xavier_case = await new_case(supervisor, xavier)
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     await text_from_case(supervisor, xavier_case, to=MARIA)
     await text_from_case(supervisor, housing)  # the last text to Maria's number
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     assert links[0] == (housing, "sent_from")
@@ -154,11 +102,11 @@ async def test_default_links_the_sent_from_case_every_case_that_texted_and_every
 async def test_a_case_chosen_by_two_rules_has_two_links_and_one_case_note(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
 
-    inbound = await client_texts(anonymous, MARIA, "Which courtroom?")
+    inbound = await text_in(anonymous, MARIA, "Which courtroom?")
 
     assert sorted(await links_of(supervisor, inbound.id)) == [(housing, "client_phone"), (housing, "sent_from")]
     notes = [note for note in await notes_of(supervisor, housing) if note["message_id"] == inbound.id]
@@ -169,11 +117,11 @@ async def test_a_case_chosen_by_two_rules_has_two_links_and_one_case_note(
 async def test_each_case_gets_one_note_with_the_text_sender_and_time(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     sent = await text_from_case(supervisor, housing)
 
-    inbound = await client_texts(anonymous, MARIA, "Is it in room 4?")
+    inbound = await text_in(anonymous, MARIA, "Is it in room 4?")
     received = (await supervisor.get(f"/api/v1/messages/{inbound.id}")).json()
 
     for case_id in (housing, benefits):
@@ -193,15 +141,15 @@ async def test_each_case_gets_one_note_with_the_text_sender_and_time(
 async def test_every_other_case_that_texted_the_number_is_linked_texted_before(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    first = await new_case(supervisor, maria)
-    second = await new_case(supervisor, maria)
-    third = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    first = (await new_case(supervisor, maria))["id"]
+    second = (await new_case(supervisor, maria))["id"]
+    third = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, first)
     await text_from_case(supervisor, second)
     await text_from_case(supervisor, first)  # the same case again: still one texted-before link each
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     by_rule = {reason: sorted(case for case, why in links if why == reason) for reason in {why for _, why in links}}
@@ -215,13 +163,13 @@ async def test_every_other_case_that_texted_the_number_is_linked_texted_before(
 async def test_a_text_scheduled_for_later_does_not_make_its_case_the_sent_from_case(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
     scheduled = await text_from_case(supervisor, benefits, send_at="2099-01-01T09:00:00Z")
     assert scheduled["status"] == "scheduled"
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     assert (housing, "sent_from") in links
@@ -232,11 +180,11 @@ async def test_a_text_scheduled_for_later_does_not_make_its_case_the_sent_from_c
 async def test_clients_sharing_a_phone_both_have_their_cases_linked(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    juan = await new_client(supervisor, "Juan Lopez", MARIA)  # the family's one mobile
-    maria_case, juan_case = await new_case(supervisor, maria), await new_case(supervisor, juan)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]  # the family's one mobile
+    maria_case, juan_case = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, juan))["id"]
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     assert sorted(await links_of(supervisor, inbound.id)) == sorted(
         [(maria_case, "client_phone"), (juan_case, "client_phone")]
@@ -256,14 +204,14 @@ async def test_clients_sharing_a_phone_both_have_their_cases_linked(
 async def test_on_a_shared_phone_an_advocate_sees_only_the_links_to_cases_they_may_see(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_staff, api_client: ApiClientFactory
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    juan = await new_client(supervisor, "Juan Lopez", MARIA)
-    maria_case, juan_case = await new_case(supervisor, maria), await new_case(supervisor, juan)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]
+    maria_case, juan_case = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, juan))["id"]
     advocate = await make_staff("advocate")
-    await assign(supervisor, maria_case, advocate)
+    await assign(maria_case, advocate, primary=True)
     as_advocate = await api_client(advocate)
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     seen = (await as_advocate.get(f"/api/v1/messages/{inbound.id}")).json()
     assert seen["links"] == [{"case_id": maria_case, "reason": "client_phone"}]
@@ -276,14 +224,14 @@ async def test_on_a_shared_phone_an_advocate_sees_only_the_links_to_cases_they_m
 
 
 async def test_a_number_that_changed(supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
     # The case management system changes Maria's number (there is no edit call in the API yet).
     await ClientPhone.filter(client_id=maria, number=MARIA).update(number=NEW_NUMBER)
 
-    from_old = await client_texts(anonymous, MARIA, "still me, old phone")
-    from_new = await client_texts(anonymous, NEW_NUMBER, "new phone, same Maria")
+    from_old = await text_in(anonymous, MARIA, "still me, old phone")
+    from_new = await text_in(anonymous, NEW_NUMBER, "new phone, same Maria")
 
     # The old number is on no record now, but the case texted it: it is still filed there.
     assert await links_of(supervisor, from_old.id) == [(housing, "sent_from")]
@@ -297,14 +245,14 @@ async def test_a_number_that_changed(supervisor: httpx.AsyncClient, anonymous: h
 async def test_closed_cases_are_linked_like_open_ones(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    closed_texted = await new_case(supervisor, maria)
-    closed_on_record = await new_case(supervisor, maria)
-    still_open = await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    closed_texted = (await new_case(supervisor, maria))["id"]
+    closed_on_record = (await new_case(supervisor, maria))["id"]
+    still_open = (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, closed_texted)
     await Case.filter(id__in=[closed_texted, closed_on_record]).update(closed_on=date.today() - timedelta(days=30))
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     links = await links_of(supervisor, inbound.id)
     assert (closed_texted, "sent_from") in links
@@ -315,15 +263,15 @@ async def test_closed_cases_are_linked_like_open_ones(
 async def test_ended_assignments_do_not_change_linking_only_who_is_alerted(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     left, current = await make_staff("advocate"), await make_staff("advocate")
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
-    await assign(supervisor, housing, left, start="2020-01-01", end=yesterday)
-    await assign(supervisor, housing, current)
-    await assign(supervisor, benefits, left, start="2020-01-01", end=yesterday)  # nobody current on benefits
+    yesterday = date.today() - timedelta(days=1)
+    await assign(housing, left, primary=True, start=date(2020, 1, 1), end=yesterday)
+    await assign(housing, current, primary=True)
+    await assign(benefits, left, primary=True, start=date(2020, 1, 1), end=yesterday)  # nobody current on benefits
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     assert {case for case, _ in await links_of(supervisor, inbound.id)} == {housing, benefits}
     housing_alert = await Alert.get(message_id=inbound.id, case_id=housing)
@@ -335,10 +283,10 @@ async def test_ended_assignments_do_not_change_linking_only_who_is_alerted(
 async def test_an_unknown_number_is_linked_nowhere_and_its_conversation_is_unmatched(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     await new_case(supervisor, maria)
 
-    inbound = await client_texts(anonymous, STRANGER, "Hi, who is this?")
+    inbound = await text_in(anonymous, STRANGER, "Hi, who is this?")
 
     received = (await supervisor.get(f"/api/v1/messages/{inbound.id}")).json()
     assert received["links"] == [] and received["case_ids"] == []
@@ -355,17 +303,18 @@ async def test_best_guess_links_only_the_case_most_recently_texted_from(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     await set_policy("best_guess")
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
-    xavier_case = await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     await text_from_case(supervisor, benefits)
     await text_from_case(supervisor, housing)
 
-    first = await client_texts(anonymous, MARIA)
+    first = await text_in(anonymous, MARIA)
     assert await links_of(supervisor, first.id) == [(housing, "best_guess")]
 
     await text_from_case(supervisor, xavier_case, to=MARIA)
-    second = await client_texts(anonymous, MARIA)
+    second = await text_in(anonymous, MARIA)
     assert await links_of(supervisor, second.id) == [(xavier_case, "best_guess")]
     assert await CaseNote.filter(message_id=second.id).values_list("case_id", flat=True) == [xavier_case]
 
@@ -374,13 +323,14 @@ async def test_best_guess_without_texts_takes_the_most_recently_created_case_wit
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     await set_policy("best_guess")
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    juan = await new_client(supervisor, "Juan Lopez", MARIA)  # shares the phone
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    juan = (await new_client(supervisor, "Juan Lopez", MARIA))["id"]  # shares the phone
     await new_case(supervisor, maria)
-    newest = await new_case(supervisor, juan)
-    await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))  # newer, other number
+    newest = (await new_case(supervisor, juan))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    await new_case(supervisor, xavier)  # newer, other number
 
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     assert await links_of(supervisor, inbound.id) == [(newest, "best_guess")]
     assert await Alert.filter(message_id=inbound.id).values_list("case_id", flat=True) == [newest]
@@ -390,13 +340,13 @@ async def test_best_guess_includes_closed_cases_and_ignores_unknown_numbers(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
     await set_policy("best_guess")
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
     await new_case(supervisor, maria)
-    newest = await new_case(supervisor, maria)
+    newest = (await new_case(supervisor, maria))["id"]
     await Case.filter(id=newest).update(closed_on=date.today())
 
-    inbound = await client_texts(anonymous, MARIA)
-    stranger = await client_texts(anonymous, STRANGER)
+    inbound = await text_in(anonymous, MARIA)
+    stranger = await text_in(anonymous, STRANGER)
 
     assert await links_of(supervisor, inbound.id) == [(newest, "best_guess")]
     assert await links_of(supervisor, stranger.id) == []
@@ -405,12 +355,12 @@ async def test_best_guess_includes_closed_cases_and_ignores_unknown_numbers(
 async def test_switching_policy_back_to_default_applies_to_the_next_text(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await set_policy("best_guess")
-    guessed = await client_texts(anonymous, MARIA)
+    guessed = await text_in(anonymous, MARIA)
     await set_policy("default")
-    both = await client_texts(anonymous, MARIA)
+    both = await text_in(anonymous, MARIA)
 
     assert await links_of(supervisor, guessed.id) == [(benefits, "best_guess")]
     assert sorted(await links_of(supervisor, both.id)) == sorted(
@@ -421,24 +371,18 @@ async def test_switching_policy_back_to_default_applies_to_the_next_text(
 # ---------------------------------------------------------------- by hand, through the API
 
 
-async def next_links_event(subscription: Any) -> MessageLinksChanged:
-    while True:
-        event = await asyncio.wait_for(subscription.get(), timeout=5)
-        if isinstance(event, MessageLinksChanged):
-            return event
-
-
 async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
-    xavier_case = await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
-    inbound = await client_texts(anonymous, MARIA, "About Xavier's case too")
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = (await new_case(supervisor, xavier))["id"]
+    inbound = await text_in(anonymous, MARIA, "About Xavier's case too")
 
     async with app.state.bus.subscribe() as subscription:
         response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": xavier_case})
-        event = await next_links_event(subscription)
+        event = await next_event(subscription, MessageLinksChanged)
 
     assert response.status_code == 201, response.text
     body = response.json()
@@ -469,9 +413,9 @@ async def test_filing_a_text_by_hand_adds_a_manual_link_a_note_and_an_event(
 async def test_filing_by_hand_on_a_case_already_linked_by_a_rule_keeps_one_note(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
-    inbound = await client_texts(anonymous, MARIA)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
+    inbound = await text_in(anonymous, MARIA)
 
     response = await supervisor.post(f"/api/v1/messages/{inbound.id}/links", json={"case_id": housing})
 
@@ -486,14 +430,14 @@ async def test_filing_by_hand_on_a_case_already_linked_by_a_rule_keeps_one_note(
 async def test_taking_a_text_off_a_case_removes_every_link_there_and_its_note(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing, benefits = await new_case(supervisor, maria), await new_case(supervisor, maria)
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing, benefits = (await new_case(supervisor, maria))["id"], (await new_case(supervisor, maria))["id"]
     await text_from_case(supervisor, housing)
-    inbound = await client_texts(anonymous, MARIA)
+    inbound = await text_in(anonymous, MARIA)
 
     async with app.state.bus.subscribe() as subscription:
         response = await supervisor.delete(f"/api/v1/messages/{inbound.id}/links/{housing}")
-        event = await next_links_event(subscription)
+        event = await next_event(subscription, MessageLinksChanged)
 
     assert response.status_code == 204 and response.content == b""
     assert await links_of(supervisor, inbound.id) == [(benefits, "client_phone")]
@@ -508,14 +452,15 @@ async def test_taking_a_text_off_a_case_removes_every_link_there_and_its_note(
 async def test_manual_links_need_a_case_id_and_a_message_and_case_the_caller_may_see(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_staff, api_client: ApiClientFactory
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
-    xavier_case = await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = (await new_case(supervisor, xavier))["id"]
     advocate = await make_staff("advocate")
-    await assign(supervisor, housing, advocate)
+    await assign(housing, advocate, primary=True)
     as_advocate = await api_client(advocate)
-    from_maria = await client_texts(anonymous, MARIA)
-    from_xavier = await client_texts(anonymous, "+14045550100")
+    from_maria = await text_in(anonymous, MARIA)
+    from_xavier = await text_in(anonymous, "+14045550100")
 
     missing = await as_advocate.post(f"/api/v1/messages/{from_maria.id}/links", json={})
     assert missing.status_code == 422 and "case_id" in missing.json()["fields"]
@@ -542,16 +487,19 @@ async def test_manual_links_need_a_case_id_and_a_message_and_case_the_caller_may
 async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_texts(
     app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await new_client(supervisor, "Maria Lopez", MARIA)
-    housing = await new_case(supervisor, maria)
-    first = await client_texts(anonymous, STRANGER, "This is Maria, on my sister's phone")
-    second = await client_texts(anonymous, STRANGER, "Did you get my message?")
+    maria = (await new_client(supervisor, "Maria Lopez", MARIA))["id"]
+    housing = (await new_case(supervisor, maria))["id"]
+    first = await text_in(anonymous, STRANGER, "This is Maria, on my sister's phone")
+    second = await text_in(anonymous, STRANGER, "Did you get my message?")
     conversation = await Conversation.get(phone=STRANGER)
     case_number = (await Case.get(id=housing)).number
 
     async with app.state.bus.subscribe() as subscription:
         await linking.link_unmatched(app.state.bus, supervisor_staff, conversation.id, case_number)
-        events = [await next_links_event(subscription), await next_links_event(subscription)]
+        events = [
+            await next_event(subscription, MessageLinksChanged),
+            await next_event(subscription, MessageLinksChanged),
+        ]
 
     assert sorted(e.message_id for e in events) == sorted([first.id, second.id])
     for message in (first, second):
@@ -564,18 +512,17 @@ async def test_linking_an_unmatched_conversation_to_a_client_files_its_past_text
     assert phone.okay_to_text is False
     assert await conversations.inbox_rows(supervisor_staff, "unmatched") == []
     # From now on the rules find the case on their own.
-    third = await client_texts(anonymous, STRANGER, "Thanks")
+    third = await text_in(anonymous, STRANGER, "Thanks")
     assert await links_of(supervisor, third.id) == [(housing, "client_phone")]
 
 
 async def test_linking_a_conversation_to_a_case_of_another_client_is_refused(
     supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, supervisor_staff: Staff
 ) -> None:
-    maria = await Client.get(id=await new_client(supervisor, "Maria Lopez", MARIA))
-    xavier_case = await Case.get(
-        id=await new_case(supervisor, await new_client(supervisor, "Xavier Diaz", "+14045550100"))
-    )
-    await client_texts(anonymous, STRANGER)
+    maria = await Client.get(id=(await new_client(supervisor, "Maria Lopez", MARIA))["id"])
+    xavier = (await new_client(supervisor, "Xavier Diaz", "+14045550100"))["id"]
+    xavier_case = await Case.get(id=(await new_case(supervisor, xavier))["id"])
+    await text_in(anonymous, STRANGER)
     conversation = await Conversation.get(phone=STRANGER)
 
     with pytest.raises(ValidationFailed) as caught:

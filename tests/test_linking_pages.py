@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-
-import httpx
-
 from inbox.models import (
     CaseNote,
     ClientPhone,
     Conversation,
     LinkingPolicy,
-    Message,
     MessageLink,
     Organisation,
 )
-from tests.conftest import inbound_params, signed_post_args
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    sid = "SM" + secrets.token_hex(16)
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
+from tests.support.webhooks import text_in
 
 
 async def test_the_message_page_shows_the_timeline_and_the_cases_with_reasons(

@@ -1,199 +1,43 @@
 """Live updates: the real app under uvicorn, real event streams, real signed webhooks.
 
-An endless SSE response hangs through ASGITransport, so the streams are read from a real server:
-the fixture's app (its lifespan, database, bus and hub already running) served by uvicorn on a free
-loopback port. The hub's fan-out rules (distinct views, bounded queues) are tested on the hub itself.
+The streams are read from the `app` fixture's app served by uvicorn (the `server` fixture; see
+tests/support/live.py). The hub's fan-out rules (distinct views, bounded queues) are tested on the hub itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
-import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from itertools import cycle, islice
+from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
-import httpx
-import jinja2
-import pytest
 from markupsafe import escape
-from starlette.applications import Starlette
 
 from inbox.events import MessageReceived
 from inbox.live import TAB_QUEUE_SIZE, Delivery, Tab
-from inbox.models import Direction, Message, Staff
+from inbox.models import Direction, Message
 from inbox.services import messaging
 from inbox.services.staff import create_api_token
-from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of, inbound_params, signed_post_args
 from tests.support import database
-from tests.support.servers import serve_asgi
+from tests.support.events import WAIT_SECONDS
+from tests.support.live import (
+    EventStream,
+    ServerEvent,
+    as_event,
+    bearer,
+    browser,
+    event_stream,
+    fan_out,
+    shows_bubble,
+    signed_in_browser,
+)
+from tests.support.staff import csrf_of
+from tests.support.webhooks import text_in
 
-WAIT_SECONDS = 10  # how long a stream may take to say something before the test fails
 CLIENT_PHONE = "+14045387319"  # the permitted advocate's client
 OTHER_PHONE = "+17705550123"  # another advocate's client
-
-
-# ---------------------------------------------------------------- reading a stream
-
-
-@dataclass(frozen=True)
-class ServerEvent:
-    event: str
-    data: str
-
-
-class EventStream:
-    """An open text/event-stream, read the way a browser's EventSource reads it."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.aiter_lines()
-        self.opened = ServerEvent("", "")
-
-    async def next_event(self) -> ServerEvent:
-        async with asyncio.timeout(WAIT_SECONDS):
-            event = await self._read()
-        assert event is not None, "the stream ended"
-        return event
-
-    async def read_until(self, *wanted: Callable[[ServerEvent], bool]) -> list[ServerEvent]:
-        """Events up to the one that satisfies the last of `wanted` (in whatever order they come)."""
-        remaining, seen = list(wanted), []
-        while remaining:
-            event = await self.next_event()
-            seen.append(event)
-            remaining = [test for test in remaining if not test(event)]
-        return seen
-
-    async def ends(self) -> bool:
-        """True when the server ends the stream before sending another event."""
-        async with asyncio.timeout(WAIT_SECONDS):
-            return await self._read() is None
-
-    async def _read(self) -> ServerEvent | None:
-        name, data = "", []
-        async for line in self._lines:
-            if not line:  # a blank line dispatches the event
-                if data:
-                    return ServerEvent(name or "message", "\n".join(data))
-                name = ""
-            elif not line.startswith(":"):  # lines starting with ":" are comments (keep-alive pings)
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    name = value
-                elif field == "data":
-                    data.append(value)
-        return None
-
-    async def aclose(self) -> None:
-        await self._lines.aclose()
-
-
-@asynccontextmanager
-async def event_stream(
-    http: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None
-) -> AsyncIterator[EventStream]:
-    async with http.stream("GET", path, headers={"Accept": "text/event-stream", **(headers or {})}) as response:
-        assert response.status_code == 200, (await response.aread()).decode()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        stream = EventStream(response)
-        try:
-            stream.opened = await stream.next_event()
-            assert stream.opened.event == "stream.open"
-            yield stream
-        finally:
-            await stream.aclose()
-
-
-# ---------------------------------------------------------------- people and Twilio, over HTTP
-
-
-class TlsTerminatingProxy(httpx.AsyncBaseTransport):
-    """Stands where the TLS-terminating proxy does: clients speak to PUBLIC_URL, the app hears plain http.
-
-    So the Secure session cookie and the URL Twilio signs are what they are in production, while
-    the bytes go over loopback to uvicorn.
-    """
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = httpx.URL(upstream)
-        self._transport = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url.copy_with(scheme=self.upstream.scheme, host=self.upstream.host, port=self.upstream.port)
-        forwarded = httpx.Request(
-            request.method, url, headers=request.headers, stream=request.stream, extensions=request.extensions
-        )
-        return await self._transport.handle_async_request(forwarded)
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-
-@asynccontextmanager
-async def browser(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=PUBLIC_URL, transport=TlsTerminatingProxy(server), timeout=WAIT_SECONDS
-    ) as http:
-        yield http
-
-
-@asynccontextmanager
-async def signed_in_browser(server: str, staff: Staff) -> AsyncIterator[httpx.AsyncClient]:
-    async with browser(server) as http:
-        page = await http.get("/login")
-        response = await http.post(
-            "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        )
-        assert response.status_code == 303, response.text
-        yield http
-
-
-def new_sid() -> str:
-    return "SM" + secrets.token_hex(16)
-
-
-async def text_in(twilio: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    """A client's text, as Twilio posts it (signed); returns the stored message."""
-    sid = new_sid()
-    response = await twilio.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
-
-
-def as_event(delivery: Delivery | None) -> ServerEvent:
-    """What a tab's stream would send for this delivery."""
-    assert delivery is not None, "the tab was closed"
-    return ServerEvent(delivery.event, delivery.data)
-
-
-def shows_bubble(message: Message) -> Callable[[ServerEvent], bool]:
-    return lambda event: event.event == "update" and f'id="message-{message.id}"' in event.data
-
-
-@pytest.fixture
-async def server(app: Starlette) -> AsyncIterator[str]:
-    async with serve_asgi(app, lifespan="off") as url:
-        yield url
-        # Every stream the test opened is closed by now: the server noticed and let go of its tab.
-        async with asyncio.timeout(WAIT_SECONDS):
-            while app.state.hub.tabs:
-                await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def twilio(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with browser(server) as client:  # Twilio posts to PUBLIC_URL too
-        yield client
 
 
 # ---------------------------------------------------------------- the HTML stream
@@ -355,10 +199,6 @@ async def test_a_head_request_gets_headers_and_leaves_no_tab_behind(app, server,
 # ---------------------------------------------------------------- the JSON stream
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_json_stream_sends_the_tokens_staff_only_what_they_may_see(server, twilio, make_staff, make_case) -> None:
     permitted = await make_staff("advocate")
     other = await make_staff("advocate")
@@ -398,20 +238,6 @@ async def test_json_stream_sends_the_tokens_staff_only_what_they_may_see(server,
 # ---------------------------------------------------------------- the hub's fan-out
 
 
-@pytest.fixture
-def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Top-level template renders by name (includes render inside their parent, uncounted)."""
-    counts: Counter[str] = Counter()
-    original = jinja2.Template.render
-
-    def counting_render(self: jinja2.Template, *args: Any, **kwargs: Any) -> str:
-        counts[self.name or "?"] += 1
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(jinja2.Template, "render", counting_render)
-    return counts
-
-
 async def test_each_distinct_view_is_rendered_once_however_many_tabs_are_open(
     app, anonymous, make_staff, make_case, renders, caplog
 ) -> None:
@@ -439,28 +265,15 @@ async def test_each_distinct_view_is_rendered_once_however_many_tabs_are_open(
     )
 
     async def publish_to(tab_count: int) -> tuple[Counter[str], int]:
-        tabs = [Tab(staff_id=s.id, sees_everything=s.sees_everything) for s in islice(cycle(people), tab_count)]
-        for tab in tabs:
-            hub.attach(tab)
-        renders.clear()
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
-            await bus.publish(event)
-            allowed = [t for t in tabs if t.staff_id != unassigned.id]
-            async with asyncio.timeout(WAIT_SECONDS):
-                received = [(t.staff_id, as_event(await t.queue.get()).data) for t in allowed]
-        queries = sum(1 for record in caplog.records if record.name == "tortoise.db_client")
-        for tab in tabs:
-            hub.detach(tab)
-        assert all(t.queue.empty() for t in tabs)  # the unassigned advocate's tabs got nothing
-        by_staff = dict(received)
-        assert all(data == by_staff[staff_id] for staff_id, data in received)  # a reader's tabs agree
+        # The unassigned advocate's tabs get nothing; a reader's tabs agree.
+        fanned = await fan_out(app, event, people, tab_count, unassigned, renders, caplog)
+        by_staff = fanned.views
         assert 'aria-label="1 unread"' in by_staff[assigned.id] and "filter-mine" in by_staff[assigned.id]
         assert (
             'aria-label="1 unread"' in by_staff[supervisors[0].id] and "filter-mine" not in by_staff[supervisors[0].id]
         )
         assert "unread" not in by_staff[reader.id]
-        return Counter(renders), queries
+        return fanned.renders, fanned.queries
 
     few, many = await publish_to(5), await publish_to(50)
     # One bubble; one row per distinct (unread, mine) view: (1, mine), (1, not mine), (0, not mine).

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
-from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,61 +20,22 @@ from inbox.models import Conversation, Media, MediaStatus, Message, Organisation
 from inbox.services import media as media_service
 from inbox.services.media import MAX_ATTEMPTS, documents_of_case, fetch_due_media
 from inbox.settings import Settings
-from tests.conftest import PUBLIC_URL, inbound_params, signed_post_args
+from tests.support.attachments import PDF, PNG
+from tests.support.config import PUBLIC_URL
+from tests.support.events import next_event
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA
 from tests.support.servers import serve_asgi
+from tests.support.webhooks import mms_in, mms_params, new_sid, signed_post_args
 
-MARIA = "+14045387319"
 JOHN = "+14045550142"
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x11" * 2000
-PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
-# A safety net against a hang, never a claim about speed.
-WAIT_SECONDS = 10
-
-
-def new_sid() -> str:
-    return "MM" + secrets.token_hex(16)
-
-
-def mms_params(sid: str, from_number: str, body: str, media: Sequence[tuple[str, str]]) -> dict[str, str]:
-    extra = {"NumMedia": str(len(media))}
-    for index, (url, content_type) in enumerate(media):
-        extra[f"MediaUrl{index}"] = url
-        extra[f"MediaContentType{index}"] = content_type
-    return inbound_params(sid, from_number, body, **extra)
-
-
-async def mms_in(
-    client: httpx.AsyncClient, media: Sequence[tuple[str, str]], from_number: str = MARIA, body: str = ""
-) -> Message:
-    sid = new_sid()
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", mms_params(sid, from_number, body, media))
-    )
-    assert response.status_code == 200, response.text
-    assert response.text.strip().endswith("<Response/>")
-    return await Message.get(provider_sid=sid)
 
 
 async def media_of(message: Message) -> list[Media]:
     return await Media.filter(message_id=message.id).order_by("position")
-
-
-@pytest.fixture
-async def media_events(app: Starlette) -> AsyncIterator[Subscription]:
-    async with app.state.bus.subscribe() as subscription:
-        yield subscription
-
-
-async def next_media_event(subscription: Subscription) -> MediaChanged:
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            event = await subscription.get()
-            if isinstance(event, MediaChanged):
-                return event
 
 
 def files_under(directory: Path) -> list[Path]:
@@ -97,7 +56,7 @@ async def test_every_item_is_fetched_with_basic_auth_through_the_redirect_and_st
     anonymous: httpx.AsyncClient,
     fake_twilio: FakeTwilio,
     settings: Settings,
-    media_events: Subscription,
+    bus_events: Subscription,
     make_case,
 ) -> None:
     await make_case(phone=MARIA)
@@ -110,7 +69,7 @@ async def test_every_item_is_fetched_with_basic_auth_through_the_redirect_and_st
 
     message = await mms_in(anonymous, urls, body="Here is the notice")
 
-    events = [await next_media_event(media_events) for _ in urls]
+    events = [await next_event(bus_events, MediaChanged) for _ in urls]
     rows = await media_of(message)
     assert {e.media_id for e in events} == {m.id for m in rows}
     assert all(
@@ -136,13 +95,13 @@ async def test_every_item_is_fetched_with_basic_auth_through_the_redirect_and_st
 
 
 async def test_downloads_start_after_the_webhook_is_answered(
-    app: Starlette, fake_twilio: FakeTwilio, media_events: Subscription, make_case
+    app: Starlette, fake_twilio: FakeTwilio, bus_events: Subscription, make_case
 ) -> None:
     """Over real HTTP: the TwiML answer arrives while Twilio's media server is still holding the download."""
     await make_case(phone=MARIA)
     fake_twilio.media_gate = asyncio.Event()
     url = fake_twilio.add_media(PNG, "image/png")
-    sid = new_sid()
+    sid = new_sid("MM")
     async with serve_asgi(app, lifespan="off") as base_url, httpx.AsyncClient(base_url=base_url) as client:
         args = signed_post_args("/webhooks/twilio/messages", mms_params(sid, MARIA, "", [(url, "image/png")]))
         answer = await client.post(**args)
@@ -151,7 +110,7 @@ async def test_downloads_start_after_the_webhook_is_answered(
         assert [m.status for m in await media_of(message)] == [MediaStatus.PENDING]
 
         fake_twilio.media_gate.set()
-        event = await next_media_event(media_events)
+        event = await next_event(bus_events, MediaChanged)
 
     assert event.status == "stored"
     assert (await Media.get(id=event.media_id)).sha256 == hashlib.sha256(PNG).hexdigest()
@@ -222,7 +181,7 @@ async def test_a_download_that_keeps_failing_ends_failed_with_the_reason_in_the_
     anonymous: httpx.AsyncClient,
     fake_twilio: FakeTwilio,
     settings: Settings,
-    media_events: Subscription,
+    bus_events: Subscription,
     signed_in,
     make_staff,
     make_case,
@@ -243,7 +202,7 @@ async def test_a_download_that_keeps_failing_ends_failed_with_the_reason_in_the_
         "Could not be downloaded after 5 attempts: Twilio refused our credentials (HTTP 401); "
         "check the account SID and auth token of this sending number."
     )
-    statuses = [(await next_media_event(media_events)).status for _ in range(MAX_ATTEMPTS)]
+    statuses = [(await next_event(bus_events, MediaChanged)).status for _ in range(MAX_ATTEMPTS)]
     assert statuses == ["pending"] * (MAX_ATTEMPTS - 1) + ["failed"]
     page = await (await signed_in(sam)).get(f"/conversations/{message.conversation_id}")
     assert "⚠ Could not be downloaded after 5 attempts: Twilio refused our credentials" in page.text

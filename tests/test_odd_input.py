@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import random
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,35 +15,21 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from inbox.models import Client, ClientPhone, Message, QuickEntry, Staff, WebhookPayload
+from inbox.models import Client, ClientPhone, Message, QuickEntry, WebhookPayload
 from inbox.routes.api import OPERATIONS
 from inbox.routes.guards import MAX_ID, IdConvertor, digits_up_to, record_id
-from tests.conftest import StaffClient, inbound_params, signed_post_args
+from tests.support.api import assert_error
+from tests.support.records import MARIA
+from tests.support.staff import ApiClientFactory, StaffClient
+from tests.support.webhooks import inbound_params, signed_post_args
 
-MARIA = "+14045387319"
 TOO_LARGE = [str(MAX_ID + 1), "99999999999999999999"]
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(await make_staff("supervisor"))
 
 
 @pytest.fixture
 async def admin_page(make_staff, signed_in) -> StaffClient:
     client: StaffClient = await signed_in(await make_staff("admin"))
     return client
-
-
-def assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"error", "fields"}, body
-    assert isinstance(body["error"], str) and body["error"]
-    return body
 
 
 # ---------------------------------------------------------------- the bound itself
@@ -92,12 +77,12 @@ async def test_api_path_ids_the_database_cannot_hold_are_422_naming_the_field(
         path = template.replace(f"{{{name}}}", value)
         path = re.sub(r"\{\w+\}", "1", path)
         response = await supervisor.request(method, f"/api/v1{path}", json={"case_id": 1, "okay_to_text": True})
-        body = assert_error_shape(response, 422)
+        body = assert_error(response, 422)
         assert set(body["fields"]) == {name}, (value, body)
 
 
 async def test_an_id_too_large_says_so(supervisor: httpx.AsyncClient) -> None:
-    body = assert_error_shape(await supervisor.get("/api/v1/messages/99999999999999999999"), 422)
+    body = assert_error(await supervisor.get("/api/v1/messages/99999999999999999999"), 422)
     assert body["fields"] == {"message_id": f"No record has an id this large: ids go up to {MAX_ID}."}
 
 
@@ -108,18 +93,18 @@ LISTS = ["/clients", "/cases", "/assignments", "/queue", "/alerts", "/cases/1/no
 async def test_paging_values_out_of_range_are_422_naming_them(supervisor: httpx.AsyncClient, path: str) -> None:
     for field, value in [("before", TOO_LARGE[0]), ("before", TOO_LARGE[1]), ("before", "-5"), ("limit", "201"),
                          ("limit", "0"), ("limit", "ten")]:  # fmt: skip
-        body = assert_error_shape(await supervisor.get(f"/api/v1{path}", params={field: value}), 422)
+        body = assert_error(await supervisor.get(f"/api/v1{path}", params={field: value}), 422)
         assert set(body["fields"]) == {field}, (value, body)
 
 
 async def test_limit_over_its_maximum_is_refused_not_capped(supervisor: httpx.AsyncClient) -> None:
-    body = assert_error_shape(await supervisor.get("/api/v1/clients", params={"limit": 500}), 422)
+    body = assert_error(await supervisor.get("/api/v1/clients", params={"limit": 500}), 422)
     assert body["fields"] == {"limit": "Must be at most 200."}
     assert (await supervisor.get("/api/v1/clients", params={"limit": 200})).status_code == 200
 
 
 async def test_assignments_case_id_filter_beyond_the_range_is_422(supervisor: httpx.AsyncClient) -> None:
-    body = assert_error_shape(await supervisor.get("/api/v1/assignments", params={"case_id": TOO_LARGE[1]}), 422)
+    body = assert_error(await supervisor.get("/api/v1/assignments", params={"case_id": TOO_LARGE[1]}), 422)
     assert set(body["fields"]) == {"case_id"}
 
 
@@ -136,7 +121,7 @@ async def test_assignments_case_id_filter_beyond_the_range_is_422(supervisor: ht
 async def test_ids_in_bodies_beyond_the_range_are_422(
     supervisor: httpx.AsyncClient, fake_twilio, path: str, payload: dict[str, Any], field: str
 ) -> None:
-    body = assert_error_shape(await supervisor.post(path, json=payload), 422)
+    body = assert_error(await supervisor.post(path, json=payload), 422)
     assert field in body["fields"]
     assert fake_twilio.requests == []
 
@@ -157,7 +142,7 @@ async def test_ids_in_bodies_beyond_the_range_are_422(
 async def test_nul_in_a_json_string_is_422_naming_the_field_and_stores_nothing(
     supervisor: httpx.AsyncClient, payload: dict[str, Any], field: str
 ) -> None:
-    body = assert_error_shape(await supervisor.post("/api/v1/clients", json=payload), 422)
+    body = assert_error(await supervisor.post("/api/v1/clients", json=payload), 422)
     assert field in body["fields"]
     assert "NUL" in body["fields"][field]
     assert await Client.all().count() == 0
@@ -166,14 +151,14 @@ async def test_nul_in_a_json_string_is_422_naming_the_field_and_stores_nothing(
 async def test_an_unpaired_surrogate_in_json_is_422_naming_the_field(supervisor: httpx.AsyncClient) -> None:
     raw = b'{"name": "Maria \\ud800 Lopez", "phones": []}'
     response = await supervisor.post("/api/v1/clients", content=raw, headers={"Content-Type": "application/json"})
-    body = assert_error_shape(response, 422)
+    body = assert_error(response, 422)
     assert set(body["fields"]) == {"name"} and "surrogate" in body["fields"]["name"]
     assert await Client.all().count() == 0
 
 
 async def test_nul_in_a_sent_text_sends_nothing(supervisor: httpx.AsyncClient, make_case, fake_twilio) -> None:
     case = await make_case(phone=MARIA)
-    body = assert_error_shape(
+    body = assert_error(
         await supervisor.post("/api/v1/messages", json={"case_id": case.case_id, "body": "Room\x00 4B"}), 422
     )
     assert set(body["fields"]) == {"body"}
@@ -184,7 +169,7 @@ async def test_nul_in_a_sent_text_sends_nothing(supervisor: httpx.AsyncClient, m
 async def test_nul_in_an_api_query_string_is_422_naming_the_parameter(
     supervisor: httpx.AsyncClient, query: str
 ) -> None:
-    body = assert_error_shape(await supervisor.get(f"/api/v1/clients?{query}"), 422)
+    body = assert_error(await supervisor.get(f"/api/v1/clients?{query}"), 422)
     name = query.split("=")[0].replace("%00", "\ufffd")
     assert set(body["fields"]) == {name}
 
@@ -197,14 +182,14 @@ async def test_every_api_error_has_error_and_fields(
 ) -> None:
     advocate = await api_client(await make_staff("advocate"))
     await make_case(phone=MARIA, okay_to_text=False)
-    assert_error_shape(await anonymous.get("/api/v1/clients"), 401)
-    assert_error_shape(await advocate.post("/api/v1/clients", json={"name": "X", "phones": []}), 403)
-    assert_error_shape(await supervisor.get("/api/v1/clients/12345"), 404)
-    assert_error_shape(await supervisor.get("/api/v1/no/such/path"), 404)
-    assert_error_shape(await supervisor.put("/api/v1/clients"), 405)
-    assert_error_shape(await supervisor.post("/api/v1/messages", json={"to": MARIA, "body": "Hi"}), 409)
-    assert_error_shape(await supervisor.post("/api/v1/clients", content=b"[]"), 422)
-    assert assert_error_shape(await supervisor.post("/api/v1/clients", content=b"{"), 422)["fields"] == {}
+    assert_error(await anonymous.get("/api/v1/clients"), 401)
+    assert_error(await advocate.post("/api/v1/clients", json={"name": "X", "phones": []}), 403)
+    assert_error(await supervisor.get("/api/v1/clients/12345"), 404)
+    assert_error(await supervisor.get("/api/v1/no/such/path"), 404)
+    assert_error(await supervisor.put("/api/v1/clients"), 405)
+    assert_error(await supervisor.post("/api/v1/messages", json={"to": MARIA, "body": "Hi"}), 409)
+    assert_error(await supervisor.post("/api/v1/clients", content=b"[]"), 422)
+    assert assert_error(await supervisor.post("/api/v1/clients", content=b"{"), 422)["fields"] == {}
 
 
 @pytest.mark.parametrize(
@@ -220,7 +205,7 @@ async def test_api_405_lists_every_method_the_path_takes(
     supervisor: httpx.AsyncClient, method: str, path: str, allowed: str
 ) -> None:
     response = await supervisor.request(method, path)
-    body = assert_error_shape(response, 405)
+    body = assert_error(response, 405)
     assert response.headers["allow"] == allowed
     assert method in body["error"]
 
@@ -244,7 +229,7 @@ async def test_api_405_lists_every_method_the_path_takes(
 async def test_validation_errors_are_words_a_person_can_act_on(
     supervisor: httpx.AsyncClient, payload: dict[str, Any], field: str, words: str
 ) -> None:
-    body = assert_error_shape(await supervisor.post("/api/v1/clients", json=payload), 422)
+    body = assert_error(await supervisor.post("/api/v1/clients", json=payload), 422)
     assert body["error"] == "Please correct the highlighted fields."
     assert body["fields"][field].startswith(words), body
 
@@ -254,9 +239,7 @@ async def test_a_send_at_without_an_offset_asks_for_one(supervisor: httpx.AsyncC
     response = await supervisor.post(
         "/api/v1/messages", json={"case_id": case.case_id, "body": "Hi", "send_at": "2099-01-01T09:00:00"}
     )
-    assert assert_error_shape(response, 422)["fields"] == {
-        "send_at": "Give the time zone offset, e.g. 2026-11-21T15:00:00Z."
-    }
+    assert assert_error(response, 422)["fields"] == {"send_at": "Give the time zone offset, e.g. 2026-11-21T15:00:00Z."}
 
 
 # ---------------------------------------------------------------- pages

@@ -18,7 +18,6 @@ import itsdangerous
 import pytest
 from starlette.applications import Starlette
 
-from inbox.app import create_app
 from inbox.models import (
     Channel,
     ClientPhone,
@@ -34,42 +33,20 @@ from inbox.models import (
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
-from tests.conftest import (
-    PASSWORD,
-    PUBLIC_URL,
-    StaffClient,
-    asgi_client,
-    csrf_of,
-    inbound_params,
-    sign_in,
-    signed_post_args,
-)
-from tests.support import database
+from tests.support.apps import asgi_client, running, simulator_settings
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.pages import row_ids, textarea, words
+from tests.support.records import MARIA
+from tests.support.staff import PASSWORD, StaffClient, csrf_of, sign_in
+from tests.support.webhooks import text_in
 
-MARIA = "+14045387319"
 JOHN = "+14045387320"
 ANA = "+14045387321"
 STRANGER = "+14045387399"
 NEVER_TEXTED = "+14045387398"
 
 # ---------------------------------------------------------------- helpers
-
-_sids = iter(range(1, 10**6))
-
-
-def next_sid() -> str:
-    return "SM" + f"{next(_sids):032x}"
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    """A client texting us, through the signed inbound webhook."""
-    sid = next_sid()
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 async def send_from_case(staff: StaffClient, case_id: int, body: str, to: str | None = None) -> httpx.Response:
@@ -83,11 +60,6 @@ async def conversation_of(phone: str) -> Conversation:
     return await Conversation.get(phone=phone)
 
 
-def row_ids(html: str) -> list[int]:
-    """Conversation ids in the order the list shows them."""
-    return [int(i) for i in re.findall(r'<li id="conversation-(\d+)"', html)]
-
-
 def row_html(html: str, conversation_id: int) -> str:
     match = re.search(rf'<li id="conversation-{conversation_id}".*?</li>', html, re.DOTALL)
     assert match, f"conversation {conversation_id} is not in the list"
@@ -99,17 +71,6 @@ def bubble(html: str, message_id: int) -> tuple[str, str]:
     match = re.search(rf'<li id="message-{message_id}" class="bubble (\w+)">(.*?)</li>', html, re.DOTALL)
     assert match, f"message {message_id} has no bubble on this page"
     return match.group(1), match.group(2)
-
-
-def words(html: str) -> str:
-    """The text a person reads: tags dropped, entities decoded, whitespace collapsed."""
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def textarea(html: str, name: str = "body") -> str:
-    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
-    assert match, f"no <textarea name={name}>"
-    return unescape(match.group(1))
 
 
 def selected_option(html: str, name: str) -> str:
@@ -277,9 +238,9 @@ async def test_every_admin_page_leads_to_every_other(signed_in, make_staff) -> N
     for page in pages:
         response = await admin.get(page)
         assert response.status_code == 200, page
-        for target, words in ADMIN_PAGES.items():
+        for target, label in ADMIN_PAGES.items():
             if target != page:
-                assert f'<a href="{target}">' in response.text, (page, words)
+                assert f'<a href="{target}">' in response.text, (page, label)
 
 
 async def test_logout_requires_post_with_the_csrf_token(signed_in, make_staff) -> None:
@@ -1152,8 +1113,7 @@ async def test_a_supervisor_cannot_start_a_text_to_an_unknown_number(
 
 
 async def test_the_client_phone_plays_the_client_through_the_real_webhook(settings: Settings) -> None:
-    dev = create_app(settings.with_changes(twilio_account_sid=None, twilio_auth_token=None))
-    async with dev.router.lifespan_context(dev):
+    async with running(simulator_settings(settings)) as dev:
         staff_member: StaffClient | None = None
         try:
             supervisor, _ = await create_staff(
@@ -1232,7 +1192,6 @@ async def test_the_client_phone_plays_the_client_through_the_real_webhook(settin
         finally:
             if staff_member is not None:
                 await staff_member.http.aclose()
-            await database.wipe()
 
 
 async def test_a_shared_number_shows_an_advocate_only_the_clients_they_may_see(

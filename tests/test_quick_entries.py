@@ -16,35 +16,17 @@ import httpx
 from inbox.models import Case, Client, Message, Office, Organisation, QuickEntry
 from inbox.services import quick_entries
 from inbox.services.directory import PhoneInput, create_case, create_client
-from tests.conftest import StaffClient, inbound_params, signed_post_args
+from tests.support.pages import textarea, words
+from tests.support.records import MARIA
+from tests.support.staff import StaffClient
+from tests.support.webhooks import text_in
 
-MARIA = "+14045387319"
 STRANGER = "+14045387399"
-_sids = iter(range(1, 10**6))
-
-
-def textarea(html: str, name: str = "body") -> str:
-    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
-    assert match, f"no <textarea name={name}>"
-    return unescape(match.group(1))
-
-
-def words(html: str) -> str:
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 def warnings_of(html: str) -> list[str]:
     block = re.search(r'<ul id="[\w-]+-warnings"[^>]*>(.*?)</ul>', html, re.DOTALL)
     return [words(item) for item in re.findall(r"<li>(.*?)</li>", block.group(1), re.DOTALL)] if block else []
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    sid = "SM" + f"{next(_sids):032x}"
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
 
 
 async def entry(name: str, body: str, language: str | None = None, position: int = 0) -> QuickEntry:

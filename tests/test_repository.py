@@ -2,6 +2,7 @@
 
 `.ci/run` proves it by running the suite in a fresh clone under a temporary folder; this test names the
 mistake earlier, in any checkout: code that reaches outside the repository for something it needs.
+And the tests share their helpers only through tests/support.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO
+
 # `../shared`, `REPO.parent / "shared"`, `ROOT.parent`: a path above the repository's own root.
 OUTSIDE = re.compile(r"\.\./shared|parent\s*/\s*[\"']shared|\b(REPO|ROOT)\.parent\b")
 SCANNED = ("inbox/", "tests/", "bench/", "bin/", ".ci/")
@@ -85,3 +87,32 @@ def test_every_imported_package_is_a_declared_dependency() -> None:
         and not declared & {normalised(d) for d in distributions.get(name, [name])}
     }
     assert undeclared == set(), "Declare these in pyproject.toml: " + ", ".join(sorted(undeclared))
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """Every module the file imports (relative imports resolved), with the line that imports it."""
+    package = list(path.relative_to(REPO).with_suffix("").parts[:-1])
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            # `from tests import test_live` imports a module by name too.
+            found += [(node.lineno, module)] + [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_no_test_file_imports_another_or_conftest() -> None:
+    """What several test files use lives in tests/support; conftest.py holds the fixtures, which pytest
+    hands to the tests by name. So a test file can be moved, renamed or deleted without breaking another."""
+    offenders: dict[str, str] = {}  # file:line → the first test module it imports
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        if "node_modules" in path.parts:
+            continue
+        for line, module in imported_modules(path):
+            if any(part.startswith("test_") or part == "conftest" for part in module.split(".")):
+                offenders.setdefault(f"{path.relative_to(REPO)}:{line}", module)
+    listed = [f"{where}: imports {module}" for where, module in offenders.items()]
+    assert listed == [], "Move what is shared into tests/support instead:\n" + "\n".join(listed)

@@ -5,11 +5,8 @@ and quiet hours in the client's time zone — with the clock driven, never slept
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from html import unescape
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
@@ -18,32 +15,23 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox.events import MessageStatusChanged
-from inbox.models import CaseNote, Client, ClientPhone, Message, MessageStatus, MessageStatusEvent, Organisation, Staff
+from inbox.models import CaseNote, Client, ClientPhone, Message, MessageStatus, MessageStatusEvent, Organisation
 from inbox.services import quiet_hours
 from inbox.services.quiet_hours import Hold, Window
 from inbox.worker import send_due
-from tests.conftest import inbound_params, signed_post_args
+from tests.support.events import published
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.pages import textarea, words
+from tests.support.records import MARIA
+from tests.support.staff import ApiClientFactory
+from tests.support.webhooks import text_in
 
-MARIA = "+14045387319"  # Atlanta: America/New_York
+# MARIA is in Atlanta: America/New_York.
 SEATTLE = "+12065550100"  # America/Los_Angeles
 LONDON = "+442079460000"  # Europe/London
 NEW_YORK = ZoneInfo("America/New_York")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 CHICAGO = ZoneInfo("America/Chicago")
-
-ApiClientFactory = Callable[[Staff], Awaitable[httpx.AsyncClient]]
-_sids = iter(range(1, 10**6))
-
-
-def words(html: str) -> str:
-    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
-
-
-def textarea(html: str, name: str = "body") -> str:
-    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.DOTALL)
-    assert match, f"no <textarea name={name}>"
-    return unescape(match.group(1))
 
 
 def z(moment: datetime) -> str:
@@ -57,20 +45,6 @@ def tomorrow_at(hour: int, zone: ZoneInfo, minute: int = 0) -> datetime:
 
 def local_field(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
-
-
-async def text_in(client: httpx.AsyncClient, from_number: str, body: str) -> Message:
-    sid = "SM" + f"{next(_sids):032x}"
-    response = await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body))
-    )
-    assert response.status_code == 200, response.text
-    return await Message.get(provider_sid=sid)
-
-
-@pytest.fixture
-async def supervisor(make_staff, api_client: ApiClientFactory) -> httpx.AsyncClient:
-    return await api_client(await make_staff("supervisor"))
 
 
 async def schedule(
@@ -98,11 +72,8 @@ class Events:
         await self._context.__aexit__(*exc)
 
     async def drain(self) -> list[Any]:
-        while True:
-            try:
-                self.seen.append(await asyncio.wait_for(self._subscription.get(), 0.05))
-            except TimeoutError:
-                return self.seen
+        self.seen.extend(await published(self._subscription))
+        return self.seen
 
 
 # ---------------------------------------------------------------- scheduling from the pages

@@ -5,47 +5,30 @@ passwords hashed with other argon2 parameters are rehashed at sign-in."""
 from __future__ import annotations
 
 import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from inbox import db
-from inbox.app import create_app
 from inbox.crypto import SecretBox, SecretUnreadable
 from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, Staff
 from inbox.services.channels import save_channel
 from inbox.services.secret_rotation import reencrypt_channel_tokens
 from inbox.services.staff import authenticate, create_staff
 from inbox.settings import Secret, Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of, sign_in, signed_post_args
-from tests.support import database
+from tests.support.apps import asgi_client, running
+from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
+from tests.support.cli import run_inbox
 from tests.support.fake_twilio import FakeTwilio
-from tests.test_channels import MARIA, SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM, params_for, sid
-from tests.test_cli import COMMAND_TIMEOUT_SECONDS, cli_env
+from tests.support.records import MARIA
+from tests.support.staff import PASSWORD, post_sign_in, sign_in
+from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args
 
 OLD_KEY = "the-key-we-used-last-year-" + "o" * 24
 NEW_KEY = "the-key-we-use-from-today-" + "n" * 24
-
-
-@asynccontextmanager
-async def running(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
-    """The app as the `app` fixture runs it, with this test's own keys."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as back:
-            fake_twilio._callback_client = back
-            try:
-                yield application
-                await fake_twilio.callbacks_done()
-            finally:
-                await database.wipe()
 
 
 async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_secrets(
@@ -62,10 +45,12 @@ async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_sec
             SecretBox(NEW_KEY).decrypt(stored_under_old)
 
         # With the new key set and the old one listed, webhooks validate and texts go out.
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
+        async with asgi_client(app) as http:
             inbound = await http.post(
                 **signed_post_args(
-                    "/webhooks/twilio/messages", params_for(SECOND_SID, SECOND_NUMBER, sid(1)), token=SECOND_TOKEN
+                    "/webhooks/twilio/messages",
+                    inbound_params_for(SECOND_SID, SECOND_NUMBER, numbered_sid(1)),
+                    token=SECOND_TOKEN,
                 )
             )
             assert inbound.status_code == 200, inbound.text
@@ -96,23 +81,8 @@ async def test_a_token_stored_under_the_old_key_works_until_and_after_rotate_sec
             SecretBox(OLD_KEY).decrypt(stored)
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    path = tmp_path / "cli"
-    path.mkdir()
-    return path
-
-
 def rotate_secrets(workdir: Path, key: str, old_keys: str) -> subprocess.CompletedProcess[str]:
-    env = {**cli_env(workdir), "INBOX_SECRET_KEY": key, "INBOX_SECRET_KEY_OLD": old_keys}
-    return subprocess.run(
-        [sys.executable, "-m", "inbox", "rotate-secrets"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
+    return run_inbox(workdir, "rotate-secrets", env={"INBOX_SECRET_KEY": key, "INBOX_SECRET_KEY_OLD": old_keys})
 
 
 async def test_the_rotate_secrets_command_re_encrypts_and_names_what_it_cannot_read(workdir: Path) -> None:
@@ -160,11 +130,8 @@ async def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(ap
     assert await authenticate(staff.email, "not the password") is None
     assert (await Staff.get(id=staff.id)).password_hash == weak  # a failed sign-in changes nothing
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL) as http:
-        page = await http.get("/login")
-        response = await http.post(
-            "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        )
+    async with asgi_client(app) as http:
+        response = await post_sign_in(http, staff.email)
     assert response.status_code == 303
     renewed = (await Staff.get(id=staff.id)).password_hash or ""
     assert renewed != weak and not PasswordHasher().check_needs_rehash(renewed)

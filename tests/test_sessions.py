@@ -7,39 +7,24 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from inbox.app import create_app
 from inbox.live import SIGNED_OUT, Tab
 from inbox.models import Office, Staff, StaffSession
 from inbox.services import sessions
 from inbox.services.staff import authenticate, create_api_token
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, asgi_client, csrf_of, sign_in
-from tests.support import database
+from tests.support.apps import asgi_client, running
+from tests.support.events import WAIT_SECONDS
 from tests.support.fake_twilio import FakeTwilio
-from tests.test_live import (  # the real-server fixture and the stream reader
-    WAIT_SECONDS,
-    EventStream,
-    browser,
-    event_stream,
-    server,  # noqa: F401
-    signed_in_browser,
-)
+from tests.support.live import EventStream, browser, event_stream, signed_in_browser
+from tests.support.staff import PASSWORD, csrf_of, post_form, post_sign_in, sign_in
 
 NEW_PASSWORD = "a much longer passphrase"
-
-
-async def post_form(http: httpx.AsyncClient, page: str, action: str, data: dict[str, str]) -> httpx.Response:
-    """A form posted the way a browser does: the page first, for its CSRF token."""
-    form_page = await http.get(page)
-    assert form_page.status_code == 200, form_page.text
-    return await http.post(action, data={**data, "csrf_token": csrf_of(form_page.text)})
 
 
 async def says_signed_out_and_ends(stream: EventStream) -> bool:
@@ -117,7 +102,7 @@ async def test_visitors_who_see_no_form_get_no_session(anonymous: httpx.AsyncCli
 # ---------------------------------------------------------------- ending sessions and their streams
 
 
-async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, server, make_staff) -> None:  # noqa: F811
+async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, server, make_staff) -> None:
     staff = await make_staff("supervisor")
     bystander = await make_staff("supervisor")
     async with (
@@ -140,7 +125,7 @@ async def test_sign_out_everywhere_ends_every_session_and_its_streams(app, serve
     assert not await StaffSession.exists(staff_id=staff.id)
 
 
-async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, server, make_staff) -> None:  # noqa: F811
+async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, server, make_staff) -> None:
     staff = await make_staff("advocate")
     async with (
         signed_in_browser(server, staff) as here,
@@ -166,7 +151,7 @@ async def test_a_password_change_ends_the_other_sessions_and_their_streams(app, 
     assert await authenticate(staff.email, PASSWORD) is None
 
 
-async def test_deactivating_a_staff_member_ends_their_sessions_and_streams(app, server, make_staff) -> None:  # noqa: F811
+async def test_deactivating_a_staff_member_ends_their_sessions_and_streams(app, server, make_staff) -> None:
     admin = await make_staff("admin")
     leaver = await make_staff("advocate")
     token = await create_api_token(leaver.email)
@@ -222,14 +207,9 @@ async def test_a_reactivated_staff_member_signs_in_again(app, signed_in, make_st
     await admin.get("/admin/staff")
     assert (await admin.post(f"/admin/staff/{leaver.id}/active", {"active": "0"})).status_code == 200
     async with asgi_client(app) as http:
-        page = await http.get("/login")
-        guess = await http.post(
-            "/login", data={"email": leaver.email, "password": "not it", "csrf_token": csrf_of(page.text)}
-        )
+        guess = await post_sign_in(http, leaver.email, "not it")
         assert guess.status_code == 400 and "deactivated" not in guess.text  # a guesser learns nothing
-        refused = await http.post(
-            "/login", data={"email": leaver.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-        )
+        refused = await post_sign_in(http, leaver.email)
         # The right password: they are told why, instead of "do not match" until the throttle stops them.
         assert refused.status_code == 403 and "Your account is deactivated." in refused.text
         assert not await is_signed_in(http)
@@ -329,17 +309,6 @@ async def test_last_seen_is_written_at_most_once_a_minute(app: Starlette, make_s
     await signed.http.aclose()
 
 
-@asynccontextmanager
-async def running(settings: Settings, fake_twilio: FakeTwilio) -> AsyncIterator[Starlette]:
-    """The app with settings of the test's own (the `app` fixture's are fixed)."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        try:
-            yield application
-        finally:
-            await database.wipe()
-
-
 async def test_idle_and_lifetime_are_settings(settings: Settings, fake_twilio: FakeTwilio) -> None:
     changed = settings.with_changes(session_idle_hours=0.5, session_max_days=1)
     async with running(changed, fake_twilio) as application:
@@ -347,10 +316,7 @@ async def test_idle_and_lifetime_are_settings(settings: Settings, fake_twilio: F
 
         staff, _ = await create_staff(email="ana@example.org", name="Ana", role="advocate", password=PASSWORD)
         async with asgi_client(application) as http:
-            page = await http.get("/login")
-            response = await http.post(
-                "/login", data={"email": staff.email, "password": PASSWORD, "csrf_token": csrf_of(page.text)}
-            )
+            response = await post_sign_in(http, staff.email)
         assert response.status_code == 303
         assert f"Max-Age={24 * 3600}" in cookie_of(response)  # the cookie lasts no longer than the session
         record = await StaffSession.get(staff_id=staff.id)
@@ -375,7 +341,7 @@ async def test_the_session_cookie_is_secure_in_production_whatever_the_url(
 ) -> None:
     changed = settings.with_changes(environment=environment, public_url=public_url)
     async with running(changed, fake_twilio) as application:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=PUBLIC_URL) as http:
+        async with asgi_client(application) as http:
             response = await http.get("/login")
     flags = [part.strip().lower() for part in cookie_of(response).split(";")]
     assert "httponly" in flags and "samesite=lax" in flags and "path=/" in flags

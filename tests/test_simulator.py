@@ -16,9 +16,9 @@ from twilio.request_validator import RequestValidator
 
 from inbox.sms.base import MediaTooLarge, OutboundText, ProviderRejected, parse_inbound, parse_status
 from inbox.sms.simulator import SIMULATOR_ACCOUNT_SID, SimulatorProvider
+from tests.support.config import PUBLIC_URL
 
 AUTH_TOKEN = "simulator-token"
-PUBLIC_URL = "https://inbox.example.org"
 # Where the webhook client really sends requests: not the public URL, as when the app listens on
 # loopback behind a proxy. Signatures must still be over the public URL.
 INTERNAL_URL = "http://app.internal:8000"

@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 from inbox.models import StaffSession
 from inbox.services.throttle import Limits, Throttle, Throttled
 from inbox.settings import Settings
-from tests.conftest import PASSWORD, PUBLIC_URL, csrf_of
+from tests.support.config import PUBLIC_URL
+from tests.support.staff import PASSWORD, csrf_of, post_sign_in
 
 REDIS_URL = os.environ.get("INBOX_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 WINDOW_SECONDS = 15 * 60
@@ -46,11 +47,6 @@ async def browsers(app: Starlette) -> AsyncIterator[dict[str, httpx.AsyncClient]
         await client.aclose()
 
 
-async def attempt(http: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
-    page = await http.get("/login")
-    return await http.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text)})
-
-
 def assert_throttled(response: httpx.Response, what: str = "sign-ins") -> int:
     assert response.status_code == 429, response.text
     retry_after = int(response.headers["Retry-After"])
@@ -66,17 +62,17 @@ async def test_ten_failures_lock_the_account_and_the_right_password_is_refused_t
     staff = await make_staff("advocate")
     http = browsers["203.0.113.7"]
     for _ in range(10):
-        assert (await attempt(http, staff.email, "wrong password")).status_code == 400
-    refused = await attempt(http, staff.email, PASSWORD)
+        assert (await post_sign_in(http, staff.email, "wrong password")).status_code == 400
+    refused = await post_sign_in(http, staff.email, PASSWORD)
     assert_throttled(refused)
     assert 'role="alert"' in refused.text and f'value="{staff.email}"' in refused.text  # the form, as typed
     assert not await StaffSession.exists(staff_id=staff.id)
     # From another address too: it is the account that is locked (however the email is typed) …
     elsewhere = browsers["198.51.100.9"]
-    assert_throttled(await attempt(elsewhere, staff.email.upper(), PASSWORD))
+    assert_throttled(await post_sign_in(elsewhere, staff.email.upper(), PASSWORD))
     # … and only that account.
     other = await make_staff("advocate")
-    assert (await attempt(http, other.email, PASSWORD)).status_code == 303
+    assert (await post_sign_in(http, other.email, PASSWORD)).status_code == 303
 
 
 async def test_a_success_clears_the_accounts_failures(app: Starlette, browsers, make_staff) -> None:
@@ -84,11 +80,11 @@ async def test_a_success_clears_the_accounts_failures(app: Starlette, browsers, 
     http = browsers["203.0.113.7"]
     # 7 + 7 failures: under the address's 15, over the account's 10 unless the success cleared it.
     for _ in range(7):
-        assert (await attempt(http, staff.email, "typo")).status_code == 400
-    assert (await attempt(http, staff.email, PASSWORD)).status_code == 303
+        assert (await post_sign_in(http, staff.email, "typo")).status_code == 400
+    assert (await post_sign_in(http, staff.email, PASSWORD)).status_code == 303
     await http.post("/logout", data={"csrf_token": csrf_of((await http.get("/")).text)})
     for _ in range(7):
-        assert (await attempt(http, staff.email, "typo")).status_code == 400
+        assert (await post_sign_in(http, staff.email, "typo")).status_code == 400
 
 
 async def test_a_burst_of_parallel_guesses_gets_no_more_than_ten_checked(app: Starlette, browsers, make_staff) -> None:
@@ -108,12 +104,12 @@ async def test_failures_from_one_address_lock_that_address_for_every_account(
     attacker = browsers["203.0.113.7"]
     for person in people[:3]:
         for _ in range(5):
-            assert (await attempt(attacker, person.email, "wrong password")).status_code == 400
+            assert (await post_sign_in(attacker, person.email, "wrong password")).status_code == 400
     # 15 failures from this address (5 per account, so no account is locked): the address is.
-    assert_throttled(await attempt(attacker, people[3].email, PASSWORD))
-    assert_throttled(await attempt(attacker, "nobody@example.org", "x"))
+    assert_throttled(await post_sign_in(attacker, people[3].email, PASSWORD))
+    assert_throttled(await post_sign_in(attacker, "nobody@example.org", "x"))
     # Everyone else signs in as usual, the attacked accounts included.
-    assert (await attempt(browsers["198.51.100.9"], people[0].email, PASSWORD)).status_code == 303
+    assert (await post_sign_in(browsers["198.51.100.9"], people[0].email, PASSWORD)).status_code == 303
 
 
 async def test_bad_api_tokens_are_throttled_per_address(app: Starlette, api_client, make_staff) -> None:

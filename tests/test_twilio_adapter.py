@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -22,14 +21,15 @@ from inbox.sms.base import (
 )
 from inbox.sms.errors import ErrorExplanation, explain
 from inbox.sms.twilio import TwilioProvider, read_capped_media
+from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.servers import free_port
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "tok-" + "7e" * 14  # distinctive, so a leak is easy to spot
 FROM_NUMBER = "+15557654321"
 SERVICE_SID = "MG" + "b2" * 16
 CLIENT_NUMBER = "+15551234567"
-PUBLIC_URL = "https://inbox.example.org"
 STATUS_CALLBACK = f"{PUBLIC_URL}/webhooks/twilio/status?message=42"
 
 
@@ -136,7 +136,7 @@ async def test_wrong_credentials_are_a_rejection_not_an_outage(fake: FakeTwilio)
 
 async def test_an_unreachable_twilio_becomes_provider_unavailable() -> None:
     provider = TwilioProvider(
-        ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{_closed_port()}"
+        ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{free_port()}"
     )
     try:
         with pytest.raises(ProviderUnavailable):
@@ -320,9 +320,3 @@ def test_an_unknown_code_gets_a_generic_explanation_naming_it() -> None:
 
     assert explanation is not None and "12345" in explanation.summary
     assert explain(None) is None
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

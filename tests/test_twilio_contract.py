@@ -26,8 +26,9 @@ import pytest
 
 from inbox.sms.base import OutboundText, ProviderRejected
 from inbox.sms.twilio import TwilioProvider
+from tests.support.paths import REPO
+from tests.support.servers import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "tests" / "contract" / "twilio-oai" / "twilio_api_v2010.json"
 CONTRACT_DIR = REPO / "tests" / "contract"
 PRISM = CONTRACT_DIR / "node_modules" / ".bin" / "prism"
@@ -90,12 +91,6 @@ def spec_with_explicit_form_encoding(destination: Path) -> Path:
     }
     destination.write_text(json.dumps(document))
     return destination
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_listening(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:

@@ -6,26 +6,14 @@ import httpx
 import pytest
 
 from inbox.models import Conversation, Message, MessageStatus, MessageStatusEvent, WebhookPayload
-from tests.conftest import inbound_params, signed_post_args
+from tests.support.webhooks import inbound_params, post_text, signed_post_args, status_callback, status_params
 
 SID = "SM" + "a" * 32
 
 
-async def post_inbound(
-    client: httpx.AsyncClient,
-    sid: str = SID,
-    from_number: str = "+14045387319",
-    body: str = "Which courtroom?",
-    **extra: str,
-) -> httpx.Response:
-    return await client.post(
-        **signed_post_args("/webhooks/twilio/messages", inbound_params(sid, from_number, body, **extra))
-    )
-
-
 async def test_signed_inbound_is_stored_and_answered_with_empty_twiml(anonymous: httpx.AsyncClient, make_case) -> None:
     await make_case(phone="+14045387319")
-    response = await post_inbound(anonymous)
+    response = await post_text(anonymous, sid=SID)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     assert response.text.strip().endswith("<Response/>")
@@ -74,8 +62,8 @@ async def test_signature_covers_the_query_string(anonymous: httpx.AsyncClient) -
 
 
 async def test_replayed_webhook_creates_nothing_new(anonymous: httpx.AsyncClient) -> None:
-    first = await post_inbound(anonymous)
-    again = await post_inbound(anonymous)
+    first = await post_text(anonymous, sid=SID)
+    again = await post_text(anonymous, sid=SID)
     assert first.status_code == again.status_code == 200
     assert again.headers["content-type"].startswith("text/xml")
     assert await Message.filter(provider_sid=SID).count() == 1
@@ -85,33 +73,15 @@ async def test_replayed_webhook_creates_nothing_new(anonymous: httpx.AsyncClient
 
 
 async def test_unknown_sender_opens_an_unmatched_conversation(anonymous: httpx.AsyncClient) -> None:
-    await post_inbound(anonymous, from_number="+14045550199", body="Is this legal aid?")
+    await post_text(anonymous, "+14045550199", "Is this legal aid?", sid=SID)
     conversation = await Conversation.get(phone="+14045550199")
     assert conversation.last_message_preview == "Is this legal aid?"
 
 
 async def test_extra_unknown_parameters_are_accepted_and_kept(anonymous: httpx.AsyncClient) -> None:
-    response = await post_inbound(anonymous, FromCity="ATLANTA", SomethingNew="42")
+    response = await post_text(anonymous, sid=SID, FromCity="ATLANTA", SomethingNew="42")
     assert response.status_code == 200
     assert (await WebhookPayload.get(provider_sid=SID)).params["SomethingNew"] == "42"
-
-
-def status_params(sid: str, status: str, error_code: str | None = None) -> dict[str, str]:
-    from tests.conftest import ACCOUNT_SID, FROM_NUMBER
-
-    params = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessageStatus": status,
-        "SmsStatus": status,
-        "AccountSid": ACCOUNT_SID,
-        "From": FROM_NUMBER,
-        "To": "+14045387319",
-        "ApiVersion": "2010-04-01",
-    }
-    if error_code:
-        params["ErrorCode"] = error_code
-    return params
 
 
 async def sent_message(api_client, make_staff, make_case, fake_twilio) -> Message:
@@ -129,9 +99,7 @@ async def test_status_callbacks_build_the_timeline_and_never_move_backwards(
 ) -> None:
     message = await sent_message(api_client, make_staff, make_case, fake_twilio)
     for status in ("sent", "delivered", "sent"):
-        response = await anonymous.post(
-            **signed_post_args("/webhooks/twilio/status", status_params(message.provider_sid, status))
-        )
+        response = await anonymous.post(**status_callback(message.provider_sid, status))
         assert response.status_code == 200 and response.text == ""
     await message.refresh_from_db()
     assert message.status == MessageStatus.DELIVERED
@@ -143,9 +111,7 @@ async def test_failed_callback_records_the_error_and_its_meaning(
     anonymous, api_client, make_staff, make_case, fake_twilio
 ) -> None:
     message = await sent_message(api_client, make_staff, make_case, fake_twilio)
-    await anonymous.post(
-        **signed_post_args("/webhooks/twilio/status", status_params(message.provider_sid, "undelivered", "30003"))
-    )
+    await anonymous.post(**status_callback(message.provider_sid, "undelivered", "30003"))
     await message.refresh_from_db()
     assert message.status == MessageStatus.UNDELIVERED and message.error_code == 30003
     assert "unreachable" in (message.error_message or "").lower()
@@ -168,7 +134,7 @@ async def test_callback_for_a_sid_not_yet_stored_is_kept_and_applied_later(
     anonymous, api_client, make_staff, make_case, fake_twilio
 ) -> None:
     early_sid = "SM" + "e" * 32
-    response = await anonymous.post(**signed_post_args("/webhooks/twilio/status", status_params(early_sid, "sent")))
+    response = await anonymous.post(**status_callback(early_sid, "sent"))
     assert response.status_code == 200
     payload = await WebhookPayload.get(provider_sid=early_sid)
     assert payload.processed_at is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
@@ -90,3 +91,11 @@ async def _stop(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
         # Open streams (SSE) keep a graceful shutdown waiting; stop waiting for them.
         server.force_exit = True
         await task
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (the system's pick), for a server run in another process
+    or for an address where nothing answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
