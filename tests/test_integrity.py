@@ -153,6 +153,25 @@ async def test_a_message_sid_longer_than_its_column_is_kept_in_the_payload(anony
     assert kept.params["MessageSid"] == sid and kept.error == "MessageSid is 72 characters long; at most 64 are kept."
 
 
+async def test_a_reply_to_a_sender_that_is_no_phone_number_is_refused_before_twilio(
+    signed_in, make_staff, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio
+) -> None:
+    assert is_empty_twiml(await post_text(anonymous, WHATSAPP, "Hola, soy Maria"))
+    conversation = await Conversation.get(phone=WHATSAPP)
+    supervisor = await signed_in(await make_staff("supervisor"))
+    await supervisor.get(f"/conversations/{conversation.id}")
+    refused = await supervisor.post(
+        f"/conversations/{conversation.id}/messages",
+        {"body": "Hola Maria"},
+        csrf=False,
+        headers={"HX-Request": "true", "X-CSRF-Token": supervisor.csrf},
+    )
+    assert refused.status_code == 409
+    assert "is not a phone number, so it cannot be texted" in unescape(refused.text)
+    assert "Hola Maria" in refused.text  # the composer keeps what was typed
+    assert fake_twilio.requests == [] and await Message.filter(direction="outbound").count() == 0
+
+
 async def test_stop_from_a_whatsapp_sender_opts_that_address_out_and_is_not_answered(
     app: Starlette, signed_in, make_staff, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio
 ) -> None:

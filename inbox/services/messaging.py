@@ -30,7 +30,7 @@ from inbox.models import (
     Staff,
     WebhookPayload,
 )
-from inbox.phones import InvalidPhoneNumber, normalise
+from inbox.phones import InvalidPhoneNumber, is_phone_number, normalise
 from inbox.segments import count_segments
 from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
 from inbox.services.channels import channel_for_new_text
@@ -161,6 +161,12 @@ async def _resolve_recipient(staff: Staff, request: SendRequest) -> Recipient:
         conversation = await Conversation.get_or_none(id=request.conversation_id)
         if conversation is None or not await visibility.can_see_conversation(staff, conversation):
             raise NotFound("No conversation has this id.")
+        if not is_phone_number(conversation.phone):
+            # Our numbers send SMS and MMS only: Twilio would refuse it after the text was stored.
+            raise Refused(
+                f"{conversation.phone} is not a phone number, so it cannot be texted from Case Inbox:"
+                " answer it where it came from, or text the client's own number."
+            )
         return Recipient(conversation.phone, case, conversation)
     if request.to:
         try:
