@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.support.paths import REPO
 
-# `../shared`, `REPO.parent / "shared"`, `ROOT.parent`: a path above the repository's own root.
+# A sibling "shared" folder reached by a relative path, or any path built from REPO.parent or ROOT.parent.
 OUTSIDE = re.compile(r"\.\./shared|parent\s*/\s*[\"']shared|\b(REPO|ROOT)\.parent\b")
 SCANNED = ("inbox/", "tests/", "bench/", "bin/", ".ci/")
 
