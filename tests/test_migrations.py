@@ -29,6 +29,7 @@ ROWS = [
     " '2026-01-01', '2026-01-01')",
 ]
 WIDE = "whatsapp:" + "9" * 55  # 64 characters
+LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 
 
 async def migrate_to(url: str, target: str | None = None) -> None:
@@ -57,13 +58,23 @@ async def test_on_sqlite_the_tables_keep_their_rows_indexes_and_constraints(tmp_
         assert db.execute("SELECT phone FROM conversation WHERE id = 2").fetchone() == (WIDE,)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("INBOX_DATABASE_URL", "").startswith("postgres"), reason="the PostgreSQL pass checks this"
-)
+def postgres_server() -> tuple[str, str]:
+    """The PostgreSQL server to migrate a scratch database on, and that database's name: the suite's own
+    server in the PostgreSQL pass, else INBOX_TEST_POSTGRES_URL (the local one by default), so the
+    SQLite pass checks this migration on PostgreSQL too."""
+    suite = os.environ.get("INBOX_DATABASE_URL", "")
+    if suite.startswith("postgres"):
+        server, name = suite.rsplit("/", 1)
+        return server, f"{name}_migration"
+    return os.environ.get("INBOX_TEST_POSTGRES_URL", LOCAL_POSTGRES).rstrip("/"), f"inbox_migration_{os.getpid()}"
+
+
 async def test_on_postgresql_the_columns_are_widened_in_place() -> None:
-    server = os.environ["INBOX_DATABASE_URL"].rsplit("/", 1)[0]
-    name = os.environ["INBOX_DATABASE_URL"].rsplit("/", 1)[1] + "_migration"
-    admin = await asyncpg.connect(f"{server}/postgres")
+    server, name = postgres_server()
+    try:
+        admin = await asyncpg.connect(f"{server}/postgres")
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {server} ({exc}): start it, or set INBOX_TEST_POSTGRES_URL")
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
