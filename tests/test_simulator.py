@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,7 +15,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from inbox.sms.base import MediaTooLarge, OutboundText, ProviderRejected, parse_inbound, parse_status
+from inbox.phones import is_phone_number, normalise
+from inbox.sms.base import (
+    MediaTooLarge,
+    OutboundText,
+    ProviderRejected,
+    ProviderUnavailable,
+    parse_inbound,
+    parse_status,
+)
 from inbox.sms.simulator import SIMULATOR_ACCOUNT_SID, SimulatorProvider
 from tests.support.config import PUBLIC_URL
 
@@ -156,6 +165,87 @@ async def test_a_messaging_service_send_is_accepted(simulator: SimulatorProvider
     result = await simulator.send(OutboundText(to=CLIENT_NUMBER, body="hi", messaging_service_sid="MG" + "1" * 32))
 
     assert result.status == "accepted"
+
+
+# --- the retry demo numbers --------------------------------------------------------------------
+
+BUSY_NUMBER = "+15005550429"
+FAILING_NUMBER = "+15005550503"
+SLOW_NUMBER = "+15005550408"
+
+
+@pytest.mark.parametrize("number", [BUSY_NUMBER, FAILING_NUMBER, SLOW_NUMBER])
+def test_the_retry_numbers_are_phone_numbers_to_the_app(number: str) -> None:
+    assert is_phone_number(number)
+    assert normalise(number) == number
+
+
+async def test_the_busy_number_answers_429_twice_then_delivers(
+    simulator: SimulatorProvider, target: WebhookTarget
+) -> None:
+    text = OutboundText(to=BUSY_NUMBER, body="Your hearing moved.", status_callback=STATUS_CALLBACK)
+
+    refusals = []
+    for _ in range(2):
+        with pytest.raises(ProviderUnavailable) as busy:
+            await simulator.send(text)
+        refusals.append((busy.value.status, busy.value.code, busy.value.retry_after, busy.value.outcome_unknown))
+    with pytest.raises(ProviderUnavailable):  # another text to the number has attempts of its own
+        await simulator.send(OutboundText(to=BUSY_NUMBER, body="another text"))
+    accepted = await simulator.send(text)
+    await simulator.wait_idle()
+
+    assert refusals == [(429, 20429, 3.0, False)] * 2
+    assert accepted.status == "queued"
+    assert target.statuses() == [("sent", None), ("delivered", None)]
+    assert [(item.sid, item.body) for item in simulator.accepted] == [(accepted.provider_sid, text.body)]
+
+
+async def test_the_failing_number_answers_503_once(simulator: SimulatorProvider, target: WebhookTarget) -> None:
+    text = OutboundText(to=FAILING_NUMBER, body="hi", status_callback=STATUS_CALLBACK)
+
+    with pytest.raises(ProviderUnavailable) as failed:
+        await simulator.send(text)
+    accepted = await simulator.send(text)
+    await simulator.wait_idle()
+
+    assert (failed.value.status, failed.value.retry_after, failed.value.outcome_unknown) == (503, None, False)
+    assert accepted.provider_sid.startswith("SM")
+    assert target.statuses() == [("sent", None), ("delivered", None)]
+
+
+async def test_the_slow_number_takes_the_text_but_the_caller_hears_a_timeout(
+    simulator: SimulatorProvider, target: WebhookTarget
+) -> None:
+    text = OutboundText(to=SLOW_NUMBER, body="Bring your ID.", status_callback=STATUS_CALLBACK)
+    began = datetime.now(UTC)
+
+    with pytest.raises(ProviderUnavailable) as slow:
+        await simulator.send(text)
+    found = await simulator.find_sent(text, began)
+    await simulator.wait_idle()
+    later = await simulator.send(text)
+
+    assert slow.value.outcome_unknown is True
+    assert found is not None and found.provider_sid == simulator.accepted[0].sid
+    # Its delivery story played as usual, under the SID the caller never heard.
+    assert target.statuses() == [("sent", None), ("delivered", None)]
+    assert {item.params["MessageSid"] for item in target.received} == {found.provider_sid}
+    assert later.provider_sid != found.provider_sid
+
+
+async def test_find_sent_matches_recipient_body_sender_and_time(simulator: SimulatorProvider) -> None:
+    began = datetime.now(UTC)
+    first = await simulator.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+    await simulator.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+
+    assert await simulator.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), began) == first
+    assert await simulator.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi!"), began) is None
+    assert await simulator.find_sent(OutboundText(to="+15559990000", body="hi"), began) is None
+    assert (
+        await simulator.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi", from_number="+15550001111"), began) is None
+    )
+    assert await simulator.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), began + timedelta(minutes=2)) is None
 
 
 async def test_close_cancels_pending_callbacks(target: WebhookTarget) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -20,7 +23,7 @@ from inbox.sms.base import (
     ProviderUnavailable,
 )
 from inbox.sms.errors import ErrorExplanation, explain
-from inbox.sms.twilio import TwilioProvider, read_capped_media
+from inbox.sms.twilio import SEND_TIMEOUT_SECONDS, TwilioProvider, read_capped_media, seconds_from_retry_after
 from tests.support.config import PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.servers import free_port
@@ -123,6 +126,123 @@ async def test_a_server_error_becomes_provider_unavailable(provider: TwilioProvi
     assert retried.status == "queued"
 
 
+# --- a busy, failing or slow Twilio: what the outbox retries, and how -------------------------
+
+
+async def test_429_carries_retry_after_in_seconds(provider: TwilioProvider, fake: FakeTwilio) -> None:
+    fake.fail_next(429, retry_after=7)
+
+    with pytest.raises(ProviderUnavailable) as busy:
+        await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+
+    assert busy.value.status == 429
+    assert busy.value.code == 20429
+    assert busy.value.retry_after == 7.0
+    assert busy.value.outcome_unknown is False  # Twilio answered: it did not take the text
+    assert "429" in str(busy.value)
+    assert fake.count_to(CLIENT_NUMBER) == 0
+
+
+async def test_429_with_an_http_date_retry_after_becomes_seconds_from_now(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
+    fake.fail_next(429, retry_after=format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True))
+
+    with pytest.raises(ProviderUnavailable) as busy:
+        await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+
+    assert busy.value.retry_after is not None
+    assert 3000 < busy.value.retry_after <= 3600
+
+
+def test_retry_after_forms() -> None:
+    now = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+    assert seconds_from_retry_after("120", now) == 120.0
+    assert seconds_from_retry_after("Tue, 01 Jan 2030 12:00:30 GMT", now) == 30.0
+    assert seconds_from_retry_after("Tue, 01 Jan 2030 11:00:00 GMT", now) == 0.0  # already past
+    assert seconds_from_retry_after("soon", now) is None
+    assert seconds_from_retry_after(None, now) is None
+
+
+@pytest.mark.parametrize(("status", "code"), [(500, 20500), (503, 20503)])
+async def test_a_5xx_is_unavailable_with_a_known_outcome(
+    provider: TwilioProvider, fake: FakeTwilio, status: int, code: int
+) -> None:
+    fake.fail_next(status)
+
+    with pytest.raises(ProviderUnavailable) as failed:
+        await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+    retried = await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+
+    assert (failed.value.status, failed.value.code) == (status, code)
+    assert failed.value.retry_after is None
+    assert failed.value.outcome_unknown is False
+    assert fake.bodies_to(CLIENT_NUMBER) == ["hi"]
+    assert retried.provider_sid == fake.messages[0]["sid"]
+
+
+async def test_a_busy_number_answers_its_script_and_others_go_through(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
+    other = "+15559870000"
+    fake.busy[CLIENT_NUMBER] = [429, (503, 2)]
+
+    statuses = []
+    for _ in range(2):
+        with pytest.raises(ProviderUnavailable) as busy:
+            await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+        statuses.append((busy.value.status, busy.value.retry_after))
+    await provider.send(OutboundText(to=other, body="meanwhile"))
+    accepted = await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+
+    assert statuses == [(429, None), (503, 2.0)]
+    assert [message["to"] for message in fake.messages] == [other, CLIENT_NUMBER]
+    assert accepted.provider_sid == fake.messages[-1]["sid"]
+
+
+async def test_concurrent_sends_each_get_their_own_retry_after(provider: TwilioProvider, fake: FakeTwilio) -> None:
+    """One http client serves every send: a 429's Retry-After must not leak into another send's error."""
+    numbers = [f"+1555000{index:04d}" for index in range(20)]
+    for index, number in enumerate(numbers):
+        fake.busy[number] = [(429, index + 1)]
+
+    outcomes = await asyncio.gather(
+        *(provider.send(OutboundText(to=number, body="hi")) for number in numbers), return_exceptions=True
+    )
+
+    retry_afters = [
+        outcome.retry_after if isinstance(outcome, ProviderUnavailable) else outcome for outcome in outcomes
+    ]
+    assert retry_afters == [float(index + 1) for index in range(20)]
+
+
+async def test_an_answer_held_past_the_timeout_is_an_unknown_outcome_and_twilio_has_the_text(
+    fake: FakeTwilio,
+) -> None:
+    gate = asyncio.Event()
+    fake.hold_gate[CLIENT_NUMBER] = gate
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=fake.base_url, send_timeout=0.2)
+    text = OutboundText(to=CLIENT_NUMBER, body="Court moved to 10 a.m.")
+    began = datetime.now(UTC)
+    try:
+        with pytest.raises(ProviderUnavailable) as slow:
+            await provider.send(text)
+        found = await provider.find_sent(text, began)  # the answer is still held
+    finally:
+        gate.set()
+        await provider.close()
+
+    assert slow.value.outcome_unknown is True
+    assert slow.value.status is None
+    assert fake.count_to(CLIENT_NUMBER) == 1
+    assert found is not None and found.provider_sid == fake.messages[0]["sid"]
+
+
+def test_the_send_timeout_defaults_to_20_seconds() -> None:
+    assert SEND_TIMEOUT_SECONDS == 20.0
+
+
 async def test_wrong_credentials_are_a_rejection_not_an_outage(fake: FakeTwilio) -> None:
     provider = TwilioProvider(ACCOUNT_SID, "not-the-token", from_number=FROM_NUMBER, api_url=fake.base_url)
     try:
@@ -139,8 +259,140 @@ async def test_an_unreachable_twilio_becomes_provider_unavailable() -> None:
         ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{free_port()}"
     )
     try:
-        with pytest.raises(ProviderUnavailable):
+        with pytest.raises(ProviderUnavailable) as refused:
             await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+    finally:
+        await provider.close()
+
+    assert refused.value.outcome_unknown is False  # no connection: Twilio never saw it
+    assert refused.value.status is None
+
+
+async def test_a_connection_dropped_after_the_request_is_an_unknown_outcome() -> None:
+    """A server that reads the whole request and hangs up without answering: it may have taken it."""
+    requests_read: list[bytes] = []
+
+    async def read_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
+        requests_read.append(head + await reader.readexactly(length))
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{port}")
+    try:
+        with pytest.raises(ProviderUnavailable) as dropped:
+            await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+    finally:
+        await provider.close()
+        server.close()
+        await server.wait_closed()
+
+    assert dropped.value.outcome_unknown is True
+    assert len(requests_read) == 1 and b"Body=hi" in requests_read[0]
+
+
+# --- find_sent: did Twilio take the text after all? ------------------------------------------
+
+
+async def test_find_sent_finds_the_text_by_body_and_sender(provider: TwilioProvider, fake: FakeTwilio) -> None:
+    began = datetime.now(UTC)
+    sent = await provider.send(OutboundText(to=CLIENT_NUMBER, body="Bring your ID."))
+    await fake.callbacks_done()  # sent → delivered: date_sent is set
+
+    found = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="Bring your ID."), began)
+    other_body = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="Bring your ID"), began)
+    other_sender = await provider.find_sent(
+        OutboundText(to=CLIENT_NUMBER, body="Bring your ID.", from_number="+15550001111"), began
+    )
+
+    assert found is not None
+    assert found.provider_sid == sent.provider_sid
+    assert found.status == "delivered"
+    assert other_body is None and other_sender is None
+    first_query = fake.list_queries[0]
+    assert first_query["To"] == CLIENT_NUMBER and first_query["From"] == FROM_NUMBER
+    # A minute of clock slack, written in UTC as Twilio reads it.
+    assert first_query["DateSent>"] == (began - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_find_sent_gives_the_oldest_match(provider: TwilioProvider, fake: FakeTwilio) -> None:
+    began = datetime.now(UTC)
+    text = OutboundText(to=CLIENT_NUMBER, body="Reminder")
+    first = await provider.send(text)
+    await provider.send(text)
+    await fake.callbacks_done()
+
+    found = await provider.find_sent(text, began)
+
+    assert found is not None and found.provider_sid == first.provider_sid
+
+
+async def test_find_sent_falls_back_when_twilio_has_not_sent_it_on_yet(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
+    fake.callbacks_enabled = False  # queued at Twilio: date_sent is null, DateSent> cannot see it
+    began = datetime.now(UTC)
+    sent = await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+
+    found = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), began)
+
+    assert fake.stored(sent.provider_sid)["date_sent"] is None
+    assert found is not None and found.provider_sid == sent.provider_sid and found.status == "queued"
+    assert ["DateSent>" in query for query in fake.list_queries] == [True, False]
+
+
+async def test_find_sent_ignores_texts_from_before_the_attempt(provider: TwilioProvider, fake: FakeTwilio) -> None:
+    fake.callbacks_enabled = False
+    earlier = await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+    fake.stored(earlier.provider_sid)["date_created"] = format_datetime(datetime.now(UTC) - timedelta(minutes=10))
+
+    found = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), datetime.now(UTC))
+
+    assert found is None
+
+
+async def test_find_sent_through_a_messaging_service_matches_the_service(fake: FakeTwilio) -> None:
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, messaging_service_sid=SERVICE_SID, api_url=fake.base_url)
+    other_service = "MG" + "c3" * 16
+    began = datetime.now(UTC)
+    try:
+        sent = await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+        await fake.callbacks_done()
+        found = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), began)
+        not_ours = await provider.find_sent(
+            OutboundText(to=CLIENT_NUMBER, body="hi", messaging_service_sid=other_service), began
+        )
+    finally:
+        await provider.close()
+
+    assert found is not None and found.provider_sid == sent.provider_sid
+    assert not_ours is None
+    assert all("From" not in query for query in fake.list_queries)  # the pool picks the sender
+
+
+async def test_find_sent_when_twilio_cannot_be_reached_is_unavailable_not_none() -> None:
+    provider = TwilioProvider(
+        ACCOUNT_SID, AUTH_TOKEN, from_number=FROM_NUMBER, api_url=f"http://127.0.0.1:{free_port()}"
+    )
+    try:
+        with pytest.raises(ProviderUnavailable) as unreachable:
+            await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), datetime.now(UTC))
+    finally:
+        await provider.close()
+
+    assert unreachable.value.outcome_unknown is False
+
+
+async def test_find_sent_when_twilio_answers_an_error_is_unavailable(fake: FakeTwilio) -> None:
+    provider = TwilioProvider(ACCOUNT_SID, "not-the-token", from_number=FROM_NUMBER, api_url=fake.base_url)
+    try:
+        with pytest.raises(ProviderUnavailable):
+            await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), datetime.now(UTC))
     finally:
         await provider.close()
 

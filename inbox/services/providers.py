@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from inbox.crypto import SecretBox, SecretUnreadable
 from inbox.models import Channel
@@ -166,6 +167,10 @@ class RoutedProvider:
     async def send(self, text: OutboundText) -> SendResult:
         provider = await self._registry.for_sender(text.from_number, text.messaging_service_sid)
         return await (provider or self._fallback).send(text)
+
+    async def find_sent(self, text: OutboundText, since: datetime) -> SendResult | None:
+        provider = await self._registry.for_sender(text.from_number, text.messaging_service_sid)
+        return await (provider or self._fallback).find_sent(text, since)
 
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool:
         return self._fallback.validate_webhook(url, params, signature)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -36,7 +37,29 @@ class ProviderRejected(Exception):
 
 
 class ProviderUnavailable(Exception):
-    """The provider could not be reached or failed (network, 5xx): the send may be retried."""
+    """Not sent now, may be retried: no connection, timeout, 429, 5xx.
+
+    `outcome_unknown` is True when the request may have reached Twilio (a timeout after it was sent, a
+    connection dropped mid-answer): the text may exist at Twilio, so look it up (`find_sent`) before
+    sending it again. It is False when Twilio cannot have taken it: a refused connection, a DNS failure,
+    or an answer (429, 5xx) that says it did not. `retry_after` is Twilio's Retry-After in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+        status: int | None = None,
+        code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+        self.status = status
+        self.code = code
 
 
 # Twilio's own ceiling for the media of one message; a larger download is not a real MMS.
@@ -128,6 +151,14 @@ class Provider(Protocol):
     info: ProviderInfo
 
     async def send(self, text: OutboundText) -> SendResult: ...
+
+    async def find_sent(self, text: OutboundText, since: datetime) -> SendResult | None:
+        """Did the provider take this text after all (at or after `since`)? The oldest match, or None.
+
+        Asked before any new attempt after an unknown outcome; a failed look-up raises
+        ProviderUnavailable (outcome_unknown=False), and the caller must not send again then.
+        """
+        ...
 
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool: ...
 

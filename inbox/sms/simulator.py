@@ -14,7 +14,20 @@ Which numbers do what (the first three are Twilio's own test-credential magic nu
 | +15005550004                    | refused at once: 21610, the number has opted out (texted STOP)      |
 | any number ending in 0003       | queued → sent → undelivered, ErrorCode 30003 (phone unreachable)    |
 | any number ending in 0006       | queued → failed, ErrorCode 30006 (landline or unreachable carrier)  |
+| any number ending in 0429       | busy: the first 2 attempts of a text (same number and body) answer  |
+|                                 | 429 with Retry-After 3 s; the third is accepted and delivered       |
+| any number ending in 0503       | the first attempt of a text answers 503; the next is accepted       |
+| any number ending in 0408       | too slow: the first attempt of a text is accepted (SID, callbacks)  |
+|                                 | but the caller hears a timeout (outcome unknown); `find_sent` then  |
+|                                 | finds it, and later attempts are accepted normally                  |
 | any other number                | queued → sent → delivered                                           |
+
+The retry numbers (+15005550429, +15005550503, +15005550408 for instance) are valid numbers to the
+app's phone rules, like the other +1 500 555 numbers. Their attempts are counted per (number, body)
+for the life of the simulator, so a demo shows the retry once per text.
+
+The simulator remembers what it accepted (recipient, sender, body, SID, time), so `find_sent` can
+answer "did Twilio take this text after all?" as the Twilio adapter does with Twilio's Messages list.
 
 Signatures: Twilio signs the URL it called, and the app checks against INBOX_PUBLIC_URL + path + query.
 The simulator signs the public URL but delivers through `webhook_client`, which may point elsewhere
@@ -27,7 +40,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -40,6 +56,7 @@ from inbox.sms.base import (
     OutboundText,
     ProviderInfo,
     ProviderRejected,
+    ProviderUnavailable,
     SendResult,
 )
 from inbox.sms.twilio import read_capped_media
@@ -63,6 +80,27 @@ DELIVERED: list[Outcome] = [("sent", None), ("delivered", None)]
 UNREACHABLE: list[Outcome] = [("sent", None), ("undelivered", 30003)]
 LANDLINE: list[Outcome] = [("failed", 30006)]
 
+# The retry demo numbers: how many first attempts of a text fail, and how.
+BUSY_ATTEMPTS = 2  # …0429 answers 429 this many times
+BUSY_RETRY_AFTER_SECONDS = 3.0
+# find_sent's window reaches this far before the attempt began, as the Twilio adapter's does.
+LOOKUP_CLOCK_SLACK = timedelta(minutes=1)
+# What find_sent can see: the newest accepted texts (the demo runs for hours; memory stays bounded).
+REMEMBERED_TEXTS = 10_000
+
+
+@dataclass
+class AcceptedText:
+    """A text the simulator took, as Twilio's Messages list would show it."""
+
+    sid: str
+    to: str
+    body: str
+    from_number: str | None
+    messaging_service_sid: str | None
+    created_at: datetime
+    status: str
+
 
 def outcomes_for(number: str) -> list[Outcome]:
     """The status callbacks a text to `number` will produce, after the initial `queued`."""
@@ -71,6 +109,22 @@ def outcomes_for(number: str) -> list[Outcome]:
     if number.endswith("0006"):
         return LANDLINE
     return DELIVERED
+
+
+RETRY_NUMBER_ENDINGS = ("0429", "0503", "0408")
+
+
+def refuse_for_now(number: str, attempt: int) -> None:
+    """Raise what a busy or failing Twilio answers to this attempt of a text to `number`, if anything."""
+    if number.endswith("0429") and attempt <= BUSY_ATTEMPTS:
+        raise ProviderUnavailable(
+            "Twilio answered HTTP 429: Too Many Requests (simulator)",
+            retry_after=BUSY_RETRY_AFTER_SECONDS,
+            status=429,
+            code=20429,
+        )
+    if number.endswith("0503") and attempt == 1:
+        raise ProviderUnavailable("Twilio answered HTTP 503: Service Unavailable (simulator)", status=503, code=20503)
 
 
 def new_sid(prefix: str = "SM") -> str:
@@ -100,6 +154,8 @@ class SimulatorProvider:
         self._step_delay = step_delay
         # Strong references: the loop keeps only weak ones, and close() must be able to cancel them.
         self._tasks: set[asyncio.Task[None]] = set()
+        self.accepted: deque[AcceptedText] = deque(maxlen=REMEMBERED_TEXTS)
+        self._attempts: dict[tuple[str, str], int] = {}  # (to, body) → attempts, retry numbers only
 
     def __repr__(self) -> str:
         return f"SimulatorProvider(public_url={self._public_url!r}, from_number={self.info.from_number!r})"
@@ -108,10 +164,28 @@ class SimulatorProvider:
         refused = REFUSED_AT_CREATE.get(text.to)
         if refused is not None:
             raise ProviderRejected(*refused)
-        sid = new_sid()
-        if text.status_callback:
-            self._start(self._play_delivery(sid, text))
-        return SendResult(provider_sid=sid, status="accepted" if text.messaging_service_sid else "queued")
+        attempt = self._count_attempt(text)
+        refuse_for_now(text.to, attempt)
+        accepted = self._accept(text)
+        if text.to.endswith("0408") and attempt == 1:
+            # Taken, but the answer "arrives" after the caller's timeout, as a slow Twilio would.
+            raise ProviderUnavailable("Twilio did not answer in time (simulator)", outcome_unknown=True)
+        return SendResult(provider_sid=accepted.sid, status=accepted.status)
+
+    async def find_sent(self, text: OutboundText, since: datetime) -> SendResult | None:
+        """The oldest accepted text with this recipient, sender and body since `since` (less a minute)."""
+        earliest = since - LOOKUP_CLOCK_SLACK
+        from_number, service_sid = self._sender_for(text)
+        for accepted in self.accepted:  # oldest first
+            if (
+                accepted.to == text.to
+                and accepted.body == text.body
+                and accepted.from_number == from_number
+                and accepted.messaging_service_sid == service_sid
+                and accepted.created_at >= earliest
+            ):
+                return SendResult(provider_sid=accepted.sid, status=accepted.status)
+        return None
 
     async def send_inbound(
         self,
@@ -153,15 +227,47 @@ class SimulatorProvider:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
+    def _count_attempt(self, text: OutboundText) -> int:
+        """This attempt's number for the text (1 for the first); counted for the retry numbers only."""
+        if not text.to.endswith(RETRY_NUMBER_ENDINGS):
+            return 1
+        key = (text.to, text.body)
+        self._attempts[key] = self._attempts.get(key, 0) + 1
+        return self._attempts[key]
+
+    def _accept(self, text: OutboundText) -> AcceptedText:
+        from_number, service_sid = self._sender_for(text)
+        accepted = AcceptedText(
+            sid=new_sid(),
+            to=text.to,
+            body=text.body,
+            from_number=from_number,
+            messaging_service_sid=service_sid,
+            created_at=datetime.now(UTC),
+            status="accepted" if service_sid else "queued",
+        )
+        self.accepted.append(accepted)
+        if text.status_callback:
+            self._start(self._play_delivery(accepted, text))
+        return accepted
+
+    def _sender_for(self, text: OutboundText) -> tuple[str | None, str | None]:
+        """The text's own sender if it names one, else the simulator's number (as the adapter does)."""
+        if text.from_number or text.messaging_service_sid:
+            return text.from_number, text.messaging_service_sid
+        return self.info.from_number, None
+
     def _start(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _play_delivery(self, sid: str, text: OutboundText) -> None:
+    async def _play_delivery(self, accepted: AcceptedText, text: OutboundText) -> None:
         assert text.status_callback
+        sid = accepted.sid
         for status, error_code in outcomes_for(text.to):
             await asyncio.sleep(self._step_delay)
+            accepted.status = status
             form = status_form(
                 self.info.account_sid,
                 sid,

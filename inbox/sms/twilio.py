@@ -10,9 +10,12 @@ rewriting is `ClientBase.get_hostname()`, which applies TWILIO_EDGE / TWILIO_REG
 mangle a local host name, so we clear edge and region for a local server. No host-rewriting
 http_client is needed.
 
-One http_client subclass remains, for another reason: AsyncTwilioHttpClient builds an
-`aiohttp.BasicAuth` per request, which aiohttp 3.14 deprecates (a DeprecationWarning on every send);
-`_HeaderAuthHttpClient` sends the same credentials as a ready-made Authorization header.
+One http_client subclass remains, for two other reasons: AsyncTwilioHttpClient builds an
+`aiohttp.BasicAuth` per request, which aiohttp 3.14 deprecates (a DeprecationWarning on every send),
+so `_HeaderAuthHttpClient` sends the same credentials as a ready-made Authorization header; and
+TwilioRestException carries no headers, so it hands Twilio's Retry-After to the calling task through
+a ContextVar (sends run concurrently on one client: the client's own `_test_only_last_response` may
+belong to another send by the time an error is raised).
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 from twilio.base import values
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -50,6 +57,22 @@ TWILIO_API_URL = "https://api.twilio.com"
 # would hold a send forever. Twilio answers a create in well under a second.
 SEND_TIMEOUT_SECONDS = 20.0
 MEDIA_TIMEOUT_SECONDS = 30.0
+# find_sent looks this far before the attempt began: Twilio's clock and ours differ a little.
+LOOKUP_CLOCK_SLACK = timedelta(minutes=1)
+# How many of the newest matching Messages a look-up reads (one page).
+LOOKUP_LIMIT = 50
+
+
+@dataclass
+class _Answer:
+    """What the http client saw of the last answer in this task: Twilio's Retry-After, if any."""
+
+    retry_after: str | None = None
+
+
+# Set by each send to a fresh _Answer: the create runs in the sending task, so the http client's
+# `request` (awaited in that same task) fills in that send's own record and no other.
+_ANSWER: ContextVar[_Answer | None] = ContextVar("twilio_answer", default=None)
 
 
 class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio is untyped
@@ -66,7 +89,7 @@ class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twi
     ) -> Any:
         if auth is not None:
             headers = {**(headers or {}), "Authorization": basic_auth_header(*auth)}
-        return await super().request(
+        response = await super().request(
             method,
             url,
             params=params,
@@ -76,6 +99,10 @@ class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twi
             timeout=timeout,
             allow_redirects=allow_redirects,
         )
+        answer = _ANSWER.get()
+        if answer is not None:
+            answer.retry_after = (response.headers or {}).get("Retry-After")
+        return response
 
 
 def basic_auth_header(username: str, password: str) -> str:
@@ -92,6 +119,7 @@ class TwilioProvider:
         messaging_service_sid: str | None = None,
         api_url: str | None = None,
         label: str = "Twilio",
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
     ) -> None:
         self.info = ProviderInfo(
             account_sid=account_sid,
@@ -103,6 +131,7 @@ class TwilioProvider:
         self._auth_token = str(auth_token)
         self._api_url = api_url.rstrip("/") if api_url else None
         self._validator = RequestValidator(self._auth_token)
+        self._send_timeout = send_timeout
         # Created on first send: aiohttp's ClientSession must be made inside the running loop.
         self._client: Client | None = None
         self._http: _HeaderAuthHttpClient | None = None
@@ -116,8 +145,10 @@ class TwilioProvider:
 
     async def send(self, text: OutboundText) -> SendResult:
         from_number, service_sid = self._sender_for(text)
+        answer = _Answer()
+        token = _ANSWER.set(answer)
         try:
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._send_timeout):
                 message = await self._twilio().messages.create_async(
                     to=text.to,
                     from_=from_number or values.unset,
@@ -127,11 +158,46 @@ class TwilioProvider:
                     status_callback=text.status_callback or values.unset,
                 )
         except (TwilioRestException, TwilioServiceException) as error:
-            raise provider_error_from(error) from error
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            # A timeout leaves it unknown whether Twilio created the message; the caller decides.
-            raise ProviderUnavailable(f"could not reach Twilio: {error!r}") from error
+            raise provider_error_from(error, retry_after=seconds_from_retry_after(answer.retry_after)) from error
+        except TimeoutError as error:
+            # The request may have reached Twilio and been taken: only a look-up can tell.
+            raise ProviderUnavailable(
+                f"Twilio did not answer within {self._send_timeout:g} s", outcome_unknown=True
+            ) from error
+        except aiohttp.ClientConnectorError as error:
+            # No connection was made (refused, DNS, TLS): Twilio cannot have seen the request.
+            raise ProviderUnavailable(f"could not connect to Twilio: {error}") from error
+        except (aiohttp.ClientError, OSError) as error:
+            # The connection broke after the request may have been written (server disconnected,
+            # a truncated answer, a reset): Twilio may have taken it.
+            raise ProviderUnavailable(f"the connection to Twilio broke: {error!r}", outcome_unknown=True) from error
+        finally:
+            _ANSWER.reset(token)
         return SendResult(provider_sid=message.sid or "", status=str(message.status or "queued"))
+
+    async def find_sent(self, text: OutboundText, since: datetime) -> SendResult | None:
+        """The oldest Message at Twilio with this text's recipient, sender and body, created since
+        `since` (less a minute of clock slack); None when Twilio has none.
+
+        Twilio fills `date_sent` only once it sends the text on, so a text still queued at Twilio is
+        missed by the DateSent> filter: when that finds nothing, the newest Messages to the number are
+        read again without it and matched by `date_created`.
+        """
+        from_number, service_sid = self._sender_for(text)
+        # twilio-python writes a datetime as "%Y-%m-%dT%H:%M:%SZ" without converting it: give it UTC.
+        earliest = (since - LOOKUP_CLOCK_SLACK).astimezone(UTC)
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                sent = await self._messages_like(text, from_number, service_sid, date_sent_after=earliest)
+                if not sent:
+                    recent = await self._messages_like(text, from_number, service_sid)
+                    sent = [message for message in recent if _created_at(message) >= earliest]
+        except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise ProviderUnavailable(f"could not look the text up at Twilio: {error!r}") from error
+        if not sent:
+            return None
+        oldest = min(sent, key=_created_at)
+        return SendResult(provider_sid=str(oldest.sid), status=str(oldest.status or "queued"))
 
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool:
         if not signature:
@@ -185,6 +251,32 @@ class TwilioProvider:
                 self._client.region = None
         return self._client
 
+    async def _messages_like(
+        self,
+        text: OutboundText,
+        from_number: str | None,
+        service_sid: str | None,
+        date_sent_after: datetime | None = None,
+    ) -> list[Any]:
+        """The newest Messages to `text.to` from this sender with exactly this body (one page).
+
+        With a Messaging Service alone the sender is picked from its pool after the create, so only
+        `To` is filtered at Twilio and the service SID is matched here.
+        """
+        messages = await self._twilio().messages.list_async(
+            to=text.to,
+            from_=from_number or values.unset,
+            date_sent_after=date_sent_after or values.unset,
+            limit=LOOKUP_LIMIT,
+        )
+        return [
+            message
+            for message in messages
+            if message.body == text.body
+            and (from_number is None or message.from_ == from_number)
+            and (service_sid is None or message.messaging_service_sid == service_sid)
+        ]
+
     def _sender_for(self, text: OutboundText) -> tuple[str | None, str | None]:
         """The text's own sender if it names one, else this channel's."""
         if text.from_number or text.messaging_service_sid:
@@ -205,12 +297,47 @@ class TwilioProvider:
         return parts.scheme == "https" and (host == "twilio.com" or host.endswith(".twilio.com"))
 
 
-def provider_error_from(error: TwilioRestException | TwilioServiceException) -> Exception:
-    """4xx means Twilio refused this text (do not retry); 5xx and 429 mean try again later."""
+def provider_error_from(
+    error: TwilioRestException | TwilioServiceException, retry_after: float | None = None
+) -> Exception:
+    """4xx means Twilio refused this text (do not retry); 5xx and 429 mean try again later.
+
+    An answer is Twilio saying it did not take the text, so the outcome is known.
+    """
     status = int(error.status or 0)
+    code = _int_or_none(error.code)
     if 400 <= status < 500 and status != 429:
-        return ProviderRejected(_int_or_none(error.code), _plain_message(error))
-    return ProviderUnavailable(f"Twilio answered HTTP {status}: {_plain_message(error)}")
+        return ProviderRejected(code, _plain_message(error))
+    return ProviderUnavailable(
+        f"Twilio answered HTTP {status}: {_plain_message(error)}",
+        retry_after=retry_after,
+        status=status or None,
+        code=code,
+    )
+
+
+def seconds_from_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now: either delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # neither form: better no hint than a wrong one
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # an HTTP-date is always GMT
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _created_at(message: Any) -> datetime:
+    """A listed Message's creation time (the library parses Twilio's RFC 2822 date to UTC)."""
+    created = message.date_created
+    return created if isinstance(created, datetime) else datetime.max.replace(tzinfo=UTC)
 
 
 def _plain_message(error: TwilioRestException | TwilioServiceException) -> str:

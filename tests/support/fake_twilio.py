@@ -1,4 +1,5 @@
-"""A local Twilio-compatible HTTP server for tests: Messages create, status callbacks, media.
+"""A local Twilio-compatible HTTP server for tests: Messages create, list and fetch, status callbacks,
+media, and the ways a busy or slow Twilio answers.
 
     async with FakeTwilio(account_sid, auth_token, callback_client=app_client) as fake:
         provider = TwilioProvider(account_sid, auth_token, from_number=..., api_url=fake.base_url)
@@ -8,9 +9,46 @@
         ...
         await fake.callbacks_done()
 
-Shapes follow Twilio's published spec (shared/twilio/twilio_api_v2010.json, `api.v2010.account.message`)
-and the error bodies `{"code", "message", "more_info", "status"}` that twilio-python turns into
-TwilioRestException.
+A busy Twilio (nothing is stored; Twilio's error body, codes 20429/20500/20503):
+
+    fake.fail_next(429, times=2, retry_after=3)        # the next 2 creates, whoever they are for
+    fake.fail_next(503)                                  # queued after those; no Retry-After
+    fake.fail_next(429, retry_after="Wed, 21 Oct 2037 07:28:00 GMT")  # an HTTP-date
+    fake.busy["+15551230429"] = [429, (429, 5), 503]   # that number's next creates, in order;
+                                                       # (status, Retry-After) or a bare status
+    fake.fail_next_with_status = 500                   # the older one-shot form, still honoured
+
+A slow Twilio: the create is accepted — stored, in `messages`, its callbacks scheduled — and only then
+is the answer held, so the client times out although Twilio took the text:
+
+    fake.hold["+15551230408"] = 30.0                   # answer creates to it 30 s late
+    fake.hold_all = 30.0                                 # every create
+    fake.hold_gate["+15551230408"] = event              # until `event` is set (no sleeps in tests)
+
+Held answers are let go when the fake closes.
+
+What tests count on: `requests` (form params of every authenticated create, answered or not),
+`messages` (the JSON answered to each accepted create, in order), `accepted_at` (the loop time of each
+accepted create, for pacing), `count_to(to)` and `bodies_to(to)` (accepted creates to a number),
+`list_queries` (the query of every Messages list, to see which filters a client sent).
+
+Messages list and fetch: `GET /2010-04-01/Accounts/{sid}/Messages.json` with To, From, DateSent,
+DateSent<, DateSent>, PageSize, Page and PageToken answers Twilio's page envelope, newest first, only
+the caller's account; `GET …/Messages/{sid}.json` one message. Listed messages show their current
+state: each step of the delivery story (`outcomes`, default sent → delivered) updates `status`,
+`error_code` and `date_updated` whether or not a StatusCallback was given (with `callbacks_enabled =
+False` no story plays: the text stays queued at Twilio, as tests mean by it), and `date_sent` is set
+at the "sent" step (or a later one, delivered/undelivered, when "sent" was skipped). The spec says
+date_sent is "when Twilio sent the message" (nullable), and a Messaging Service text is not even given
+a sender until then; so a text still queued at Twilio has `date_sent: null` and no DateSent filter
+finds it. `fake.outcomes[to] = []` keeps texts to that number queued for good. DateSent filters take
+`YYYY-MM-DD` (the whole day, both ends inclusive) or `YYYY-MM-DDTHH:MM:SSZ` (to the second,
+inclusive), the two forms twilio-python sends. PageToken is a cursor (the last SID of the page
+before), so texts created while a client pages do not shift what it reads.
+
+Shapes follow Twilio's published spec (tests/contract/twilio-oai/twilio_api_v2010.json,
+`api.v2010.account.message` and ListMessageResponse) and the error bodies `{"code", "message",
+"more_info", "status"}` that twilio-python turns into TwilioRestException.
 """
 
 from __future__ import annotations
@@ -20,12 +58,12 @@ import base64
 import binascii
 import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from datetime import UTC, date, datetime, time, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from starlette.applications import Starlette
@@ -53,6 +91,21 @@ ERROR_MESSAGES = {
     21611: "This 'From' number has exceeded the maximum number of queued messages",
     21614: "'To' number is not a valid mobile number",
 }
+
+# What a busy or failing Twilio answers: HTTP status → (Twilio error code, its words).
+BUSY_ANSWERS: dict[int, tuple[int, str]] = {
+    429: (20429, "Too Many Requests"),
+    500: (20500, "Internal Server Error"),
+    502: (20502, "Bad Gateway"),
+    503: (20503, "Service Unavailable"),
+}
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+# Statuses at which Twilio has sent the text on (date_sent is set at the first of them).
+SENT_STATUSES = {"sent", "delivered", "undelivered", "read"}
+
+# A scripted busy answer: a status, or (status, Retry-After) where Retry-After is seconds or an HTTP-date.
+BusyAnswer = int | tuple[int, float | str | None]
 
 
 @dataclass(frozen=True)
@@ -93,6 +146,15 @@ class FakeTwilio:
         self.callback_delay = 0.0  # seconds before each status callback
         self.callbacks: list[Callback] = []  # every status callback posted, in order
         self.fail_next_with_status: int | None = None  # answer the next create with this 5xx
+        self.busy: dict[str, list[BusyAnswer]] = {}  # To number → answers to its next creates, in order
+        self.hold: dict[str, float] = {}  # To number → seconds to hold the answer to an accepted create
+        self.hold_all: float | None = None  # seconds to hold every accepted create's answer
+        self.hold_gate: dict[str, asyncio.Event] = {}  # To number → answer its accepted creates once set
+        self.accepted_at: list[float] = []  # loop time of each accepted create (pacing measurements)
+        self.list_queries: list[dict[str, str]] = []  # the query of every authenticated Messages list
+        self._failures: list[tuple[int, str | None]] = []  # fail_next's queue: (status, Retry-After)
+        self._stored: dict[str, dict[str, Any]] = {}  # message SID → its current JSON (list and fetch)
+        self._closing = asyncio.Event()  # set on exit: held answers are let go
         self._callback_client = callback_client
         self._own_client: httpx.AsyncClient | None = None
         self._callback_tasks: set[asyncio.Task[None]] = set()
@@ -112,6 +174,7 @@ class FakeTwilio:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._closing.set()
         for task in list(self._callback_tasks):
             task.cancel()
         await asyncio.gather(*self._callback_tasks, return_exceptions=True)
@@ -139,6 +202,25 @@ class FakeTwilio:
     def auth_token(self, token: str) -> None:
         self.accounts[self.account_sid] = token
 
+    def fail_next(self, status: int, times: int = 1, retry_after: float | str | None = None) -> None:
+        """Answer the next `times` creates (after any already scripted) with `status` and nothing stored.
+
+        `retry_after` becomes the Retry-After header: seconds, or an HTTP-date string as given.
+        """
+        self._failures.extend([(status, _retry_after_header(retry_after))] * times)
+
+    def count_to(self, to: str) -> int:
+        """How many creates to `to` were accepted (each would reach the phone)."""
+        return sum(1 for message in self.messages if message["to"] == to)
+
+    def bodies_to(self, to: str) -> list[str]:
+        """The bodies of the accepted creates to `to`, in the order they were accepted."""
+        return [str(message["body"]) for message in self.messages if message["to"] == to]
+
+    def stored(self, sid: str) -> dict[str, Any]:
+        """A message as the list and fetch show it now (status and date_sent follow its story)."""
+        return self._stored[sid]
+
     def add_account(self, account_sid: str, auth_token: str) -> None:
         """Another account this server accepts (its creates, callbacks and media use its own token)."""
         self.accounts[account_sid] = auth_token
@@ -163,6 +245,12 @@ class FakeTwilio:
         return Starlette(
             routes=[
                 Route(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._create_message, methods=["POST"]),
+                Route(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._list_messages, methods=["GET"]),
+                Route(
+                    f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{message_sid}}.json",
+                    self._fetch_message,
+                    methods=["GET"],
+                ),
                 Route(
                     f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{message_sid}}/Media/{{media_sid}}.json",
                     self._delete_media,
@@ -183,10 +271,7 @@ class FakeTwilio:
             return twilio_error(401, 20003)
         if self.fail_next_with_status is not None:
             status, self.fail_next_with_status = self.fail_next_with_status, None
-            return JSONResponse(
-                {"code": 20500, "message": "Internal Server Error", "more_info": _more_info(20500), "status": status},
-                status_code=status,
-            )
+            self._failures.insert(0, (status, None))
         form = await request.form()
         params: dict[str, Any] = {key: form[key] for key in form.keys()}
         if "MediaUrl" in params:
@@ -195,14 +280,88 @@ class FakeTwilio:
         credentials = basic_auth(request)
         self.creates.append(Create(request.path_params["account_sid"], credentials[0] if credentials else None, params))
 
+        busy = self._busy_answer_for(str(params.get("To", "")))
+        if busy is not None:
+            return busy_error(*busy)
         refusal = self._refusal_for(params)
         if refusal is not None:
             return twilio_error(400, refusal)
         message = self._message_json(params, request.path_params["account_sid"])
-        self.messages.append(message)
-        if params.get("StatusCallback") and self.callbacks_enabled:
-            self._schedule_callbacks(message, str(params["StatusCallback"]))
+        self._accept(message, params)
+        await self._hold_answer(message["to"])
         return JSONResponse(message, status_code=201)
+
+    def _busy_answer_for(self, to: str) -> tuple[int, str | None] | None:
+        """The scripted busy answer for this create, if any: the global queue first, then the number's."""
+        if self._failures:
+            return self._failures.pop(0)
+        script = self.busy.get(to)
+        if not script:
+            return None
+        answer = script.pop(0)
+        if isinstance(answer, tuple):
+            return answer[0], _retry_after_header(answer[1])
+        return answer, None
+
+    def _accept(self, message: dict[str, Any], params: dict[str, Any]) -> None:
+        """Store the message and start its story, as Twilio does before it answers."""
+        self.messages.append(message)
+        self.accepted_at.append(asyncio.get_running_loop().time())
+        self._stored[message["sid"]] = dict(message)
+        callback_url = str(params["StatusCallback"]) if params.get("StatusCallback") else None
+        if self.callbacks_enabled:  # off: the text stays queued at Twilio (tests rely on that)
+            self._schedule_story(self._stored[message["sid"]], callback_url)
+
+    async def _hold_answer(self, to: str) -> None:
+        """Keep the client waiting (past its timeout) after the message was taken."""
+        gate = self.hold_gate.get(to)
+        if gate is not None:
+            await self._unless_closing(gate.wait())
+        seconds = self.hold.get(to, self.hold_all)
+        if seconds:
+            await self._unless_closing(asyncio.sleep(seconds))
+
+    async def _unless_closing(self, waiting: Awaitable[Any]) -> None:
+        tasks = {asyncio.ensure_future(waiting), asyncio.ensure_future(self._closing.wait())}
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _list_messages(self, request: Request) -> Response:
+        """Twilio's Messages list: newest first, filtered, one page with its envelope."""
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        account_sid = request.path_params["account_sid"]
+        query = request.query_params
+        self.list_queries.append(dict(query))
+        try:
+            matches = [
+                message
+                for message in self._newest_first(account_sid)
+                if _matches_filters(message, query.get("To"), query.get("From"), _date_sent_filters(query))
+            ]
+            page_size = min(max(int(query.get("PageSize") or DEFAULT_PAGE_SIZE), 1), MAX_PAGE_SIZE)
+            page = max(int(query.get("Page") or 0), 0)
+        except ValueError as error:
+            return twilio_error(400, 20001, f"Invalid parameter: {error}")
+        start = _page_start(matches, query.get("PageToken"), page * page_size)
+        items = matches[start : start + page_size]
+        return JSONResponse(_page_envelope(request.url.path, query, items, page, page_size, start, len(matches)))
+
+    async def _fetch_message(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return twilio_error(401, 20003)
+        message = self._stored.get(request.path_params["message_sid"])
+        if message is None or message["account_sid"] != request.path_params["account_sid"]:
+            return twilio_error(404, 20404, "The requested resource was not found")
+        return JSONResponse(message)
+
+    def _newest_first(self, account_sid: str) -> list[dict[str, Any]]:
+        # Creation order is the tie-breaker Twilio's one-second dates cannot give.
+        return [message for message in reversed(self._stored.values()) if message["account_sid"] == account_sid]
 
     def _authorised(self, request: Request) -> bool:
         account_sid = request.path_params.get("account_sid", self.account_sid)
@@ -251,17 +410,20 @@ class FakeTwilio:
             "uri": uri,
         }
 
-    def _schedule_callbacks(self, message: dict[str, Any], url: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._post_callbacks(message, url))
+    def _schedule_story(self, message: dict[str, Any], callback_url: str | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._play_story(message, callback_url))
         self._callback_tasks.add(task)
         task.add_done_callback(self._callback_tasks.discard)
 
-    async def _post_callbacks(self, message: dict[str, Any], url: str) -> None:
+    async def _play_story(self, message: dict[str, Any], callback_url: str | None) -> None:
+        """Each step of the delivery story updates the stored message and, when asked, calls back."""
         story = self.outcomes.get(message["to"], DEFAULT_OUTCOMES)
         try:
             for status, error_code in story:
                 await asyncio.sleep(self.callback_delay)
-                await self._post_callback(message, url, status, error_code)
+                _advance(message, status, error_code)
+                if callback_url and self.callbacks_enabled:
+                    await self._post_callback(message, callback_url, status, error_code)
         except Exception as error:  # surfaced by callbacks_done()
             self._callback_errors.append(error)
 
@@ -327,6 +489,117 @@ def twilio_error(status: int, code: int, message: str | None = None) -> JSONResp
         "status": status,
     }
     return JSONResponse(body, status_code=status)
+
+
+def busy_error(status: int, retry_after: str | None = None) -> JSONResponse:
+    """A 429 or 5xx as Twilio answers it, with Retry-After when scripted."""
+    code, message = BUSY_ANSWERS.get(status, (20500, "Internal Server Error"))
+    response = twilio_error(status, code, message)
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
+
+
+def _retry_after_header(value: float | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _advance(message: dict[str, Any], status: str, error_code: int | None) -> None:
+    """One step of a message's story at Twilio: its status, error and dates as the list shows them."""
+    now = format_datetime(datetime.now(UTC))
+    message["status"] = status
+    message["date_updated"] = now
+    if error_code is not None:
+        message["error_code"] = error_code
+        message["error_message"] = ERROR_MESSAGES.get(error_code)
+    if status in SENT_STATUSES and message["date_sent"] is None:
+        message["date_sent"] = now
+        if message["from"] is None:
+            message["from"] = POOL_NUMBER  # a Messaging Service picks its sender when it sends
+
+
+DateBounds = tuple[datetime | None, datetime | None]  # inclusive (earliest, latest) date_sent
+
+
+def _date_sent_filters(query: Any) -> DateBounds | None:
+    """DateSent, DateSent> and DateSent< as inclusive bounds on date_sent; None without any of them."""
+    exact, after, before = query.get("DateSent"), query.get("DateSent>"), query.get("DateSent<")
+    if exact is None and after is None and before is None:
+        return None
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    if exact is not None:
+        earliest, latest = _first_instant(exact), _last_instant(exact)
+    if after is not None:
+        earliest = _first_instant(after)
+    if before is not None:
+        latest = _last_instant(before)
+    return earliest, latest
+
+
+def _first_instant(value: str) -> datetime:
+    """The first second a DateSent value names: a day's midnight, or the datetime itself."""
+    if "T" not in value:
+        return datetime.combine(date.fromisoformat(value), time(), UTC)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _last_instant(value: str) -> datetime:
+    """The last second a DateSent value names: a day's 23:59:59, or the datetime itself."""
+    if "T" not in value:
+        return datetime.combine(date.fromisoformat(value), time(), UTC) + timedelta(days=1, seconds=-1)
+    return _first_instant(value)
+
+
+def _matches_filters(message: dict[str, Any], to: str | None, from_: str | None, date_sent: DateBounds | None) -> bool:
+    if to is not None and message["to"] != to:
+        return False
+    if from_ is not None and message["from"] != from_:
+        return False
+    if date_sent is None:
+        return True
+    if message["date_sent"] is None:
+        return False  # not sent on yet: no DateSent filter finds it
+    sent = parsedate_to_datetime(message["date_sent"])
+    earliest, latest = date_sent
+    return (earliest is None or sent >= earliest) and (latest is None or sent <= latest)
+
+
+def _page_start(matches: list[dict[str, Any]], page_token: str | None, fallback: int) -> int:
+    """Where a page begins: after the SID its PageToken names (a cursor), else Page × PageSize."""
+    if page_token and page_token.startswith("PA"):
+        after_sid = page_token[2:]
+        for index, message in enumerate(matches):
+            if message["sid"] == after_sid:
+                return index + 1
+    return fallback
+
+
+def _page_envelope(
+    path: str, query: Any, items: list[dict[str, Any]], page: int, page_size: int, start: int, total: int
+) -> dict[str, Any]:
+    filters = [(key, query[key]) for key in ("To", "From", "DateSent", "DateSent<", "DateSent>") if key in query]
+
+    def uri(page_number: int, token: str | None = None) -> str:
+        params = [*filters, ("PageSize", str(page_size)), ("Page", str(page_number))]
+        if token:
+            params.append(("PageToken", token))
+        return f"{path}?{urlencode(params)}"
+
+    more = start + len(items) < total
+    return {
+        "messages": items,
+        "page": page,
+        "page_size": page_size,
+        "start": start,
+        "end": start + max(len(items) - 1, 0),
+        "uri": uri(page),
+        "first_page_uri": uri(0),
+        "next_page_uri": uri(page + 1, "PA" + items[-1]["sid"]) if more and items else None,
+        "previous_page_uri": uri(page - 1) if page > 0 else None,
+    }
 
 
 def basic_auth(request: Request) -> tuple[str, str] | None:
