@@ -346,9 +346,14 @@ async def test_find_sent_falls_back_when_twilio_has_not_sent_it_on_yet(
     assert ["DateSent>" in query for query in fake.list_queries] == [True, False]
 
 
-async def test_find_sent_ignores_texts_from_before_the_attempt(provider: TwilioProvider, fake: FakeTwilio) -> None:
-    fake.callbacks_enabled = False
+@pytest.mark.parametrize("sent_on", [True, False], ids=["sent on", "still queued"])
+async def test_find_sent_ignores_texts_from_before_the_attempt(
+    provider: TwilioProvider, fake: FakeTwilio, sent_on: bool
+) -> None:
+    """An earlier text with the same words is not this attempt's, even when DateSent> lets it through."""
+    fake.callbacks_enabled = sent_on
     earlier = await provider.send(OutboundText(to=CLIENT_NUMBER, body="hi"))
+    await fake.callbacks_done()
     fake.stored(earlier.provider_sid)["date_created"] = format_datetime(datetime.now(UTC) - timedelta(minutes=10))
 
     found = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="hi"), datetime.now(UTC))

@@ -181,22 +181,24 @@ class TwilioProvider:
 
         Twilio fills `date_sent` only once it sends the text on, so a text still queued at Twilio is
         missed by the DateSent> filter: when that finds nothing, the newest Messages to the number are
-        read again without it and matched by `date_created`.
+        read again without it. Either way only texts created since then count.
         """
         from_number, service_sid = self._sender_for(text)
         # twilio-python writes a datetime as "%Y-%m-%dT%H:%M:%SZ" without converting it: give it UTC.
         earliest = (since - LOOKUP_CLOCK_SLACK).astimezone(UTC)
         try:
             async with asyncio.timeout(self._send_timeout):
-                sent = await self._messages_like(text, from_number, service_sid, date_sent_after=earliest)
+                sent = _created_since(
+                    await self._messages_like(text, from_number, service_sid, date_sent_after=earliest), earliest
+                )
                 if not sent:
-                    recent = await self._messages_like(text, from_number, service_sid)
-                    sent = [message for message in recent if _created_at(message) >= earliest]
+                    sent = _created_since(await self._messages_like(text, from_number, service_sid), earliest)
         except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as error:
             raise ProviderUnavailable(f"could not look the text up at Twilio: {error!r}") from error
         if not sent:
             return None
-        oldest = min(sent, key=_created_at)
+        # Twilio lists newest first and dates to the second: among equal dates the last listed is oldest.
+        oldest = min(reversed(sent), key=_created_at)
         return SendResult(provider_sid=str(oldest.sid), status=str(oldest.status or "queued"))
 
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool:
@@ -334,8 +336,16 @@ def seconds_from_retry_after(value: str | None, now: datetime | None = None) -> 
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def _created_since(messages: list[Any], earliest: datetime) -> list[Any]:
+    """Only texts created since the attempt began (less the slack) can be this attempt's. Whatever
+    Twilio makes of DateSent>'s time of day (its docs speak of whole days), an older text with the
+    same words is an earlier text, not this one."""
+    return [message for message in messages if _created_at(message) >= earliest]
+
+
 def _created_at(message: Any) -> datetime:
-    """A listed Message's creation time (the library parses Twilio's RFC 2822 date to UTC)."""
+    """A listed Message's creation time (the library parses Twilio's RFC 2822 date to UTC). Twilio always
+    gives one; without it a text counts as new, since adopting its SID is safer than sending twice."""
     created = message.date_created
     return created if isinstance(created, datetime) else datetime.max.replace(tzinfo=UTC)
 
