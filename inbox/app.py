@@ -43,8 +43,10 @@ from inbox.routes import queue as queue_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
 from inbox.services import sessions
 from inbox.services.channels import ensure_channel
+from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import Outbox
+from inbox.services.outbox import worker_name
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.services.sessions import SessionRules
 from inbox.services.throttle import Limits, Throttle
@@ -52,7 +54,7 @@ from inbox.session_middleware import ServerSessionMiddleware
 from inbox.settings import Settings
 from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
 from inbox.web import ROOT, LoginRequired, login_redirect
-from inbox.worker import run_worker
+from inbox.worker import OutboxWorker, stop_gracefully
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ def build_twilio(settings: Settings, credentials: ChannelCredentials) -> Provide
         messaging_service_sid=credentials.messaging_service_sid,
         api_url=settings.twilio_api_url,
         label=credentials.label,
+        send_timeout=settings.send_timeout_seconds,
     )
 
 
@@ -121,7 +124,20 @@ def build_provider(settings: Settings, app: Starlette | None = None) -> Provider
     return build_twilio(settings, credentials)
 
 
-def build_outbox(settings: Settings, bus: Bus, registry: ProviderRegistry, channel: Channel) -> Outbox:
+def outbox_rules(settings: Settings) -> OutboxRules:
+    return OutboxRules(
+        # A lease outlives a send and a look-up that both run to their timeout: a slow call is not
+        # mistaken for a dead worker.
+        lease=timedelta(seconds=max(settings.lease_seconds, 2 * settings.send_timeout_seconds + 5)),
+        retry_for=timedelta(minutes=settings.retry_for_minutes),
+        stuck_after=timedelta(minutes=settings.stuck_after_minutes),
+        pacing_burst=settings.pacing_burst,
+    )
+
+
+def build_outbox(
+    settings: Settings, bus: Bus, registry: ProviderRegistry, channel: Channel, role: str = "web"
+) -> Outbox:
     """Sending through each channel's own provider; the first channel's serves what names no account."""
     return Outbox(
         provider=RoutedProvider(registry, registry.for_channel(channel)),
@@ -130,6 +146,8 @@ def build_outbox(settings: Settings, bus: Bus, registry: ProviderRegistry, chann
         media_dir=settings.media_dir,
         media_key=str(settings.secret_key),
         provider_of=registry.for_channel,
+        rules=outbox_rules(settings),
+        worker_id=worker_name(role),
     )
 
 
@@ -190,16 +208,18 @@ def create_app(settings: Settings) -> Starlette:
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus)
         await app.state.hub.start()
-        worker = asyncio.create_task(run_worker(app.state.outbox)) if settings.run_worker else None
+        worker = OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency) if settings.run_worker else None
+        app.state.worker = worker
+        working = asyncio.create_task(worker.run(), name="outbox-worker") if worker else None
         sweeper = asyncio.create_task(sweep_sessions(app), name="session-sweeper")
         try:
             yield
         finally:
-            for task in (worker, sweeper):
-                if task:
-                    task.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await task
+            if worker is not None and working is not None:
+                await stop_gracefully(worker, working)
+            sweeper.cancel()
+            with suppress(asyncio.CancelledError):
+                await sweeper
             await app.state.hub.stop()
             await app.state.throttle.close()
             await bus.disconnect()

@@ -153,11 +153,15 @@ async def rotate_secrets(settings: Settings, _: Any) -> None:
 
 
 async def worker(settings: Settings, _: Any) -> None:
-    """The outbox alone, for deployments that run web and worker processes apart (Procfile)."""
+    """The outbox alone, for deployments that run web and worker processes apart (Procfile). Any number
+    may run beside each other and beside `inbox serve`. SIGTERM (or Ctrl-C) stops it gracefully: no
+    new claims, the calls in flight finish, the rest is handed back."""
+    import signal
+
     from inbox.app import bootstrap_info, build_outbox, build_registry, ensure_organisation
     from inbox.events import Bus
     from inbox.services.channels import ensure_channel
-    from inbox.worker import run_worker
+    from inbox.worker import OutboxWorker, stop_gracefully
 
     async def work() -> None:
         await ensure_organisation()
@@ -165,9 +169,20 @@ async def worker(settings: Settings, _: Any) -> None:
         channel = await ensure_channel(bootstrap_info(settings))
         bus = Bus(settings.broadcast_url)
         await bus.connect()
-        print("Outbox worker running; Ctrl-C stops it.")
+        outbox = build_outbox(settings, bus, registry, channel, role="worker")
+        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency)
+        task = asyncio.create_task(runner.run(), name="outbox-worker")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"Outbox worker {outbox.worker_id} running; Ctrl-C or SIGTERM stops it.", flush=True)
+        stopper = asyncio.create_task(stop.wait())
         try:
-            await run_worker(build_outbox(settings, bus, registry, channel))
+            await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            await stop_gracefully(runner, task)
+            print(f"Outbox worker stopped after handing over {runner.handed_over} texts.", flush=True)
         finally:
             await bus.disconnect()
             await registry.close()

@@ -49,6 +49,24 @@ class MessageStatus(StrEnum):
     PARTIALLY_DELIVERED = "partially_delivered"
 
 
+class OutboxState(StrEnum):
+    """Where an outbound text is in our outbox (None: not in it — received, handed to Twilio, or ended).
+
+    The message's `status` keeps Twilio's words (`scheduled`, then `queued` until Twilio takes it);
+    this says what the outbox is doing with it."""
+
+    WAITING = "waiting"  # due at next_attempt_at (a scheduled text's time, or at once)
+    SENDING = "sending"  # claimed by a worker under a lease: the provider call may be in flight
+    RETRYING = "retrying"  # an attempt failed in a way worth retrying; the next is at next_attempt_at
+
+
+class AttemptOutcome(StrEnum):
+    ACCEPTED = "accepted"  # Twilio took it (or a look-up found that it had)
+    RETRY = "retry"  # not taken (429, 5xx, no connection): tried again at next_attempt_at
+    UNKNOWN = "unknown"  # the answer never came (a timeout, a worker that died): looked up before any retry
+    FAILED = "failed"  # refused for good, or given up on
+
+
 class LinkingPolicy(StrEnum):
     DEFAULT = "default"  # LegalServer's rules: sent-from case, every case that texted, every case with the number
     BEST_GUESS = "best_guess"  # only the case most recently texted from, else the newest case with the number
@@ -95,7 +113,8 @@ class MessagePurpose(StrEnum):
     AUTO_REPLY = "auto_reply"
     HELP = "help"
     OPT_IN_REQUEST = "opt_in_request"
-    KEYWORD_CONFIRMATION = "keyword_confirmation"
+    KEYWORD_CONFIRMATION = "keyword_confirmation"  # START / YES confirmed
+    STOP_CONFIRMATION = "stop_confirmation"  # the one text allowed after a STOP
     TEST = "test"
 
 
@@ -322,6 +341,8 @@ class Channel(Model):
     # The auth token, encrypted with a key derived from INBOX_SECRET_KEY (None: from the environment).
     auth_token_encrypted: str | None = fields.TextField(null=True)
     throughput = fields.IntField(default=1)  # segments per second: long code 1, toll-free 3, short code 100
+    # Pacing across every worker: the theoretical time the channel's next segment may leave (GCRA).
+    pace_next_at = fields.DatetimeField(null=True)
     help_text = fields.TextField(default="Case Inbox: reply STOP to stop texts, START to receive them again.")
     # Twilio's default opt-out handling answers STOP/START/HELP itself on long codes and toll-free numbers.
     twilio_handles_opt_out = fields.BooleanField(default=True)
@@ -390,6 +411,15 @@ class Message(Model):
     )
     send_at = fields.DatetimeField(null=True)
     purpose = fields.CharEnumField(MessagePurpose, max_length=30, null=True)
+    # The outbox: the row is the job (inbox.services.outbox).
+    outbox_state = fields.CharEnumField(OutboxState, max_length=12, null=True, db_index=True)
+    next_attempt_at = fields.DatetimeField(null=True, db_index=True)
+    # Attempts in the current round (a person's retry starts a new one).
+    attempt_count = fields.IntField(default=0, db_default=0)
+    lease_owner = fields.CharField(max_length=100, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    outcome_unknown = fields.BooleanField(default=False, db_default=False)  # look Twilio up before sending again
+    first_attempt_at = fields.DatetimeField(null=True)  # the look-up searches from here
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -398,6 +428,7 @@ class Message(Model):
     sent_by_id: int | None
     case_id: int | None
     timeline: fields.ReverseRelation[MessageStatusEvent]
+    attempts: fields.ReverseRelation[SendAttempt]
     links: fields.ReverseRelation[MessageLink]
     notes: fields.ReverseRelation[CaseNote]
     media: fields.ReverseRelation[Media]
@@ -424,6 +455,27 @@ class MessageStatusEvent(Model):
 
     class Meta:
         table = "message_status_event"
+
+
+class SendAttempt(Model):
+    """One try at handing a text to the provider, and how it ended."""
+
+    id = fields.IntField(primary_key=True)
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="attempts", on_delete=fields.CASCADE
+    )
+    at = fields.DatetimeField()
+    outcome = fields.CharEnumField(AttemptOutcome, max_length=10)
+    error_code = fields.IntField(null=True)
+    detail = fields.CharField(max_length=500, default="")
+    next_attempt_at = fields.DatetimeField(null=True)
+    worker = fields.CharField(max_length=100, default="")
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    message_id: int
+
+    class Meta:
+        table = "send_attempt"
 
 
 class MessageLink(Model):

@@ -51,6 +51,16 @@ class Settings:
     failed_sign_ins_per_account: str = "10 per 15 minutes"
     failed_sign_ins_per_address: str = "30 per 15 minutes"
     failed_tokens_per_address: str = "30 per 15 minutes"
+    # The outbox (inbox.services.outbox): how long one call to Twilio may take before its outcome is
+    # "unknown"; how long a worker's claim on a text lasts (a dead worker's texts are recovered after it);
+    # how long a failing text is retried; when a text not yet accepted is shown as stuck; how many
+    # segments a channel may send at once before its throughput paces it; parallel sends per worker.
+    send_timeout_seconds: float = 20
+    lease_seconds: float = 60
+    retry_for_minutes: float = 30
+    stuck_after_minutes: float = 15
+    pacing_burst: int = 5
+    worker_concurrency: int = 4
 
     @property
     def uses_simulator(self) -> bool:
@@ -109,6 +119,12 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
             env, "INBOX_FAILED_SIGN_INS_PER_ADDRESS", Settings.failed_sign_ins_per_address
         ),
         failed_tokens_per_address=_rate(env, "INBOX_FAILED_TOKENS_PER_ADDRESS", Settings.failed_tokens_per_address),
+        send_timeout_seconds=_positive_number(env, "INBOX_SEND_TIMEOUT_SECONDS", defaults.send_timeout_seconds),
+        lease_seconds=_positive_number(env, "INBOX_OUTBOX_LEASE_SECONDS", defaults.lease_seconds),
+        retry_for_minutes=_positive_number(env, "INBOX_RETRY_FOR_MINUTES", defaults.retry_for_minutes),
+        stuck_after_minutes=_positive_number(env, "INBOX_STUCK_AFTER_MINUTES", defaults.stuck_after_minutes),
+        pacing_burst=int(_positive_number(env, "INBOX_PACING_BURST", defaults.pacing_burst)),
+        worker_concurrency=int(_positive_number(env, "INBOX_WORKER_CONCURRENCY", defaults.worker_concurrency)),
     )
 
 

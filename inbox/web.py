@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from markupsafe import Markup
+from starlette.background import BackgroundTasks
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -19,11 +20,14 @@ from starlette.templating import Jinja2Templates
 
 from inbox import clock
 from inbox.headers import note_varies_on_htmx
-from inbox.models import MessageStatus, Role, Staff
+from inbox.models import Message, MessageStatus, Role, Staff
 from inbox.phones import for_people
 from inbox.routes.guards import printable, unstorable
+from inbox.services import messaging
+from inbox.services import outbox as outbox_service
 from inbox.services.errors import Forbidden, ValidationFailed
 from inbox.services.linking import REASON_WORDS
+from inbox.services.messaging import Outbox
 from inbox.session_middleware import session_record
 from inbox.sms.errors import explain
 
@@ -214,3 +218,17 @@ def is_htmx(request: Request) -> bool:
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def send_after(response: Response, outbox: Outbox, *messages: Message) -> Response:
+    """Texts due now are handed to Twilio once this answer has gone: a person never waits on Twilio,
+    and the bubble ticks live as the outbox reports. (Anything not sent this way — the process ends,
+    the channel is busy — is in the outbox, where the workers find it.)"""
+    due = [message.id for message in messages if messaging.due_now(message)]
+    if due:
+        tasks = response.background if isinstance(response.background, BackgroundTasks) else BackgroundTasks()
+        if response.background is not None and response.background is not tasks:
+            tasks.tasks.append(response.background)
+        tasks.add_task(outbox_service.send_all_now, outbox, due)
+        response.background = tasks
+    return response

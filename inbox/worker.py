@@ -1,105 +1,45 @@
-"""The outbox worker: sends scheduled texts when their time comes, and retries attachment downloads.
+"""The outbox worker: hands due texts to Twilio (inbox.services.outbox decides what may go and how),
+and retries attachment downloads.
 
-A row is claimed by a conditional UPDATE (scheduled → queued) before it is sent, so two workers,
-or a worker and a web process, can never send the same text twice — on SQLite and PostgreSQL alike.
-The same UPDATE is what a person's "cancel" races against (inbox.services.queue): one of them wins.
-
-Before claiming, each due text passes two checks, with the clock as a parameter so tests drive it:
-quiet hours (a text due outside the window in the client's time zone waits, and says until when)
-and consent (a number that opted out, or is no longer okay to text, since the text was scheduled
-gets nothing: the text is cancelled with the reason).
+Any number of workers may run — `inbox worker` processes and the one inside `inbox serve` — because
+every text is claimed under a lease in the database. A worker runs a few lanes at once, so one slow
+number (a send that waits for its timeout) never holds up the others. On SIGTERM it stops claiming,
+lets the calls in flight finish, and hands back what it still holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from inbox import clock
-from inbox.events import MessageStatusChanged
-from inbox.models import Message, MessageStatus, MessageStatusEvent
-from inbox.services import messaging, quiet_hours
-from inbox.services.errors import Refused
 from inbox.services.media import fetch_due_media
-from inbox.services.messaging import Outbox, hand_to_provider
-from inbox.services.queue import cancel_waiting
-from inbox.services.unit_of_work import unit_of_work
+from inbox.services.messaging import Outbox
+from inbox.services.outbox import Claimed, Idle, claim_next, deliver, release_leases
 
 log = logging.getLogger(__name__)
 
-# Due texts read at a time: held ones are skipped, so a round may read several pages.
-SCAN_PAGE = 500
+# How often an idle lane looks for due work (a hand-sent text does not wait for it: it is sent at once).
+POLL_SECONDS = 1.0
+# The shortest sleep while a paced channel frees up: below it, waking costs more than it saves.
+SHORTEST_NAP = 0.002
+# How long a stopping worker waits for its calls in flight (Twilio's timeout is shorter).
+STOP_GRACE_SECONDS = 30.0
 
 
-async def _announce_holds(outbox: Outbox, held: list[tuple[Message, quiet_hours.Hold]]) -> None:
-    """A due text that must wait says so beside its status (once, not every round)."""
-    for message, hold in held:
-        async with unit_of_work(outbox.bus) as uow:
-            if await quiet_hours.save_note(message, hold):
-                uow.publish(
-                    MessageStatusChanged(
-                        message_id=message.id,
-                        conversation_id=message.conversation_id,
-                        status=message.status.value,
-                        case_ids=[message.case_id] if message.case_id else [],
-                    )
-                )
-
-
-async def due_now(outbox: Outbox, now: datetime, limit: int) -> list[Message]:
-    """Due texts that may go now: inside the client's quiet-hours window and still with consent."""
-    window = await quiet_hours.current_window()
-    ready: list[Message] = []
-    held: list[tuple[Message, quiet_hours.Hold]] = []
-    due = Message.filter(status=MessageStatus.SCHEDULED, send_at__lte=now).order_by("send_at", "id")
-    offset = 0
-    while len(ready) < limit:
-        page = await due.offset(offset).limit(SCAN_PAGE)
-        offset += SCAN_PAGE
-        zones = await quiet_hours.zones_for(
-            [quiet_hours.Recipient(m.id, m.to_number, m.case_id) for m in page], window.organisation_zone
-        )
-        for message in page:
-            hold = quiet_hours.hold_for(message.send_at, zones[message.id], window, now)
-            if hold is not None:
-                held.append((message, hold))
-                continue
-            try:
-                await messaging.check_consent(message.to_number)
-            except Refused as exc:
-                if await cancel_waiting(outbox.bus, message, f"Not sent: {exc.message}", now):
-                    offset -= 1  # it left the due list
-                continue
-            ready.append(message)
-            if len(ready) >= limit:
-                break
-        if len(page) < SCAN_PAGE:
+async def send_due(outbox: Outbox, now: datetime | None = None, limit: int | None = None) -> int:
+    """Hand over every text due now (or at `now`), one claim at a time, until none is left that may go
+    now; the number handed over (or tried). Tests and benchmarks drive the outbox with it."""
+    handed = 0
+    while limit is None or handed < limit:
+        claimed = await claim_next(outbox, now=now)
+        if not isinstance(claimed, Claimed):
             break
-    await _announce_holds(outbox, held)
-    return ready
-
-
-async def claim_due(outbox: Outbox, limit: int = 20, now: datetime | None = None) -> list[Message]:
-    # In UTC: on SQLite, Tortoise compares a time with another offset as text, and gets it wrong.
-    moment = (now or clock.now()).astimezone(UTC)
-    claimed = []
-    for message in await due_now(outbox, moment, limit):
-        won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
-            status=MessageStatus.QUEUED, error_message=None
-        )
-        if won:
-            await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=clock.now())
-            claimed.append(await Message.get(id=message.id))
-    return claimed
-
-
-async def send_due(outbox: Outbox, now: datetime | None = None) -> int:
-    """Hand every text that is due, and may go, to the provider. `now`: the clock (tests drive it)."""
-    claimed = await claim_due(outbox, now=now)
-    for message in claimed:
-        await hand_to_provider(outbox, message)
-    return len(claimed)
+        await deliver(outbox, claimed)
+        handed += 1
+    return handed
 
 
 async def fetch_due(outbox: Outbox) -> int:
@@ -107,13 +47,81 @@ async def fetch_due(outbox: Outbox) -> int:
     return await fetch_due_media(outbox.provider, outbox.media_dir, outbox.bus)
 
 
-async def run_worker(outbox: Outbox, interval: float = 1.0) -> None:
-    while True:
-        for step in (send_due, fetch_due):
+class OutboxWorker:
+    def __init__(self, outbox: Outbox, lanes: int = 4, poll: float = POLL_SECONDS) -> None:
+        self.outbox = outbox
+        self.lanes = max(lanes, 1)
+        self.poll = poll
+        self.handed_over = 0
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now (new texts were put in the outbox)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until `stop()`: the lanes, and the attachment retries beside them."""
+        lanes = [asyncio.create_task(self._lane(n), name=f"outbox-lane-{n}") for n in range(self.lanes)]
+        media = asyncio.create_task(self._media(), name="outbox-media")
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            for task in (*lanes, media):
+                task.cancel()
+            await asyncio.gather(*lanes, media, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                released = await release_leases(self.outbox)
+                if released:
+                    log.info("Handed back %d claimed texts on stopping", released)
+
+    def stop(self) -> None:
+        """Stop claiming; each lane ends once its call in flight has finished."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _lane(self, number: int) -> None:
+        while not self._stopping:
             try:
-                await step(outbox)
+                outcome = await claim_next(self.outbox)
+                if isinstance(outcome, Claimed):
+                    # Shielded: a stop (or a cancelled task) lets the call to Twilio finish and be recorded.
+                    await asyncio.shield(deliver(self.outbox, outcome))
+                    self.handed_over += 1
+                    continue
+                await self._rest(outcome)
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep the outbox running; the failure is in the log
-                log.exception("The outbox worker failed a round of %s", step.__name__)
-        await asyncio.sleep(interval)
+                log.exception("Outbox lane %d failed a round", number)
+                await self._rest(Idle())
+
+    async def _rest(self, idle: Idle) -> None:
+        timeout = self.poll
+        if idle.until is not None:
+            timeout = min(max((idle.until - clock.now()).total_seconds(), SHORTEST_NAP), self.poll)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        if not self._stopping:
+            self._wake.clear()
+
+    async def _media(self) -> None:
+        while not self._stopping:
+            try:
+                await fetch_due(self.outbox)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("The outbox worker failed a round of attachment downloads")
+            await asyncio.sleep(self.poll)
+
+
+async def stop_gracefully(worker: OutboxWorker, task: asyncio.Task[None], grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop claiming, give the calls in flight `grace` seconds, then cancel what is left."""
+    worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), grace)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -11,7 +11,7 @@ import pytest
 
 from inbox.models import ApiToken, Client, ClientPhone, Message, MessageStatusEvent, Organisation, Staff
 from inbox.services import messaging
-from tests.support.api import assert_error, assert_iso_with_offset
+from tests.support.api import as_it_is_now, assert_error, assert_iso_with_offset
 from tests.support.apps import asgi_client
 from tests.support.config import FROM_NUMBER, PUBLIC_URL
 from tests.support.records import MARIA, new_case, new_client
@@ -397,7 +397,9 @@ async def test_send_for_a_case_goes_to_the_clients_mobile_through_twilio(
     case = await make_case(phone=MARIA)
     response = await send(supervisor, case_id=case.case_id, body="Your hearing is Monday at 9.")
     assert response.status_code == 201, response.text
-    message = response.json()
+    # The answer comes at once, before Twilio is called: the text is in our outbox.
+    assert (response.json()["status"], response.json()["provider_sid"]) == ("queued", None)
+    message = await as_it_is_now(supervisor, response)
     assert message["direction"] == "outbound"
     assert (message["from"], message["to"], message["body"]) == (FROM_NUMBER, MARIA, "Your hearing is Monday at 9.")
     assert message["status"] == "queued" and message["error_code"] is None
@@ -524,8 +526,7 @@ async def test_a_send_the_provider_refuses_is_201_failed_with_plain_words(
     fake_twilio.reject[MARIA] = code
     case = await make_case(phone=MARIA)
     response = await send(supervisor, case_id=case.case_id, body="Hello")
-    assert response.status_code == 201, response.text
-    message = response.json()
+    message = await as_it_is_now(supervisor, response)
     assert (message["status"], message["error_code"], message["provider_sid"]) == ("failed", code, None)
     assert words in message["error_message"].lower()
     assert [(s["status"], s["error_code"]) for s in message["timeline"]] == [("queued", None), ("failed", code)]
@@ -540,7 +541,7 @@ async def test_provider_opt_out_21610_marks_the_number_so_the_next_send_is_409(
     fake_twilio.reject[MARIA] = 21610
     case = await make_case(phone=MARIA)
     first = await send(supervisor, case_id=case.case_id, body="Hello")
-    assert first.json()["status"] == "failed"
+    assert (await as_it_is_now(supervisor, first))["status"] == "failed"
     client = (await supervisor.get(f"/api/v1/clients/{case.client_id}")).json()
     assert client["phones"][0]["opted_out"] is True
     assert_error(await send(supervisor, case_id=case.case_id, body="Hello again"), 409)
@@ -782,7 +783,7 @@ async def test_a_callback_that_beat_the_providers_answer_keeps_its_place_in_the_
 ) -> None:
     fake_twilio.callbacks_enabled = False
     case = await make_case(phone=MARIA)
-    sent = (await send(supervisor, case_id=case.case_id, body="Hello")).json()
+    sent = await as_it_is_now(supervisor, await send(supervisor, case_id=case.case_id, body="Hello"))
     sid = sent["provider_sid"]
     # Twilio's "sent" arrives while its answer to our create is not stored yet: it is kept for later…
     await Message.filter(id=sent["id"]).update(provider_sid=None)
@@ -790,7 +791,7 @@ async def test_a_callback_that_beat_the_providers_answer_keeps_its_place_in_the_
     await Message.filter(id=sent["id"]).update(provider_sid=sid)
     # …"delivered" comes after the answer is stored, and the kept "sent" is applied last.
     assert (await anonymous.post(**status_callback(sid, "delivered"))).status_code == 200
-    await messaging._apply_early_callbacks(app.state.outbox, await Message.get(id=sent["id"]))
+    await messaging.apply_early_callbacks(app.state.outbox, await Message.get(id=sent["id"]))
     message = (await supervisor.get(f"/api/v1/messages/{sent['id']}")).json()
     assert message["status"] == "delivered"
     assert [step["status"] for step in message["timeline"]] == ["queued", "sent", "delivered"]

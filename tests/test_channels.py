@@ -40,6 +40,7 @@ from tests.support.apps import running, simulator_settings
 from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.outbox import handed_over
 from tests.support.records import MARIA
 from tests.support.webhooks import inbound_params_for, numbered_sid, signed_post_args, text_in
 
@@ -432,6 +433,7 @@ async def test_a_messaging_service_channel_sends_through_its_service(
     message = await send_text(
         app.state.outbox, admin, SendRequest(body="From the service", conversation_id=conversation.id)
     )
+    message = await handed_over(app, message)
     create = fake_twilio.creates[-1]
     assert create.path_account_sid == SECOND_SID and create.auth_user == SECOND_SID
     assert create.params["MessagingServiceSid"] == SERVICE_SID and "From" not in create.params
@@ -490,6 +492,7 @@ async def test_a_channel_without_a_usable_token_fails_the_send_with_the_reason(
     from inbox.services.messaging import SendRequest, send_text
 
     message = await send_text(app.state.outbox, admin, SendRequest(body="Hello", conversation_id=conversation.id))
+    message = await handed_over(app, message)
     assert message.status == MessageStatus.FAILED and "has no auth token" in (message.error_message or "")
     assert fake_twilio.creates == []
 
@@ -879,7 +882,7 @@ async def test_a_yes_answering_an_opt_in_request_gets_no_automatic_reply(
     await set_auto_reply(app, await make_staff("admin"), "always")
     client = await create_client(name="Maria Lopez", phones=[PhoneInput(MARIA, "mobile", False)])
     phone = await ClientPhone.get(number=MARIA)
-    await system_texts.send_opt_in_request(app.state.outbox, await make_staff("supervisor"), client.id, phone.id)
+    await handed_over(app, await system_texts.send_opt_in_request(await make_staff("supervisor"), client.id, phone.id))
     app.state.clock = lambda: TUESDAY_AFTERNOON
     await text_in(anonymous, MARIA, "Y", sid=numbered_sid(1))
     assert await auto_replies() == []

@@ -30,9 +30,11 @@ from inbox.models import (
 )
 from inbox.services import consent, system_texts
 from inbox.services.keywords import OPT_IN_WORDS, OPT_OUT_WORDS, Keyword
+from tests.support.api import as_it_is_now
 from tests.support.config import ACCOUNT_SID, FROM_NUMBER
 from tests.support.events import published
 from tests.support.live import ServerEvent, browser, event_stream, signed_in_browser
+from tests.support.outbox import handed_over
 from tests.support.records import MARIA
 from tests.support.staff import csrf_of
 from tests.support.webhooks import signed_post_args, text_in
@@ -197,7 +199,7 @@ async def test_without_twilios_handling_we_answer_help_stop_and_start(app, anony
     replies = await Message.filter(direction=Direction.OUTBOUND).order_by("id")
     assert [m.purpose for m in replies] == [
         MessagePurpose.HELP,
-        MessagePurpose.KEYWORD_CONFIRMATION,
+        MessagePurpose.STOP_CONFIRMATION,
         MessagePurpose.KEYWORD_CONFIRMATION,
     ]
     assert all(m.status == MessageStatus.QUEUED and m.provider_sid for m in replies)
@@ -263,7 +265,8 @@ async def test_21610_from_twilio_is_recorded_in_the_ledger_as_the_provider(
     case = await make_case(phone=MARIA)
     api = await api_client(await make_staff("supervisor"))
     first = await api.post("/api/v1/messages", json={"case_id": case.case_id, "body": "Your hearing is Monday."})
-    assert first.status_code == 201 and first.json()["status"] == "failed" and first.json()["error_code"] == 21610
+    sent = await as_it_is_now(api, first)
+    assert (sent["status"], sent["error_code"]) == ("failed", 21610)
     row = (await ledger())[-1]
     assert (row.source, row.opted_out, row.message_id) == (ConsentSource.PROVIDER, True, first.json()["id"])
 
@@ -285,7 +288,9 @@ async def test_21610_in_a_status_callback_opts_the_number_out_too(
     fake_twilio.callbacks_enabled = False
     case = await make_case(phone=MARIA)
     api = await api_client(await make_staff("supervisor"))
-    sent = (await api.post("/api/v1/messages", json={"case_id": case.case_id, "body": "Reminder"})).json()
+    sent = await as_it_is_now(
+        api, await api.post("/api/v1/messages", json={"case_id": case.case_id, "body": "Reminder"})
+    )
     params = {
         "MessageSid": sent["provider_sid"],
         "MessageStatus": "failed",
@@ -391,14 +396,14 @@ async def test_yes_confirms_by_reply_and_we_confirm_a_y_twilio_would_not(
     case = await make_case(phone=MARIA, okay_to_text=False)
     staff = await make_staff("supervisor")
     phone = await ClientPhone.get(number=MARIA)
-    await system_texts.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
+    await handed_over(app, await system_texts.send_opt_in_request(staff, case.client_id, phone.id))
     await text_in(anonymous, body="YES")  # Twilio answers YES itself (a START word)
     assert (await ledger())[-1].source == ConsentSource.REPLY
     assert len(fake_twilio.requests) == 1
 
     other = await make_case(phone=HOUSEMATE_PHONE, okay_to_text=False, name="Sam Okafor")
     other_phone = await ClientPhone.get(number=HOUSEMATE_PHONE)
-    await system_texts.send_opt_in_request(app.state.outbox, staff, other.client_id, other_phone.id)
+    await handed_over(app, await system_texts.send_opt_in_request(staff, other.client_id, other_phone.id))
     await text_in(anonymous, HOUSEMATE_PHONE, "y")  # Twilio knows nothing of Y: we confirm
     assert fake_twilio.requests[-1]["Body"] == consent.REPLY_CONFIRMATION.format(org="Case Inbox")
 
@@ -733,7 +738,7 @@ async def test_an_opt_in_request_follows_the_conversation_it_belongs_to(
     inbound = await text_in(anonymous, body="Can you text me about my case?")
     staff = await make_staff("supervisor")
     phone = await ClientPhone.get(number=MARIA)
-    request = await system_texts.send_opt_in_request(app.state.outbox, staff, case.client_id, phone.id)
+    request = await handed_over(app, await system_texts.send_opt_in_request(staff, case.client_id, phone.id))
     assert request.conversation_id == inbound.conversation_id
     conversation = await Conversation.get(id=inbound.conversation_id)
     assert conversation.last_direction == Direction.OUTBOUND and conversation.last_message_preview.startswith(

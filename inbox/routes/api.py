@@ -26,6 +26,7 @@ from inbox.routes.events import open_stream
 from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
 from inbox.services import alerts, consent, directory, linking, media, messaging, visibility
+from inbox.services import outbox as outbox_service
 from inbox.services import queue as sms_queue
 from inbox.services.errors import Forbidden, NotFound, require
 from inbox.services.messaging import SendRequest
@@ -177,7 +178,10 @@ async def send_message(call: Call) -> shapes.Message:
     request = SendRequest(
         body=body.body, case_id=body.case_id, client_id=body.client_id, to=body.to, send_at=body.send_at
     )
-    message = await messaging.send_text(call.request.app.state.outbox, call.staff, request)
+    outbox = call.request.app.state.outbox
+    message = await messaging.send_text(outbox, call.staff, request)
+    if messaging.due_now(message):
+        call.after.add_task(outbox_service.send_all_now, outbox, [message.id])
     return await _message_for(call.staff, message.id)
 
 

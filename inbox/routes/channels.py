@@ -19,7 +19,7 @@ from inbox.routes.guards import record_id
 from inbox.services import channels, system_texts
 from inbox.services.channels import DAYS, ChannelForm
 from inbox.services.errors import ServiceError
-from inbox.web import checked_form, render, require_admin
+from inbox.web import checked_form, render, require_admin, send_after
 
 WEBHOOK_PATHS = (
     ("A message comes in (Messaging)", "/webhooks/twilio/messages"),
@@ -195,14 +195,15 @@ async def channel_test(request: Request) -> Response:
     posted = await checked_form(request)
     to, body = str(posted.get("to") or ""), str(posted.get("body") or "")
     try:
-        message = await system_texts.send_test_text(request.app.state.outbox, staff, channel, to, body)
+        message = await system_texts.send_test_text(staff, channel, to, body)
     except ServiceError as exc:
         errors = dict(exc.fields)
         if exc.status == 409 or not errors:  # a consent rule refused: its reason, in full, by the number
             errors["to"] = exc.message
         test = {"to": to, "body": body, "errors": errors}
         return await _page(request, channel, ChannelForm.of(channel), status_code=exc.status, test=test)
-    return RedirectResponse(f"/admin/channels/{channel.id}?tested={message.id}#test", status_code=303)
+    redirect = RedirectResponse(f"/admin/channels/{channel.id}?tested={message.id}#test", status_code=303)
+    return send_after(redirect, request.app.state.outbox, message)
 
 
 routes = [

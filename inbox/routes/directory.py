@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Case, CaseNote, Client, Message, MessageStatus
+from inbox.models import Case, CaseNote, Client, Message
 from inbox.routes.quick_entries import case_text_page
 from inbox.services import consent, directory, media, messaging, system_texts, visibility
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.messaging import SendRequest
-from inbox.web import checked_form, is_htmx, render, require_staff
+from inbox.web import checked_form, is_htmx, render, require_staff, send_after
 
 
 async def client_list(request: Request) -> Response:
@@ -76,14 +76,13 @@ async def request_opt_in(request: Request) -> Response:
     await checked_form(request)
     client_id, phone_id = request.path_params["client_id"], request.path_params["phone_id"]
     try:
-        message = await system_texts.send_opt_in_request(request.app.state.outbox, staff, client_id, phone_id)
+        message = await system_texts.send_opt_in_request(staff, client_id, phone_id)
     except ServiceError as exc:
         if is_htmx(request):
             return render(request, "clients/_consent_feedback.html", {"error": exc.message}, status_code=exc.status)
         raise
-    if message.status == MessageStatus.FAILED:
-        return _consent_answer(request, client_id, error=f"The request was not sent: {message.error_message}")
-    return _consent_answer(request, client_id, "Opt-in request sent: a reply of Y or YES records consent.")
+    answer = _consent_answer(request, client_id, "Opt-in request sent: a reply of Y or YES records consent.")
+    return send_after(answer, request.app.state.outbox, message)
 
 
 def _consent_answer(request: Request, client_id: int, notice: str = "", error: str = "") -> Response:
@@ -140,7 +139,8 @@ async def case_send_text(request: Request) -> Response:
     except ServiceError as exc:
         error = "; ".join(exc.fields.values()) or exc.message
         return await _text_form(request, case, body=body, to=to, error=error, status_code=exc.status)
-    return RedirectResponse(f"/conversations/{message.conversation_id}", status_code=303)
+    redirect = RedirectResponse(f"/conversations/{message.conversation_id}", status_code=303)
+    return send_after(redirect, request.app.state.outbox, message)
 
 
 routes = [

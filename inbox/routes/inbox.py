@@ -13,7 +13,7 @@ from inbox.services import consent, linking, media, messaging, organisation, vis
 from inbox.services import conversations as convo
 from inbox.services.errors import ServiceError, ValidationFailed
 from inbox.services.messaging import SendRequest
-from inbox.web import checked_form, is_htmx, render, require_staff
+from inbox.web import checked_form, is_htmx, render, require_staff, send_after
 
 
 def _filter_of(request: Request) -> str:
@@ -101,13 +101,13 @@ async def send_from_thread(request: Request) -> Response:
     try:
         attachments = await attachments_of(form)
         request_ = SendRequest(body=body, conversation_id=conversation_id, case_id=case_id, attachments=attachments)
-        await messaging.send_text(request.app.state.outbox, staff, request_)
+        message = await messaging.send_text(request.app.state.outbox, staff, request_)
     except ServiceError as exc:
         error = exc.fields.get("body") or exc.fields.get("attachment") or exc.message
         context = await thread_context(request, conversation_id, body=body, error=error)
         return composer_or_page(request, context, status_code=exc.status)
     context = await thread_context(request, conversation_id)
-    return composer_or_page(request, context)
+    return send_after(composer_or_page(request, context), request.app.state.outbox, message)
 
 
 async def attachments_of(form: FormData) -> tuple[media.Attachment, ...]:

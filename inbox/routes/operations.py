@@ -18,6 +18,7 @@ from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -94,6 +95,8 @@ class Call:
     ids: dict[str, int]
     query: BaseModel | None
     body: BaseModel | None
+    # Work for after the answer has gone (texts to hand to Twilio): a caller never waits on Twilio.
+    after: BackgroundTasks = field(default_factory=BackgroundTasks)
 
     @property
     def staff(self) -> Staff:
@@ -139,9 +142,12 @@ def endpoint_of(operation: Operation) -> Callable[[Request], Awaitable[Response]
             return error_answer(exc.status, exc.message, exc.fields, headers=error_headers(exc))
         if isinstance(result, Response):
             return result
+        after = call.after if call.after.tasks else None
         if adapter is None:
-            return Response(status_code=operation.status)
-        return Response(adapter.dump_json(result), status_code=operation.status, media_type="application/json")
+            return Response(status_code=operation.status, background=after)
+        return Response(
+            adapter.dump_json(result), status_code=operation.status, media_type="application/json", background=after
+        )
 
     endpoint.__name__ = operation.operation_id
     return endpoint

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from inbox.models import Channel
 from inbox.routes.guards import printable, unstorable
-from inbox.services import channels, inbound, messaging, system_texts
+from inbox.services import channels, inbound, messaging, outbox
 from inbox.services.errors import ValidationFailed
 from inbox.services.providers import ProviderRegistry
 
@@ -80,10 +80,11 @@ async def inbound_message(request: Request) -> Response:
     received = await inbound.receive_text(
         state.outbox, channel, params, idempotency_token=idempotency_token(request), at=state.clock()
     )
-    # The automatic reply and the attachments go after the answer: Twilio gives the webhook 15 seconds.
+    # Our answers and the attachments go after the answer: Twilio gives the webhook 15 seconds, and
+    # must never wait on our own call to Twilio.
     after = BackgroundTasks()
-    if received.auto_reply_id is not None:
-        after.add_task(system_texts.send_prepared, state.outbox, received.auto_reply_id)
+    if received.replies:
+        after.add_task(outbox.send_all_now, state.outbox, list(received.replies))
     if received.message is not None and received.fetch_media:
         after.add_task(inbound.fetch_media, state.outbox, channel, received.message.id)
     return Response(EMPTY_TWIML, media_type="text/xml", background=after)

@@ -214,6 +214,45 @@ async def check_may_text(number: str) -> None:
         raise Refused("This number is not on any client record with consent to text.")
 
 
+# ---------------------------------------------------------------- the rule at the moment a text leaves
+
+# Every text — a person's, scheduled, automatic, bulk, a retry — is checked again by the outbox in the
+# transaction that hands it over (inbox.services.outbox). These are the only exceptions to the rule
+# above, and why:
+SENT_WITHOUT_CONSENT: dict[MessagePurpose, str] = {
+    # CTIA: the one confirmation of an opt-out ("you will get no more texts"), sent only when Twilio does
+    # not send its own.
+    MessagePurpose.STOP_CONFIRMATION: "the one confirmation of a STOP",
+    # Carriers require HELP/INFO to be answered, even from a number that opted out.
+    MessagePurpose.HELP: "the answer to HELP, which carriers require",
+}
+# Texts that ask nothing but "not opted out": the opt-in request asks for consent before there is any;
+# a test text to a number on no client record is usually the administrator's own phone.
+NEEDS_ONLY_NOT_OPTED_OUT = (MessagePurpose.OPT_IN_REQUEST, MessagePurpose.TEST)
+
+
+async def refusal_at_send_to(number: str) -> str | None:
+    """Why a person's (or an automatic) text to the number may not leave now; None: it may."""
+    try:
+        await check_may_text(number)
+    except Refused as refusal:
+        return refusal.message
+    return None
+
+
+async def refusal_at_send(message: Message) -> str | None:
+    """Why this text may not leave now (None: it may), judged on the ledger as committed at this moment."""
+    purpose = message.purpose
+    if purpose in SENT_WITHOUT_CONSENT:
+        return None
+    number = message.to_number
+    if purpose in NEEDS_ONLY_NOT_OPTED_OUT and (
+        purpose == MessagePurpose.OPT_IN_REQUEST or not await ClientPhone.exists(number=number)
+    ):
+        return await opted_out_reason(number) if await is_opted_out(number) else None
+    return await refusal_at_send_to(number)
+
+
 async def opted_out_reason(number: str) -> str:
     cause = (
         await ConsentEvent.filter(
@@ -354,7 +393,7 @@ async def handle_inbound(message: Message, channel: Channel, opt_out_type: str |
         await apply_change(number, change)
         cancel = f"Canceled: {change.detail}."  # Twilio does not cancel our scheduled texts for us
         if not twilio_answers:
-            reply = AppText(STOP_CONFIRMATION.format(org=org), MessagePurpose.KEYWORD_CONFIRMATION)
+            reply = AppText(STOP_CONFIRMATION.format(org=org), MessagePurpose.STOP_CONFIRMATION)
     elif keyword == Keyword.OPT_IN:
         change = _keyword_change(keyword, said, opt_out_type, message, okay_to_text=True, opted_out=False)
         await apply_change(number, change)

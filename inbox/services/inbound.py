@@ -5,9 +5,10 @@ form and that channel; everything else is decided here, in this order: the raw p
 a text that cannot be kept (a sender or SID longer than its column) is refused with a logged reason
 and still answered, so Twilio does not retry it for ever; a repeat is recognised; then one unit of
 work stores the text, files it on cases, raises alerts, registers its attachments and applies what
-it says to consent, and its events go out once that commits. Our answers to keywords are handed to
-the provider before the webhook is answered; the automatic reply and the attachments after it (the
-route schedules them: Twilio gives the webhook 15 seconds).
+it says to consent, and its events go out once that commits. Our answers (to keywords, the automatic
+reply) go into the outbox and are handed over after the webhook is answered, like the attachments'
+downloads (the route schedules them: Twilio gives the webhook 15 seconds and must never wait for us
+to reach Twilio).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Received:
     """What the webhook's answer leaves to do: None fields mean nothing (a repeat, a refused text)."""
 
     message: Message | None = None
-    auto_reply_id: int | None = None  # stored and queued: hand it to the provider after the answer
+    # Our answers (to a keyword, the automatic reply), stored in the outbox: hand them over after the answer.
+    replies: tuple[int, ...] = ()
     fetch_media: bool = False  # the text has attachments to download after the answer
 
 
@@ -63,9 +65,9 @@ async def receive_text(
     if recorded is None:
         return Received()
     message, replies = recorded
-    for reply in replies:  # no consent check: Twilio allows the answer to STOP
-        await messaging.hand_to_provider(outbox, reply)
-    return Received(message, await _auto_reply(message, text, at or clock.now()), bool(text.media))
+    auto_reply = await _auto_reply(message, text, at or clock.now())
+    reply_ids = tuple(reply.id for reply in replies) + ((auto_reply,) if auto_reply is not None else ())
+    return Received(message, reply_ids, bool(text.media))
 
 
 def refusal_of(text: InboundText) -> str | None:
@@ -119,7 +121,7 @@ async def _apply_consent(message: Message, channel: Channel, opt_out_type: str |
     """Consent decides what the text means (STOP, START, HELP, a YES); messaging writes what follows."""
     decided = await consent.handle_inbound(message, channel, opt_out_type)
     if decided.cancel_scheduled is not None:
-        await messaging.cancel_scheduled_to(message.from_number, decided.cancel_scheduled)
+        await messaging.cancel_waiting_to(message.from_number, decided.cancel_scheduled)
     if decided.reply is None:
         return []
     conversation = await Conversation.get(id=message.conversation_id)

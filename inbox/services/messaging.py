@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from tortoise.expressions import Q
 
 from inbox import clock
 from inbox.events import Bus, Event, MessageSent, MessageStatusChanged
@@ -27,6 +29,7 @@ from inbox.models import (
     MessagePurpose,
     MessageStatus,
     MessageStatusEvent,
+    OutboxState,
     Staff,
     WebhookPayload,
 )
@@ -34,18 +37,11 @@ from inbox.phones import InvalidPhoneNumber, is_phone_number, normalise
 from inbox.segments import count_segments
 from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
 from inbox.services.channels import channel_for_new_text
+from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.limits import clip, fits, max_length
 from inbox.services.unit_of_work import current_unit, unit_of_work
-from inbox.sms.base import (
-    InboundText,
-    OutboundText,
-    Provider,
-    ProviderRejected,
-    ProviderUnavailable,
-    StatusUpdate,
-    parse_status,
-)
+from inbox.sms.base import InboundText, Provider, StatusUpdate, parse_status
 from inbox.sms.errors import explain
 
 log = logging.getLogger(__name__)
@@ -81,6 +77,8 @@ class Outbox:
     media_key: str = ""  # INBOX_SECRET_KEY: signs the URLs Twilio fetches outbound attachments from
     # Each channel's own provider (ProviderRegistry.for_channel); None: `provider` sends for every channel.
     provider_of: Callable[[Channel], Provider] | None = None
+    rules: OutboxRules = field(default_factory=OutboxRules)  # leases, retries, pacing
+    worker_id: str = "web"  # whose leases this process's claims are (inbox.services.outbox.worker_name)
 
     @property
     def status_callback(self) -> str:
@@ -126,7 +124,9 @@ def _counted(body: str) -> dict[str, Any]:
 
 
 async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Message:
-    """Check, store, then hand to the provider. Refusals happen before the provider is called."""
+    """Check and store: the text is then in the outbox, due at once or at its time. Our refusals happen
+    here, before anything is stored; the caller hands a text due now to `outbox.send_now` once it has
+    answered (the provider is never called while a person waits)."""
     await _check_body(request.body, has_attachments=bool(request.attachments))
     attachments = media.check_attachments(request.attachments)
     recipient = await _resolve_recipient(staff, request)
@@ -137,10 +137,13 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
         await alerts.dismiss_on_reply(message.conversation_id, staff)
         if message.status == MessageStatus.SCHEDULED:
             await quiet_hours.note_hold(message, clock.now())  # due in the client's quiet hours: say until when
-            uow.publish(_sent_event(message))
-    if message.status == MessageStatus.SCHEDULED:
-        return message
-    return await hand_to_provider(outbox, message)
+        uow.publish(sent_event(message))
+    return message
+
+
+def due_now(message: Message) -> bool:
+    """A text to hand over at once (not one scheduled for later)."""
+    return message.status == MessageStatus.QUEUED and message.outbox_state is not None
 
 
 async def _check_body(body: str, has_attachments: bool = False) -> None:
@@ -241,7 +244,7 @@ async def _store_outbound(
 async def _new_outbound(
     conversation: Conversation, channel: Channel, body: str, status: MessageStatus, **fields: Any
 ) -> Message:
-    """An outbound row with its first timeline step: every text we send starts here."""
+    """An outbound row with its first timeline step: every text we send starts here, in the outbox."""
     message = await Message.create(
         conversation=conversation,
         direction=Direction.OUTBOUND,
@@ -249,6 +252,8 @@ async def _new_outbound(
         to_number=conversation.phone,
         body=body,
         status=status,
+        outbox_state=OutboxState.WAITING,
+        next_attempt_at=fields.get("send_at") or clock.now(),
         **_counted(body),
         **fields,
     )
@@ -276,48 +281,7 @@ async def touch_conversation(conversation: Conversation, message: Message, has_m
     await conversation.save(update_fields=["last_message_at", "last_message_preview", "last_direction"])
 
 
-async def hand_to_provider(outbox: Outbox, message: Message) -> Message:
-    """The provider call, outside any transaction; its answer is stored and announced."""
-    channel = await Channel.get(id=(await message.conversation).channel_id)
-    try:
-        media_urls = await media.public_urls_of(outbox.public_url, outbox.media_key, message.id)
-    except ValueError:  # no signing key configured: Twilio could not fetch the attachment
-        async with unit_of_work(outbox.bus) as uow:
-            await _mark_failed(message, None, "The attachment could not be offered to Twilio (no secret key is set).")
-            uow.publish(_sent_event(message))
-        return message
-    text = OutboundText(
-        to=message.to_number,
-        body=message.body,
-        from_number=None if channel.messaging_service_sid else channel.from_number,
-        messaging_service_sid=channel.messaging_service_sid,
-        media_urls=media_urls,
-        status_callback=outbox.status_callback,
-    )
-    failure: tuple[int | None, str] | None = None
-    try:
-        result = await outbox.provider_for(channel).send(text)
-    except ProviderRejected as exc:
-        failure = (exc.code, exc.message)
-    except ProviderUnavailable as exc:
-        failure = (None, f"Twilio could not be reached ({exc}). Try again in a moment.")
-    async with unit_of_work(outbox.bus) as uow:
-        if failure is not None:
-            await _mark_failed(message, *failure)
-        else:
-            message.provider_sid = result.provider_sid
-            message.status = _status_word(result.status) or MessageStatus.QUEUED
-            await message.save(update_fields=["provider_sid", "status", "updated_at"])
-        await message.refresh_from_db()
-        uow.publish(_sent_event(message))
-    if failure is None:
-        # Only now that the SID is committed: a callback arriving from here on finds its message.
-        await _apply_early_callbacks(outbox, message)
-        await message.refresh_from_db()
-    return message
-
-
-async def _mark_failed(message: Message, code: int | None, detail: str) -> None:
+async def mark_failed(message: Message, code: int | None, detail: str) -> None:
     """A refusal or failure before Twilio took the text, inside the caller's unit of work. 21610 (the
     number unsubscribed) goes in the consent ledger."""
     explanation = explain(code) if code else None
@@ -330,7 +294,7 @@ async def _mark_failed(message: Message, code: int | None, detail: str) -> None:
         await consent.record_provider_opt_out(message)
 
 
-def _sent_event(message: Message) -> Event:
+def sent_event(message: Message) -> Event:
     # The case a text was sent from is its only link until someone files it elsewhere by hand.
     return MessageSent(
         message_id=message.id,
@@ -340,7 +304,7 @@ def _sent_event(message: Message) -> Event:
     )
 
 
-async def _apply_early_callbacks(outbox: Outbox, message: Message) -> None:
+async def apply_early_callbacks(outbox: Outbox, message: Message) -> None:
     """Status callbacks that beat the provider's answer to our database are applied now."""
     pending = await WebhookPayload.filter(kind="status", provider_sid=message.provider_sid, processed_at=None).order_by(
         "id"
@@ -361,9 +325,9 @@ async def store_app_text(
     *,
     shown_in_inbox: bool = False,
 ) -> Message:
-    """A queued text the app itself sends (help, a confirmation, an automatic reply, an opt-in request,
-    a test), to hand to the provider once committed. No consent check: the callers are the rule's own
-    exceptions. `shown_in_inbox`: the inbox row shows it (else the client's own text stays there)."""
+    """A text the app itself sends (help, a confirmation, an automatic reply, an opt-in request, a test),
+    put in the outbox, which decides consent as it leaves (consent.refusal_at_send names the exceptions
+    to the rule). `shown_in_inbox`: the inbox row shows it (else the client's own text stays there)."""
     message = await _new_outbound(conversation, channel, body, MessageStatus.QUEUED, sent_by=sent_by, purpose=purpose)
     if shown_in_inbox:
         await touch_conversation(conversation, message)
@@ -373,13 +337,18 @@ async def store_app_text(
 # ---------------------------------------------------------------- scheduled texts
 
 
-async def cancel_if_scheduled(message: Message, reason: str | None, at: datetime) -> bool:
-    """scheduled → canceled, inside the caller's unit of work; False when the worker claimed it first.
+async def cancel_if_waiting(message: Message, reason: str | None, at: datetime) -> bool:
+    """Out of the outbox before it is handed over (scheduled, waiting or between retries) → canceled,
+    inside the caller's unit of work; False when a worker has claimed it (or it has left).
 
-    The same conditional UPDATE the worker claims with, so a text is either sent or canceled, never both.
+    A conditional UPDATE, like the worker's claim: a text is either sent or canceled, never both.
     """
-    won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
+    won = await Message.filter(
+        id=message.id, outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING], provider_sid=None
+    ).update(
         status=MessageStatus.CANCELED,
+        outbox_state=None,
+        next_attempt_at=None,
         error_message=clip(reason, Message, "error_message") if reason else None,
         updated_at=at,
     )
@@ -399,19 +368,25 @@ async def cancel_if_scheduled(message: Message, reason: str | None, at: datetime
     return True
 
 
-async def cancel_scheduled_to(number: str, why: str) -> None:
-    """Every text scheduled to the number is canceled (a STOP: Twilio does not cancel them for us)."""
+async def cancel_waiting_to(number: str, why: str) -> None:
+    """Every text to the number still in our outbox is canceled (a STOP: Twilio does not cancel them for
+    us) — except the texts the consent rule lets through a STOP (its confirmation, answers to HELP)."""
     at = clock.now()
-    for message in await Message.filter(to_number=number, direction=Direction.OUTBOUND, status=MessageStatus.SCHEDULED):
-        await cancel_if_scheduled(message, why, at)
+    waiting = Message.filter(
+        to_number=number,
+        direction=Direction.OUTBOUND,
+        outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING],
+    ).filter(Q(purpose=None) | ~Q(purpose__in=list(consent.SENT_WITHOUT_CONSENT)))
+    for message in await waiting:
+        await cancel_if_waiting(message, why, at)
 
 
 async def reschedule(message: Message, body: str, send_at: datetime) -> bool:
     """New words or time for a text still waiting in our outbox (the worker's claim guards it too);
     its case notes and, when it is the newest, the inbox row follow. Inside the caller's unit of work."""
-    changed = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED).update(
-        body=body, send_at=send_at, **_counted(body)
-    )
+    changed = await Message.filter(
+        id=message.id, status=MessageStatus.SCHEDULED, outbox_state=OutboxState.WAITING
+    ).update(body=body, send_at=send_at, next_attempt_at=send_at, **_counted(body))
     if not changed:
         return False
     await CaseNote.filter(message_id=message.id).update(body=body)
@@ -464,7 +439,7 @@ async def store_inbound(channel: Channel, text: InboundText, sender: str) -> Mes
     return message
 
 
-def _status_word(word: str) -> MessageStatus | None:
+def status_word(word: str) -> MessageStatus | None:
     try:
         return MessageStatus(word)
     except ValueError:
@@ -485,10 +460,10 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
             payload, error=f"MessageSid is {len(update.provider_sid)} characters long; at most {limit} are kept."
         )
         return None
-    status = _status_word(update.status)
+    status = status_word(update.status)
     message = await Message.get_or_none(provider_sid=update.provider_sid) if update.provider_sid else None
     if message is None or status is None:
-        # Unknown yet: the provider's answer may still be on its way; hand_to_provider applies it.
+        # Unknown yet: the provider's answer (or the outbox's look-up) may still be on its way; it applies it.
         if status is None:
             await finish_webhook(payload, error=f"Unknown status {update.status!r}.")
         return None

@@ -1,9 +1,9 @@
 """The SMS queue: texts scheduled for later or waiting to be sent; scheduling, editing and cancelling them.
 
-A scheduled text can be changed or cancelled until the outbox worker claims it (scheduled →
-queued, one conditional UPDATE); from then on it is on its way to Twilio and, as in Prime and
-LegalServer, it can no longer be stopped. The same conditional UPDATE guards edits and
-cancellations here, so a cancel racing the worker either wins or is told it lost.
+A scheduled text can be changed until the outbox claims it, and any text can be cancelled while it
+waits in our outbox — for its time, or between retries — but not while a worker is handing it to
+Twilio, nor once Twilio has it. The same conditional UPDATE as the outbox's claim guards edits and
+cancellations here, so a cancel racing a worker either wins or is told it lost.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tortoise.expressions import Q
 
 from inbox import clock
 from inbox.events import Bus
-from inbox.models import Direction, Message, MessageStatus, Staff
+from inbox.models import Direction, Message, MessageStatus, OutboxState, Staff
 from inbox.services import messaging, organisation, quiet_hours, visibility
 from inbox.services.errors import Refused, ValidationFailed, require
 from inbox.services.messaging import Outbox, SendRequest, status_changed
@@ -24,6 +24,7 @@ from inbox.services.unit_of_work import unit_of_work
 
 WAITING = (MessageStatus.SCHEDULED, MessageStatus.QUEUED, MessageStatus.ACCEPTED)
 HANDED_OVER = "This text has already been handed to Twilio for sending; it can no longer be cancelled or changed."
+BEING_SENT = "This text is being handed to Twilio right now; it can no longer be cancelled or changed."
 LOCAL_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$")
 
 
@@ -162,9 +163,10 @@ async def _outbound_for(staff: Staff, message_id: int) -> Message:
 
 
 async def cancel_waiting(bus: Bus, message: Message, reason: str | None = None, now: datetime | None = None) -> bool:
-    """scheduled → canceled, with its timeline step and event; False when the worker got there first."""
+    """waiting (scheduled, due, between retries) → canceled, with its timeline step and event; False when
+    a worker got there first."""
     async with unit_of_work(bus):
-        won = await messaging.cancel_if_scheduled(message, reason, now or clock.now())
+        won = await messaging.cancel_if_waiting(message, reason, now or clock.now())
     await message.refresh_from_db()
     return won
 
@@ -176,7 +178,7 @@ async def cancel_scheduled(bus: Bus, staff: Staff, message_id: int, now: datetim
         return message
     if message.status == MessageStatus.CANCELED:
         return message
-    raise Refused(HANDED_OVER)
+    raise Refused(BEING_SENT if message.outbox_state == OutboxState.SENDING else HANDED_OVER)
 
 
 # ---------------------------------------------------------------- editing

@@ -27,7 +27,6 @@ from inbox.phones import InvalidPhoneNumber, is_phone_number, normalise
 from inbox.services import consent, messaging, organisation
 from inbox.services.channels import channel_for_new_text, within_office_hours
 from inbox.services.errors import Forbidden, require
-from inbox.services.messaging import Outbox
 from inbox.sms.base import InboundText
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,8 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
         return None
     if not is_phone_number(conversation.phone):
         return None  # a short code, a WhatsApp address or a named sender cannot be answered from our number
-    if await consent.is_opted_out(conversation.phone):
-        return None
+    if await consent.refusal_at_send_to(conversation.phone) is not None:
+        return None  # no consent now (the outbox asks again as it leaves): nothing stored
     first_today = Q(last_auto_reply_at=None) | Q(last_auto_reply_at__lt=start_of_local_day(at, channel.time_zone))
     async with in_transaction():
         if not await Conversation.filter(first_today, id=conversation.id).update(last_auto_reply_at=at):
@@ -72,20 +71,12 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
         return await messaging.store_app_text(conversation, channel, body, MessagePurpose.AUTO_REPLY)
 
 
-async def send_prepared(outbox: Outbox, message_id: int) -> None:
-    """Hands a stored system text to its channel's provider (after the webhook has been answered)."""
-    try:
-        message = await Message.get(id=message_id)
-        await messaging.hand_to_provider(outbox, message)
-    except Exception:  # nobody waits for this answer: the failure goes to the log, the message stays queued
-        log.exception("Sending the automatic reply %s failed", message_id)
-
-
 # ---------------------------------------------------------------- the test text
 
 
-async def send_test_text(outbox: Outbox, staff: Staff, channel: Channel, to: str, body: str) -> Message:
-    """An administrator's test of a sending number, to a number typed on the channel's page.
+async def send_test_text(staff: Staff, channel: Channel, to: str, body: str) -> Message:
+    """An administrator's test of a sending number, to a number typed on the channel's page; stored in
+    the outbox for the caller to hand to `outbox.send_now`.
 
     The number need not be on a client record (it is usually the administrator's own phone), but a
     client's number keeps every consent rule, and a number that opted out is never texted.
@@ -109,15 +100,16 @@ async def send_test_text(outbox: Outbox, staff: Staff, channel: Channel, to: str
         message = await messaging.store_app_text(
             conversation, channel, body.strip(), MessagePurpose.TEST, staff, shown_in_inbox=True
         )
-    return await messaging.hand_to_provider(outbox, message)
+    return message
 
 
 # ---------------------------------------------------------------- the opt-in request
 
 
-async def send_opt_in_request(outbox: Outbox, staff: Staff, client_id: int, phone_id: int) -> Message:
+async def send_opt_in_request(staff: Staff, client_id: int, phone_id: int) -> Message:
     """Staff ask for consent by text (the organisation's opt-in text), in the number's latest
-    conversation. The one send allowed before okay-to-text — never to a number that opted out."""
+    conversation. The one send allowed before okay-to-text — never to a number that opted out. Stored
+    in the outbox for the caller to hand to `outbox.send_now`."""
     request = await consent.check_opt_in_request(staff, client_id, phone_id)
     number = request.phone.number
     channel = await channel_for_new_text(number)
@@ -126,4 +118,4 @@ async def send_opt_in_request(outbox: Outbox, staff: Staff, client_id: int, phon
         message = await messaging.store_app_text(
             conversation, channel, request.body, MessagePurpose.OPT_IN_REQUEST, staff, shown_in_inbox=True
         )
-    return await messaging.hand_to_provider(outbox, message)
+    return message

@@ -25,3 +25,12 @@ def assert_iso_with_offset(value: str) -> datetime:
     assert moment.tzinfo is not None, value
     assert value.endswith("Z") or value[-6] in "+-", value
     return moment
+
+
+async def as_it_is_now(api: httpx.AsyncClient, answer: httpx.Response) -> dict[str, Any]:
+    """The message a 201 answered, fetched again: the outbox hands it to Twilio after the answer."""
+    assert answer.status_code == 201, answer.text
+    fetched = await api.get(f"/api/v1/messages/{answer.json()['id']}")
+    assert fetched.status_code == 200, fetched.text
+    result: dict[str, Any] = fetched.json()
+    return result
