@@ -51,6 +51,9 @@ CLIENTS = [
     ("Lee Park", "+14045550145", False, "16E-20010104", "Custody", "Family"),
     # Ends in 0006: the simulator plays a landline, so texts to Pat fail with 30006.
     ("Pat Reyes", "+14045550006", True, "16E-20010105", "Debt collection", "Consumer"),
+    # Ends in 0429: the simulator plays a busy Twilio (429 twice), so a text to Rosa shows its retries
+    # ("Twilio is busy — trying again at …") and then goes.
+    ("Rosa Diaz", "+14045550429", True, "16E-20010106", "Utility shut-off", "Housing"),
 ]
 # Lee Park's case is not Alice's: signed in as Alice you do not see Lee; as Sam or Ada you do.
 UNASSIGNED = {"16E-20010104"}
