@@ -121,6 +121,10 @@ async def test_the_senders_own_tab_gets_its_bubble_and_its_statuses_from_the_str
         bubble = next(event.data for event in seen if shows_bubble(reply)(event))
         assert str(escape(reply_body)) in bubble and "sent by Ana Ruiz" in bubble
         assert f'case <a href="/cases/{case.case_id}">{case.number}</a>' in bubble
+        # The bubble comes once (when the text is stored); the outbox and Twilio change only its status.
+        marker = await text_in(twilio, CLIENT_PHONE, "Thanks")
+        seen += await tab.read_until(shows_bubble(marker))
+        assert len([event for event in seen if shows_bubble(reply)(event)]) == 1
 
     await fake_twilio.callbacks_done()
     assert [(c.params["MessageStatus"], c.status_code) for c in fake_twilio.callbacks] == [

@@ -47,7 +47,6 @@ from inbox.services.messaging import (
     Outbox,
     apply_early_callbacks,
     mark_failed,
-    sent_event,
     status_changed,
     status_word,
 )
@@ -321,7 +320,7 @@ async def _accepted(outbox: Outbox, message: Message, result: SendResult, adopte
         if status != MessageStatus.QUEUED:  # "accepted" (a Messaging Service), or what a look-up found
             await MessageStatusEvent.create(message_id=message.id, status=status, at=now)
         await message.refresh_from_db()
-        uow.publish(sent_event(message))
+        uow.publish(status_changed(message))
     # Only now that the SID is committed: a callback arriving from here on finds its message; earlier
     # ones (and what the look-up said) are applied in the order Twilio sent them.
     await apply_early_callbacks(outbox, message)
@@ -336,7 +335,7 @@ async def _refused(outbox: Outbox, message: Message, exc: ProviderRejected) -> M
             return message
         await _attempt(outbox, message, clock.now(), AttemptOutcome.FAILED, exc.code, exc.message)
         await mark_failed(message, exc.code, exc.message)
-        uow.publish(sent_event(message))
+        uow.publish(status_changed(message))
     return message
 
 
@@ -403,7 +402,7 @@ async def _give_up(
         if outcome is not None:
             await _attempt(outbox, message, clock.now(), outcome, code, words)
         await mark_failed(message, code, words)
-        uow.publish(sent_event(message))
+        uow.publish(status_changed(message))
     return message
 
 
