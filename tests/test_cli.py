@@ -214,6 +214,10 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
     database = workdir / "x.sqlite3"
     assert rows(database, "SELECT count(*) FROM client")[0][0] > 0
     assert rows(database, 'SELECT count(*) FROM "case"')[0][0] > 0
+    # Its scheduled reminder waits in the outbox for its time (so the worker sends it, and a STOP cancels it).
+    assert rows(database, "SELECT outbox_state, next_attempt_at = send_at FROM message WHERE status = 'scheduled'") == [
+        ("waiting", 1)
+    ]
     # Running it again keeps everyone's password and adds no duplicates.
     again = ok(run_inbox(workdir, "demo"))
     assert "already existed" in again

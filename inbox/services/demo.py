@@ -20,6 +20,7 @@ from inbox.models import (
     MessageStatus,
     MessageStatusEvent,
     Office,
+    OutboxState,
     Staff,
 )
 from inbox.segments import count_segments
@@ -155,6 +156,7 @@ async def _scheduled_reminder(channel: Channel, number: str, case_id: int) -> No
     """A reminder waiting in the SMS queue for tomorrow: texting STOP from the client phone cancels it."""
     alice = await Staff.get(email="alice@example.org")
     body = "Reminder: your hearing is tomorrow at 9 a.m. at the county courthouse, courtroom 4B."
+    send_at = clock.now().replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=1)
     message = await Message.create(
         conversation=(await Conversation.get(channel=channel, phone=number)),
         direction=Direction.OUTBOUND,
@@ -166,7 +168,9 @@ async def _scheduled_reminder(channel: Channel, number: str, case_id: int) -> No
         encoding=count_segments(body).encoding,
         sent_by=alice,
         case_id=case_id,
-        send_at=clock.now().replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=1),
+        send_at=send_at,
+        outbox_state=OutboxState.WAITING,  # in the outbox, due at its time
+        next_attempt_at=send_at,
     )
     await MessageStatusEvent.create(message=message, status=MessageStatus.SCHEDULED, at=clock.now())
     await linking.file_on_case(message, case_id, LinkReason.SENT_FROM, linking.note_author(message, [], alice), alice)
