@@ -76,3 +76,47 @@ async def test_a_stop_racing_a_batch_of_20_stops_every_text_not_yet_claimed(
         assert canceled.status == MessageStatus.CANCELED and canceled.provider_sid is None
         assert canceled.error_message == "Canceled: the client texted STOP."
         assert not await SendAttempt.exists(message_id=message.id)  # never claimed, never tried
+
+
+# ---------------------------------------------------------------- a 429 storm
+
+
+async def test_a_429_storm_loses_nothing_obeys_retry_after_and_paces_the_channel(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    made = await make_case(phone=MARIA)
+    box, rules = app.state.outbox, app.state.outbox.rules
+    throughput = (await Channel.get(id=app.state.channel.id)).throughput
+    bodies = [f"Notice {n}" for n in range(1, 13)]
+    texts = await stored_texts(box, await make_staff("supervisor"), made.case_id, bodies)
+    fake_twilio.fail_next(429, times=6, retry_after=1)
+
+    # The worker, driven on a moved clock a quarter second at a time: per round, what Twilio was asked
+    # and what it took.
+    rounds: list[tuple[float, int, int]] = []  # (seconds since start, creates, accepted)
+    start = clock.now()
+    for step in range(400):
+        asked, taken = len(fake_twilio.requests), len(fake_twilio.messages)
+        await send_due(box, now=start + timedelta(seconds=step / 4))
+        rounds.append((step / 4, len(fake_twilio.requests) - asked, len(fake_twilio.messages) - taken))
+        if not await Message.filter(id__in=[t.id for t in texts], outbox_state__not_isnull=True).exists():
+            break
+
+    # Nothing lost, nothing doubled: every text accepted exactly once.
+    assert sorted(fake_twilio.bodies_to(MARIA)) == sorted(bodies)
+    assert len(fake_twilio.requests) == len(bodies) + 6
+    # Each 429 was retried no sooner than its Retry-After.
+    busy = await SendAttempt.filter(message_id__in=[t.id for t in texts], error_code=20429).order_by("id")
+    assert len(busy) == 6
+    for attempt in busy:
+        assert attempt.next_attempt_at is not None and attempt.next_attempt_at - attempt.at >= timedelta(seconds=1)
+    # The channel backed off after each 429: nothing more was asked of Twilio until Retry-After had passed.
+    refused_at = [t for t, creates, accepted in rounds if creates > accepted]
+    assert len(refused_at) == 6  # one 429 a round: after it, the round asked nothing more
+    for t in refused_at:
+        assert all(creates == 0 for u, creates, _ in rounds if t < u < t + 1), t
+    # Paced: within any stretch of the moved clock, no more accepted than the burst plus the throughput.
+    for i, (first, _, _) in enumerate(rounds):
+        for last, _, _ in rounds[i:]:
+            taken = sum(a for u, _, a in rounds if first <= u <= last)
+            assert taken <= rules.pacing_burst + throughput * (last - first), (first, last, taken)

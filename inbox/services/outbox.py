@@ -395,8 +395,12 @@ def retry_cause(exc: ProviderUnavailable, looking_up: bool = False) -> str:
 
 
 async def _push_pace(outbox: Outbox, message: Message, until: datetime) -> None:
-    channel_id = (await message.conversation).channel_id
-    await Channel.filter(Q(pace_next_at=None) | Q(pace_next_at__lt=until), id=channel_id).update(pace_next_at=until)
+    """The channel sends nothing before `until`. Its schedule is set past `until` by the burst tolerance:
+    set to `until` itself, the burst would let the next few texts straight into the 429 (`free_at` is
+    the schedule less the tolerance); from `until` on it sends at its throughput, without a new burst."""
+    channel = await Channel.get(id=(await message.conversation).channel_id)
+    paced = until + outbox.rules.tolerance(channel.throughput)
+    await Channel.filter(Q(pace_next_at=None) | Q(pace_next_at__lt=paced), id=channel.id).update(pace_next_at=paced)
 
 
 async def _give_up(
