@@ -17,10 +17,10 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox import clock
-from inbox.models import Channel, Message, MessagePurpose, MessageStatus, SendAttempt
+from inbox.models import AttemptOutcome, Channel, Message, MessagePurpose, MessageStatus, SendAttempt
 from inbox.worker import send_due
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.outbox import no_quiet_hours, out_of_the_outbox, stored_texts, until
+from tests.support.outbox import no_quiet_hours, out_of_the_outbox, outcomes, stored_texts, until
 from tests.support.records import MARIA, MakeCase
 from tests.support.staff import MakeStaff
 from tests.support.webhooks import text_in
@@ -120,3 +120,77 @@ async def test_a_429_storm_loses_nothing_obeys_retry_after_and_paces_the_channel
         for last, _, _ in rounds[i:]:
             taken = sum(a for u, _, a in rounds if first <= u <= last)
             assert taken <= rules.pacing_burst + throughput * (last - first), (first, last, taken)
+
+
+# ---------------------------------------------------------------- 5xx and refused connections retried, 4xx never
+
+
+async def _one_text(app: Starlette, make_case: MakeCase, make_staff: MakeStaff, body: str) -> Message:
+    made = await make_case(phone=MARIA)
+    [text] = await stored_texts(app.state.outbox, await make_staff("supervisor"), made.case_id, [body])
+    return text
+
+
+async def test_a_503_is_retried_within_10_seconds_and_then_accepted_once(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    fake_twilio.busy[MARIA] = [503]
+    assert await send_due(app.state.outbox) == 1
+    waiting = await Message.get(id=text.id)
+    [attempt] = await SendAttempt.filter(message_id=text.id)
+    assert waiting.status == MessageStatus.QUEUED and waiting.provider_sid is None
+    assert attempt.outcome == AttemptOutcome.RETRY and attempt.error_code == 20503
+    assert attempt.next_attempt_at is not None and waiting.next_attempt_at == attempt.next_attempt_at
+    assert timedelta(0) < attempt.next_attempt_at - attempt.at <= timedelta(seconds=10)
+    assert waiting.error_message == "Twilio had a problem (HTTP 503)."
+
+    assert await send_due(app.state.outbox, now=attempt.next_attempt_at - timedelta(milliseconds=1)) == 0
+    assert await send_due(app.state.outbox, now=attempt.next_attempt_at) == 1
+    assert len([r for r in fake_twilio.requests if r["To"] == MARIA]) == 2
+    assert fake_twilio.bodies_to(MARIA) == ["Your hearing is at 9."]
+    sent = await Message.get(id=text.id)
+    assert sent.provider_sid == fake_twilio.messages[0]["sid"] and sent.outbox_state is None
+    assert await outcomes(text.id) == ["retry", "accepted"]
+
+
+async def test_a_refusal_fails_at_once_and_is_never_retried(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    fake_twilio.reject[MARIA] = 21211
+    assert await send_due(app.state.outbox) == 1
+    assert await send_due(app.state.outbox, now=clock.now() + timedelta(hours=2)) == 0
+    failed = await Message.get(id=text.id)
+    assert failed.status == MessageStatus.FAILED and failed.error_code == 21211
+    assert failed.outbox_state is None and failed.next_attempt_at is None
+    assert len(fake_twilio.requests) == 1 and fake_twilio.messages == []
+    assert await outcomes(text.id) == ["failed"]
+
+
+async def test_backoff_grows_and_gives_up_after_the_retry_window_with_the_reason(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    rules = app.state.outbox.rules
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    fake_twilio.fail_next(503, times=100)
+    moment = clock.now()
+    for _ in range(rules.max_attempts):
+        assert await send_due(app.state.outbox, now=moment) == 1
+        message = await Message.get(id=text.id)
+        if message.next_attempt_at is not None:
+            moment = message.next_attempt_at
+    attempts = await SendAttempt.filter(message_id=text.id).order_by("id")
+    assert len(fake_twilio.requests) == len(attempts) == rules.max_attempts
+    waits = [(a.next_attempt_at - a.at).total_seconds() for a in attempts if a.next_attempt_at is not None]
+    assert waits[0] <= 10
+    for number, wait in enumerate(waits, start=1):  # the planned backoff, within its jitter
+        planned = rules.planned_wait(number)
+        assert planned * (1 - rules.jitter) <= wait <= planned * (1 + rules.jitter)
+    assert waits[:4] == sorted(waits[:4]) and len(set(waits[:4])) == 4
+    # Given up with the reason.
+    failed = await Message.get(id=text.id)
+    assert failed.status == MessageStatus.FAILED and failed.outbox_state is None
+    assert attempts[-1].outcome == AttemptOutcome.FAILED
+    assert f"Gave up after {rules.max_attempts} attempts" in (failed.error_message or "")
+    assert await send_due(app.state.outbox, now=moment + timedelta(hours=1)) == 0

@@ -418,6 +418,10 @@ async def _give_up(
         if outcome is not None:
             await _attempt(outbox, message, now, outcome, code, words)
         await mark_failed(message, code, words)
+        # mark_failed words a Twilio code in general terms ("could not be sent (Twilio error 20503)"); the
+        # bubble must say what happened — given up after N attempts, retry it from the queue.
+        message.error_message = clip(words, Message, "error_message")
+        await message.save(update_fields=["error_message", "updated_at"])
         uow.publish(sent_event(message))
     return message
 
