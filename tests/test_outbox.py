@@ -188,7 +188,10 @@ async def test_backoff_grows_and_gives_up_after_the_retry_window_with_the_reason
         planned = rules.planned_wait(number)
         assert planned * (1 - rules.jitter) <= wait <= planned * (1 + rules.jitter)
     assert waits[:4] == sorted(waits[:4]) and len(set(waits[:4])) == 4
-    # Given up with the reason.
+    # Retried for the whole window, however the jitter falls, and then given up with the reason.
+    shortest = sum(rules.planned_wait(n) * (1 - rules.jitter) for n in range(1, rules.max_attempts))
+    assert timedelta(seconds=shortest) >= rules.retry_for
+    assert attempts[-1].at - attempts[0].at >= rules.retry_for
     failed = await Message.get(id=text.id)
     assert failed.status == MessageStatus.FAILED and failed.outbox_state is None
     assert attempts[-1].outcome == AttemptOutcome.FAILED
