@@ -17,13 +17,23 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox import clock
-from inbox.models import AttemptOutcome, Channel, Message, MessagePurpose, MessageStatus, SendAttempt
+from inbox.models import (
+    AttemptOutcome,
+    AutoReplyMode,
+    Channel,
+    ClientPhone,
+    Message,
+    MessagePurpose,
+    MessageStatus,
+    SendAttempt,
+)
+from inbox.services import consent, inbound, system_texts
 from inbox.worker import send_due
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours, out_of_the_outbox, outcomes, stored_texts, until
 from tests.support.records import MARIA, MakeCase
 from tests.support.staff import MakeStaff
-from tests.support.webhooks import text_in
+from tests.support.webhooks import inbound_params, new_sid, text_in
 
 # ---------------------------------------------------------------- a STOP racing a batch
 
@@ -197,3 +207,134 @@ async def test_backoff_grows_and_gives_up_after_the_retry_window_with_the_reason
     assert attempts[-1].outcome == AttemptOutcome.FAILED
     assert f"Gave up after {rules.max_attempts} attempts" in (failed.error_message or "")
     assert await send_due(app.state.outbox, now=moment + timedelta(hours=1)) == 0
+
+
+# ---------------------------------------------------------------- consent as a text leaves
+
+
+async def _auto_reply_always(app: Starlette) -> None:
+    await Channel.filter(id=app.state.channel.id).update(
+        auto_reply_mode=AutoReplyMode.ALWAYS, auto_reply_text="We got your text and will answer today."
+    )
+
+
+@pytest.mark.parametrize("okay_to_text", [False, True], ids=["unticked", "ticked"])
+async def test_the_automatic_reply_reaches_only_a_client_who_agreed_to_texts(
+    app: Starlette, make_case: MakeCase, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, okay_to_text: bool
+) -> None:
+    await _auto_reply_always(app)
+    await make_case(phone=MARIA, okay_to_text=okay_to_text)
+    await text_in(anonymous, MARIA, "Is my hearing still on?")
+    await fake_twilio.callbacks_done()
+    expected = ["We got your text and will answer today."] if okay_to_text else []
+    assert fake_twilio.bodies_to(MARIA) == expected
+
+
+async def test_an_automatic_reply_stored_before_consent_was_withdrawn_is_canceled_as_it_leaves(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    await _auto_reply_always(app)
+    made = await make_case(phone=MARIA)
+    received = await inbound.receive_text(app.state.outbox, app.state.channel, inbound_params(new_sid(), MARIA, "Hi"))
+    [reply_id] = received.replies  # stored in the outbox, not yet handed over (the route does that after its answer)
+    phone = await ClientPhone.get(number=MARIA)
+    await consent.set_okay_to_text(app.state.bus, await make_staff("supervisor"), made.client_id, phone.id, False)
+    assert await send_due(app.state.outbox) == 0
+    reply = await Message.get(id=reply_id)
+    assert reply.purpose == MessagePurpose.AUTO_REPLY and reply.status == MessageStatus.CANCELED
+    assert (reply.error_message or "").startswith("Not sent: This client has not agreed to receive texts")
+    assert fake_twilio.requests == []
+
+
+async def test_help_and_the_stop_confirmation_reach_a_number_that_opted_out(
+    app: Starlette, make_case: MakeCase, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio
+) -> None:
+    await Channel.filter(id=app.state.channel.id).update(twilio_handles_opt_out=False, help_text="Legal Aid: call us.")
+    await make_case(phone=MARIA)
+    await text_in(anonymous, MARIA, "STOP")
+    await text_in(anonymous, MARIA, "HELP")
+    assert await consent.is_opted_out(MARIA)
+    [confirmation] = fake_twilio.bodies_to(MARIA)[:1]
+    assert "you will get no more texts" in confirmation
+    assert fake_twilio.bodies_to(MARIA) == [confirmation, "Legal Aid: call us."]
+
+
+async def test_an_opt_in_request_goes_without_okay_to_text_but_not_after_a_stop(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio
+) -> None:
+    made = await make_case(phone=MARIA, okay_to_text=False)
+    staff = await make_staff("supervisor")
+    phone = await ClientPhone.get(number=MARIA)
+    first = await system_texts.send_opt_in_request(staff, made.client_id, phone.id)
+    assert await send_due(app.state.outbox) == 1
+    assert (await Message.get(id=first.id)).provider_sid is not None
+
+    second = await system_texts.send_opt_in_request(staff, made.client_id, phone.id)  # stored, not yet gone
+    await text_in(anonymous, MARIA, "STOP")  # Twilio confirms STOP on this channel: nothing of ours goes
+    assert await send_due(app.state.outbox) == 0
+    assert (await Message.get(id=second.id)).status == MessageStatus.CANCELED
+    assert fake_twilio.bodies_to(MARIA) == [first.body]
+
+
+async def test_a_start_confirmation_is_canceled_when_a_stop_lands_before_it_leaves(
+    app: Starlette, make_case: MakeCase, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio
+) -> None:
+    await Channel.filter(id=app.state.channel.id).update(twilio_handles_opt_out=False)
+    await make_case(phone=MARIA)
+    await text_in(anonymous, MARIA, "STOP")
+    channel = await Channel.get(id=app.state.channel.id)
+    started = await inbound.receive_text(app.state.outbox, channel, inbound_params(new_sid(), MARIA, "START"))
+    [start_confirmation] = started.replies  # in the outbox; the route would hand it over after its answer
+    await text_in(anonymous, MARIA, "STOP")
+    assert await send_due(app.state.outbox) == 0
+    canceled = await Message.get(id=start_confirmation)
+    assert canceled.purpose == MessagePurpose.KEYWORD_CONFIRMATION and canceled.status == MessageStatus.CANCELED
+    stop_confirmations = await Message.filter(purpose=MessagePurpose.STOP_CONFIRMATION).order_by("id")
+    assert fake_twilio.bodies_to(MARIA) == [m.body for m in stop_confirmations]
+    assert canceled.body not in fake_twilio.bodies_to(MARIA)
+
+
+# ---------------------------------------------------------------- DELETE racing the outbox
+
+
+async def test_a_text_waiting_between_retries_can_be_canceled_and_never_leaves(
+    app: Starlette,
+    make_case: MakeCase,
+    make_staff: MakeStaff,
+    supervisor: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+) -> None:
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    fake_twilio.busy[MARIA] = [503]
+    assert await send_due(app.state.outbox) == 1
+    response = await supervisor.delete(f"/api/v1/messages/{text.id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "canceled"
+    assert await send_due(app.state.outbox, now=clock.now() + timedelta(hours=1)) == 0
+    assert len(fake_twilio.requests) == 1 and fake_twilio.messages == []
+
+
+async def test_a_text_being_handed_to_twilio_cannot_be_canceled(
+    app: Starlette,
+    make_case: MakeCase,
+    make_staff: MakeStaff,
+    supervisor: httpx.AsyncClient,
+    fake_twilio: FakeTwilio,
+) -> None:
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    gate = asyncio.Event()
+    fake_twilio.hold_gate[MARIA] = gate
+    sending = asyncio.create_task(send_due(app.state.outbox))
+
+    async def in_flight() -> bool:
+        return fake_twilio.count_to(MARIA) == 1
+
+    await until(in_flight, "the text to reach Twilio")
+    response = await supervisor.delete(f"/api/v1/messages/{text.id}")
+    assert response.status_code == 409
+    assert "being handed to Twilio" in response.text
+    gate.set()
+    assert await sending == 1
+    sent = await Message.get(id=text.id)
+    assert sent.status != MessageStatus.CANCELED and sent.provider_sid == fake_twilio.messages[0]["sid"]
+    assert fake_twilio.count_to(MARIA) == 1
