@@ -25,15 +25,22 @@ from inbox.models import (
     Message,
     MessagePurpose,
     MessageStatus,
+    OutboxState,
     SendAttempt,
 )
 from inbox.services import consent, inbound, system_texts
+from inbox.services.directory import PhoneInput, create_case, create_client
+from inbox.services.outbox import Claimed, claim_next, deliver
+from inbox.services.staff import create_staff
+from inbox.settings import Settings
 from inbox.worker import send_due
+from tests.support.apps import running
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours, out_of_the_outbox, outcomes, stored_texts, until
 from tests.support.records import MARIA, MakeCase
-from tests.support.staff import MakeStaff
-from tests.support.webhooks import inbound_params, new_sid, text_in
+from tests.support.servers import free_port
+from tests.support.staff import PASSWORD, MakeStaff
+from tests.support.webhooks import inbound_params, is_empty_twiml, new_sid, post_text, text_in
 
 # ---------------------------------------------------------------- a STOP racing a batch
 
@@ -338,3 +345,91 @@ async def test_a_text_being_handed_to_twilio_cannot_be_canceled(
     sent = await Message.get(id=text.id)
     assert sent.status != MessageStatus.CANCELED and sent.provider_sid == fake_twilio.messages[0]["sid"]
     assert fake_twilio.count_to(MARIA) == 1
+
+
+# ---------------------------------------------------------------- the webhook never waits for Twilio
+
+
+async def test_help_is_answered_while_twilio_hangs_and_the_answer_leaves_once_it_lets_go(
+    app: Starlette, make_case: MakeCase, twilio: httpx.AsyncClient, fake_twilio: FakeTwilio
+) -> None:
+    await Channel.filter(id=app.state.channel.id).update(twilio_handles_opt_out=False, help_text="Legal Aid: call us.")
+    await make_case(phone=MARIA)
+    gate = asyncio.Event()
+    fake_twilio.hold_gate[MARIA] = gate
+    response = await post_text(twilio, MARIA, "HELP")  # the app on uvicorn, as Twilio reaches it
+    assert is_empty_twiml(response)
+    [help_reply] = await Message.filter(purpose=MessagePurpose.HELP)
+    assert not gate.is_set() and (await Message.get(id=help_reply.id)).provider_sid is None
+    gate.set()
+    await out_of_the_outbox(help_reply.id)
+    assert fake_twilio.bodies_to(MARIA) == ["Legal Aid: call us."]
+    assert (await Message.get(id=help_reply.id)).provider_sid == fake_twilio.messages[0]["sid"]
+
+
+# ---------------------------------------------------------------- a worker that died mid-call
+
+
+async def test_a_text_whose_worker_died_before_twilio_saw_it_is_looked_up_and_sent_once(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    box = app.state.outbox
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    claimed = await claim_next(box)
+    assert isinstance(claimed, Claimed)  # ... and the worker dies: it never calls Twilio
+    assert await send_due(box, now=clock.now() + box.rules.lease / 2) == 0  # its lease still holds
+    assert await send_due(box, now=clock.now() + box.rules.lease + timedelta(seconds=1)) == 1
+    assert fake_twilio.bodies_to(MARIA) == ["Your hearing is at 9."]
+    assert [q["To"] for q in fake_twilio.list_queries][:1] == [MARIA]  # asked Twilio before sending
+    assert await outcomes(text.id) == ["unknown", "accepted"]
+    assert (await Message.get(id=text.id)).provider_sid == fake_twilio.messages[0]["sid"]
+
+
+async def test_a_text_whose_worker_died_after_twilio_took_it_is_adopted_never_sent_twice(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    box = app.state.outbox
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    fake_twilio.hold_gate[MARIA] = asyncio.Event()  # never opened: Twilio took it, the answer never comes
+    claimed = await claim_next(box)
+    assert isinstance(claimed, Claimed)
+    call = asyncio.create_task(deliver(box, claimed))
+
+    async def taken() -> bool:
+        return fake_twilio.count_to(MARIA) == 1
+
+    await until(taken, "Twilio to take the text")
+    call.cancel()  # the worker dies mid-call
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await fake_twilio.callbacks_done()  # Twilio's callbacks came while we did not know the SID
+    assert (await Message.get(id=text.id)).provider_sid is None
+
+    assert await send_due(box, now=clock.now() + box.rules.lease + timedelta(seconds=1)) == 1
+    assert fake_twilio.count_to(MARIA) == 1
+    adopted = await Message.get(id=text.id)
+    assert adopted.provider_sid == fake_twilio.messages[0]["sid"]
+    assert adopted.status == MessageStatus.DELIVERED  # the stored callbacks applied once it was adopted
+    assert await outcomes(text.id) == ["unknown", "accepted"]
+
+
+# ---------------------------------------------------------------- Twilio out of reach
+
+
+async def test_a_refused_connection_is_retried_and_nothing_is_looked_up(settings: Settings) -> None:
+    nowhere = settings.with_changes(twilio_api_url=f"http://127.0.0.1:{free_port()}")
+    async with running(nowhere) as app:
+        staff, _ = await create_staff(email="sam@example.org", name="Sam", role="supervisor", password=PASSWORD)
+        client = await create_client(name="Maria Lopez", phones=[PhoneInput(MARIA, "mobile", True)])
+        case = await create_case(number="16E-20010001", title="Case", client_id=client.id, legal_problem="Housing")
+        [text] = await stored_texts(app.state.outbox, staff, case.id, ["Your hearing is at 9."])
+        assert await send_due(app.state.outbox) == 1
+        first = await Message.get(id=text.id)
+        assert first.outbox_state == OutboxState.RETRYING and not first.outcome_unknown
+        assert first.error_message == "Twilio could not be reached."
+        assert first.next_attempt_at is not None and first.next_attempt_at - clock.now() <= timedelta(seconds=10)
+        assert await send_due(app.state.outbox, now=first.next_attempt_at) == 1
+        second = await Message.get(id=text.id)
+        assert second.outbox_state == OutboxState.RETRYING and second.next_attempt_at is not None
+        assert second.next_attempt_at - first.next_attempt_at > first.next_attempt_at - first.created_at
+        assert await outcomes(text.id) == ["retry", "retry"]
