@@ -34,10 +34,11 @@ class OutboxRules:
 
     @property
     def max_attempts(self) -> int:
-        """Attempts in one round: enough that the planned waits cover the retry window."""
+        """Attempts in one round: enough that the waits cover the retry window even when the jitter
+        shortens every one of them (counted on the planned waits, the round could end short of it)."""
         total, attempts = 0.0, 1
         while total < self.retry_for.total_seconds():
-            total += self.planned_wait(attempts)
+            total += self.planned_wait(attempts) * (1 - self.jitter)
             attempts += 1
         return attempts
 

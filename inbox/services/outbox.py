@@ -24,7 +24,8 @@ import logging
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
@@ -76,6 +77,13 @@ class Claimed:
     message: Message
     channel: Channel
     look_up_first: bool  # the last attempt's outcome is unknown: ask Twilio before sending again
+    at: datetime  # the moment the claim was judged at: now, or the moved clock `claim_next(now=…)` was given
+    _taken: float = field(default_factory=time.monotonic, init=False, compare=False, repr=False)
+
+    def now(self) -> datetime:
+        """The claim's clock run on by the time spent since: the attempt's outcome, its Retry-After and its
+        backoff are counted on the clock the claim was judged by (a test that moves the clock moves them)."""
+        return self.at + timedelta(seconds=time.monotonic() - self._taken)
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,7 @@ async def _decide(outbox: Outbox, before: Message, now: datetime) -> Claimed | _
     channel.pace_next_at = outbox.rules.next_pace(channel.pace_next_at, channel.throughput, message.segments, now)
     await channel.save(update_fields=["pace_next_at"])
     await _mark_sending(message, now, unknown=recovered or message.outcome_unknown)
-    return Claimed(message, channel, look_up_first=message.outcome_unknown)
+    return Claimed(message, channel, look_up_first=message.outcome_unknown, at=now)
 
 
 async def _mark_sending(message: Message, now: datetime, unknown: bool) -> None:
@@ -253,31 +261,31 @@ async def deliver(outbox: Outbox, claimed: Claimed) -> Message:
     try:
         provider = outbox.provider_for(channel)
     except ChannelNotReady as exc:
-        return await _give_up(outbox, message, None, str(exc), AttemptOutcome.FAILED)
+        return await _give_up(outbox, message, claimed.now(), None, str(exc), AttemptOutcome.FAILED)
     try:
         text = await outbound_text(outbox, message, channel)
     except ValueError:  # no signing key configured: Twilio could not fetch the attachment
-        return await _give_up(
-            outbox, message, None, "The attachment could not be offered to Twilio (no secret key is set).", None
-        )
+        words = "The attachment could not be offered to Twilio (no secret key is set)."
+        return await _give_up(outbox, message, claimed.now(), None, words, None)
     if claimed.look_up_first:
         since = (message.first_attempt_at or message.created_at) - LOOK_UP_MARGIN
         try:
             found = await provider.find_sent(text, since)
         except ProviderUnavailable as exc:
-            return await _retry_later(outbox, message, exc, looking_up=True)
+            return await _retry_later(outbox, message, claimed.now(), exc, looking_up=True)
         if found is not None:
-            return await _accepted(outbox, message, found, adopted=True)
+            return await _accepted(outbox, message, claimed.now(), found, adopted=True)
     try:
         result = await provider.send(text)
     except ProviderRejected as exc:
-        return await _refused(outbox, message, exc)
+        return await _refused(outbox, message, claimed.now(), exc)
     except ProviderUnavailable as exc:
-        return await _retry_later(outbox, message, exc)
+        return await _retry_later(outbox, message, claimed.now(), exc)
     except Exception as exc:  # an unexpected failure mid-call: it may have reached Twilio
         log.exception("Sending message %s failed unexpectedly", message.id)
-        return await _retry_later(outbox, message, ProviderUnavailable(repr(exc), outcome_unknown=True))
-    return await _accepted(outbox, message, result)
+        unknown = ProviderUnavailable(repr(exc), outcome_unknown=True)
+        return await _retry_later(outbox, message, claimed.now(), unknown)
+    return await _accepted(outbox, message, claimed.now(), result)
 
 
 async def outbound_text(outbox: Outbox, message: Message, channel: Channel) -> OutboundText:
@@ -300,8 +308,9 @@ def _ours(outbox: Outbox, message: Message) -> Q:
 OUT_OF_THE_OUTBOX = {"outbox_state": None, "next_attempt_at": None, "lease_owner": None, "lease_expires_at": None}
 
 
-async def _accepted(outbox: Outbox, message: Message, result: SendResult, adopted: bool = False) -> Message:
-    now = clock.now()
+async def _accepted(
+    outbox: Outbox, message: Message, now: datetime, result: SendResult, adopted: bool = False
+) -> Message:
     status = status_word(result.status) or MessageStatus.QUEUED
     async with unit_of_work(outbox.bus) as uow:
         taken = await Message.filter(_ours(outbox, message)).update(
@@ -328,26 +337,27 @@ async def _accepted(outbox: Outbox, message: Message, result: SendResult, adopte
     return message
 
 
-async def _refused(outbox: Outbox, message: Message, exc: ProviderRejected) -> Message:
+async def _refused(outbox: Outbox, message: Message, now: datetime, exc: ProviderRejected) -> Message:
     """Twilio refused the text (4xx): never retried."""
     async with unit_of_work(outbox.bus) as uow:
         if not await Message.filter(_ours(outbox, message)).update(**OUT_OF_THE_OUTBOX):
             return message
-        await _attempt(outbox, message, clock.now(), AttemptOutcome.FAILED, exc.code, exc.message)
+        await _attempt(outbox, message, now, AttemptOutcome.FAILED, exc.code, exc.message)
         await mark_failed(message, exc.code, exc.message)
         uow.publish(status_changed(message))
     return message
 
 
-async def _retry_later(outbox: Outbox, message: Message, exc: ProviderUnavailable, looking_up: bool = False) -> Message:
+async def _retry_later(
+    outbox: Outbox, message: Message, now: datetime, exc: ProviderUnavailable, looking_up: bool = False
+) -> Message:
     """Not taken now: tried again after a backoff (or Twilio's Retry-After), until the round is spent."""
-    now = clock.now()
     unknown = exc.outcome_unknown or message.outcome_unknown or looking_up
     cause = retry_cause(exc, looking_up)
     if message.attempt_count >= outbox.rules.max_attempts:
         words = f"{cause} Gave up after {message.attempt_count} attempts; retry it from the queue."
         outcome = AttemptOutcome.UNKNOWN if unknown else AttemptOutcome.FAILED
-        return await _give_up(outbox, message, exc.code, words, outcome, unknown=unknown)
+        return await _give_up(outbox, message, now, exc.code, words, outcome, unknown=unknown)
     wait = outbox.rules.wait_after(message.attempt_count, exc.retry_after)
     next_at = now + timedelta(seconds=wait)
     async with unit_of_work(outbox.bus) as uow:
@@ -364,7 +374,7 @@ async def _retry_later(outbox: Outbox, message: Message, exc: ProviderUnavailabl
         outcome = AttemptOutcome.UNKNOWN if exc.outcome_unknown else AttemptOutcome.RETRY
         await _attempt(outbox, message, now, outcome, exc.code, cause, next_at)
         if exc.status == 429:  # the whole channel backs off, not just this text
-            await _push_pace(message, next_at)
+            await _push_pace(outbox, message, next_at)
         await message.refresh_from_db()
         uow.publish(status_changed(message))
     return message
@@ -383,14 +393,19 @@ def retry_cause(exc: ProviderUnavailable, looking_up: bool = False) -> str:
     return "Twilio could not be reached."
 
 
-async def _push_pace(message: Message, until: datetime) -> None:
-    channel_id = (await message.conversation).channel_id
-    await Channel.filter(Q(pace_next_at=None) | Q(pace_next_at__lt=until), id=channel_id).update(pace_next_at=until)
+async def _push_pace(outbox: Outbox, message: Message, until: datetime) -> None:
+    """The channel sends nothing before `until`. Its schedule is set past `until` by the burst tolerance:
+    set to `until` itself, the burst would let the next few texts straight into the 429 (`free_at` is
+    the schedule less the tolerance); from `until` on it sends at its throughput, without a new burst."""
+    channel = await Channel.get(id=(await message.conversation).channel_id)
+    paced = until + outbox.rules.tolerance(channel.throughput)
+    await Channel.filter(Q(pace_next_at=None) | Q(pace_next_at__lt=paced), id=channel.id).update(pace_next_at=paced)
 
 
 async def _give_up(
     outbox: Outbox,
     message: Message,
+    now: datetime,
     code: int | None,
     words: str,
     outcome: AttemptOutcome | None,
@@ -400,8 +415,12 @@ async def _give_up(
         if not await Message.filter(_ours(outbox, message)).update(outcome_unknown=unknown, **OUT_OF_THE_OUTBOX):
             return message
         if outcome is not None:
-            await _attempt(outbox, message, clock.now(), outcome, code, words)
+            await _attempt(outbox, message, now, outcome, code, words)
         await mark_failed(message, code, words)
+        # mark_failed words a Twilio code in general terms ("could not be sent (Twilio error 20503)"); the
+        # bubble must say what happened — given up after N attempts, retry it from the queue.
+        message.error_message = clip(words, Message, "error_message")
+        await message.save(update_fields=["error_message", "updated_at"])
         uow.publish(status_changed(message))
     return message
 
