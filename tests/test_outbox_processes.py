@@ -18,13 +18,13 @@ from pathlib import Path
 from starlette.applications import Starlette
 
 from inbox.crypto import SecretBox
-from inbox.models import AttemptOutcome, Channel, Message, MessageStatus, SendAttempt, Staff
+from inbox.models import AttemptOutcome, Channel, Message, MessageStatus, OutboxState, SendAttempt, Staff
 from inbox.services.channels import ChannelForm, save_channel
 from inbox.services.messaging import SendRequest, send_text
 from inbox.settings import Settings
 from tests.support.config import ACCOUNT_SID
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.records import MakeCase
+from tests.support.records import MARIA, MakeCase
 from tests.support.staff import MakeStaff
 from tests.support.workers import outbox_empty, start_worker, until, worker_env, workers_cleaned_up
 
@@ -104,3 +104,59 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     assert "stopped before Twilio answered" in attempts[0].detail
     assert attempts[1].worker == second.worker_id
     assert "found by looking it up" in attempts[1].detail
+
+
+async def test_sigterm_lets_the_call_in_flight_finish_and_claims_nothing_more(
+    app: Starlette,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_staff: MakeStaff,
+    make_case: MakeCase,
+    tmp_path: Path,
+) -> None:
+    fake_twilio.callbacks_enabled = False
+    admin = await make_staff("admin")
+    await fast_channel(app, settings, admin)
+    maria = await make_case()
+    ana = await make_case(phone=ANA, name="Ana Ruiz")
+    gate = fake_twilio.hold_gate.setdefault(ANA, asyncio.Event())
+    outbox = app.state.outbox
+    held = await send_text(outbox, admin, SendRequest(body="Your hearing moved to Tuesday.", case_id=ana.case_id))
+    behind = []
+    for n in range(5):
+        message = await send_text(outbox, admin, SendRequest(body=reminder(n), case_id=maria.case_id))
+        behind.append(message.id)
+    # One lane: the texts behind the held one wait for it, so a worker that kept claiming would send them.
+    # A send timeout longer than the test: the call stays in flight until the gate opens.
+    env = worker_env(settings, fake_twilio.base_url, INBOX_WORKER_CONCURRENCY="1", INBOX_SEND_TIMEOUT_SECONDS="120")
+
+    async with workers_cleaned_up() as started:
+        worker = await start_worker(tmp_path / "worker", env)
+        started.append(worker)
+
+        async def held_create_in_flight() -> bool:
+            return fake_twilio.count_to(ANA) == 1
+
+        async def stopping() -> bool:
+            return "Stopping: no new claims" in worker.output()
+
+        await until(held_create_in_flight, 60, "the held create to reach the fake", worker)
+        worker.terminate()
+        await until(stopping, 60, "the worker to take in SIGTERM", worker)
+        assert worker.process.returncode is None  # still waiting for Twilio's answer
+        gate.set()
+        assert await worker.exit_code() == 0, worker.describe()
+
+    assert "stopped after handing over 1 texts" in worker.output()
+    # The call in flight finished and was recorded: accepted once, with the SID Twilio gave it.
+    assert fake_twilio.count_to(ANA) == 1
+    after = await Message.get(id=held.id)
+    assert after.provider_sid == fake_twilio.messages[0]["sid"]
+    assert after.status == MessageStatus.QUEUED and after.outbox_state is None and after.lease_owner is None
+    attempts = await SendAttempt.filter(message_id=held.id)
+    assert [(a.outcome, a.worker) for a in attempts] == [(AttemptOutcome.ACCEPTED, worker.worker_id)]
+    # Nothing more was claimed after SIGTERM, and nothing stays `sending` under the stopped worker's name.
+    assert fake_twilio.count_to(MARIA) == 0
+    assert not await Message.filter(outbox_state=OutboxState.SENDING).exists()
+    waiting = await Message.filter(id__in=behind)
+    assert {(m.outbox_state, m.attempt_count, m.lease_owner) for m in waiting} == {(OutboxState.WAITING, 0, None)}
