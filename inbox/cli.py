@@ -181,6 +181,9 @@ async def worker(settings: Settings, _: Any) -> None:
         try:
             await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
+            if stop.is_set():
+                # Said before anything else runs: no lane claims again once this line is out.
+                print("Stopping: no new claims; the calls in flight finish first.", flush=True)
             await stop_gracefully(runner, task)
             print(f"Outbox worker stopped after handing over {runner.handed_over} texts.", flush=True)
         finally:

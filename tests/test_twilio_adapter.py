@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from inbox.sms import twilio as twilio_adapter
 from inbox.sms.base import (
     MAX_MEDIA_BYTES,
     MediaFetchFailed,
@@ -344,6 +345,35 @@ async def test_find_sent_falls_back_when_twilio_has_not_sent_it_on_yet(
     assert fake.stored(sent.provider_sid)["date_sent"] is None
     assert found is not None and found.provider_sid == sent.provider_sid and found.status == "queued"
     assert ["DateSent>" in query for query in fake.list_queries] == [True, False]
+
+
+@pytest.mark.parametrize("sent_on", [True, False], ids=["sent on", "still queued"])
+async def test_find_sent_reads_past_the_first_page_back_to_the_attempt(
+    provider: TwilioProvider, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch, sent_on: bool
+) -> None:
+    """A text followed by more texts to the same number than one page holds is still found (a worker
+    died mid-batch; another sent the rest before the lease expired), and no page older than the
+    attempt is read."""
+    monkeypatch.setattr(twilio_adapter, "LOOKUP_PAGE_SIZE", 3)
+    fake.callbacks_enabled = sent_on
+    earlier = await provider.send(OutboundText(to=CLIENT_NUMBER, body="Reminder 0"))
+    fake.stored(earlier.provider_sid)["date_created"] = format_datetime(datetime.now(UTC) - timedelta(minutes=10))
+    for older in range(4):  # a page and more of texts from before the attempt: never read
+        await provider.send(OutboundText(to=CLIENT_NUMBER, body=f"Old {older}"))
+    for old in fake.messages[-4:]:
+        fake.stored(old["sid"])["date_created"] = format_datetime(datetime.now(UTC) - timedelta(minutes=10))
+    began = datetime.now(UTC)
+    sent = await provider.send(OutboundText(to=CLIENT_NUMBER, body="Reminder 0"))
+    for n in range(1, 8):  # two pages and more of newer texts to the same number
+        await provider.send(OutboundText(to=CLIENT_NUMBER, body=f"Reminder {n}"))
+    await fake.callbacks_done()
+    fake.list_queries.clear()
+
+    found = await provider.find_sent(OutboundText(to=CLIENT_NUMBER, body="Reminder 0"), began)
+
+    assert found is not None and found.provider_sid == sent.provider_sid
+    # Eight texts since the attempt: three pages, then one that holds only older texts, and no more.
+    assert len(fake.list_queries) == 4 + (0 if sent_on else 1)
 
 
 @pytest.mark.parametrize("sent_on", [True, False], ids=["sent on", "still queued"])

@@ -59,8 +59,11 @@ SEND_TIMEOUT_SECONDS = 20.0
 MEDIA_TIMEOUT_SECONDS = 30.0
 # find_sent looks this far before the attempt began: Twilio's clock and ours differ a little.
 LOOKUP_CLOCK_SLACK = timedelta(minutes=1)
-# How many of the newest matching Messages a look-up reads (one page).
-LOOKUP_LIMIT = 50
+# A look-up reads the Messages to the number page by page, newest first, back to the attempt's start:
+# a number that got many texts since then (a worker died mid-batch and another sent the rest before its
+# lease expired) must not push the text out of a single page. 1000 is the largest page Twilio serves.
+LOOKUP_PAGE_SIZE = 1000
+LOOKUP_MAX_PAGES = 20  # a bound for a number texted without pause: 20,000 Messages since the attempt began
 
 
 @dataclass
@@ -188,11 +191,9 @@ class TwilioProvider:
         earliest = (since - LOOKUP_CLOCK_SLACK).astimezone(UTC)
         try:
             async with asyncio.timeout(self._send_timeout):
-                sent = _created_since(
-                    await self._messages_like(text, from_number, service_sid, date_sent_after=earliest), earliest
-                )
+                sent = await self._messages_like(text, from_number, service_sid, earliest, date_sent_after=earliest)
                 if not sent:
-                    sent = _created_since(await self._messages_like(text, from_number, service_sid), earliest)
+                    sent = await self._messages_like(text, from_number, service_sid, earliest)
         except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as error:
             raise ProviderUnavailable(f"could not look the text up at Twilio: {error!r}") from error
         if not sent:
@@ -258,26 +259,38 @@ class TwilioProvider:
         text: OutboundText,
         from_number: str | None,
         service_sid: str | None,
+        earliest: datetime,
         date_sent_after: datetime | None = None,
     ) -> list[Any]:
-        """The newest Messages to `text.to` from this sender with exactly this body (one page).
+        """The Messages to `text.to` from this sender with exactly this body, read newest first until a
+        page holds nothing created since `earliest` (Twilio's order is not documented to be strictly by
+        creation, so a whole page must be older before the reading stops).
 
         With a Messaging Service alone the sender is picked from its pool after the create, so only
         `To` is filtered at Twilio and the service SID is matched here.
         """
-        messages = await self._twilio().messages.list_async(
+        page = await self._twilio().messages.page_async(
             to=text.to,
             from_=from_number or values.unset,
             date_sent_after=date_sent_after or values.unset,
-            limit=LOOKUP_LIMIT,
+            page_size=LOOKUP_PAGE_SIZE,
         )
-        return [
-            message
-            for message in messages
-            if message.body == text.body
-            and (from_number is None or message.from_ == from_number)
-            and (service_sid is None or message.messaging_service_sid == service_sid)
-        ]
+        found: list[Any] = []
+        for _ in range(LOOKUP_MAX_PAGES):
+            recent = _created_since(list(page), earliest)
+            found.extend(
+                message
+                for message in recent
+                if message.body == text.body
+                and (from_number is None or message.from_ == from_number)
+                and (service_sid is None or message.messaging_service_sid == service_sid)
+            )
+            if not recent:
+                break
+            page = await page.next_page_async()
+            if page is None:
+                break
+        return found
 
     def _sender_for(self, text: OutboundText) -> tuple[str | None, str | None]:
         """The text's own sender if it names one, else this channel's."""

@@ -1,0 +1,162 @@
+"""The outbox across processes: real `inbox worker` processes (python -m inbox worker) sharing the
+test's database, sending through the real twilio library to the fake Twilio in the test's own loop.
+
+What is counted is what the fake accepted (its own log), never what the workers say they did:
+- a worker killed with SIGKILL mid-batch, with a create held in flight, and a second worker started:
+  every text reaches Twilio exactly once, and the one in flight is adopted by looking it up;
+- two workers draining 1,000 texts on PostgreSQL at once: no text twice, and both did some;
+- SIGTERM while a create is in flight: the call finishes, the worker exits 0, nothing stays `sending`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from inbox.crypto import SecretBox
+from inbox.models import AttemptOutcome, Channel, Message, MessageStatus, OutboxState, SendAttempt, Staff
+from inbox.services.channels import ChannelForm, save_channel
+from inbox.services.messaging import SendRequest, send_text
+from inbox.settings import Settings
+from tests.support.config import ACCOUNT_SID
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.records import MARIA, MakeCase
+from tests.support.staff import MakeStaff
+from tests.support.workers import outbox_empty, start_worker, until, worker_env, workers_cleaned_up
+
+ANA = "+14045550177"  # a second client: the text held in flight goes to her, so only it is held
+HIGH_THROUGHPUT = "1000"  # segments per second: pacing is not what these tests are about
+
+
+def reminder(n: int) -> str:
+    return f"Reminder {n:04d}: your hearing is on Monday at 9."
+
+
+async def fast_channel(app: Starlette, settings: Settings, admin: Staff) -> None:
+    """The test's sending number with a throughput high enough that pacing never holds a worker back."""
+    channel = await Channel.get(id=app.state.channel.id)
+    box = SecretBox(settings.secret_key, settings.secret_key_old)
+    form = replace(ChannelForm.of(channel), throughput=HIGH_THROUGHPUT)
+    await save_channel(admin, box, form, channel, env_account_sid=ACCOUNT_SID)
+
+
+async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
+    app: Starlette,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_staff: MakeStaff,
+    make_case: MakeCase,
+    tmp_path: Path,
+) -> None:
+    fake_twilio.callbacks_enabled = False  # texts stay queued at Twilio: only a look-up can find them
+    admin = await make_staff("admin")
+    await fast_channel(app, settings, admin)
+    maria = await make_case()
+    ana = await make_case(phone=ANA, name="Ana Ruiz")
+    held_at = 60  # the 61st text goes to Ana, whose creates the fake holds until the test lets go
+    held_gate = fake_twilio.hold_gate.setdefault(ANA, asyncio.Event())
+    ids = []
+    for n in range(200):
+        case = ana if n == held_at else maria
+        message = await send_text(app.state.outbox, admin, SendRequest(body=reminder(n), case_id=case.case_id))
+        ids.append(message.id)
+    held_id = ids[held_at]
+    env = worker_env(settings, fake_twilio.base_url)
+
+    async with workers_cleaned_up() as started:
+        first = await start_worker(tmp_path / "first", env, "first")
+        started.append(first)
+
+        async def held_create_in_flight() -> bool:
+            return fake_twilio.count_to(ANA) == 1
+
+        await until(held_create_in_flight, 60, "the held create to reach the fake", first)
+        first.kill()
+        assert await first.exit_code() == -9
+        accepted_before_restart = len(fake_twilio.messages)
+        held_gate.set()  # the dead worker's connection is gone; nothing waits for this answer any more
+
+        second = await start_worker(tmp_path / "second", env, "second")
+        started.append(second)
+        await until(outbox_empty, 90, "every text to leave the outbox", second)
+        second.terminate()
+        assert await second.exit_code() == 0, second.describe()
+
+    # Mid-batch: some texts had reached Twilio when the worker died, and some had not.
+    assert held_at <= accepted_before_restart < 200
+    # Each of the 200 texts reached Twilio exactly once, by the fake's own log.
+    at_twilio = Counter(str(message["body"]) for message in fake_twilio.messages)
+    assert at_twilio == Counter(reminder(n) for n in range(200))
+    assert fake_twilio.count_to(ANA) == 1
+    # None lost: every one was accepted, with the SID Twilio gave it.
+    sids = {str(message["body"]): message["sid"] for message in fake_twilio.messages}
+    messages = await Message.filter(id__in=ids)
+    assert {m.status for m in messages} == {MessageStatus.QUEUED}
+    assert {m.id: m.provider_sid for m in messages} == {m.id: sids[m.body] for m in messages}
+    # The text in flight when the worker died was looked up and adopted, not sent again.
+    attempts = await SendAttempt.filter(message_id=held_id).order_by("id")
+    assert [a.outcome for a in attempts] == [AttemptOutcome.UNKNOWN, AttemptOutcome.ACCEPTED]
+    assert attempts[0].worker == first.worker_id
+    assert "stopped before Twilio answered" in attempts[0].detail
+    assert attempts[1].worker == second.worker_id
+    assert "found by looking it up" in attempts[1].detail
+
+
+async def test_sigterm_lets_the_call_in_flight_finish_and_claims_nothing_more(
+    app: Starlette,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    make_staff: MakeStaff,
+    make_case: MakeCase,
+    tmp_path: Path,
+) -> None:
+    fake_twilio.callbacks_enabled = False
+    admin = await make_staff("admin")
+    await fast_channel(app, settings, admin)
+    maria = await make_case()
+    ana = await make_case(phone=ANA, name="Ana Ruiz")
+    gate = fake_twilio.hold_gate.setdefault(ANA, asyncio.Event())
+    outbox = app.state.outbox
+    held = await send_text(outbox, admin, SendRequest(body="Your hearing moved to Tuesday.", case_id=ana.case_id))
+    behind = []
+    for n in range(5):
+        message = await send_text(outbox, admin, SendRequest(body=reminder(n), case_id=maria.case_id))
+        behind.append(message.id)
+    # One lane: the texts behind the held one wait for it, so a worker that kept claiming would send them.
+    # A send timeout longer than the test: the call stays in flight until the gate opens.
+    env = worker_env(settings, fake_twilio.base_url, INBOX_WORKER_CONCURRENCY="1", INBOX_SEND_TIMEOUT_SECONDS="120")
+
+    async with workers_cleaned_up() as started:
+        worker = await start_worker(tmp_path / "worker", env)
+        started.append(worker)
+
+        async def held_create_in_flight() -> bool:
+            return fake_twilio.count_to(ANA) == 1
+
+        async def stopping() -> bool:
+            return "Stopping: no new claims" in worker.output()
+
+        await until(held_create_in_flight, 60, "the held create to reach the fake", worker)
+        worker.terminate()
+        await until(stopping, 60, "the worker to take in SIGTERM", worker)
+        assert worker.process.returncode is None  # still waiting for Twilio's answer
+        gate.set()
+        assert await worker.exit_code() == 0, worker.describe()
+
+    assert "stopped after handing over 1 texts" in worker.output()
+    # The call in flight finished and was recorded: accepted once, with the SID Twilio gave it.
+    assert fake_twilio.count_to(ANA) == 1
+    after = await Message.get(id=held.id)
+    assert after.provider_sid == fake_twilio.messages[0]["sid"]
+    assert after.status == MessageStatus.QUEUED and after.outbox_state is None and after.lease_owner is None
+    attempts = await SendAttempt.filter(message_id=held.id)
+    assert [(a.outcome, a.worker) for a in attempts] == [(AttemptOutcome.ACCEPTED, worker.worker_id)]
+    # Nothing more was claimed after SIGTERM, and nothing stays `sending` under the stopped worker's name.
+    assert fake_twilio.count_to(MARIA) == 0
+    assert not await Message.filter(outbox_state=OutboxState.SENDING).exists()
+    waiting = await Message.filter(id__in=behind)
+    assert {(m.outbox_state, m.attempt_count, m.lease_owner) for m in waiting} == {(OutboxState.WAITING, 0, None)}
