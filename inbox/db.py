@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api import migrate as run_migrations
 
 from inbox.settings import DEFAULT_DATABASE_URL
@@ -38,6 +39,10 @@ async def migrate(database_url: str) -> None:
 
 
 async def connect(database_url: str) -> None:
+    # Tortoise caches each model's INSERT and DELETE statements by connection name and table, not by
+    # dialect: a process that connects to SQLite and then to PostgreSQL (the tests, the benchmarks)
+    # would send SQLite's `?` placeholders to PostgreSQL. Connecting starts from an empty cache.
+    EXECUTOR_CACHE.clear()
     # Global fallback: the lifespan runs in one task and every request in another, and
     # Tortoise 1.x keeps its context in a contextvar that requests would not inherit.
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)

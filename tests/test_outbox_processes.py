@@ -20,20 +20,37 @@ from starlette.applications import Starlette
 from inbox.crypto import SecretBox
 from inbox.models import AttemptOutcome, Channel, Message, MessageStatus, OutboxState, SendAttempt, Staff
 from inbox.services.channels import ChannelForm, save_channel
+from inbox.services.directory import PhoneInput, create_case, create_client
 from inbox.services.messaging import SendRequest, send_text
+from inbox.services.staff import create_staff
 from inbox.settings import Settings
+from tests.support.apps import running
 from tests.support.config import ACCOUNT_SID
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.postgres import scratch_database
 from tests.support.records import MARIA, MakeCase
-from tests.support.staff import MakeStaff
+from tests.support.staff import PASSWORD, MakeStaff
 from tests.support.workers import outbox_empty, start_worker, until, worker_env, workers_cleaned_up
 
 ANA = "+14045550177"  # a second client: the text held in flight goes to her, so only it is held
 HIGH_THROUGHPUT = "1000"  # segments per second: pacing is not what these tests are about
+TEXTS_AT_ONCE = 8  # texts stored concurrently while a test fills a large outbox
 
 
 def reminder(n: int) -> str:
     return f"Reminder {n:04d}: your hearing is on Monday at 9."
+
+
+async def texts_due(app: Starlette, staff: Staff, case_id: int, count: int) -> list[int]:
+    """`count` texts due now (bodies `reminder(n)`), stored as a person's send stores them; their ids.
+    A few at a time, as several people sending at once would."""
+    ids: list[int] = []
+    for start in range(0, count, TEXTS_AT_ONCE):
+        numbers = range(start, min(start + TEXTS_AT_ONCE, count))
+        requests = [SendRequest(body=reminder(n), case_id=case_id) for n in numbers]
+        stored = await asyncio.gather(*(send_text(app.state.outbox, staff, request) for request in requests))
+        ids.extend(message.id for message in stored)
+    return ids
 
 
 async def fast_channel(app: Starlette, settings: Settings, admin: Staff) -> None:
@@ -160,3 +177,45 @@ async def test_sigterm_lets_the_call_in_flight_finish_and_claims_nothing_more(
     assert not await Message.filter(outbox_state=OutboxState.SENDING).exists()
     waiting = await Message.filter(id__in=behind)
     assert {(m.outbox_state, m.attempt_count, m.lease_owner) for m in waiting} == {(OutboxState.WAITING, 0, None)}
+
+
+async def test_two_workers_on_postgresql_drain_a_thousand_texts_without_a_double(
+    settings: Settings, fake_twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    fake_twilio.callbacks_enabled = False
+    async with scratch_database("procs") as url:
+        pg_settings = settings.with_changes(database_url=url)
+        async with running(pg_settings, fake_twilio) as app:
+            admin, _ = await create_staff(email="admin@example.org", name="Ada Admin", role="admin", password=PASSWORD)
+            await fast_channel(app, pg_settings, admin)
+            client = await create_client(name="Maria Lopez", phones=[PhoneInput(MARIA, "mobile", True)])
+            case = await create_case(number="16E-20010101", title="Eviction", client_id=client.id)
+            # A send timeout well above a create's time on a busy machine: no look-ups, just claims.
+            env = worker_env(pg_settings, fake_twilio.base_url, INBOX_SEND_TIMEOUT_SECONDS="10")
+
+            ids = await texts_due(app, admin, case.id, 1000)
+
+            async with workers_cleaned_up() as started:
+                # Started together on a full outbox: from their first claim they compete for the same rows.
+                workers = await asyncio.gather(
+                    start_worker(tmp_path / "one", env, "one"), start_worker(tmp_path / "two", env, "two")
+                )
+                started.extend(workers)
+                await until(outbox_empty, 120, "every text to leave the outbox", *workers)
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    assert await worker.exit_code() == 0, worker.describe()
+
+            # No text twice at Twilio, and none missing.
+            assert Counter(str(message["body"]) for message in fake_twilio.messages) == Counter(
+                reminder(n) for n in range(1000)
+            )
+            messages = await Message.filter(id__in=ids)
+            assert {m.status for m in messages} == {MessageStatus.QUEUED}
+            assert len({m.provider_sid for m in messages}) == 1000
+            # Each text accepted once, by one of the two workers; both did some.
+            accepted = await SendAttempt.filter(outcome=AttemptOutcome.ACCEPTED).values_list("message_id", "worker")
+            assert sorted(message_id for message_id, _ in accepted) == sorted(ids)
+            by_worker = Counter(worker for _, worker in accepted)
+            assert set(by_worker) == {worker.worker_id for worker in workers}, by_worker

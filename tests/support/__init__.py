@@ -7,4 +7,6 @@
 - events: the event bus; live: the served app, its event streams, the fan-out to open tabs
 - pages and api: reading HTML pages and the JSON API's answers; openapi_check: answers against the document
 - attachments: sample files; cli: the `inbox` command run for real; paths: where the repository is
+- outbox: driving the outbox in-process; workers: `inbox worker` processes run for real against the test's
+  database and fake Twilio; postgres: a scratch PostgreSQL database for tests that need it in either pass
 """
