@@ -63,6 +63,8 @@ IN_THE_OUTBOX = (OutboxState.WAITING, OutboxState.SENDING, OutboxState.RETRYING)
 CANDIDATES = 20
 # A look-up searches from a little before the first attempt: clocks differ.
 LOOK_UP_MARGIN = timedelta(minutes=1)
+# What a text's attempts say when the worker sending it stopped mid-call (or a person retried it then).
+RECOVERED_DETAIL = "The worker sending it stopped before Twilio answered; Twilio is asked before it is sent again."
 
 
 def worker_name(role: str = "worker") -> str:
@@ -225,7 +227,7 @@ async def _note_recovered(message: Message, owner: str, now: datetime) -> None:
         message_id=message.id,
         at=now,
         outcome=AttemptOutcome.UNKNOWN,
-        detail="The worker sending it stopped before Twilio answered; Twilio is asked before it is sent again.",
+        detail=RECOVERED_DETAIL,
         worker=clip(owner, SendAttempt, "worker") or "",
     )
     message.outcome_unknown = True
