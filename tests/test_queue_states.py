@@ -16,12 +16,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from inbox.live import Tab
 from inbox.models import AttemptOutcome, Channel, Message, MessageStatus, MessageStatusEvent, OutboxState, Staff
 from inbox.services import messaging, outbox, queue
 from inbox.services.messaging import SendRequest
 from inbox.services.queue import QueueState
 from inbox.worker import send_due
+from tests.support.events import WAIT_SECONDS
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.live import as_event
 from tests.support.outbox import handed_over
 from tests.support.pages import words
 from tests.support.records import MARIA, MakeCase
@@ -500,6 +503,29 @@ async def test_the_message_page_lists_each_attempt(
     text = words(attempts.group(0))
     assert text.index("Not taken — tried again later") < text.index("Twilio took it")
     assert "Error 20503: Twilio was unavailable" in text and "Next attempt at" in text
+
+
+async def test_open_tabs_hear_the_retry_in_the_bubbles_words(
+    app: Starlette, fake_twilio: FakeTwilio, make_case, make_staff
+) -> None:
+    staff = await make_staff("supervisor")
+    made = await make_case(phone=MARIA)
+    message = await stored(app, staff, made.case_id, "Busy line.")
+    tab = Tab(staff_id=staff.id, sees_everything=True)
+    app.state.hub.attach(tab)
+    try:
+        fake_twilio.fail_next(429, retry_after=30)
+        await handed_over(app, message)
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:  # the tab's updates, until the one that says what the outbox does with the text
+                update = as_event(await tab.queue.get()).data
+                if f'id="message-{message.id}-status"' in update and "trying again" in update:
+                    break
+    finally:
+        app.state.hub.detach(tab)
+    max_attempts = app.state.outbox.rules.max_attempts
+    assert re.search(rf"Twilio is busy — trying again at .+, attempt 2 of {max_attempts}", words(update))
+    assert 'hx-swap-oob="true"' in update  # it replaces the status line wherever the text is shown
 
 
 # ---------------------------------------------------------------- the API
