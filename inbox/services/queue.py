@@ -307,24 +307,6 @@ async def queue_for(
     return await _entries(list(messages), now or clock.now(), rules)
 
 
-async def queue_page(staff: Staff, limit: int = 200, now: datetime | None = None) -> list[QueueEntry]:
-    """The page's order: texts already on their way first, then scheduled ones, soonest due first."""
-    waiting = Message.filter(_waiting(await visibility.visible_phone_numbers(staff)))
-    on_the_way = (
-        await waiting.exclude(status=MessageStatus.SCHEDULED)
-        .order_by("-id")
-        .limit(limit)
-        .prefetch_related(*MESSAGE_RELATIONS)
-    )
-    scheduled = (
-        await waiting.filter(status=MessageStatus.SCHEDULED)
-        .order_by("send_at", "id")
-        .limit(limit)
-        .prefetch_related(*MESSAGE_RELATIONS)
-    )
-    return await _entries([*on_the_way, *scheduled], now or clock.now())
-
-
 async def queue_entry(
     staff: Staff, message_id: int, now: datetime | None = None, rules: OutboxRules | None = None
 ) -> QueueEntry:
