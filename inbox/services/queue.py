@@ -31,17 +31,15 @@ from inbox.models import (
     Direction,
     Message,
     MessageStatus,
-    MessageStatusEvent,
     OutboxState,
     SendAttempt,
     Staff,
 )
 from inbox.services import messaging, organisation, quiet_hours, visibility
+from inbox.services import outbox as outbox_service
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Refused, ValidationFailed, require
-from inbox.services.limits import clip
 from inbox.services.messaging import Outbox, SendRequest, status_changed
-from inbox.services.outbox import RECOVERED_DETAIL
 from inbox.services.unit_of_work import current_unit, unit_of_work
 from inbox.sms.errors import explain
 
@@ -450,57 +448,13 @@ async def retry_now(
     await message.fetch_related("attempts")
     state = state_of(message, rules, moment)
     async with unit_of_work(bus):
-        if state == QueueState.STUCK and await _make_due(message, staff, moment):
+        if state == QueueState.STUCK and await outbox_service.due_at_once(message, staff.name, moment):
             return await _announced(message)
         if state == QueueState.FAILED and may_retry(message, last_attempt_of(message)):
-            if await _back_in_the_outbox(message, staff, moment):
+            if await outbox_service.new_round(message, staff.name, moment):
                 return await _announced(message)
     await message.refresh_from_db()
     raise Refused(_why_not_retried(message, rules, moment))
-
-
-async def _make_due(message: Message, staff: Staff, now: datetime) -> bool:
-    """A stuck text, due now. One whose worker stopped mid-call (its lease expired) may have reached Twilio:
-    it is marked unknown, so Twilio is asked before it is sent again."""
-    if message.outbox_state == OutboxState.SENDING:
-        won = await Message.filter(id=message.id, outbox_state=OutboxState.SENDING, lease_expires_at__lt=now).update(
-            outbox_state=OutboxState.RETRYING,
-            outcome_unknown=True,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=now,
-        )
-        if won:
-            await SendAttempt.create(
-                message_id=message.id,
-                at=now,
-                outcome=AttemptOutcome.UNKNOWN,
-                detail=RECOVERED_DETAIL,
-                worker=clip(f"retried by {staff.name}", SendAttempt, "worker") or "",
-            )
-        return bool(won)
-    won = await Message.filter(
-        id=message.id, outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING], provider_sid=None
-    ).update(next_attempt_at=now)
-    return bool(won)
-
-
-async def _back_in_the_outbox(message: Message, staff: Staff, now: datetime) -> bool:
-    """failed → queued, retrying, due now: a new round of attempts. `outcome_unknown` is kept (Twilio is then
-    asked first, from the first attempt on); otherwise the round starts afresh, and so does its stuck clock."""
-    won = await Message.filter(id=message.id, status=MessageStatus.FAILED, provider_sid=None, outbox_state=None).update(
-        status=MessageStatus.QUEUED,
-        outbox_state=OutboxState.RETRYING,
-        attempt_count=0,
-        next_attempt_at=now,
-        first_attempt_at=message.first_attempt_at if message.outcome_unknown else None,
-        error_code=None,
-        error_message=clip(f"Retried by {staff.name}.", Message, "error_message"),
-        updated_at=now,
-    )
-    if won:
-        await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=now)
-    return bool(won)
 
 
 async def _announced(message: Message) -> Message:
