@@ -206,7 +206,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.clock = clock.now  # tests set a fixed clock (office hours, once-a-day auto-replies)
         app.state.bus = bus
         app.state.outbox = build_outbox(settings, bus, registry, channel)
-        app.state.hub = LiveHub(bus)
+        app.state.hub = LiveHub(bus, app.state.outbox.rules)
         await app.state.hub.start()
         worker = OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency) if settings.run_worker else None
         app.state.worker = worker

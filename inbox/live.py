@@ -39,6 +39,7 @@ from inbox.events import (
 from inbox.models import ClientPhone, ConsentEvent, Conversation, Message, Role
 from inbox.services import alerts, consent, visibility
 from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
+from inbox.services.delivery_rules import OutboxRules
 from inbox.web import templates
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,9 @@ def render_fragment(name: str, **context: object) -> str:
 
 
 class LiveHub:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, outbox_rules: OutboxRules | None = None) -> None:
         self.bus = bus
+        self.outbox_rules = outbox_rules  # status lines say "attempt 2 of 6" and when a text is stuck
         self.tabs: set[Tab] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -209,7 +211,9 @@ class LiveHub:
             # distinct set of cases a reader may see is one view, rendered once.
             view = visible_links(message, audience.readable_clients(tab))
             if view not in bubbles:
-                bubbles[view] = render_fragment(template, message=message, visible_cases=view)
+                bubbles[view] = render_fragment(
+                    template, message=message, visible_cases=view, outbox_rules=self.outbox_rules
+                )
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
 
     async def _deliver_alert(self, event: AlertRaised | AlertDismissed) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,9 @@ from inbox.headers import note_varies_on_htmx
 from inbox.models import Message, MessageStatus, Role, Staff
 from inbox.phones import for_people
 from inbox.routes.guards import printable, unstorable
-from inbox.services import messaging
+from inbox.services import messaging, queue
 from inbox.services import outbox as outbox_service
+from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Forbidden, ValidationFailed
 from inbox.services.linking import REASON_WORDS
 from inbox.services.messaging import Outbox
@@ -85,12 +87,40 @@ def time_ago(moment: datetime | None, now: datetime | None = None) -> Markup:
     return Markup('<time datetime="{}" title="{}">{}</time>').format(iso(moment), exact, words)
 
 
+@dataclass(frozen=True)
+class OutboxLine:
+    """What a text's status line says while our outbox has it (or once it is stuck there)."""
+
+    state: str  # a QueueState value: waiting, sending, retrying, stuck
+    icon: str
+    cause: str = ""  # retrying: why the last attempt did not go, as the outbox stored it
+    at: datetime | None = None  # retrying: the next attempt; stuck: since when it is owed to Twilio
+    attempt: int = 0  # retrying: the number of the next attempt …
+    of: int = 0  # … of this many in a round
+
+
+def outbox_line(message: Message, rules: OutboxRules | None = None) -> OutboxLine | None:
+    """The outbox's part of a status line; None when the status says it all (scheduled, with Twilio, ended)."""
+    rules = rules or OutboxRules()
+    state = queue.state_of(message, rules, clock.now())
+    if state == queue.QueueState.STUCK:
+        return OutboxLine(state.value, "⚠", at=queue.due_since(message))
+    if state == queue.QueueState.RETRYING:
+        cause = (message.error_message or "Not taken yet.").strip().rstrip(".")
+        attempt = min(message.attempt_count + 1, rules.max_attempts)
+        return OutboxLine(state.value, "↻", cause, message.next_attempt_at, attempt, rules.max_attempts)
+    if state in (queue.QueueState.SENDING, queue.QueueState.WAITING):
+        return OutboxLine(state.value, "…")
+    return None
+
+
 templates.env.filters["phone"] = for_people
 templates.env.filters["link_reason"] = lambda reason: REASON_WORDS.get(reason, reason)
 templates.env.filters["local_time"] = local_time
 templates.env.filters["time_ago"] = time_ago
 templates.env.globals["status_label"] = status_label
 templates.env.globals["explain_error"] = explain
+templates.env.globals["outbox_line"] = outbox_line
 
 
 # ---------------------------------------------------------------- the signed-in user
@@ -206,6 +236,8 @@ def _unstorable_field(name: str, value: str | UploadFile) -> str | None:
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     context = dict(context or {})
     context.setdefault("staff", getattr(request.state, "staff", None))
+    outbox = getattr(request.app.state, "outbox", None)
+    context.setdefault("outbox_rules", outbox.rules if outbox is not None else None)  # status lines: "attempt 2 of 6"
     context["csrf_token"] = LazyCsrfToken(request)
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 

@@ -104,4 +104,28 @@
   });
   // The server could not deliver an update this tab may have needed: catch up the same way.
   document.addEventListener("sse:refresh", refreshPanes);
+
+  // The SMS queue page: a text that changes status may move between states and counts, so its pane is
+  // re-fetched — at most once a second while a batch drains, and once more after the last change.
+  var queueBusy = false, queueAgain = false;
+
+  function refreshQueue() {
+    var pane = document.getElementById("queue-pane");
+    if (!pane) return;
+    if (queueBusy) { queueAgain = true; return; }
+    queueBusy = true;
+    htmx.ajax("GET", pane.getAttribute("data-refresh-url"), { source: "#queue-pane", target: "#queue-pane", swap: "outerHTML" });
+    setTimeout(function () {
+      queueBusy = false;
+      if (queueAgain) { queueAgain = false; refreshQueue(); }
+    }, 1000);
+  }
+
+  document.addEventListener("htmx:sseMessage", function (event) {
+    var message = event.detail;
+    if (message && message.type === "update" && typeof message.data === "string" &&
+        message.data.indexOf('id="message-') !== -1) {
+      refreshQueue();
+    }
+  });
 })();

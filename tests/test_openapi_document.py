@@ -17,7 +17,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from inbox.models import ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
+from inbox.models import AttemptOutcome, ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes import api, api_models
 from inbox.routes import openapi as generator
 from inbox.routes.api import OPENAPI, OPERATIONS
@@ -247,6 +247,9 @@ def message_row(**changes: Any) -> SimpleNamespace:
         "send_at": AT,
         "created_at": AT,
         "timeline": [],
+        "attempts": [],
+        "outbox_state": None,
+        "next_attempt_at": None,
     }
     values.update(changes)
     return ns(**values)
@@ -269,9 +272,19 @@ def test_message_answer_matches_the_schema() -> None:
             ns(id=2, status=MessageStatus.FAILED, at=AT, error_code=30007),
             ns(id=1, status=MessageStatus.QUEUED, at=AT, error_code=None),
         ],
+        attempts=[
+            ns(id=11, at=LATER, outcome=AttemptOutcome.FAILED, error_code=30007, next_attempt_at=None),
+            ns(id=10, at=AT, outcome=AttemptOutcome.RETRY, error_code=20429, next_attempt_at=LATER),
+        ],
     )  # fmt: skip
     wire = produced(api_models.Message.of(message))  # type: ignore[arg-type]
     assert_matches("Message", wire)
+    for attempt in wire["attempts"]:
+        assert_matches("Attempt", attempt)
+    assert wire["attempts"][0] == {
+        "at": "2026-11-21T15:00:00Z", "outcome": "retry", "error_code": 20429, "next_attempt_at": "2026-11-22T09:30:00Z"
+    }  # fmt: skip
+    assert [a["outcome"] for a in wire["attempts"]] == ["retry", "failed"] and wire["next_attempt_at"] is None
     assert wire["from"] == "+15550000000" and "from_" not in wire
     assert wire["case_ids"] == [3, 12]
     assert wire["created_at"] == "2026-11-21T15:00:00Z"  # ISO 8601 with its offset, as the contract says
@@ -325,11 +338,12 @@ def test_an_inbound_text_with_nothing_optional_matches() -> None:
 def test_queue_item_is_a_message_with_held_until() -> None:
     wire = produced(
         api_models.QueueItem.model_validate(
-            {**api_models.Message.fields_of(message_row(), None), "held_until": LATER}  # type: ignore[arg-type]
+            {**api_models.Message.fields_of(message_row(), None), "held_until": LATER, "state": "stuck"}  # type: ignore[arg-type]
         )
     )
     assert_matches("QueueItem", wire)
-    assert set(SCHEMAS["QueueItem"]["properties"]) == set(SCHEMAS["Message"]["properties"]) | {"held_until"}
+    assert wire["state"] == "stuck"
+    assert set(SCHEMAS["QueueItem"]["properties"]) == set(SCHEMAS["Message"]["properties"]) | {"held_until", "state"}
 
 
 def test_client_answer_matches_the_schema() -> None:

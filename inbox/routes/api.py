@@ -21,6 +21,7 @@ from inbox.routes.api_models import (
     LinkInput,
     MessageInput,
     Paging,
+    QueueQuery,
 )
 from inbox.routes.events import open_stream
 from inbox.routes.openapi import document
@@ -161,7 +162,7 @@ async def get_assignment(call: Call) -> shapes.Assignment:
 
 async def _message_for(staff: Staff, message_id: int) -> shapes.Message:
     message = await messaging.get_message_for(staff, message_id)
-    await message.fetch_related("media")
+    await message.fetch_related("media", "attempts")
     return shapes.Message.of(message, await visibility.visible_case_ids(staff))
 
 
@@ -199,18 +200,44 @@ async def cancel_message(call: Call) -> shapes.Message:
     return await _message_for(call.staff, message_id)
 
 
+async def retry_message(call: Call) -> shapes.Message:
+    """A stuck text (due and not taken by the provider for longer than the outbox allows) is made due at once; a
+    failed text the outbox gave up on (the provider busy or failing, no connection, no answer — never a refusal
+    such as 21211 or 21610, nor a text the provider took) goes back in the outbox as `queued` for a new round of
+    attempts. Either way it is handed to the provider after this answer: follow `status`, `attempts` or the event
+    stream. A text whose last attempt had no answer is looked up at the provider first, so it is never sent twice.
+    Consent is checked as the text leaves: a number that opted out meanwhile gets nothing (the text is
+    `canceled`). Anything else answers 409 saying why."""
+    message_id = call.ids["message_id"]
+    outbox = call.request.app.state.outbox
+    message = await sms_queue.retry_now(call.request.app.state.bus, call.staff, message_id, outbox.rules)
+    if messaging.due_now(message):
+        call.after.add_task(outbox_service.send_all_now, outbox, [message.id])
+    return await _message_for(call.staff, message_id)
+
+
 async def list_queue(call: Call) -> list[shapes.QueueItem]:
     """Outbound texts still waiting: `scheduled` (for later, in our outbox) and `queued` or `accepted` (on their
     way, in our outbox or at the provider; `provider_sid` tells which), that the caller may see, newest first. A
     scheduled text due in its client's quiet hours (outside the organisation's window, 8 a.m. to 9 p.m. unless
     changed, in the client's time zone) is held: `held_until` says when it will go, and its `error_message` says
-    so in words."""
-    paging = call.query_as(Paging)
+    so in words. With `state`, only the texts in that state of the outbox (`failed`: those that failed today)."""
+    paging = call.query_as(QueueQuery)
+    rules = call.request.app.state.outbox.rules
     visible = await visibility.visible_case_ids(call.staff)
-    entries = await sms_queue.queue_for(call.staff, limit=paging.limit, before=paging.before)
+    if paging.state is None:
+        entries = await sms_queue.queue_for(call.staff, limit=paging.limit, before=paging.before, rules=rules)
+    else:
+        entries = await sms_queue.texts_in_state(
+            call.staff, paging.state, rules, limit=paging.limit, before=paging.before
+        )
     return [
         shapes.QueueItem.model_validate(
-            {**shapes.Message.fields_of(e.message, visible), "held_until": e.hold.until if e.hold else None}
+            {
+                **shapes.Message.fields_of(e.message, visible),
+                "held_until": e.hold.until if e.hold else None,
+                "state": e.state,
+            }
         )
         for e in entries
     ]
@@ -238,7 +265,7 @@ async def case_transcript(call: Call) -> shapes.Transcript:
         await orm.Message.filter(links__case_id=case.id)
         .distinct()
         .order_by("id")
-        .prefetch_related("timeline", "links", "media")
+        .prefetch_related("timeline", "links", "media", "attempts")
     )
     visible = await visibility.visible_case_ids(call.staff)
     return shapes.Transcript(case_id=case.id, messages=[shapes.Message.of(m, visible) for m in messages])
@@ -395,8 +422,14 @@ OPERATIONS: list[Operation] = [
     Operation("DELETE", "/messages/{message_id}", cancel_message, "cancelMessage", "Cancel a scheduled text",
               "messages", answer=shapes.Message, answer_words="The message, now `canceled`.",
               errors={409: "Already handed to the provider (or not a text we send): it can no longer be cancelled."}),
-    Operation("GET", "/queue", list_queue, "listQueue", "Scheduled and queued texts", "messages",
-              answer=list[shapes.QueueItem], answer_words="A page of waiting texts, newest first.", query=Paging),
+    Operation("POST", "/messages/{message_id}/retry", retry_message, "retryMessage",
+              "Retry a stuck text, or a failed one the provider did not refuse", "messages",
+              answer=shapes.Message, answer_words="The message, back in the outbox and due now.",
+              errors={409: "Not stuck, not failed, refused by the provider (it would be again), cancelled, or already "
+                           "with the provider: `error` says which and what to do."}),
+    Operation("GET", "/queue", list_queue, "listQueue", "Scheduled and queued texts, or the texts in one state",
+              "messages", answer=list[shapes.QueueItem], answer_words="A page of waiting texts, newest first.",
+              query=QueueQuery),
     Operation("POST", "/messages/{message_id}/links", add_message_link, "linkMessageToCase",
               "File a text on a case by hand", "messages",
               answer=shapes.Message, answer_words="The message with its links.", status=201, body=LinkInput),

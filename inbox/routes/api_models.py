@@ -15,8 +15,9 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from inbox import models as orm
-from inbox.models import ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
+from inbox.models import AttemptOutcome, ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes.guards import MAX_ID
+from inbox.services.queue import QueueState
 
 M = TypeVar("M", bound=Model)
 
@@ -274,6 +275,29 @@ class TimelineStep(Answer):
     error_code: int | None = Field(description="Twilio's error code, if any.")
 
 
+OUTCOME_WORDS = (
+    "`accepted`: the provider took it (or, asked after an unanswered attempt, said it already had it); `retry`: "
+    "not taken (the provider busy or failing, no connection), tried again at `next_attempt_at`; `unknown`: no "
+    "answer came in time (or the worker sending it stopped), so the provider is asked before it is sent again; "
+    "`failed`: refused for good, or given up on."
+)
+QUEUE_STATE_WORDS = (
+    "`scheduled`: waiting for its time; `waiting`: due, waiting for the outbox; `sending`: being handed to the "
+    "provider now; `retrying`: the provider could not take it, tried again at `next_attempt_at`; `stuck`: due and "
+    "not taken by the provider for longer than the outbox allows (15 minutes unless configured) — retry or cancel "
+    "it; `failed`: failed (listed when it failed since the start of today, in the organisation's time zone)."
+)
+
+
+class Attempt(Answer):
+    """One try at handing the text to the provider."""
+
+    at: datetime
+    outcome: AttemptOutcome = Field(description=OUTCOME_WORDS)
+    error_code: int | None = Field(description="The provider's error code, if it gave one (20429 busy, 21211 …).")
+    next_attempt_at: datetime | None = Field(description="When it is tried next, for `retry` and `unknown`.")
+
+
 class Link(Answer):
     case_id: int
     reason: LinkReason = Field(description=REASON_WORDS)
@@ -339,6 +363,15 @@ class Message(Answer):
     send_at: datetime | None = Field(description="When a scheduled text is due; null otherwise.")
     created_at: datetime
     timeline: list[TimelineStep] = Field(description="Every status the text has had, oldest first.")
+    attempts: list[Attempt] = Field(
+        description="Each try at handing the text to the provider, oldest first; empty for inbound texts."
+    )
+    next_attempt_at: datetime | None = Field(
+        description=(
+            "When our outbox next tries to hand the text to the provider (its time, or the next retry); null once "
+            "the provider has it, or it ended."
+        )
+    )
 
     @classmethod
     def of(cls, message: orm.Message, visible_cases: set[int] | None = None) -> Message:
@@ -376,11 +409,35 @@ class Message(Answer):
                 TimelineStep(status=step.status, at=step.at, error_code=step.error_code)
                 for step in sorted(message.timeline, key=lambda s: (s.at, s.id))
             ],
+            "attempts": [
+                Attempt(
+                    at=attempt.at,
+                    outcome=attempt.outcome,
+                    error_code=attempt.error_code,
+                    next_attempt_at=attempt.next_attempt_at,
+                )
+                for attempt in sorted(message.attempts, key=lambda a: (a.at, a.id))
+            ],
+            "next_attempt_at": message.next_attempt_at if message.outbox_state is not None else None,
         }
+
+
+class QueueQuery(Paging):
+    state: QueueState | None = Field(
+        None,
+        description=(
+            "Only texts in this state: " + QUEUE_STATE_WORDS + " Without it: texts `scheduled`, `queued` or "
+            "`accepted` (in our outbox or at the provider)."
+        ),
+    )
 
 
 class QueueItem(Message):
     """A waiting text: the message, and when quiet hours let it go if they hold it."""
+
+    state: QueueState | None = Field(
+        description="Where the text is in the queue: " + QUEUE_STATE_WORDS + " Null once the provider has it."
+    )
 
     held_until: datetime | None = Field(
         description=(

@@ -6,17 +6,25 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.models import Case
+from inbox.models import AttemptOutcome, Case
 from inbox.routes.guards import record_id
 from inbox.services import linking, messaging, visibility
 from inbox.services.errors import ServiceError
 from inbox.web import checked_form, render, require_staff
 
+# What each attempt to hand a text to Twilio came to, for the message page.
+OUTCOME_WORDS = {
+    AttemptOutcome.ACCEPTED: "Twilio took it",
+    AttemptOutcome.RETRY: "Not taken — tried again later",
+    AttemptOutcome.UNKNOWN: "No answer — Twilio is asked before it is sent again",
+    AttemptOutcome.FAILED: "Failed",
+}
+
 
 async def _page(request: Request, message_id: int, error: str | None = None, status_code: int = 200) -> Response:
     staff = await require_staff(request)
     message = await messaging.get_message_for(staff, message_id)
-    await message.fetch_related("sent_by", "case", "links__case")
+    await message.fetch_related("sent_by", "case", "links__case", "attempts")
     visible = await visibility.visible_case_ids(staff)
     links = [link for link in message.links if visible is None or link.case_id in visible]
     linked = {link.case_id for link in links}
@@ -25,6 +33,8 @@ async def _page(request: Request, message_id: int, error: str | None = None, sta
         "message": message,
         "links": links,
         "timeline": sorted(message.timeline, key=lambda step: (step.at, step.id)),
+        "attempts": sorted(message.attempts, key=lambda attempt: (attempt.at, attempt.id)),
+        "outcome_words": OUTCOME_WORDS,
         "choices": [c for c in await choices.order_by("-created_at").limit(200) if c.id not in linked],
         "error": error,
     }

@@ -16,9 +16,21 @@ from inbox.services import directory, organisation, queue, quiet_hours, visibili
 from inbox.services.errors import NotFound, Refused, ServiceError
 from inbox.services.messaging import SendRequest
 from inbox.services.quiet_hours import QuietHoursInput
-from inbox.web import checked_form, is_htmx, iso, render, require_admin, require_staff
+from inbox.web import checked_form, is_htmx, iso, render, require_admin, require_staff, send_after
 
-DONE = {"canceled": "Cancelled: it will not be sent.", "saved": "Saved."}
+DONE = {
+    "canceled": "Cancelled: it will not be sent.",
+    "saved": "Saved.",
+    "retried": "Retried: it is being handed to Twilio now.",
+}
+SECTION_TITLES = {
+    queue.QueueState.STUCK: "Stuck",
+    queue.QueueState.FAILED: "Failed today",
+    queue.QueueState.RETRYING: "Retrying",
+    queue.QueueState.SENDING: "Being sent",
+    queue.QueueState.WAITING: "Waiting to send",
+    queue.QueueState.SCHEDULED: "Scheduled",
+}
 
 
 def _send_at_of(form: FormData, organisation_zone: str) -> tuple[str, str]:
@@ -102,20 +114,56 @@ async def schedule_from_case(request: Request) -> Response:
 # ---------------------------------------------------------------- the queue page
 
 
+def _chosen_state(request: Request) -> queue.QueueState | None:
+    """The state the page is filtered to; anything else (or nothing) shows every state."""
+    try:
+        return queue.QueueState(request.query_params.get("state", ""))
+    except ValueError:
+        return None
+
+
+async def _queue_context(request: Request, staff: Staff) -> dict[str, object]:
+    rules = request.app.state.outbox.rules
+    chosen = _chosen_state(request)
+    states = [chosen] if chosen else list(queue.STATE_ORDER)
+    sections = [
+        (state, SECTION_TITLES[state], await queue.texts_in_state(staff, state, rules, limit=200, newest_first=False))
+        for state in states
+    ]
+    return {
+        "overview": await queue.overview(staff, rules),
+        "sections": sections,
+        "with_twilio": await queue.with_twilio(staff) if chosen is None else [],
+        "chosen": chosen,
+        "titles": SECTION_TITLES,
+        "stuck_after": queue.duration_words(rules.stuck_after).removeprefix("about "),
+    }
+
+
 async def queue_page(request: Request, error: str | None = None, status_code: int = 200) -> Response:
     staff = await require_staff(request)
     org = await organisation.current()
     context = {
-        "entries": await queue.queue_page(staff),
+        **await _queue_context(request, staff),
         "window": quiet_hours.Window.of(org),
         "done": DONE.get(request.query_params.get("done", "")),
         "error": error,
     }
-    return render(request, "queue/index.html", context, status_code=status_code)
+    # The live pane re-fetches itself (static/app.js) as texts move between states: the pane alone.
+    template = "queue/_pane.html" if is_htmx(request) and error is None else "queue/index.html"
+    return render(request, template, context, status_code=status_code)
 
 
 async def queue_index(request: Request) -> Response:
     return await queue_page(request)
+
+
+async def _row_or_page(request: Request, staff: Staff, message_id: int, exc: Refused) -> Response:
+    """A refused cancel or retry, said where the person clicked: the row (htmx) or the page."""
+    if not is_htmx(request):
+        return await queue_page(request, error=exc.message, status_code=exc.status)
+    entry = await queue.queue_entry(staff, message_id, rules=request.app.state.outbox.rules)
+    return render(request, "queue/_row.html", {"entry": entry, "row_error": exc.message}, status_code=exc.status)
 
 
 async def cancel(request: Request) -> Response:
@@ -125,13 +173,30 @@ async def cancel(request: Request) -> Response:
     try:
         await queue.cancel_scheduled(request.app.state.bus, staff, message_id)
     except Refused as exc:  # handed to Twilio meanwhile: say so where the person clicked
-        if not is_htmx(request):
-            return await queue_page(request, error=exc.message, status_code=exc.status)
-        entry = await queue.queue_entry(staff, message_id)
-        return render(request, "queue/_row.html", {"entry": entry, "row_error": exc.message}, status_code=exc.status)
+        return await _row_or_page(request, staff, message_id, exc)
     if is_htmx(request):
-        return render(request, "queue/_row.html", {"entry": await queue.queue_entry(staff, message_id)})
+        entry = await queue.queue_entry(staff, message_id, rules=request.app.state.outbox.rules)
+        return render(request, "queue/_row.html", {"entry": entry})
     return RedirectResponse("/queue?done=canceled", status_code=303)
+
+
+async def retry(request: Request) -> Response:
+    """ "Retry now" on a stuck text, "Retry" on a failed one: back in the outbox, handed over after the answer."""
+    staff = await require_staff(request)
+    await checked_form(request)
+    message_id = request.path_params["message_id"]
+    outbox = request.app.state.outbox
+    try:
+        message = await queue.retry_now(request.app.state.bus, staff, message_id, outbox.rules)
+    except Refused as exc:
+        return await _row_or_page(request, staff, message_id, exc)
+    response: Response
+    if is_htmx(request):
+        entry = await queue.queue_entry(staff, message_id, rules=outbox.rules)
+        response = render(request, "queue/_row.html", {"entry": entry})
+    else:
+        response = RedirectResponse("/queue?done=retried", status_code=303)
+    return send_after(response, outbox, message)
 
 
 async def _edit_page(
@@ -239,6 +304,7 @@ routes = [
     Route("/queue/{message_id:int}/edit", edit_form, methods=["GET"]),
     Route("/queue/{message_id:int}/edit", save_edit, methods=["POST"]),
     Route("/queue/{message_id:int}/cancel", cancel, methods=["POST"]),
+    Route("/queue/{message_id:int}/retry", retry, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/schedule", schedule_from_thread, methods=["POST"]),
     Route("/cases/{case_id:int}/schedule", schedule_from_case, methods=["POST"]),
     Route("/admin/quiet-hours", quiet_hours_page, methods=["GET"]),

@@ -142,8 +142,12 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
 
 
 def due_now(message: Message) -> bool:
-    """A text to hand over at once (not one scheduled for later)."""
-    return message.status == MessageStatus.QUEUED and message.outbox_state is not None
+    """A text to hand over at once: not one scheduled for later (but one whose time has come — a stuck
+    scheduled text a person retried)."""
+    if message.outbox_state not in (OutboxState.WAITING, OutboxState.SENDING, OutboxState.RETRYING):
+        return False  # (the field is typed as never None)
+    time_has_come = message.next_attempt_at is not None and message.next_attempt_at <= clock.now()
+    return message.status == MessageStatus.QUEUED or time_has_come
 
 
 async def _check_body(body: str, has_attachments: bool = False) -> None:

@@ -63,6 +63,8 @@ IN_THE_OUTBOX = (OutboxState.WAITING, OutboxState.SENDING, OutboxState.RETRYING)
 CANDIDATES = 20
 # A look-up searches from a little before the first attempt: clocks differ.
 LOOK_UP_MARGIN = timedelta(minutes=1)
+# What a text's attempts say when the worker sending it stopped mid-call (or a person retried it then).
+RECOVERED_DETAIL = "The worker sending it stopped before Twilio answered; Twilio is asked before it is sent again."
 
 
 def worker_name(role: str = "worker") -> str:
@@ -232,7 +234,7 @@ async def _note_recovered(message: Message, owner: str, now: datetime) -> None:
         message_id=message.id,
         at=now,
         outcome=AttemptOutcome.UNKNOWN,
-        detail="The worker sending it stopped before Twilio answered; Twilio is asked before it is sent again.",
+        detail=RECOVERED_DETAIL,
         worker=clip(owner, SendAttempt, "worker") or "",
     )
     message.outcome_unknown = True
@@ -477,3 +479,52 @@ async def release_leases(outbox: Outbox) -> int:
         lease_expires_at=None,
         next_attempt_at=clock.now(),
     )
+
+
+# ---------------------------------------------------------------- a person's retry (inbox.services.queue decides)
+
+
+async def due_at_once(message: Message, who: str, now: datetime) -> bool:
+    """A person's "Retry now" on a stuck text (inside their unit of work): due now; False when it has moved on.
+    One whose worker stopped mid-call (its lease expired) may have reached Twilio: it is marked unknown, so
+    Twilio is asked before it is sent again."""
+    if message.outbox_state == OutboxState.SENDING:
+        won = await Message.filter(id=message.id, outbox_state=OutboxState.SENDING, lease_expires_at__lt=now).update(
+            outbox_state=OutboxState.RETRYING,
+            outcome_unknown=True,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now,
+        )
+        if won:
+            await SendAttempt.create(
+                message_id=message.id,
+                at=now,
+                outcome=AttemptOutcome.UNKNOWN,
+                detail=RECOVERED_DETAIL,
+                worker=clip(f"retried by {who}", SendAttempt, "worker") or "",
+            )
+        return bool(won)
+    won = await Message.filter(
+        id=message.id, outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING], provider_sid=None
+    ).update(next_attempt_at=now)
+    return bool(won)
+
+
+async def new_round(message: Message, who: str, now: datetime) -> bool:
+    """A person's retry of a failed text the outbox gave up on (inside their unit of work): failed → queued,
+    retrying, due now — a new round of attempts; False when it has moved on. `outcome_unknown` is kept (Twilio
+    is then asked first, from the first attempt on); otherwise the round starts afresh, and its stuck clock."""
+    won = await Message.filter(id=message.id, status=MessageStatus.FAILED, provider_sid=None, outbox_state=None).update(
+        status=MessageStatus.QUEUED,
+        outbox_state=OutboxState.RETRYING,
+        attempt_count=0,
+        next_attempt_at=now,
+        first_attempt_at=message.first_attempt_at if message.outcome_unknown else None,
+        error_code=None,
+        error_message=clip(f"Retried by {who}.", Message, "error_message"),
+        updated_at=now,
+    )
+    if won:
+        await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=now)
+    return bool(won)

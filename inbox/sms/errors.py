@@ -90,6 +90,19 @@ _EXPLANATIONS: dict[int, tuple[str, str]] = {
         "Twilio refused our account's credentials.",
         "Tell your administrator: the account SID or auth token for this sending number is wrong.",
     ),
+    # Twilio busy or in trouble (HTTP 429, 500, 503): nothing wrong with the text, which the outbox retries.
+    20429: (
+        "Twilio was busy: too many texts were sent from our account at once.",
+        "Nothing to do: the text is tried again by itself. If it keeps happening, tell your administrator.",
+    ),
+    20500: (
+        "Twilio had a problem of its own and did not take the text.",
+        "Nothing to do: the text is tried again by itself. If it failed in the end, retry it from the queue.",
+    ),
+    20503: (
+        "Twilio was unavailable for a moment and did not take the text.",
+        "Nothing to do: the text is tried again by itself. If it failed in the end, retry it from the queue.",
+    ),
     21602: (
         "The text was empty.",
         "Write a message or attach a file, then send again.",
