@@ -17,7 +17,16 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox.live import Tab
-from inbox.models import AttemptOutcome, Channel, Message, MessageStatus, MessageStatusEvent, OutboxState, Staff
+from inbox.models import (
+    AttemptOutcome,
+    Channel,
+    ClientPhone,
+    Message,
+    MessageStatus,
+    MessageStatusEvent,
+    OutboxState,
+    Staff,
+)
 from inbox.services import messaging, outbox, queue
 from inbox.services.messaging import SendRequest
 from inbox.services.queue import QueueState
@@ -245,6 +254,23 @@ async def test_a_stuck_text_whose_worker_stopped_is_looked_up_before_it_is_sent_
     assert await send_due(app.state.outbox, now=later) == 1
     assert fake_twilio.count_to(MARIA) == 1  # Twilio had no record of it, so it was sent, once
     assert len(fake_twilio.list_queries) >= 1  # … after asking
+
+
+async def test_a_retried_text_to_a_number_that_opted_out_meanwhile_is_canceled_as_it_leaves(
+    app: Starlette, make_staff, make_case, fake_twilio: FakeTwilio
+) -> None:
+    rules = app.state.outbox.rules
+    staff = await make_staff("supervisor")
+    made = await make_case(phone=MARIA)
+    fake_twilio.fail_next(503)
+    message = await handed_over(app, await stored(app, staff, made.case_id, "Reminder."))
+    await ClientPhone.filter(number=MARIA).update(opted_out=True)  # a STOP arrived meanwhile
+    later = datetime.now(UTC) + rules.stuck_after + timedelta(minutes=1)
+    await queue.retry_now(app.state.bus, staff, message.id, rules, now=later)  # retry does not judge consent …
+    assert await send_due(app.state.outbox, now=later) == 0  # … the outbox does, as the text leaves
+    row = await Message.get(id=message.id)
+    assert row.status == MessageStatus.CANCELED and "opted out" in (row.error_message or "")
+    assert fake_twilio.count_to(MARIA) == 0
 
 
 async def gave_up_on(app: Starlette, fake: FakeTwilio, message: Message, status: int = 503) -> tuple[Message, datetime]:
