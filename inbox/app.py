@@ -71,7 +71,9 @@ def build_simulator(settings: Settings, app: Starlette | None = None) -> Provide
 
     transport = httpx.ASGITransport(app=app) if app is not None else None
     client = httpx.AsyncClient(transport=transport, base_url=settings.public_url)
-    return SimulatorProvider(simulator_token(settings), settings.public_url, client)
+    # Shared by every process on this machine, as Twilio's Messages list is (a recovering worker looks there).
+    ledger = settings.data_dir / "simulator-sent.jsonl"
+    return SimulatorProvider(simulator_token(settings), settings.public_url, client, ledger=ledger)
 
 
 def build_twilio(settings: Settings, credentials: ChannelCredentials) -> Provider:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -317,3 +318,23 @@ async def test_fetch_media_goes_through_the_webhook_client(simulator: SimulatorP
 async def test_fetch_media_refuses_more_than_5_mb(simulator: SimulatorProvider) -> None:
     with pytest.raises(MediaTooLarge):
         await simulator.fetch_media(f"{PUBLIC_URL}/media/huge")
+
+
+async def test_what_one_simulator_process_took_another_finds(target: WebhookTarget, tmp_path: Path) -> None:
+    """A worker killed after the simulator took its text: the worker that recovers it, in another process
+    with its own simulator, must find it as it would find it in Twilio's Messages list."""
+    ledger = tmp_path / "data" / "simulator-sent.jsonl"
+    text = OutboundText(to=CLIENT_NUMBER, body="Reminder: court on Monday.")
+    began = datetime.now(UTC)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=target.app), base_url=INTERNAL_URL) as client:
+        killed = SimulatorProvider(AUTH_TOKEN, PUBLIC_URL, client, ledger=ledger)
+        taken = await killed.send(text)
+        await killed.close()
+        with ledger.open("a") as cut_off:  # a half-written last line is skipped
+            cut_off.write('{"sid": "SM-cut-off-by-a-kil')
+        recovering = SimulatorProvider(AUTH_TOKEN, PUBLIC_URL, client, ledger=ledger)
+        found = await recovering.find_sent(text, began)
+        other_words = await recovering.find_sent(OutboundText(to=CLIENT_NUMBER, body="Something else"), began)
+        await recovering.close()
+    assert found is not None and found.provider_sid == taken.provider_sid
+    assert other_words is None

@@ -38,12 +38,14 @@ posted as a path relative to the client's base URL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -139,6 +141,7 @@ class SimulatorProvider:
         webhook_client: httpx.AsyncClient,
         from_number: str = DEFAULT_FROM_NUMBER,
         step_delay: float = 0.8,
+        ledger: Path | None = None,
     ) -> None:
         self.info = ProviderInfo(
             account_sid=SIMULATOR_ACCOUNT_SID,
@@ -155,6 +158,10 @@ class SimulatorProvider:
         # Strong references: the loop keeps only weak ones, and close() must be able to cancel them.
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepted: deque[AcceptedText] = deque(maxlen=REMEMBERED_TEXTS)
+        # What it took is also written to a file (INBOX_DATA_DIR/simulator-sent.jsonl in the app), as
+        # Twilio keeps its Messages beyond any one process: a worker killed mid-send and the one that
+        # recovers its texts must both see what "Twilio" already has.
+        self._ledger = ledger
         self._attempts: dict[tuple[str, str], int] = {}  # (to, body) → attempts, retry numbers only
 
     def __repr__(self) -> str:
@@ -176,7 +183,7 @@ class SimulatorProvider:
         """The oldest accepted text with this recipient, sender and body since `since` (less a minute)."""
         earliest = since - LOOKUP_CLOCK_SLACK
         from_number, service_sid = self._sender_for(text)
-        for accepted in self.accepted:  # oldest first
+        for accepted in [*self._from_ledger(), *self.accepted]:  # oldest first
             if (
                 accepted.to == text.to
                 and accepted.body == text.body
@@ -186,6 +193,27 @@ class SimulatorProvider:
             ):
                 return SendResult(provider_sid=accepted.sid, status=accepted.status)
         return None
+
+    def _write_ledger(self, accepted: AcceptedText) -> None:
+        if self._ledger is None:
+            return
+        self._ledger.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({**asdict(accepted), "created_at": accepted.created_at.isoformat()})
+        with self._ledger.open("a", encoding="utf-8") as ledger:  # one short append: whole lines survive a kill
+            ledger.write(line + "\n")
+
+    def _from_ledger(self) -> list[AcceptedText]:
+        """The newest texts any simulator process took (a line cut off by a kill is skipped)."""
+        if self._ledger is None or not self._ledger.exists():
+            return []
+        texts = []
+        for line in self._ledger.read_text(encoding="utf-8").splitlines()[-REMEMBERED_TEXTS:]:
+            try:
+                fields = json.loads(line)
+                texts.append(AcceptedText(**{**fields, "created_at": datetime.fromisoformat(fields["created_at"])}))
+            except (ValueError, TypeError, KeyError):
+                continue
+        return texts
 
     async def send_inbound(
         self,
@@ -247,6 +275,7 @@ class SimulatorProvider:
             status="accepted" if service_sid else "queued",
         )
         self.accepted.append(accepted)
+        self._write_ledger(accepted)
         if text.status_callback:
             self._start(self._play_delivery(accepted, text))
         return accepted
