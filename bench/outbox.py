@@ -40,7 +40,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' fake Twilio and worker helpers
 
-import asyncpg  # noqa: E402
 
 from inbox import clock, db  # noqa: E402
 from inbox.app import create_app  # noqa: E402
@@ -55,6 +54,7 @@ from inbox.sms.base import OutboundText  # noqa: E402
 from inbox.sms.twilio import TwilioProvider  # noqa: E402
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL  # noqa: E402
 from tests.support.fake_twilio import FakeTwilio  # noqa: E402
+from tests.support.postgres import fresh_database  # noqa: E402
 from tests.support.workers import WorkerProcess, start_worker, worker_env  # noqa: E402
 
 CLIENT_PHONE = "+14045387319"
@@ -85,23 +85,6 @@ async def sqlite_database() -> AsyncIterator[str]:
         url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
         await db.migrate(url)
         yield url
-
-
-@asynccontextmanager
-async def postgres_database(server: str) -> AsyncIterator[str]:
-    name = f"inbox_bench_outbox_{os.getpid()}"
-    admin = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = f"{server}/{name}"
-        await db.migrate(url)
-        try:
-            yield url
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 # ---------------------------------------------------------------- one run
@@ -277,7 +260,7 @@ async def run(texts: int, postgres: str | None, pacing_seconds: float) -> list[s
     backends: list[tuple[str, Callable[[], AbstractAsyncContextManager[str]]]] = [("SQLite", sqlite_database)]
     if postgres:
         server = postgres
-        backends.append(("PostgreSQL", lambda: postgres_database(server)))
+        backends.append(("PostgreSQL", lambda: fresh_database(server, f"inbox_bench_outbox_{os.getpid()}")))
     for backend, database in backends:
         for workers in (1, 2):
             with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,6 @@ drop the indexes and cascade-delete every message). On PostgreSQL it widens the 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
 from inbox.db import tortoise_config
+from tests.support.postgres import scratch_database
 
 BEFORE = "models.0004_staff_sessions"
 ROWS = [
@@ -29,7 +29,6 @@ ROWS = [
     " '2026-01-01', '2026-01-01')",
 ]
 WIDE = "whatsapp:" + "9" * 55  # 64 characters
-LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432"
 
 
 async def migrate_to(url: str, target: str | None = None) -> None:
@@ -58,28 +57,11 @@ async def test_on_sqlite_the_tables_keep_their_rows_indexes_and_constraints(tmp_
         assert db.execute("SELECT phone FROM conversation WHERE id = 2").fetchone() == (WIDE,)
 
 
-def postgres_server() -> tuple[str, str]:
-    """The PostgreSQL server to migrate a scratch database on, and that database's name: the suite's own
-    server in the PostgreSQL pass, else INBOX_TEST_POSTGRES_URL (the local one by default), so the
-    SQLite pass checks this migration on PostgreSQL too."""
-    suite = os.environ.get("INBOX_DATABASE_URL", "")
-    if suite.startswith("postgres"):
-        server, name = suite.rsplit("/", 1)
-        return server, f"{name}_migration"
-    return os.environ.get("INBOX_TEST_POSTGRES_URL", LOCAL_POSTGRES).rstrip("/"), f"inbox_migration_{os.getpid()}"
-
-
 async def test_on_postgresql_the_columns_are_widened_in_place() -> None:
-    server, name = postgres_server()
-    try:
-        admin = await asyncpg.connect(f"{server}/postgres")
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {server} ({exc}): start it, or set INBOX_TEST_POSTGRES_URL")
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = f"{server}/{name}"
+    async def before_the_widening(url: str) -> None:
         await migrate_to(url, BEFORE)
+
+    async with scratch_database("migration", prepare=before_the_widening) as url:
         db = await asyncpg.connect(url)
         try:
             for statement in ROWS:
@@ -101,6 +83,3 @@ async def test_on_postgresql_the_columns_are_widened_in_place() -> None:
             await db.execute(ROWS[1].replace("+14045387319", WIDE))
         finally:
             await db.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()

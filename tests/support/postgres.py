@@ -4,7 +4,7 @@ outbox's SKIP LOCKED claiming across processes exists only there)."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -28,22 +28,33 @@ def postgres_server(suffix: str) -> tuple[str, str]:
 
 
 @asynccontextmanager
-async def scratch_database(suffix: str) -> AsyncIterator[str]:
-    """A fresh, migrated PostgreSQL database (its URL), dropped afterwards. Fails the test with a clear
-    message when PostgreSQL is not running: it is required, never skipped."""
-    server, name = postgres_server(suffix)
-    try:
-        admin = await asyncpg.connect(f"{server}/postgres")
-    except OSError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {server} ({exc}): start it, or set INBOX_TEST_POSTGRES_URL")
+async def fresh_database(
+    server: str, name: str, prepare: Callable[[str], Awaitable[None]] = db.migrate
+) -> AsyncIterator[str]:
+    """A new database `name` on `server` (its URL), made ready by `prepare` (migrated to the newest by
+    default), dropped afterwards. For tests and benchmarks alike."""
+    admin = await asyncpg.connect(f"{server}/postgres")
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = f"{server}/{name}"
-        await db.migrate(url)
+        await prepare(url)
         try:
             yield url
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def scratch_database(suffix: str, prepare: Callable[[str], Awaitable[None]] = db.migrate) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test (see fresh_database). Fails the test with a clear
+    message when PostgreSQL is not running: it is required, never skipped."""
+    server, name = postgres_server(suffix)
+    try:
+        await (await asyncpg.connect(f"{server}/postgres")).close()
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {server} ({exc}): start it, or set INBOX_TEST_POSTGRES_URL")
+    async with fresh_database(server, name, prepare) as url:
+        yield url
