@@ -47,6 +47,7 @@ from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import worker_name
+from inbox.services.pacing import pacer_for
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.services.sessions import SessionRules
 from inbox.services.throttle import Limits, Throttle
@@ -149,6 +150,7 @@ def build_outbox(
         media_key=str(settings.secret_key),
         provider_of=registry.for_channel,
         rules=outbox_rules(settings),
+        pacer=pacer_for(settings.pacing_url),
         worker_id=worker_name(role),
     )
 
@@ -226,6 +228,7 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.throttle.close()
             await bus.disconnect()
             await registry.close()
+            await app.state.outbox.pacer.close()
             await db.disconnect()
 
     routes = [

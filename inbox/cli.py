@@ -189,5 +189,6 @@ async def worker(settings: Settings, _: Any) -> None:
         finally:
             await bus.disconnect()
             await registry.close()
+            await outbox.pacer.close()
 
     await _with_db(settings, work)

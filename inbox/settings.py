@@ -60,6 +60,8 @@ class Settings:
     retry_for_minutes: float = 30
     stuck_after_minutes: float = 15
     pacing_burst: int = 5
+    # Where each sending number's pace is kept: the database, or redis://… (shared by every worker).
+    pacing_url: str = "database"
     worker_concurrency: int = 4
 
     @property
@@ -124,6 +126,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         retry_for_minutes=_positive_number(env, "INBOX_RETRY_FOR_MINUTES", defaults.retry_for_minutes),
         stuck_after_minutes=_positive_number(env, "INBOX_STUCK_AFTER_MINUTES", defaults.stuck_after_minutes),
         pacing_burst=int(_positive_number(env, "INBOX_PACING_BURST", defaults.pacing_burst)),
+        pacing_url=env.get("INBOX_PACING_URL") or "database",
         worker_concurrency=int(_positive_number(env, "INBOX_WORKER_CONCURRENCY", defaults.worker_concurrency)),
     )
 

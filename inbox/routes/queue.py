@@ -123,7 +123,8 @@ def _chosen_state(request: Request) -> queue.QueueState | None:
 
 
 async def _queue_context(request: Request, staff: Staff) -> dict[str, object]:
-    rules = request.app.state.outbox.rules
+    outbox = request.app.state.outbox
+    rules = outbox.rules
     chosen = _chosen_state(request)
     states = [chosen] if chosen else list(queue.STATE_ORDER)
     sections = [
@@ -131,7 +132,7 @@ async def _queue_context(request: Request, staff: Staff) -> dict[str, object]:
         for state in states
     ]
     return {
-        "overview": await queue.overview(staff, rules),
+        "overview": await queue.overview(staff, rules, pacer=outbox.pacer),
         "sections": sections,
         "with_twilio": await queue.with_twilio(staff) if chosen is None else [],
         "chosen": chosen,

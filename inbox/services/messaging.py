@@ -40,6 +40,7 @@ from inbox.services.channels import channel_for_new_text
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.limits import clip, fits, max_length
+from inbox.services.pacing import DatabasePacer, Pacer
 from inbox.services.unit_of_work import current_unit, unit_of_work
 from inbox.sms.base import InboundText, Provider, StatusUpdate, parse_status
 from inbox.sms.errors import explain
@@ -78,6 +79,7 @@ class Outbox:
     # Each channel's own provider (ProviderRegistry.for_channel); None: `provider` sends for every channel.
     provider_of: Callable[[Channel], Provider] | None = None
     rules: OutboxRules = field(default_factory=OutboxRules)  # leases, retries, pacing
+    pacer: Pacer = field(default_factory=DatabasePacer)  # each channel's pace, shared by every worker
     worker_id: str = "web"  # whose leases this process's claims are (inbox.services.outbox.worker_name)
 
     @property

@@ -107,14 +107,7 @@ def due(now: datetime) -> Q:
 
 async def busy_channels(outbox: Outbox, now: datetime) -> dict[int, datetime]:
     """Channels ahead of their pace, and when each may send again."""
-    busy: dict[int, datetime] = {}
-    for channel_id, pace_next_at, throughput in await Channel.filter(pace_next_at__gt=now).values_list(
-        "id", "pace_next_at", "throughput"
-    ):
-        free_at = outbox.rules.free_at(pace_next_at, throughput, now)
-        if free_at > now:
-            busy[channel_id] = free_at
-    return busy
+    return await outbox.pacer.busy(outbox.rules, now)
 
 
 async def claim_next(outbox: Outbox, now: datetime | None = None, message_id: int | None = None) -> Claimed | Idle:
@@ -197,12 +190,10 @@ async def _decide(outbox: Outbox, before: Message, now: datetime) -> Claimed | _
             return SKIPPED
         if message.error_message and quiet_hours.is_hold_note(message.error_message):
             await quiet_hours.save_note(message, None)
-    channel = await Channel.select_for_update().get(id=(await message.conversation).channel_id)
-    if outbox.rules.free_at(channel.pace_next_at, channel.throughput, now) > now:
+    channel = await Channel.get(id=(await message.conversation).channel_id)
+    if not await outbox.pacer.reserve(outbox.rules, channel, message.segments, now):
         await _release(message, before, before.next_attempt_at or now)
         return SKIPPED
-    channel.pace_next_at = outbox.rules.next_pace(channel.pace_next_at, channel.throughput, message.segments, now)
-    await channel.save(update_fields=["pace_next_at"])
     await _mark_sending(message, now, unknown=recovered or message.outcome_unknown)
     return Claimed(message, channel, look_up_first=message.outcome_unknown, at=now)
 
@@ -396,12 +387,9 @@ def retry_cause(exc: ProviderUnavailable, looking_up: bool = False) -> str:
 
 
 async def _push_pace(outbox: Outbox, message: Message, until: datetime) -> None:
-    """The channel sends nothing before `until`. Its schedule is set past `until` by the burst tolerance:
-    set to `until` itself, the burst would let the next few texts straight into the 429 (`free_at` is
-    the schedule less the tolerance); from `until` on it sends at its throughput, without a new burst."""
+    """The channel sends nothing before `until` (see pacing.held_schedule)."""
     channel = await Channel.get(id=(await message.conversation).channel_id)
-    paced = until + outbox.rules.tolerance(channel.throughput)
-    await Channel.filter(Q(pace_next_at=None) | Q(pace_next_at__lt=paced), id=channel.id).update(pace_next_at=paced)
+    await outbox.pacer.hold_until(outbox.rules, channel, until)
 
 
 async def _give_up(

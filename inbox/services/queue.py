@@ -40,6 +40,7 @@ from inbox.services import outbox as outbox_service
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Refused, ValidationFailed, require
 from inbox.services.messaging import Outbox, SendRequest, status_changed
+from inbox.services.pacing import DatabasePacer, Pacer
 from inbox.services.unit_of_work import current_unit, unit_of_work
 from inbox.sms.errors import explain
 
@@ -392,7 +393,9 @@ class QueueOverview:
     channels: list[ChannelBacklog]
 
 
-async def overview(staff: Staff, rules: OutboxRules, now: datetime | None = None) -> QueueOverview:
+async def overview(
+    staff: Staff, rules: OutboxRules, now: datetime | None = None, pacer: Pacer | None = None
+) -> QueueOverview:
     """How many texts the reader may see are in each state, per sending number, and each number's backlog:
     the texts due now (segments) and when they will be through at its throughput."""
     moment = (now or clock.now()).astimezone(UTC)
@@ -422,7 +425,8 @@ async def overview(staff: Staff, rules: OutboxRules, now: datetime | None = None
     lines = []
     for channel in channels:
         texts, segments = backlog.get(channel.id, (0, 0))
-        starts = rules.free_at(channel.pace_next_at, channel.throughput, moment)
+        schedule = await (pacer or DatabasePacer()).schedule_of(channel)
+        starts = rules.free_at(schedule, channel.throughput, moment)
         through = (starts - moment) + timedelta(seconds=segments / max(channel.throughput, 1))
         lines.append(ChannelBacklog(channel, per_channel.get(channel.id, {}), texts, segments, through))
     totals = {state: sum(line.counts.get(state, 0) for line in lines) for state in STATE_ORDER}
