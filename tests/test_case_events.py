@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from starlette.applications import Starlette
 
-from inbox.models import Client, Message, MessageLink, MessagePurpose, MessageStatus, QuickEntry
+from inbox.models import Client, EventReminder, Message, MessageLink, MessagePurpose, MessageStatus, QuickEntry
 from inbox.worker import send_due
 from tests.support.api import assert_error, assert_iso_with_offset
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours
+from tests.support.pages import row_ids, words
 from tests.support.records import MARIA, MakeCase
 
 NEW_YORK = ZoneInfo("America/New_York")  # MARIA's number is in Atlanta
@@ -209,3 +210,63 @@ async def test_bad_events_are_refused_naming_the_field(supervisor: httpx.AsyncCl
     )
     assert "attendee_emails" in assert_error(unknown, 422)["fields"]
     assert_error(await supervisor.get("/api/v1/events/999"), 404)
+
+
+async def test_the_case_page_adds_edits_and_cancels_an_event_with_its_reminders(
+    app: Starlette, signed_in: Any, make_staff: Any, make_case: MakeCase
+) -> None:
+    browser = await signed_in(await make_staff("advocate", name="Alice Advocate"))
+    case = await make_case(assignee=browser.staff)
+    day = datetime.now(NEW_YORK).date() + timedelta(days=30)
+
+    await browser.get(f"/cases/{case.case_id}/events/new")
+    added = await browser.post(
+        f"/cases/{case.case_id}/events",
+        {
+            "kind": "hearing",
+            "title": "Eviction hearing",
+            "starts_at": f"{day.isoformat()}T10:30",
+            "time_zone": "America/New_York",
+            "place": "Room 4B",
+            "reminders": "",
+        },
+    )
+    assert added.status_code == 303, added.text
+    page = await browser.get(f"/cases/{case.case_id}")
+    assert row_ids(page.text, "event") and "Eviction hearing" in words(page.text)
+    assert words(page.text).count("Reminder pending") == 2  # the organisation's hearing defaults
+    event_id = row_ids(page.text, "event")[0]
+    first_texts = [r.message_id for r in await EventReminder.filter(event_id=event_id).order_by("id")]
+
+    edit = await browser.get(f"/cases/{case.case_id}/events/{event_id}/edit")
+    assert 'value="7d@09:00, 1d@09:00"' in edit.text
+    saved = await browser.post(
+        f"/cases/{case.case_id}/events/{event_id}",
+        {
+            "kind": "hearing",
+            "title": "Eviction hearing",
+            "starts_at": f"{day.isoformat()}T10:30",
+            "time_zone": "America/New_York",
+            "place": "Room 4B",
+            "reminders": "3d@09:00, 2h",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    reminders = await EventReminder.filter(event_id=event_id).order_by("id").prefetch_related("message")
+    assert [(r.minutes_before, r.at_local_time) for r in reminders] == [(3 * 24 * 60, "09:00"), (120, None)]
+    assert {m.status for m in await Message.filter(id__in=first_texts)} == {MessageStatus.CANCELED}
+    two_hours = reminders[1].message
+    assert two_hours is not None and two_hours.send_at is not None
+    assert two_hours.send_at.astimezone(NEW_YORK) == datetime(day.year, day.month, day.day, 8, 30, tzinfo=NEW_YORK)
+
+    refused = await browser.post(
+        f"/cases/{case.case_id}/events/{event_id}",
+        {"kind": "hearing", "title": "Eviction hearing", "starts_at": f"{day.isoformat()}T10:30", "reminders": "soon"},
+    )
+    assert refused.status_code == 422 and "is not a lead time" in words(refused.text)
+
+    await browser.get(f"/cases/{case.case_id}")
+    cancelled = await browser.post(f"/cases/{case.case_id}/events/{event_id}/cancel")
+    assert cancelled.status_code == 303
+    page = await browser.get(f"/cases/{case.case_id}")
+    assert "cancelled" in words(page.text) and words(page.text).count("Reminder canceled") == 2

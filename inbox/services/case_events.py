@@ -257,13 +257,13 @@ async def _context(staff: Staff, case: Case) -> ReminderContext:
     return ReminderContext(staff, case, client, number, zone)
 
 
-def _spec_of_row(row: EventReminder) -> ReminderSpec:
+def spec_of_row(row: EventReminder) -> ReminderSpec:
     return ReminderSpec(row.minutes_before, row.at_local_time, row.quick_entry_id, row.ask_confirmation)
 
 
 async def _schedule(row: EventReminder, event: CaseEvent, context: ReminderContext, now: datetime) -> None:
     """The reminder's text in the outbox, or why there is none."""
-    spec = _spec_of_row(row)
+    spec = spec_of_row(row)
     send_at = reminder_time(event.starts_at, spec, context.zone)
     if context.number is None:
         row.message_id, row.skipped = None, NO_NUMBER
@@ -298,7 +298,7 @@ async def _move(row: EventReminder, event: CaseEvent, context: ReminderContext, 
         return
     if not is_pending(message):
         return  # sent, failed or cancelled: history, left as it is
-    spec = _spec_of_row(row)
+    spec = spec_of_row(row)
     send_at = reminder_time(event.starts_at, spec, context.zone)
     if send_at <= now:
         await messaging.cancel_if_waiting(message, MOVED_INTO_THE_PAST, now)
@@ -410,3 +410,30 @@ def with_changes(event: CaseEvent, **changes: Any) -> EventInput:
         attendee_emails=tuple(a.staff.email for a in event.attendees),
     )
     return replace(current, **changes)
+
+
+@dataclass(frozen=True)
+class ShownReminder:
+    row: EventReminder
+    status: str
+    send_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShownEvent:
+    """An event as the case page lists it: its reminders with their status words."""
+
+    event: CaseEvent
+    reminders: list[ShownReminder]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.event.cancelled_at is not None
+
+
+def shown(event: CaseEvent) -> ShownEvent:
+    """`event.reminders__message` must be fetched."""
+    rows = sorted(event.reminders, key=lambda r: r.id)
+    return ShownEvent(
+        event, [ShownReminder(r, reminder_status(r), r.message.send_at if r.message else None) for r in rows]
+    )
