@@ -17,7 +17,7 @@ from inbox.worker import send_due
 from tests.support.api import assert_error, assert_iso_with_offset
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours
-from tests.support.pages import row_ids, words
+from tests.support.pages import row_ids, textarea, words
 from tests.support.records import MARIA, MakeCase
 
 NEW_YORK = ZoneInfo("America/New_York")  # MARIA's number is in Atlanta
@@ -267,6 +267,12 @@ async def test_the_case_page_adds_edits_and_cancels_an_event_with_its_reminders(
 
     await browser.get(f"/cases/{case.case_id}")
     cancelled = await browser.post(f"/cases/{case.case_id}/events/{event_id}/cancel")
-    assert cancelled.status_code == 303
+    # The "this hearing is cancelled" text is offered on the case's Send text page, not sent.
+    assert cancelled.status_code == 200, cancelled.text
+    assert (
+        textarea(cancelled.text)
+        == f"Case Inbox: Eviction hearing at 10:30 a.m. on {day:%B} {day.day}, {day.year} is cancelled."
+    )
+    assert await Message.filter(case_id=case.case_id, status=MessageStatus.QUEUED).count() == 0
     page = await browser.get(f"/cases/{case.case_id}")
     assert "cancelled" in words(page.text) and words(page.text).count("Reminder canceled") == 2

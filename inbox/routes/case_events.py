@@ -12,7 +12,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import CaseEvent, EventKind, EventReminder, Staff
-from inbox.services import case_events, quiet_hours
+from inbox.routes.quick_entries import case_text_page
+from inbox.services import case_events, directory, quiet_hours
 from inbox.services import queue as sms_queue
 from inbox.services.case_events import EventInput, ReminderSpec
 from inbox.services.errors import NotFound, ServiceError, ValidationFailed
@@ -170,7 +171,9 @@ async def cancel_event(request: Request) -> Response:
     event = await _event_on_case(request, staff)
     await checked_form(request)
     await case_events.cancel_event(request.app.state.bus, staff, event.id)
-    return RedirectResponse(f"/cases/{event.case_id}#event-{event.id}", status_code=303)
+    # Offer to tell the client: the case's "Send text" page, filled in (nothing leaves unless they send it).
+    case = await directory.get_case(event.case_id)
+    return await case_text_page(request, case, body=await case_events.cancellation_text(staff, event))
 
 
 async def _event_on_case(request: Request, staff: Staff) -> CaseEvent:

@@ -35,6 +35,8 @@ from inbox.services.errors import NotFound, Refused, require
 from inbox.services.limits import check_fits
 from inbox.services.unit_of_work import unit_of_work
 
+CANCELLED_ENTRY_NAME = "Event cancelled"  # the quick entry offered when an event is cancelled, if there is one
+CANCELLED_TEXT = "{organisation_name}: {event_title} at {event_time} on {event_date} is cancelled."
 REMINDER_ENTRY_NAME = "Event reminder"  # the quick entry used when a reminder names none (variants per language)
 BUILT_IN_TEXT = "Reminder from {organisation_name}: {event_title} at {event_time} on {event_date}. {event_place}"
 LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -232,6 +234,17 @@ async def reminder_text(
     body = quick_entries.pick_variant(variants, client.preferred_language).body if variants else BUILT_IN_TEXT
     values = await quick_entries.values_for(staff, client, case, clock.now())
     return _filled_for_a_client(body, {**values, **_event_values(event, zone)})
+
+
+async def cancellation_text(staff: Staff, event: CaseEvent) -> str:
+    """The "this hearing is cancelled" text offered to the person who cancelled it (sent only if they send it):
+    the quick entry "Event cancelled" in the client's language, else a built-in text."""
+    case = await Case.get(id=event.case_id)
+    context = await _context(staff, case)
+    variants = await QuickEntry.filter(name=CANCELLED_ENTRY_NAME)
+    body = quick_entries.pick_variant(variants, context.client.preferred_language).body if variants else CANCELLED_TEXT
+    values = await quick_entries.values_for(staff, context.client, case, clock.now())
+    return _filled_for_a_client(body, {**values, **_event_values(event, context.zone)})
 
 
 # ---------------------------------------------------------------- making, moving, cancelling reminders
