@@ -276,3 +276,26 @@ async def test_the_case_page_adds_edits_and_cancels_an_event_with_its_reminders(
     assert await Message.filter(case_id=case.case_id, status=MessageStatus.QUEUED).count() == 0
     page = await browser.get(f"/cases/{case.case_id}")
     assert "cancelled" in words(page.text) and words(page.text).count("Reminder canceled") == 2
+
+
+async def test_admins_set_the_default_reminders_each_new_event_of_a_kind_gets(
+    signed_in: Any, make_staff: Any, make_case: MakeCase, supervisor: httpx.AsyncClient
+) -> None:
+    admin = await signed_in(await make_staff("admin", name="Ada Admin"))
+    page = await admin.get("/admin/reminders")
+    assert 'value="7d@09:00, 1d@09:00"' in page.text and 'value="1d, 2h"' in page.text
+    fields = {"hearing": "3d@10:00", "appointment": "", "meeting": "1h", "deadline": "1d@08:30"}
+    assert (await admin.post("/admin/reminders", fields)).status_code == 303
+    refused = await admin.post("/admin/reminders", {**fields, "meeting": "an hour"})
+    assert refused.status_code == 422 and "is not a lead time" in words(refused.text)
+
+    case = await make_case()
+    starts = datetime(2031, 5, 6, 15, 0, tzinfo=NEW_YORK)
+    hearing = await add_event(supervisor, case.case_id, starts_at=z(starts))
+    assert [(r["minutes_before"], r["at_local_time"]) for r in hearing["reminders"]] == [(3 * 24 * 60, "10:00")]
+    assert local(hearing["reminders"][0]["send_at"]) == datetime(2031, 5, 3, 10, 0, tzinfo=NEW_YORK)
+    appointment = await add_event(supervisor, case.case_id, kind="appointment", starts_at=z(starts))
+    assert appointment["reminders"] == []
+
+    advocate = await signed_in(await make_staff("advocate"))
+    assert (await advocate.get("/admin/reminders")).status_code == 403

@@ -17,7 +17,7 @@ from inbox.services import case_events, directory, quiet_hours
 from inbox.services import queue as sms_queue
 from inbox.services.case_events import EventInput, ReminderSpec
 from inbox.services.errors import NotFound, ServiceError, ValidationFailed
-from inbox.web import checked_form, render, require_staff
+from inbox.web import checked_form, render, require_admin, require_staff
 
 LEAD = re.compile(r"^(\d{1,4})\s*([dhm])(?:\s*@\s*(\d{1,2}:\d{2}))?$")
 UNIT_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
@@ -187,7 +187,34 @@ def _words(exc: ServiceError) -> str:
     return "; ".join(exc.fields.values()) or exc.message
 
 
+# ---------------------------------------------------------------- the organisation's defaults (admins)
+
+
+async def defaults_page(request: Request) -> Response:
+    await require_admin(request, "change the default reminders")
+    values = {
+        kind.value: ", ".join(lead_words(s) for s in await case_events.default_reminders(kind)) for kind in EventKind
+    }
+    saved = "saved" in request.query_params
+    return render(request, "admin/reminders.html", {"values": values, "error": None, "saved": saved})
+
+
+async def save_defaults(request: Request) -> Response:
+    staff = await require_admin(request, "change the default reminders")
+    form = await checked_form(request)
+    values = {kind.value: str(form.get(kind.value, "")) for kind in EventKind}
+    try:
+        defaults = {kind: list(parse_leads(values[kind.value])) for kind in EventKind}
+        await case_events.save_default_reminders(staff, defaults)
+    except ServiceError as exc:
+        context = {"values": values, "error": _words(exc), "saved": False}
+        return render(request, "admin/reminders.html", context, status_code=exc.status)
+    return RedirectResponse("/admin/reminders?saved=1", status_code=303)
+
+
 routes = [
+    Route("/admin/reminders", defaults_page, methods=["GET"]),
+    Route("/admin/reminders", save_defaults, methods=["POST"]),
     Route("/cases/{case_id:int}/events/new", new_event_form, methods=["GET"]),
     Route("/cases/{case_id:int}/events", add_event, methods=["POST"]),
     Route("/cases/{case_id:int}/events/{event_id:int}/edit", edit_event_form, methods=["GET"]),

@@ -28,10 +28,11 @@ from inbox.models import (
     MessageStatus,
     OutboxState,
     QuickEntry,
+    Role,
     Staff,
 )
 from inbox.services import directory, messaging, organisation, quick_entries, quiet_hours, visibility
-from inbox.services.errors import NotFound, Refused, require
+from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.limits import check_fits
 from inbox.services.unit_of_work import unit_of_work
 
@@ -96,6 +97,18 @@ async def default_reminders(kind: EventKind) -> list[ReminderSpec]:
     if saved is not None and kind.value in saved:
         return [_spec_of(raw) for raw in saved[kind.value]]
     return list(BUILT_IN_REMINDERS[kind])
+
+
+async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[ReminderSpec]]) -> None:
+    """Admins set the reminders every new event of a kind gets (events already made keep theirs)."""
+    if staff.role != Role.ADMIN:
+        raise Forbidden("Only administrators may change the default reminders.")
+    org = await organisation.current()
+    org.reminder_defaults = {
+        kind.value: [{"minutes_before": s.minutes_before, "at_local_time": s.at_local_time} for s in specs]
+        for kind, specs in defaults.items()
+    }
+    await org.save(update_fields=["reminder_defaults"])
 
 
 # ---------------------------------------------------------------- checking
