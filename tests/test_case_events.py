@@ -236,6 +236,8 @@ async def test_the_case_page_adds_edits_and_cancels_an_event_with_its_reminders(
     assert row_ids(page.text, "event") and "Eviction hearing" in words(page.text)
     assert words(page.text).count("Reminder pending") == 2  # the organisation's hearing defaults
     event_id = row_ids(page.text, "event")[0]
+    queue = await browser.get("/queue")
+    assert words(queue.text).count("Event reminder Reminder from Case Inbox: Eviction hearing at 10:30 a.m.") == 2
     first_texts = [r.message_id for r in await EventReminder.filter(event_id=event_id).order_by("id")]
 
     edit = await browser.get(f"/cases/{case.case_id}/events/{event_id}/edit")
