@@ -748,8 +748,9 @@ class EventAttendee(Model):
 
 
 class EventReminder(Model):
-    """A client reminder of an event: a lead time, and the scheduled text it made in the outbox (None: not
-    made, since its time had passed or the client has no number — `skipped` says why)."""
+    """A client reminder of a case event: its lead time and the scheduled text it made in the outbox.
+
+    No text (message None) when its time had passed or the client has no number: `skipped` says why."""
 
     id = fields.IntField(primary_key=True)
     event: fields.ForeignKeyRelation[CaseEvent] = fields.ForeignKeyField(

@@ -58,7 +58,7 @@ class Migration(migrations.Migration):
                 ('skipped', fields.CharField(default='', max_length=200)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'event_reminder', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A client reminder of an event: a lead time, and the scheduled text it made in the outbox (None: not'},
+            options={'table': 'event_reminder', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A client reminder of a case event: its lead time and the scheduled text it made in the outbox.'},
             bases=['Model'],
         ),
         # A new enum value in a VARCHAR column: the description only (an AlterField would rebuild the
