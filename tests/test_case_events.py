@@ -301,3 +301,32 @@ async def test_admins_set_the_default_reminders_each_new_event_of_a_kind_gets(
 
     advocate = await signed_in(await make_staff("advocate"))
     assert (await advocate.get("/admin/reminders")).status_code == 403
+
+
+async def test_consent_is_decided_when_a_reminder_leaves_and_advocates_see_only_their_cases_events(
+    app: Starlette,
+    supervisor: httpx.AsyncClient,
+    make_case: MakeCase,
+    make_staff: Any,
+    api_client: Any,
+    fake_twilio: FakeTwilio,
+) -> None:
+    case = await make_case(okay_to_text=False)  # no consent yet: the reminder is made all the same
+    starts = datetime.now(NEW_YORK).replace(hour=13, minute=0, second=0, microsecond=0) + timedelta(days=5)
+    event = await add_event(
+        supervisor, case.case_id, kind="meeting", starts_at=z(starts), reminders=[{"minutes_before": 60}]
+    )
+    assert event["reminders"][0]["status"] == "pending"
+    await send_due(app.state.outbox, now=starts - timedelta(minutes=60))
+    assert fake_twilio.count_to(MARIA) == 0  # refused as it left: the client never agreed to texts
+    refetched = (await supervisor.get(f"/api/v1/events/{event['id']}")).json()
+    assert refetched["reminders"][0]["status"] in ("canceled", "failed")
+
+    outsider = await api_client(await make_staff("advocate", name="Otto Outsider"))
+    assert_error(await outsider.get(f"/api/v1/events/{event['id']}"), 404)
+    assert_error(await outsider.get(f"/api/v1/cases/{case.case_id}/events"), 404)
+    assert_error(await outsider.delete(f"/api/v1/events/{event['id']}"), 404)
+    refused = await outsider.post(
+        f"/api/v1/cases/{case.case_id}/events", json={"kind": "meeting", "title": "X", "starts_at": z(starts)}
+    )
+    assert_error(refused, 404)
