@@ -116,6 +116,14 @@ class MessagePurpose(StrEnum):
     KEYWORD_CONFIRMATION = "keyword_confirmation"  # START / YES confirmed
     STOP_CONFIRMATION = "stop_confirmation"  # the one text allowed after a STOP
     TEST = "test"
+    EVENT_REMINDER = "event_reminder"  # a client reminder of a case event (hearing, appointment …)
+
+
+class EventKind(StrEnum):
+    HEARING = "hearing"
+    APPOINTMENT = "appointment"
+    MEETING = "meeting"
+    DEADLINE = "deadline"
 
 
 class Organisation(Model):
@@ -140,6 +148,9 @@ class Organisation(Model):
     quiet_hours_start = fields.IntField(default=8)  # hour, 0-23
     quiet_hours_end = fields.IntField(default=21)  # hour, 1-24
     time_zone = fields.CharField(max_length=64, default="America/New_York")
+    # Client reminders per event kind: {"hearing": [{"minutes_before": 10080, "at_local_time": "09:00"}, …]};
+    # None: the built-in defaults (inbox.services.case_events.BUILT_IN_REMINDERS).
+    reminder_defaults: dict[str, list[dict[str, Any]]] | None = fields.JSONField(null=True)
 
     class Meta:
         table = "organisation"
@@ -298,6 +309,7 @@ class Case(Model):
     message_links: fields.ReverseRelation[MessageLink]
     notes: fields.ReverseRelation[CaseNote]
     alerts: fields.ReverseRelation[Alert]
+    events: fields.ReverseRelation[CaseEvent]
 
     class Meta:
         table = "case"
@@ -683,6 +695,86 @@ class QuickEntry(Model):
     class Meta:
         table = "quick_entry"
         unique_together = (("name", "language"),)
+
+
+class CaseEvent(Model):
+    """A hearing, appointment, meeting or deadline on a case. Cancelled events are kept, marked."""
+
+    id = fields.IntField(primary_key=True)
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="events", on_delete=fields.CASCADE
+    )
+    kind = fields.CharEnumField(EventKind, max_length=20)
+    title = fields.CharField(max_length=200)
+    starts_at = fields.DatetimeField(db_index=True)
+    ends_at = fields.DatetimeField(null=True)
+    place = fields.CharField(max_length=300, default="")
+    notes = fields.TextField(default="")
+    created_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="events_created", null=True, on_delete=fields.SET_NULL
+    )
+    cancelled_at = fields.DatetimeField(null=True)
+    confirmed_at = fields.DatetimeField(null=True)  # the client replied C or CONFIRM to a reminder that asked
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    case_id: int
+    created_by_id: int | None
+    attendees: fields.ReverseRelation[EventAttendee]
+    reminders: fields.ReverseRelation[EventReminder]
+
+    class Meta:
+        table = "case_event"
+
+
+class EventAttendee(Model):
+    """A staff member attending a case event."""
+
+    id = fields.IntField(primary_key=True)
+    event: fields.ForeignKeyRelation[CaseEvent] = fields.ForeignKeyField(
+        "models.CaseEvent", related_name="attendees", on_delete=fields.CASCADE
+    )
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="events_attended", on_delete=fields.CASCADE
+    )
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    event_id: int
+    staff_id: int
+
+    class Meta:
+        table = "event_attendee"
+        unique_together = (("event", "staff"),)
+
+
+class EventReminder(Model):
+    """A client reminder of a case event: its lead time and the scheduled text it made in the outbox.
+
+    No text (message None) when its time had passed or the client has no number: `skipped` says why."""
+
+    id = fields.IntField(primary_key=True)
+    event: fields.ForeignKeyRelation[CaseEvent] = fields.ForeignKeyField(
+        "models.CaseEvent", related_name="reminders", on_delete=fields.CASCADE
+    )
+    minutes_before = fields.IntField()
+    at_local_time = fields.CharField(max_length=5, null=True)  # "09:00": that day, at this client time
+    quick_entry: fields.ForeignKeyNullableRelation[QuickEntry] = fields.ForeignKeyField(
+        "models.QuickEntry", related_name="reminders", null=True, on_delete=fields.SET_NULL
+    )
+    ask_confirmation = fields.BooleanField(default=False)
+    message: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="reminders", null=True, on_delete=fields.SET_NULL
+    )
+    skipped = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    event_id: int
+    quick_entry_id: int | None
+    message_id: int | None
+
+    class Meta:
+        table = "event_reminder"
 
 
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:

@@ -214,10 +214,14 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
     database = workdir / "x.sqlite3"
     assert rows(database, "SELECT count(*) FROM client")[0][0] > 0
     assert rows(database, 'SELECT count(*) FROM "case"')[0][0] > 0
-    # Its scheduled reminder waits in the outbox for its time (so the worker sends it, and a STOP cancels it).
-    assert rows(database, "SELECT outbox_state, next_attempt_at = send_at FROM message WHERE status = 'scheduled'") == [
-        ("waiting", 1)
-    ]
+    # Its scheduled texts wait in the outbox for their time (so the worker sends them, and a STOP cancels them):
+    # the hand-scheduled reminder and the reminders of Maria's hearing tomorrow (the day-before one only while
+    # its time is still ahead).
+    scheduled = rows(database, "SELECT outbox_state, next_attempt_at = send_at FROM message WHERE status = 'scheduled'")
+    assert len(scheduled) in (2, 3) and set(scheduled) == {("waiting", 1)}
+    assert rows(database, "SELECT kind, title FROM case_event") == [("hearing", "Eviction hearing")]
+    hearing_texts = "SELECT m.purpose FROM event_reminder r JOIN message m ON m.id = r.message_id"
+    assert rows(database, hearing_texts) == [("event_reminder",)] * (len(scheduled) - 1)
     # Running it again keeps everyone's password and adds no duplicates.
     again = ok(run_inbox(workdir, "demo"))
     assert "already existed" in again

@@ -37,8 +37,8 @@ from inbox.models import (
     StaffSession,
 )
 from inbox.routes.media import PDF_POLICY, SANDBOXED_POLICY
+from inbox.services import case_events, queue
 from inbox.services import media as media_service
-from inbox.services import queue
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
@@ -204,6 +204,13 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             admin,
             SendRequest(body="Reminder", conversation_id=conversation.id, send_at=now() + timedelta(days=1)),
         )
+        # A hearing on the case, with its reminders scheduled in the outbox.
+        hearing = await case_events.create_event(
+            app.state.bus,
+            admin,
+            case.id,
+            case_events.EventInput(kind="hearing", title="Eviction hearing", starts_at=now() + timedelta(days=30)),
+        )
         # And the client answers: the thread is unread again, so a GET that marked it read would show.
         again = await staff.post(f"/dev/phone/{MARIA}", {"body": "Got it"})
         assert again.status_code == 303, again.text
@@ -227,6 +234,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "assignment_id": str((await Assignment.get(case_id=case.id)).id),
             "channel_id": str(app.state.channel.id),
             "entry_id": str(entry.id),
+            "event_id": str(hearing.id),
             "number": MARIA,
             "token": phone_media_token,
             "rest": "no-such-call",

@@ -193,6 +193,8 @@ def test_request_bodies_are_the_input_models() -> None:
         ("/messages", "post"): "MessageInput",
         ("/messages/{message_id}/links", "post"): "LinkInput",
         ("/clients/{client_id}/phones/{phone_id}/consent", "post"): "ConsentInput",
+        ("/cases/{case_id}/events", "post"): "EventInput",
+        ("/events/{event_id}", "patch"): "EventPatch",
     }
     bodies = {
         (path, method): operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
@@ -203,6 +205,8 @@ def test_request_bodies_are_the_input_models() -> None:
     assert SCHEMAS["ConsentInput"]["required"] == ["okay_to_text"]
     assert SCHEMAS["MessageInput"]["required"] == ["body"]
     assert set(SCHEMAS["CaseInput"]["required"]) == {"number", "title", "client_id"}
+    assert set(SCHEMAS["EventInput"]["required"]) == {"kind", "title", "starts_at"}
+    assert "required" not in SCHEMAS["EventPatch"]
 
 
 def test_enums_are_the_models_own() -> None:

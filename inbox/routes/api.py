@@ -26,7 +26,7 @@ from inbox.routes.api_models import (
 from inbox.routes.events import open_stream
 from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
-from inbox.services import alerts, consent, directory, linking, media, messaging, visibility
+from inbox.services import alerts, case_events, consent, directory, linking, media, messaging, visibility
 from inbox.services import outbox as outbox_service
 from inbox.services import queue as sms_queue
 from inbox.services.errors import Forbidden, NotFound, require
@@ -300,6 +300,74 @@ async def get_media(call: Call) -> Response:
     return await file_response(item, call.request.app.state.settings)
 
 
+# ---------------------------------------------------------------- case events and reminders
+
+
+def _reminder_specs(reminders: list[shapes.ReminderInput] | None) -> tuple[case_events.ReminderSpec, ...] | None:
+    if reminders is None:
+        return None
+    return tuple(
+        case_events.ReminderSpec(r.minutes_before, r.at_local_time, r.quick_entry_id, r.ask_confirmation)
+        for r in reminders
+    )
+
+
+async def create_event(call: Call) -> shapes.Event:
+    """Anyone who may see the case. Each reminder is a scheduled text to the client's mobile, filed on the case
+    and shown on the queue like any other: consent and quiet hours are decided when it leaves. Without
+    `reminders`, the organisation's defaults for the kind (hearing: 7 days and 1 day before at 9 a.m., client
+    time; appointment: 1 day and 2 hours before; meeting: 1 day before; deadline: as a hearing). A reminder whose
+    time has already passed is not made (`status` `skipped`)."""
+    body = call.body_as(shapes.EventInput)
+    data = case_events.EventInput(
+        kind=body.kind,
+        title=body.title,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        place=body.place or "",
+        notes=body.notes or "",
+        attendee_emails=tuple(body.attendee_emails or ()),
+        reminders=_reminder_specs(body.reminders),
+    )
+    event = await case_events.create_event(call.request.app.state.bus, call.staff, call.ids["case_id"], data)
+    return shapes.Event.of(event)
+
+
+async def list_events(call: Call) -> list[shapes.Event]:
+    """Soonest first, cancelled events included (`cancelled_at`)."""
+    return [shapes.Event.of(e) for e in await case_events.events_of_case(call.staff, call.ids["case_id"])]
+
+
+async def get_event(call: Call) -> shapes.Event:
+    return shapes.Event.of(await case_events.get_event(call.staff, call.ids["event_id"]))
+
+
+async def update_event(call: Call) -> shapes.Event:
+    """Only the fields given change. A cancelled event cannot be changed (409)."""
+    patch = call.body_as(shapes.EventPatch)
+    event = await case_events.get_event(call.staff, call.ids["event_id"])
+    given = {name: getattr(patch, name) for name in patch.model_fields_set}
+    if "reminders" in given:
+        given["reminders"] = _reminder_specs(patch.reminders)
+    if "attendee_emails" in given:
+        given["attendee_emails"] = tuple(patch.attendee_emails or ())
+    for text_field in ("place", "notes"):
+        if text_field in given and given[text_field] is None:
+            given[text_field] = ""
+    for required in ("kind", "title", "starts_at"):
+        if required in given and given[required] is None:
+            require({required: "Give a value, or leave the field out."})
+    data = case_events.with_changes(event, **given)
+    return shapes.Event.of(await case_events.update_event(call.request.app.state.bus, call.staff, event.id, data))
+
+
+async def cancel_event(call: Call) -> shapes.Event:
+    """The event is kept, with `cancelled_at`; its reminders still in our outbox are cancelled. Cancelling it
+    again is harmless."""
+    event = await case_events.cancel_event(call.request.app.state.bus, call.staff, call.ids["event_id"])
+    return shapes.Event.of(event)
+
+
 # ---------------------------------------------------------------- alerts
 
 
@@ -403,6 +471,20 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/cases/{case_id}/documents", case_documents, "listCaseDocuments",
               "The attachments (MMS) of texts filed on a case", "cases",
               answer=list[shapes.Document], answer_words="A page of documents, newest first.", query=Paging),
+    Operation("POST", "/cases/{case_id}/events", create_event, "createCaseEvent",
+              "Add a hearing, appointment, meeting or deadline to a case, with its client reminders", "case-events",
+              answer=shapes.Event, answer_words="The event with its reminders.", status=201, body=shapes.EventInput),
+    Operation("GET", "/cases/{case_id}/events", list_events, "listCaseEvents", "A case's events", "case-events",
+              answer=list[shapes.Event], answer_words="The case's events, soonest first (not paged)."),
+    Operation("GET", "/events/{event_id}", get_event, "getCaseEvent", "Get one case event", "case-events",
+              answer=shapes.Event, answer_words="The event with its reminders."),
+    Operation("PATCH", "/events/{event_id}", update_event, "updateCaseEvent",
+              "Change a case event (a new start moves its pending reminders)", "case-events",
+              answer=shapes.Event, answer_words="The event as it is now.", body=shapes.EventPatch,
+              errors={409: "The event was cancelled."}),
+    Operation("DELETE", "/events/{event_id}", cancel_event, "cancelCaseEvent",
+              "Cancel a case event and its pending reminders", "case-events",
+              answer=shapes.Event, answer_words="The event, with `cancelled_at`."),
     Operation("GET", "/assignments", list_assignments, "listAssignments", "List assignments", "directory",
               answer=list[shapes.Assignment], answer_words="A page of assignments, newest first.",
               query=AssignmentQuery),

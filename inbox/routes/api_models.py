@@ -8,7 +8,7 @@ contract"): extend them, never rename them. Answers are built from the database 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from tortoise.models import Model
@@ -17,6 +17,7 @@ from tortoise.queryset import QuerySet
 from inbox import models as orm
 from inbox.models import AttemptOutcome, ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes.guards import MAX_ID
+from inbox.services.case_events import reminder_status
 from inbox.services.queue import QueueState
 
 M = TypeVar("M", bound=Model)
@@ -541,4 +542,127 @@ class Alert(Answer):
             created_at=alert.created_at,
             dismissed_at=alert.dismissed_at,
             dismissed_by=alert.dismissed_by.email if alert.dismissed_by_id and alert.dismissed_by else None,
+        )
+
+
+# ---------------------------------------------------------------- case events and reminders
+
+EVENT_KINDS = Literal["hearing", "appointment", "meeting", "deadline"]
+REMINDER_STATUS_WORDS = (
+    "`pending` (scheduled in our outbox), `sending` (due, in our outbox), `sent` (handed to the provider; follow "
+    "the message), `failed`, `canceled` (the event was cancelled or moved so its time passed, or the text was "
+    "cancelled), `skipped` (never made: its time had passed when the event was saved, or the client has no number)."
+)
+
+
+class ReminderInput(Input):
+    minutes_before: int = Field(ge=0, le=366 * 24 * 60, description="The lead time before the event's start.")
+    at_local_time: str | None = Field(
+        None,
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description=(
+            "`HH:MM`: instead of exactly `minutes_before` the start, send on the client's calendar day of that "
+            "moment at this time of day in the client's time zone (`10080` and `09:00`: 9 a.m. a week before)."
+        ),
+    )
+    quick_entry_id: Id | None = Field(
+        None,
+        description=(
+            "The quick entry whose text (in the client's language) is sent, with `{event_title}`, `{event_date}`, "
+            "`{event_time}` and `{event_place}` filled in; default: the quick entry named `Event reminder`, else a "
+            "built-in text."
+        ),
+    )
+    ask_confirmation: bool = Field(False, description="Kept with the reminder.")
+
+
+class EventInput(Input):
+    kind: EVENT_KINDS
+    title: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime = Field(description="The offset is required.")
+    ends_at: AwareDatetime | None = Field(None, description="Not before `starts_at`.")
+    place: str | None = Field(None, max_length=300)
+    notes: str | None = Field(None, max_length=5000)
+    attendee_emails: list[Annotated[str, Field(max_length=254)]] | None = Field(
+        None, max_length=50, description="Staff accounts attending."
+    )
+    reminders: list[ReminderInput] | None = Field(
+        None, max_length=20, description="Omitted: the organisation's defaults for the kind."
+    )
+
+
+class EventPatch(Input):
+    """Only the fields given change. A new `starts_at` moves the reminders still pending (a reminder whose new
+    time has passed is cancelled); `reminders` replaces those not yet sent."""
+
+    kind: EVENT_KINDS | None = None
+    title: str | None = Field(None, min_length=1, max_length=200)
+    starts_at: AwareDatetime | None = Field(None, description="The offset is required.")
+    ends_at: AwareDatetime | None = None
+    place: str | None = Field(None, max_length=300)
+    notes: str | None = Field(None, max_length=5000)
+    attendee_emails: list[Annotated[str, Field(max_length=254)]] | None = Field(None, max_length=50)
+    reminders: list[ReminderInput] | None = Field(None, max_length=20)
+
+
+class Reminder(Answer):
+    id: int
+    minutes_before: int
+    at_local_time: str | None
+    quick_entry_id: int | None
+    ask_confirmation: bool
+    send_at: datetime | None = Field(description="When the text is due (null: not made).")
+    message_id: int | None = Field(description="The scheduled text in the outbox (null: not made, see `skipped`).")
+    status: str = Field(description=REMINDER_STATUS_WORDS)
+    skipped: str | None = Field(description="Why no text was made.")
+
+    @classmethod
+    def of(cls, row: orm.EventReminder, status: str) -> Reminder:
+        """`row.message` must be fetched."""
+        message = row.message
+        return cls(
+            id=row.id,
+            minutes_before=row.minutes_before,
+            at_local_time=row.at_local_time,
+            quick_entry_id=row.quick_entry_id,
+            ask_confirmation=row.ask_confirmation,
+            send_at=message.send_at if message is not None else None,
+            message_id=row.message_id,
+            status=status,
+            skipped=row.skipped or None,
+        )
+
+
+class Event(Answer):
+    id: int
+    case_id: int
+    kind: str = Field(description="`hearing`, `appointment`, `meeting` or `deadline`.")
+    title: str
+    starts_at: datetime
+    ends_at: datetime | None
+    place: str
+    notes: str
+    attendee_emails: list[str]
+    cancelled_at: datetime | None
+    confirmed_at: datetime | None
+    created_at: datetime
+    reminders: list[Reminder]
+
+    @classmethod
+    def of(cls, event: orm.CaseEvent) -> Event:
+        """`event.attendees__staff` and `event.reminders__message` must be fetched."""
+        return cls(
+            id=event.id,
+            case_id=event.case_id,
+            kind=event.kind.value,
+            title=event.title,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            place=event.place,
+            notes=event.notes,
+            attendee_emails=[a.staff.email for a in event.attendees],
+            cancelled_at=event.cancelled_at,
+            confirmed_at=event.confirmed_at,
+            created_at=event.created_at,
+            reminders=[Reminder.of(row, reminder_status(row)) for row in sorted(event.reminders, key=lambda r: r.id)],
         )

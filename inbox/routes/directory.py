@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from inbox.models import Case, CaseNote, Client, Message
 from inbox.routes.quick_entries import case_text_page
-from inbox.services import consent, directory, media, messaging, system_texts, visibility
+from inbox.services import case_events, consent, directory, media, messaging, system_texts, visibility
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, is_htmx, render, require_staff, send_after
@@ -113,7 +113,15 @@ async def case_page(request: Request) -> Response:
     log = await Message.filter(links__case_id=case.id).distinct().order_by("-id").limit(100).prefetch_related("sent_by")
     notes = await CaseNote.filter(case_id=case.id).order_by("-at", "-id").limit(100).prefetch_related("message__media")
     documents = await media.documents_of_case(case.id)
-    return render(request, "cases/detail.html", {"case": case, "sms_log": log, "notes": notes, "documents": documents})
+    events = await case_events.events_of_case(await require_staff(request), case.id)
+    context = {
+        "case": case,
+        "sms_log": log,
+        "notes": notes,
+        "documents": documents,
+        "events": [case_events.shown(event) for event in events],
+    }
+    return render(request, "cases/detail.html", context)
 
 
 async def _text_form(

@@ -46,6 +46,10 @@ TAGS = [
     },
     {"name": "messages", "description": "Sending texts, reading them back, and filing them on cases."},
     {"name": "cases", "description": "What a case holds: the notes its texts made and the documents they brought."},
+    {
+        "name": "case-events",
+        "description": "Hearings, appointments, meetings and deadlines on cases, and their client reminders.",
+    },
     {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
     {"name": "events", "description": "Live updates as server-sent events."},
     {"name": "meta", "description": "This document."},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from inbox import clock
 from inbox.events import Bus
@@ -24,7 +25,7 @@ from inbox.models import (
     Staff,
 )
 from inbox.segments import count_segments
-from inbox.services import alerts, linking
+from inbox.services import alerts, case_events, linking
 from inbox.services.channels import default_channel
 from inbox.services.directory import (
     PhoneInput,
@@ -98,6 +99,7 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
             await _sample_exchange(channel, number, case.id, index)
             if index == 0:
                 await _scheduled_reminder(channel, number, case.id)
+                await _hearing_tomorrow(case.id)
     await _unknown_sender(channel)
     return logins
 
@@ -174,6 +176,23 @@ async def _scheduled_reminder(channel: Channel, number: str, case_id: int) -> No
     )
     await MessageStatusEvent.create(message=message, status=MessageStatus.SCHEDULED, at=clock.now())
     await linking.file_on_case(message, case_id, LinkReason.SENT_FROM, linking.note_author(message, [], alice), alice)
+
+
+async def _hearing_tomorrow(case_id: int) -> None:
+    """A hearing tomorrow at 10 a.m. (Atlanta) with its client reminders on the queue: the day before at the
+    same time (skipped once that has passed) and two hours before."""
+    alice = await Staff.get(email="alice@example.org")
+    zone = ZoneInfo("America/New_York")
+    day = clock.now().astimezone(zone).date() + timedelta(days=1)
+    hearing = case_events.EventInput(
+        kind="hearing",
+        title="Eviction hearing",
+        starts_at=datetime.combine(day, time(10), tzinfo=zone),
+        place="Fulton County Courthouse, courtroom 4B",
+        attendee_emails=("alice@example.org",),
+        reminders=(case_events.ReminderSpec(24 * 60), case_events.ReminderSpec(120)),
+    )
+    await case_events.create_event(NOBODY_LISTENING, alice, case_id, hearing)
 
 
 async def _unknown_sender(channel: Channel) -> None:

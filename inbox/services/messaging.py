@@ -143,6 +143,19 @@ async def send_text(outbox: Outbox, staff: Staff, request: SendRequest) -> Messa
     return message
 
 
+async def schedule_reminder(staff: Staff, case: Case, number: str, body: str, send_at: datetime) -> Message:
+    """A case event's client reminder, scheduled in the outbox and filed on the case, inside the caller's
+    unit of work. Consent is not checked here: like every scheduled text, the outbox decides it as the
+    text leaves (a client who agrees to texts after the event is made still gets the reminder)."""
+    request = SendRequest(body=body, case_id=case.id, send_at=send_at)
+    message = await _store_outbound(
+        staff, request, Recipient(number, case, None), purpose=MessagePurpose.EVENT_REMINDER
+    )
+    await quiet_hours.note_hold(message, clock.now())
+    current_unit().publish(sent_event(message))
+    return message
+
+
 def due_now(message: Message) -> bool:
     """A text to hand over at once: not one scheduled for later (but one whose time has come — a stuck
     scheduled text a person retried)."""
@@ -223,6 +236,7 @@ async def _store_outbound(
     recipient: Recipient,
     attachments: list[media.CheckedAttachment] | None = None,
     hashes: list[str] | None = None,
+    purpose: MessagePurpose | None = None,
 ) -> Message:
     """The text a person sent or scheduled, filed on its case; inside the caller's unit of work."""
     channel = await _channel_of(recipient.conversation, recipient.number, recipient.case)
@@ -236,6 +250,7 @@ async def _store_outbound(
         sent_by=staff,
         case=recipient.case,
         send_at=request.send_at if scheduled else None,
+        purpose=purpose,
     )
     if attachments:
         await media.attach_outbound(message, attachments, hashes or [])
@@ -539,3 +554,8 @@ async def conversation_for(staff: Staff, conversation_id: int) -> Conversation:
     if conversation is None or not await visibility.can_see_conversation(staff, conversation):
         raise NotFound("No conversation has this id.")
     return conversation
+
+
+def publish_status(message: Message) -> None:
+    """Open tabs re-show the text (new words, a new time), after the caller's unit of work commits."""
+    current_unit().publish(status_changed(message))

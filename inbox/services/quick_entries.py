@@ -31,6 +31,11 @@ PLACEHOLDERS: dict[str, str] = {
     "staff_first_name": "your first name",
     "organisation_name": "the organisation's name",
     "today": "today's date, e.g. November 21, 2026",
+    # Filled in for a case event's reminders only (the client's time zone); empty in the composer.
+    "event_title": "the event's title (event reminders)",
+    "event_date": "the event's date, e.g. December 3, 2026 (event reminders)",
+    "event_time": "the event's time, e.g. 9:30 a.m. (event reminders)",
+    "event_place": "where the event is (event reminders)",
 }
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")

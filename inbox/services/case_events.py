@@ -1,0 +1,465 @@
+"""Case events (hearings, appointments, meetings, deadlines) and their client reminders.
+
+A reminder is an ordinary scheduled outbound text in the outbox, linked to its event and filed on the
+case: consent and quiet hours are decided when it leaves, like any scheduled text. Its time is worked
+out in the client's time zone (quiet_hours.choose_zone): "1 day before at 9 a.m." is 9 a.m. on the
+client's calendar, whatever daylight saving did in between; a plain lead time ("2 hours before") is
+that span before the start. Moving an event moves its pending reminders (and re-words them); cancelling
+it cancels them. A reminder whose time has already passed is not created (`skipped` says why).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from inbox import clock
+from inbox.events import Bus
+from inbox.models import (
+    Case,
+    CaseEvent,
+    Client,
+    EventAttendee,
+    EventKind,
+    EventReminder,
+    Message,
+    MessageStatus,
+    OutboxState,
+    QuickEntry,
+    Role,
+    Staff,
+)
+from inbox.services import directory, messaging, organisation, quick_entries, quiet_hours, visibility
+from inbox.services.errors import Forbidden, NotFound, Refused, require
+from inbox.services.limits import check_fits
+from inbox.services.unit_of_work import unit_of_work
+
+CANCELLED_ENTRY_NAME = "Event cancelled"  # the quick entry offered when an event is cancelled, if there is one
+CANCELLED_TEXT = "{organisation_name}: {event_title} at {event_time} on {event_date} is cancelled."
+REMINDER_ENTRY_NAME = "Event reminder"  # the quick entry used when a reminder names none (variants per language)
+BUILT_IN_TEXT = "Reminder from {organisation_name}: {event_title} at {event_time} on {event_date}. {event_place}"
+LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+MOVED_INTO_THE_PAST = "The event moved: this reminder's time has passed."
+PASSED = "Its time had passed when the event was saved."
+NO_NUMBER = "The client has no phone number on file."
+MAX_LEAD_MINUTES = 366 * 24 * 60
+
+
+@dataclass(frozen=True)
+class ReminderSpec:
+    """When a reminder goes: `minutes_before` the start, or — with `at_local_time` — on the client's
+    calendar day that lead time before the start, at that time."""
+
+    minutes_before: int
+    at_local_time: str | None = None
+    quick_entry_id: int | None = None
+    ask_confirmation: bool = False
+
+
+DAY = 24 * 60
+BUILT_IN_REMINDERS: dict[EventKind, list[ReminderSpec]] = {
+    EventKind.HEARING: [ReminderSpec(7 * DAY, "09:00"), ReminderSpec(DAY, "09:00")],
+    EventKind.APPOINTMENT: [ReminderSpec(DAY), ReminderSpec(120)],
+    EventKind.MEETING: [ReminderSpec(DAY)],
+    EventKind.DEADLINE: [ReminderSpec(7 * DAY, "09:00"), ReminderSpec(DAY, "09:00")],
+}
+
+
+@dataclass(frozen=True)
+class EventInput:
+    kind: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime | None = None
+    place: str = ""
+    notes: str = ""
+    attendee_emails: tuple[str, ...] = ()
+    reminders: tuple[ReminderSpec, ...] | None = None  # None: the organisation's defaults for the kind
+
+
+# ---------------------------------------------------------------- the organisation's defaults
+
+
+def _spec_of(raw: dict[str, Any]) -> ReminderSpec:
+    return ReminderSpec(
+        int(raw["minutes_before"]),
+        raw.get("at_local_time"),
+        raw.get("quick_entry_id"),
+        bool(raw.get("ask_confirmation", False)),
+    )
+
+
+async def default_reminders(kind: EventKind) -> list[ReminderSpec]:
+    """The organisation's reminders for a kind of event, else the built-in ones."""
+    saved = (await organisation.current()).reminder_defaults
+    if saved is not None and kind.value in saved:
+        return [_spec_of(raw) for raw in saved[kind.value]]
+    return list(BUILT_IN_REMINDERS[kind])
+
+
+async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[ReminderSpec]]) -> None:
+    """Admins set the reminders every new event of a kind gets (events already made keep theirs)."""
+    if staff.role != Role.ADMIN:
+        raise Forbidden("Only administrators may change the default reminders.")
+    org = await organisation.current()
+    org.reminder_defaults = {
+        kind.value: [{"minutes_before": s.minutes_before, "at_local_time": s.at_local_time} for s in specs]
+        for kind, specs in defaults.items()
+    }
+    await org.save(update_fields=["reminder_defaults"])
+
+
+# ---------------------------------------------------------------- checking
+
+
+async def _check(data: EventInput) -> tuple[EventKind, list[Staff]]:
+    errors: dict[str, str] = {}
+    kind = None
+    try:
+        kind = EventKind(data.kind)
+    except ValueError:
+        errors["kind"] = "Choose hearing, appointment, meeting or deadline."
+    if not data.title.strip():
+        errors["title"] = "Give the event a title."
+    check_fits(errors, "title", data.title.strip(), CaseEvent)
+    check_fits(errors, "place", data.place.strip(), CaseEvent)
+    if data.starts_at.tzinfo is None:
+        errors["starts_at"] = "Give the time with its offset or zone."
+    if data.ends_at is not None and (data.ends_at.tzinfo is None or data.ends_at < data.starts_at):
+        errors["ends_at"] = "The end must be after the start, with its offset or zone."
+    for index, spec in enumerate(data.reminders or ()):
+        if not 0 <= spec.minutes_before <= MAX_LEAD_MINUTES:
+            errors[f"reminders.{index}.minutes_before"] = "Give a lead time between 0 minutes and a year."
+        if spec.at_local_time is not None and not LOCAL_TIME.fullmatch(spec.at_local_time):
+            errors[f"reminders.{index}.at_local_time"] = "Give a time of day as HH:MM (09:00)."
+        if spec.quick_entry_id is not None and not await QuickEntry.exists(id=spec.quick_entry_id):
+            errors[f"reminders.{index}.quick_entry_id"] = "No quick entry has this id."
+    attendees: list[Staff] = []
+    for email in data.attendee_emails:
+        person = await Staff.get_or_none(email=email.strip().lower()) if len(email) <= 254 else None
+        if person is None:
+            errors["attendee_emails"] = f"No staff account has the email {email}."
+        else:
+            attendees.append(person)
+    require(errors)
+    assert kind is not None
+    return kind, attendees
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def visible_case(staff: Staff, case_id: int) -> Case:
+    case = await Case.get_or_none(id=case_id)
+    if case is None or not await visibility.can_see_case(staff, case):
+        raise NotFound("No case has this id.")
+    return case
+
+
+async def get_event(staff: Staff, event_id: int) -> CaseEvent:
+    event = await CaseEvent.get_or_none(id=event_id).prefetch_related("case", "attendees__staff", "reminders__message")
+    if event is None or not await visibility.can_see_case(staff, event.case):
+        raise NotFound("No event has this id.")
+    return event
+
+
+async def events_of_case(staff: Staff, case_id: int) -> list[CaseEvent]:
+    """A case's events, soonest first, cancelled ones included (they say so)."""
+    case = await visible_case(staff, case_id)
+    return (
+        await CaseEvent.filter(case_id=case.id)
+        .order_by("starts_at", "id")
+        .prefetch_related("attendees__staff", "reminders__message")
+    )
+
+
+def reminder_status(reminder: EventReminder) -> str:
+    """pending (scheduled in our outbox), sending, sent, failed, canceled, or skipped (never made)."""
+    message: Message | None = reminder.message
+    if message is None:
+        return "skipped"
+    if message.status == MessageStatus.SCHEDULED:
+        return "pending"
+    if message.status == MessageStatus.CANCELED:
+        return "canceled"
+    if message.status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
+        return "failed"
+    return "sending" if message.outbox_state is not None else "sent"
+
+
+def is_pending(message: Message | None) -> bool:
+    return (
+        message is not None
+        and message.status == MessageStatus.SCHEDULED
+        and message.outbox_state == OutboxState.WAITING
+    )
+
+
+# ---------------------------------------------------------------- reminder time and words
+
+
+def reminder_time(starts_at: datetime, spec: ReminderSpec, zone_name: str) -> datetime:
+    """When the reminder goes (UTC). With `at_local_time`: the client's calendar day of (start − lead
+    time), at that wall-clock time — zoneinfo gives the offset of that day, so DST is right."""
+    lead = starts_at - timedelta(minutes=spec.minutes_before)
+    if spec.at_local_time is None:
+        return lead.astimezone(UTC)
+    zone = quiet_hours.zone_named(zone_name) or UTC
+    hour, minute = (int(part) for part in spec.at_local_time.split(":"))
+    day = lead.astimezone(zone).date()
+    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+
+
+def _event_values(event: CaseEvent, zone_name: str) -> dict[str, str | None]:
+    zone = quiet_hours.zone_named(zone_name) or UTC
+    local = event.starts_at.astimezone(zone)
+    return {
+        "event_title": event.title,
+        "event_date": quick_entries.long_date(local),
+        "event_time": quiet_hours.clock_words(local),
+        "event_place": event.place,
+    }
+
+
+def _filled_for_a_client(body: str, values: dict[str, str | None]) -> str:
+    """Every known placeholder replaced, an empty one by nothing: an automatic text must not carry a
+    visible `{event_place}` (a person filling the composer gets a warning instead)."""
+
+    def replace_one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return (values.get(name) or "").strip() if name in quick_entries.PLACEHOLDERS else match.group(0)
+
+    return " ".join(quick_entries.PLACEHOLDER.sub(replace_one, body).split())
+
+
+async def reminder_text(
+    staff: Staff, event: CaseEvent, case: Case, client: Client, spec: ReminderSpec, zone: str
+) -> str:
+    """The quick entry named by the reminder (else the organisation's "Event reminder", else a built-in
+    text), in the client's language, filled in for the event."""
+    name = None
+    if spec.quick_entry_id is not None:
+        chosen = await QuickEntry.get_or_none(id=spec.quick_entry_id)
+        name = chosen.name if chosen is not None else None
+    variants = await QuickEntry.filter(name=name or REMINDER_ENTRY_NAME)
+    body = quick_entries.pick_variant(variants, client.preferred_language).body if variants else BUILT_IN_TEXT
+    values = await quick_entries.values_for(staff, client, case, clock.now())
+    return _filled_for_a_client(body, {**values, **_event_values(event, zone)})
+
+
+async def cancellation_text(staff: Staff, event: CaseEvent) -> str:
+    """The "this hearing is cancelled" text offered to the person who cancelled it (sent only if they send it):
+    the quick entry "Event cancelled" in the client's language, else a built-in text."""
+    case = await Case.get(id=event.case_id)
+    context = await _context(staff, case)
+    variants = await QuickEntry.filter(name=CANCELLED_ENTRY_NAME)
+    body = quick_entries.pick_variant(variants, context.client.preferred_language).body if variants else CANCELLED_TEXT
+    values = await quick_entries.values_for(staff, context.client, case, clock.now())
+    return _filled_for_a_client(body, {**values, **_event_values(event, context.zone)})
+
+
+# ---------------------------------------------------------------- making, moving, cancelling reminders
+
+
+@dataclass(frozen=True)
+class ReminderContext:
+    """What every reminder of one event needs: who schedules it, where it goes, in which zone."""
+
+    staff: Staff
+    case: Case
+    client: Client
+    number: str | None
+    zone: str
+
+
+async def _context(staff: Staff, case: Case) -> ReminderContext:
+    client = await directory.get_client(case.client_id)
+    phone = directory.mobile_of(client) or next(iter(client.phones), None)
+    number = phone.number if phone is not None else None
+    org_zone = (await organisation.current()).time_zone
+    zone = quiet_hours.choose_zone([client.time_zone], number or "", org_zone)
+    return ReminderContext(staff, case, client, number, zone)
+
+
+def spec_of_row(row: EventReminder) -> ReminderSpec:
+    return ReminderSpec(row.minutes_before, row.at_local_time, row.quick_entry_id, row.ask_confirmation)
+
+
+async def _schedule(row: EventReminder, event: CaseEvent, context: ReminderContext, now: datetime) -> None:
+    """The reminder's text in the outbox, or why there is none."""
+    spec = spec_of_row(row)
+    send_at = reminder_time(event.starts_at, spec, context.zone)
+    if context.number is None:
+        row.message_id, row.skipped = None, NO_NUMBER
+    elif send_at <= now:
+        row.message_id, row.skipped = None, PASSED
+    else:
+        body = await reminder_text(context.staff, event, context.case, context.client, spec, context.zone)
+        message = await messaging.schedule_reminder(context.staff, context.case, context.number, body, send_at)
+        row.message_id, row.skipped = message.id, ""
+    await row.save(update_fields=["message_id", "skipped"])
+
+
+async def _add_reminders(event: CaseEvent, specs: list[ReminderSpec], context: ReminderContext, now: datetime) -> None:
+    for spec in specs:
+        row = await EventReminder.create(
+            event=event,
+            minutes_before=spec.minutes_before,
+            at_local_time=spec.at_local_time,
+            quick_entry_id=spec.quick_entry_id,
+            ask_confirmation=spec.ask_confirmation,
+        )
+        await _schedule(row, event, context, now)
+
+
+async def _move(row: EventReminder, event: CaseEvent, context: ReminderContext, now: datetime) -> None:
+    """A pending reminder follows its event (new time, new words); one whose new time has passed is
+    cancelled; one never made (its time had passed) is made if its new time is ahead."""
+    message = await Message.get_or_none(id=row.message_id) if row.message_id is not None else None
+    if message is None:
+        if row.skipped == PASSED:
+            await _schedule(row, event, context, now)
+        return
+    if not is_pending(message):
+        return  # sent, failed or cancelled: history, left as it is
+    spec = spec_of_row(row)
+    send_at = reminder_time(event.starts_at, spec, context.zone)
+    if send_at <= now:
+        await messaging.cancel_if_waiting(message, MOVED_INTO_THE_PAST, now)
+        return
+    body = await reminder_text(context.staff, event, context.case, context.client, spec, context.zone)
+    if await messaging.reschedule(message, body, send_at):
+        await message.refresh_from_db()
+        await quiet_hours.note_hold(message, now)
+        messaging.publish_status(message)
+
+
+async def _cancel_pending(event: CaseEvent, why: str, now: datetime, keep: set[int] | None = None) -> None:
+    for row in await EventReminder.filter(event_id=event.id).prefetch_related("message"):
+        if keep is not None and row.id in keep:
+            continue
+        if row.message is not None and row.message.outbox_state is not None:
+            await messaging.cancel_if_waiting(row.message, why, now)
+
+
+# ---------------------------------------------------------------- the operations
+
+
+async def create_event(
+    bus: Bus, staff: Staff, case_id: int, data: EventInput, now: datetime | None = None
+) -> CaseEvent:
+    case = await visible_case(staff, case_id)
+    kind, attendees = await _check(data)
+    specs = list(data.reminders) if data.reminders is not None else await default_reminders(kind)
+    now = now or clock.now()
+    context = await _context(staff, case)
+    async with unit_of_work(bus):
+        event = await CaseEvent.create(
+            case=case,
+            kind=kind,
+            title=data.title.strip(),
+            starts_at=data.starts_at.astimezone(UTC),
+            ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None,
+            place=data.place.strip(),
+            notes=data.notes,
+            created_by=staff,
+        )
+        for person in attendees:
+            await EventAttendee.create(event=event, staff=person)
+        await _add_reminders(event, specs, context, now)
+    return await get_event(staff, event.id)
+
+
+async def update_event(
+    bus: Bus, staff: Staff, event_id: int, data: EventInput, now: datetime | None = None
+) -> CaseEvent:
+    """New details; a new start moves the pending reminders; new reminders (when given) replace the ones
+    not yet sent."""
+    event = await get_event(staff, event_id)
+    if event.cancelled_at is not None:
+        raise Refused("This event was cancelled; add a new one instead.")
+    kind, attendees = await _check(data)
+    now = now or clock.now()
+    context = await _context(staff, event.case)
+    async with unit_of_work(bus):
+        event.kind, event.title, event.place, event.notes = kind, data.title.strip(), data.place.strip(), data.notes
+        event.starts_at = data.starts_at.astimezone(UTC)
+        event.ends_at = data.ends_at.astimezone(UTC) if data.ends_at else None
+        await event.save(update_fields=["kind", "title", "place", "notes", "starts_at", "ends_at"])
+        await EventAttendee.filter(event_id=event.id).delete()
+        for person in attendees:
+            await EventAttendee.create(event=event, staff=person)
+        if data.reminders is None:
+            for row in await EventReminder.filter(event_id=event.id).order_by("id"):
+                await _move(row, event, context, now)
+        else:
+            await _replace_reminders(event, list(data.reminders), context, now)
+    return await get_event(staff, event.id)
+
+
+async def _replace_reminders(
+    event: CaseEvent, specs: list[ReminderSpec], context: ReminderContext, now: datetime
+) -> None:
+    """Reminders not yet sent are cancelled and forgotten; the sent ones stay as history."""
+    for row in await EventReminder.filter(event_id=event.id).prefetch_related("message"):
+        if row.message is None or is_pending(row.message):
+            if row.message is not None:
+                await messaging.cancel_if_waiting(row.message, "The event's reminders were changed.", now)
+            await row.delete()
+    await _add_reminders(event, specs, context, now)
+
+
+async def cancel_event(bus: Bus, staff: Staff, event_id: int, now: datetime | None = None) -> CaseEvent:
+    """Marked cancelled, its reminders still in the outbox cancelled. Cancelling it again is harmless."""
+    event = await get_event(staff, event_id)
+    if event.cancelled_at is not None:
+        return event
+    now = now or clock.now()
+    async with unit_of_work(bus):
+        event.cancelled_at = now
+        await event.save(update_fields=["cancelled_at"])
+        await _cancel_pending(event, f"The {event.kind.value} was cancelled.", now)
+    return await get_event(staff, event.id)
+
+
+def with_changes(event: CaseEvent, **changes: Any) -> EventInput:
+    """The event as an input, with some fields changed (a PATCH, or the case page's edit form)."""
+    current = EventInput(
+        kind=event.kind.value,
+        title=event.title,
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        place=event.place,
+        notes=event.notes,
+        attendee_emails=tuple(a.staff.email for a in event.attendees),
+    )
+    return replace(current, **changes)
+
+
+@dataclass(frozen=True)
+class ShownReminder:
+    row: EventReminder
+    status: str
+    send_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ShownEvent:
+    """An event as the case page lists it: its reminders with their status words."""
+
+    event: CaseEvent
+    reminders: list[ShownReminder]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.event.cancelled_at is not None
+
+
+def shown(event: CaseEvent) -> ShownEvent:
+    """`event.reminders__message` must be fetched."""
+    rows = sorted(event.reminders, key=lambda r: r.id)
+    return ShownEvent(
+        event, [ShownReminder(r, reminder_status(r), r.message.send_at if r.message else None) for r in rows]
+    )
