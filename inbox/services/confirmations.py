@@ -1,0 +1,65 @@
+"""A client confirming an event by text: "C" or "CONFIRM" in answer to a reminder that asked for it.
+
+Read like a keyword (the whole message, trimmed, any casing), but only in its window: the number was
+sent a reminder asking for confirmation, that reminder has left (it was handed to Twilio at or before the
+reply), and its event has neither started nor been cancelled. Y and YES never confirm: they are opt-in
+keywords (inbox.services.keywords) and mean consent. A C outside any window is an ordinary text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from inbox.models import CaseEvent, Direction, EventReminder, Message, MessageStatus
+
+CONFIRM_WORDS = frozenset({"C", "CONFIRM"})
+# The reminder's text has left our hands: Twilio took it (or reported on it). A scheduled, cancelled or
+# failed reminder never reached the client, so a C cannot be answering it.
+LEFT = (
+    MessageStatus.ACCEPTED,
+    MessageStatus.QUEUED,
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+    MessageStatus.PARTIALLY_DELIVERED,
+)
+
+
+def is_confirmation_word(body: str) -> bool:
+    return (body or "").strip().upper() in CONFIRM_WORDS
+
+
+async def event_awaiting_confirmation(sender: str, at: datetime) -> CaseEvent | None:
+    """The event a C from `sender` at `at` confirms: the newest reminder asking for confirmation sent to
+    that number whose event has not started, is not cancelled and is not yet confirmed."""
+    reminders = (
+        EventReminder.filter(
+            ask_confirmation=True,
+            message__direction=Direction.OUTBOUND,
+            message__to_number=sender,
+            message__status__in=LEFT,
+            message__first_attempt_at__lte=at,
+            event__starts_at__gt=at,
+            event__cancelled_at__isnull=True,
+            event__confirmed_at__isnull=True,
+        )
+        .order_by("-message__first_attempt_at", "-id")
+        .prefetch_related("event")
+    )
+    newest = await reminders.first()
+    return newest.event if newest is not None else None
+
+
+async def confirm_by_text(message: Message, at: datetime) -> CaseEvent | None:
+    """Marks the event the inbound `message` confirms (inside the inbound unit of work); None when the
+    text is not a confirmation (then it is an ordinary text, with its alert)."""
+    if not is_confirmation_word(message.body):
+        return None
+    event = await event_awaiting_confirmation(message.from_number, at)
+    if event is None:
+        return None
+    # Conditional, so two C's racing confirm once and the first time stands.
+    await CaseEvent.filter(id=event.id, confirmed_at__isnull=True).update(confirmed_at=at)
+    await event.refresh_from_db()
+    return event
