@@ -13,10 +13,11 @@ from starlette.applications import Starlette
 
 from inbox.models import Alert, CaseEvent, ConsentEvent, Message
 from inbox.services.keywords import Keyword, classify
-from inbox.worker import send_due
+from inbox.worker import check_due, send_due
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours
 from tests.support.records import MARIA, MakeCase
+from tests.support.staff import MakeStaff
 from tests.support.webhooks import text_in
 
 REPLY_C = "Reply C to confirm."
@@ -26,13 +27,8 @@ def z(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def hearing_with_a_sent_reminder(
-    app: Starlette, api: httpx.AsyncClient, case_id: int, ask_confirmation: bool = True
-) -> tuple[dict[str, Any], datetime]:
-    """A hearing five hours ahead whose two-hour reminder (asking for a C, or not) has been sent; the app's
-    clock then stands between the reminder and the hearing. Returns the event and that moment."""
-    await no_quiet_hours()  # the reminder may fall in the night, depending on when the test runs
-    starts = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
+async def add_hearing(api: httpx.AsyncClient, case_id: int, starts: datetime, ask_confirmation: bool) -> dict[str, Any]:
+    """A hearing with one reminder two hours before it, asking for a C or not."""
     body = {
         "kind": "hearing",
         "title": "Eviction hearing",
@@ -43,6 +39,17 @@ async def hearing_with_a_sent_reminder(
     response = await api.post(f"/api/v1/cases/{case_id}/events", json=body)
     assert response.status_code == 201, response.text
     event: dict[str, Any] = response.json()
+    return event
+
+
+async def hearing_with_a_sent_reminder(
+    app: Starlette, api: httpx.AsyncClient, case_id: int, ask_confirmation: bool = True
+) -> tuple[dict[str, Any], datetime]:
+    """A hearing five hours ahead whose two-hour reminder (asking for a C, or not) has been sent; the app's
+    clock then stands between the reminder and the hearing. Returns the event and that moment."""
+    await no_quiet_hours()  # the reminder may fall in the night, depending on when the test runs
+    starts = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
+    event = await add_hearing(api, case_id, starts, ask_confirmation)
     assert await send_due(app.state.outbox, now=starts - timedelta(hours=2)) == 1
     between = starts - timedelta(hours=1)
     app.state.clock = lambda: between
@@ -135,3 +142,41 @@ async def test_a_c_after_the_hearing_started_does_not_confirm_it(
 
     assert await confirmed_at(event) is None
     assert await Alert.exists(message_id=reply.id)
+
+
+# ---------------------------------------------------------------- the unconfirmed-hearing alert
+
+
+async def test_an_unconfirmed_hearing_48_hours_ahead_alerts_its_assignees_once(
+    app: Starlette, supervisor: httpx.AsyncClient, make_case: MakeCase, make_staff: MakeStaff
+) -> None:
+    advocate = await make_staff("advocate")
+    case = await make_case(assignee=advocate)
+    quiet = await make_case(phone="+17705550123", assignee=advocate)  # its hearing does not ask for a C
+    starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    asking = await add_hearing(supervisor, case.case_id, starts, ask_confirmation=True)
+    await add_hearing(supervisor, quiet.case_id, starts, ask_confirmation=False)
+
+    assert await check_due(app.state.outbox, now=starts - timedelta(hours=49)) == 0  # not yet 48 hours ahead
+    assert await check_due(app.state.outbox, now=starts - timedelta(hours=47)) == 1
+    assert await check_due(app.state.outbox, now=starts - timedelta(hours=46)) == 0  # raised once
+
+    (alert,) = await Alert.filter(case_id__in=[case.case_id, quiet.case_id]).prefetch_related("assignees")
+    assert alert.case_id == case.case_id
+    assert alert.message_id == asking["reminders"][0]["message_id"]  # tied to the reminder that asked
+    assert {a.staff_id for a in alert.assignees} == {advocate.id}
+
+
+async def test_a_confirmed_or_cancelled_hearing_raises_no_alert(
+    app: Starlette, supervisor: httpx.AsyncClient, make_case: MakeCase
+) -> None:
+    confirmed_case, cancelled_case = await make_case(), await make_case(phone="+17705550123")
+    starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    confirmed = await add_hearing(supervisor, confirmed_case.case_id, starts, ask_confirmation=True)
+    cancelled = await add_hearing(supervisor, cancelled_case.case_id, starts, ask_confirmation=True)
+    await CaseEvent.filter(id=confirmed["id"]).update(confirmed_at=datetime.now(UTC))
+    response = await supervisor.delete(f"/api/v1/events/{cancelled['id']}")
+    assert response.status_code == 200, response.text
+
+    assert await check_due(app.state.outbox, now=starts - timedelta(hours=47)) == 0
+    assert not await Alert.filter(case_id__in=[confirmed_case.case_id, cancelled_case.case_id]).exists()
