@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from inbox.models import Alert, CaseEvent, ConsentEvent, Message
+from inbox.models import Alert, CaseEvent, ConsentEvent, Message, Staff
 from inbox.services.keywords import Keyword, classify
 from inbox.worker import check_due, send_due
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours
+from tests.support.pages import words
 from tests.support.records import MARIA, MakeCase
 from tests.support.staff import MakeStaff
 from tests.support.webhooks import text_in
@@ -74,7 +75,12 @@ async def test_a_reminder_that_asks_ends_with_reply_c_and_one_that_does_not_neve
 
 
 async def test_a_c_confirms_the_hearing_without_an_alert(
-    app: Starlette, supervisor: httpx.AsyncClient, anonymous: httpx.AsyncClient, make_case: MakeCase
+    app: Starlette,
+    supervisor: httpx.AsyncClient,
+    supervisor_staff: Staff,
+    signed_in: Any,
+    anonymous: httpx.AsyncClient,
+    make_case: MakeCase,
 ) -> None:
     case = await make_case()
     event, between = await hearing_with_a_sent_reminder(app, supervisor, case.case_id)
@@ -86,6 +92,8 @@ async def test_a_c_confirms_the_hearing_without_an_alert(
     shown = (await supervisor.get(f"/api/v1/events/{event['id']}")).json()
     assert shown["confirmed_at"] is not None
     assert datetime.fromisoformat(shown["confirmed_at"]) == between
+    page = await (await signed_in(supervisor_staff)).get(f"/cases/{case.case_id}")
+    assert "Eviction hearing" in words(page.text) and "confirmed by text, " in words(page.text)
     # The reply is still an ordinary text in the thread.
     assert (await Message.get(id=reply.id)).body == "  c "
 
