@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-from inbox.models import Alert, CaseEvent, ConsentEvent, Message, Staff
+from inbox.models import Alert, CaseEvent, ConsentEvent, Message, QuickEntry, Staff
 from inbox.services.keywords import Keyword, classify
 from inbox.worker import check_due, send_due
 from tests.support.fake_twilio import FakeTwilio
@@ -72,6 +72,30 @@ async def test_a_reminder_that_asks_ends_with_reply_c_and_one_that_does_not_neve
     plain = await make_case(phone=other)
     await hearing_with_a_sent_reminder(app, supervisor, plain.case_id, ask_confirmation=False)
     assert REPLY_C not in fake_twilio.bodies_to(other)[-1]
+
+
+async def test_a_quick_entry_reminder_gets_the_request_once(
+    app: Starlette, supervisor: httpx.AsyncClient, make_case: MakeCase, fake_twilio: FakeTwilio
+) -> None:
+    await QuickEntry.create(name="Event reminder", language=None, body="Court: {event_title} on {event_date}.")
+    await QuickEntry.create(name="Asks already", language=None, body="{event_title}. Reply c to confirm.")
+    asks_already = await QuickEntry.get(name="Asks already")
+    case = await make_case()
+    await hearing_with_a_sent_reminder(app, supervisor, case.case_id)
+    assert fake_twilio.bodies_to(MARIA)[-1].startswith("Court: Eviction hearing on ")
+    assert fake_twilio.bodies_to(MARIA)[-1].endswith(". " + REPLY_C)
+
+    starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    body = {
+        "kind": "hearing",
+        "title": "Second hearing",
+        "starts_at": z(starts),
+        "reminders": [{"minutes_before": 120, "ask_confirmation": True, "quick_entry_id": asks_already.id}],
+    }
+    response = await supervisor.post(f"/api/v1/cases/{case.case_id}/events", json=body)
+    assert response.status_code == 201, response.text
+    message = await Message.get(id=response.json()["reminders"][0]["message_id"])
+    assert message.body == "Second hearing. Reply c to confirm."  # not asked twice
 
 
 async def test_a_c_confirms_the_hearing_without_an_alert(
