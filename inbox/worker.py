@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 
 from inbox import clock
+from inbox.services.confirmations import alert_unconfirmed_hearings
 from inbox.services.media import fetch_due_media
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import Claimed, Idle, claim_next, deliver, release_leases
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 # The shortest sleep while a paced channel frees up: below it, waking costs more than it saves.
 SHORTEST_NAP = 0.002
+# How often the worker looks for hearings 48 hours ahead still waiting for the client's C.
+CHECK_SECONDS = 60.0
 # How long a stopping worker waits for its calls in flight (Twilio's timeout is shorter).
 STOP_GRACE_SECONDS = 30.0
 
@@ -47,6 +50,11 @@ async def fetch_due(outbox: Outbox) -> int:
     return await fetch_due_media(outbox.provider, outbox.media_dir, outbox.bus)
 
 
+async def check_due(outbox: Outbox, now: datetime | None = None) -> int:
+    """The periodic checks: alerts for unconfirmed hearings 48 hours ahead (raised once each)."""
+    return await alert_unconfirmed_hearings(outbox.bus, now or clock.now())
+
+
 class OutboxWorker:
     def __init__(self, outbox: Outbox, lanes: int = 4, poll: float = POLL_SECONDS) -> None:
         self.outbox = outbox
@@ -64,12 +72,13 @@ class OutboxWorker:
         """Until `stop()`: the lanes, and the attachment retries beside them."""
         lanes = [asyncio.create_task(self._lane(n), name=f"outbox-lane-{n}") for n in range(self.lanes)]
         media = asyncio.create_task(self._media(), name="outbox-media")
+        checks = asyncio.create_task(self._checks(), name="outbox-checks")
         try:
             await asyncio.gather(*lanes)
         finally:
-            for task in (*lanes, media):
+            for task in (*lanes, media, checks):
                 task.cancel()
-            await asyncio.gather(*lanes, media, return_exceptions=True)
+            await asyncio.gather(*lanes, media, checks, return_exceptions=True)
             with contextlib.suppress(Exception):
                 released = await release_leases(self.outbox)
                 if released:
@@ -114,6 +123,17 @@ class OutboxWorker:
             except Exception:
                 log.exception("The outbox worker failed a round of attachment downloads")
             await asyncio.sleep(self.poll)
+
+    async def _checks(self) -> None:
+        # Every worker runs them: each alert is raised once however many look (see alert_unconfirmed_hearings).
+        while not self._stopping:
+            try:
+                await check_due(self.outbox)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("The outbox worker failed a round of periodic checks")
+            await asyncio.sleep(max(self.poll, CHECK_SECONDS))
 
 
 async def stop_gracefully(worker: OutboxWorker, task: asyncio.Task[None], grace: float = STOP_GRACE_SECONDS) -> None:

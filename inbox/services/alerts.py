@@ -44,12 +44,18 @@ async def raise_alerts(message: Message, case_ids: list[int]) -> None:
     """One alert per case the text landed on, inside the inbound unit of work (announced on commit)."""
     policy = await alert_policy()
     for case_id in case_ids:
-        alert, created = await Alert.get_or_create(case_id=case_id, message=message)
-        if not created:
-            continue
-        for staff_id in await assignees_for(case_id, policy):
-            await AlertAssignee.create(alert=alert, staff_id=staff_id)
-        current_unit().publish(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id))
+        await raise_alert(message, case_id, policy)
+
+
+async def raise_alert(message: Message, case_id: int, policy: AlertPolicy) -> bool:
+    """One alert on the case about the text, addressed to its assignees; False when it was raised before."""
+    alert, created = await Alert.get_or_create(case_id=case_id, message=message)
+    if not created:
+        return False
+    for staff_id in await assignees_for(case_id, policy):
+        await AlertAssignee.create(alert=alert, staff_id=staff_id)
+    current_unit().publish(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id))
+    return True
 
 
 def open_alerts_for(staff: Staff) -> Q:

@@ -45,6 +45,9 @@ MOVED_INTO_THE_PAST = "The event moved: this reminder's time has passed."
 PASSED = "Its time had passed when the event was saved."
 NO_NUMBER = "The client has no phone number on file."
 MAX_LEAD_MINUTES = 366 * 24 * 60
+# Ends a reminder that asks for confirmation. Plain GSM-7 (no curly quotes), so it never turns the text into
+# UCS-2; it adds 20 characters, which a 140-character reminder pushes into a second segment.
+ASK_TO_CONFIRM = "Reply C to confirm."
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,14 @@ async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[Re
         raise Forbidden("Only administrators may change the default reminders.")
     org = await organisation.current()
     org.reminder_defaults = {
-        kind.value: [{"minutes_before": s.minutes_before, "at_local_time": s.at_local_time} for s in specs]
+        kind.value: [
+            {
+                "minutes_before": s.minutes_before,
+                "at_local_time": s.at_local_time,
+                "ask_confirmation": s.ask_confirmation,
+            }
+            for s in specs
+        ]
         for kind, specs in defaults.items()
     }
     await org.save(update_fields=["reminder_defaults"])
@@ -246,7 +256,15 @@ async def reminder_text(
     variants = await QuickEntry.filter(name=name or REMINDER_ENTRY_NAME)
     body = quick_entries.pick_variant(variants, client.preferred_language).body if variants else BUILT_IN_TEXT
     values = await quick_entries.values_for(staff, client, case, clock.now())
-    return _filled_for_a_client(body, {**values, **_event_values(event, zone)})
+    text = _filled_for_a_client(body, {**values, **_event_values(event, zone)})
+    return with_confirmation_request(text) if spec.ask_confirmation else text
+
+
+def with_confirmation_request(text: str) -> str:
+    """The reminder asking for a C, once: a quick entry that already ends with the request keeps its own."""
+    if text.rstrip().upper().endswith(ASK_TO_CONFIRM.upper()):
+        return text
+    return f"{text} {ASK_TO_CONFIRM}" if text else ASK_TO_CONFIRM
 
 
 async def cancellation_text(staff: Staff, event: CaseEvent) -> str:

@@ -24,7 +24,7 @@ from inbox import clock
 from inbox.events import MessageReceived
 from inbox.models import Channel, Conversation, Message, WebhookPayload
 from inbox.phones import sender_address
-from inbox.services import alerts, consent, linking, media, messaging, system_texts
+from inbox.services import alerts, confirmations, consent, linking, media, messaging, system_texts
 from inbox.services.limits import max_length
 from inbox.services.messaging import Outbox
 from inbox.services.providers import ChannelNotReady
@@ -61,11 +61,12 @@ async def receive_text(
         log.warning("Inbound webhook %s not kept as a text: %s", payload.id, refusal)
         await messaging.finish_webhook(payload, error=refusal)
         return Received()
-    recorded = await record_inbound(outbox, channel, text, payload)
+    at = at or clock.now()
+    recorded = await record_inbound(outbox, channel, text, payload, at)
     if recorded is None:
         return Received()
     message, replies = recorded
-    auto_reply = await _auto_reply(message, text, at or clock.now())
+    auto_reply = await _auto_reply(message, text, at)
     reply_ids = tuple(reply.id for reply in replies) + ((auto_reply,) if auto_reply is not None else ())
     return Received(message, reply_ids, bool(text.media))
 
@@ -86,10 +87,10 @@ def refusal_of(text: InboundText) -> str | None:
 
 
 async def record_inbound(
-    outbox: Outbox, channel: Channel, text: InboundText, payload: WebhookPayload
+    outbox: Outbox, channel: Channel, text: InboundText, payload: WebhookPayload, at: datetime | None = None
 ) -> tuple[Message, list[Message]] | None:
     """The text and all it causes, in one unit of work; with our stored answers to hand to the provider.
-    None when Twilio repeats itself."""
+    None when Twilio repeats itself. `at`: the moment a "C" is judged by (is its reminder's window open)."""
     if await Message.exists(provider_sid=text.provider_sid):
         await messaging.finish_webhook(payload, error="duplicate")
         return None
@@ -106,7 +107,9 @@ async def record_inbound(
                     case_ids=case_ids,
                 )
             )
-            await alerts.raise_alerts(message, case_ids)
+            # A C confirming an event is answered by the confirmation itself: nobody needs to reply to it.
+            if await confirmations.confirm_by_text(message, at or clock.now()) is None:
+                await alerts.raise_alerts(message, case_ids)
             await media.register_inbound_media(message, text.media)
             replies = await _apply_consent(message, channel, text.opt_out_type)
             await messaging.finish_webhook(payload)
