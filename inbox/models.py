@@ -58,6 +58,7 @@ class OutboxState(StrEnum):
     WAITING = "waiting"  # due at next_attempt_at (a scheduled text's time, or at once)
     SENDING = "sending"  # claimed by a worker under a lease: the provider call may be in flight
     RETRYING = "retrying"  # an attempt failed in a way worth retrying; the next is at next_attempt_at
+    HELD = "held"  # a paused campaign's text: never claimed until the campaign resumes
 
 
 class AttemptOutcome(StrEnum):
@@ -117,6 +118,7 @@ class MessagePurpose(StrEnum):
     STOP_CONFIRMATION = "stop_confirmation"  # the one text allowed after a STOP
     TEST = "test"
     EVENT_REMINDER = "event_reminder"  # a client reminder of a case event (hearing, appointment …)
+    CAMPAIGN = "campaign"  # one recipient's text of a bulk message or survey
 
 
 class EventKind(StrEnum):
@@ -124,6 +126,24 @@ class EventKind(StrEnum):
     APPOINTMENT = "appointment"
     MEETING = "meeting"
     DEADLINE = "deadline"
+
+
+class CampaignState(StrEnum):
+    DRAFT = "draft"  # composed and previewed; nothing queued yet
+    SENDING = "sending"  # its texts are in the outbox
+    PAUSED = "paused"  # its unsent texts are held
+    CANCELED = "canceled"  # its unsent texts were canceled
+    FINISHED = "finished"  # every text has left the outbox (sent, delivered or failed)
+
+
+class Exclusion(StrEnum):
+    """Why a matched recipient does not get a campaign's text."""
+
+    NO_CONSENT = "no_consent"  # no okay-to-text on record
+    OPTED_OUT = "opted_out"  # texted STOP (or Twilio said so)
+    NO_MOBILE = "no_mobile"  # no textable number
+    DUPLICATE = "duplicate"  # another recipient has the same number: one text per number
+    INVALID_NUMBER = "invalid_number"  # Twilio refused the number (21211 …) when it was sent
 
 
 class Organisation(Model):
@@ -432,6 +452,9 @@ class Message(Model):
     lease_expires_at = fields.DatetimeField(null=True)
     outcome_unknown = fields.BooleanField(default=False, db_default=False)  # look Twilio up before sending again
     first_attempt_at = fields.DatetimeField(null=True)  # the look-up searches from here
+    campaign: fields.ForeignKeyNullableRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="messages", null=True, on_delete=fields.SET_NULL
+    )  # indexed by migration 0008 (Tortoise's AddField makes no index on SQLite)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -439,6 +462,7 @@ class Message(Model):
     conversation_id: int
     sent_by_id: int | None
     case_id: int | None
+    campaign_id: int | None
     timeline: fields.ReverseRelation[MessageStatusEvent]
     attempts: fields.ReverseRelation[SendAttempt]
     links: fields.ReverseRelation[MessageLink]
@@ -775,6 +799,82 @@ class EventReminder(Model):
 
     class Meta:
         table = "event_reminder"
+
+
+class Campaign(Model):
+    """A bulk message or survey to the clients a filter picks.
+
+    Each recipient's text is an ordinary outbox message (purpose CAMPAIGN, `campaign` set), filed on the
+    recipient's case."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    body = fields.TextField()  # may use the quick-entry placeholders ({first_name} …)
+    # The recipient filter as chosen: {legal_problem, office_id, status: open|closed|any, closed_from,
+    # closed_to, assignee_id, language, event_from, event_to} (inbox.services.campaigns reads it).
+    filters: Any = fields.JSONField(default=dict)
+    state = fields.CharEnumField(CampaignState, max_length=12, default=CampaignState.DRAFT, db_index=True)
+    channel: fields.ForeignKeyNullableRelation[Channel] = fields.ForeignKeyField(
+        "models.Channel", related_name="campaigns", null=True, on_delete=fields.SET_NULL
+    )
+    created_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="campaigns", null=True, on_delete=fields.SET_NULL
+    )
+    # A survey: the answers a client types, e.g. [{"answer": "1", "label": "Very helpful"}, …]; empty: no survey.
+    answer_options: Any = fields.JSONField(default=list)
+    reply_window_days = fields.IntField(default=7)  # replies this long after sending count as answers
+    replies_raise_alerts = fields.BooleanField(default=False)  # off: survey replies reach the inbox quietly
+    created_at = fields.DatetimeField(auto_now_add=True)
+    started_at = fields.DatetimeField(null=True)
+    paused_at = fields.DatetimeField(null=True)
+    canceled_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    channel_id: int | None
+    created_by_id: int | None
+    recipients: fields.ReverseRelation[CampaignRecipient]
+    messages: fields.ReverseRelation[Message]
+
+    class Meta:
+        table = "campaign"
+
+
+class CampaignRecipient(Model):
+    """One client and case a campaign's filter matched: sent a text, or left out and why."""
+
+    id = fields.IntField(primary_key=True)
+    campaign: fields.ForeignKeyRelation[Campaign] = fields.ForeignKeyField(
+        "models.Campaign", related_name="recipients", on_delete=fields.CASCADE
+    )
+    client: fields.ForeignKeyNullableRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="campaign_recipients", null=True, on_delete=fields.SET_NULL
+    )
+    case: fields.ForeignKeyNullableRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="campaign_recipients", null=True, on_delete=fields.SET_NULL
+    )
+    number = fields.CharField(max_length=64, null=True)  # E.164; None: the client has no textable number
+    excluded = fields.CharEnumField(Exclusion, max_length=20, null=True)  # None: gets the text
+    message: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="campaign_recipients", null=True, on_delete=fields.SET_NULL
+    )
+    # A survey's answer: the option the reply matched (None with a reply: free text), and the reply itself.
+    answer = fields.CharField(max_length=40, null=True)
+    reply: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="survey_answers", null=True, on_delete=fields.SET_NULL
+    )
+    replied_at = fields.DatetimeField(null=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    campaign_id: int
+    client_id: int | None
+    case_id: int | None
+    message_id: int | None
+    reply_id: int | None
+
+    class Meta:
+        table = "campaign_recipient"
+        indexes = (("campaign_id", "number"),)
 
 
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:
