@@ -17,7 +17,7 @@ from inbox.services import case_events, directory, quiet_hours
 from inbox.services import queue as sms_queue
 from inbox.services.case_events import EventInput, ReminderSpec
 from inbox.services.errors import NotFound, ServiceError, ValidationFailed
-from inbox.web import checked_form, render, require_admin, require_staff
+from inbox.web import checked_form, render, require_admin, require_staff, send_after
 
 LEAD = re.compile(r"^(\d{1,4})\s*([dhm])(?:\s*@\s*(\d{1,2}:\d{2}))?$")
 UNIT_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
@@ -176,6 +176,28 @@ async def cancel_event(request: Request) -> Response:
     return await case_text_page(request, case, body=await case_events.cancellation_text(staff, event))
 
 
+async def events_pane(request: Request) -> Response:
+    """The case page's events list alone: a tab re-fetches it after its live stream reconnects."""
+    staff = await require_staff(request)
+    case = await case_events.visible_case(staff, request.path_params["case_id"])
+    events = await case_events.events_of_this_case(case.id)
+    context = {"case": case, "events": [case_events.shown(event) for event in events]}
+    return render(request, "cases/_events.html", context)
+
+
+async def send_reminder_now(request: Request) -> Response:
+    """ "Send now" on a pending reminder: due at once, handed to Twilio after this answer."""
+    staff = await require_staff(request)
+    event = await _event_on_case(request, staff)
+    await checked_form(request)
+    outbox = request.app.state.outbox
+    back = f"/cases/{event.case_id}#event-{event.id}"
+    message = await case_events.send_reminder_now(
+        request.app.state.bus, staff, event.id, request.path_params["reminder_id"]
+    )
+    return send_after(RedirectResponse(back, status_code=303), outbox, message)
+
+
 async def _event_on_case(request: Request, staff: Staff) -> CaseEvent:
     event = await case_events.get_event(staff, request.path_params["event_id"])
     if event.case_id != request.path_params["case_id"]:
@@ -217,6 +239,12 @@ routes = [
     Route("/admin/reminders", save_defaults, methods=["POST"]),
     Route("/cases/{case_id:int}/events/new", new_event_form, methods=["GET"]),
     Route("/cases/{case_id:int}/events", add_event, methods=["POST"]),
+    Route("/cases/{case_id:int}/events", events_pane, methods=["GET"]),
+    Route(
+        "/cases/{case_id:int}/events/{event_id:int}/reminders/{reminder_id:int}/send",
+        send_reminder_now,
+        methods=["POST"],
+    ),
     Route("/cases/{case_id:int}/events/{event_id:int}/edit", edit_event_form, methods=["GET"]),
     Route("/cases/{case_id:int}/events/{event_id:int}", save_event, methods=["POST"]),
     Route("/cases/{case_id:int}/events/{event_id:int}/cancel", cancel_event, methods=["POST"]),

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from inbox import clock
-from inbox.events import Bus
+from inbox.events import Bus, CaseEventChanged
 from inbox.models import (
     Case,
     CaseEvent,
@@ -26,6 +26,7 @@ from inbox.models import (
     EventReminder,
     Message,
     MessageStatus,
+    MessageStatusEvent,
     OutboxState,
     QuickEntry,
     Role,
@@ -34,7 +35,7 @@ from inbox.models import (
 from inbox.services import directory, messaging, organisation, quick_entries, quiet_hours, visibility
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.limits import check_fits
-from inbox.services.unit_of_work import unit_of_work
+from inbox.services.unit_of_work import current_unit, unit_of_work
 
 CANCELLED_ENTRY_NAME = "Event cancelled"  # the quick entry offered when an event is cancelled, if there is one
 CANCELLED_TEXT = "{organisation_name}: {event_title} at {event_time} on {event_date} is cancelled."
@@ -178,8 +179,13 @@ async def get_event(staff: Staff, event_id: int) -> CaseEvent:
 async def events_of_case(staff: Staff, case_id: int) -> list[CaseEvent]:
     """A case's events, soonest first, cancelled ones included (they say so)."""
     case = await visible_case(staff, case_id)
+    return await events_of_this_case(case.id)
+
+
+async def events_of_this_case(case_id: int) -> list[CaseEvent]:
+    """A case's events for a reader already allowed to see the case (the live hub decides who is)."""
     return (
-        await CaseEvent.filter(case_id=case.id)
+        await CaseEvent.filter(case_id=case_id)
         .order_by("starts_at", "id")
         .prefetch_related("attendees__staff", "reminders__message")
     )
@@ -365,6 +371,11 @@ async def _cancel_pending(event: CaseEvent, why: str, now: datetime, keep: set[i
 # ---------------------------------------------------------------- the operations
 
 
+def announce(event: CaseEvent, change: str) -> None:
+    """Open case pages show the event as it is now, once the caller's unit of work commits."""
+    current_unit().publish(CaseEventChanged(event_id=event.id, case_id=event.case_id, change=change))
+
+
 async def create_event(
     bus: Bus, staff: Staff, case_id: int, data: EventInput, now: datetime | None = None
 ) -> CaseEvent:
@@ -387,6 +398,7 @@ async def create_event(
         for person in attendees:
             await EventAttendee.create(event=event, staff=person)
         await _add_reminders(event, specs, context, now)
+        announce(event, "added")
     return await get_event(staff, event.id)
 
 
@@ -414,6 +426,7 @@ async def update_event(
                 await _move(row, event, context, now)
         else:
             await _replace_reminders(event, list(data.reminders), context, now)
+        announce(event, "updated")
     return await get_event(staff, event.id)
 
 
@@ -439,7 +452,42 @@ async def cancel_event(bus: Bus, staff: Staff, event_id: int, now: datetime | No
         event.cancelled_at = now
         await event.save(update_fields=["cancelled_at"])
         await _cancel_pending(event, f"The {event.kind.value} was cancelled.", now)
+        announce(event, "cancelled")
     return await get_event(staff, event.id)
+
+
+NOT_WAITING = "This reminder is no longer waiting to be sent: it has been sent or cancelled, or was never made."
+
+
+async def send_reminder_now(
+    bus: Bus, staff: Staff, event_id: int, reminder_id: int, now: datetime | None = None
+) -> Message:
+    """A person's "Send now" on a pending reminder: its scheduled text becomes a text due at once, in the
+    outbox like any other (consent is still decided as it leaves). Sent by a person's hand, it is no longer a
+    scheduled text, so the client's quiet hours do not hold it. The caller hands it over once it has answered."""
+    event = await get_event(staff, event_id)
+    row = next((r for r in event.reminders if r.id == reminder_id), None)
+    if row is None:
+        raise NotFound("No reminder has this id on this event.")
+    if event.cancelled_at is not None:
+        raise Refused(f"This {event.kind.value} was cancelled: its reminders are not sent.")
+    message = row.message
+    if message is None or not is_pending(message):
+        raise Refused(NOT_WAITING)
+    moment = now or clock.now()
+    async with unit_of_work(bus):
+        # Conditional, like the worker's claim: a reminder the worker took meanwhile is not sent twice.
+        won = await Message.filter(
+            id=message.id, status=MessageStatus.SCHEDULED, outbox_state=OutboxState.WAITING
+        ).update(
+            status=MessageStatus.QUEUED, send_at=None, next_attempt_at=moment, error_message=None, updated_at=moment
+        )
+        if not won:
+            raise Refused(NOT_WAITING)
+        await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=moment)
+        await message.refresh_from_db()
+        messaging.publish_status(message)
+    return message
 
 
 def with_changes(event: CaseEvent, **changes: Any) -> EventInput:
@@ -478,6 +526,11 @@ class ShownEvent:
 def shown(event: CaseEvent) -> ShownEvent:
     """`event.reminders__message` must be fetched."""
     rows = sorted(event.reminders, key=lambda r: r.id)
-    return ShownEvent(
-        event, [ShownReminder(r, reminder_status(r), r.message.send_at if r.message else None) for r in rows]
-    )
+    return ShownEvent(event, [ShownReminder(r, reminder_status(r), _when(r.message)) for r in rows])
+
+
+def _when(message: Message | None) -> datetime | None:
+    """When the reminder goes, or went (one sent by hand has no scheduled time)."""
+    if message is None:
+        return None
+    return message.send_at or message.first_attempt_at
