@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import cast
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from tortoise.expressions import Q
 
-from inbox.models import CaseEvent, EventKind, EventReminder, Staff
+from inbox.models import CaseEvent, EventKind, Staff
 from inbox.routes.quick_entries import case_text_page
 from inbox.services import case_events, directory, quiet_hours
 from inbox.services import queue as sms_queue
@@ -71,7 +73,9 @@ def _input_of(form: FormData, organisation_zone: str, reminders: tuple[ReminderS
         ends_at=_moment(form, "ends_at", organisation_zone),
         place=str(form.get("place", "")),
         notes=str(form.get("notes", "")),
+        attendee_emails=tuple(str(email) for email in form.getlist("attendees") if str(email).strip()),
         reminders=reminders,
+        ask_confirmation=bool(form.get("ask_confirmation")),
     )
 
 
@@ -86,9 +90,12 @@ async def _form_page(
     zone = await sms_queue.organisation_zone()
     browser_zone = str(form.get("time_zone", "")) if form is not None else ""
     shown_zone = browser_zone if quiet_hours.zone_named(browser_zone) else zone
-    if form is not None:
+    values: dict[str, object]
+    if form is not None:  # what was typed, kept
         values = {name: str(form.get(name, "")) for name in ("kind", "title", "starts_at", "ends_at", "place", "notes")}
         values["reminders"] = str(form.get("reminders", ""))
+        values["ask_confirmation"] = bool(form.get("ask_confirmation"))
+        values["attendees"] = [str(email) for email in form.getlist("attendees")]
     elif event is not None:
         values = {
             "kind": event.kind.value,
@@ -97,28 +104,39 @@ async def _form_page(
             "ends_at": sms_queue.local_value(event.ends_at, zone),
             "place": event.place,
             "notes": event.notes,
-            "reminders": ", ".join(lead_words(case_events.spec_of_row(r)) for r in _open_reminders(event)),
+            "reminders": _leads_of(event),
+            "ask_confirmation": case_events.asks_confirmation(event),
+            "attendees": [a.staff.email for a in event.attendees],
         }
     else:
-        values = {"kind": EventKind.HEARING.value, "reminders": ""}
+        defaults = await case_events.default_reminders(EventKind.HEARING)
+        values = {
+            "kind": EventKind.HEARING.value,
+            "reminders": "",
+            "ask_confirmation": any(spec.ask_confirmation for spec in defaults),
+            "attendees": [],
+        }
     context = {
         "case_id": case_id,
         "event": event,
         "values": values,
         "kinds": [k.value for k in EventKind],
+        "staff_choices": await _attendee_choices(cast(list[str], values["attendees"])),
         "time_zone": shown_zone,
         "error": error,
     }
     return render(request, "cases/event_form.html", context, status_code=status_code)
 
 
-def _open_reminders(event: CaseEvent) -> list[EventReminder]:
-    """The reminders the form edits: those not sent (sent ones are history)."""
-    return [
-        r
-        for r in sorted(event.reminders, key=lambda r: r.id)
-        if case_events.reminder_status(r) in ("pending", "skipped")
-    ]
+def _leads_of(event: CaseEvent) -> str:
+    """The lead times of the reminders the form edits: those not sent (sent ones are history)."""
+    return ", ".join(lead_words(case_events.spec_of_row(r)) for r in case_events.open_reminders(event))
+
+
+async def _attendee_choices(chosen: list[str]) -> list[Staff]:
+    """Active staff to tick as attending, and anyone already ticked (a deactivated attendee stays listed)."""
+    people = await Staff.filter(Q(is_active=True) | Q(email__in=chosen)).order_by("name", "id")
+    return list(people)
 
 
 async def new_event_form(request: Request) -> Response:
@@ -153,8 +171,7 @@ async def save_event(request: Request) -> Response:
     form = await checked_form(request)
     try:
         written = str(form.get("reminders", "")).strip()
-        before = ", ".join(lead_words(case_events.spec_of_row(r)) for r in _open_reminders(event))
-        reminders = None if written == before else parse_leads(written)
+        reminders = None if written == _leads_of(event) else parse_leads(written)
         data = _input_of(form, await sms_queue.organisation_zone(), reminders)
         data = case_events.with_changes(event, **{k: getattr(data, k) for k in _FORM_FIELDS}, reminders=reminders)
         await case_events.update_event(request.app.state.bus, staff, event.id, data)
@@ -163,7 +180,7 @@ async def save_event(request: Request) -> Response:
     return RedirectResponse(f"/cases/{event.case_id}#event-{event.id}", status_code=303)
 
 
-_FORM_FIELDS = ("kind", "title", "starts_at", "ends_at", "place", "notes")
+_FORM_FIELDS = ("kind", "title", "starts_at", "ends_at", "place", "notes", "attendee_emails", "ask_confirmation")
 
 
 async def cancel_event(request: Request) -> Response:
