@@ -26,7 +26,6 @@ from inbox.models import (
     EventReminder,
     Message,
     MessageStatus,
-    MessageStatusEvent,
     OutboxState,
     QuickEntry,
     Role,
@@ -530,17 +529,8 @@ async def send_reminder_now(
         raise Refused(NOT_WAITING)
     moment = now or clock.now()
     async with unit_of_work(bus):
-        # Conditional, like the worker's claim: a reminder the worker took meanwhile is not sent twice.
-        won = await Message.filter(
-            id=message.id, status=MessageStatus.SCHEDULED, outbox_state=OutboxState.WAITING
-        ).update(
-            status=MessageStatus.QUEUED, send_at=None, next_attempt_at=moment, error_message=None, updated_at=moment
-        )
-        if not won:
+        if not await messaging.send_scheduled_now(message, moment):
             raise Refused(NOT_WAITING)
-        await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=moment)
-        await message.refresh_from_db()
-        messaging.publish_status(message)
     return message
 
 
