@@ -200,6 +200,7 @@ async def test_send_now_hands_a_pending_reminder_to_twilio_exactly_once(
         "title": "Eviction hearing",
         "starts_at": f"{day.isoformat()}T10:30",
         "time_zone": "America/New_York",
+        "place": "Room 4B",
         "reminders": "1d, 2h",
         "ask_confirmation": "1",
     }
@@ -215,7 +216,7 @@ async def test_send_now_hands_a_pending_reminder_to_twilio_exactly_once(
     assert sent.status_code == 303 and sent.headers["location"] == f"/cases/{case.case_id}#event-{event_id}"
     await fake_twilio.callbacks_done()
     assert fake_twilio.count_to(MARIA) == 1
-    assert fake_twilio.bodies_to(MARIA)[0].endswith(" " + REPLY_C)  # the reminder's own words
+    assert fake_twilio.bodies_to(MARIA)[0].endswith(" Room 4B. " + REPLY_C)  # the reminder's own words, a sentence
     message = await Message.get(id=first.message_id)
     assert message.provider_sid is not None and message.send_at is None  # sent by hand, not scheduled
     page = await browser.get(f"/cases/{case.case_id}")

@@ -295,7 +295,13 @@ def with_confirmation_request(text: str, request: str = ASK_TO_CONFIRM) -> str:
     """The reminder asking for a C, once: a quick entry that already ends with the request keeps its own."""
     if any(text.rstrip().upper().endswith(words.upper()) for words in (request, ASK_TO_CONFIRM) if words):
         return text
+    text = text.rstrip()
+    if text and not text.endswith(SENTENCE_ENDS):  # "… courtroom 4B" (a place ends the built-in text): a full stop
+        text += "."
     return f"{text} {request}".strip()
+
+
+SENTENCE_ENDS = (".", "!", "?", "…", "。")
 
 
 async def cancellation_text(staff: Staff, event: CaseEvent) -> str:
