@@ -315,3 +315,27 @@ async def test_the_confirmation_request_is_in_the_clients_language(supervisor: A
     english = await make_case(phone=OTHER_PHONE, name="Sam Okafor")
     third = (await supervisor.post(f"/api/v1/cases/{english.case_id}/events", json=body)).json()
     assert (await Message.get(id=third["reminders"][0]["message_id"])).body.endswith(". Text C to confirm.")
+
+
+async def test_admins_choose_which_kinds_ask_for_a_c_by_default(
+    signed_in: Any, make_staff: MakeStaff, make_case: MakeCase, supervisor: Any
+) -> None:
+    admin = await signed_in(await make_staff("admin", name="Ada Admin"))
+    page = await admin.get("/admin/reminders")
+    assert 'name="hearing_ask"' in page.text and not re.search(r'name="hearing_ask" value="1" checked', page.text)
+    fields = {"hearing": "1d@09:00", "hearing_ask": "1", "appointment": "2h", "meeting": "", "deadline": ""}
+    assert (await admin.post("/admin/reminders", fields)).status_code == 303
+    page = await admin.get("/admin/reminders")
+    assert re.search(r'name="hearing_ask" value="1" checked', page.text)
+    assert not re.search(r'name="appointment_ask" value="1" checked', page.text)
+
+    case = await make_case()
+    starts = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
+    for kind, asks in (("hearing", True), ("appointment", False)):
+        body = {"kind": kind, "title": "Eviction hearing", "starts_at": z(starts)}
+        made = (await supervisor.post(f"/api/v1/cases/{case.case_id}/events", json=body)).json()
+        assert [r["ask_confirmation"] for r in made["reminders"]] == [asks]
+        assert (await Message.get(id=made["reminders"][0]["message_id"])).body.endswith(REPLY_C) is asks
+    # A new hearing's form starts ticked, as the organisation asks.
+    form = await admin.get(f"/cases/{case.case_id}/events/new")
+    assert re.search(r'name="ask_confirmation" value="1" checked', form.text)

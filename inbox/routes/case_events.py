@@ -4,6 +4,7 @@ lead times of its client reminders written as `7d@09:00, 1d@09:00, 2h, 30m`."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
@@ -231,22 +232,30 @@ def _words(exc: ServiceError) -> str:
 
 async def defaults_page(request: Request) -> Response:
     await require_admin(request, "change the default reminders")
-    values = {
-        kind.value: ", ".join(lead_words(s) for s in await case_events.default_reminders(kind)) for kind in EventKind
-    }
+    values: dict[str, str] = {}
+    asks: dict[str, bool] = {}
+    for kind in EventKind:
+        specs = await case_events.default_reminders(kind)
+        values[kind.value] = ", ".join(lead_words(s) for s in specs)
+        asks[kind.value] = any(s.ask_confirmation for s in specs)
     saved = "saved" in request.query_params
-    return render(request, "admin/reminders.html", {"values": values, "error": None, "saved": saved})
+    return render(request, "admin/reminders.html", {"values": values, "asks": asks, "error": None, "saved": saved})
 
 
 async def save_defaults(request: Request) -> Response:
+    """Each kind's lead times, and whether its reminders ask the client to reply C (`<kind>_ask`)."""
     staff = await require_admin(request, "change the default reminders")
     form = await checked_form(request)
     values = {kind.value: str(form.get(kind.value, "")) for kind in EventKind}
+    asks = {kind.value: bool(form.get(f"{kind.value}_ask")) for kind in EventKind}
     try:
-        defaults = {kind: list(parse_leads(values[kind.value])) for kind in EventKind}
+        defaults = {
+            kind: [replace(s, ask_confirmation=asks[kind.value]) for s in parse_leads(values[kind.value])]
+            for kind in EventKind
+        }
         await case_events.save_default_reminders(staff, defaults)
     except ServiceError as exc:
-        context = {"values": values, "error": _words(exc), "saved": False}
+        context = {"values": values, "asks": asks, "error": _words(exc), "saved": False}
         return render(request, "admin/reminders.html", context, status_code=exc.status)
     return RedirectResponse("/admin/reminders?saved=1", status_code=303)
 
