@@ -126,6 +126,17 @@ class MediaChanged(Event):
 
 
 @dataclass(frozen=True)
+class CaseEventChanged(Event):
+    """A case's hearing, appointment, meeting or deadline was added, updated or cancelled, or the client
+    confirmed it by text (`change`: added, updated, cancelled, confirmed)."""
+
+    name: ClassVar[str] = "case_event.changed"
+    event_id: int
+    case_id: int
+    change: str
+
+
+@dataclass(frozen=True)
 class SessionEnded(Event):
     """A staff member signed out: streams opened by that session must stop."""
 
@@ -156,6 +167,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AlertDismissed,
         MessageLinksChanged,
         MediaChanged,
+        CaseEventChanged,
         SessionEnded,
         SessionsEnded,
     )

@@ -23,6 +23,7 @@ from inbox.events import (
     AlertDismissed,
     AlertRaised,
     Bus,
+    CaseEventChanged,
     ConsentChanged,
     ConversationRead,
     Event,
@@ -36,8 +37,8 @@ from inbox.events import (
     SessionsEnded,
     describe,
 )
-from inbox.models import ClientPhone, ConsentEvent, Conversation, Message, Role
-from inbox.services import alerts, consent, visibility
+from inbox.models import Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
+from inbox.services import alerts, case_events, consent, visibility
 from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
 from inbox.services.delivery_rules import OutboxRules
 from inbox.web import templates
@@ -178,28 +179,39 @@ class LiveHub:
             await self._deliver_read(event)
         elif isinstance(event, ConsentChanged):
             await self._deliver_consent(event)
+        elif isinstance(event, CaseEventChanged):
+            await self._deliver_case_events(event.case_id, event)
         elif isinstance(event, SessionEnded):
             self._end_sessions({event.session_id})
         elif isinstance(event, SessionsEnded):
             self._end_sessions(set(event.session_ids), staff_id=event.staff_id if event.every_stream else None)
 
     async def _deliver_message_event(self, event: MessageReceived | MessageSent | MessageStatusChanged) -> None:
-        """A new text or a status: its bubble (or status line) and the conversation row."""
+        """A new text or a status: its bubble (or status line) and the conversation row; a case event's
+        reminder that moves along its statuses also renews its case's events list (its status line)."""
         template = "oob/message_status.html" if isinstance(event, MessageStatusChanged) else "oob/message_new.html"
-        await self._deliver_bubbles(event, template, with_rows=True)
+        message = await self._deliver_bubbles(event, template, with_rows=True)
+        if (
+            isinstance(event, MessageStatusChanged)
+            and message is not None
+            and message.purpose == MessagePurpose.EVENT_REMINDER
+            and message.case_id is not None
+        ):
+            await self._deliver_case_events(message.case_id)
 
     async def _deliver_bubble(self, event: MessageLinksChanged | MediaChanged) -> None:
         """A text's cases or attachments changed: its whole bubble again."""
         await self._deliver_bubbles(event, "oob/message_bubble.html", with_rows=False)
 
-    async def _deliver_bubbles(self, event: Event, template: str, *, with_rows: bool) -> None:
+    async def _deliver_bubbles(self, event: Event, template: str, *, with_rows: bool) -> Message | None:
+        """The text's bubble to the tabs that may see it; the text (None when it is gone)."""
         message_id = event.message_id  # type: ignore[attr-defined]
         message = await Message.get_or_none(id=message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
         if message is None:
-            return
+            return None
         audience = await self._audience(message.conversation.phone)
         if not audience.tabs:
-            return
+            return message
         rows = await self._rows(message.conversation, audience) if with_rows else {}
         json_data = json.dumps(describe(event))
         bubbles: dict[frozenset[int] | None, str] = {}
@@ -215,6 +227,7 @@ class LiveHub:
                     template, message=message, visible_cases=view, outbox_rules=self.outbox_rules
                 )
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
+        return message
 
     async def _deliver_alert(self, event: AlertRaised | AlertDismissed) -> None:
         """An alert reaches whom it is addressed to (while they may see its case), and supervisors
@@ -276,6 +289,34 @@ class LiveHub:
                     lines=lines,
                 )
             self._push(tab, Delivery("update", rendered[readable]))
+
+    async def _deliver_case_events(self, case_id: int, event: CaseEventChanged | None = None) -> None:
+        """A case's events list as it is now, to the tabs that may see the case (its client's assignees,
+        supervisors and admins); the case page swaps it in. The list is the same for every reader, so it is
+        rendered once. Given the event, API streams that may see the case get it too."""
+        case = await Case.get_or_none(id=case_id)
+        tabs = [t for t in self.tabs if event is not None or t.kind == "html"]
+        if case is None or not tabs:
+            return
+        readers = (
+            await visibility.staff_who_see_client(case.client_id) if any(not t.sees_everything for t in tabs) else set()
+        )
+        tabs = [t for t in tabs if t.sees_everything or t.staff_id in readers]
+        if event is not None:
+            json_data = json.dumps(describe(event))
+            for tab in tabs:
+                if tab.kind == "json":
+                    self._push(tab, Delivery(event.name, json_data))
+        html_tabs = [t for t in tabs if t.kind == "html"]
+        if not html_tabs:
+            return
+        events = await case_events.events_of_this_case(case.id)
+        # Shared by every reader's tab, so it carries no CSRF token: static/app.js fills each form's in from the page.
+        fragment = render_fragment(
+            "oob/case_events.html", case=case, events=[case_events.shown(e) for e in events], csrf_token=""
+        )
+        for tab in html_tabs:
+            self._push(tab, Delivery("update", fragment))
 
     async def _badges(self, tabs: list[Tab]) -> dict[int, str]:
         """Each reader's header badge: the counts in one go, one render per distinct count."""

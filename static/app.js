@@ -80,12 +80,26 @@
     });
   }
 
+  // A live update shared by many readers' tabs (the case page's events list) cannot carry any one sign-in's
+  // CSRF token: its forms get this page's, the one every htmx request sends (<body hx-headers>).
+  function fillCsrfTokens(root) {
+    if (!root.querySelectorAll) return;
+    var headers = document.body.getAttribute("hx-headers");
+    if (!headers) return;
+    var token = "";
+    try { token = JSON.parse(headers)["X-CSRF-Token"] || ""; } catch (e) { return; }
+    root.querySelectorAll("input[name=csrf_token]").forEach(function (input) {
+      if (!input.value) input.value = token;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
     scrollThreads(document);
     browserZones(document);
   });
   document.addEventListener("htmx:load", function (event) {
+    fillCsrfTokens(event.target);
     localiseTimes(event.target);
     browserZones(event.target);
     markThreadsRead(event.target);

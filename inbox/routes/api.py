@@ -413,6 +413,9 @@ async def events(call: Call) -> Response:
       staff or this API): `{"type", "phone", "okay_to_text", "opted_out", "conversation_ids", "message_id",
       "consent_event_ids"}` — the number's state after it (some record okay to text; some record opted out), its
       conversations, the text that caused it and the ledger entries made. Fetch the client for its `consent_log`.
+    - `case_event.changed` — a hearing, appointment, meeting or deadline on a case the caller may see was added,
+      updated or cancelled, or the client confirmed it by text: `{"type", "event_id", "case_id", "change"}` with
+      `change` one of `added`, `updated`, `cancelled`, `confirmed`. Fetch `/events/{event_id}` for the event.
     - `stream.missed` — an event that may have concerned the caller could not be delivered (e.g. the database was
       briefly unreachable): `{"type"}`. Re-fetch what you show.
 

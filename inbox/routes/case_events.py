@@ -4,20 +4,23 @@ lead times of its client reminders written as `7d@09:00, 1d@09:00, 2h, 30m`."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
+from typing import cast
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from tortoise.expressions import Q
 
-from inbox.models import CaseEvent, EventKind, EventReminder, Staff
+from inbox.models import CaseEvent, EventKind, Staff
 from inbox.routes.quick_entries import case_text_page
 from inbox.services import case_events, directory, quiet_hours
 from inbox.services import queue as sms_queue
 from inbox.services.case_events import EventInput, ReminderSpec
 from inbox.services.errors import NotFound, ServiceError, ValidationFailed
-from inbox.web import checked_form, render, require_admin, require_staff
+from inbox.web import checked_form, render, require_admin, require_staff, send_after
 
 LEAD = re.compile(r"^(\d{1,4})\s*([dhm])(?:\s*@\s*(\d{1,2}:\d{2}))?$")
 UNIT_MINUTES = {"d": 24 * 60, "h": 60, "m": 1}
@@ -71,7 +74,9 @@ def _input_of(form: FormData, organisation_zone: str, reminders: tuple[ReminderS
         ends_at=_moment(form, "ends_at", organisation_zone),
         place=str(form.get("place", "")),
         notes=str(form.get("notes", "")),
+        attendee_emails=tuple(str(email) for email in form.getlist("attendees") if str(email).strip()),
         reminders=reminders,
+        ask_confirmation=bool(form.get("ask_confirmation")),
     )
 
 
@@ -86,9 +91,12 @@ async def _form_page(
     zone = await sms_queue.organisation_zone()
     browser_zone = str(form.get("time_zone", "")) if form is not None else ""
     shown_zone = browser_zone if quiet_hours.zone_named(browser_zone) else zone
-    if form is not None:
+    values: dict[str, object]
+    if form is not None:  # what was typed, kept
         values = {name: str(form.get(name, "")) for name in ("kind", "title", "starts_at", "ends_at", "place", "notes")}
         values["reminders"] = str(form.get("reminders", ""))
+        values["ask_confirmation"] = bool(form.get("ask_confirmation"))
+        values["attendees"] = [str(email) for email in form.getlist("attendees")]
     elif event is not None:
         values = {
             "kind": event.kind.value,
@@ -97,28 +105,39 @@ async def _form_page(
             "ends_at": sms_queue.local_value(event.ends_at, zone),
             "place": event.place,
             "notes": event.notes,
-            "reminders": ", ".join(lead_words(case_events.spec_of_row(r)) for r in _open_reminders(event)),
+            "reminders": _leads_of(event),
+            "ask_confirmation": case_events.asks_confirmation(event),
+            "attendees": [a.staff.email for a in event.attendees],
         }
     else:
-        values = {"kind": EventKind.HEARING.value, "reminders": ""}
+        defaults = await case_events.default_reminders(EventKind.HEARING)
+        values = {
+            "kind": EventKind.HEARING.value,
+            "reminders": "",
+            "ask_confirmation": any(spec.ask_confirmation for spec in defaults),
+            "attendees": [],
+        }
     context = {
         "case_id": case_id,
         "event": event,
         "values": values,
         "kinds": [k.value for k in EventKind],
+        "staff_choices": await _attendee_choices(cast(list[str], values["attendees"])),
         "time_zone": shown_zone,
         "error": error,
     }
     return render(request, "cases/event_form.html", context, status_code=status_code)
 
 
-def _open_reminders(event: CaseEvent) -> list[EventReminder]:
-    """The reminders the form edits: those not sent (sent ones are history)."""
-    return [
-        r
-        for r in sorted(event.reminders, key=lambda r: r.id)
-        if case_events.reminder_status(r) in ("pending", "skipped")
-    ]
+def _leads_of(event: CaseEvent) -> str:
+    """The lead times of the reminders the form edits: those not sent (sent ones are history)."""
+    return ", ".join(lead_words(case_events.spec_of_row(r)) for r in case_events.open_reminders(event))
+
+
+async def _attendee_choices(chosen: list[str]) -> list[Staff]:
+    """Active staff to tick as attending, and anyone already ticked (a deactivated attendee stays listed)."""
+    people = await Staff.filter(Q(is_active=True) | Q(email__in=chosen)).order_by("name", "id")
+    return list(people)
 
 
 async def new_event_form(request: Request) -> Response:
@@ -153,8 +172,7 @@ async def save_event(request: Request) -> Response:
     form = await checked_form(request)
     try:
         written = str(form.get("reminders", "")).strip()
-        before = ", ".join(lead_words(case_events.spec_of_row(r)) for r in _open_reminders(event))
-        reminders = None if written == before else parse_leads(written)
+        reminders = None if written == _leads_of(event) else parse_leads(written)
         data = _input_of(form, await sms_queue.organisation_zone(), reminders)
         data = case_events.with_changes(event, **{k: getattr(data, k) for k in _FORM_FIELDS}, reminders=reminders)
         await case_events.update_event(request.app.state.bus, staff, event.id, data)
@@ -163,7 +181,7 @@ async def save_event(request: Request) -> Response:
     return RedirectResponse(f"/cases/{event.case_id}#event-{event.id}", status_code=303)
 
 
-_FORM_FIELDS = ("kind", "title", "starts_at", "ends_at", "place", "notes")
+_FORM_FIELDS = ("kind", "title", "starts_at", "ends_at", "place", "notes", "attendee_emails", "ask_confirmation")
 
 
 async def cancel_event(request: Request) -> Response:
@@ -174,6 +192,28 @@ async def cancel_event(request: Request) -> Response:
     # Offer to tell the client: the case's "Send text" page, filled in (nothing leaves unless they send it).
     case = await directory.get_case(event.case_id)
     return await case_text_page(request, case, body=await case_events.cancellation_text(staff, event))
+
+
+async def events_pane(request: Request) -> Response:
+    """The case page's events list alone: a tab re-fetches it after its live stream reconnects."""
+    staff = await require_staff(request)
+    case = await case_events.visible_case(staff, request.path_params["case_id"])
+    events = await case_events.events_of_this_case(case.id)
+    context = {"case": case, "events": [case_events.shown(event) for event in events]}
+    return render(request, "cases/_events.html", context)
+
+
+async def send_reminder_now(request: Request) -> Response:
+    """ "Send now" on a pending reminder: due at once, handed to Twilio after this answer."""
+    staff = await require_staff(request)
+    event = await _event_on_case(request, staff)
+    await checked_form(request)
+    outbox = request.app.state.outbox
+    back = f"/cases/{event.case_id}#event-{event.id}"
+    message = await case_events.send_reminder_now(
+        request.app.state.bus, staff, event.id, request.path_params["reminder_id"]
+    )
+    return send_after(RedirectResponse(back, status_code=303), outbox, message)
 
 
 async def _event_on_case(request: Request, staff: Staff) -> CaseEvent:
@@ -192,22 +232,30 @@ def _words(exc: ServiceError) -> str:
 
 async def defaults_page(request: Request) -> Response:
     await require_admin(request, "change the default reminders")
-    values = {
-        kind.value: ", ".join(lead_words(s) for s in await case_events.default_reminders(kind)) for kind in EventKind
-    }
+    values: dict[str, str] = {}
+    asks: dict[str, bool] = {}
+    for kind in EventKind:
+        specs = await case_events.default_reminders(kind)
+        values[kind.value] = ", ".join(lead_words(s) for s in specs)
+        asks[kind.value] = any(s.ask_confirmation for s in specs)
     saved = "saved" in request.query_params
-    return render(request, "admin/reminders.html", {"values": values, "error": None, "saved": saved})
+    return render(request, "admin/reminders.html", {"values": values, "asks": asks, "error": None, "saved": saved})
 
 
 async def save_defaults(request: Request) -> Response:
+    """Each kind's lead times, and whether its reminders ask the client to reply C (`<kind>_ask`)."""
     staff = await require_admin(request, "change the default reminders")
     form = await checked_form(request)
     values = {kind.value: str(form.get(kind.value, "")) for kind in EventKind}
+    asks = {kind.value: bool(form.get(f"{kind.value}_ask")) for kind in EventKind}
     try:
-        defaults = {kind: list(parse_leads(values[kind.value])) for kind in EventKind}
+        defaults = {
+            kind: [replace(s, ask_confirmation=asks[kind.value]) for s in parse_leads(values[kind.value])]
+            for kind in EventKind
+        }
         await case_events.save_default_reminders(staff, defaults)
     except ServiceError as exc:
-        context = {"values": values, "error": _words(exc), "saved": False}
+        context = {"values": values, "asks": asks, "error": _words(exc), "saved": False}
         return render(request, "admin/reminders.html", context, status_code=exc.status)
     return RedirectResponse("/admin/reminders?saved=1", status_code=303)
 
@@ -217,6 +265,12 @@ routes = [
     Route("/admin/reminders", save_defaults, methods=["POST"]),
     Route("/cases/{case_id:int}/events/new", new_event_form, methods=["GET"]),
     Route("/cases/{case_id:int}/events", add_event, methods=["POST"]),
+    Route("/cases/{case_id:int}/events", events_pane, methods=["GET"]),
+    Route(
+        "/cases/{case_id:int}/events/{event_id:int}/reminders/{reminder_id:int}/send",
+        send_reminder_now,
+        methods=["POST"],
+    ),
     Route("/cases/{case_id:int}/events/{event_id:int}/edit", edit_event_form, methods=["GET"]),
     Route("/cases/{case_id:int}/events/{event_id:int}", save_event, methods=["POST"]),
     Route("/cases/{case_id:int}/events/{event_id:int}/cancel", cancel_event, methods=["POST"]),

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from inbox import clock
-from inbox.events import Bus
+from inbox.events import Bus, CaseEventChanged
 from inbox.models import (
     Case,
     CaseEvent,
@@ -34,7 +34,7 @@ from inbox.models import (
 from inbox.services import directory, messaging, organisation, quick_entries, quiet_hours, visibility
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.limits import check_fits
-from inbox.services.unit_of_work import unit_of_work
+from inbox.services.unit_of_work import current_unit, unit_of_work
 
 CANCELLED_ENTRY_NAME = "Event cancelled"  # the quick entry offered when an event is cancelled, if there is one
 CANCELLED_TEXT = "{organisation_name}: {event_title} at {event_time} on {event_date} is cancelled."
@@ -48,6 +48,9 @@ MAX_LEAD_MINUTES = 366 * 24 * 60
 # Ends a reminder that asks for confirmation. Plain GSM-7 (no curly quotes), so it never turns the text into
 # UCS-2; it adds 20 characters, which a 140-character reminder pushes into a second segment.
 ASK_TO_CONFIRM = "Reply C to confirm."
+CONFIRM_ENTRY_NAME = "Confirmation request"  # the quick entry asking for a C (variants per language), if there is one
+# Built-in requests by language (base codes); the quick entry overrides them. Plain GSM-7 too.
+BUILT_IN_CONFIRMATION_REQUESTS = {"en": ASK_TO_CONFIRM, "es": "Responda C para confirmar."}
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class EventInput:
     notes: str = ""
     attendee_emails: tuple[str, ...] = ()
     reminders: tuple[ReminderSpec, ...] | None = None  # None: the organisation's defaults for the kind
+    # Whether every reminder asks for a C (the case page's one choice per event); None: as each reminder says.
+    ask_confirmation: bool | None = None
 
 
 # ---------------------------------------------------------------- the organisation's defaults
@@ -178,8 +183,13 @@ async def get_event(staff: Staff, event_id: int) -> CaseEvent:
 async def events_of_case(staff: Staff, case_id: int) -> list[CaseEvent]:
     """A case's events, soonest first, cancelled ones included (they say so)."""
     case = await visible_case(staff, case_id)
+    return await events_of_this_case(case.id)
+
+
+async def events_of_this_case(case_id: int) -> list[CaseEvent]:
+    """A case's events for a reader already allowed to see the case (the live hub decides who is)."""
     return (
-        await CaseEvent.filter(case_id=case.id)
+        await CaseEvent.filter(case_id=case_id)
         .order_by("starts_at", "id")
         .prefetch_related("attendees__staff", "reminders__message")
     )
@@ -256,15 +266,42 @@ async def reminder_text(
     variants = await QuickEntry.filter(name=name or REMINDER_ENTRY_NAME)
     body = quick_entries.pick_variant(variants, client.preferred_language).body if variants else BUILT_IN_TEXT
     values = await quick_entries.values_for(staff, client, case, clock.now())
-    text = _filled_for_a_client(body, {**values, **_event_values(event, zone)})
-    return with_confirmation_request(text) if spec.ask_confirmation else text
-
-
-def with_confirmation_request(text: str) -> str:
-    """The reminder asking for a C, once: a quick entry that already ends with the request keeps its own."""
-    if text.rstrip().upper().endswith(ASK_TO_CONFIRM.upper()):
+    filled = {**values, **_event_values(event, zone)}
+    text = _filled_for_a_client(body, filled)
+    if not spec.ask_confirmation:
         return text
-    return f"{text} {ASK_TO_CONFIRM}" if text else ASK_TO_CONFIRM
+    request = _filled_for_a_client(await confirmation_request(client.preferred_language), filled)
+    return with_confirmation_request(text, request)
+
+
+async def confirmation_request(language: str | None) -> str:
+    """The words asking for a C in the client's language: the quick entry "Confirmation request" in that
+    language, else a built-in one in it, else the entry's default, else English. The reply is C or CONFIRM
+    in every language (confirmations.CONFIRM_WORDS)."""
+    variants = await QuickEntry.filter(name=CONFIRM_ENTRY_NAME)
+    wanted = (language or "").strip().lower().replace("_", "-")
+    for code in dict.fromkeys((wanted, wanted.split("-")[0])):
+        if not code:
+            continue
+        own = [v for v in variants if (v.language or "").lower() == code]
+        if own:
+            return own[0].body.strip()
+        if code in BUILT_IN_CONFIRMATION_REQUESTS:
+            return BUILT_IN_CONFIRMATION_REQUESTS[code]
+    return quick_entries.pick_variant(variants, None).body.strip() if variants else ASK_TO_CONFIRM
+
+
+def with_confirmation_request(text: str, request: str = ASK_TO_CONFIRM) -> str:
+    """The reminder asking for a C, once: a quick entry that already ends with the request keeps its own."""
+    if any(text.rstrip().upper().endswith(words.upper()) for words in (request, ASK_TO_CONFIRM) if words):
+        return text
+    text = text.rstrip()
+    if text and not text.endswith(SENTENCE_ENDS):  # "… courtroom 4B" (a place ends the built-in text): a full stop
+        text += "."
+    return f"{text} {request}".strip()
+
+
+SENTENCE_ENDS = (".", "!", "?", "…", "。")
 
 
 async def cancellation_text(staff: Staff, event: CaseEvent) -> str:
@@ -365,12 +402,19 @@ async def _cancel_pending(event: CaseEvent, why: str, now: datetime, keep: set[i
 # ---------------------------------------------------------------- the operations
 
 
+def announce(event: CaseEvent, change: str) -> None:
+    """Open case pages show the event as it is now, once the caller's unit of work commits."""
+    current_unit().publish(CaseEventChanged(event_id=event.id, case_id=event.case_id, change=change))
+
+
 async def create_event(
     bus: Bus, staff: Staff, case_id: int, data: EventInput, now: datetime | None = None
 ) -> CaseEvent:
     case = await visible_case(staff, case_id)
     kind, attendees = await _check(data)
     specs = list(data.reminders) if data.reminders is not None else await default_reminders(kind)
+    if data.ask_confirmation is not None:
+        specs = [replace(spec, ask_confirmation=data.ask_confirmation) for spec in specs]
     now = now or clock.now()
     context = await _context(staff, case)
     async with unit_of_work(bus):
@@ -387,6 +431,7 @@ async def create_event(
         for person in attendees:
             await EventAttendee.create(event=event, staff=person)
         await _add_reminders(event, specs, context, now)
+        announce(event, "added")
     return await get_event(staff, event.id)
 
 
@@ -401,6 +446,7 @@ async def update_event(
     kind, attendees = await _check(data)
     now = now or clock.now()
     context = await _context(staff, event.case)
+    reminders = _asking_or_not(event, data)
     async with unit_of_work(bus):
         event.kind, event.title, event.place, event.notes = kind, data.title.strip(), data.place.strip(), data.notes
         event.starts_at = data.starts_at.astimezone(UTC)
@@ -409,12 +455,38 @@ async def update_event(
         await EventAttendee.filter(event_id=event.id).delete()
         for person in attendees:
             await EventAttendee.create(event=event, staff=person)
-        if data.reminders is None:
+        if reminders is None:
             for row in await EventReminder.filter(event_id=event.id).order_by("id"):
                 await _move(row, event, context, now)
         else:
-            await _replace_reminders(event, list(data.reminders), context, now)
+            await _replace_reminders(event, list(reminders), context, now)
+        announce(event, "updated")
     return await get_event(staff, event.id)
+
+
+def open_reminders(event: CaseEvent) -> list[EventReminder]:
+    """The reminders an edit changes: those not sent (sent ones are history). `reminders__message` fetched."""
+    return [r for r in sorted(event.reminders, key=lambda r: r.id) if reminder_status(r) in ("pending", "skipped")]
+
+
+def asks_confirmation(event: CaseEvent) -> bool:
+    """Whether the event's reminders ask for a C: those not yet sent, else any it had."""
+    rows = open_reminders(event) or list(event.reminders)
+    return any(r.ask_confirmation for r in rows)
+
+
+def _asking_or_not(event: CaseEvent, data: EventInput) -> tuple[ReminderSpec, ...] | None:
+    """The reminders an update makes, with the event's "ask for a C" choice applied; None: keep (and move) them.
+    Changing only the choice re-makes the reminders not yet sent with the same lead times and quick entries, so
+    their words gain or lose the request."""
+    if data.ask_confirmation is None:
+        return data.reminders
+    if data.reminders is not None:
+        return tuple(replace(spec, ask_confirmation=data.ask_confirmation) for spec in data.reminders)
+    rows = open_reminders(event)
+    if all(r.ask_confirmation == data.ask_confirmation for r in rows):
+        return None
+    return tuple(replace(spec_of_row(r), ask_confirmation=data.ask_confirmation) for r in rows)
 
 
 async def _replace_reminders(
@@ -439,7 +511,33 @@ async def cancel_event(bus: Bus, staff: Staff, event_id: int, now: datetime | No
         event.cancelled_at = now
         await event.save(update_fields=["cancelled_at"])
         await _cancel_pending(event, f"The {event.kind.value} was cancelled.", now)
+        announce(event, "cancelled")
     return await get_event(staff, event.id)
+
+
+NOT_WAITING = "This reminder is no longer waiting to be sent: it has been sent or cancelled, or was never made."
+
+
+async def send_reminder_now(
+    bus: Bus, staff: Staff, event_id: int, reminder_id: int, now: datetime | None = None
+) -> Message:
+    """A person's "Send now" on a pending reminder: its scheduled text becomes a text due at once, in the
+    outbox like any other (consent is still decided as it leaves). Sent by a person's hand, it is no longer a
+    scheduled text, so the client's quiet hours do not hold it. The caller hands it over once it has answered."""
+    event = await get_event(staff, event_id)
+    row = next((r for r in event.reminders if r.id == reminder_id), None)
+    if row is None:
+        raise NotFound("No reminder has this id on this event.")
+    if event.cancelled_at is not None:
+        raise Refused(f"This {event.kind.value} was cancelled: its reminders are not sent.")
+    message = row.message
+    if message is None or not is_pending(message):
+        raise Refused(NOT_WAITING)
+    moment = now or clock.now()
+    async with unit_of_work(bus):
+        if not await messaging.send_scheduled_now(message, moment):
+            raise Refused(NOT_WAITING)
+    return message
 
 
 def with_changes(event: CaseEvent, **changes: Any) -> EventInput:
@@ -478,6 +576,11 @@ class ShownEvent:
 def shown(event: CaseEvent) -> ShownEvent:
     """`event.reminders__message` must be fetched."""
     rows = sorted(event.reminders, key=lambda r: r.id)
-    return ShownEvent(
-        event, [ShownReminder(r, reminder_status(r), r.message.send_at if r.message else None) for r in rows]
-    )
+    return ShownEvent(event, [ShownReminder(r, reminder_status(r), _when(r.message)) for r in rows])
+
+
+def _when(message: Message | None) -> datetime | None:
+    """When the reminder goes, or went (one sent by hand has no scheduled time)."""
+    if message is None:
+        return None
+    return message.send_at or message.first_attempt_at

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from inbox.events import Bus
 from inbox.models import Alert, CaseEvent, Direction, EventKind, EventReminder, Message, MessageStatus
-from inbox.services import alerts
+from inbox.services import alerts, case_events
 from inbox.services.unit_of_work import unit_of_work
 
 # An unconfirmed hearing this close raises an alert to the case's assignees (issue 9: "48 hours ahead").
@@ -65,7 +65,8 @@ async def confirm_by_text(message: Message, at: datetime) -> CaseEvent | None:
     if event is None:
         return None
     # Conditional, so two C's racing confirm once and the first time stands.
-    await CaseEvent.filter(id=event.id, confirmed_at__isnull=True).update(confirmed_at=at)
+    if await CaseEvent.filter(id=event.id, confirmed_at__isnull=True).update(confirmed_at=at):
+        case_events.announce(event, "confirmed")
     await event.refresh_from_db()
     return event
 

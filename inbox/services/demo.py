@@ -180,7 +180,7 @@ async def _scheduled_reminder(channel: Channel, number: str, case_id: int) -> No
 
 async def _hearing_tomorrow(case_id: int) -> None:
     """A hearing tomorrow at 10 a.m. (Atlanta) with its client reminders on the queue: the day before at the
-    same time (skipped once that has passed) and two hours before."""
+    same time (skipped once that has passed) and two hours before, each asking the client to reply C."""
     alice = await Staff.get(email="alice@example.org")
     zone = ZoneInfo("America/New_York")
     day = clock.now().astimezone(zone).date() + timedelta(days=1)
@@ -190,7 +190,10 @@ async def _hearing_tomorrow(case_id: int) -> None:
         starts_at=datetime.combine(day, time(10), tzinfo=zone),
         place="Fulton County Courthouse, courtroom 4B",
         attendee_emails=("alice@example.org",),
-        reminders=(case_events.ReminderSpec(24 * 60), case_events.ReminderSpec(120)),
+        reminders=(
+            case_events.ReminderSpec(24 * 60, ask_confirmation=True),
+            case_events.ReminderSpec(120, ask_confirmation=True),
+        ),
     )
     await case_events.create_event(NOBODY_LISTENING, alice, case_id, hearing)
 

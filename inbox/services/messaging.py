@@ -419,6 +419,21 @@ async def reschedule(message: Message, body: str, send_at: datetime) -> bool:
     return True
 
 
+async def send_scheduled_now(message: Message, at: datetime) -> bool:
+    """A scheduled text a person sends now (a case event's reminder): queued and due at once, no longer
+    scheduled (so quiet hours do not hold it), inside the caller's unit of work; False when it has left our
+    outbox or a worker claimed it. Conditional, like the claim: it is never sent twice."""
+    won = await Message.filter(id=message.id, status=MessageStatus.SCHEDULED, outbox_state=OutboxState.WAITING).update(
+        status=MessageStatus.QUEUED, send_at=None, next_attempt_at=at, error_message=None, updated_at=at
+    )
+    if not won:
+        return False
+    await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=at)
+    await message.refresh_from_db()
+    publish_status(message)
+    return True
+
+
 # ---------------------------------------------------------------- receiving
 
 

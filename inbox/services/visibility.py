@@ -110,3 +110,13 @@ async def staff_assigned_to_phone(phone: str) -> dict[int, AssignedReader]:
         roles[staff_id] = role
         clients.setdefault(staff_id, set()).add(client_id)
     return {staff_id: AssignedReader(roles[staff_id], frozenset(ids)) for staff_id, ids in clients.items()}
+
+
+async def staff_who_see_client(client_id: int) -> set[int]:
+    """Ids of staff currently assigned to a case of this client: besides supervisors and admins, the only
+    ones who may see the client's cases (`can_see_case`), in one query."""
+    case_ids = Case.filter(client_id=client_id).values("id")
+    rows = await flat_values(
+        Assignment.filter(current_assignments(), case_id__in=Subquery(case_ids)).values_list("staff_id", flat=True)
+    )
+    return set(rows)
