@@ -145,3 +145,120 @@ async def test_replies_raise_no_alert_unless_the_campaign_asks_but_reach_the_thr
     assert page.status_code == 200
     assert f'id="message-{quiet.id}"' in page.text
     assert str(escape("The wait was too long <b>really</b>")) in page.text
+
+
+# ---------------------------------------------------------------- the results page, the CSV, the API
+
+
+async def answered_survey(app: Starlette, anonymous: httpx.AsyncClient, make_case: MakeCase) -> Campaign:
+    """Four recipients: two answered 1, one YES, one wrote free text that tries its luck with markup."""
+    people = await clients(make_case, 5)
+    options = [
+        {"answer": "1", "label": "Very <b>helpful</b>"},
+        {"answer": "2", "label": "Not helpful"},
+        {"answer": "YES", "label": "Recommend"},
+    ]
+    campaign = await sent_survey(app.state.channel, people, options=options, name="How did we do? <script>")
+    await text_in(anonymous, NUMBERS[0], "1")
+    await text_in(anonymous, NUMBERS[1], "1")
+    await text_in(anonymous, NUMBERS[2], "yes!")
+    await text_in(anonymous, NUMBERS[3], "=HYPERLINK(\"http://evil\") <img src=x onerror=alert(1)>")
+    return campaign
+
+
+async def test_the_results_page_shows_tallies_an_accessible_chart_and_the_free_text(
+    app: Starlette, anonymous: httpx.AsyncClient, make_case: MakeCase, make_staff: MakeStaff, signed_in
+) -> None:
+    campaign = await answered_survey(app, anonymous, make_case)
+    browser = await signed_in(await make_staff("supervisor"))
+
+    page = await browser.get(f"/campaigns/{campaign.id}/results")
+
+    assert page.status_code == 200
+    text = words(page.text)
+    assert "4 of 5 sent answered (80%)" in text
+    assert "1 Very <b>helpful</b>: 2 (50%)" in text
+    assert "2 Not helpful: 0" in text and "YES Recommend: 1 (25%)" in text
+    assert "Other (free text): 1 (25%)" in text
+    # Escaped everywhere: the labels in the SVG, the campaign's name, the client's words.
+    assert "<b>helpful</b>" not in page.text and "Very &lt;b&gt;helpful&lt;/b&gt;" in page.text
+    assert "<script>" not in page.text
+    assert "<img src=x" not in page.text and "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    svg = page.text[page.text.index("<svg") : page.text.index("</svg>")]
+    assert 'role="img"' in svg and "<title" in svg and "<desc" in svg
+    assert "1 (Very &lt;b&gt;helpful&lt;/b&gt;): 2." in svg  # the numbers as text, for screen readers
+    assert svg.count('class="bar"') == 2 and 'width="50.00%"' in svg and 'width="25.00%"' in svg
+    reply = await CampaignRecipient.get(campaign_id=campaign.id, answer=None, reply_id__isnull=False)
+    message = await Message.get(id=reply.reply_id)
+    assert f'href="/conversations/{message.conversation_id}"' in page.text
+    assert f'href="/clients/{reply.client_id}"' in page.text and "Client 4" in text
+
+
+async def test_the_csv_has_every_recipient_and_cannot_run_formulas(
+    app: Starlette, anonymous: httpx.AsyncClient, make_case: MakeCase, make_staff: MakeStaff, signed_in
+) -> None:
+    campaign = await answered_survey(app, anonymous, make_case)
+    browser = await signed_in(await make_staff("admin"))
+
+    response = await browser.get(f"/campaigns/{campaign.id}/results.csv")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert f'filename="survey-{campaign.id}-results.csv"' in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["client", "number", "case", "answer", "reply text", "replied at"]
+    by_client = {row[0]: row for row in rows[1:]}
+    assert set(by_client) == {f"Client {i}" for i in range(1, 6)}
+    assert by_client["Client 1"][1:4] == ["'" + NUMBERS[0], "16E-20010001", "1"]
+    assert by_client["Client 3"][3:5] == ["YES", "yes!"]
+    assert by_client["Client 4"][3] == ""
+    assert by_client["Client 4"][4] == "'=HYPERLINK(\"http://evil\") <img src=x onerror=alert(1)>"
+    assert by_client["Client 5"][3:] == ["", "", ""]  # sent, not answered
+    assert by_client["Client 1"][5].endswith("Z")
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+async def test_the_api_answers_the_contract_shape(
+    app: Starlette, anonymous: httpx.AsyncClient, make_case: MakeCase, supervisor: httpx.AsyncClient
+) -> None:
+    campaign = await answered_survey(app, anonymous, make_case)
+
+    response = await supervisor.get(f"/api/v1/campaigns/{campaign.id}/results")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"options", "other", "replies"}
+    assert list(body["options"].items()) == [("1", 2), ("2", 0), ("YES", 1)]
+    assert body["other"] == 1
+    assert [set(r) for r in body["replies"]] == [{"client_id", "message_id", "body", "option"}] * 4
+    assert [r["option"] for r in body["replies"]] == ["1", "1", "YES", None]
+    assert body["replies"][2]["body"] == "yes!"
+    recipient = await CampaignRecipient.get(campaign_id=campaign.id, number=NUMBERS[2])
+    assert (body["replies"][2]["client_id"], body["replies"][2]["message_id"]) == (
+        recipient.client_id,
+        recipient.reply_id,
+    )
+    assert_error(await supervisor.get("/api/v1/campaigns/999999/results"), 404)
+
+
+async def test_advocates_may_not_see_results(
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    make_case: MakeCase,
+    make_staff: MakeStaff,
+    signed_in,
+    api_client: ApiClientFactory,
+) -> None:
+    campaign = await answered_survey(app, anonymous, make_case)
+    advocate = await make_staff("advocate")
+    browser = await signed_in(advocate)
+
+    page = await browser.get(f"/campaigns/{campaign.id}/results")
+    assert page.status_code == 403
+    assert "Survey results are for supervisors and administrators" in words(page.text)
+    assert "Client 4" not in page.text
+    assert (await browser.get(f"/campaigns/{campaign.id}/results.csv")).status_code == 403
+    api = await api_client(advocate)
+    error = assert_error(await api.get(f"/api/v1/campaigns/{campaign.id}/results"), 403)
+    assert "supervisors and administrators" in error["error"]
+    assert (await anonymous.get(f"/campaigns/{campaign.id}/results")).status_code == 303  # to the sign-in
