@@ -19,7 +19,7 @@ from inbox import clock
 from inbox.models import Alert, Campaign, CampaignRecipient, Message, MessageStatus, Staff
 from tests.support.api import assert_error
 from tests.support.pages import words
-from tests.support.records import MakeCase
+from tests.support.records import CaseFile, MakeCase
 from tests.support.staff import ApiClientFactory, MakeStaff
 from tests.support.surveys import sent_survey
 from tests.support.webhooks import post_text, text_in
@@ -27,10 +27,9 @@ from tests.support.webhooks import post_text, text_in
 NUMBERS = [f"+1404555{n:04d}" for n in range(2001, 2011)]
 
 
-async def clients(make_case: MakeCase, count: int, assignee: Staff | None = None) -> list:
+async def clients(make_case: MakeCase, count: int, assignee: Staff | None = None) -> list[tuple[CaseFile, str]]:
     return [
-        (await make_case(phone=NUMBERS[i], name=f"Client {i + 1}", assignee=assignee), NUMBERS[i])
-        for i in range(count)
+        (await make_case(phone=NUMBERS[i], name=f"Client {i + 1}", assignee=assignee), NUMBERS[i]) for i in range(count)
     ]
 
 
@@ -162,7 +161,7 @@ async def answered_survey(app: Starlette, anonymous: httpx.AsyncClient, make_cas
     await text_in(anonymous, NUMBERS[0], "1")
     await text_in(anonymous, NUMBERS[1], "1")
     await text_in(anonymous, NUMBERS[2], "yes!")
-    await text_in(anonymous, NUMBERS[3], "=HYPERLINK(\"http://evil\") <img src=x onerror=alert(1)>")
+    await text_in(anonymous, NUMBERS[3], '=HYPERLINK("http://evil") <img src=x onerror=alert(1)>')
     return campaign
 
 
@@ -212,7 +211,7 @@ async def test_the_csv_has_every_recipient_and_cannot_run_formulas(
     assert by_client["Client 1"][1:4] == ["'" + NUMBERS[0], "16E-20010001", "1"]
     assert by_client["Client 3"][3:5] == ["YES", "yes!"]
     assert by_client["Client 4"][3] == ""
-    assert by_client["Client 4"][4] == "'=HYPERLINK(\"http://evil\") <img src=x onerror=alert(1)>"
+    assert by_client["Client 4"][4] == '\'=HYPERLINK("http://evil") <img src=x onerror=alert(1)>'
     assert by_client["Client 5"][3:] == ["", "", ""]  # sent, not answered
     assert by_client["Client 1"][5].endswith("Z")
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)

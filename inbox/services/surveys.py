@@ -272,4 +272,3 @@ async def rows_for_export(staff: Staff, campaign_id: int) -> tuple[Campaign, lis
         .prefetch_related("client", "case", "reply")
     )
     return campaign, [_reply(r, known) for r in recipients]
-
