@@ -7,8 +7,10 @@ The sent survey is built from rows (tests/support/surveys.py); every reply comes
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections import Counter
 from datetime import timedelta
 
 import httpx
@@ -16,8 +18,12 @@ from markupsafe import escape
 from starlette.applications import Starlette
 
 from inbox import clock
+from inbox.events import SurveyAnswered
+from inbox.live import SURVEY_RENDER_SECONDS, Tab
 from inbox.models import Alert, Campaign, CampaignRecipient, Message, MessageStatus, Staff
 from tests.support.api import assert_error
+from tests.support.events import WAIT_SECONDS
+from tests.support.live import event_stream, signed_in_browser
 from tests.support.pages import words
 from tests.support.records import CaseFile, MakeCase
 from tests.support.staff import ApiClientFactory, MakeStaff
@@ -261,3 +267,54 @@ async def test_advocates_may_not_see_results(
     error = assert_error(await api.get(f"/api/v1/campaigns/{campaign.id}/results"), 403)
     assert "supervisors and administrators" in error["error"]
     assert (await anonymous.get(f"/campaigns/{campaign.id}/results")).status_code == 303  # to the sign-in
+
+
+# ---------------------------------------------------------------- live
+
+
+async def test_a_reply_updates_open_results_pages_live(
+    app: Starlette, server: str, twilio: httpx.AsyncClient, make_case: MakeCase, make_staff: MakeStaff
+) -> None:
+    people = await clients(make_case, 2)
+    campaign = await sent_survey(app.state.channel, people)
+    supervisor = await make_staff("supervisor")
+
+    async with signed_in_browser(server, supervisor) as http, event_stream(http, "/events") as stream:
+        await text_in(twilio, NUMBERS[0], "Yes")
+        (update,) = [
+            e
+            for e in await stream.read_until(lambda e: f'id="survey-results-{campaign.id}"' in e.data)
+            if "survey-results" in e.data
+        ]
+        assert 'hx-swap-oob="true"' in update.data
+        assert "1 of 2 sent answered (50%)" in words(update.data)
+        assert "YES I would recommend you: 1 (100%)" in words(update.data)
+
+
+async def test_a_burst_of_replies_is_rendered_at_most_twice_a_second_and_only_for_managers(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, renders: Counter[str]
+) -> None:
+    people = await clients(make_case, 1)
+    campaign = await sent_survey(app.state.channel, people)
+    hub, bus = app.state.hub, app.state.bus
+    manager = Tab(staff_id=(await make_staff("admin")).id, sees_everything=True)
+    advocate = Tab(staff_id=(await make_staff("advocate")).id, sees_everything=False)
+    hub.attach(manager)
+    hub.attach(advocate)
+    renders.clear()
+    try:
+        started = asyncio.get_running_loop().time()
+        for _ in range(10):
+            await bus.publish(SurveyAnswered(campaign_id=campaign.id, recipient_id=1, message_id=1))
+        async with asyncio.timeout(WAIT_SECONDS):
+            first = await manager.queue.get()
+            second = await manager.queue.get()
+        elapsed = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(SURVEY_RENDER_SECONDS * 2)  # nothing more comes: the burst was two renders
+    finally:
+        hub.detach(manager)
+        hub.detach(advocate)
+    assert first is not None and second is not None and f'id="survey-results-{campaign.id}"' in second.data
+    assert elapsed >= SURVEY_RENDER_SECONDS * 0.9
+    assert renders["campaigns/results_body.html"] == 2
+    assert manager.queue.empty() and advocate.queue.empty()
