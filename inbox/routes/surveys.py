@@ -41,7 +41,7 @@ async def results_csv(request: Request) -> Response:
                 row.case_number,
                 row.answer or "",
                 row.body,
-                iso(row.replied_at),
+                iso(row.replied_at.replace(microsecond=0)) if row.replied_at else "",
             )
         )
     headers = {

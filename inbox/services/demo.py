@@ -241,7 +241,7 @@ SURVEY_OPTIONS = [
 # Already answered when the demo starts, so the results page has a chart; the others answer from the client phone.
 SURVEY_REPLIES = {
     "+14045550123": "1",
-    "+14045550106": "Very helpful, thank you. Can someone call me about my back pay?",
+    "+14045550106": "The wait was long, but my lawyer was great.",
 }
 
 
