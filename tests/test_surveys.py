@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 from collections import Counter
 from datetime import timedelta
 
 import httpx
+import pytest
 from markupsafe import escape
 from starlette.applications import Starlette
 
@@ -21,6 +23,7 @@ from inbox import clock
 from inbox.events import SurveyAnswered
 from inbox.live import SURVEY_RENDER_SECONDS, Tab
 from inbox.models import Alert, Campaign, CampaignRecipient, Message, MessageStatus, Staff
+from inbox.services import surveys
 from tests.support.api import assert_error
 from tests.support.events import WAIT_SECONDS
 from tests.support.live import event_stream, signed_in_browser
@@ -318,3 +321,23 @@ async def test_a_burst_of_replies_is_rendered_at_most_twice_a_second_and_only_fo
     assert elapsed >= SURVEY_RENDER_SECONDS * 0.9
     assert renders["campaigns/results_body.html"] == 2
     assert manager.queue.empty() and advocate.queue.empty()
+
+
+async def test_results_take_the_same_few_queries_however_many_replies(
+    app: Starlette, anonymous: httpx.AsyncClient, make_case: MakeCase, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = await clients(make_case, 8)
+    campaign = await sent_survey(app.state.channel, people)
+
+    async def queries_for_results() -> int:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
+            await surveys.results_of(campaign)
+        return sum(1 for record in caplog.records if record.name == "tortoise.db_client")
+
+    await text_in(anonymous, NUMBERS[0], "1")
+    few = await queries_for_results()
+    for number, body in zip(NUMBERS[1:], ["1", "2", "yes", "no idea", "2", "1"], strict=False):
+        await text_in(anonymous, number, body)
+    assert (await surveys.results_of(campaign)).answered == 7
+    assert await queries_for_results() == few <= 6  # one GROUP BY for the tallies, one count, the replies
