@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from inbox import clock
 from inbox.events import SurveyAnswered
 from inbox.live import SURVEY_RENDER_SECONDS, Tab
-from inbox.models import Alert, Campaign, CampaignRecipient, Message, MessageStatus, Staff
+from inbox.models import Alert, Campaign, CampaignRecipient, Message, MessageStatus, OutboxState, Staff
 from inbox.services import surveys
 from tests.support.api import assert_error
 from tests.support.events import WAIT_SECONDS
@@ -99,17 +99,21 @@ async def test_start_and_a_survey_without_yes_do_not_count_keywords(
     assert await answers(campaign) == {NUMBERS[2]: "2"}
 
 
-async def test_a_reply_before_the_survey_left_or_to_a_failed_text_is_not_counted(
+async def test_a_reply_before_the_survey_left_or_to_a_failed_or_held_text_is_not_counted(
     app: Starlette, anonymous: httpx.AsyncClient, make_case: MakeCase
 ) -> None:
-    people = await clients(make_case, 2)
+    people = await clients(make_case, 3)
     future = await sent_survey(app.state.channel, people[:1], sent_at=clock.now() + timedelta(hours=1))
-    failed = await sent_survey(app.state.channel, people[1:], status=MessageStatus.FAILED)
+    failed = await sent_survey(app.state.channel, people[1:2], status=MessageStatus.FAILED)
+    # "queued" in our own outbox, held by a paused campaign: it never reached the client.
+    held = await sent_survey(app.state.channel, people[2:], status=MessageStatus.QUEUED, outbox_state=OutboxState.HELD)
 
     await text_in(anonymous, NUMBERS[0], "1")
     await text_in(anonymous, NUMBERS[1], "1")
+    await text_in(anonymous, NUMBERS[2], "1")
 
-    assert await answers(future) == {} and await answers(failed) == {}
+    assert await answers(future) == {} and await answers(failed) == {} and await answers(held) == {}
+    assert [(await surveys.results_of(c)).sent for c in (failed, held)] == [0, 0]
 
 
 async def test_the_newest_survey_takes_the_reply(

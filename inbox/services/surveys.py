@@ -118,6 +118,7 @@ async def open_survey(sender: str, at: datetime) -> tuple[Campaign, int] | None:
             direction=Direction.OUTBOUND,
             campaign_id__isnull=False,
             status__in=LEFT,
+            outbox_state__isnull=True,  # "queued" in our outbox (held by a paused campaign …) has not left
         )
         .order_by("-id")
         .limit(RECENT_CAMPAIGN_TEXTS)
@@ -174,7 +175,7 @@ class Results:
     options: list[Option]
     tallies: list[Tally]  # one per option, in the campaign's order
     other: int  # free-text replies
-    sent: int  # recipients whose text left our outbox
+    sent: int  # recipients whose text left our outbox (Twilio took it), delivered or not yet
     replies: list[Reply]  # every counted reply, oldest first
 
     @property
@@ -226,7 +227,9 @@ async def results_of(campaign: Campaign) -> Results:
         .group_by("answer")
         .values_list("answer", "count")
     )
-    sent = await CampaignRecipient.filter(campaign_id=campaign.id, message__status__in=LEFT).count()
+    sent = await CampaignRecipient.filter(
+        campaign_id=campaign.id, message__status__in=LEFT, message__outbox_state__isnull=True
+    ).count()
     known = {option.answer for option in options}
     # An answer no longer among the options (they were edited) is shown as free text, never lost.
     other = sum(n for answer, n in counts.items() if answer is None or answer not in known)
@@ -267,7 +270,9 @@ async def rows_for_export(staff: Staff, campaign_id: int) -> tuple[Campaign, lis
     campaign = await campaign_for(staff, campaign_id)
     known = {option.answer for option in options_of(campaign)}
     recipients = (
-        await CampaignRecipient.filter(campaign_id=campaign.id, message__status__in=LEFT)
+        await CampaignRecipient.filter(
+            campaign_id=campaign.id, message__status__in=LEFT, message__outbox_state__isnull=True
+        )
         .order_by("id")
         .prefetch_related("client", "case", "reply")
     )

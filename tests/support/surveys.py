@@ -20,6 +20,7 @@ from inbox.models import (
     Message,
     MessagePurpose,
     MessageStatus,
+    OutboxState,
 )
 
 from .records import CaseFile
@@ -41,6 +42,7 @@ async def sent_survey(
     replies_raise_alerts: bool = False,
     name: str = "How did we do?",
     status: MessageStatus = MessageStatus.DELIVERED,
+    outbox_state: OutboxState | None = None,
 ) -> Campaign:
     """A survey sent `sent_at` (an hour ago unless told) to each (case, number): its texts delivered."""
     sent_at = sent_at or clock.now() - timedelta(hours=1)
@@ -70,6 +72,7 @@ async def sent_survey(
             purpose=MessagePurpose.CAMPAIGN,
             campaign=campaign,
             first_attempt_at=sent_at,
+            outbox_state=outbox_state,
         )
         await CampaignRecipient.create(
             campaign=campaign, client_id=case.client_id, case_id=case.case_id, number=number, message=message
