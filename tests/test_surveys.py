@@ -345,3 +345,28 @@ async def test_results_take_the_same_few_queries_however_many_replies(
         await text_in(anonymous, number, body)
     assert (await surveys.results_of(campaign)).answered == 7
     assert await queries_for_results() == few <= 6  # one GROUP BY for the tallies, one count, the replies
+
+
+async def test_a_campaign_that_asks_nothing_counts_nothing_and_says_so(
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    make_case: MakeCase,
+    make_staff: MakeStaff,
+    signed_in,
+    supervisor: httpx.AsyncClient,
+) -> None:
+    people = await clients(make_case, 1)
+    bulk = await sent_survey(app.state.channel, people, options=[], name="Office closed Friday")
+
+    reply = await text_in(anonymous, NUMBERS[0], "1")
+
+    assert await answers(bulk) == {}
+    assert await Alert.exists(message_id=reply.id)  # an ordinary text
+    assert (await supervisor.get(f"/api/v1/campaigns/{bulk.id}/results")).json() == {
+        "options": {},
+        "other": 0,
+        "replies": [],
+    }
+    page = await (await signed_in(await make_staff("supervisor"))).get(f"/campaigns/{bulk.id}/results")
+    assert page.status_code == 200 and "This campaign asked no question, so it has no results." in words(page.text)
+    assert "<svg" not in page.text and "Download CSV" not in page.text
