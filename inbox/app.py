@@ -38,6 +38,7 @@ from inbox.routes import (
     phone,
     quick_entries,
     staff_admin,
+    surveys,
     webhooks,
 )
 from inbox.routes import queue as queue_routes
@@ -244,6 +245,7 @@ def create_app(settings: Settings) -> Starlette:
         *quick_entries.routes,
         *queue_routes.routes,
         *alerts.routes,
+        *surveys.routes,
         *events.routes,
         *webhooks.routes,
         *media.routes,

@@ -155,6 +155,16 @@ class SessionsEnded(Event):
     every_stream: bool = False
 
 
+@dataclass(frozen=True)
+class SurveyAnswered(Event):
+    """A client's reply was counted against a survey (a campaign that asks a question)."""
+
+    name: ClassVar[str] = "survey.answered"
+    campaign_id: int
+    recipient_id: int
+    message_id: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
@@ -170,6 +180,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CaseEventChanged,
         SessionEnded,
         SessionsEnded,
+        SurveyAnswered,
     )
 }
 

@@ -35,10 +35,11 @@ from inbox.events import (
     MessageStatusChanged,
     SessionEnded,
     SessionsEnded,
+    SurveyAnswered,
     describe,
 )
-from inbox.models import Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
-from inbox.services import alerts, case_events, consent, visibility
+from inbox.models import Campaign, Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
+from inbox.services import alerts, case_events, consent, surveys, visibility
 from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
 from inbox.services.delivery_rules import OutboxRules
 from inbox.web import templates
@@ -46,6 +47,8 @@ from inbox.web import templates
 log = logging.getLogger(__name__)
 
 TAB_QUEUE_SIZE = 200
+# A survey's results are rendered at most this often (per campaign): a burst of replies is one render.
+SURVEY_RENDER_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,12 +134,14 @@ class LiveHub:
         self.tabs: set[Tab] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.survey_results = SurveyResultsThrottle(self)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-hub")
         await self._ready.wait()
 
     async def stop(self) -> None:
+        await self.survey_results.stop()
         for tab in list(self.tabs):
             tab.close()
         if self._task:
@@ -181,6 +186,8 @@ class LiveHub:
             await self._deliver_consent(event)
         elif isinstance(event, CaseEventChanged):
             await self._deliver_case_events(event.case_id, event)
+        elif isinstance(event, SurveyAnswered):
+            await self.survey_results.answered(event)
         elif isinstance(event, SessionEnded):
             self._end_sessions({event.session_id})
         elif isinstance(event, SessionsEnded):
@@ -403,3 +410,67 @@ class LiveHub:
             log.warning("A tab fell behind; closing its stream so it reconnects and catches up")
             tab.close()
             self.detach(tab)
+
+
+class SurveyResultsThrottle:
+    """A survey's results page, kept current: on a reply, the results are rendered once for every supervisor's
+    and admin's tab (they alone may see results), at most every SURVEY_RENDER_SECONDS per campaign. A reply
+    arriving sooner schedules one render for when the interval is up, which shows every reply counted by then;
+    further replies meanwhile ride along with it. JSON streams of supervisors and admins get each event.
+
+    Kept apart from the rest of the hub on purpose: whatever renders a campaign's progress can share it."""
+
+    def __init__(self, hub: LiveHub) -> None:
+        self.hub = hub
+        self._last: dict[int, float] = {}  # campaign id → when its results were last rendered (loop time)
+        self._due: dict[int, asyncio.Task[None]] = {}  # campaign id → the render waiting for its turn
+
+    async def answered(self, event: SurveyAnswered) -> None:
+        json_data = json.dumps(describe(event))
+        for tab in [t for t in self.hub.tabs if t.kind == "json" and t.sees_everything]:
+            self.hub._push(tab, Delivery(event.name, json_data))
+        campaign_id = event.campaign_id
+        if campaign_id in self._due:
+            return  # a render is already due: it will show this reply too
+        wait = self._last.get(campaign_id, float("-inf")) + SURVEY_RENDER_SECONDS - self._now()
+        if wait <= 0:
+            await self.render(campaign_id)
+        else:
+            self._due[campaign_id] = asyncio.create_task(self._render_later(campaign_id, wait))
+
+    async def render(self, campaign_id: int) -> None:
+        self._last[campaign_id] = self._now()
+        tabs = [t for t in self.hub.tabs if t.kind == "html" and t.sees_everything]
+        if not tabs:
+            return
+        campaign = await Campaign.get_or_none(id=campaign_id)
+        if campaign is None:
+            return
+        fragment = render_fragment("campaigns/results_body.html", results=await surveys.results_of(campaign), oob=True)
+        for tab in tabs:
+            self.hub._push(tab, Delivery("update", fragment))
+
+    async def _render_later(self, campaign_id: int, wait: float) -> None:
+        try:
+            await asyncio.sleep(wait)
+            del self._due[campaign_id]
+            await self.render(campaign_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # like the hub: an update that cannot be delivered makes its readers catch up
+            log.exception("Could not render the results of campaign %s; the tabs will catch up", campaign_id)
+            self.hub.catch_up([t for t in self.hub.tabs if t.sees_everything])
+
+    async def stop(self) -> None:
+        for task in list(self._due.values()):
+            task.cancel()
+        for task in list(self._due.values()):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._due.clear()
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()

@@ -222,10 +222,18 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
     assert rows(database, "SELECT kind, title FROM case_event") == [("hearing", "Eviction hearing")]
     hearing_texts = "SELECT m.purpose FROM event_reminder r JOIN message m ON m.id = r.message_id"
     assert rows(database, hearing_texts) == [("event_reminder",)] * (len(scheduled) - 1)
+    # A survey sent to every demo client (Lee Park left out: no consent), answered by two of them already.
+    survey = "SELECT count(*), count(message_id), count(excluded), count(reply_id) FROM campaign_recipient"
+    assert rows(database, survey) == [(6, 5, 1, 2)]
+    assert rows(database, "SELECT answer FROM campaign_recipient WHERE reply_id IS NOT NULL ORDER BY id") == [
+        ("1",),
+        (None,),
+    ]
     # Running it again keeps everyone's password and adds no duplicates.
     again = ok(run_inbox(workdir, "demo"))
     assert "already existed" in again
     assert rows(database, "SELECT count(*) FROM staff")[0][0] == 3
+    assert rows(database, "SELECT count(*) FROM campaign_recipient")[0][0] == 6
 
 
 def test_serve_migrates_sqlite_and_answers_the_login_page(workdir: Path) -> None:

@@ -28,6 +28,7 @@ from inbox.headers import CONTENT_SECURITY_POLICY
 from inbox.models import (
     Alert,
     Assignment,
+    Campaign,
     ClientPhone,
     Conversation,
     Direction,
@@ -217,6 +218,9 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
     finally:
         await staff.http.aclose()
     await app.state.provider.wait_idle()  # the simulator's status callbacks
+    survey = await Campaign.create(
+        name="How did we do?", body="Reply 1 or 2.", answer_options=[{"answer": "1", "label": "Helpful"}]
+    )
     outbound_media = await Media.get(message__direction=Direction.OUTBOUND, status=MediaStatus.STORED)
     assert await Media.exists(message__direction=Direction.INBOUND, status=MediaStatus.STORED)
     signed = media_service.public_url_of(PUBLIC_URL, str(app.state.settings.secret_key), outbound_media.id)
@@ -235,6 +239,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "channel_id": str(app.state.channel.id),
             "entry_id": str(entry.id),
             "event_id": str(hearing.id),
+            "campaign_id": str(survey.id),
             "number": MARIA,
             "token": phone_media_token,
             "rest": "no-such-call",

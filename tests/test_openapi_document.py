@@ -23,6 +23,7 @@ from inbox.routes import openapi as generator
 from inbox.routes.api import OPENAPI, OPERATIONS
 from inbox.routes.errors import error_answer
 from inbox.routes.guards import MAX_ID
+from inbox.services.surveys import Option, Reply, Results, Tally
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 SCHEMAS = OPENAPI["components"]["schemas"]
@@ -152,9 +153,15 @@ def test_the_error_schema_always_has_error_and_fields() -> None:
     assert error_answer(401, "This token is not valid.").headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_only_managers_creations_and_sending_answer_403() -> None:
+def test_only_managers_creations_sending_and_survey_results_answer_403() -> None:
     forbidding = {(path, method) for path, method, operation in operations() if "403" in operation["responses"]}
-    assert forbidding == {("/clients", "post"), ("/cases", "post"), ("/assignments", "post"), ("/messages", "post")}
+    assert forbidding == {
+        ("/clients", "post"),
+        ("/cases", "post"),
+        ("/assignments", "post"),
+        ("/messages", "post"),
+        ("/campaigns/{campaign_id}/results", "get"),
+    }
 
 
 def test_lists_are_paged_with_limit_and_before() -> None:
@@ -462,3 +469,29 @@ def test_every_operation_that_takes_a_token_documents_the_throttle() -> None:
                 continue  # the document itself needs no token
             throttled = operation["responses"].get("429")
             assert throttled is not None and "Retry-After" in throttled["headers"], (method, path)
+
+
+def test_survey_results_answer_matches_the_schema() -> None:
+    def reply(message_id: int, body: str, option: str | None) -> Reply:
+        return Reply(1, 4, "Ada", 12, "16E-1", "+15551234567", option, message_id, 7, body, AT)
+
+    results = Results(
+        campaign=ns(id=3),  # type: ignore[arg-type]
+        options=[Option("1", "Very helpful"), Option("YES", "")],
+        tallies=[Tally(Option("1", "Very helpful"), 1), Tally(Option("YES", ""), 0)],
+        other=1,
+        sent=5,
+        replies=[reply(41, " 1 ", "1"), reply(42, "It was fine", None)],
+    )
+    wire = produced(api_models.SurveyResults.of(results))
+    assert_matches("SurveyResults", wire)
+    for item in wire["replies"]:
+        assert_matches("SurveyReply", item)
+    assert wire == {
+        "options": {"1": 1, "YES": 0},
+        "other": 1,
+        "replies": [
+            {"client_id": 4, "message_id": 41, "body": " 1 ", "option": "1"},
+            {"client_id": 4, "message_id": 42, "body": "It was fine", "option": None},
+        ],
+    }

@@ -26,7 +26,7 @@ from inbox.routes.api_models import (
 from inbox.routes.events import open_stream
 from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
-from inbox.services import alerts, case_events, consent, directory, linking, media, messaging, visibility
+from inbox.services import alerts, case_events, consent, directory, linking, media, messaging, surveys, visibility
 from inbox.services import outbox as outbox_service
 from inbox.services import queue as sms_queue
 from inbox.services.errors import Forbidden, NotFound, require
@@ -387,6 +387,18 @@ async def dismiss_alert(call: Call) -> shapes.Alert:
     return shapes.Alert.of(await orm.Alert.get(id=alert.id).prefetch_related("assignees__staff", "dismissed_by"))
 
 
+# ---------------------------------------------------------------- surveys
+
+
+async def survey_results(call: Call) -> shapes.SurveyResults:
+    """Supervisors and admins only. A reply counts when it comes from a recipient's number within the campaign's
+    reply window (`reply_window_days` from when its text left) and is the first reply to it: its whole text,
+    trimmed, in any casing, with trailing punctuation dropped, is matched against the options (`" yes "` and
+    `"Yes."` are `YES`); anything else counts as `other`. Keywords (STOP, HELP, START …) are never answers. A
+    campaign that asks no question has no options and no replies."""
+    return shapes.SurveyResults.of(await surveys.results_for(call.staff, call.ids["campaign_id"]))
+
+
 # ---------------------------------------------------------------- events and this document
 
 
@@ -416,6 +428,8 @@ async def events(call: Call) -> Response:
     - `case_event.changed` — a hearing, appointment, meeting or deadline on a case the caller may see was added,
       updated or cancelled, or the client confirmed it by text: `{"type", "event_id", "case_id", "change"}` with
       `change` one of `added`, `updated`, `cancelled`, `confirmed`. Fetch `/events/{event_id}` for the event.
+    - `survey.answered` — supervisors and admins: a client's reply was counted against a survey: `{"type",
+      "campaign_id", "recipient_id", "message_id"}`. Fetch `/campaigns/{campaign_id}/results`.
     - `stream.missed` — an event that may have concerned the caller could not be delivered (e.g. the database was
       briefly unreachable): `{"type"}`. Re-fetch what you show.
 
@@ -527,6 +541,10 @@ OPERATIONS: list[Operation] = [
               answer=list[shapes.Alert], answer_words="A page of open alerts, newest first.", query=Paging),
     Operation("POST", "/alerts/{alert_id}/dismiss", dismiss_alert, "dismissAlert", "Dismiss an alert, for everyone",
               "alerts", answer=shapes.Alert, answer_words="The alert, with `dismissed_at` and `dismissed_by`."),
+    Operation("GET", "/campaigns/{campaign_id}/results", survey_results, "getSurveyResults",
+              "A survey's tallies per answer option and its replies", "campaigns",
+              answer=shapes.SurveyResults, answer_words="The tallies and every counted reply.",
+              errors={403: surveys.NOT_A_MANAGER}),
     Operation("GET", "/events", events, "streamEvents", "Live events (server-sent events)", "events",
               answer=Raw("text/event-stream", {"type": "string"}, EVENT_STREAM_EXAMPLE,
                          {"Cache-Control": "Always `no-store`."}),

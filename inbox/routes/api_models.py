@@ -19,6 +19,7 @@ from inbox.models import AttemptOutcome, ConsentSource, Direction, LinkReason, M
 from inbox.routes.guards import MAX_ID
 from inbox.services.case_events import reminder_status
 from inbox.services.queue import QueueState
+from inbox.services.surveys import Results
 
 M = TypeVar("M", bound=Model)
 
@@ -665,4 +666,34 @@ class Event(Answer):
             confirmed_at=event.confirmed_at,
             created_at=event.created_at,
             reminders=[Reminder.of(row, reminder_status(row)) for row in sorted(event.reminders, key=lambda r: r.id)],
+        )
+
+
+# ---------------------------------------------------------------- surveys
+
+
+class SurveyReply(Answer):
+    client_id: int | None = Field(description="The client it came from (null: the client record was deleted).")
+    message_id: int = Field(description="The inbound text that was counted.")
+    body: str = Field(description="What the client wrote, as they wrote it.")
+    option: str | None = Field(description="The answer option it matched; null: a free-text reply.")
+
+
+class SurveyResults(Answer):
+    options: dict[str, int] = Field(
+        description="Each answer option (as the client types it) → how many replies matched it, in the survey's order."
+    )
+    other: int = Field(description="Replies that matched no option (free text).")
+    replies: list[SurveyReply] = Field(description="Every counted reply, oldest first.")
+
+    @classmethod
+    def of(cls, results: Results) -> SurveyResults:
+        return cls(
+            options={tally.option.answer: tally.count for tally in results.tallies},
+            other=results.other,
+            replies=[
+                SurveyReply(client_id=r.client_id, message_id=r.message_id, body=r.body, option=r.answer)
+                for r in results.replies
+                if r.message_id is not None
+            ],
         )

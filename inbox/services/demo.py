@@ -10,14 +10,19 @@ from zoneinfo import ZoneInfo
 from inbox import clock
 from inbox.events import Bus
 from inbox.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignState,
     Case,
     Channel,
     ConsentEvent,
     ConsentSource,
     Conversation,
     Direction,
+    Exclusion,
     LinkReason,
     Message,
+    MessagePurpose,
     MessageStatus,
     MessageStatusEvent,
     Office,
@@ -25,7 +30,7 @@ from inbox.models import (
     Staff,
 )
 from inbox.segments import count_segments
-from inbox.services import alerts, case_events, linking
+from inbox.services import alerts, case_events, linking, surveys
 from inbox.services.channels import default_channel
 from inbox.services.directory import (
     PhoneInput,
@@ -101,6 +106,7 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
                 await _scheduled_reminder(channel, number, case.id)
                 await _hearing_tomorrow(case.id)
     await _unknown_sender(channel)
+    await _survey(channel)
     return logins
 
 
@@ -221,3 +227,116 @@ async def _unknown_sender(channel: Channel) -> None:
     )
     await Message.filter(id=message.id).update(created_at=at)
     await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=at)
+
+
+# ---------------------------------------------------------------- a survey with its first replies
+
+SURVEY_NAME = "How did we do?"
+SURVEY_TEXT = (
+    "Atlanta Legal Aid: how did we do? Reply 1 if we were very helpful, 2 if somewhat helpful, 3 if not helpful. "
+    "Reply STOP to stop."
+)
+SURVEY_OPTIONS = [
+    {"answer": "1", "label": "Very helpful"},
+    {"answer": "2", "label": "Somewhat helpful"},
+    {"answer": "3", "label": "Not helpful"},
+]
+# Already answered when the demo starts, so the results page has a chart; the others answer from the client phone.
+SURVEY_REPLIES = {
+    "+14045550123": "1",
+    "+14045550106": "The wait was long, but my lawyer was great.",
+}
+
+
+async def _survey(channel: Channel) -> None:
+    """A survey sent twenty minutes ago to every demo client: delivered to those who may be texted (failed to
+    Pat Reyes's landline), Lee Park left out (no consent); James and Dana have answered."""
+    if await Campaign.exists(name=SURVEY_NAME):
+        return
+    sam = await Staff.get(email="sam@example.org")
+    sent_at = clock.now() - timedelta(minutes=20)
+    campaign = await Campaign.create(
+        name=SURVEY_NAME,
+        body=SURVEY_TEXT,
+        state=CampaignState.FINISHED,
+        channel=channel,
+        created_by=sam,
+        answer_options=SURVEY_OPTIONS,
+        started_at=sent_at,
+        finished_at=sent_at + timedelta(minutes=1),
+    )
+    for index, (_, number, okay, case_number, *_rest) in enumerate(CLIENTS):
+        case = await Case.get(number=case_number)
+        if not okay:
+            await CampaignRecipient.create(
+                campaign=campaign, client_id=case.client_id, case=case, number=number, excluded=Exclusion.NO_CONSENT
+            )
+            continue
+        message = await _survey_text(channel, campaign, case, number, sent_at + timedelta(seconds=index), sam)
+        await CampaignRecipient.create(
+            campaign=campaign, client_id=case.client_id, case=case, number=number, message=message
+        )
+    for number, body in SURVEY_REPLIES.items():
+        await _survey_reply(channel, number, body, sent_at + timedelta(minutes=5))
+
+
+async def _survey_text(
+    channel: Channel, campaign: Campaign, case: Case, number: str, at: datetime, by: Staff
+) -> Message:
+    failed = number.endswith("0006")  # the simulator's landline
+    conversation, _ = await Conversation.get_or_create(channel=channel, phone=number)
+    message = await Message.create(
+        conversation=conversation,
+        direction=Direction.OUTBOUND,
+        from_number=channel.from_number or "",
+        to_number=number,
+        body=SURVEY_TEXT,
+        status=MessageStatus.FAILED if failed else MessageStatus.DELIVERED,
+        error_code=30006 if failed else None,
+        provider_sid="SMdemo" + secrets.token_hex(14),
+        segments=count_segments(SURVEY_TEXT).segments,
+        encoding=count_segments(SURVEY_TEXT).encoding,
+        sent_by=by,
+        case_id=case.id,
+        purpose=MessagePurpose.CAMPAIGN,
+        campaign=campaign,
+        first_attempt_at=at,
+    )
+    await Message.filter(id=message.id).update(created_at=at)
+    steps = [MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.FAILED if failed else MessageStatus.DELIVERED]
+    for step_index, step in enumerate(steps):
+        await MessageStatusEvent.create(message=message, status=step, at=at + timedelta(seconds=step_index))
+    message = await Message.get(id=message.id)
+    await linking.file_on_case(message, case.id, LinkReason.SENT_FROM, linking.note_author(message, [], by), by)
+    await _show_last(conversation, message)
+    return message
+
+
+async def _survey_reply(channel: Channel, number: str, body: str, at: datetime) -> None:
+    """The client's reply, filed and counted by the rules a live reply follows (no alert: the survey says so)."""
+    conversation = await Conversation.get(channel=channel, phone=number)
+    message = await Message.create(
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        from_number=number,
+        to_number=channel.from_number or "",
+        body=body,
+        status=MessageStatus.RECEIVED,
+        provider_sid="SMdemo" + secrets.token_hex(14),
+    )
+    await Message.filter(id=message.id).update(created_at=at)
+    await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=at)
+    message = await Message.get(id=message.id)
+    async with unit_of_work(NOBODY_LISTENING):
+        case_ids = await linking.link_inbound(message)
+        answer = await surveys.record_answer(message, at)
+        if answer is None or answer.raises_alerts:
+            await alerts.raise_alerts(message, case_ids)
+    await _show_last(conversation, message)
+
+
+async def _show_last(conversation: Conversation, message: Message) -> None:
+    conversation.last_message_at = message.created_at
+    conversation.last_message_preview = message.body[:200]
+    conversation.last_direction = message.direction
+    await conversation.save()

@@ -24,7 +24,7 @@ from inbox import clock
 from inbox.events import MessageReceived
 from inbox.models import Channel, Conversation, Message, WebhookPayload
 from inbox.phones import sender_address
-from inbox.services import alerts, confirmations, consent, linking, media, messaging, system_texts
+from inbox.services import alerts, confirmations, consent, linking, media, messaging, surveys, system_texts
 from inbox.services.limits import max_length
 from inbox.services.messaging import Outbox
 from inbox.services.providers import ChannelNotReady
@@ -65,8 +65,9 @@ async def receive_text(
     recorded = await record_inbound(outbox, channel, text, payload, at)
     if recorded is None:
         return Received()
-    message, replies = recorded
-    auto_reply = await _auto_reply(message, text, at)
+    message, replies, answered_survey = recorded
+    # A survey's answer is counted, not a question: the "we are closed" reply would only confuse.
+    auto_reply = None if answered_survey else await _auto_reply(message, text, at)
     reply_ids = tuple(reply.id for reply in replies) + ((auto_reply,) if auto_reply is not None else ())
     return Received(message, reply_ids, bool(text.media))
 
@@ -88,9 +89,10 @@ def refusal_of(text: InboundText) -> str | None:
 
 async def record_inbound(
     outbox: Outbox, channel: Channel, text: InboundText, payload: WebhookPayload, at: datetime | None = None
-) -> tuple[Message, list[Message]] | None:
-    """The text and all it causes, in one unit of work; with our stored answers to hand to the provider.
-    None when Twilio repeats itself. `at`: the moment a "C" is judged by (is its reminder's window open)."""
+) -> tuple[Message, list[Message], bool] | None:
+    """The text and all it causes, in one unit of work; with our stored answers to hand to the provider, and
+    whether it was counted as a survey's answer. None when Twilio repeats itself. `at`: the moment a "C" and
+    a survey answer are judged by (is the reminder's, or the survey's, window open)."""
     if await Message.exists(provider_sid=text.provider_sid):
         await messaging.finish_webhook(payload, error="duplicate")
         return None
@@ -107,9 +109,14 @@ async def record_inbound(
                     case_ids=case_ids,
                 )
             )
-            # A C confirming an event is answered by the confirmation itself: nobody needs to reply to it.
-            if await confirmations.confirm_by_text(message, at or clock.now()) is None:
-                await alerts.raise_alerts(message, case_ids)
+            # A C confirming an event is answered by the confirmation itself: nobody needs to reply to it. A
+            # survey's answer raises an alert only when its campaign asks for that (inbox.services.surveys).
+            moment = at or clock.now()
+            answer = None
+            if await confirmations.confirm_by_text(message, moment) is None:
+                answer = await surveys.record_answer(message, moment, text.opt_out_type)
+                if answer is None or answer.raises_alerts:
+                    await alerts.raise_alerts(message, case_ids)
             await media.register_inbound_media(message, text.media)
             replies = await _apply_consent(message, channel, text.opt_out_type)
             await messaging.finish_webhook(payload)
@@ -117,7 +124,7 @@ async def record_inbound(
         # Two deliveries of the same MessageSid raced; the other one stored it.
         await messaging.finish_webhook(payload, error="duplicate")
         return None
-    return message, replies
+    return message, replies, answer is not None
 
 
 async def _apply_consent(message: Message, channel: Channel, opt_out_type: str | None) -> list[Message]:
