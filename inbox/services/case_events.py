@@ -30,6 +30,7 @@ from inbox.models import (
     QuickEntry,
     Role,
     Staff,
+    StaffReminder,
 )
 from inbox.services import directory, messaging, organisation, quick_entries, quiet_hours, visibility
 from inbox.services.errors import Forbidden, NotFound, Refused, require
@@ -185,7 +186,7 @@ async def events_of_case(staff: Staff, case_id: int) -> list[CaseEvent]:
     )
 
 
-def reminder_status(reminder: EventReminder) -> str:
+def reminder_status(reminder: EventReminder | StaffReminder) -> str:
     """pending (scheduled in our outbox), sending, sent, failed, canceled, or skipped (never made)."""
     message: Message | None = reminder.message
     if message is None:
@@ -387,6 +388,7 @@ async def create_event(
         for person in attendees:
             await EventAttendee.create(event=event, staff=person)
         await _add_reminders(event, specs, context, now)
+        await _sync_staff_reminders(event, now)
     return await get_event(staff, event.id)
 
 
@@ -414,6 +416,7 @@ async def update_event(
                 await _move(row, event, context, now)
         else:
             await _replace_reminders(event, list(data.reminders), context, now)
+        await _sync_staff_reminders(event, now)
     return await get_event(staff, event.id)
 
 
@@ -439,7 +442,15 @@ async def cancel_event(bus: Bus, staff: Staff, event_id: int, now: datetime | No
         event.cancelled_at = now
         await event.save(update_fields=["cancelled_at"])
         await _cancel_pending(event, f"The {event.kind.value} was cancelled.", now)
+        await _sync_staff_reminders(event, now)
     return await get_event(staff, event.id)
+
+
+async def _sync_staff_reminders(event: CaseEvent, now: datetime) -> None:
+    """The attendees' own reminders follow the event (added, moved, cancelled: staff_reminders)."""
+    from inbox.services import staff_reminders  # imported here: that module builds on this one
+
+    await staff_reminders.sync_event(event, now)
 
 
 def with_changes(event: CaseEvent, **changes: Any) -> EventInput:

@@ -26,6 +26,7 @@ FILTERS = ("all", "mine", "unread", "unmatched")
 MESSAGE_VIEW_RELATIONS = ("sent_by", "case", "links__case", "media")
 PHONE_LIKE = re.compile(r"[\d\s()+.\-]*\d{3}[\d\s()+.\-]*")
 PAGE_SIZE = 30
+STAFF_MOBILE_LENGTH = 20  # Staff.mobile's width: a longer sender cannot be one (and may not be filtered on)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ async def names_by_phone(phones: list[str], client_ids: list[int] | None = None)
     for row in rows:
         if row["client__name"] not in names[row["number"]]:
             names[row["number"]].append(row["client__name"])
+    # A number on no client record may be a staff member's own mobile (their reminders): say whose.
+    unknown = [p for p in phones if p not in names and len(p) <= STAFF_MOBILE_LENGTH]
+    for number, name in await Staff.filter(mobile__in=unknown).values_list("mobile", "name") if unknown else []:
+        names[number].append(f"Staff: {name}")
     return names
 
 
