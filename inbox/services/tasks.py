@@ -42,6 +42,23 @@ class TaskChange:
     done: bool | None = None
 
 
+@dataclass(frozen=True)
+class ShownTask:
+    """A task as pages list it: its reminders with their status words."""
+
+    task: Task
+    reminders: list[staff_reminders.ShownStaffReminder]
+
+    @property
+    def done(self) -> bool:
+        return self.task.done_at is not None
+
+
+def shown(task: Task) -> ShownTask:
+    """`task.staff_reminders__message` must be fetched."""
+    return ShownTask(task, staff_reminders.shown(list(task.staff_reminders)))
+
+
 async def _check(title: str, due_at: datetime, assignee_id: int, notes: str) -> Staff:
     errors: dict[str, str] = {}
     if not title.strip():
@@ -88,6 +105,15 @@ async def my_tasks(staff: Staff, include_done: bool = False) -> list[Task]:
     return await query.order_by("due_at", "id").prefetch_related(*TASK_RELATIONS)
 
 
+async def assignee_choices(staff: Staff, case: Case | None) -> list[Staff]:
+    """Who a task can be for: the person adding it and the case's current assignees."""
+    people = {staff.id: staff}
+    if case is not None:
+        for person in await Staff.filter(assignments__case_id=case.id, is_active=True).distinct().order_by("name"):
+            people.setdefault(person.id, person)
+    return list(people.values())
+
+
 async def create_task(
     bus: Bus, staff: Staff, case_id: int | None, data: TaskInput, now: datetime | None = None
 ) -> Task:
@@ -125,4 +151,3 @@ async def update_task(bus: Bus, staff: Staff, task_id: int, change: TaskChange, 
 
 async def mark_done(bus: Bus, staff: Staff, task_id: int, now: datetime | None = None) -> Task:
     return await update_task(bus, staff, task_id, TaskChange(done=True), now)
-

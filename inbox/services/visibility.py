@@ -51,7 +51,7 @@ async def visible_phone_numbers(staff: Staff) -> list[str] | None:
     if staff.sees_everything:
         return None
     numbers = await assigned_phone_numbers(staff)
-    return numbers + [staff.mobile] if staff.mobile and staff.mobile not in numbers else numbers
+    return [*numbers, staff.mobile] if staff.mobile and staff.mobile not in numbers else numbers
 
 
 async def visible_case_ids(staff: Staff) -> set[int] | None:
