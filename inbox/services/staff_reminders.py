@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from inbox import clock
-from inbox.models import Case, CaseEvent, Message, Staff, StaffReminder, Task
+from inbox.models import Case, CaseEvent, Message, MessageStatus, Staff, StaffReminder, Task
 from inbox.services import messaging, organisation, quick_entries, quiet_hours
 from inbox.services.case_events import DAY, ReminderSpec, is_pending, reminder_status, reminder_time
 
@@ -31,6 +31,7 @@ NO_MOBILE = "No mobile on their profile."
 TURNED_OFF = "Reminders are turned off in their profile."
 PASSED = "Its time had passed."
 MOVED_INTO_THE_PAST = "Moved: this reminder's time has passed."
+CLOSED = "The task is done, or the event cancelled."
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Subject:
     due: datetime
     specs: tuple[ReminderSpec, ...]
     people: dict[int, Staff]  # who should get reminders now (none once done or cancelled)
+    closed: bool = False  # done or cancelled: pending reminders are cancelled and kept, to show so
 
     @property
     def key(self) -> dict[str, int]:
@@ -50,12 +52,13 @@ class Subject:
 
 async def task_subject(task: Task) -> Subject:
     people = {} if task.done_at is not None else {task.assignee_id: await Staff.get(id=task.assignee_id)}
-    return Subject(task, None, task.due_at, TASK_REMINDERS, people)
+    return Subject(task, None, task.due_at, TASK_REMINDERS, people, closed=task.done_at is not None)
 
 
 async def event_subject(event: CaseEvent) -> Subject:
     attendees = [] if event.cancelled_at is not None else await Staff.filter(events_attended__event_id=event.id)
-    return Subject(None, event, event.starts_at, EVENT_REMINDERS, {person.id: person for person in attendees})
+    people = {person.id: person for person in attendees}
+    return Subject(None, event, event.starts_at, EVENT_REMINDERS, people, closed=event.cancelled_at is not None)
 
 
 async def reminder_words(subject: Subject, zone_name: str) -> str:
@@ -107,7 +110,10 @@ async def _sync(subject: Subject, now: datetime) -> None:
     rows = await StaffReminder.filter(**subject.key).order_by("id").prefetch_related("message")
     for row in rows:
         person = subject.people.get(row.staff_id)
-        if person is None:
+        if subject.closed:
+            if row.message is not None:
+                await messaging.cancel_if_waiting(row.message, CLOSED, now)
+        elif person is None:
             await _drop(row, now)
         else:
             await _move(row, subject, person, zone, now)
@@ -148,8 +154,9 @@ async def _move(row: StaffReminder, subject: Subject, person: Staff, zone: str, 
     """A pending reminder follows its task or event (new time, new words); one never made is made if it can
     be now; sent, failed and cancelled ones are history."""
     message: Message | None = row.message
-    if message is None:
-        await _schedule(row, subject, person, zone, now)
+    reopened = message is not None and message.status == MessageStatus.CANCELED and message.error_message == CLOSED
+    if message is None or reopened:
+        await _schedule(row, subject, person, zone, now)  # a task open again gets those still ahead back
         return
     if not is_pending(message):
         return
@@ -165,8 +172,7 @@ async def _move(row: StaffReminder, subject: Subject, person: Staff, zone: str, 
 
 
 async def _drop(row: StaffReminder, now: datetime) -> None:
-    """Someone no longer on it (or it is done or cancelled): the pending text is cancelled; a row that never
-    sent anything is forgotten, a sent one kept as history."""
+    """Someone no longer on it: the pending text is cancelled and the row forgotten; a sent one is history."""
     message: Message | None = row.message
     if message is not None and not is_pending(message):
         return
