@@ -5,7 +5,7 @@ Each is an ordinary scheduled text in the outbox (purpose STAFF_REMINDER) in the
 conversation, filed on no case. Whether it may leave is decided as it leaves, in one place
 (consent.refusal_at_send): reminders turned on in the profile, and the mobile has not texted STOP.
 Times are worked out in the organisation's time zone with the client reminders' rule
-(case_events.reminder_time): "1 day before at 9:00" is 9 a.m. on that calendar day.
+(reminder_times.reminder_time): "1 day before at 9:00" is 9 a.m. on that calendar day.
 
 `sync_task` and `sync_event` bring a task's or an event's reminders in line with it after every change,
 inside the caller's unit of work: new people get theirs, people no longer on it lose the pending ones, a
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from inbox import clock
 from inbox.models import Case, CaseEvent, Message, MessageStatus, Staff, StaffReminder, Task
 from inbox.services import messaging, organisation, quick_entries, quiet_hours
-from inbox.services.case_events import DAY, ReminderSpec, is_pending, reminder_status, reminder_time
+from inbox.services.reminder_times import DAY, ReminderSpec, is_pending, reminder_status, reminder_time
 
 # Lead times (the organisation's zone): a task the day before at 9:00 and when it is due; an event the day
 # before and an hour before.
