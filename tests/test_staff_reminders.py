@@ -15,6 +15,7 @@ import httpx
 from starlette.applications import Starlette
 
 from inbox.models import (
+    Alert,
     Conversation,
     Message,
     MessageLink,
@@ -303,6 +304,7 @@ async def test_a_stop_from_the_staff_mobile_stops_later_reminders_and_start_resu
 
 async def test_only_the_owner_and_supervisors_see_a_staff_mobile_conversation(
     app: Starlette,
+    anonymous: httpx.AsyncClient,
     supervisor: httpx.AsyncClient,
     make_staff: MakeStaff,
     make_case: MakeCase,
@@ -322,8 +324,12 @@ async def test_only_the_owner_and_supervisors_see_a_staff_mobile_conversation(
     conversation = await Conversation.get(phone=STAFF_MOBILE)
     message_id = task["reminders"][0]["message_id"]
 
+    assert "Ana Owner" not in words((await owner.get("/conversations")).text)  # a new task lifts no inbox row
+    await text_in(anonymous, STAFF_MOBILE, "Got it, thanks")  # a text from the mobile does
     assert (await owner.get(f"/conversations/{conversation.id}")).status_code == 200
-    assert "Staff: Ana Owner" in words((await owner.get("/conversations")).text)
+    listed = words((await owner.get("/conversations")).text)
+    assert "Staff: Ana Owner" in listed
+    assert "Staff: Ana Owner" not in words((await owner.get("/conversations?filter=unmatched")).text)
     assert (await other.get(f"/conversations/{conversation.id}")).status_code == 404
     assert "Ana Owner" not in words((await other.get("/conversations")).text)
     assert (await other.get(f"/messages/{message_id}")).status_code == 404
@@ -333,6 +339,7 @@ async def test_only_the_owner_and_supervisors_see_a_staff_mobile_conversation(
     assert message_id in [item["id"] for item in (await supervisor.get("/api/v1/queue")).json()]
     boss = await signed_in(supervisor_staff)
     assert "Staff: Ana Owner" in words((await boss.get("/conversations")).text)
+    assert not await Alert.exists()  # a staff member's text raises no alert on the case
 
 
 async def test_the_account_form_checks_the_mobile_and_keeps_what_was_typed(

@@ -166,7 +166,8 @@ async def schedule_staff_reminder(number: str, body: str, send_at: datetime) -> 
     message = await _new_outbound(
         conversation, channel, body, MessageStatus.SCHEDULED, send_at=send_at, purpose=MessagePurpose.STAFF_REMINDER
     )
-    await touch_conversation(conversation, message)
+    # The inbox row is not touched: a new task must not lift a staff mobile above the clients' conversations
+    # (the queue, the case and My tasks show the reminders; a text from the mobile brings the row up).
     await quiet_hours.note_hold(message, clock.now())
     current_unit().publish(sent_event(message))
     return message
