@@ -38,7 +38,14 @@ from inbox.events import (
 )
 from inbox.models import ClientPhone, ConsentEvent, Conversation, Message, Role
 from inbox.services import alerts, consent, visibility
-from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
+from inbox.services.conversations import (
+    MESSAGE_VIEW_RELATIONS,
+    STAFF_TITLE,
+    ConversationRow,
+    staff_with_mobile,
+    title_for,
+    unread_counts,
+)
 from inbox.services.delivery_rules import OutboxRules
 from inbox.web import templates
 
@@ -313,6 +320,8 @@ class LiveHub:
             .order_by("client_id")
             .values_list("client_id", "client__name")
         )
+        # A number on no client record may be a staff member's own mobile: titled as theirs (one query, only then).
+        owner = None if clients else await staff_with_mobile(conversation.phone)
         unread = await unread_counts(sorted(readers), conversation.id)
         rendered: dict[tuple[int, bool, tuple[str, ...]], str] = {}
         by_reader: dict[int, str] = {}
@@ -321,8 +330,8 @@ class LiveHub:
             names = tuple(dict.fromkeys(name for cid, name in clients if readable is None or cid in readable))
             key = (unread.get(staff_id, 0), staff_id in audience.assigned, names)
             if key not in rendered:
-                title = title_for(conversation.phone, list(names))
-                row = ConversationRow(conversation, title, key[0], bool(clients), key[1])
+                title = title_for(conversation.phone, [f"{STAFF_TITLE}{owner.name}"] if owner else list(names))
+                row = ConversationRow(conversation, title, key[0], bool(clients) or owner is not None, key[1])
                 rendered[key] = render_fragment("oob/conversation_row.html", row=row)
             by_reader[staff_id] = rendered[key]
         return by_reader

@@ -326,7 +326,10 @@ async def test_only_the_owner_and_supervisors_see_a_staff_mobile_conversation(
 
     assert "Ana Owner" not in words((await owner.get("/conversations")).text)  # a new task lifts no inbox row
     await text_in(anonymous, STAFF_MOBILE, "Got it, thanks")  # a text from the mobile does
-    assert (await owner.get(f"/conversations/{conversation.id}")).status_code == 200
+    thread = await owner.get(f"/conversations/{conversation.id}")
+    assert thread.status_code == 200 and "Staff mobile" in words(thread.text)
+    assert "on no client record" not in words(thread.text)
+    assert f"/conversations/{conversation.id}/link" not in thread.text  # not offered for linking to a client
     listed = words((await owner.get("/conversations")).text)
     assert "Staff: Ana Owner" in listed
     assert "Staff: Ana Owner" not in words((await owner.get("/conversations?filter=unmatched")).text)

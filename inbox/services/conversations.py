@@ -184,6 +184,13 @@ async def thread_page(
     return list(reversed(newest_first[:limit])), has_older
 
 
+async def staff_with_mobile(phone: str) -> Staff | None:
+    """The staff member whose own mobile this is (their reminders' conversation), if any."""
+    if len(phone) > STAFF_MOBILE_LENGTH:
+        return None
+    return await Staff.filter(mobile=phone).order_by("-is_active", "id").first()
+
+
 async def clients_of_phone(staff: Staff, phone: str) -> list[Client]:
     """The clients with this number whom the reader may see: several clients can share a phone."""
     query = Client.filter(phones__number=phone).distinct()
