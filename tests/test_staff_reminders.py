@@ -31,7 +31,7 @@ from tests.support.api import assert_iso_with_offset
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import no_quiet_hours
 from tests.support.pages import words
-from tests.support.records import MARIA, MakeCase
+from tests.support.records import MARIA, MakeCase, assign
 from tests.support.staff import ApiClientFactory, MakeStaff, StaffClient
 from tests.support.webhooks import text_in
 
@@ -141,6 +141,7 @@ async def test_an_event_attendee_reminder_reaches_the_profile_mobile(
     starts = days_ahead(4, 14, 30)
     event = await add_event(supervisor, case.case_id, starts, advocate.email)
 
+    assert [(r["staff_id"], r["status"]) for r in event["staff_reminders"]] == [(advocate.id, "pending")] * 2
     rows = await event_reminders(event["id"])
     assert [(r.staff_id, r.message.send_at if r.message else None) for r in rows] == [
         (advocate.id, starts - timedelta(days=1)),
@@ -317,8 +318,6 @@ async def test_only_the_owner_and_supervisors_see_a_staff_mobile_conversation(
     other = await with_mobile(signed_in, colleague, OTHER_MOBILE)
     case = await make_case(assignee=advocate)
     await make_case(assignee=colleague)  # the colleague sees a client of their own, not the advocate's mobile
-    from tests.support.records import assign
-
     await assign(case.case_id, colleague)  # even on the same case
     task = await add_task(supervisor, case.case_id, assignee_id=advocate.id)
     conversation = await Conversation.get(phone=STAFF_MOBILE)
@@ -391,3 +390,41 @@ async def test_tasks_on_the_case_page_and_my_tasks(
     assert done.status_code == 303 and done.headers["location"].startswith(f"/cases/{case.case_id}")
     assert (await Task.get(id=task.id)).done_at is not None
     assert "Call the landlord" not in words((await browser.get("/tasks")).text)
+
+
+async def test_reassigning_a_task_moves_its_reminders_to_the_new_assignee_who_must_be_on_the_case(
+    app: Starlette,
+    supervisor: httpx.AsyncClient,
+    make_staff: MakeStaff,
+    make_case: MakeCase,
+    signed_in: SignedIn,
+    api_client: ApiClientFactory,
+    fake_twilio: FakeTwilio,
+) -> None:
+    await no_quiet_hours()
+    advocate, colleague, stranger = await make_staff(), await make_staff(), await make_staff()
+    await with_mobile(signed_in, advocate)
+    await with_mobile(signed_in, colleague, OTHER_MOBILE)
+    case = await make_case(assignee=advocate)
+    await assign(case.case_id, colleague)
+    due = days_ahead(3, 15)
+    task = await add_task(supervisor, case.case_id, due_at=z(due), assignee_id=advocate.id)
+
+    # Someone not on the case would be texted its title: refused, naming the field, and nothing changes.
+    refused = await supervisor.patch(f"/api/v1/tasks/{task['id']}", json={"assignee_id": stranger.id})
+    assert refused.status_code == 422 and "assignee_id" in refused.json()["fields"]
+    refused = await supervisor.post(
+        f"/api/v1/cases/{case.case_id}/tasks", json={"title": "X", "due_at": z(due), "assignee_id": stranger.id}
+    )
+    assert refused.status_code == 422 and await Task.filter(case_id=case.case_id).count() == 1
+    # The stranger may not see the case's task at all.
+    outsider = await api_client(stranger)
+    assert (await outsider.patch(f"/api/v1/tasks/{task['id']}", json={"done": True})).status_code == 404
+    assert (await outsider.get(f"/api/v1/cases/{case.case_id}/tasks")).status_code == 404
+
+    moved = await supervisor.patch(f"/api/v1/tasks/{task['id']}", json={"assignee_id": colleague.id})
+    assert moved.status_code == 200, moved.text
+    assert [(r["staff_id"], r["status"]) for r in moved.json()["reminders"]] == [(colleague.id, "pending")] * 2
+    assert await Message.filter(to_number=STAFF_MOBILE, status=MessageStatus.CANCELED).count() == 2
+    assert await send_due(app.state.outbox, now=due) == 2
+    assert (fake_twilio.count_to(STAFF_MOBILE), fake_twilio.count_to(OTHER_MOBILE)) == (0, 2)

@@ -633,65 +633,11 @@ class Reminder(Answer):
         )
 
 
-class Event(Answer):
-    id: int
-    case_id: int
-    kind: str = Field(description="`hearing`, `appointment`, `meeting` or `deadline`.")
-    title: str
-    starts_at: datetime
-    ends_at: datetime | None
-    place: str
-    notes: str
-    attendee_emails: list[str]
-    cancelled_at: datetime | None
-    confirmed_at: datetime | None
-    created_at: datetime
-    reminders: list[Reminder]
-
-    @classmethod
-    def of(cls, event: orm.CaseEvent) -> Event:
-        """`event.attendees__staff` and `event.reminders__message` must be fetched."""
-        return cls(
-            id=event.id,
-            case_id=event.case_id,
-            kind=event.kind.value,
-            title=event.title,
-            starts_at=event.starts_at,
-            ends_at=event.ends_at,
-            place=event.place,
-            notes=event.notes,
-            attendee_emails=[a.staff.email for a in event.attendees],
-            cancelled_at=event.cancelled_at,
-            confirmed_at=event.confirmed_at,
-            created_at=event.created_at,
-            reminders=[Reminder.of(row, reminder_status(row)) for row in sorted(event.reminders, key=lambda r: r.id)],
-        )
-
-
-# ---------------------------------------------------------------- tasks and staff reminders
-
 STAFF_REMINDER_STATUS_WORDS = (
     "`pending` (scheduled in our outbox), `sending`, `sent`, `failed`, `canceled` (the task was done or moved, the "
     "staff member's reminders were turned off, or the text was cancelled), `skipped` (never made: no mobile on "
     "the profile, reminders turned off, or its time had passed)."
 )
-
-
-class TaskInput(Input):
-    title: str = Field(min_length=1, max_length=200)
-    due_at: AwareDatetime = Field(description="The offset is required.")
-    assignee_id: Id | None = Field(None, description="The staff member to do it; default: the caller.")
-    notes: str | None = Field(None, max_length=5000)
-
-
-class TaskPatch(Input):
-    """Only the fields given change. A new `due_at` moves the pending reminders; `done: true` cancels them."""
-
-    title: str | None = Field(None, min_length=1, max_length=200)
-    due_at: AwareDatetime | None = Field(None, description="The offset is required.")
-    assignee_id: Id | None = None
-    notes: str | None = Field(None, max_length=5000)
-    done: bool | None = Field(None, description="`true` marks it done (now), `false` open again.")
 
 
 class StaffReminder(Answer):
@@ -718,6 +664,63 @@ class StaffReminder(Answer):
             status=reminder_status(row),
             skipped=row.skipped or None,
         )
+
+
+class Event(Answer):
+    id: int
+    case_id: int
+    kind: str = Field(description="`hearing`, `appointment`, `meeting` or `deadline`.")
+    title: str
+    starts_at: datetime
+    ends_at: datetime | None
+    place: str
+    notes: str
+    attendee_emails: list[str]
+    cancelled_at: datetime | None
+    confirmed_at: datetime | None
+    created_at: datetime
+    reminders: list[Reminder]
+    staff_reminders: list[StaffReminder] = Field(description="Texts to each staff attendee's profile mobile.")
+
+    @classmethod
+    def of(cls, event: orm.CaseEvent) -> Event:
+        """`event.attendees__staff`, `event.reminders__message` and `event.staff_reminders__message` must be fetched."""
+        return cls(
+            id=event.id,
+            case_id=event.case_id,
+            kind=event.kind.value,
+            title=event.title,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            place=event.place,
+            notes=event.notes,
+            attendee_emails=[a.staff.email for a in event.attendees],
+            cancelled_at=event.cancelled_at,
+            confirmed_at=event.confirmed_at,
+            created_at=event.created_at,
+            reminders=[Reminder.of(row, reminder_status(row)) for row in sorted(event.reminders, key=lambda r: r.id)],
+            staff_reminders=[StaffReminder.of(row) for row in sorted(event.staff_reminders, key=lambda r: r.id)],
+        )
+
+
+# ---------------------------------------------------------------- tasks and staff reminders
+
+
+class TaskInput(Input):
+    title: str = Field(min_length=1, max_length=200)
+    due_at: AwareDatetime = Field(description="The offset is required.")
+    assignee_id: Id | None = Field(None, description="The staff member to do it; default: the caller.")
+    notes: str | None = Field(None, max_length=5000)
+
+
+class TaskPatch(Input):
+    """Only the fields given change. A new `due_at` moves the pending reminders; `done: true` cancels them."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    due_at: AwareDatetime | None = Field(None, description="The offset is required.")
+    assignee_id: Id | None = None
+    notes: str | None = Field(None, max_length=5000)
+    done: bool | None = Field(None, description="`true` marks it done (now), `false` open again.")
 
 
 class Task(Answer):

@@ -170,7 +170,9 @@ async def visible_case(staff: Staff, case_id: int) -> Case:
 
 
 async def get_event(staff: Staff, event_id: int) -> CaseEvent:
-    event = await CaseEvent.get_or_none(id=event_id).prefetch_related("case", "attendees__staff", "reminders__message")
+    event = await CaseEvent.get_or_none(id=event_id).prefetch_related(
+        "case", "attendees__staff", "reminders__message", "staff_reminders__message"
+    )
     if event is None or not await visibility.can_see_case(staff, event.case):
         raise NotFound("No event has this id.")
     return event
@@ -182,7 +184,7 @@ async def events_of_case(staff: Staff, case_id: int) -> list[CaseEvent]:
     return (
         await CaseEvent.filter(case_id=case.id)
         .order_by("starts_at", "id")
-        .prefetch_related("attendees__staff", "reminders__message")
+        .prefetch_related("attendees__staff", "reminders__message", "staff_reminders__message")
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tortoise.expressions import Subquery
+
 from inbox import clock
 from inbox.events import Bus
-from inbox.models import Case, Staff, Task
+from inbox.models import Assignment, Case, Staff, Task
 from inbox.services import staff_reminders, visibility
 from inbox.services.case_events import visible_case
 from inbox.services.errors import NotFound, require
@@ -59,7 +61,8 @@ def shown(task: Task) -> ShownTask:
     return ShownTask(task, staff_reminders.shown(list(task.staff_reminders)))
 
 
-async def _check(title: str, due_at: datetime, assignee_id: int, notes: str) -> Staff:
+async def _check(title: str, due_at: datetime, assignee_id: int, notes: str, case: Case | None) -> Staff:
+    """The assignee of a task on a case must be able to see the case: its title and number are texted to them."""
     errors: dict[str, str] = {}
     if not title.strip():
         errors["title"] = "Give the task a title."
@@ -71,6 +74,8 @@ async def _check(title: str, due_at: datetime, assignee_id: int, notes: str) -> 
     assignee = await Staff.get_or_none(id=assignee_id, is_active=True)
     if assignee is None:
         errors["assignee_id"] = "Choose an active staff member to do it."
+    elif case is not None and not await visibility.can_see_case(assignee, case):
+        errors["assignee_id"] = f"{assignee.name} is not on this case: choose someone assigned to it."
     require(errors)
     assert assignee is not None
     return assignee
@@ -109,7 +114,8 @@ async def assignee_choices(staff: Staff, case: Case | None) -> list[Staff]:
     """Who a task can be for: the person adding it and the case's current assignees."""
     people = {staff.id: staff}
     if case is not None:
-        for person in await Staff.filter(assignments__case_id=case.id, is_active=True).distinct().order_by("name"):
+        current = Assignment.filter(visibility.current_assignments(), case_id=case.id).values("staff_id")
+        for person in await Staff.filter(id__in=Subquery(current), is_active=True).order_by("name"):
             people.setdefault(person.id, person)
     return list(people.values())
 
@@ -118,7 +124,7 @@ async def create_task(
     bus: Bus, staff: Staff, case_id: int | None, data: TaskInput, now: datetime | None = None
 ) -> Task:
     case = await visible_case(staff, case_id) if case_id is not None else None
-    assignee = await _check(data.title, data.due_at, data.assignee_id or staff.id, data.notes)
+    assignee = await _check(data.title, data.due_at, data.assignee_id or staff.id, data.notes, case)
     async with unit_of_work(bus):
         task = await Task.create(
             title=data.title.strip(),
@@ -139,7 +145,7 @@ async def update_task(bus: Bus, staff: Staff, task_id: int, change: TaskChange, 
     title = change.title if change.title is not None else task.title
     due_at = change.due_at if change.due_at is not None else task.due_at
     notes = change.notes if change.notes is not None else task.notes
-    assignee = await _check(title, due_at, change.assignee_id or task.assignee_id, notes)
+    assignee = await _check(title, due_at, change.assignee_id or task.assignee_id, notes, task.case)
     async with unit_of_work(bus):
         task.title, task.due_at, task.notes, task.assignee = title.strip(), due_at.astimezone(UTC), notes, assignee
         if change.done is not None:
