@@ -104,10 +104,12 @@ class Tab:
 class Audience:
     tabs: list[Tab]
     assigned: dict[int, visibility.AssignedReader]  # everyone currently assigned to the number
+    owner_id: int | None = None  # the staff member whose own mobile the number is (their reminders)
 
     def may_see(self, tab: Tab) -> bool:
         reader = self.assigned.get(tab.staff_id)
-        return tab.sees_everything or (reader is not None and reader.role == Role.ADVOCATE)
+        mine = tab.staff_id == self.owner_id
+        return tab.sees_everything or mine or (reader is not None and reader.role == Role.ADVOCATE)
 
     def readable_clients(self, tab: Tab) -> frozenset[int] | None:
         """None: every client on the number; else only those on the reader's current cases."""
@@ -302,7 +304,9 @@ class LiveHub:
         tabs = list(self.tabs)
         needs_lookup = any(not t.sees_everything for t in tabs) or any(t.kind == "html" for t in tabs)
         assigned = await visibility.staff_assigned_to_phone(phone) if needs_lookup else {}
-        audience = Audience(tabs=[], assigned=assigned)
+        # A number no one is assigned to may be a staff member's own mobile, which they see (visibility.py).
+        owner = await staff_with_mobile(phone) if needs_lookup and not assigned else None
+        audience = Audience(tabs=[], assigned=assigned, owner_id=owner.id if owner else None)
         audience.tabs = [t for t in tabs if audience.may_see(t)]
         return audience
 

@@ -6,6 +6,7 @@ mobile's conversation. The clock is driven (`send_due(outbox, now=…)`), never 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from starlette.applications import Starlette
 
+from inbox.live import Tab
 from inbox.models import (
     Alert,
     Conversation,
@@ -28,7 +30,9 @@ from inbox.models import (
 from inbox.services.case_events import reminder_status
 from inbox.worker import send_due
 from tests.support.api import assert_iso_with_offset
+from tests.support.events import WAIT_SECONDS
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.live import as_event
 from tests.support.outbox import no_quiet_hours
 from tests.support.pages import words
 from tests.support.records import MARIA, MakeCase, assign
@@ -428,3 +432,24 @@ async def test_reassigning_a_task_moves_its_reminders_to_the_new_assignee_who_mu
     assert await Message.filter(to_number=STAFF_MOBILE, status=MessageStatus.CANCELED).count() == 2
     assert await send_due(app.state.outbox, now=due) == 2
     assert (fake_twilio.count_to(STAFF_MOBILE), fake_twilio.count_to(OTHER_MOBILE)) == (0, 2)
+
+
+async def test_a_text_from_a_staff_mobile_reaches_its_owner_live_and_no_other_advocate(
+    app: Starlette, anonymous: httpx.AsyncClient, make_staff: MakeStaff, signed_in: SignedIn, make_case: MakeCase
+) -> None:
+    hub = app.state.hub
+    owner, colleague = await make_staff(name="Ana Owner"), await make_staff()
+    await with_mobile(signed_in, owner)
+    await make_case(assignee=colleague)
+    mine, theirs = Tab(staff_id=owner.id, sees_everything=False), Tab(staff_id=colleague.id, sees_everything=False)
+    hub.attach(mine)
+    hub.attach(theirs)
+    try:
+        await text_in(anonymous, STAFF_MOBILE, "Running late")
+        async with asyncio.timeout(WAIT_SECONDS):
+            seen = as_event(await mine.queue.get()).data  # the bubble, with the inbox row out of band
+        assert "Running late" in seen and "Staff: Ana Owner" in seen
+        assert theirs.queue.empty()  # fanned out in the same pass: the colleague got nothing
+    finally:
+        hub.detach(mine)
+        hub.detach(theirs)
