@@ -42,6 +42,7 @@ from inbox.routes import (
     webhooks,
 )
 from inbox.routes import queue as queue_routes
+from inbox.routes import tasks as task_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
 from inbox.services import sessions
 from inbox.services.channels import ensure_channel
@@ -239,6 +240,7 @@ def create_app(settings: Settings) -> Starlette:
         *inbox.routes,
         *directory.routes,
         *case_events.routes,
+        *task_routes.routes,
         *messages.routes,
         *admin.routes,
         *channels.routes,

@@ -40,7 +40,14 @@ from inbox.events import (
 )
 from inbox.models import Campaign, Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
 from inbox.services import alerts, case_events, consent, surveys, visibility
-from inbox.services.conversations import MESSAGE_VIEW_RELATIONS, ConversationRow, title_for, unread_counts
+from inbox.services.conversations import (
+    MESSAGE_VIEW_RELATIONS,
+    STAFF_TITLE,
+    ConversationRow,
+    staff_with_mobile,
+    title_for,
+    unread_counts,
+)
 from inbox.services.delivery_rules import OutboxRules
 from inbox.web import templates
 
@@ -101,10 +108,12 @@ class Tab:
 class Audience:
     tabs: list[Tab]
     assigned: dict[int, visibility.AssignedReader]  # everyone currently assigned to the number
+    owner_id: int | None = None  # the staff member whose own mobile the number is (their reminders)
 
     def may_see(self, tab: Tab) -> bool:
         reader = self.assigned.get(tab.staff_id)
-        return tab.sees_everything or (reader is not None and reader.role == Role.ADVOCATE)
+        mine = tab.staff_id == self.owner_id
+        return tab.sees_everything or mine or (reader is not None and reader.role == Role.ADVOCATE)
 
     def readable_clients(self, tab: Tab) -> frozenset[int] | None:
         """None: every client on the number; else only those on the reader's current cases."""
@@ -343,7 +352,9 @@ class LiveHub:
         tabs = list(self.tabs)
         needs_lookup = any(not t.sees_everything for t in tabs) or any(t.kind == "html" for t in tabs)
         assigned = await visibility.staff_assigned_to_phone(phone) if needs_lookup else {}
-        audience = Audience(tabs=[], assigned=assigned)
+        # A number no one is assigned to may be a staff member's own mobile, which they see (visibility.py).
+        owner = await staff_with_mobile(phone) if needs_lookup and not assigned else None
+        audience = Audience(tabs=[], assigned=assigned, owner_id=owner.id if owner else None)
         audience.tabs = [t for t in tabs if audience.may_see(t)]
         return audience
 
@@ -361,6 +372,8 @@ class LiveHub:
             .order_by("client_id")
             .values_list("client_id", "client__name")
         )
+        # A number on no client record may be a staff member's own mobile: titled as theirs (one query, only then).
+        owner = None if clients else await staff_with_mobile(conversation.phone)
         unread = await unread_counts(sorted(readers), conversation.id)
         rendered: dict[tuple[int, bool, tuple[str, ...]], str] = {}
         by_reader: dict[int, str] = {}
@@ -369,8 +382,8 @@ class LiveHub:
             names = tuple(dict.fromkeys(name for cid, name in clients if readable is None or cid in readable))
             key = (unread.get(staff_id, 0), staff_id in audience.assigned, names)
             if key not in rendered:
-                title = title_for(conversation.phone, list(names))
-                row = ConversationRow(conversation, title, key[0], bool(clients), key[1])
+                title = title_for(conversation.phone, [f"{STAFF_TITLE}{owner.name}"] if owner else list(names))
+                row = ConversationRow(conversation, title, key[0], bool(clients) or owner is not None, key[1])
                 rendered[key] = render_fragment("oob/conversation_row.html", row=row)
             by_reader[staff_id] = rendered[key]
         return by_reader

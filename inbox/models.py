@@ -119,6 +119,7 @@ class MessagePurpose(StrEnum):
     TEST = "test"
     EVENT_REMINDER = "event_reminder"  # a client reminder of a case event (hearing, appointment …)
     CAMPAIGN = "campaign"  # one recipient's text of a bulk message or survey
+    STAFF_REMINDER = "staff_reminder"  # a task or calendar reminder to a staff member's own mobile
 
 
 class EventKind(StrEnum):
@@ -197,6 +198,8 @@ class Staff(Model):
     role = fields.CharEnumField(Role, max_length=20)
     password_hash = fields.CharField(max_length=200, null=True)
     mobile = fields.CharField(max_length=20, null=True)
+    # Task and calendar reminders texted to `mobile` (the profile setting; a STOP from the mobile also stops them).
+    staff_reminders = fields.BooleanField(default=True, db_default=True)
     office: fields.ForeignKeyNullableRelation[Office] = fields.ForeignKeyField(
         "models.Office", related_name="staff", null=True, on_delete=fields.SET_NULL
     )
@@ -214,6 +217,8 @@ class Staff(Model):
     reads: fields.ReverseRelation[ConversationRead]
     consent_changes: fields.ReverseRelation[ConsentEvent]
     sessions: fields.ReverseRelation[StaffSession]
+    tasks: fields.ReverseRelation[Task]
+    reminders: fields.ReverseRelation[StaffReminder]
 
     class Meta:
         table = "staff"
@@ -330,6 +335,7 @@ class Case(Model):
     notes: fields.ReverseRelation[CaseNote]
     alerts: fields.ReverseRelation[Alert]
     events: fields.ReverseRelation[CaseEvent]
+    tasks: fields.ReverseRelation[Task]
 
     class Meta:
         table = "case"
@@ -746,6 +752,7 @@ class CaseEvent(Model):
     created_by_id: int | None
     attendees: fields.ReverseRelation[EventAttendee]
     reminders: fields.ReverseRelation[EventReminder]
+    staff_reminders: fields.ReverseRelation[StaffReminder]
 
     class Meta:
         table = "case_event"
@@ -875,6 +882,68 @@ class CampaignRecipient(Model):
     class Meta:
         table = "campaign_recipient"
         indexes = (("campaign_id", "number"),)
+
+
+class Task(Model):
+    """A staff member's task: a title and a due time, on a case or not. Done tasks are kept, marked."""
+
+    id = fields.IntField(primary_key=True)
+    title = fields.CharField(max_length=200)
+    due_at = fields.DatetimeField(db_index=True)
+    case: fields.ForeignKeyNullableRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="tasks", null=True, on_delete=fields.CASCADE
+    )
+    assignee: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="tasks", on_delete=fields.CASCADE
+    )
+    notes = fields.TextField(default="")
+    done_at = fields.DatetimeField(null=True)
+    created_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="tasks_created", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    case_id: int | None
+    assignee_id: int
+    created_by_id: int | None
+    staff_reminders: fields.ReverseRelation[StaffReminder]
+
+    class Meta:
+        table = "task"
+
+
+class StaffReminder(Model):
+    """A reminder texted to a staff member's mobile, of a task (its assignee) or a case event (an attendee).
+
+    One of task and event is set. No text (message None) when there was none to make: `skipped` says why."""
+
+    id = fields.IntField(primary_key=True)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="reminders", on_delete=fields.CASCADE
+    )
+    task: fields.ForeignKeyNullableRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="staff_reminders", null=True, on_delete=fields.CASCADE
+    )
+    event: fields.ForeignKeyNullableRelation[CaseEvent] = fields.ForeignKeyField(
+        "models.CaseEvent", related_name="staff_reminders", null=True, on_delete=fields.CASCADE
+    )
+    minutes_before = fields.IntField()
+    at_local_time = fields.CharField(max_length=5, null=True)  # "09:00": that day, at this time (organisation's zone)
+    message: fields.ForeignKeyNullableRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="staff_reminders", null=True, on_delete=fields.SET_NULL
+    )
+    skipped = fields.CharField(max_length=200, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    staff_id: int
+    task_id: int | None
+    event_id: int | None
+    message_id: int | None
+
+    class Meta:
+        table = "staff_reminder"
 
 
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:

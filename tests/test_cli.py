@@ -217,8 +217,15 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
     # Its scheduled texts wait in the outbox for their time (so the worker sends them, and a STOP cancels them):
     # the hand-scheduled reminder and the reminders of Maria's hearing tomorrow (the day-before one only while
     # its time is still ahead).
-    scheduled = rows(database, "SELECT outbox_state, next_attempt_at = send_at FROM message WHERE status = 'scheduled'")
+    to_clients = "status = 'scheduled' AND (purpose IS NULL OR purpose != 'staff_reminder')"
+    scheduled = rows(database, f"SELECT outbox_state, next_attempt_at = send_at FROM message WHERE {to_clients}")
     assert len(scheduled) in (2, 3) and set(scheduled) == {("waiting", 1)}
+    # Alice's own reminders (her tasks, the hearing she attends) wait for her profile mobile: at least each task's
+    # at-due one and the hearing's hour-before one.
+    to_alice = rows(database, "SELECT DISTINCT to_number FROM message WHERE purpose = 'staff_reminder'")
+    assert to_alice == [("+14045550177",)]
+    assert rows(database, "SELECT count(*) FROM message WHERE purpose = 'staff_reminder'")[0][0] >= 3
+    assert rows(database, "SELECT count(*) FROM task")[0][0] == 2
     assert rows(database, "SELECT kind, title FROM case_event") == [("hearing", "Eviction hearing")]
     hearing_texts = "SELECT m.purpose FROM event_reminder r JOIN message m ON m.id = r.message_id"
     assert rows(database, hearing_texts) == [("event_reminder",)] * (len(scheduled) - 1)

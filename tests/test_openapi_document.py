@@ -202,6 +202,8 @@ def test_request_bodies_are_the_input_models() -> None:
         ("/clients/{client_id}/phones/{phone_id}/consent", "post"): "ConsentInput",
         ("/cases/{case_id}/events", "post"): "EventInput",
         ("/events/{event_id}", "patch"): "EventPatch",
+        ("/cases/{case_id}/tasks", "post"): "TaskInput",
+        ("/tasks/{task_id}", "patch"): "TaskPatch",
     }
     bodies = {
         (path, method): operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
@@ -214,6 +216,8 @@ def test_request_bodies_are_the_input_models() -> None:
     assert set(SCHEMAS["CaseInput"]["required"]) == {"number", "title", "client_id"}
     assert set(SCHEMAS["EventInput"]["required"]) == {"kind", "title", "starts_at"}
     assert "required" not in SCHEMAS["EventPatch"]
+    assert set(SCHEMAS["TaskInput"]["required"]) == {"title", "due_at"}
+    assert "required" not in SCHEMAS["TaskPatch"]
 
 
 def test_enums_are_the_models_own() -> None:

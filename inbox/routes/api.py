@@ -26,7 +26,18 @@ from inbox.routes.api_models import (
 from inbox.routes.events import open_stream
 from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
-from inbox.services import alerts, case_events, consent, directory, linking, media, messaging, surveys, visibility
+from inbox.services import (
+    alerts,
+    case_events,
+    consent,
+    directory,
+    linking,
+    media,
+    messaging,
+    surveys,
+    tasks,
+    visibility,
+)
 from inbox.services import outbox as outbox_service
 from inbox.services import queue as sms_queue
 from inbox.services.errors import Forbidden, NotFound, require
@@ -454,6 +465,41 @@ EVENT_STREAM_EXAMPLE = (
     'data: {"type": "message.status", "message_id": 42, "conversation_id": 7, "status": "delivered", '
     '"provider_sid": "SM00000000000000000000000000000042", "error_code": null, "case_ids": [12]}\n\n'
 )
+# ---------------------------------------------------------------- tasks
+
+
+async def list_tasks(call: Call) -> list[shapes.Task]:
+    """Open tasks by due time, then done ones. Anyone who may see the case."""
+    return [shapes.Task.of(t) for t in await tasks.tasks_of_case(call.staff, call.ids["case_id"])]
+
+
+async def create_task(call: Call) -> shapes.Task:
+    """Anyone who may see the case. The assignee gets reminders texted to the mobile on their profile (if they
+    have one and have reminders on): the day before at 9 a.m. and at the due time, in the organisation's time
+    zone. They are ordinary texts in the outbox: whether they may leave is decided when they do (reminders still
+    on, the mobile has not texted STOP)."""
+    body = call.body_as(shapes.TaskInput)
+    data = tasks.TaskInput(body.title, body.due_at, body.assignee_id, body.notes or "")
+    return shapes.Task.of(await tasks.create_task(call.request.app.state.bus, call.staff, call.ids["case_id"], data))
+
+
+async def update_task(call: Call) -> shapes.Task:
+    """Only the fields given change. Anyone who may see the task: its assignee and maker, whoever may see its
+    case, supervisors and admins."""
+    patch = call.body_as(shapes.TaskPatch)
+    for required in ("title", "due_at"):
+        if required in patch.model_fields_set and getattr(patch, required) is None:
+            require({required: "Give a value, or leave the field out."})
+    change = tasks.TaskChange(
+        title=patch.title,
+        due_at=patch.due_at,
+        assignee_id=patch.assignee_id,
+        notes="" if "notes" in patch.model_fields_set and patch.notes is None else patch.notes,
+        done=patch.done,
+    )
+    return shapes.Task.of(await tasks.update_task(call.request.app.state.bus, call.staff, call.ids["task_id"], change))
+
+
 MANAGERS_ONLY = "Only supervisors and admins may create clients, cases and assignments."
 CONSENT_REFUSAL = (
     "Refused by a rule: the number opted out (texted STOP), the client has not agreed to texts, or the client has "
@@ -502,6 +548,14 @@ OPERATIONS: list[Operation] = [
     Operation("DELETE", "/events/{event_id}", cancel_event, "cancelCaseEvent",
               "Cancel a case event and its pending reminders", "case-events",
               answer=shapes.Event, answer_words="The event, with `cancelled_at`."),
+    Operation("GET", "/cases/{case_id}/tasks", list_tasks, "listCaseTasks", "A case's tasks", "tasks",
+              answer=list[shapes.Task], answer_words="Open tasks by due time, then done ones (not paged)."),
+    Operation("POST", "/cases/{case_id}/tasks", create_task, "createCaseTask",
+              "Add a task to a case, with reminders to its assignee's mobile", "tasks",
+              answer=shapes.Task, answer_words="The task with its reminders.", status=201, body=shapes.TaskInput),
+    Operation("PATCH", "/tasks/{task_id}", update_task, "updateTask",
+              "Change a task or mark it done (its pending reminders follow)", "tasks",
+              answer=shapes.Task, answer_words="The task as it is now.", body=shapes.TaskPatch),
     Operation("GET", "/assignments", list_assignments, "listAssignments", "List assignments", "directory",
               answer=list[shapes.Assignment], answer_words="A page of assignments, newest first.",
               query=AssignmentQuery),

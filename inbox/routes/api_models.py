@@ -634,6 +634,39 @@ class Reminder(Answer):
         )
 
 
+STAFF_REMINDER_STATUS_WORDS = (
+    "`pending` (scheduled in our outbox), `sending`, `sent`, `failed`, `canceled` (the task was done or moved, the "
+    "staff member's reminders were turned off, or the text was cancelled), `skipped` (never made: no mobile on "
+    "the profile, reminders turned off, or its time had passed)."
+)
+
+
+class StaffReminder(Answer):
+    id: int
+    staff_id: int = Field(description="Whose profile mobile it is texted to.")
+    minutes_before: int
+    at_local_time: str | None = Field(description="`HH:MM` in the organisation's time zone, that day.")
+    send_at: datetime | None = Field(description="When the text is due (null: not made).")
+    message_id: int | None = Field(description="The scheduled text in the outbox (null: not made, see `skipped`).")
+    status: str = Field(description=STAFF_REMINDER_STATUS_WORDS)
+    skipped: str | None = Field(description="Why no text was made.")
+
+    @classmethod
+    def of(cls, row: orm.StaffReminder) -> StaffReminder:
+        """`row.message` must be fetched."""
+        message = row.message
+        return cls(
+            id=row.id,
+            staff_id=row.staff_id,
+            minutes_before=row.minutes_before,
+            at_local_time=row.at_local_time,
+            send_at=message.send_at if message is not None else None,
+            message_id=row.message_id,
+            status=reminder_status(row),
+            skipped=row.skipped or None,
+        )
+
+
 class Event(Answer):
     id: int
     case_id: int
@@ -648,10 +681,11 @@ class Event(Answer):
     confirmed_at: datetime | None
     created_at: datetime
     reminders: list[Reminder]
+    staff_reminders: list[StaffReminder] = Field(description="Texts to each staff attendee's profile mobile.")
 
     @classmethod
     def of(cls, event: orm.CaseEvent) -> Event:
-        """`event.attendees__staff` and `event.reminders__message` must be fetched."""
+        """`event.attendees__staff`, `event.reminders__message` and `event.staff_reminders__message` must be fetched."""
         return cls(
             id=event.id,
             case_id=event.case_id,
@@ -666,6 +700,58 @@ class Event(Answer):
             confirmed_at=event.confirmed_at,
             created_at=event.created_at,
             reminders=[Reminder.of(row, reminder_status(row)) for row in sorted(event.reminders, key=lambda r: r.id)],
+            staff_reminders=[StaffReminder.of(row) for row in sorted(event.staff_reminders, key=lambda r: r.id)],
+        )
+
+
+# ---------------------------------------------------------------- tasks and staff reminders
+
+
+class TaskInput(Input):
+    title: str = Field(min_length=1, max_length=200)
+    due_at: AwareDatetime = Field(description="The offset is required.")
+    assignee_id: Id | None = Field(None, description="The staff member to do it; default: the caller.")
+    notes: str | None = Field(None, max_length=5000)
+
+
+class TaskPatch(Input):
+    """Only the fields given change. A new `due_at` moves the pending reminders; `done: true` cancels them."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    due_at: AwareDatetime | None = Field(None, description="The offset is required.")
+    assignee_id: Id | None = None
+    notes: str | None = Field(None, max_length=5000)
+    done: bool | None = Field(None, description="`true` marks it done (now), `false` open again.")
+
+
+class Task(Answer):
+    id: int
+    case_id: int | None
+    title: str
+    due_at: datetime
+    assignee_id: int
+    assignee_email: str
+    notes: str
+    done_at: datetime | None
+    created_by_id: int | None
+    created_at: datetime
+    reminders: list[StaffReminder] = Field(description="Texts to the assignee's profile mobile.")
+
+    @classmethod
+    def of(cls, task: orm.Task) -> Task:
+        """`task.assignee` and `task.staff_reminders__message` must be fetched."""
+        return cls(
+            id=task.id,
+            case_id=task.case_id,
+            title=task.title,
+            due_at=task.due_at,
+            assignee_id=task.assignee_id,
+            assignee_email=task.assignee.email,
+            notes=task.notes,
+            done_at=task.done_at,
+            created_by_id=task.created_by_id,
+            created_at=task.created_at,
+            reminders=[StaffReminder.of(r) for r in sorted(task.staff_reminders, key=lambda r: r.id)],
         )
 
 

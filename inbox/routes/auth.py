@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from inbox.services import sessions
 from inbox.services.errors import ServiceError
-from inbox.services.staff import change_password, check_credentials, normalise_email
+from inbox.services.staff import change_password, check_credentials, normalise_email, save_reminder_settings
 from inbox.services.throttle import Throttle, Throttled
 from inbox.session_middleware import session_record
 from inbox.web import checked_form, client_address, current_staff, render, require_staff
@@ -83,13 +83,34 @@ async def logout(request: Request) -> Response:
 def _account(request: Request, status_code: int = 200, **context: object) -> Response:
     context.setdefault("errors", {})
     context.setdefault("notice", None)
+    context.setdefault("reminder_errors", {})
+    context.setdefault("reminder_values", None)
     return render(request, "auth/account.html", context, status_code=status_code)
+
+
+NOTICES = {
+    "changed": "Your password is changed. You are still signed in here.",
+    "reminders": "Your reminder settings are saved.",
+}
 
 
 async def account_page(request: Request) -> Response:
     await require_staff(request)
-    notice = "Your password is changed. You are still signed in here." if "changed" in request.query_params else None
+    notice = next((words for key, words in NOTICES.items() if key in request.query_params), None)
     return _account(request, notice=notice)
+
+
+async def save_reminders(request: Request) -> Response:
+    """The staff member's own mobile and whether task and calendar reminders are texted to it."""
+    staff = await require_staff(request)
+    form = await checked_form(request)
+    mobile, reminders_on = str(form.get("mobile", "")), form.get("staff_reminders") == "on"
+    try:
+        await save_reminder_settings(request.app.state.bus, staff, mobile, reminders_on)
+    except ServiceError as exc:
+        typed = {"mobile": mobile, "staff_reminders": reminders_on}
+        return _account(request, exc.status, reminder_errors=exc.fields, reminder_values=typed)
+    return RedirectResponse("/account?reminders=1#reminders", status_code=303)
 
 
 async def save_password(request: Request) -> Response:
@@ -134,5 +155,6 @@ routes = [
     Route("/logout", logout, methods=["POST"]),
     Route("/account", account_page, methods=["GET"]),
     Route("/account/password", save_password, methods=["POST"]),
+    Route("/account/reminders", save_reminders, methods=["POST"]),
     Route("/account/sign-out-everywhere", sign_out_everywhere, methods=["POST"]),
 ]

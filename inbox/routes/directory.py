@@ -8,7 +8,17 @@ from starlette.routing import Route
 
 from inbox.models import Case, CaseNote, Client, Message
 from inbox.routes.quick_entries import case_text_page
-from inbox.services import case_events, consent, directory, media, messaging, system_texts, visibility
+from inbox.services import (
+    case_events,
+    consent,
+    directory,
+    media,
+    messaging,
+    organisation,
+    system_texts,
+    tasks,
+    visibility,
+)
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.messaging import SendRequest
 from inbox.web import checked_form, is_htmx, render, require_staff, send_after
@@ -113,13 +123,17 @@ async def case_page(request: Request) -> Response:
     log = await Message.filter(links__case_id=case.id).distinct().order_by("-id").limit(100).prefetch_related("sent_by")
     notes = await CaseNote.filter(case_id=case.id).order_by("-at", "-id").limit(100).prefetch_related("message__media")
     documents = await media.documents_of_case(case.id)
-    events = await case_events.events_of_case(await require_staff(request), case.id)
+    staff = await require_staff(request)
+    events = await case_events.events_of_case(staff, case.id)
     context = {
         "case": case,
         "sms_log": log,
         "notes": notes,
         "documents": documents,
         "events": [case_events.shown(event) for event in events],
+        "tasks": [tasks.shown(task) for task in await tasks.tasks_of_case(staff, case.id)],
+        "task_assignees": await tasks.assignee_choices(staff, case),
+        "task_time_zone": (await organisation.current()).time_zone,
     }
     return render(request, "cases/detail.html", context)
 

@@ -49,6 +49,8 @@ async def thread_context(
     unread = await convo.unread_for(staff, [conversation.id])
     clients = await convo.clients_of_phone(staff, conversation.phone)
     return {
+        # A number on no client record may be a staff member's own mobile: said so, never offered for linking.
+        "staff_owner": None if clients else await convo.staff_with_mobile(conversation.phone),
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,

@@ -50,6 +50,10 @@ TAGS = [
         "name": "case-events",
         "description": "Hearings, appointments, meetings and deadlines on cases, and their client reminders.",
     },
+    {
+        "name": "tasks",
+        "description": "Staff tasks on cases, and the reminders texted to the assignee's profile mobile.",
+    },
     {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
     {"name": "events", "description": "Live updates as server-sent events."},
     {"name": "meta", "description": "This document."},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from inbox import clock
@@ -25,15 +25,28 @@ from inbox.models import (
     EventKind,
     EventReminder,
     Message,
-    MessageStatus,
-    OutboxState,
     QuickEntry,
     Role,
     Staff,
 )
-from inbox.services import directory, messaging, organisation, quick_entries, quiet_hours, visibility
+from inbox.services import (
+    directory,
+    messaging,
+    organisation,
+    quick_entries,
+    quiet_hours,
+    staff_reminders,
+    visibility,
+)
 from inbox.services.errors import Forbidden, NotFound, Refused, require
 from inbox.services.limits import check_fits
+
+# Re-exported: the routes, the API's shapes and the demo name them as this module's.
+from inbox.services.reminder_times import DAY as DAY
+from inbox.services.reminder_times import ReminderSpec as ReminderSpec
+from inbox.services.reminder_times import is_pending as is_pending
+from inbox.services.reminder_times import reminder_status as reminder_status
+from inbox.services.reminder_times import reminder_time as reminder_time
 from inbox.services.unit_of_work import current_unit, unit_of_work
 
 CANCELLED_ENTRY_NAME = "Event cancelled"  # the quick entry offered when an event is cancelled, if there is one
@@ -53,18 +66,6 @@ CONFIRM_ENTRY_NAME = "Confirmation request"  # the quick entry asking for a C (v
 BUILT_IN_CONFIRMATION_REQUESTS = {"en": ASK_TO_CONFIRM, "es": "Responda C para confirmar."}
 
 
-@dataclass(frozen=True)
-class ReminderSpec:
-    """When a reminder goes: `minutes_before` the start, or — with `at_local_time` — on the client's
-    calendar day that lead time before the start, at that time."""
-
-    minutes_before: int
-    at_local_time: str | None = None
-    quick_entry_id: int | None = None
-    ask_confirmation: bool = False
-
-
-DAY = 24 * 60
 BUILT_IN_REMINDERS: dict[EventKind, list[ReminderSpec]] = {
     EventKind.HEARING: [ReminderSpec(7 * DAY, "09:00"), ReminderSpec(DAY, "09:00")],
     EventKind.APPOINTMENT: [ReminderSpec(DAY), ReminderSpec(120)],
@@ -174,7 +175,9 @@ async def visible_case(staff: Staff, case_id: int) -> Case:
 
 
 async def get_event(staff: Staff, event_id: int) -> CaseEvent:
-    event = await CaseEvent.get_or_none(id=event_id).prefetch_related("case", "attendees__staff", "reminders__message")
+    event = await CaseEvent.get_or_none(id=event_id).prefetch_related(
+        "case", "attendees__staff", "reminders__message", "staff_reminders__message"
+    )
     if event is None or not await visibility.can_see_case(staff, event.case):
         raise NotFound("No event has this id.")
     return event
@@ -191,45 +194,11 @@ async def events_of_this_case(case_id: int) -> list[CaseEvent]:
     return (
         await CaseEvent.filter(case_id=case_id)
         .order_by("starts_at", "id")
-        .prefetch_related("attendees__staff", "reminders__message")
-    )
-
-
-def reminder_status(reminder: EventReminder) -> str:
-    """pending (scheduled in our outbox), sending, sent, failed, canceled, or skipped (never made)."""
-    message: Message | None = reminder.message
-    if message is None:
-        return "skipped"
-    if message.status == MessageStatus.SCHEDULED:
-        return "pending"
-    if message.status == MessageStatus.CANCELED:
-        return "canceled"
-    if message.status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
-        return "failed"
-    return "sending" if message.outbox_state is not None else "sent"
-
-
-def is_pending(message: Message | None) -> bool:
-    return (
-        message is not None
-        and message.status == MessageStatus.SCHEDULED
-        and message.outbox_state == OutboxState.WAITING
+        .prefetch_related("attendees__staff", "reminders__message", "staff_reminders__message")
     )
 
 
 # ---------------------------------------------------------------- reminder time and words
-
-
-def reminder_time(starts_at: datetime, spec: ReminderSpec, zone_name: str) -> datetime:
-    """When the reminder goes (UTC). With `at_local_time`: the client's calendar day of (start − lead
-    time), at that wall-clock time — zoneinfo gives the offset of that day, so DST is right."""
-    lead = starts_at - timedelta(minutes=spec.minutes_before)
-    if spec.at_local_time is None:
-        return lead.astimezone(UTC)
-    zone = quiet_hours.zone_named(zone_name) or UTC
-    hour, minute = (int(part) for part in spec.at_local_time.split(":"))
-    day = lead.astimezone(zone).date()
-    return datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
 
 
 def _event_values(event: CaseEvent, zone_name: str) -> dict[str, str | None]:
@@ -431,6 +400,7 @@ async def create_event(
         for person in attendees:
             await EventAttendee.create(event=event, staff=person)
         await _add_reminders(event, specs, context, now)
+        await _sync_staff_reminders(event, now)
         announce(event, "added")
     return await get_event(staff, event.id)
 
@@ -460,6 +430,7 @@ async def update_event(
                 await _move(row, event, context, now)
         else:
             await _replace_reminders(event, list(reminders), context, now)
+        await _sync_staff_reminders(event, now)
         announce(event, "updated")
     return await get_event(staff, event.id)
 
@@ -511,6 +482,7 @@ async def cancel_event(bus: Bus, staff: Staff, event_id: int, now: datetime | No
         event.cancelled_at = now
         await event.save(update_fields=["cancelled_at"])
         await _cancel_pending(event, f"The {event.kind.value} was cancelled.", now)
+        await _sync_staff_reminders(event, now)
         announce(event, "cancelled")
     return await get_event(staff, event.id)
 
@@ -538,6 +510,11 @@ async def send_reminder_now(
         if not await messaging.send_scheduled_now(message, moment):
             raise Refused(NOT_WAITING)
     return message
+
+
+async def _sync_staff_reminders(event: CaseEvent, now: datetime) -> None:
+    """The attendees' own reminders follow the event (added, moved, cancelled: staff_reminders)."""
+    await staff_reminders.sync_event(event, now)
 
 
 def with_changes(event: CaseEvent, **changes: Any) -> EventInput:

@@ -36,7 +36,7 @@ from inbox.phones import is_phone_number
 from inbox.services import organisation, visibility
 from inbox.services.errors import NotFound, Refused
 from inbox.services.keywords import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, Keyword, classify, confirms_opt_in
-from inbox.services.limits import clip
+from inbox.services.limits import clip, max_length
 from inbox.services.unit_of_work import current_unit, unit_of_work
 
 # The client (or Twilio on the client's behalf) spoke for the number: every record with it changes,
@@ -246,11 +246,30 @@ async def refusal_at_send(message: Message) -> str | None:
     if purpose in SENT_WITHOUT_CONSENT:
         return None
     number = message.to_number
+    if purpose == MessagePurpose.STAFF_REMINDER:
+        return await staff_reminder_refusal(number)
     if purpose in NEEDS_ONLY_NOT_OPTED_OUT and (
         purpose == MessagePurpose.OPT_IN_REQUEST or not await ClientPhone.exists(number=number)
     ):
         return await opted_out_reason(number) if await is_opted_out(number) else None
     return await refusal_at_send_to(number)
+
+
+STAFF_REMINDERS_OFF = "Reminders to this mobile are turned off: no active staff profile with this mobile has them on."
+STAFF_MOBILE_STOPPED = "This mobile texted STOP, so reminders to it are stopped; texting START turns them back on."
+
+
+async def staff_reminder_refusal(number: str) -> str | None:
+    """A staff member's own task or calendar reminder: not a client's consent but the profile's setting (an
+    active staff member with this mobile has reminders on), and the number must not have opted out — a STOP
+    from the staff mobile goes in the same ledger as a client's, and START undoes it."""
+    if len(number) > max_length(Staff, "mobile") or not await Staff.exists(
+        mobile=number, is_active=True, staff_reminders=True
+    ):
+        return STAFF_REMINDERS_OFF
+    if await is_opted_out(number):
+        return STAFF_MOBILE_STOPPED
+    return None
 
 
 async def opted_out_reason(number: str) -> str:

@@ -26,6 +26,8 @@ FILTERS = ("all", "mine", "unread", "unmatched")
 MESSAGE_VIEW_RELATIONS = ("sent_by", "case", "links__case", "media")
 PHONE_LIKE = re.compile(r"[\d\s()+.\-]*\d{3}[\d\s()+.\-]*")
 PAGE_SIZE = 30
+STAFF_TITLE = "Staff: "  # a staff member's own mobile, named as theirs
+STAFF_MOBILE_LENGTH = 20  # Staff.mobile's width: a longer sender cannot be one (and may not be filtered on)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ async def names_by_phone(phones: list[str], client_ids: list[int] | None = None)
     for row in rows:
         if row["client__name"] not in names[row["number"]]:
             names[row["number"]].append(row["client__name"])
+    # A number on no client record may be a staff member's own mobile (their reminders): say whose.
+    unknown = [p for p in phones if p not in names and len(p) <= STAFF_MOBILE_LENGTH]
+    for number, name in await Staff.filter(mobile__in=unknown).values_list("mobile", "name") if unknown else []:
+        names[number].append(f"{STAFF_TITLE}{name}")
     return names
 
 
@@ -122,6 +128,8 @@ async def inbox_rows(
     readable = None if staff.sees_everything else await visibility.assigned_client_ids(staff)
     names = await names_by_phone([c.phone for c in conversations], readable)
     unread = await unread_for(staff, [c.id for c in conversations])
+    # A staff mobile is not a stranger to link to a client: it is not listed as unmatched.
+    known |= {phone for phone, found in names.items() if any(n.startswith(STAFF_TITLE) for n in found)}
     rows = [
         ConversationRow(
             conversation=c,
@@ -174,6 +182,13 @@ async def thread_page(
     newest_first = await query.order_by("-id").limit(limit + 1).prefetch_related(*MESSAGE_VIEW_RELATIONS)
     has_older = len(newest_first) > limit
     return list(reversed(newest_first[:limit])), has_older
+
+
+async def staff_with_mobile(phone: str) -> Staff | None:
+    """The staff member whose own mobile this is (their reminders' conversation), if any."""
+    if len(phone) > STAFF_MOBILE_LENGTH:
+        return None
+    return await Staff.filter(mobile=phone).order_by("-is_active", "id").first()
 
 
 async def clients_of_phone(staff: Staff, phone: str) -> list[Client]:

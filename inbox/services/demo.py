@@ -30,7 +30,7 @@ from inbox.models import (
     Staff,
 )
 from inbox.segments import count_segments
-from inbox.services import alerts, case_events, linking, surveys
+from inbox.services import alerts, case_events, linking, surveys, tasks
 from inbox.services.channels import default_channel
 from inbox.services.directory import (
     PhoneInput,
@@ -49,6 +49,8 @@ STAFF = [
     ("sam@example.org", "Sam Supervisor", "supervisor"),
     ("ada@example.org", "Ada Admin", "admin"),
 ]
+# Alice's own mobile, on her profile: her task and calendar reminders are texted to it (staff_reminders).
+ALICE_MOBILE = "+14045550177"
 
 # (name, number, okay to text, case number, title, legal problem)
 CLIENTS = [
@@ -82,7 +84,8 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
         if await Staff.exists(email=email):
             continue
         password = secrets.token_urlsafe(9)
-        await create_staff(email=email, name=name, role=role, password=password, office=office)
+        mobile = ALICE_MOBILE if email == "alice@example.org" else None
+        await create_staff(email=email, name=name, role=role, password=password, office=office, mobile=mobile)
         logins.append(DemoLogin(email, name, role, password))
     channel = channel or await default_channel()
     for index, (name, number, okay, case_number, title, problem) in enumerate(CLIENTS):
@@ -105,6 +108,7 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
             if index == 0:
                 await _scheduled_reminder(channel, number, case.id)
                 await _hearing_tomorrow(case.id)
+                await _tasks(case.id)
     await _unknown_sender(channel)
     await _survey(channel)
     return logins
@@ -202,6 +206,18 @@ async def _hearing_tomorrow(case_id: int) -> None:
         ),
     )
     await case_events.create_event(NOBODY_LISTENING, alice, case_id, hearing)
+
+
+async def _tasks(case_id: int) -> None:
+    """Alice's tasks on Maria's case, with their reminders to her mobile on the queue: one due in two hours
+    (a reminder at its time), one tomorrow at 5 p.m. (the day before at 9:00, skipped once that has passed,
+    and at its time)."""
+    alice = await Staff.get(email="alice@example.org")
+    zone = ZoneInfo("America/New_York")
+    soon = (clock.now() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    tomorrow = datetime.combine(clock.now().astimezone(zone).date() + timedelta(days=1), time(17), tzinfo=zone)
+    for title, due in (("Call Maria about the courtroom", soon), ("Bring the lease and rent receipts", tomorrow)):
+        await tasks.create_task(NOBODY_LISTENING, alice, case_id, tasks.TaskInput(title, due))
 
 
 async def _unknown_sender(channel: Channel) -> None:

@@ -156,6 +156,23 @@ async def schedule_reminder(staff: Staff, case: Case, number: str, body: str, se
     return message
 
 
+async def schedule_staff_reminder(number: str, body: str, send_at: datetime) -> Message:
+    """A task or calendar reminder to a staff member's own mobile, scheduled in the outbox inside the caller's
+    unit of work. In the mobile's own conversation, filed on no case (it is not a text to the client, and a
+    reply to it must not be linked to a case or raise an alert there); nobody "sent" it. The outbox decides
+    at send time whether it may leave (consent.refusal_at_send: reminders on in the profile, not opted out)."""
+    channel = await channel_for_new_text(number)
+    conversation = await conversation_with(channel, number)
+    message = await _new_outbound(
+        conversation, channel, body, MessageStatus.SCHEDULED, send_at=send_at, purpose=MessagePurpose.STAFF_REMINDER
+    )
+    # The inbox row is not touched: a new task must not lift a staff mobile above the clients' conversations
+    # (the queue, the case and My tasks show the reminders; a text from the mobile brings the row up).
+    await quiet_hours.note_hold(message, clock.now())
+    current_unit().publish(sent_event(message))
+    return message
+
+
 def due_now(message: Message) -> bool:
     """A text to hand over at once: not one scheduled for later (but one whose time has come — a stuck
     scheduled text a person retried)."""
@@ -391,13 +408,16 @@ async def cancel_if_waiting(message: Message, reason: str | None, at: datetime) 
 
 async def cancel_waiting_to(number: str, why: str) -> None:
     """Every text to the number still in our outbox is canceled (a STOP: Twilio does not cancel them for
-    us) — except the texts the consent rule lets through a STOP (its confirmation, answers to HELP)."""
+    us) — except the texts the consent rule lets through a STOP (its confirmation, answers to HELP), and a
+    staff member's own reminders: those stay scheduled and are refused as they leave while the mobile is
+    opted out, so a START resumes them."""
     at = clock.now()
+    kept = [*consent.SENT_WITHOUT_CONSENT, MessagePurpose.STAFF_REMINDER]
     waiting = Message.filter(
         to_number=number,
         direction=Direction.OUTBOUND,
         outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING],
-    ).filter(Q(purpose=None) | ~Q(purpose__in=list(consent.SENT_WITHOUT_CONSENT)))
+    ).filter(Q(purpose=None) | ~Q(purpose__in=kept))
     for message in await waiting:
         await cancel_if_waiting(message, why, at)
 

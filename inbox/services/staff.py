@@ -16,8 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from inbox.events import Bus
 from inbox.models import ApiToken, Office, Role, Staff, StaffSession
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import sessions
+from inbox.services import sessions, staff_reminders
 from inbox.services.errors import Forbidden, NotFound, ValidationFailed, require
+from inbox.services.unit_of_work import unit_of_work
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -128,6 +129,25 @@ async def change_password(
     staff.password_hash = await hash_password(new)
     await Staff.filter(id=staff.id).update(password_hash=staff.password_hash)
     return await sessions.end_all(bus, staff, keep=keep)
+
+
+async def save_reminder_settings(bus: Bus, staff: Staff, mobile: str, reminders_on: bool) -> Staff:
+    """A staff member sets their own mobile and turns their task and calendar reminders on or off. Pending
+    reminders follow at once: cancelled when turned off, sent to the new mobile when it changed, made for
+    open tasks and coming events when turned on. An empty mobile removes it."""
+    mobile_e164 = None
+    if mobile.strip():
+        try:
+            mobile_e164 = normalise(mobile)
+        except InvalidPhoneNumber as exc:
+            require({"mobile": str(exc)})
+    if (staff.mobile, staff.staff_reminders) == (mobile_e164, reminders_on):
+        return staff
+    async with unit_of_work(bus):
+        staff.mobile, staff.staff_reminders = mobile_e164, reminders_on
+        await staff.save(update_fields=["mobile", "staff_reminders"])
+        await staff_reminders.sync_staff(staff)
+    return staff
 
 
 async def set_active(bus: Bus, admin: Staff, staff_id: int, active: bool) -> Staff:

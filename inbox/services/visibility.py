@@ -1,5 +1,6 @@
-"""Who may see what. Advocates see clients on cases they are currently assigned to;
-supervisors and admins see everything, unmatched conversations included.
+"""Who may see what. Advocates see clients on cases they are currently assigned to, and the conversation
+of their own mobile (their task and calendar reminders); supervisors and admins see everything, unmatched
+conversations included.
 
 Every page, API answer and live event asks these functions, so the rule lives in one place.
 """
@@ -45,10 +46,12 @@ async def assigned_phone_numbers(staff: Staff) -> list[str]:
 
 
 async def visible_phone_numbers(staff: Staff) -> list[str] | None:
-    """None means every number, unmatched ones included."""
+    """None means every number, unmatched ones included. An advocate's own mobile is theirs to see: the
+    reminders texted to it (never another staff member's)."""
     if staff.sees_everything:
         return None
-    return await assigned_phone_numbers(staff)
+    numbers = await assigned_phone_numbers(staff)
+    return [*numbers, staff.mobile] if staff.mobile and staff.mobile not in numbers else numbers
 
 
 async def visible_case_ids(staff: Staff) -> set[int] | None:
@@ -72,7 +75,7 @@ async def can_see_case(staff: Staff, case: Case) -> bool:
 
 
 async def can_see_conversation(staff: Staff, conversation: Conversation) -> bool:
-    if staff.sees_everything:
+    if staff.sees_everything or (staff.mobile and conversation.phone == staff.mobile):
         return True
     return conversation.phone in await assigned_phone_numbers(staff)
 
