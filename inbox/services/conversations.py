@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from tortoise.expressions import Q
-
 from inbox.models import (
     Client,
     ClientPhone,
