@@ -112,7 +112,8 @@ async def inbox_rows(
     """The reader's conversation list, newest first; a search keeps to conversations matching it (see
     services/search.py), each row with the text that matched."""
     visible = await visibility.visible_phone_numbers(staff)
-    mine = set(await visibility.assigned_phone_numbers(staff))
+    # An advocate sees exactly the numbers of their clients: their "mine" needs no second look-up.
+    mine = set(visible) if visible is not None else set(await visibility.assigned_phone_numbers(staff))
     known = set(await flat_values(ClientPhone.all().distinct().values_list("number", flat=True)))
     readable = None if staff.sees_everything else await visibility.assigned_client_ids(staff)
     terms = search_.terms_of(search)
