@@ -94,8 +94,7 @@ async def fill(messages: int) -> None:
         [[f"Client {n}", start] for n in range(0, CONVERSATIONS, 2)],
     )
     await connection.execute_many(
-        "INSERT INTO client_phone (client_id, number, kind, okay_to_text, opted_out, created_at)"
-        f" VALUES ({marks(6)})",
+        f"INSERT INTO client_phone (client_id, number, kind, okay_to_text, opted_out, created_at) VALUES ({marks(6)})",
         [[n // 2 + 1, phones[n], "mobile", True, False, start] for n in range(0, CONVERSATIONS, 2)],
     )
     rows = []
