@@ -19,7 +19,7 @@ from tortoise import Tortoise
 MAX_WORDS = 8  # a query is at most this many words: each one is a term the index must intersect
 WORD = re.compile(r"[^\W_]+")  # letters and digits: nothing the FTS5 or tsquery syntax could read as an operator
 PHONE_LIKE = re.compile(r"[\d\s()+.\-]*\d{3}[\d\s()+.\-]*")  # (404) 538-7319, +1 404 538 7319, 5387319
-SNIPPET_BEFORE = 40
+SNIPPET_BEFORE = 30
 SNIPPET_AFTER = 90
 
 
