@@ -448,7 +448,7 @@ async def test_filters_mine_unread_unmatched_and_all(
     unmatched_row = row_html((await staff.get("/?filter=unmatched")).text, stranger.id)
     assert "unmatched" in words(unmatched_row)
     empty = await staff.get("/?filter=mine&q=zzz-nothing")
-    assert "No conversations in “mine”." in empty.text
+    assert "No conversations in “mine” match “zzz-nothing”." in empty.text
 
 
 async def test_search_by_client_name_number_and_text(

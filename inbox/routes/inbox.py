@@ -69,8 +69,9 @@ async def thread_context(
 async def conversation_list(request: Request) -> Response:
     staff = await require_staff(request)
     filter_name = _filter_of(request)
-    rows = await convo.inbox_rows(staff, filter_name, request.query_params.get("q", ""))
-    return render(request, "inbox/_conversation_list.html", {"rows": rows, "filter": filter_name})
+    search = request.query_params.get("q", "")
+    rows = await convo.inbox_rows(staff, filter_name, search)
+    return render(request, "inbox/_conversation_list.html", {"rows": rows, "filter": filter_name, "q": search})
 
 
 async def thread_pane(request: Request) -> Response:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
-
-from tortoise.expressions import Q
 
 from inbox.models import (
     Client,
@@ -19,15 +16,23 @@ from inbox.models import (
     flat_values,
 )
 from inbox.phones import for_people
+from inbox.services import search as search_
 from inbox.services import visibility
 
 FILTERS = ("all", "mine", "unread", "unmatched")
 # What a bubble shows: prefetch these wherever messages are rendered.
 MESSAGE_VIEW_RELATIONS = ("sent_by", "case", "links__case", "media")
-PHONE_LIKE = re.compile(r"[\d\s()+.\-]*\d{3}[\d\s()+.\-]*")
 PAGE_SIZE = 30
 STAFF_TITLE = "Staff: "  # a staff member's own mobile, named as theirs
 STAFF_MOBILE_LENGTH = 20  # Staff.mobile's width: a longer sender cannot be one (and may not be filtered on)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """The message a search matched in a conversation, and the text around the match."""
+
+    message_id: int
+    snippet: search_.Snippet
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class ConversationRow:
     unread: int
     matched: bool
     mine: bool
+    hit: SearchHit | None = None  # a searched list: the text that matched
 
     @property
     def filters(self) -> list[str]:
@@ -109,23 +115,19 @@ def title_for(phone: str, names: list[str]) -> str:
 async def inbox_rows(
     staff: Staff, filter_name: str = "all", search: str = "", limit: int = 100
 ) -> list[ConversationRow]:
-    query = Conversation.filter(last_message_at__not_isnull=True)
+    """The reader's conversation list, newest first; a search keeps to conversations matching it (see
+    services/search.py), each row with the text that matched."""
     visible = await visibility.visible_phone_numbers(staff)
-    if visible is not None:
-        query = query.filter(phone__in=visible)
-    mine = set(await visibility.assigned_phone_numbers(staff))
+    # An advocate sees exactly the numbers of their clients: their "mine" needs no second look-up.
+    mine = set(visible) if visible is not None else set(await visibility.assigned_phone_numbers(staff))
     known = set(await flat_values(ClientPhone.all().distinct().values_list("number", flat=True)))
-    if filter_name == "mine":
-        query = query.filter(phone__in=list(mine))
-    elif filter_name == "unmatched":
-        query = query.exclude(phone__in=list(known))
-    if search.strip():
-        matches = Q(phone__icontains=search.strip()) | Q(last_message_preview__icontains=search.strip())
-        if PHONE_LIKE.fullmatch(search.strip()):  # a number as people write it: (404) 538-7319
-            matches |= Q(phone__contains=re.sub(r"\D", "", search))
-        query = query.filter(matches)
-    conversations = await query.order_by("-last_message_at", "-id").limit(limit)
     readable = None if staff.sees_everything else await visibility.assigned_client_ids(staff)
+    terms = search_.terms_of(search)
+    if terms is not None:
+        phones = sorted(mine) if filter_name == "mine" else visible
+        conversations, hits = await _searched(terms, filter_name, phones, readable, limit)
+    else:
+        conversations, hits = await _listed(filter_name, visible, mine, known, limit), {}
     names = await names_by_phone([c.phone for c in conversations], readable)
     unread = await unread_for(staff, [c.id for c in conversations])
     # A staff mobile is not a stranger to link to a client: it is not listed as unmatched.
@@ -137,39 +139,45 @@ async def inbox_rows(
             unread=unread.get(c.id, 0),
             matched=c.phone in known,
             mine=c.phone in mine,
+            hit=hits.get(c.id),
         )
         for c in conversations
     ]
-    if search.strip():
-        rows += await _rows_matching_client_name(staff, search, rows, mine, known, readable)
-        rows.sort(key=lambda r: (r.conversation.last_message_at, r.conversation.id), reverse=True)
-    # Name matches are found apart from the filtered query: the filter applies to them too.
     return [r for r in rows if filter_name in r.filters]
 
 
-async def _rows_matching_client_name(
-    staff: Staff,
-    search: str,
-    found: list[ConversationRow],
-    mine: set[str],
-    known: set[str],
-    readable: list[int] | None,
-) -> list[ConversationRow]:
-    """Conversations whose number belongs to a client, visible to the reader, with a matching name."""
-    clients = ClientPhone.filter(client__name__icontains=search.strip())
-    if readable is not None:
-        clients = clients.filter(client_id__in=readable)
-    phones = await flat_values(clients.values_list("number", flat=True))
-    seen = {r.conversation.id for r in found}
-    extra = await Conversation.filter(phone__in=list(phones), last_message_at__not_isnull=True).exclude(
-        id__in=list(seen)
+async def _listed(
+    filter_name: str, visible: list[str] | None, mine: set[str], known: set[str], limit: int
+) -> list[Conversation]:
+    query = Conversation.filter(last_message_at__not_isnull=True)
+    if visible is not None:
+        query = query.filter(phone__in=visible)
+    if filter_name == "mine":
+        query = query.filter(phone__in=list(mine))
+    elif filter_name == "unmatched":
+        query = query.exclude(phone__in=list(known))
+    return list(await query.order_by("-last_message_at", "-id").limit(limit))
+
+
+async def _searched(
+    terms: search_.Terms, filter_name: str, phones: list[str] | None, readable: list[int] | None, limit: int
+) -> tuple[list[Conversation], dict[int, SearchHit]]:
+    """The conversations a search finds (three queries, however many match) and the text each matched.
+
+    `phones`: the numbers to search (None: all); `readable`: the clients whose names and case numbers count.
+    """
+    found = await search_.find(
+        terms, phones=phones, client_ids=readable, unmatched_only=filter_name == "unmatched", limit=limit
     )
-    names = await names_by_phone([c.phone for c in extra], readable)
-    unread = await unread_for(staff, [c.id for c in extra])
-    return [
-        ConversationRow(c, title_for(c.phone, names.get(c.phone, [])), unread.get(c.id, 0), True, c.phone in mine)
-        for c in extra
-    ]
+    by_id = {c.id: c for c in await Conversation.filter(id__in=[h.conversation_id for h in found])}
+    message_ids = [h.message_id for h in found if h.message_id is not None]
+    bodies = dict(await Message.filter(id__in=message_ids).values_list("id", "body")) if message_ids else {}
+    hits = {
+        h.conversation_id: SearchHit(h.message_id, search_.snippet(str(bodies[h.message_id]), terms))
+        for h in found
+        if h.message_id is not None and h.message_id in bodies
+    }
+    return [by_id[h.conversation_id] for h in found if h.conversation_id in by_id], hits
 
 
 async def thread_page(
