@@ -1,6 +1,6 @@
 """Searching the inbox: every message's text, client names, numbers (typed in any format) and case numbers.
 
-The text is searched with the database's full-text index (migration 0013): FTS5 on SQLite, a GIN index on
+The text is searched with the database's full-text index (migration 0010): FTS5 on SQLite, a GIN index on
 `to_tsvector('simple', body)` on PostgreSQL; the dialect is chosen here and only here. What a person types
 is never SQL: it is cut into words (letters and digits only) that become a prefix query, and every value
 reaches the database as a parameter. Names, numbers and case numbers are substring matches (LIKE with
