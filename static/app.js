@@ -47,8 +47,11 @@
 
   function streamOpened() {
     streamOpen = true;
-    var markRead = function () { markThreadsRead(document); };
-    refreshPanes().then(markRead, markRead);
+    var caughtUp = function () {
+      markThreadsRead(document);
+      document.body.setAttribute("data-stream", "open");
+    };
+    refreshPanes().then(caughtUp, caughtUp);
   }
 
   // "Send later": the time typed is in the viewer's zone, so send that zone (and the offset, for a

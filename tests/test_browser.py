@@ -1,0 +1,69 @@
+"""The inbox in a real browser, as people use it at once: an advocate (Alice), a supervisor (Sam) and the client
+phone (the simulator, played by the admin), each in a browser context of their own, against the demo served for
+real (tests/support/browser.py). Every test also asserts that no page logged a console error.
+
+The tests share one demo per module, so each texts as a client of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.support.browser import PHONE_SIZE, WAIT_MS, ConsoleWatch, DemoServer, sign_in, stream_open
+
+pytestmark = pytest.mark.browser
+
+ALICE, SAM, ADA = "alice@example.org", "sam@example.org", "ada@example.org"
+MARIA, JAMES, DANA, ROSA = "+14045387319", "+14045550123", "+14045550106", "+14045550429"
+_texts = itertools.count(1)
+
+
+def unique(text: str) -> str:
+    """A text no other test sends, so a test finds its own bubble."""
+    return f"{text} #{next(_texts)}"
+
+
+async def open_conversation(page: Page, client_name: str) -> str:
+    """Opens the client's conversation from the inbox list; its thread's id (`thread-N`)."""
+    await page.locator("#conversation-list a", has_text=client_name).first.click()
+    await page.wait_for_url(re.compile(r"/conversations/\d+$"))
+    await stream_open(page)
+    return await page.locator("ol.messages").first.get_attribute("id") or ""
+
+
+async def text_from_client(phone: Page, server: DemoServer, number: str, text: str) -> None:
+    """The client texts the office from the client phone page (the simulator signs it like Twilio)."""
+    if not phone.url.endswith(f"/dev/phone/{number}"):
+        await phone.goto(f"{server.url}/dev/phone/{number}")
+    await phone.locator("#phone-body").fill(text)
+    await phone.locator("form.phone-reply").get_by_role("button", name="Send").click()
+    await expect(phone.locator("#phone-screen")).to_contain_text(text)
+
+
+async def test_a_reply_reaches_the_thread_and_both_dashboards_and_a_dismissal_clears_both(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(), demo, ALICE, console)
+    thread = await open_conversation(alice, "Maria Lopez")
+    sam = await sign_in(await new_context(), demo, SAM, console)
+    await sam.goto(demo.url + "/alerts")
+    await stream_open(sam)
+    phone = await sign_in(await new_context(), demo, ADA, console)
+
+    text = unique("Can we meet before the hearing?")
+    await text_from_client(phone, demo, MARIA, text)
+
+    await expect(alice.locator(f"#{thread} .bubble.inbound", has_text=text)).to_be_visible(timeout=WAIT_MS)
+    alice_alert = alice.locator("#alert-block .alert-row", has_text=text)
+    sam_alert = sam.locator("#alert-dashboard .alert-row", has_text=text)
+    await expect(alice_alert).to_be_visible()
+    await expect(sam_alert).to_be_visible()
+    await expect(sam.locator("#alert-badge")).to_have_text(re.compile(r"Alerts \(\d+\)"))
+
+    await alice_alert.get_by_role("button", name="Dismiss").click()
+    await expect(alice_alert).to_have_count(0)
+    await expect(sam_alert).to_have_count(0)
