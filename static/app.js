@@ -45,14 +45,63 @@
     forms.forEach(function (form) { htmx.trigger(form, "read-thread"); });
   }
 
+  // body[data-stream] says where the stream is: "open" once it is open and the panes caught up, "down" while it
+  // is cut (a "Reconnecting…" notice shows then; the browser retries on its own, and the catch-up follows).
+  function setStream(state) {
+    document.body.setAttribute("data-stream", state);
+    var notice = document.getElementById("reconnecting");
+    var signedOut = document.getElementById("signed-out");
+    if (notice) notice.hidden = state !== "down" || (signedOut && !signedOut.hidden);
+  }
+
   function streamOpened() {
     streamOpen = true;
     var caughtUp = function () {
       markThreadsRead(document);
-      document.body.setAttribute("data-stream", "open");
+      setStream("open");
     };
     refreshPanes().then(caughtUp, caughtUp);
   }
+
+  function streamLost() {
+    streamOpen = false;
+    setStream("down");
+  }
+
+  // Live fragments swap themselves out of band into whichever panes this page shows; a fragment for a pane the
+  // page does not show (a thread's bubble on the alerts page, a row removed already) is dropped here, where htmx
+  // would log htmx:oobErrorNoTarget for it. Only the #live element's stream uses this (base.html).
+  function oobTarget(el) {
+    var spec = el.getAttribute("hx-swap-oob") || "true";
+    var colon = spec.indexOf(":");
+    if (spec === "true" || colon === -1) return el.id ? "#" + CSS.escape(el.id) : null;
+    return spec.slice(colon + 1);
+  }
+
+  function shownOnThisPage(el) {
+    var selector = oobTarget(el);
+    if (!selector) return true;
+    try { return document.querySelector(selector) !== null; } catch (e) { return true; }
+  }
+
+  function keepShownFragments(text) {
+    if (typeof text !== "string" || text.indexOf("hx-swap-oob") === -1) return text;
+    var holder = document.createElement("template");
+    holder.innerHTML = text;
+    var dropped = false;
+    Array.prototype.slice.call(holder.content.children).forEach(function (top) {
+      var parts = top.tagName === "TEMPLATE" ? Array.prototype.slice.call(top.content.children) : [top];
+      parts.forEach(function (part) {
+        if (part.hasAttribute("hx-swap-oob") && !shownOnThisPage(part)) { part.remove(); dropped = true; }
+      });
+      if (top.tagName === "TEMPLATE" && !top.content.children.length) top.remove();
+    });
+    return dropped ? holder.innerHTML : text;
+  }
+
+  htmx.defineExtension("shown-panes-only", {
+    transformResponse: function (text) { return keepShownFragments(text); }
+  });
 
   // "Send later": the time typed is in the viewer's zone, so send that zone (and the offset, for a
   // browser that cannot name it). A stored time (data-utc) is shown in the viewer's zone first;
@@ -112,12 +161,14 @@
     scrollThreads(document);
   });
   document.addEventListener("htmx:sseOpen", streamOpened);
+  document.addEventListener("htmx:sseError", streamLost);
   // The server ended this sign-in and told the stream so (base.html's sse-close closed it, so it does not
   // retry against the sign-in page): say so where the page can be read, and leave the page as it is.
   document.addEventListener("htmx:sseClose", function (event) {
     if (!event.detail || event.detail.type !== "message") return;
     var notice = document.getElementById("signed-out");
     if (notice) notice.hidden = false;
+    setStream("closed");
   });
   // The server could not deliver an update this tab may have needed: catch up the same way.
   document.addEventListener("sse:refresh", refreshPanes);
