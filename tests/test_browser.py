@@ -13,7 +13,15 @@ import re
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.support.browser import PHONE_SIZE, WAIT_MS, ConsoleWatch, DemoServer, sign_in, stream_open
+from tests.support.browser import (
+    PHONE_SIZE,
+    WAIT_MS,
+    ConsoleWatch,
+    CuttableProxy,
+    DemoServer,
+    sign_in,
+    stream_open,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -67,3 +75,37 @@ async def test_a_reply_reaches_the_thread_and_both_dashboards_and_a_dismissal_cl
     await alice_alert.get_by_role("button", name="Dismiss").click()
     await expect(alice_alert).to_have_count(0)
     await expect(sam_alert).to_have_count(0)
+
+
+async def test_after_a_cut_stream_the_thread_catches_up_and_says_it_was_reconnecting(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    # A stream cut on purpose: the browser reports the cut and the failed reconnects, and htmx logs the stream's
+    # error event (as "[object Event]").
+    console.allow(r"^\S+/events: error: Failed to load resource")
+    console.allow(r"htmx-[\d.]+\.min\.js: error: (\[object Event\]|htmx:sseError)")
+    async with CuttableProxy(demo.url) as proxy:
+        alice = await sign_in(await new_context(), demo, ALICE, console, via=proxy.url)
+        thread = await open_conversation(alice, "James Smith")
+        phone = await sign_in(await new_context(), demo, ADA, console)
+        notice = alice.locator("#reconnecting")
+        await expect(notice).to_be_hidden()
+
+        # The network drops: the open stream is cut, and every reconnect fails until it is back.
+        await alice.route("**/events", lambda route: route.abort())
+        assert proxy.cut("/events") == 1
+        await expect(notice).to_be_visible(timeout=WAIT_MS)
+        await expect(notice).to_contain_text("Reconnecting")
+
+        text = unique("I sent the papers while you were offline")
+        await text_from_client(phone, demo, JAMES, text)
+        bubble = alice.locator(f"#{thread} .bubble.inbound", has_text=text)
+        row = alice.locator("#conversation-list .conversation-row", has_text="James Smith")
+        await alice.wait_for_timeout(500)
+        await expect(bubble).to_have_count(0)  # nothing can reach the tab meanwhile
+
+        await alice.unroute("**/events")
+        await expect(bubble).to_be_visible(timeout=WAIT_MS)  # caught up, without reloading the page
+        await expect(row).to_contain_text(text[:20])
+        await expect(notice).to_be_hidden()
+        await expect(alice.locator("body")).to_have_attribute("data-stream", "open")
