@@ -15,9 +15,91 @@
     });
   }
 
-  function scrollThreads(root) {
-    root.querySelectorAll("ol.messages").forEach(function (list) { list.scrollTop = list.scrollHeight; });
+  // A thread opens at its newest text and follows new ones while the reader is at the bottom; a reader who
+  // scrolled up keeps their place, and a "New message ↓" button below says something arrived.
+  var NEAR_BOTTOM_PX = 48;
+
+  function atBottom(list) {
+    return list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_BOTTOM_PX;
   }
+
+  function newBelowButton(list) {
+    var button = list.parentNode && list.parentNode.querySelector(".new-below[data-for='" + list.id + "']");
+    if (button || !list.parentNode) return button;
+    button = document.createElement("button");
+    button.type = "button";
+    button.className = "new-below";
+    button.setAttribute("data-for", list.id);
+    button.hidden = true;
+    button.textContent = "New message ↓";
+    button.addEventListener("click", function () {
+      var current = document.getElementById(button.getAttribute("data-for"));
+      if (current) { current.scrollTop = current.scrollHeight; current.setAttribute("data-at-bottom", "true"); }
+      button.hidden = true;
+    });
+    list.insertAdjacentElement("afterend", button);
+    return button;
+  }
+
+  function trackScrolling(list, bottom) {
+    list.setAttribute("data-watched", "true");
+    list.setAttribute("data-at-bottom", bottom ? "true" : "false");
+    list.addEventListener("scroll", function () {
+      var now = atBottom(list);
+      list.setAttribute("data-at-bottom", now ? "true" : "false");
+      if (now) { var button = newBelowButton(list); if (button) button.hidden = true; }
+    }, { passive: true });
+  }
+
+  function watchThread(list) {
+    if (list.getAttribute("data-watched")) return;
+    trackScrolling(list, true);
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function scrollThreads(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("ol.messages[id^='thread-']").forEach(watchThread);
+  }
+
+  // After a live update or a catch-up: follow the thread if the reader was at the bottom, else say there is more.
+  function followThreads(grew) {
+    document.querySelectorAll("ol.messages[id^='thread-']").forEach(function (list) {
+      var before = grew[list.id];
+      if (!list.getAttribute("data-watched")) {
+        // a catch-up replaced the list whole: it keeps the old one's place
+        var wasAtBottom = before ? before.atBottom : true;
+        trackScrolling(list, wasAtBottom);
+        if (!wasAtBottom && before) list.scrollTop = before.scrollTop;
+      }
+      if (list.getAttribute("data-at-bottom") !== "false") {
+        list.scrollTop = list.scrollHeight;
+      } else if (before && lastItem(list) !== before.last) {  // new at the end, not older texts loaded above
+        var button = newBelowButton(list);
+        if (button) button.hidden = false;
+      }
+    });
+  }
+
+  function lastItem(list) {
+    var items = list.querySelectorAll(":scope > li[id]");
+    return items.length ? items[items.length - 1].id : "";
+  }
+
+  function threadSizes() {
+    var sizes = {};
+    document.querySelectorAll("ol.messages[id^='thread-']").forEach(function (list) {
+      sizes[list.id] = { last: lastItem(list), scrollTop: list.scrollTop, atBottom: list.getAttribute("data-at-bottom") !== "false" };
+    });
+    return sizes;
+  }
+
+  // A photo that loads after the thread scrolled would be cut off at the bottom: follow it if the reader is there.
+  document.addEventListener("load", function (event) {
+    var target = event.target;
+    if (!target || target.tagName !== "IMG" || !target.closest) return;
+    var list = target.closest("ol.messages[id^='thread-']");
+    if (list && list.getAttribute("data-at-bottom") !== "false") list.scrollTop = list.scrollHeight;
+  }, true);
 
   // After the event stream (re)opens, re-fetch every pane that can be stale: whatever was
   // published while the tab was not listening is caught up this way. Each pane is the source of
@@ -156,9 +238,22 @@
     browserZones(event.target);
     markThreadsRead(event.target);
   });
+  // Sizes before a swap (a live fragment or a catch-up), to tell after it whether a thread grew under the reader.
+  var sizesBefore = {};
+  document.addEventListener("htmx:beforeSwap", function () { sizesBefore = threadSizes(); });
+  document.addEventListener("htmx:oobBeforeSwap", function () {
+    if (!Object.keys(sizesBefore).length) sizesBefore = threadSizes();
+  });
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     localiseTimes(event.detail.target || document);
-    scrollThreads(document);
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    followThreads(sizesBefore);
+    sizesBefore = {};
+  });
+  document.addEventListener("htmx:sseMessage", function () {
+    followThreads(sizesBefore);
+    sizesBefore = {};
   });
   document.addEventListener("htmx:sseOpen", streamOpened);
   document.addEventListener("htmx:sseError", streamLost);

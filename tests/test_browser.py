@@ -109,3 +109,58 @@ async def test_after_a_cut_stream_the_thread_catches_up_and_says_it_was_reconnec
         await expect(row).to_contain_text(text[:20])
         await expect(notice).to_be_hidden()
         await expect(alice.locator("body")).to_have_attribute("data-stream", "open")
+
+
+async def test_stop_replaces_the_composer_live_with_the_reason_and_start_brings_it_back(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(), demo, ALICE, console)
+    thread = await open_conversation(alice, "Dana Whitfield")
+    conversation_id = thread.removeprefix("thread-")
+    phone = await sign_in(await new_context(), demo, ADA, console)
+    composer = alice.locator("#composer")
+    refusal = alice.locator(f"#composer-refusal-{conversation_id} .refused")
+    await expect(composer).to_be_visible()
+    await expect(refusal).to_have_count(0)
+    await alice.locator("#composer-body").fill("Your hearing moved to Friday.")
+
+    await text_from_client(phone, demo, DANA, "STOP")
+    await expect(refusal).to_be_visible(timeout=WAIT_MS)
+    await expect(refusal).to_contain_text("opted out")
+    await expect(refusal).to_contain_text("START")  # what can be done
+    await expect(composer).to_be_hidden()
+
+    await text_from_client(phone, demo, DANA, "START")
+    await expect(refusal).to_have_count(0, timeout=WAIT_MS)
+    await expect(composer).to_be_visible()
+    await expect(alice.locator("#composer-body")).to_have_value("Your hearing moved to Friday.")  # kept meanwhile
+
+
+async def test_a_reader_who_scrolled_up_keeps_their_place_and_is_told_of_a_new_message(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(viewport={"width": 1280, "height": 520}), demo, ALICE, console)
+    thread = await open_conversation(alice, "Maria Lopez")
+    phone = await sign_in(await new_context(), demo, ADA, console)
+    messages = alice.locator(f"#{thread}")
+    for n in range(4):  # enough texts that the thread scrolls; at the bottom, it follows each one
+        text = unique(f"Maria's update {n}")
+        await text_from_client(phone, demo, MARIA, text)
+        await expect(messages.locator(".bubble", has_text=text)).to_be_in_viewport(timeout=WAIT_MS)
+    assert await messages.evaluate("list => list.scrollHeight > list.clientHeight + 100")
+
+    await messages.hover()
+    await alice.mouse.wheel(0, -5000)
+    await expect(messages).to_have_attribute("data-at-bottom", "false")
+    place = await messages.evaluate("list => list.scrollTop")
+    text = unique("One more thing")
+    await text_from_client(phone, demo, MARIA, text)
+    bubble = messages.locator(".bubble", has_text=text)
+    marker = alice.get_by_role("button", name="New message ↓")
+    await expect(marker).to_be_visible(timeout=WAIT_MS)
+    assert await messages.evaluate("list => list.scrollTop") == place  # the reader's place is kept
+    await expect(bubble).not_to_be_in_viewport()
+
+    await marker.click()
+    await expect(bubble).to_be_in_viewport()
+    await expect(marker).to_be_hidden()
