@@ -227,10 +227,48 @@
     });
   }
 
+  // The reply box: the cursor is in it when a conversation opens and after each send; Ctrl/Cmd+Enter sends.
+  function focusReplyBox() {
+    var box = document.getElementById("composer-body");
+    if (box && box.offsetParent !== null) box.focus({ preventScroll: true });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    var box = event.target;
+    if (!box || box.id !== "composer-body" || !box.form) return;
+    var send = box.form.querySelector(".composer-foot button[type=submit]");
+    event.preventDefault();
+    if (send && !send.disabled) box.form.requestSubmit(send);
+  });
+
+  // While a text is being sent: its buttons are disabled and Send spins, and the last attempt's error is gone.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail && event.detail.elt;
+    if (!form || form.id !== "composer") return;
+    form.classList.add("sending");
+    form.querySelectorAll("button[type=submit]").forEach(function (button) { button.disabled = true; });
+    form.querySelectorAll(":scope > .error, :scope > .ok").forEach(function (old) { old.remove(); });
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail && event.detail.elt;
+    if (!form || form.id !== "composer" || !document.body.contains(form)) return;
+    // Not replaced (the request failed on the way): usable again, with what was typed.
+    form.classList.remove("sending");
+    form.querySelectorAll("button[type=submit]").forEach(function (button) { button.disabled = false; });
+    var box = form.querySelector("textarea[data-segment-counter]");
+    if (box) box.dispatchEvent(new Event("input", { bubbles: true }));  // the limit may disable Send again
+  });
+  // A send answers with the composer again (empty, or with the error and what was typed): the cursor goes back.
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target && event.target.id === "composer") focusReplyBox();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
     scrollThreads(document);
     browserZones(document);
+    if (document.activeElement === document.body || !document.activeElement) focusReplyBox();
   });
   document.addEventListener("htmx:load", function (event) {
     fillCsrfTokens(event.target);

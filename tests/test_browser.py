@@ -7,6 +7,7 @@ The tests share one demo per module, so each texts as a client of its own.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 
@@ -164,3 +165,90 @@ async def test_a_reader_who_scrolled_up_keeps_their_place_and_is_told_of_a_new_m
     await marker.click()
     await expect(bubble).to_be_in_viewport()
     await expect(marker).to_be_hidden()
+
+
+async def conversation_url(page: Page, demo: DemoServer, client_name: str) -> str:
+    """The address of the client's conversation, read from the inbox list."""
+    await page.goto(demo.url + "/")
+    href = await page.locator("#conversation-list a", has_text=client_name).first.get_attribute("href")
+    return demo.url + (href or "")
+
+
+async def test_a_keyboard_only_reply(demo: DemoServer, new_context, console: ConsoleWatch) -> None:
+    alice = await sign_in(await new_context(), demo, ALICE, console)
+    await alice.goto(await conversation_url(alice, demo, "James Smith"))
+    await stream_open(alice)
+    box = alice.locator("#composer-body")
+    await expect(box).to_be_focused()  # the cursor is in the reply box as the conversation opens
+
+    # From the top of the page, the second stop is the skip link to the reply box.
+    await alice.locator("a.brand").focus()
+    await alice.keyboard.press("Shift+Tab")
+    await alice.keyboard.press("Shift+Tab")
+    await expect(alice.get_by_role("link", name="Skip to content")).to_be_focused()
+    await alice.keyboard.press("Tab")
+    await expect(alice.get_by_role("link", name="Skip to the reply box")).to_be_focused()
+    await alice.keyboard.press("Enter")
+    await expect(box).to_be_focused()
+
+    text = unique("Typed with the keyboard only.")
+    await alice.keyboard.type(text)
+    await alice.keyboard.press("Control+Enter")
+    thread = await alice.locator("ol.messages").first.get_attribute("id")
+    await expect(alice.locator(f"#{thread} .bubble.outbound", has_text=text)).to_be_visible(timeout=WAIT_MS)
+    await expect(box).to_have_value("")
+    await expect(box).to_be_focused()  # back in the reply box for the next text
+
+
+async def test_over_the_limit_keeps_what_was_typed_and_says_why_send_is_off(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(), demo, ALICE, console)
+    await alice.goto(await conversation_url(alice, demo, "Maria Lopez"))
+    box, counter = alice.locator("#composer-body"), alice.locator("#composer-count")
+    send = alice.locator("#composer .composer-foot").get_by_role("button", name="Send")
+    limit = int(re.search(r"/ (\d+) characters", await counter.inner_text()).group(1))  # type: ignore[union-attr]
+
+    too_long = "x" * (limit + 12)
+    await box.fill(too_long)  # as a paste does
+    await expect(box).to_have_value(too_long)  # nothing dropped
+    await expect(counter).to_contain_text("12 too many")
+    await expect(counter).to_have_class(re.compile("over-limit"))
+    await expect(counter).to_have_css("color", "rgb(179, 38, 30)")  # red
+    await expect(send).to_be_disabled()
+
+    await box.press("End")
+    for _ in range(12):
+        await box.press("Backspace")
+    await expect(send).to_be_enabled()
+    await expect(counter).not_to_have_class(re.compile("over-limit"))
+
+
+async def test_while_sending_send_is_off_and_spins_and_the_last_error_is_gone(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(), demo, ALICE, console)
+    await alice.goto(await conversation_url(alice, demo, "Maria Lopez"))
+    composer = alice.locator("#composer")
+    send = composer.locator(".composer-foot").get_by_role("button", name="Send")
+    # Nothing written: refused with the reason (a 422, which the browser notes in the console).
+    console.allow(r"/messages: error: Failed to load resource: the server responded with a status of 422")
+    await send.click()
+    error = composer.locator(".error")
+    await expect(error).to_be_visible()
+
+    release = asyncio.Event()
+
+    async def held(route):  # the network is slow: the send stays in flight until the test lets it go
+        await release.wait()
+        await route.continue_()
+
+    await alice.route("**/messages", held)
+    await alice.locator("#composer-body").fill(unique("Sent on a slow network"))
+    await send.click()
+    await expect(send).to_be_disabled()
+    await expect(composer).to_have_class(re.compile("sending"))
+    await expect(error).to_have_count(0)  # the earlier error is cleared at once
+    release.set()
+    await expect(alice.locator("#composer-body")).to_have_value("", timeout=WAIT_MS)
+    await expect(alice.locator("#composer .composer-foot").get_by_role("button", name="Send")).to_be_enabled()
