@@ -21,8 +21,8 @@ from inbox.services.directory import PhoneInput, create_assignment, create_case,
 from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Secret, Settings
 from tests.support import database
-from tests.support.browser import DESKTOP_SIZE, ConsoleWatch, DemoServer, demo_server, require_browser
 from tests.support.apps import asgi_client, running
+from tests.support.browser import DESKTOP_SIZE, ConsoleWatch, DemoServer, demo_server, require_browser
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import browser, count_renders, serving

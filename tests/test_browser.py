@@ -252,3 +252,14 @@ async def test_while_sending_send_is_off_and_spins_and_the_last_error_is_gone(
     release.set()
     await expect(alice.locator("#composer-body")).to_have_value("", timeout=WAIT_MS)
     await expect(alice.locator("#composer .composer-foot").get_by_role("button", name="Send")).to_be_enabled()
+
+
+async def test_the_inbox_at_phone_width_does_not_scroll_sideways(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(viewport=PHONE_SIZE, is_mobile=True, has_touch=True), demo, ALICE, console)
+    await expect(alice.locator("#conversation-list")).to_be_visible()
+    assert await alice.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
+    await alice.locator("#conversation-list a", has_text="Maria Lopez").first.click()
+    await expect(alice.locator("#composer-body")).to_be_visible()
+    assert await alice.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
