@@ -15,8 +15,8 @@
     });
   }
 
-  // A thread opens at its newest text and follows new ones while the reader is at the bottom; a reader who
-  // scrolled up keeps their place, and a "New message ↓" button below says something arrived.
+  // A thread (and the client phone's screen) opens at its newest text and follows new ones while the reader is
+  // at the bottom; a reader who scrolled up keeps their place, and a "New message ↓" button says more arrived.
   var NEAR_BOTTOM_PX = 48;
 
   function atBottom(list) {
@@ -58,12 +58,12 @@
   }
 
   function scrollThreads(root) {
-    (root.querySelectorAll ? root : document).querySelectorAll("ol.messages[id^='thread-']").forEach(watchThread);
+    (root.querySelectorAll ? root : document).querySelectorAll("ol.messages[id]").forEach(watchThread);
   }
 
   // After a live update or a catch-up: follow the thread if the reader was at the bottom, else say there is more.
   function followThreads(grew) {
-    document.querySelectorAll("ol.messages[id^='thread-']").forEach(function (list) {
+    document.querySelectorAll("ol.messages[id]").forEach(function (list) {
       var before = grew[list.id];
       if (!list.getAttribute("data-watched")) {
         // a catch-up replaced the list whole: it keeps the old one's place
@@ -87,7 +87,7 @@
 
   function threadSizes() {
     var sizes = {};
-    document.querySelectorAll("ol.messages[id^='thread-']").forEach(function (list) {
+    document.querySelectorAll("ol.messages[id]").forEach(function (list) {
       sizes[list.id] = { last: lastItem(list), scrollTop: list.scrollTop, atBottom: list.getAttribute("data-at-bottom") !== "false" };
     });
     return sizes;
@@ -97,7 +97,7 @@
   document.addEventListener("load", function (event) {
     var target = event.target;
     if (!target || target.tagName !== "IMG" || !target.closest) return;
-    var list = target.closest("ol.messages[id^='thread-']");
+    var list = target.closest("ol.messages[id]");
     if (list && list.getAttribute("data-at-bottom") !== "false") list.scrollTop = list.scrollHeight;
   }, true);
 
