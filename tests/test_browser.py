@@ -14,6 +14,7 @@ import re
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.support.attachments import png
 from tests.support.browser import (
     PHONE_SIZE,
     WAIT_MS,
@@ -263,3 +264,25 @@ async def test_the_inbox_at_phone_width_does_not_scroll_sideways(
     await alice.locator("#conversation-list a", has_text="Maria Lopez").first.click()
     await expect(alice.locator("#composer-body")).to_be_visible()
     assert await alice.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
+
+
+async def test_a_tall_photo_arrives_whole_at_the_end_of_a_thread(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    alice = await sign_in(await new_context(), demo, ALICE, console)
+    thread = await open_conversation(alice, "James Smith")
+    phone = await sign_in(await new_context(), demo, ADA, console)
+
+    await phone.goto(f"{demo.url}/dev/phone/{JAMES}")
+    await phone.locator("input[name=photo]").set_input_files(
+        {"name": "lease.png", "mimeType": "image/png", "buffer": png(300, 900)}
+    )
+    text = unique("The lease, page 1")
+    await text_from_client(phone, demo, JAMES, text)
+
+    bubble = alice.locator(f"#{thread} .bubble.inbound", has_text=text)
+    photo = bubble.locator("img")
+    await expect(photo).to_have_attribute("height", "900", timeout=WAIT_MS)  # the box is reserved before it loads
+    await expect(photo).to_have_js_property("complete", True)
+    assert await photo.evaluate("img => img.naturalHeight") == 900
+    await expect(bubble).to_be_in_viewport(ratio=1)  # nothing cut off below the fold
