@@ -286,3 +286,39 @@ async def test_a_tall_photo_arrives_whole_at_the_end_of_a_thread(
     await expect(photo).to_have_js_property("complete", True)
     assert await photo.evaluate("img => img.naturalHeight") == 900
     await expect(bubble).to_be_in_viewport(ratio=1)  # nothing cut off below the fold
+
+
+async def test_live_updates_log_no_console_errors_on_any_page(
+    demo: DemoServer, new_context, console: ConsoleWatch
+) -> None:
+    # Sam's tabs, three to a browser context: each tab holds an event stream, and Chromium opens at most six
+    # HTTP/1.1 connections to one server per context (behind an HTTP/2 proxy the limit is gone).
+    pages: dict[str, Page] = {}
+    for tabs in (
+        [("inbox", "/", None), ("alerts", "/alerts", None), ("queue", "/queue", None)],
+        [("client", "/clients", "Rosa Diaz"), ("case", "/cases", "16E-20010106"), ("clients", "/clients", None)],
+    ):
+        context = await new_context()
+        first = await sign_in(context, demo, SAM, console)
+        for n, (name, path, link) in enumerate(tabs):
+            page = first if n == 0 else console.watch(await context.new_page())
+            await page.goto(demo.url + path)
+            if link:
+                await page.get_by_role("link", name=link).first.click()
+                await page.wait_for_load_state()
+            pages[name] = page
+    for page in pages.values():
+        await stream_open(page)
+    phone = await sign_in(await new_context(), demo, ADA, console)
+
+    # A text (a bubble, a row, an alert, badges), then STOP and START (notices, consent blocks, ledger rows).
+    text = unique("Is the shut-off notice real?")
+    await text_from_client(phone, demo, ROSA, text)
+    await expect(pages["alerts"].locator(".alert-row", has_text=text)).to_be_visible(timeout=WAIT_MS)
+    await text_from_client(phone, demo, ROSA, "STOP")
+    await expect(pages["client"].locator(".consent-state")).to_contain_text("opted out", timeout=WAIT_MS)
+    await text_from_client(phone, demo, ROSA, "START")
+    await expect(pages["client"].locator(".consent-state")).not_to_contain_text("opted out", timeout=WAIT_MS)
+    await pages["alerts"].locator(".alert-row", has_text=text).get_by_role("button", name="Dismiss").click()
+    await expect(pages["inbox"].locator("#alert-block .alert-row", has_text=text)).to_have_count(0, timeout=WAIT_MS)
+    await pages["inbox"].wait_for_timeout(500)  # the last fragments reach every tab; the console fixture checks them
