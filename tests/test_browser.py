@@ -92,6 +92,8 @@ async def test_after_a_cut_stream_the_thread_catches_up_and_says_it_was_reconnec
         phone = await sign_in(await new_context(), demo, ADA, console)
         notice = alice.locator("#reconnecting")
         await expect(notice).to_be_hidden()
+        await expect(alice.locator("#alert-badge")).to_have_text(re.compile(r"Alerts \(\d+\)"))
+        alerts_before = int(re.sub(r"\D", "", await alice.locator("#alert-badge").inner_text()))
 
         # The network drops: the open stream is cut, and every reconnect fails until it is back.
         await alice.route("**/events", lambda route: route.abort())
@@ -103,12 +105,17 @@ async def test_after_a_cut_stream_the_thread_catches_up_and_says_it_was_reconnec
         await text_from_client(phone, demo, JAMES, text)
         bubble = alice.locator(f"#{thread} .bubble.inbound", has_text=text)
         row = alice.locator("#conversation-list .conversation-row", has_text="James Smith")
+        alert = alice.locator("#alert-block .alert-row", has_text=text)
         await alice.wait_for_timeout(500)
         await expect(bubble).to_have_count(0)  # nothing can reach the tab meanwhile
+        await expect(alert).to_have_count(0)
 
         await alice.unroute("**/events")
-        await expect(bubble).to_be_visible(timeout=WAIT_MS)  # caught up, without reloading the page
+        # Caught up, without reloading the page: the thread, the list, the alerts and the badge.
+        await expect(bubble).to_be_visible(timeout=WAIT_MS)
         await expect(row).to_contain_text(text[:20])
+        await expect(alert).to_be_visible()
+        await expect(alice.locator("#alert-badge")).to_have_text(f"Alerts ({alerts_before + 1})")
         await expect(notice).to_be_hidden()
         await expect(alice.locator("body")).to_have_attribute("data-stream", "open")
 
