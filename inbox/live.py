@@ -290,6 +290,8 @@ class LiveHub:
         phones = await ClientPhone.filter(number=event.phone).order_by("id")
         views = await consent.phone_consents(phones)
         json_data = json.dumps(describe(event))
+        # The same for every reader: it speaks of the number, not of any one client.
+        refusal = await consent.refusal_at_send_to(event.phone)
         rendered: dict[frozenset[int] | None, str] = {}
         for tab in audience.tabs:
             if tab.kind == "json":
@@ -303,6 +305,7 @@ class LiveHub:
                     conversation_ids=event.conversation_ids,
                     phones=[views[p.id] for p in phones if readable is None or p.client_id in readable],
                     lines=lines,
+                    refusal=refusal,
                 )
             self._push(tab, Delivery("update", rendered[readable]))
 

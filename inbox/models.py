@@ -583,6 +583,10 @@ class Media(Model):
     content_type = fields.CharField(max_length=200, default="application/octet-stream")
     filename = fields.CharField(max_length=255, default="attachment")
     size = fields.IntField(default=0)
+    # A stored photo's size in pixels, read from its header when it is stored (None: not a photo, or not known),
+    # so a page reserves its box before it loads and a thread scrolled to its end stays there.
+    width = fields.IntField(null=True)
+    height = fields.IntField(null=True)
     sha256 = fields.CharField(max_length=64, null=True, db_index=True)
     status = fields.CharEnumField(MediaStatus, max_length=10, default=MediaStatus.PENDING)
     error = fields.CharField(max_length=500, null=True)

@@ -185,7 +185,8 @@
   }
 
   function maxLength(textarea) {
-    var limit = parseInt(textarea.getAttribute("maxlength"), 10);
+    // data-limit: the page's maxlength, moved there by keepOverflow() so nothing typed or pasted is cut off.
+    var limit = parseInt(textarea.getAttribute("data-limit") || textarea.getAttribute("maxlength"), 10);
     return isNaN(limit) || limit < 0 ? null : limit;
   }
 
@@ -195,8 +196,31 @@
     if (!counter) return;
     var result = count(textarea.value);
     var limit = maxLength(textarea);
-    counter.textContent = counterText(result, limit); // never innerHTML
-    counter.classList.toggle("over-limit", limit !== null && result.characters > limit);
+    var over = limit !== null && result.characters > limit ? result.characters - limit : 0;
+    var text = counterText(result, limit);
+    if (over) text += " — " + over + " too many: shorten it to send";
+    counter.textContent = text; // never innerHTML
+    counter.classList.toggle("over-limit", over > 0);
+    // Over the limit nothing can be sent: the buttons say so (the counter says why), and what was typed stays.
+    if (textarea.form) {
+      textarea.form.querySelectorAll("button[type=submit]").forEach(function (button) {
+        button.disabled = over > 0;
+        if (over) button.title = "The text is " + over + " characters over the limit";
+        else button.removeAttribute("title");
+      });
+    }
+  }
+
+  // The browser's maxlength silently drops what is typed or pasted past it; with this script the limit is
+  // shown and enforced on Send instead (the server checks it too).
+  function keepOverflow(root) {
+    if (!root || !root.querySelectorAll) return;
+    var fields = Array.prototype.slice.call(root.querySelectorAll("textarea[data-segment-counter][maxlength]"));
+    if (isCounted(root) && root.hasAttribute("maxlength")) fields.push(root);
+    fields.forEach(function (textarea) {
+      textarea.setAttribute("data-limit", textarea.getAttribute("maxlength"));
+      textarea.removeAttribute("maxlength");
+    });
   }
 
   function isCounted(el) {
@@ -204,6 +228,7 @@
   }
 
   function updateWithin(root) {
+    keepOverflow(root);
     if (isCounted(root)) update(root);
     if (root && root.querySelectorAll) {
       root.querySelectorAll("textarea[data-segment-counter]").forEach(update);

@@ -7,8 +7,9 @@ everything else several test files use, are in tests/support, which the tests im
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -21,11 +22,15 @@ from inbox.services.staff import create_api_token, create_staff
 from inbox.settings import Secret, Settings
 from tests.support import database
 from tests.support.apps import asgi_client, running
+from tests.support.browser import DESKTOP_SIZE, ConsoleWatch, DemoServer, demo_server, require_browser
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import browser, count_renders, serving
 from tests.support.records import MARIA, CaseFile, MakeCase
 from tests.support.staff import PASSWORD, ApiClientFactory, MakeStaff, StaffClient, sign_in
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext
 
 
 @pytest.fixture(scope="session")
@@ -184,3 +189,51 @@ def workdir(tmp_path: Path) -> Path:
     path = tmp_path / "cli"
     path.mkdir()
     return path
+
+
+# ---------------------------------------------------------------- browser tests (tests/support/browser.py)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """The demo served for real, one per test module (its tests share its data: each uses its own clients)."""
+    require_browser()
+    with demo_server(tmp_path_factory.mktemp("demo")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    from playwright.async_api import async_playwright
+
+    path = require_browser()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=path, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+def console() -> Iterator[ConsoleWatch]:
+    """Console errors of every page the test opens: none are allowed in normal use."""
+    watch = ConsoleWatch()
+    yield watch
+    assert watch.errors == [], "console errors:\n" + "\n".join(watch.errors)
+
+
+@pytest.fixture
+async def new_context(chromium: Browser) -> AsyncIterator[Callable[..., Awaitable[BrowserContext]]]:
+    """Opens browser contexts (one per person: cookies of their own), closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    async def open_context(**options: Any) -> BrowserContext:
+        context = await chromium.new_context(**{"viewport": DESKTOP_SIZE, **options})
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context
+
+    yield open_context
+    for context in contexts:
+        await context.close()

@@ -20,7 +20,7 @@ from inbox.models import Conversation, Media, MediaStatus, Message, Organisation
 from inbox.services import media as media_service
 from inbox.services.media import MAX_ATTEMPTS, documents_of_case, fetch_due_media
 from inbox.settings import Settings
-from tests.support.attachments import PDF, PNG
+from tests.support.attachments import PDF, PNG, png
 from tests.support.config import PUBLIC_URL
 from tests.support.events import next_event
 from tests.support.fake_twilio import FakeTwilio
@@ -638,3 +638,47 @@ async def test_bus_round_trips_the_media_event() -> None:
     async with bus.subscribe() as subscription:
         await bus.publish(MediaChanged(message_id=1, conversation_id=2, media_id=3, status="stored"))
         assert await subscription.get() == MediaChanged(message_id=1, conversation_id=2, media_id=3, status="stored")
+
+
+# A JPEG's segments up to its frame header: SOI, an APP0 (JFIF) segment, SOF0 (8 bits, 480 high, 640 wide).
+JFIF_640_480 = (
+    b"\xff\xd8" + b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    b"\xff\xc0\x00\x11\x08\x01\xe0\x02\x80\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
+)
+
+
+WEBP_EXTENDED = b"RIFF\0\0\0\0WEBPVP8X\x0a\0\0\0\0\0\0\0"  # then width - 1 and height - 1, 24 bits each
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (png(300, 900), (300, 900)),
+        (JFIF_640_480, (640, 480)),
+        (b"GIF89a\x03\x00\x02\x00" + b"\0" * 10, (3, 2)),
+        (WEBP_EXTENDED + (1023).to_bytes(3, "little") + (767).to_bytes(3, "little"), (1024, 768)),
+        (b"RIFF\0\0\0\0WEBPVP8L\0\0\0\0\x2f" + (99 | (49 << 14)).to_bytes(4, "little"), (100, 50)),
+        (png(0, 0), None),  # a photo has pixels
+        (PNG, None),  # the signature alone: no header to read
+        (b"\xff\xd8\xff\xe0\x00", None),  # cut off before the frame header
+        (PDF, None),
+        (b"", None),
+    ],
+)
+def test_a_photos_size_is_read_from_its_header(content: bytes, expected: tuple[int, int] | None) -> None:
+    assert media_service.image_size(content) == expected
+
+
+async def test_a_stored_photo_keeps_its_size_and_the_bubble_reserves_its_box(
+    app: Starlette, anonymous: httpx.AsyncClient, fake_twilio: FakeTwilio, signed_in, make_staff, make_case
+) -> None:
+    alice = await make_staff("advocate", name="Alice")
+    await make_case(phone=MARIA, assignee=alice)
+    message = await mms_in(anonymous, [(fake_twilio.add_media(png(300, 900), "image/png"), "image/png")])
+    (photo,) = await media_of(message)
+    assert (photo.width, photo.height) == (300, 900)
+
+    page = await (await signed_in(alice)).get(f"/conversations/{message.conversation_id}")
+
+    assert f'<img src="/media/{photo.id}"' in page.text
+    assert 'width="300" height="900"' in page.text

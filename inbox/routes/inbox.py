@@ -60,6 +60,8 @@ async def thread_context(
         "consents": await consent.phone_consents([phone for client in clients for phone in client.phones]),
         "visible_cases": await visibility.visible_case_ids(staff),
         "char_limit": await organisation.text_limit(),
+        # Said above the composer (which hides) before anyone writes a text that cannot go; live on a change.
+        "refusal": await consent.refusal_at_send_to(conversation.phone),
         "linkable": is_phone_number(conversation.phone),  # only a phone number can join a client's record
         "body": body,
         "error": error,
@@ -93,6 +95,15 @@ async def older_messages(request: Request) -> Response:
     }
     # Without `before` this is the newest page as a whole list: what a reconnecting tab re-fetches.
     return render(request, "inbox/_older.html" if before else "inbox/_messages.html", context)
+
+
+async def composer_refusal(request: Request) -> Response:
+    """Why no text may go to the conversation's number now (empty when one may): a reconnecting tab re-fetches it."""
+    staff = await require_staff(request)
+    conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
+    refusal = await consent.refusal_at_send_to(conversation.phone)
+    context = {"conversation_id": conversation.id, "refusal": refusal}
+    return render(request, "inbox/_composer_refusal.html", context)
 
 
 async def send_from_thread(request: Request) -> Response:
@@ -183,6 +194,7 @@ routes = [
     Route("/conversations/{conversation_id:int}", conversation_page),
     Route("/conversations/{conversation_id:int}/thread", thread_pane),
     Route("/conversations/{conversation_id:int}/older", older_messages),
+    Route("/conversations/{conversation_id:int}/refusal", composer_refusal),
     Route("/conversations/{conversation_id:int}/messages", send_from_thread, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/read", mark_read, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/link", link_to_case, methods=["POST"]),

@@ -119,6 +119,68 @@ def sniff_type(content: bytes) -> str:
     return OCTET_STREAM
 
 
+MAX_IMAGE_SIDE = 100_000  # larger is a broken or hostile header, not a photo
+
+
+def image_size(content: bytes) -> tuple[int, int] | None:
+    """A JPEG, PNG, GIF or WebP image's width and height in pixels, from its header; None when unreadable."""
+    size = _image_size(content)
+    if size is None or not all(0 < side <= MAX_IMAGE_SIDE for side in size):
+        return None
+    return size
+
+
+def _image_size(content: bytes) -> tuple[int, int] | None:
+    kind = sniff_type(content)
+    if kind == "image/png" and content[12:16] == b"IHDR":
+        return int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
+    if kind == "image/gif" and len(content) >= 10:
+        return int.from_bytes(content[6:8], "little"), int.from_bytes(content[8:10], "little")
+    if kind == "image/webp":
+        return _webp_size(content)
+    if kind == "image/jpeg":
+        return _jpeg_size(content)
+    return None
+
+
+def _webp_size(content: bytes) -> tuple[int, int] | None:
+    chunk = content[12:16]
+    if chunk == b"VP8 " and len(content) >= 30:  # lossy: 14-bit sizes after the key frame's start code
+        return int.from_bytes(content[26:28], "little") & 0x3FFF, int.from_bytes(content[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and len(content) >= 25:  # lossless: 14 bits each, minus one, after the signature byte
+        bits = int.from_bytes(content[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X" and len(content) >= 30:  # extended: 24 bits each, minus one
+        return int.from_bytes(content[24:27], "little") + 1, int.from_bytes(content[27:30], "little") + 1
+    return None
+
+
+# Start-of-frame markers (the frame header holds the size); C4, C8 and CC are other segments.
+JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(content: bytes) -> tuple[int, int] | None:
+    """Walks the segments up to the frame header. (An EXIF rotation is not applied: a rotated photo's box is
+    corrected by the browser once it loads.)"""
+    at = 2
+    while at + 9 <= len(content):
+        if content[at] != 0xFF:
+            return None
+        marker = content[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in JPEG_FRAMES:
+            height = int.from_bytes(content[at + 5 : at + 7], "big")
+            width = int.from_bytes(content[at + 7 : at + 9], "big")
+            return width, height
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        at += 2 + int.from_bytes(content[at + 2 : at + 4], "big")
+    return None
+
+
 def served_type(media: Media) -> str:
     """Only a type our own sniffing produced is ever sent back; never text/html."""
     return media.content_type if media.content_type in EXTENSIONS else OCTET_STREAM
@@ -303,12 +365,25 @@ async def _store_fetched(media_dir: Path, media: Media, content: bytes) -> None:
     content_type = sniff_type(content)
     media.sha256 = await store_bytes(media_dir, content)
     media.size = len(content)
+    media.width, media.height = image_size(content) or (None, None)
     media.content_type = content_type
     media.filename = display_name(content_type, media.message_id, media.position)
     media.status = MediaStatus.STORED
     media.error = None
     media.next_attempt_at = None
-    await media.save(update_fields=["sha256", "size", "content_type", "filename", "status", "error", "next_attempt_at"])
+    await media.save(
+        update_fields=[
+            "sha256",
+            "size",
+            "width",
+            "height",
+            "content_type",
+            "filename",
+            "status",
+            "error",
+            "next_attempt_at",
+        ]
+    )
 
 
 async def _delete_at_provider(provider: Provider, media: Media) -> None:
@@ -390,6 +465,7 @@ async def store_outbound(media_dir: Path, attachments: Sequence[CheckedAttachmen
 async def attach_outbound(message: Message, attachments: Sequence[CheckedAttachment], hashes: Sequence[str]) -> None:
     """Media rows of an outbound text, inside its transaction: stored from the start."""
     for position, (attachment, sha256) in enumerate(zip(attachments, hashes, strict=True)):
+        width, height = image_size(attachment.content) or (None, None)
         await Media.create(
             message=message,
             position=position,
@@ -397,6 +473,8 @@ async def attach_outbound(message: Message, attachments: Sequence[CheckedAttachm
             content_type=attachment.content_type,
             filename=display_name(attachment.content_type, message.id, position),
             size=len(attachment.content),
+            width=width,
+            height=height,
             sha256=sha256,
             status=MediaStatus.STORED,
         )
