@@ -384,6 +384,7 @@ async def cancel_if_waiting(message: Message, reason: str | None, at: datetime) 
             provider_sid=message.provider_sid,
             error_code=None,
             case_ids=[message.case_id] if message.case_id else [],
+            campaign_id=message.campaign_id,
         )
     )
     return True
@@ -518,6 +519,7 @@ def status_changed(message: Message) -> MessageStatusChanged:
         provider_sid=message.provider_sid,
         error_code=message.error_code,
         case_ids=[message.case_id] if message.case_id else [],
+        campaign_id=message.campaign_id,
     )
 
 
