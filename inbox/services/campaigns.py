@@ -320,6 +320,52 @@ def _choose(numbers: list[str], states: dict[str, _NumberState]) -> tuple[str | 
 # ---------------------------------------------------------------- reading
 
 
+def _day_text(day: date | None) -> str:
+    return day.isoformat() if day else ""
+
+
+async def form_values(campaign: Campaign) -> dict[str, object]:
+    """The compose form filled in as this campaign was (to change a draft: a new draft is made)."""
+    chosen = CampaignFilter.of(campaign.filters or {})
+    office = await Office.get_or_none(id=chosen.office_id) if chosen.office_id else None
+    assignee = await Staff.get_or_none(id=chosen.assignee_id) if chosen.assignee_id else None
+    return {
+        "name": campaign.name,
+        "body": campaign.body,
+        "legal_problem": chosen.legal_problem or "",
+        "office": office.name if office else "",
+        "case_state": chosen.status,
+        "closed_after": _day_text(chosen.closed_from),
+        "closed_before": _day_text(chosen.closed_to),
+        "assignee_email": assignee.email if assignee else "",
+        "language": chosen.language or "",
+        "event_after": _day_text(chosen.event_from),
+        "event_before": _day_text(chosen.event_to),
+        "options": ", ".join(str(o.get("answer", "")) for o in campaign.answer_options or []),
+        "reply_window_days": campaign.reply_window_days,
+        "alerts_on_replies": "on" if campaign.replies_raise_alerts else "",
+    }
+
+
+async def describe_filter(campaign: Campaign) -> list[str]:
+    """The filter in words, for the campaign's page ("Legal problem: Housing", …); empty: every case."""
+    values = await form_values(campaign)
+    labels = {
+        "legal_problem": "Legal problem",
+        "office": "Office",
+        "closed_after": "Closed on or after",
+        "closed_before": "Closed on or before",
+        "assignee_email": "Assigned to",
+        "language": "Preferred language",
+        "event_after": "Has an event on or after",
+        "event_before": "Has an event on or before",
+    }
+    words = [f"{label}: {values[key]}" for key, label in labels.items() if values.get(key)]
+    if values["case_state"] != "any":
+        words.insert(0, f"Cases: {values['case_state']}")
+    return words
+
+
 async def get_campaign(staff: Staff, campaign_id: int) -> Campaign:
     require_manager(staff)
     campaign = await Campaign.get_or_none(id=campaign_id).prefetch_related("created_by")
