@@ -154,7 +154,16 @@ def test_the_error_schema_always_has_error_and_fields() -> None:
 
 def test_only_managers_creations_and_sending_answer_403() -> None:
     forbidding = {(path, method) for path, method, operation in operations() if "403" in operation["responses"]}
-    assert forbidding == {("/clients", "post"), ("/cases", "post"), ("/assignments", "post"), ("/messages", "post")}
+    campaigns = {("/campaigns", "post"), ("/campaigns/{campaign_id}", "get")} | {
+        (f"/campaigns/{{campaign_id}}/{action}", "post") for action in ("start", "pause", "resume", "cancel")
+    }
+    assert forbidding == {
+        ("/clients", "post"),
+        ("/cases", "post"),
+        ("/assignments", "post"),
+        ("/messages", "post"),
+        *campaigns,
+    }
 
 
 def test_lists_are_paged_with_limit_and_before() -> None:
@@ -195,6 +204,7 @@ def test_request_bodies_are_the_input_models() -> None:
         ("/clients/{client_id}/phones/{phone_id}/consent", "post"): "ConsentInput",
         ("/cases/{case_id}/events", "post"): "EventInput",
         ("/events/{event_id}", "patch"): "EventPatch",
+        ("/campaigns", "post"): "CampaignInput",
     }
     bodies = {
         (path, method): operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]

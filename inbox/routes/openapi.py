@@ -51,6 +51,7 @@ TAGS = [
         "description": "Hearings, appointments, meetings and deadlines on cases, and their client reminders.",
     },
     {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
+    {"name": "campaigns", "description": "Bulk texts: compose, preview who gets them, send paced, follow."},
     {"name": "events", "description": "Live updates as server-sent events."},
     {"name": "meta", "description": "This document."},
 ]
