@@ -14,13 +14,13 @@ from starlette.applications import Starlette
 from inbox.models import Campaign, CampaignState, Channel, Message, MessagePurpose, OutboxState, Staff
 from inbox.worker import send_due
 from tests.support.api import assert_error
+from tests.support.campaigns import bulk_clients, fast_channels
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import event_stream, signed_in_browser
 from tests.support.outbox import no_quiet_hours
 from tests.support.pages import words
 from tests.support.records import MakeCase
 from tests.support.staff import csrf_of
-from tests.test_campaigns import bulk_clients, fast_channels
 
 
 async def test_the_api_creates_previews_starts_and_reports(

@@ -15,8 +15,6 @@ from inbox.models import (
     CampaignState,
     Case,
     CaseNote,
-    Channel,
-    Client,
     ClientPhone,
     Exclusion,
     Message,
@@ -32,43 +30,13 @@ from inbox.services import campaigns
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.outbox import Idle, claim_next
 from inbox.worker import send_due
+from tests.support.campaigns import bulk_clients, fast_channels, numbered
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import drain, no_quiet_hours
 from tests.support.records import MakeCase
 from tests.support.webhooks import text_in
 
 pytestmark = pytest.mark.usefixtures("app")
-
-
-def numbered(n: int) -> str:
-    return f"+1404555{n:04d}"
-
-
-async def bulk_clients(count: int, first: int = 0, legal_problem: str = "Housing", **phone: bool) -> list[int]:
-    """`count` clients with one mobile each and one case each, inserted in bulk (set-up, not the subject)."""
-    clients = [Client(name=f"Client {first + n} Person") for n in range(count)]
-    await Client.bulk_create(clients)
-    ids = list(await Client.filter(name__startswith="Client ").order_by("id").values_list("id", flat=True))[-count:]
-    await ClientPhone.bulk_create(
-        [
-            ClientPhone(
-                client_id=cid, number=numbered(first + n), kind=PhoneKind.MOBILE, **({"okay_to_text": True} | phone)
-            )
-            for n, cid in enumerate(ids)
-        ]
-    )
-    await Case.bulk_create(
-        [
-            Case(number=f"B-{first + n}", title="Bulk", client_id=cid, legal_problem=legal_problem)
-            for n, cid in enumerate(ids)
-        ]
-    )
-    return ids
-
-
-async def fast_channels() -> None:
-    """The test drains at once: the channel's throughput would otherwise pace it at one a second."""
-    await Channel.all().update(throughput=100_000)
 
 
 async def test_a_thousand_recipients_fifty_excluded_and_ten_invalid_numbers(
@@ -139,14 +107,17 @@ async def test_a_stop_between_preview_and_sending_is_never_sent_and_reported(
 
 
 async def test_each_text_is_in_the_thread_and_on_the_case(
-    app: Starlette, supervisor_staff: Staff, make_case: MakeCase
+    app: Starlette, anonymous: httpx.AsyncClient, supervisor_staff: Staff, make_case: MakeCase
 ) -> None:
     maria = await make_case()
+    await make_case(phone="+14045550177", name="New Thread")
+    earlier = await text_in(anonymous, from_number="+14045387319", body="Any news?")
     campaign = await campaigns.create_campaign(
         app.state.bus, supervisor_staff, CampaignInput("Hi", "Case {case_number}: we have news.")
     )
     await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
-    message = await Message.get(campaign_id=campaign.id).prefetch_related("conversation")
+    message = await Message.get(campaign_id=campaign.id, to_number="+14045387319").prefetch_related("conversation")
+    assert message.conversation_id == earlier.conversation_id  # the thread the client texted in
     assert message.body == f"Case {maria.number}: we have news."
     assert (message.purpose, message.case_id, message.sent_by_id) == (
         MessagePurpose.CAMPAIGN,
@@ -159,8 +130,10 @@ async def test_each_text_is_in_the_thread_and_on_the_case(
     note = await CaseNote.get(message_id=message.id, case_id=maria.case_id)
     assert note.body == message.body and "Hi" in note.author
     assert await MessageStatusEvent.filter(message_id=message.id).values_list("status", flat=True) == ["queued"]
-    recipient = await CampaignRecipient.get(campaign_id=campaign.id)
+    recipient = await CampaignRecipient.get(campaign_id=campaign.id, case_id=maria.case_id)
     assert recipient.message_id == message.id
+    new = await Message.get(campaign_id=campaign.id, to_number="+14045550177").prefetch_related("conversation")
+    assert new.conversation.last_message_preview.endswith("we have news.") and new.conversation.last_direction
 
 
 async def test_duplicates_opted_out_and_the_filter(

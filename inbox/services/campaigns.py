@@ -41,7 +41,6 @@ from inbox.models import (
     Conversation,
     Direction,
     Exclusion,
-    LinkReason,
     Message,
     MessagePurpose,
     MessageStatus,
@@ -53,7 +52,7 @@ from inbox.models import (
 )
 from inbox.phones import InvalidPhoneNumber, for_people, normalise
 from inbox.segments import count_segments
-from inbox.services import messaging, organisation, quick_entries, visibility
+from inbox.services import bulk, messaging, organisation, quick_entries, visibility
 from inbox.services.channels import default_channel
 from inbox.services.errors import Forbidden, NotFound, Refused, ValidationFailed, require
 from inbox.services.limits import clip
@@ -261,7 +260,11 @@ async def create_campaign(bus: Bus, staff: Staff, data: CampaignInput) -> Campai
             reply_window_days=data.reply_window_days,
             replies_raise_alerts=data.alerts_on_replies,
         )
-        await CampaignRecipient.bulk_create(await _recipients(campaign, chosen), batch_size=BATCH)
+        await bulk.insert_rows(
+            "campaign_recipient",
+            ("campaign_id", "client_id", "case_id", "number", "excluded"),
+            await _recipients(campaign, chosen),
+        )
     return campaign
 
 
@@ -271,7 +274,7 @@ class _NumberState:
     opted_out: bool
 
 
-async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[CampaignRecipient]:
+async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[tuple[Any, ...]]:
     """One row per matched case (its client), the mobile chosen and the exclusion decided: three queries."""
     cases_q = Case.filter(matching_cases(chosen))
     cases = await cases_q.order_by("id").values_list("id", "client_id")
@@ -289,7 +292,7 @@ async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[Campai
     ):
         before = states.get(number, _NumberState(False, False))
         states[number] = _NumberState(before.okay_to_text or okay, before.opted_out or out)
-    rows: list[CampaignRecipient] = []
+    rows: list[tuple[Any, ...]] = []
     taken: set[str] = set()
     for case_id, client_id in cases:
         number, reason = _choose(mobiles.get(client_id, []), states)
@@ -297,11 +300,7 @@ async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[Campai
             reason = Exclusion.DUPLICATE
         if reason is None and number is not None:
             taken.add(number)
-        rows.append(
-            CampaignRecipient(
-                campaign_id=campaign.id, client_id=client_id, case_id=case_id, number=number, excluded=reason
-            )
-        )
+        rows.append((campaign.id, client_id, case_id, number, reason.value if reason else None))
     return rows
 
 
@@ -539,12 +538,25 @@ def _bucket(status: str, outbox_state: str | None) -> str:
 
 
 async def _finish(campaign: Campaign, bus: Bus | None) -> CampaignState:
-    won = await Campaign.filter(id=campaign.id, state=CampaignState.SENDING).update(
+    if bus is None:
+        won = await _mark_finished(campaign.id)
+    else:
+        async with unit_of_work(bus) as uow:
+            won = await _mark_finished(campaign.id)
+            if won:
+                uow.publish(CampaignProgressed(campaign_id=campaign.id))
+    return CampaignState.FINISHED if won else (await Campaign.get(id=campaign.id)).state
+
+
+async def _mark_finished(campaign_id: int) -> bool:
+    """Only one looker wins (a conditional UPDATE), and only while every text has left the outbox."""
+    still = Message.filter(campaign_id=campaign_id, outbox_state__not_isnull=True)
+    if await still.exists():
+        return False
+    won = await Campaign.filter(id=campaign_id, state=CampaignState.SENDING).update(
         state=CampaignState.FINISHED, finished_at=clock.now()
     )
-    if won and bus is not None:
-        await bus.publish(CampaignProgressed(campaign_id=campaign.id))
-    return CampaignState.FINISHED if won else (await Campaign.get(id=campaign.id)).state
+    return bool(won)
 
 
 async def _finishes_at(segments_by_channel: dict[int, int], now: datetime) -> datetime | None:
@@ -677,43 +689,46 @@ class _Row:
 
 async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     rows = await _rows_to_send(campaign, staff)
-    conversations = await _conversations_for(campaign, rows)
-    channels = {c.id: c for c in await Channel.filter(id__in={channel_id for _, channel_id in conversations.values()})}
     plain = not quick_entries.placeholders_in(campaign.body)
+    bodies = {row.number: campaign.body if plain else _filled(campaign.body, row.values) for row in rows}
+    conversations, opened = await _conversations_for(campaign, rows, bodies, now)
+    channels = {c.id: c for c in await Channel.filter(id__in={channel_id for _, channel_id in conversations.values()})}
     counted = count_segments(campaign.body) if plain else None
     next_slot: dict[int, float] = defaultdict(float)
-    messages = []
+    messages: list[tuple[Any, ...]] = []
     for row in rows:
         conversation_id, channel_id = conversations[row.number]
         channel = channels[channel_id]
-        body = campaign.body if plain else _filled(campaign.body, row.values)
+        body = bodies[row.number]
         segments = counted or count_segments(body)
         slot = now + timedelta(seconds=next_slot[channel_id])
         next_slot[channel_id] += segments.segments / max(channel.throughput, 1)
         messages.append(
-            Message(
-                conversation_id=conversation_id,
-                direction=Direction.OUTBOUND,
-                from_number=channel.from_number or channel.messaging_service_sid or "",
-                to_number=row.number,
-                body=body,
-                status=MessageStatus.QUEUED,
-                outbox_state=OutboxState.WAITING,
-                next_attempt_at=slot,
-                send_at=slot,  # so the outbox keeps the client's quiet hours, as for scheduled texts
-                segments=segments.segments,
-                encoding=segments.encoding,
-                sent_by_id=staff.id,
-                case_id=row.case_id,
-                purpose=MessagePurpose.CAMPAIGN,
-                campaign_id=campaign.id,
-                created_at=now,
-                updated_at=now,
+            (
+                conversation_id,
+                Direction.OUTBOUND.value,
+                channel.from_number or channel.messaging_service_sid or "",
+                row.number,
+                body,
+                MessageStatus.QUEUED.value,
+                OutboxState.WAITING.value,
+                slot,
+                slot,  # send_at: so the outbox keeps the client's quiet hours, as for scheduled texts
+                segments.segments,
+                segments.encoding,
+                staff.id,
+                row.case_id,
+                MessagePurpose.CAMPAIGN.value,
+                campaign.id,
+                0,
+                False,
+                now,
+                now,
             )
         )
-    await Message.bulk_create(messages, batch_size=BATCH)
     author = clip(f"{staff.name} (bulk message “{campaign.name}”)", CaseNote, "author") or staff.name
-    await _derive_rows(campaign.id, staff.id, author)
+    pointers = [(row.recipient_id, row.number) for row in rows]
+    await messaging.store_campaign_texts(campaign.id, messages, staff.id, author, now, pointers, opened)
 
 
 async def _rows_to_send(campaign: Campaign, staff: Staff) -> list[_Row]:
@@ -730,9 +745,12 @@ async def _rows_to_send(campaign: Campaign, staff: Staff) -> list[_Row]:
     return found
 
 
-async def _conversations_for(campaign: Campaign, rows: list[_Row]) -> dict[str, tuple[int, int]]:
+async def _conversations_for(
+    campaign: Campaign, rows: list[_Row], bodies: dict[str, str], now: datetime
+) -> tuple[dict[str, tuple[int, int]], set[int]]:
     """(conversation id, channel id) per number: the thread the client last talked in (as
-    channels.channel_for_new_text chooses), else a new one on the case's office's channel or the default."""
+    channels.channel_for_new_text chooses), else a new one on the case's office's channel or the default —
+    opened with its inbox row already showing the text (the ids of those are returned too)."""
     numbers = Subquery(CampaignRecipient.filter(campaign_id=campaign.id, excluded=None).values("number"))
     existing = (
         await Conversation.filter(phone__in=numbers)
@@ -745,6 +763,7 @@ async def _conversations_for(campaign: Campaign, rows: list[_Row]) -> dict[str, 
         if seen is None or _later(last, cid, seen[2], seen[0]):
             best[phone] = (cid, channel_id, last)
     chosen = {phone: (cid, channel_id) for phone, (cid, channel_id, _) in best.items()}
+    opened: set[int] = set()
     missing = [row for row in rows if row.number not in chosen]
     if missing:
         office_channel = {
@@ -760,17 +779,25 @@ async def _conversations_for(campaign: Campaign, rows: list[_Row]) -> dict[str, 
         )
         fallback = (await default_channel()).id
         wanted = {row.number: office_channel.get(case_office.get(row.case_id or 0, 0), fallback) for row in missing}
-        await Conversation.bulk_create(
-            [Conversation(channel_id=channel_id, phone=phone) for phone, channel_id in wanted.items()],
-            batch_size=BATCH,
-            ignore_conflicts=True,  # opened meanwhile by a text from the client: that one is used
+        # A thread opened meanwhile by a text from the client is kept (and used): ON CONFLICT DO NOTHING.
+        outbound = Direction.OUTBOUND.value
+        await bulk.insert_rows(
+            "conversation",
+            ("channel_id", "phone", "last_message_preview", "last_message_at", "last_direction", "created_at"),
+            [
+                (channel_id, phone, messaging.preview_of(bodies[phone]), now, outbound, now)
+                for phone, channel_id in wanted.items()
+            ],
+            on_conflict_nothing=True,
         )
-        for cid, phone, channel_id in await Conversation.filter(phone__in=numbers).values_list(
-            "id", "phone", "channel_id"
+        for cid, phone, channel_id, created in await Conversation.filter(phone__in=numbers).values_list(
+            "id", "phone", "channel_id", "created_at"
         ):
             if phone in wanted and channel_id == wanted[phone]:
                 chosen[phone] = (cid, channel_id)
-    return chosen
+                if created == now:
+                    opened.add(cid)
+    return chosen, opened
 
 
 def _later(last: datetime | None, cid: int, seen_last: datetime | None, seen_id: int) -> bool:
@@ -780,56 +807,6 @@ def _later(last: datetime | None, cid: int, seen_last: datetime | None, seen_id:
     if last is not None and seen_last is not None and last != seen_last:
         return last > seen_last
     return cid > seen_id
-
-
-def _sql(statement: str) -> str:
-    """`?` parameters as the database's driver writes them (asyncpg numbers them)."""
-    if Message._meta.db.capabilities.dialect != "postgres":
-        return statement
-    parts = statement.split("?")
-    return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, start=1))
-
-
-async def _derive_rows(campaign_id: int, staff_id: int, author: str) -> None:
-    """What sending a text writes besides the text, for every text at once: its first timeline step, its
-    link and case note on the recipient's case (the sent-from rule), the recipient's pointer to it, and
-    each thread's newest-text row."""
-    db = Message._meta.db
-    statements: list[tuple[str, list[Any]]] = [
-        (
-            "INSERT INTO message_status_event (message_id, status, at) "
-            "SELECT id, ?, created_at FROM message WHERE campaign_id = ?",
-            [MessageStatus.QUEUED.value, campaign_id],
-        ),
-        (
-            "INSERT INTO message_link (message_id, case_id, reason, linked_by_id, created_at) "
-            "SELECT id, case_id, ?, ?, created_at FROM message WHERE campaign_id = ? AND case_id IS NOT NULL",
-            [LinkReason.SENT_FROM.value, staff_id, campaign_id],
-        ),
-        (
-            "INSERT INTO case_note (case_id, message_id, author, body, at, created_at) "
-            "SELECT case_id, id, ?, body, created_at, created_at FROM message "
-            "WHERE campaign_id = ? AND case_id IS NOT NULL",
-            [author, campaign_id],
-        ),
-        (
-            "UPDATE campaign_recipient SET message_id = (SELECT m.id FROM message m "
-            "WHERE m.campaign_id = campaign_recipient.campaign_id AND m.to_number = campaign_recipient.number) "
-            "WHERE campaign_id = ? AND excluded IS NULL",
-            [campaign_id],
-        ),
-        (
-            "UPDATE conversation SET last_direction = ?, "
-            "last_message_at = (SELECT m.created_at FROM message m "
-            " WHERE m.conversation_id = conversation.id AND m.campaign_id = ?), "
-            "last_message_preview = (SELECT CASE WHEN length(m.body) > 120 THEN substr(m.body, 1, 119) || '…' "
-            " ELSE m.body END FROM message m WHERE m.conversation_id = conversation.id AND m.campaign_id = ?) "
-            "WHERE id IN (SELECT conversation_id FROM message WHERE campaign_id = ?)",
-            [Direction.OUTBOUND.value, campaign_id, campaign_id, campaign_id],
-        ),
-    ]
-    for statement, values in statements:
-        await db.execute_query(_sql(statement), values)
 
 
 # ---------------------------------------------------------------- pause, resume, cancel
@@ -844,9 +821,7 @@ async def pause(bus: Bus, staff: Staff, campaign_id: int) -> Campaign:
         )
         if not won:
             raise Refused("Only a campaign that is sending can be paused.")
-        await Message.filter(
-            campaign_id=campaign.id, outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING]
-        ).update(outbox_state=OutboxState.HELD)
+        await messaging.hold_campaign_texts(campaign.id)
         uow.publish(CampaignProgressed(campaign_id=campaign.id))
     return await get_campaign(staff, campaign.id)
 
@@ -860,9 +835,7 @@ async def resume(bus: Bus, staff: Staff, campaign_id: int) -> Campaign:
         )
         if not won:
             raise Refused("Only a paused campaign can be resumed.")
-        await Message.filter(campaign_id=campaign.id, outbox_state=OutboxState.HELD).update(
-            outbox_state=OutboxState.WAITING
-        )
+        await messaging.release_campaign_texts(campaign.id)
         uow.publish(CampaignProgressed(campaign_id=campaign.id))
     return await get_campaign(staff, campaign.id)
 
@@ -877,24 +850,6 @@ async def cancel(bus: Bus, staff: Staff, campaign_id: int) -> Campaign:
         ).update(state=CampaignState.CANCELED, canceled_at=now)
         if not won:
             raise Refused("This campaign has already finished or been cancelled.")
-        stopped = await Message.filter(
-            campaign_id=campaign.id,
-            outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING, OutboxState.HELD],
-            provider_sid=None,
-        ).update(
-            status=MessageStatus.CANCELED,
-            outbox_state=None,
-            next_attempt_at=None,
-            error_message=CANCELED_WITH_CAMPAIGN,
-            updated_at=now,
-        )
-        if stopped:
-            await Message._meta.db.execute_query(
-                _sql(
-                    "INSERT INTO message_status_event (message_id, status, at) "
-                    "SELECT id, ?, updated_at FROM message WHERE campaign_id = ? AND status = ? AND error_message = ?"
-                ),
-                [MessageStatus.CANCELED.value, campaign.id, MessageStatus.CANCELED.value, CANCELED_WITH_CAMPAIGN],
-            )
+        await messaging.cancel_campaign_texts(campaign.id, CANCELED_WITH_CAMPAIGN, now)
         uow.publish(CampaignProgressed(campaign_id=campaign.id))
     return await get_campaign(staff, campaign.id)

@@ -35,7 +35,7 @@ from inbox.models import (
 )
 from inbox.phones import InvalidPhoneNumber, is_phone_number, normalise
 from inbox.segments import count_segments
-from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
+from inbox.services import alerts, bulk, consent, linking, media, organisation, quiet_hours, visibility
 from inbox.services.channels import channel_for_new_text
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Forbidden, NotFound, Refused, require
@@ -353,6 +353,113 @@ async def store_app_text(
     if shown_in_inbox:
         await touch_conversation(conversation, message)
     return message
+
+
+# ---------------------------------------------------------------- bulk texts (campaigns)
+
+# The columns a bulk text is inserted with (every NOT NULL column the model fills in Python).
+CAMPAIGN_TEXT_COLUMNS = (
+    "conversation_id",
+    "direction",
+    "from_number",
+    "to_number",
+    "body",
+    "status",
+    "outbox_state",
+    "next_attempt_at",
+    "send_at",
+    "segments",
+    "encoding",
+    "sent_by_id",
+    "case_id",
+    "purpose",
+    "campaign_id",
+    "attempt_count",
+    "outcome_unknown",
+    "created_at",
+    "updated_at",
+)
+
+
+async def store_campaign_texts(
+    campaign_id: int,
+    texts: list[tuple[Any, ...]],
+    staff_id: int,
+    author: str,
+    now: datetime,
+    recipients: list[tuple[int, str]],
+    opened: set[int],
+) -> None:
+    """What sending a text writes besides the text, for every text at once: its first timeline step, its
+    link and case note on the recipient's case (the sent-from rule), the recipient's pointer to it, and
+    each thread's newest-text row."""
+    await bulk.insert_rows("message", CAMPAIGN_TEXT_COLUMNS, texts)
+    statements: list[tuple[str, list[Any]]] = [
+        (
+            "INSERT INTO message_status_event (message_id, status, at) "
+            "SELECT id, ?, created_at FROM message WHERE campaign_id = ?",
+            [MessageStatus.QUEUED.value, campaign_id],
+        ),
+        (
+            "INSERT INTO message_link (message_id, case_id, reason, linked_by_id, created_at) "
+            "SELECT id, case_id, ?, ?, created_at FROM message WHERE campaign_id = ? AND case_id IS NOT NULL",
+            [LinkReason.SENT_FROM.value, staff_id, campaign_id],
+        ),
+        (
+            "INSERT INTO case_note (case_id, message_id, author, body, at, created_at) "
+            "SELECT case_id, id, ?, body, created_at, created_at FROM message "
+            "WHERE campaign_id = ? AND case_id IS NOT NULL",
+            [author, campaign_id],
+        ),
+    ]
+    for statement, values in statements:
+        await bulk.execute(statement, values)
+    # Then the recipients' pointers and the older threads' rows, by primary key in one executemany each: joined
+    # UPDATEs (a correlated subquery, or UPDATE … FROM) took SQLite 35 s for 10,000 recipients.
+    made = await Message.filter(campaign_id=campaign_id).values_list("id", "to_number", "conversation_id", "body")
+    by_number = {number: message_id for message_id, number, _, _ in made}
+    await bulk.execute_many(
+        "UPDATE campaign_recipient SET message_id = ? WHERE id = ?",
+        [[by_number[number], rid] for rid, number in recipients if number in by_number],
+    )
+    await bulk.execute_many(
+        "UPDATE conversation SET last_direction = ?, last_message_at = ?, last_message_preview = ? WHERE id = ?",
+        [[Direction.OUTBOUND.value, now, preview_of(body), cid] for _, _, cid, body in made if cid not in opened],
+    )
+
+
+async def hold_campaign_texts(campaign_id: int) -> int:
+    """A paused campaign's texts still waiting are held, inside the caller's unit of work: a conditional UPDATE,
+    like the outbox's claim (a text a worker claimed first still goes; a held one is never claimed)."""
+    return await Message.filter(
+        campaign_id=campaign_id, outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING]
+    ).update(outbox_state=OutboxState.HELD)
+
+
+async def release_campaign_texts(campaign_id: int) -> int:
+    """A resumed campaign's held texts wait again, in their order (those whose slot passed are due at once)."""
+    return await Message.filter(campaign_id=campaign_id, outbox_state=OutboxState.HELD).update(
+        outbox_state=OutboxState.WAITING
+    )
+
+
+async def cancel_campaign_texts(campaign_id: int, reason: str, at: datetime) -> int:
+    """A cancelled campaign's texts not yet handed over → canceled with `reason`, and their timeline step; inside
+    the caller's unit of work (the campaign's own event tells open pages; the threads show it on reload)."""
+    stopped = await Message.filter(
+        campaign_id=campaign_id,
+        outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING, OutboxState.HELD],
+        provider_sid=None,
+    ).update(
+        status=MessageStatus.CANCELED, outbox_state=None, next_attempt_at=None, error_message=reason, updated_at=at
+    )
+    if stopped:
+        await bulk.execute(
+            "INSERT INTO message_status_event (message_id, status, at) SELECT id, ?, updated_at FROM message "
+            "WHERE campaign_id = ? AND status = ? AND error_message = ? AND updated_at = ?",
+            [MessageStatus.CANCELED.value, campaign_id, MessageStatus.CANCELED.value, reason, at],
+        )
+    return stopped
 
 
 # ---------------------------------------------------------------- scheduled texts
