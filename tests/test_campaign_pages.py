@@ -127,8 +127,20 @@ async def test_the_pages_compose_preview_test_and_start(
     assert await Message.filter(campaign_id=campaign_id, outbox_state=OutboxState.HELD).count() == 1
     again = await http.post(f"/campaigns/{campaign_id}/pause", data={"csrf_token": csrf_of(page.text)})
     assert again.status_code == 409 and "Only a campaign that is sending can be paused." in words(again.text)
+    # The live pane's buttons post with htmx and the tab's token in the header (the fragment carries none).
+    pane = await http.get(f"/campaigns/{campaign_id}/progress")
+    assert f'hx-post="/campaigns/{campaign_id}/resume"' in pane.text
+    resumed = await http.post(
+        f"/campaigns/{campaign_id}/resume",
+        csrf=False,
+        headers={"HX-Request": "true", "X-CSRF-Token": csrf_of(page.text)},
+    )
+    assert resumed.status_code == 204 and resumed.headers["HX-Redirect"] == f"/campaigns/{campaign_id}?done=resumed"
+    assert (await Campaign.get(id=campaign_id)).state == CampaignState.SENDING
+    forged = await http.post(f"/campaigns/{campaign_id}/pause", csrf=False, headers={"HX-Request": "true"})
+    assert forged.status_code == 403
     listing = await http.get("/campaigns")
-    assert "Closure" in listing.text and "paused" in words(listing.text)
+    assert "Closure" in listing.text and "sending" in words(listing.text)
 
 
 async def test_live_progress_is_coalesced_for_managers_only(
@@ -169,7 +181,8 @@ async def test_live_progress_is_coalesced_for_managers_only(
         elapsed = times[-1] - began
         assert len(times) <= 2 * elapsed + 2, (len(times), elapsed)
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(gap >= 0.4 for gap in gaps), gaps
+        # Rendered at least 0.5 s apart; arrivals jitter a little on a busy machine, a burst would not.
+        assert all(gap >= 0.25 for gap in gaps), gaps
         assert "Waiting <strong>0</strong>" in last and "200 of 200 texts handled" in words(last)
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.7):

@@ -12,7 +12,7 @@ from inbox.models import Campaign, CampaignState, Staff
 from inbox.services import campaigns
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.errors import Refused, ServiceError
-from inbox.web import checked_form, render, require_staff, send_after
+from inbox.web import checked_form, is_htmx, render, require_staff, send_after
 
 DONE = {
     "created": "Draft saved. Check who gets it and who is left out, send yourself a test, then start it.",
@@ -130,11 +130,20 @@ async def _act(request: Request, done: str) -> Response:
     try:
         await actions[done](bus, staff, campaign_id)
     except Refused as exc:  # moved on meanwhile (another supervisor): said on the page
+        if is_htmx(request):  # the page as it is now says what happened instead
+            return _to_page(request, f"/campaigns/{campaign_id}")
         return await detail(request, error=exc.message, status_code=exc.status)
     worker = getattr(request.app.state, "worker", None)
     if worker is not None and done in ("started", "resumed"):
         worker.wake()
-    return RedirectResponse(f"/campaigns/{campaign_id}?done={done}", status_code=303)
+    return _to_page(request, f"/campaigns/{campaign_id}?done={done}")
+
+
+def _to_page(request: Request, url: str) -> Response:
+    """Back to the campaign's page: a redirect, or htmx told to go there (the live pane's buttons post with htmx)."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
 
 
 async def start(request: Request) -> Response:
