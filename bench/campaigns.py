@@ -82,12 +82,23 @@ class Enqueue:
 class Live:
     texts: int
     seconds: float
-    progress_updates: int
+    progress_times: list[float]  # when each progress update reached the tab
     other_updates: int
 
     @property
+    def progress_updates(self) -> int:
+        return len(self.progress_times)
+
+    @property
     def progress_per_second(self) -> float:
-        return self.progress_updates / self.seconds
+        """Updates per second between the first and the last (the first comes at once)."""
+        times = self.progress_times
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    @property
+    def most_in_a_second(self) -> int:
+        times = self.progress_times
+        return max((sum(1 for t in times if start <= t < start + 1.0) for start in times), default=0)
 
 
 async def seed(recipients: int) -> Staff:
@@ -175,14 +186,18 @@ async def live_run(url: str, drained: int, workdir: Path) -> Live:
             tab = Tab(staff_id=supervisor.id, sees_everything=True)
             hub.attach(tab)
             marker = f'id="campaign-progress-{campaign.id}"'
-            counts = {"progress": 0, "other": 0}
+            times: list[float] = []
+            others = [0]
 
             async def read() -> None:
                 while True:
                     delivery = await tab.queue.get()
                     if delivery is None:
                         return
-                    counts["progress" if marker in delivery.data else "other"] += 1
+                    if marker in delivery.data:
+                        times.append(time.perf_counter())
+                    else:
+                        others[0] += 1
 
             reader = asyncio.create_task(read())
             began = time.perf_counter()
@@ -192,7 +207,7 @@ async def live_run(url: str, drained: int, workdir: Path) -> Live:
             seconds = time.perf_counter() - began
             reader.cancel()
             hub.detach(tab)
-            return Live(handed, seconds, counts["progress"], counts["other"])
+            return Live(handed, seconds, times, others[0])
 
 
 def campaigns_interval() -> float:
@@ -228,8 +243,8 @@ def rows(enqueues: list[Enqueue], live: Live) -> list[str]:
     found.append(
         f"| {day} | campaign live progress (in-process hub, SQLite) | one supervisor tab while one in-process worker "
         f"drains {live.texts:,} campaign texts to a zero-latency fake Twilio | {live.progress_per_second:.2f} progress "
-        f"updates/s ({live.progress_updates} in {live.seconds:.1f} s; target ≤ 2) · {live.other_updates} per-text "
-        f"updates (bubbles, rows) besides |"
+        f"updates/s, at most {live.most_in_a_second} in any second ({live.progress_updates} in {live.seconds:.1f} s; "
+        f"target ≤ 2) · {live.other_updates} per-text updates (bubbles, rows) besides |"
     )
     return found
 

@@ -262,7 +262,7 @@ async def create_campaign(bus: Bus, staff: Staff, data: CampaignInput) -> Campai
         )
         await bulk.insert_rows(
             "campaign_recipient",
-            ("campaign_id", "client_id", "case_id", "number", "excluded"),
+            {"campaign_id": "int", "client_id": "int", "case_id": "int", "number": "text", "excluded": "text"},
             await _recipients(campaign, chosen),
         )
     return campaign
@@ -783,7 +783,14 @@ async def _conversations_for(
         outbound = Direction.OUTBOUND.value
         await bulk.insert_rows(
             "conversation",
-            ("channel_id", "phone", "last_message_preview", "last_message_at", "last_direction", "created_at"),
+            {
+                "channel_id": "int",
+                "phone": "text",
+                "last_message_preview": "text",
+                "last_message_at": "timestamptz",
+                "last_direction": "text",
+                "created_at": "timestamptz",
+            },
             [
                 (channel_id, phone, messaging.preview_of(bodies[phone]), now, outbound, now)
                 for phone, channel_id in wanted.items()
