@@ -249,21 +249,29 @@ class LiveHub:
     # ------------------------------------------------------------ campaigns: coalesced, at most every interval
 
     def _campaign_moved(self, campaign_id: int) -> None:
-        """Mark the campaign dirty: its panes are rendered once when the interval since the last render has
-        passed, showing everything that moved meanwhile (point 7: not one update per text to every tab)."""
+        """Mark the campaign dirty: its panes are rendered once the interval since the last delivery has passed,
+        showing everything that moved meanwhile (point 7: not one update per text to every tab)."""
         if campaign_id in self._campaign_flushes:
             return  # a render is planned: it will show this change too
-        loop = asyncio.get_running_loop()
-        wait = max(0.0, self._campaign_shown.get(campaign_id, -1e9) + self.campaign_interval - loop.time())
         self._campaign_flushes[campaign_id] = asyncio.create_task(
-            self._flush_campaign(campaign_id, wait), name=f"live-campaign-{campaign_id}"
+            self._flush_campaign(campaign_id), name=f"live-campaign-{campaign_id}"
         )
 
-    async def _flush_campaign(self, campaign_id: int, wait: float) -> None:
-        await asyncio.sleep(wait)
+    async def _flush_campaign(self, campaign_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        # `_campaign_shown` is when the last render began, then when it was delivered: a render planned while
+        # another is under way waits for the interval after that one reached the tabs.
+        while (wait := self._campaign_shown.get(campaign_id, -1e9) + self.campaign_interval - loop.time()) > 0:  # noqa: ASYNC110 (a deadline that moves, not an event)
+            await asyncio.sleep(wait)
         # No longer planned before loading: a text that moves while this renders plans the next render.
         self._campaign_flushes.pop(campaign_id, None)
-        self._campaign_shown[campaign_id] = asyncio.get_running_loop().time()
+        self._campaign_shown[campaign_id] = loop.time()
+        try:
+            await self._render_campaign(campaign_id)
+        finally:
+            self._campaign_shown[campaign_id] = loop.time()
+
+    async def _render_campaign(self, campaign_id: int) -> None:
         tabs = [t for t in self.tabs if t.kind == "html" and t.sees_everything]
         if not tabs:
             return
