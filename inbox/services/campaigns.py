@@ -51,7 +51,7 @@ from inbox.models import (
     flat_values,
 )
 from inbox.phones import InvalidPhoneNumber, for_people, normalise
-from inbox.segments import count_segments
+from inbox.segments import SegmentCount, count_segments
 from inbox.services import bulk, messaging, organisation, quick_entries, visibility
 from inbox.services.channels import default_channel
 from inbox.services.errors import Forbidden, NotFound, Refused, ValidationFailed, require
@@ -693,14 +693,14 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     bodies = {row.number: campaign.body if plain else _filled(campaign.body, row.values) for row in rows}
     conversations, opened = await _conversations_for(campaign, rows, bodies, now)
     channels = {c.id: c for c in await Channel.filter(id__in={channel_id for _, channel_id in conversations.values()})}
-    counted = count_segments(campaign.body) if plain else None
+    counted: dict[str, SegmentCount] = {}  # by body: recipients with the same first name share one
     next_slot: dict[int, float] = defaultdict(float)
     messages: list[tuple[Any, ...]] = []
     for row in rows:
         conversation_id, channel_id = conversations[row.number]
         channel = channels[channel_id]
         body = bodies[row.number]
-        segments = counted or count_segments(body)
+        segments = counted.get(body) or counted.setdefault(body, count_segments(body))
         slot = now + timedelta(seconds=next_slot[channel_id])
         next_slot[channel_id] += segments.segments / max(channel.throughput, 1)
         messages.append(
@@ -735,10 +735,11 @@ async def _rows_to_send(campaign: Campaign, staff: Staff) -> list[_Row]:
     base = await _base_values(staff)
     offices = {oid: (name, phone) for oid, name, phone in await Office.all().values_list("id", "name", "phone")}
     found = []
-    for rid, number, case_id, name, case_number, title, office_id in (
-        await CampaignRecipient.filter(campaign_id=campaign.id, excluded=None)
-        .order_by("id")
-        .values_list("id", "number", "case_id", "client__name", "case__number", "case__title", "case__office_id")
+    for rid, number, case_id, name, case_number, title, office_id in await bulk.fetch(
+        "SELECT r.id, r.number, r.case_id, cl.name, c.number, c.title, c.office_id FROM campaign_recipient r "
+        'LEFT JOIN client cl ON cl.id = r.client_id LEFT JOIN "case" c ON c.id = r.case_id '
+        "WHERE r.campaign_id = ? AND r.excluded IS NULL ORDER BY r.id",
+        [campaign.id],
     ):
         values = _recipient_values(base, offices, name, case_number, title, office_id)
         found.append(_Row(rid, number, case_id, values))
@@ -797,13 +798,14 @@ async def _conversations_for(
             ],
             on_conflict_nothing=True,
         )
-        for cid, phone, channel_id, created in await Conversation.filter(phone__in=numbers).values_list(
-            "id", "phone", "channel_id", "created_at"
+        # Opened just now, with the text as their row (a thread another process opened for the number in the
+        # same instant would keep its own row: harmless, and far too rare to pay a datetime read per row for).
+        for cid, phone, channel_id in await Conversation.filter(phone__in=numbers).values_list(
+            "id", "phone", "channel_id"
         ):
             if phone in wanted and channel_id == wanted[phone]:
                 chosen[phone] = (cid, channel_id)
-                if created == now:
-                    opened.add(cid)
+                opened.add(cid)
     return chosen, opened
 
 

@@ -416,7 +416,9 @@ async def store_campaign_texts(
         await bulk.execute(statement, values)
     # Then the recipients' pointers and the older threads' rows, by primary key in one executemany each: joined
     # UPDATEs (a correlated subquery, or UPDATE … FROM) took SQLite 35 s for 10,000 recipients.
-    made = await Message.filter(campaign_id=campaign_id).values_list("id", "to_number", "conversation_id", "body")
+    made = await bulk.fetch(
+        "SELECT id, to_number, conversation_id, body FROM message WHERE campaign_id = ?", [campaign_id]
+    )
     by_number = {number: message_id for message_id, number, _, _ in made}
     await bulk.update_rows(
         "campaign_recipient",
