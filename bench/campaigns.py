@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-from inbox import clock  # noqa: E402
+from inbox import clock, db  # noqa: E402
 from inbox.app import create_app  # noqa: E402
 from inbox.live import Tab  # noqa: E402
 from inbox.models import (  # noqa: E402
@@ -53,16 +53,39 @@ from inbox.models import (  # noqa: E402
 )
 from inbox.services import campaigns  # noqa: E402
 from inbox.services.staff import create_staff  # noqa: E402
+from inbox.settings import Secret, Settings  # noqa: E402
 from inbox.worker import send_due  # noqa: E402
-from tests.support.config import ACCOUNT_SID, AUTH_TOKEN  # noqa: E402
+from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL  # noqa: E402
 from tests.support.fake_twilio import FakeTwilio  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
 
-sys.path.insert(0, str(REPO / "bench"))
-from outbox import bench_settings, sqlite_database  # noqa: E402
-
 TARGET_SECONDS = 1.0
 BODY = "Hi {client_first_name}: the clinic is closed on Friday. Call {office_phone} if you need us."
+
+
+@asynccontextmanager
+async def sqlite_database() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
+        await db.migrate(url)
+        yield url
+
+
+def bench_settings(url: str, fake: FakeTwilio, workdir: Path) -> Settings:
+    """As bench/outbox.py's: the app against the tests' fake Twilio, no worker of its own."""
+    return Settings(
+        database_url=url,
+        public_url=PUBLIC_URL,
+        secret_key=Secret("bench-secret-key-" + "x" * 32),
+        media_dir=workdir / "media",
+        data_dir=workdir / "data",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=Secret(AUTH_TOKEN),
+        twilio_from_number=FROM_NUMBER,
+        twilio_api_url=fake.base_url,
+        migrate_on_start=False,
+        run_worker=False,
+    )
 
 
 @dataclass(frozen=True)

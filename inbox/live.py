@@ -61,7 +61,7 @@ class CampaignPane:
 
 
 async def _progress_context(bus: Bus, campaign_id: int) -> dict[str, object]:
-    return {"progress": await campaigns.progress(campaign_id, bus), "oob": True}
+    return {"progress": await campaigns.progress(campaign_id), "oob": True}
 
 
 CAMPAIGN_PANES: list[CampaignPane] = [CampaignPane("campaigns/_progress.html", _progress_context)]

@@ -37,7 +37,7 @@ from inbox.models import (
     StaffSession,
 )
 from inbox.routes.media import PDF_POLICY, SANDBOXED_POLICY
-from inbox.services import case_events, queue
+from inbox.services import campaigns, case_events, queue
 from inbox.services import media as media_service
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.messaging import SendRequest
@@ -211,6 +211,10 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             case.id,
             case_events.EventInput(kind="hearing", title="Eviction hearing", starts_at=now() + timedelta(days=30)),
         )
+        # A bulk text, as a draft (its pages; previewing it wrote what it wrote before the walk).
+        bulk_text = await campaigns.create_campaign(
+            app.state.bus, admin, campaigns.CampaignInput("Clinic closed", "Hi {client_first_name}")
+        )
         # And the client answers: the thread is unread again, so a GET that marked it read would show.
         again = await staff.post(f"/dev/phone/{MARIA}", {"body": "Got it"})
         assert again.status_code == 303, again.text
@@ -235,6 +239,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "channel_id": str(app.state.channel.id),
             "entry_id": str(entry.id),
             "event_id": str(hearing.id),
+            "campaign_id": str(bulk_text.id),
             "number": MARIA,
             "token": phone_media_token,
             "rest": "no-such-call",

@@ -426,7 +426,7 @@ async def get_campaign(call: Call) -> shapes.CampaignProgress:
 
 
 async def _campaign_answer(call: Call, campaign_id: int) -> shapes.CampaignProgress:
-    progress = await campaigns.progress(campaign_id, call.request.app.state.bus)
+    progress = await campaigns.progress(campaign_id)
     excluded = await campaigns.left_out(campaign_id) + await campaigns.refused_at_send(campaign_id)
     return shapes.CampaignProgress(
         id=campaign_id,

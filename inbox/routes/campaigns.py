@@ -57,7 +57,7 @@ async def _manager(request: Request) -> Staff:
 async def index(request: Request) -> Response:
     staff = await _manager(request)
     rows = await campaigns.list_campaigns(staff)
-    shown = [(c, await campaigns.progress(c.id, request.app.state.bus)) for c in rows]
+    shown = [(c, await campaigns.progress(c.id)) for c in rows]
     return render(request, "campaigns/index.html", {"rows": shown, "state_words": STATE_WORDS})
 
 
@@ -88,10 +88,9 @@ async def create(request: Request) -> Response:
 
 
 async def _detail_context(request: Request, campaign: Campaign) -> dict[str, object]:
-    bus = request.app.state.bus
     return {
         "campaign": campaign,
-        "progress": await campaigns.progress(campaign.id, bus),
+        "progress": await campaigns.progress(campaign.id),
         "left_out": await campaigns.left_out(campaign.id),
         "refused": await campaigns.refused_at_send(campaign.id),
         "filter_words": await campaigns.describe_filter(campaign),
@@ -112,7 +111,7 @@ async def progress_pane(request: Request) -> Response:
     """The live pane alone: static/app.js re-fetches it after a reconnect."""
     staff = await _manager(request)
     campaign = await campaigns.get_campaign(staff, request.path_params["campaign_id"])
-    context = {"progress": await campaigns.progress(campaign.id, request.app.state.bus), "oob": False}
+    context = {"progress": await campaigns.progress(campaign.id), "oob": False}
     return render(request, "campaigns/_progress.html", context)
 
 

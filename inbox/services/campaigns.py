@@ -57,7 +57,7 @@ from inbox.services.channels import default_channel
 from inbox.services.errors import Forbidden, NotFound, Refused, ValidationFailed, require
 from inbox.services.limits import clip
 from inbox.services.messaging import Outbox
-from inbox.services.unit_of_work import unit_of_work
+from inbox.services.unit_of_work import current_unit, unit_of_work
 
 MANAGERS_ONLY = "Only supervisors and admins may send bulk messages and see campaigns."
 CASE_STATES = ("open", "closed", "any")
@@ -477,9 +477,9 @@ DELIVERED_STATUSES = (MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus
 FAILED_STATUSES = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
 
 
-async def progress(campaign_id: int, bus: Bus | None = None, now: datetime | None = None) -> Progress:
-    """The campaign's counts now. A campaign sending whose texts have all left the outbox is marked
-    finished here (whoever looks first: the page, the API, or the live updates), announced when `bus` is given."""
+async def progress(campaign_id: int, now: datetime | None = None) -> Progress:
+    """The campaign's counts now (reading writes nothing). A campaign sending whose texts have all left the
+    outbox shows as finished even before the outbox has marked it so (see `finish_if_done`)."""
     campaign = await Campaign.get_or_none(id=campaign_id)
     if campaign is None:
         raise NotFound("No campaign has this id.")
@@ -507,7 +507,7 @@ async def progress(campaign_id: int, bus: Bus | None = None, now: datetime | Non
     made = sum(counts.values())
     state = campaign.state
     if state == CampaignState.SENDING and made and not counts["waiting"]:
-        state = await _finish(campaign, bus)
+        state = CampaignState.FINISHED
     moment = now or clock.now()
     finishes_at = await _finishes_at(segments_by_channel, moment) if state == CampaignState.SENDING else None
     return Progress(
@@ -537,15 +537,12 @@ def _bucket(status: str, outbox_state: str | None) -> str:
     return "sent"
 
 
-async def _finish(campaign: Campaign, bus: Bus | None) -> CampaignState:
-    if bus is None:
-        won = await _mark_finished(campaign.id)
-    else:
-        async with unit_of_work(bus) as uow:
-            won = await _mark_finished(campaign.id)
-            if won:
-                uow.publish(CampaignProgressed(campaign_id=campaign.id))
-    return CampaignState.FINISHED if won else (await Campaign.get(id=campaign.id)).state
+async def finish_if_done(campaign_id: int) -> None:
+    """Inside the outbox's unit of work, as one of the campaign's texts leaves the outbox: the last one marks the
+    campaign finished and tells its pages. (Two workers finishing the last two texts at once can each still see
+    the other's in the outbox; `progress` then shows the campaign finished all the same.)"""
+    if await _mark_finished(campaign_id):
+        current_unit().publish(CampaignProgressed(campaign_id=campaign_id))
 
 
 async def _mark_finished(campaign_id: int) -> bool:
