@@ -26,7 +26,7 @@ from inbox.models import (
     PhoneKind,
     Staff,
 )
-from inbox.services import campaigns
+from inbox.services import campaigns, queue
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.outbox import Idle, claim_next
 from inbox.worker import send_due
@@ -184,6 +184,9 @@ async def test_pause_holds_resume_sends_cancel_stops(
     await campaigns.pause(bus, supervisor_staff, campaign.id)
     assert await Message.filter(campaign_id=campaign.id, outbox_state=OutboxState.HELD).count() == 4
     assert isinstance(await claim_next(app.state.outbox), Idle)  # held texts are never claimed
+    rules = app.state.outbox.rules
+    for state in queue.QueueState:  # nor on the SMS queue (nor stuck) while paused
+        assert not [e for e in await queue.texts_in_state(supervisor_staff, state, rules) if e.message.campaign_id]
     paused = await campaigns.progress(campaign.id)
     assert (paused.state, paused.waiting, paused.finishes_at) == (CampaignState.PAUSED, 4, None)
 
