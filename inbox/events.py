@@ -60,6 +60,16 @@ class MessageStatusChanged(Event):
     provider_sid: str | None = None
     error_code: int | None = None
     case_ids: list[int] = field(default_factory=list)
+    campaign_id: int | None = None  # one recipient's text of a bulk message: its campaign's progress moved
+
+
+@dataclass(frozen=True)
+class CampaignProgressed(Event):
+    """A campaign was started, paused, resumed, cancelled or finished (its texts' own steps are
+    `message.status` events naming the campaign)."""
+
+    name: ClassVar[str] = "campaign.progress"
+    campaign_id: int
 
 
 @dataclass(frozen=True)
@@ -171,6 +181,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MessageReceived,
         MessageSent,
         MessageStatusChanged,
+        CampaignProgressed,
         ConversationRead,
         ConsentChanged,
         AlertRaised,

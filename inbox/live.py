@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +24,7 @@ from inbox.events import (
     AlertDismissed,
     AlertRaised,
     Bus,
+    CampaignProgressed,
     CaseEventChanged,
     ConsentChanged,
     ConversationRead,
@@ -39,7 +41,7 @@ from inbox.events import (
     describe,
 )
 from inbox.models import Campaign, Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
-from inbox.services import alerts, case_events, consent, surveys, visibility
+from inbox.services import alerts, campaigns, case_events, consent, surveys, visibility
 from inbox.services.conversations import (
     MESSAGE_VIEW_RELATIONS,
     STAFF_TITLE,
@@ -56,6 +58,25 @@ log = logging.getLogger(__name__)
 TAB_QUEUE_SIZE = 200
 # A survey's results are rendered at most this often (per campaign): a burst of replies is one render.
 SURVEY_RENDER_SECONDS = 0.5
+
+# A campaign's open pages get its panes at most this often (seconds), however many texts move meanwhile.
+CAMPAIGN_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class CampaignPane:
+    """One fragment of a campaign's page that follows its texts: rendered once per flush, for every manager's
+    tab. `load` gives the template's context for the campaign (the surveys' results pane adds itself here)."""
+
+    template: str
+    load: Callable[[Bus, int], Awaitable[dict[str, object]]]
+
+
+async def _progress_context(bus: Bus, campaign_id: int) -> dict[str, object]:
+    return {"progress": await campaigns.progress(campaign_id), "oob": True}
+
+
+CAMPAIGN_PANES: list[CampaignPane] = [CampaignPane("campaigns/_progress.html", _progress_context)]
 
 
 @dataclass(frozen=True)
@@ -144,6 +165,10 @@ class LiveHub:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.survey_results = SurveyResultsThrottle(self)
+        self.campaign_panes = CAMPAIGN_PANES
+        self.campaign_interval = CAMPAIGN_INTERVAL
+        self._campaign_flushes: dict[int, asyncio.Task[None]] = {}  # campaigns with a render planned
+        self._campaign_shown: dict[int, float] = {}  # loop time of each campaign's last render
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-hub")
@@ -151,6 +176,8 @@ class LiveHub:
 
     async def stop(self) -> None:
         await self.survey_results.stop()
+        for flush in list(self._campaign_flushes.values()):
+            flush.cancel()
         for tab in list(self.tabs):
             tab.close()
         if self._task:
@@ -183,7 +210,11 @@ class LiveHub:
             return
         if not self.tabs:
             return
-        if isinstance(event, (MessageReceived, MessageSent, MessageStatusChanged)):
+        if isinstance(event, CampaignProgressed):
+            self._campaign_moved(event.campaign_id)
+        elif isinstance(event, (MessageReceived, MessageSent, MessageStatusChanged)):
+            if isinstance(event, MessageStatusChanged) and event.campaign_id is not None:
+                self._campaign_moved(event.campaign_id)
             await self._deliver_message_event(event)
         elif isinstance(event, (MessageLinksChanged, MediaChanged)):
             await self._deliver_bubble(event)
@@ -244,6 +275,49 @@ class LiveHub:
                 )
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
         return message
+
+    # ------------------------------------------------------------ campaigns: coalesced, at most every interval
+
+    def _campaign_moved(self, campaign_id: int) -> None:
+        """Mark the campaign dirty: its panes are rendered once the interval since the last delivery has passed,
+        showing everything that moved meanwhile (point 7: not one update per text to every tab)."""
+        if campaign_id in self._campaign_flushes:
+            return  # a render is planned: it will show this change too
+        self._campaign_flushes[campaign_id] = asyncio.create_task(
+            self._flush_campaign(campaign_id), name=f"live-campaign-{campaign_id}"
+        )
+
+    async def _flush_campaign(self, campaign_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        # `_campaign_shown` is when the last render began, then when it was delivered: a render planned while
+        # another is under way waits for the interval after that one reached the tabs.
+        while (wait := self._campaign_shown.get(campaign_id, -1e9) + self.campaign_interval - loop.time()) > 0:  # noqa: ASYNC110 (a deadline that moves, not an event)
+            await asyncio.sleep(wait)
+        # No longer planned before loading: a text that moves while this renders plans the next render.
+        self._campaign_flushes.pop(campaign_id, None)
+        self._campaign_shown[campaign_id] = loop.time()
+        try:
+            await self._render_campaign(campaign_id)
+        finally:
+            self._campaign_shown[campaign_id] = loop.time()
+
+    async def _render_campaign(self, campaign_id: int) -> None:
+        tabs = [t for t in self.tabs if t.kind == "html" and t.sees_everything]
+        if not tabs:
+            return
+        try:
+            html = "".join(
+                [
+                    render_fragment(pane.template, **await pane.load(self.bus, campaign_id))
+                    for pane in self.campaign_panes
+                ]
+            )
+        except Exception:
+            log.exception("Could not render campaign %s's progress; its pages will catch up", campaign_id)
+            self.catch_up(tabs)
+            return
+        for tab in tabs:
+            self._push(tab, Delivery("update", html))
 
     async def _deliver_alert(self, event: AlertRaised | AlertDismissed) -> None:
         """An alert reaches whom it is addressed to (while they may see its case), and supervisors

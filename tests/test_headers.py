@@ -28,7 +28,6 @@ from inbox.headers import CONTENT_SECURITY_POLICY
 from inbox.models import (
     Alert,
     Assignment,
-    Campaign,
     ClientPhone,
     Conversation,
     Direction,
@@ -38,7 +37,7 @@ from inbox.models import (
     StaffSession,
 )
 from inbox.routes.media import PDF_POLICY, SANDBOXED_POLICY
-from inbox.services import case_events, queue
+from inbox.services import campaigns, case_events, queue
 from inbox.services import media as media_service
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.messaging import SendRequest
@@ -212,15 +211,16 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             case.id,
             case_events.EventInput(kind="hearing", title="Eviction hearing", starts_at=now() + timedelta(days=30)),
         )
+        # A bulk text, as a draft (its pages; previewing it wrote what it wrote before the walk).
+        bulk_text = await campaigns.create_campaign(
+            app.state.bus, admin, campaigns.CampaignInput("Clinic closed", "Hi {client_first_name}")
+        )
         # And the client answers: the thread is unread again, so a GET that marked it read would show.
         again = await staff.post(f"/dev/phone/{MARIA}", {"body": "Got it"})
         assert again.status_code == 303, again.text
     finally:
         await staff.http.aclose()
     await app.state.provider.wait_idle()  # the simulator's status callbacks
-    survey = await Campaign.create(
-        name="How did we do?", body="Reply 1 or 2.", answer_options=[{"answer": "1", "label": "Helpful"}]
-    )
     outbound_media = await Media.get(message__direction=Direction.OUTBOUND, status=MediaStatus.STORED)
     assert await Media.exists(message__direction=Direction.INBOUND, status=MediaStatus.STORED)
     signed = media_service.public_url_of(PUBLIC_URL, str(app.state.settings.secret_key), outbound_media.id)
@@ -239,7 +239,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "channel_id": str(app.state.channel.id),
             "entry_id": str(entry.id),
             "event_id": str(hearing.id),
-            "campaign_id": str(survey.id),
+            "campaign_id": str(bulk_text.id),
             "number": MARIA,
             "token": phone_media_token,
             "rest": "no-such-call",

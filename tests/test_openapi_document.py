@@ -155,12 +155,16 @@ def test_the_error_schema_always_has_error_and_fields() -> None:
 
 def test_only_managers_creations_sending_and_survey_results_answer_403() -> None:
     forbidding = {(path, method) for path, method, operation in operations() if "403" in operation["responses"]}
+    campaigns = {("/campaigns", "post"), ("/campaigns/{campaign_id}", "get")} | {
+        (f"/campaigns/{{campaign_id}}/{action}", "post") for action in ("start", "pause", "resume", "cancel")
+    }
     assert forbidding == {
         ("/clients", "post"),
         ("/cases", "post"),
         ("/assignments", "post"),
         ("/messages", "post"),
         ("/campaigns/{campaign_id}/results", "get"),
+        *campaigns,
     }
 
 
@@ -204,6 +208,7 @@ def test_request_bodies_are_the_input_models() -> None:
         ("/events/{event_id}", "patch"): "EventPatch",
         ("/cases/{case_id}/tasks", "post"): "TaskInput",
         ("/tasks/{task_id}", "patch"): "TaskPatch",
+        ("/campaigns", "post"): "CampaignInput",
     }
     bodies = {
         (path, method): operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]

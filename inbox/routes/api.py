@@ -28,6 +28,7 @@ from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
 from inbox.services import (
     alerts,
+    campaigns,
     case_events,
     consent,
     directory,
@@ -410,6 +411,90 @@ async def survey_results(call: Call) -> shapes.SurveyResults:
     return shapes.SurveyResults.of(await surveys.results_for(call.staff, call.ids["campaign_id"]))
 
 
+# ---------------------------------------------------------------- campaigns (bulk texts)
+
+
+def _excluded(rows: list[campaigns.LeftOut]) -> list[shapes.Excluded]:
+    return [shapes.Excluded(client_id=r.client_id, number=r.number, reason=r.reason) for r in rows]
+
+
+async def create_campaign(call: Call) -> shapes.CampaignCreated:
+    """Supervisors and admins only. Makes a draft: the recipients the filter matches (one per case) and those
+    left out, with the reason. Nothing is sent until it is started; consent is checked again as each text leaves."""
+    body = call.body_as(shapes.CampaignInput)
+    given = body.filter.model_dump() if body.filter is not None else {}
+    words = campaigns.FilterWords(**{k: v or "" for k, v in given.items()})
+    data = campaigns.CampaignInput(
+        name=body.name,
+        body=body.body,
+        filter=words,
+        options=tuple(body.options or ()),
+        reply_window_days=body.reply_window_days or 7,
+        alerts_on_replies=bool(body.alerts_on_replies),
+    )
+    campaign = await campaigns.create_campaign(call.request.app.state.bus, call.staff, data)
+    progress = await campaigns.progress(campaign.id)
+    return shapes.CampaignCreated(
+        id=campaign.id,
+        status=progress.state.value,
+        recipients=progress.recipients,
+        excluded=_excluded(await campaigns.left_out(campaign.id)),
+    )
+
+
+async def get_campaign(call: Call) -> shapes.CampaignProgress:
+    """Supervisors and admins only. The counts now (follow them live on the event stream: `message.status` events
+    name their `campaign_id`)."""
+    campaign = await campaigns.get_campaign(call.staff, call.ids["campaign_id"])
+    return await _campaign_answer(call, campaign.id)
+
+
+async def _campaign_answer(call: Call, campaign_id: int) -> shapes.CampaignProgress:
+    progress = await campaigns.progress(campaign_id)
+    excluded = await campaigns.left_out(campaign_id) + await campaigns.refused_at_send(campaign_id)
+    return shapes.CampaignProgress(
+        id=campaign_id,
+        status=progress.state.value,
+        recipients=progress.recipients,
+        waiting=progress.waiting,
+        sent=progress.sent,
+        delivered=progress.delivered,
+        failed=progress.failed,
+        excluded=_excluded(excluded),
+        replies=progress.replies,
+    )
+
+
+async def start_campaign(call: Call) -> shapes.CampaignProgress:
+    """Puts every recipient's text in the outbox, paced at the sending number's throughput; each is filed on the
+    recipient's case and shown in their thread."""
+    campaign = await campaigns.start(call.request.app.state.bus, call.staff, call.ids["campaign_id"])
+    worker = getattr(call.request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+    return await _campaign_answer(call, campaign.id)
+
+
+async def pause_campaign(call: Call) -> shapes.CampaignProgress:
+    """Texts not yet handed to Twilio are held until the campaign is resumed."""
+    campaign = await campaigns.pause(call.request.app.state.bus, call.staff, call.ids["campaign_id"])
+    return await _campaign_answer(call, campaign.id)
+
+
+async def resume_campaign(call: Call) -> shapes.CampaignProgress:
+    campaign = await campaigns.resume(call.request.app.state.bus, call.staff, call.ids["campaign_id"])
+    worker = getattr(call.request.app.state, "worker", None)
+    if worker is not None:
+        worker.wake()
+    return await _campaign_answer(call, campaign.id)
+
+
+async def cancel_campaign(call: Call) -> shapes.CampaignProgress:
+    """Texts not yet handed to Twilio are cancelled (they stay in the threads, marked); sent ones stay sent."""
+    campaign = await campaigns.cancel(call.request.app.state.bus, call.staff, call.ids["campaign_id"])
+    return await _campaign_answer(call, campaign.id)
+
+
 # ---------------------------------------------------------------- events and this document
 
 
@@ -425,7 +510,8 @@ async def events(call: Call) -> Response:
       "case_ids"}`.
     - `message.sent` — staff sent or scheduled a text (also once the provider has answered): same fields as
       `message.received`.
-    - `message.status` — a text moved along its statuses: the same fields plus `"status"` and `"error_code"`.
+    - `message.status` — a text moved along its statuses: the same fields plus `"status"`, `"error_code"` and
+      `"campaign_id"` (the bulk text it belongs to, else null).
     - `message.links` — a text was filed on, or taken off, a case by hand: `{"type", "message_id",
       "conversation_id", "case_ids"}`.
     - `message.media` — an attachment was stored, refused or failed: `{"type", "message_id", "conversation_id",
@@ -463,7 +549,8 @@ EVENT_STREAM_EXAMPLE = (
     '"provider_sid": "SM0123456789abcdef0123456789abcdef", "case_ids": []}\n\n'
     "event: message.status\n"
     'data: {"type": "message.status", "message_id": 42, "conversation_id": 7, "status": "delivered", '
-    '"provider_sid": "SM00000000000000000000000000000042", "error_code": null, "case_ids": [12]}\n\n'
+    '"provider_sid": "SM00000000000000000000000000000042", "error_code": null, "case_ids": [12], '
+    '"campaign_id": null}\n\n'
 )
 # ---------------------------------------------------------------- tasks
 
@@ -599,6 +686,25 @@ OPERATIONS: list[Operation] = [
               "A survey's tallies per answer option and its replies", "campaigns",
               answer=shapes.SurveyResults, answer_words="The tallies and every counted reply.",
               errors={403: surveys.NOT_A_MANAGER}),
+    Operation("POST", "/campaigns", create_campaign, "createCampaign", "Compose a bulk text and preview its recipients",
+              "campaigns", answer=shapes.CampaignCreated, status=201, body=shapes.CampaignInput,
+              answer_words="The draft: how many get it, and who is left out and why.",
+              errors={403: campaigns.MANAGERS_ONLY}),
+    Operation("GET", "/campaigns/{campaign_id}", get_campaign, "getCampaign", "A bulk text's progress", "campaigns",
+              answer=shapes.CampaignProgress, answer_words="The counts now.", errors={403: campaigns.MANAGERS_ONLY}),
+    Operation("POST", "/campaigns/{campaign_id}/start", start_campaign, "startCampaign", "Send a draft bulk text",
+              "campaigns", answer=shapes.CampaignProgress, answer_words="The counts now.",
+              errors={403: campaigns.MANAGERS_ONLY, 409: "Not a draft, or nobody would get it."}),
+    Operation("POST", "/campaigns/{campaign_id}/pause", pause_campaign, "pauseCampaign", "Pause a bulk text",
+              "campaigns", answer=shapes.CampaignProgress, answer_words="The counts now.",
+              errors={403: campaigns.MANAGERS_ONLY, 409: "It is not sending."}),
+    Operation("POST", "/campaigns/{campaign_id}/resume", resume_campaign, "resumeCampaign", "Resume a paused bulk text",
+              "campaigns", answer=shapes.CampaignProgress, answer_words="The counts now.",
+              errors={403: campaigns.MANAGERS_ONLY, 409: "It is not paused."}),
+    Operation("POST", "/campaigns/{campaign_id}/cancel", cancel_campaign, "cancelCampaign",
+              "Cancel a bulk text's unsent texts", "campaigns", answer=shapes.CampaignProgress,
+              answer_words="The counts now.",
+              errors={403: campaigns.MANAGERS_ONLY, 409: "It has finished or was cancelled already."}),
     Operation("GET", "/events", events, "streamEvents", "Live events (server-sent events)", "events",
               answer=Raw("text/event-stream", {"type": "string"}, EVENT_STREAM_EXAMPLE,
                          {"Cache-Control": "Always `no-store`."}),

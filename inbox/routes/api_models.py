@@ -783,3 +783,77 @@ class SurveyResults(Answer):
                 if r.message_id is not None
             ],
         )
+
+
+# ---------------------------------------------------------------- campaigns (bulk texts)
+
+DAY = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="A day, `YYYY-MM-DD` (inclusive).")
+EXCLUSION_WORDS = (
+    "Why the client does not get the text: `no_consent` (no okay-to-text on record), `opted_out` (texted STOP, or "
+    "Twilio said so), `no_mobile` (no mobile number), `duplicate` (another recipient has the same number: one text "
+    "per number) — decided at the preview; and, once sent, `invalid_number` (Twilio refused the number) or "
+    "`opted_out`/`no_consent` (the outbox's consent check stopped it as it left: a STOP after the preview)."
+)
+
+
+class CampaignFilterInput(Input):
+    """Every case matching all the fields given; none given: every case. One recipient per matched case."""
+
+    legal_problem: str | None = Field(None, max_length=200, description="The case's legal problem (any case).")
+    office: str | None = Field(None, max_length=200, description="The case's office, by name.")
+    case_state: Literal["open", "closed", "any"] = "any"
+    closed_after: str | None = DAY
+    closed_before: str | None = DAY
+    assignee_email: str | None = Field(None, max_length=254, description="Currently assigned to the case.")
+    language: str | None = Field(None, max_length=20, description="The client's preferred language (`es`).")
+    event_after: str | None = Field(
+        None,
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="Has a case event (not cancelled) starting on or after this day (UTC).",
+    )
+    event_before: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="… and on or before this one.")
+
+
+class CampaignInput(Input):
+    name: str = Field(min_length=1, max_length=200, description="Only staff see it.")
+    body: str = Field(
+        min_length=1,
+        max_length=1600,
+        description="The text; `{client_first_name}`, `{client_name}`, `{case_number}`, `{case_title}`, "
+        "`{office_name}`, `{office_phone}`, `{staff_name}`, `{staff_first_name}`, `{organisation_name}` and "
+        "`{today}` are filled in for each recipient.",
+    )
+    filter: CampaignFilterInput | None = Field(None, description="Omitted: every case.")
+    options: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
+        None, max_length=20, description='A survey\'s answers (`["1", "2"]`); omitted: a plain bulk text.'
+    )
+    reply_window_days: int | None = Field(None, ge=1, le=365, description="Replies this long after count (7).")
+    alerts_on_replies: bool | None = Field(None, description="Survey replies raise alerts (default false).")
+
+
+class Excluded(Answer):
+    client_id: int | None
+    number: str | None = Field(description="E.164; null: the client has no mobile number.")
+    reason: str = Field(description=EXCLUSION_WORDS)
+
+
+class CampaignCreated(Answer):
+    id: int
+    status: str = Field(description="`draft`: nothing is sent until `POST /campaigns/{id}/start`.")
+    recipients: int = Field(description="How many get the text.")
+    excluded: list[Excluded]
+
+
+class CampaignProgress(Answer):
+    id: int
+    status: str = Field(description="`draft`, `sending`, `paused`, `canceled` or `finished`.")
+    recipients: int = Field(description="Texts made (a draft: that will be made).")
+    waiting: int = Field(description="Still in our outbox (held while paused).")
+    sent: int = Field(description="Handed to Twilio, not (yet) delivered.")
+    delivered: int
+    failed: int = Field(description="Refused by Twilio or undelivered.")
+    excluded: list[Excluded] = Field(
+        description="Left out at the preview, then those the outbox or Twilio stopped (cancelled with the "
+        "campaign: not listed)."
+    )
+    replies: int

@@ -55,6 +55,7 @@ TAGS = [
         "description": "Staff tasks on cases, and the reminders texted to the assignee's profile mobile.",
     },
     {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
+    {"name": "campaigns", "description": "Bulk texts: compose, preview who gets them, send paced, follow."},
     {"name": "events", "description": "Live updates as server-sent events."},
     {"name": "meta", "description": "This document."},
 ]

@@ -35,7 +35,7 @@ from inbox.models import (
 )
 from inbox.phones import InvalidPhoneNumber, is_phone_number, normalise
 from inbox.segments import count_segments
-from inbox.services import alerts, consent, linking, media, organisation, quiet_hours, visibility
+from inbox.services import alerts, bulk, consent, linking, media, organisation, quiet_hours, visibility
 from inbox.services.channels import channel_for_new_text
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Forbidden, NotFound, Refused, require
@@ -372,6 +372,117 @@ async def store_app_text(
     return message
 
 
+# ---------------------------------------------------------------- bulk texts (campaigns)
+
+# The columns a bulk text is inserted with (every NOT NULL column the model fills in Python).
+CAMPAIGN_TEXT_COLUMNS = {
+    "conversation_id": "int",
+    "direction": "text",
+    "from_number": "text",
+    "to_number": "text",
+    "body": "text",
+    "status": "text",
+    "outbox_state": "text",
+    "next_attempt_at": "timestamptz",
+    "send_at": "timestamptz",
+    "segments": "int",
+    "encoding": "text",
+    "sent_by_id": "int",
+    "case_id": "int",
+    "purpose": "text",
+    "campaign_id": "int",
+    "attempt_count": "int",
+    "outcome_unknown": "bool",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+
+
+async def store_campaign_texts(
+    campaign_id: int,
+    texts: list[tuple[Any, ...]],
+    staff_id: int,
+    author: str,
+    now: datetime,
+    recipients: list[tuple[int, str]],
+    opened: set[int],
+) -> None:
+    """What sending a text writes besides the text, for every text at once: its first timeline step, its
+    link and case note on the recipient's case (the sent-from rule), the recipient's pointer to it, and
+    each thread's newest-text row."""
+    await bulk.insert_rows("message", CAMPAIGN_TEXT_COLUMNS, texts)
+    statements: list[tuple[str, list[Any]]] = [
+        (
+            "INSERT INTO message_status_event (message_id, status, at) "
+            "SELECT id, ?, created_at FROM message WHERE campaign_id = ?",
+            [MessageStatus.QUEUED.value, campaign_id],
+        ),
+        (
+            "INSERT INTO message_link (message_id, case_id, reason, linked_by_id, created_at) "
+            "SELECT id, case_id, ?, ?, created_at FROM message WHERE campaign_id = ? AND case_id IS NOT NULL",
+            [LinkReason.SENT_FROM.value, staff_id, campaign_id],
+        ),
+        (
+            "INSERT INTO case_note (case_id, message_id, author, body, at, created_at) "
+            "SELECT case_id, id, ?, body, created_at, created_at FROM message "
+            "WHERE campaign_id = ? AND case_id IS NOT NULL",
+            [author, campaign_id],
+        ),
+    ]
+    for statement, values in statements:
+        await bulk.execute(statement, values)
+    # Then the recipients' pointers and the older threads' rows, by primary key in one executemany each: joined
+    # UPDATEs (a correlated subquery, or UPDATE … FROM) took SQLite 35 s for 10,000 recipients.
+    made = await bulk.fetch(
+        "SELECT id, to_number, conversation_id, body FROM message WHERE campaign_id = ?", [campaign_id]
+    )
+    by_number = {number: message_id for message_id, number, _, _ in made}
+    await bulk.update_rows(
+        "campaign_recipient",
+        {"message_id": "int"},
+        [(by_number[number], rid) for rid, number in recipients if number in by_number],
+    )
+    await bulk.update_rows(
+        "conversation",
+        {"last_direction": "text", "last_message_at": "timestamptz", "last_message_preview": "text"},
+        [(Direction.OUTBOUND.value, now, preview_of(body), cid) for _, _, cid, body in made if cid not in opened],
+    )
+
+
+async def hold_campaign_texts(campaign_id: int) -> int:
+    """A paused campaign's texts still waiting are held, inside the caller's unit of work: a conditional UPDATE,
+    like the outbox's claim (a text a worker claimed first still goes; a held one is never claimed)."""
+    return await Message.filter(
+        campaign_id=campaign_id, outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING]
+    ).update(outbox_state=OutboxState.HELD)
+
+
+async def release_campaign_texts(campaign_id: int) -> int:
+    """A resumed campaign's held texts wait again, in their order (those whose slot passed are due at once)."""
+    return await Message.filter(campaign_id=campaign_id, outbox_state=OutboxState.HELD).update(
+        outbox_state=OutboxState.WAITING
+    )
+
+
+async def cancel_campaign_texts(campaign_id: int, reason: str, at: datetime) -> int:
+    """A cancelled campaign's texts not yet handed over → canceled with `reason`, and their timeline step; inside
+    the caller's unit of work (the campaign's own event tells open pages; the threads show it on reload)."""
+    stopped = await Message.filter(
+        campaign_id=campaign_id,
+        outbox_state__in=[OutboxState.WAITING, OutboxState.RETRYING, OutboxState.HELD],
+        provider_sid=None,
+    ).update(
+        status=MessageStatus.CANCELED, outbox_state=None, next_attempt_at=None, error_message=reason, updated_at=at
+    )
+    if stopped:
+        await bulk.execute(
+            "INSERT INTO message_status_event (message_id, status, at) SELECT id, ?, updated_at FROM message "
+            "WHERE campaign_id = ? AND status = ? AND error_message = ? AND updated_at = ?",
+            [MessageStatus.CANCELED.value, campaign_id, MessageStatus.CANCELED.value, reason, at],
+        )
+    return stopped
+
+
 # ---------------------------------------------------------------- scheduled texts
 
 
@@ -401,6 +512,7 @@ async def cancel_if_waiting(message: Message, reason: str | None, at: datetime) 
             provider_sid=message.provider_sid,
             error_code=None,
             case_ids=[message.case_id] if message.case_id else [],
+            campaign_id=message.campaign_id,
         )
     )
     return True
@@ -553,6 +665,7 @@ def status_changed(message: Message) -> MessageStatusChanged:
         provider_sid=message.provider_sid,
         error_code=message.error_code,
         case_ids=[message.case_id] if message.case_id else [],
+        campaign_id=message.campaign_id,
     )
 
 

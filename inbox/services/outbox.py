@@ -42,7 +42,7 @@ from inbox.models import (
     OutboxState,
     SendAttempt,
 )
-from inbox.services import consent, media, quiet_hours
+from inbox.services import campaigns, consent, media, quiet_hours
 from inbox.services.limits import clip
 from inbox.services.messaging import (
     Outbox,
@@ -243,6 +243,13 @@ async def _cancel_claimed(message: Message, reason: str, now: datetime) -> None:
     await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.CANCELED, at=now)
     await message.refresh_from_db()
     current_unit().publish(status_changed(message))
+    await _left_the_outbox(message)
+
+
+async def _left_the_outbox(message: Message) -> None:
+    """Inside the unit of work that took the text out of the outbox: its campaign may now be finished."""
+    if message.campaign_id is not None:
+        await campaigns.finish_if_done(message.campaign_id)
 
 
 # ---------------------------------------------------------------- handing over
@@ -323,6 +330,7 @@ async def _accepted(
             await MessageStatusEvent.create(message_id=message.id, status=status, at=now)
         await message.refresh_from_db()
         uow.publish(status_changed(message))
+        await _left_the_outbox(message)
     # Only now that the SID is committed: a callback arriving from here on finds its message; earlier
     # ones (and what the look-up said) are applied in the order Twilio sent them.
     await apply_early_callbacks(outbox, message)
@@ -338,6 +346,7 @@ async def _refused(outbox: Outbox, message: Message, now: datetime, exc: Provide
         await _attempt(outbox, message, now, AttemptOutcome.FAILED, exc.code, exc.message)
         await mark_failed(message, exc.code, exc.message)
         uow.publish(status_changed(message))
+        await _left_the_outbox(message)
     return message
 
 
@@ -412,6 +421,7 @@ async def _give_up(
         message.error_message = clip(words, Message, "error_message")
         await message.save(update_fields=["error_message", "updated_at"])
         uow.publish(status_changed(message))
+        await _left_the_outbox(message)
     return message
 
 

@@ -1,0 +1,298 @@
+"""Campaign benchmark: enqueueing a 10,000-recipient bulk text, and its page's live updates while it drains.
+
+Enqueue: RECIPIENTS clients (default 10,000), each with a mobile okay to text and an open case, in a fresh
+database — SQLite, then PostgreSQL. Timed: the preview (`campaigns.create_campaign`: the filter, each client's
+number and consent, the exclusions, the recipient rows) and the start (`campaigns.start`: every text in the
+outbox, filed on its case with its case note, its first timeline step and its thread's row). Target: both
+together ≤ 1 s. The baseline, measured in the same run on the same database: bulk-inserting the same number of
+bare outbox rows (what bench/outbox.py's fill does), the least any enqueue must cost. Ratio = enqueue ÷ baseline.
+
+Live: a supervisor's tab attached to the app's live hub (in process, SQLite) while one in-process worker drains
+DRAINED texts of a campaign to the tests' fake Twilio (zero latency, no callbacks, the channel at full speed):
+the campaign progress updates the tab received per second (target ≤ 2), beside the per-text updates (bubbles,
+rows) the inbox panes get.
+
+    .venv/bin/python bench/campaigns.py [--recipients 10000] [--drained 1000]
+                                        [--postgres postgres://postgres@127.0.0.1:5432] [--skip-postgres]
+
+Prints the figures and appends them to bench/RESULTS.md. The test suite never runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+from inbox import clock, db  # noqa: E402
+from inbox.app import create_app  # noqa: E402
+from inbox.live import Tab  # noqa: E402
+from inbox.models import (  # noqa: E402
+    Case,
+    Channel,
+    Client,
+    ClientPhone,
+    Direction,
+    Message,
+    MessageStatus,
+    Organisation,
+    OutboxState,
+    PhoneKind,
+    Staff,
+)
+from inbox.services import campaigns  # noqa: E402
+from inbox.services.staff import create_staff  # noqa: E402
+from inbox.settings import Secret, Settings  # noqa: E402
+from inbox.worker import send_due  # noqa: E402
+from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL  # noqa: E402
+from tests.support.fake_twilio import FakeTwilio  # noqa: E402
+from tests.support.postgres import fresh_database  # noqa: E402
+
+TARGET_SECONDS = 1.0
+BODY = "Hi {client_first_name}: the clinic is closed on Friday. Call {office_phone} if you need us."
+
+
+@asynccontextmanager
+async def sqlite_database() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
+        await db.migrate(url)
+        yield url
+
+
+def bench_settings(url: str, fake: FakeTwilio, workdir: Path) -> Settings:
+    """As bench/outbox.py's: the app against the tests' fake Twilio, no worker of its own."""
+    return Settings(
+        database_url=url,
+        public_url=PUBLIC_URL,
+        secret_key=Secret("bench-secret-key-" + "x" * 32),
+        media_dir=workdir / "media",
+        data_dir=workdir / "data",
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=Secret(AUTH_TOKEN),
+        twilio_from_number=FROM_NUMBER,
+        twilio_api_url=fake.base_url,
+        migrate_on_start=False,
+        run_worker=False,
+    )
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    backend: str
+    recipients: int
+    preview: float
+    start: float
+    baseline: float
+
+    @property
+    def total(self) -> float:
+        return self.preview + self.start
+
+
+@dataclass(frozen=True)
+class Live:
+    texts: int
+    seconds: float
+    progress_times: list[float]  # when each progress update reached the tab
+    other_updates: int
+
+    @property
+    def progress_updates(self) -> int:
+        return len(self.progress_times)
+
+    @property
+    def progress_per_second(self) -> float:
+        """Updates per second between the first and the last (the first comes at once)."""
+        times = self.progress_times
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    @property
+    def most_in_a_second(self) -> int:
+        times = self.progress_times
+        return max((sum(1 for t in times if start <= t < start + 1.0) for start in times), default=0)
+
+
+async def seed(recipients: int) -> Staff:
+    """RECIPIENTS clients with a mobile okay to text and an open case (bulk inserts: set-up, not timed)."""
+    supervisor, _ = await create_staff(email="sam@example.org", name="Sam", role="supervisor", password="x" * 12)
+    await Organisation.all().update(quiet_hours_start=0, quiet_hours_end=24)
+    await Client.bulk_create([Client(name=f"Client {n} Person") for n in range(recipients)], batch_size=1000)
+    ids = list(await Client.all().order_by("id").values_list("id", flat=True))
+    await ClientPhone.bulk_create(
+        [
+            ClientPhone(client_id=cid, number=f"+1404{n:07d}", kind=PhoneKind.MOBILE, okay_to_text=True)
+            for n, cid in enumerate(ids)
+        ],
+        batch_size=1000,
+    )
+    await Case.bulk_create(
+        [Case(number=f"B-{n}", title="Eviction", client_id=cid, legal_problem="Housing") for n, cid in enumerate(ids)],
+        batch_size=1000,
+    )
+    return supervisor
+
+
+async def baseline(recipients: int) -> float:
+    """Bulk-inserting as many bare outbox rows (one conversation), then deleting them again."""
+    channel = await Channel.all().first()
+    assert channel is not None
+    conversation_id = (await Message.all().first() or await _a_conversation(channel)).conversation_id
+    now = clock.now()
+    rows = [
+        Message(
+            conversation_id=conversation_id,
+            direction=Direction.OUTBOUND,
+            from_number=channel.from_number or "",
+            to_number="+14040000000",
+            body=f"Bare {n}",
+            status=MessageStatus.QUEUED,
+            outbox_state=OutboxState.WAITING,
+            next_attempt_at=now,
+        )
+        for n in range(recipients)
+    ]
+    began = time.perf_counter()
+    await Message.bulk_create(rows, batch_size=1000)
+    took = time.perf_counter() - began
+    await Message.filter(body__startswith="Bare ").delete()
+    return took
+
+
+async def _a_conversation(channel: Channel) -> Message:
+    from inbox.services.messaging import conversation_with
+
+    conversation = await conversation_with(channel, "+14040000000")
+    return Message(conversation_id=conversation.id)
+
+
+async def enqueue_run(backend: str, url: str, recipients: int, workdir: Path) -> Enqueue:
+    async with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        settings = bench_settings(url, fake, workdir)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            supervisor = await seed(recipients)
+            floor = await baseline(recipients)
+            bus = app.state.bus
+            began = time.perf_counter()
+            campaign = await campaigns.create_campaign(bus, supervisor, campaigns.CampaignInput("Bench", BODY))
+            previewed = time.perf_counter()
+            await campaigns.start(bus, supervisor, campaign.id)
+            started = time.perf_counter()
+            made = await Message.filter(campaign_id=campaign.id).count()
+            if made != recipients:
+                raise RuntimeError(f"{made} of {recipients} texts were made")
+            return Enqueue(backend, recipients, previewed - began, started - previewed, floor)
+
+
+async def live_run(url: str, drained: int, workdir: Path) -> Live:
+    async with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        fake.callbacks_enabled = False
+        settings = bench_settings(url, fake, workdir)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            supervisor = await seed(drained)
+            await Channel.all().update(throughput=100_000)
+            bus, hub = app.state.bus, app.state.hub
+            campaign = await campaigns.create_campaign(bus, supervisor, campaigns.CampaignInput("Live", BODY))
+            tab = Tab(staff_id=supervisor.id, sees_everything=True)
+            hub.attach(tab)
+            marker = f'id="campaign-progress-{campaign.id}"'
+            times: list[float] = []
+            others = [0]
+
+            async def read() -> None:
+                while True:
+                    delivery = await tab.queue.get()
+                    if delivery is None:
+                        return
+                    if marker in delivery.data:
+                        times.append(time.perf_counter())
+                    else:
+                        others[0] += 1
+
+            reader = asyncio.create_task(read())
+            began = time.perf_counter()
+            await campaigns.start(bus, supervisor, campaign.id)
+            handed = await send_due(app.state.outbox)
+            await asyncio.sleep(campaigns_interval() * 2)  # the last coalesced render
+            seconds = time.perf_counter() - began
+            reader.cancel()
+            hub.detach(tab)
+            return Live(handed, seconds, times, others[0])
+
+
+def campaigns_interval() -> float:
+    from inbox.live import CAMPAIGN_INTERVAL
+
+    return CAMPAIGN_INTERVAL
+
+
+def databases(args: argparse.Namespace) -> list[tuple[str, AbstractAsyncContextManager[str]]]:
+    chosen: list[tuple[str, AbstractAsyncContextManager[str]]] = [("SQLite", sqlite_database())]
+    if not args.skip_postgres:
+        chosen.append(("PostgreSQL", fresh_database(args.postgres, "inbox_bench_campaigns")))
+    return chosen
+
+
+@asynccontextmanager
+async def workdir() -> AsyncIterator[Path]:
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+
+
+def rows(enqueues: list[Enqueue], live: Live) -> list[str]:
+    day = datetime.now(UTC).date().isoformat()
+    found = []
+    for run in enqueues:
+        verdict = "meets" if run.total <= TARGET_SECONDS else "misses"
+        found.append(
+            f"| {day} | campaign enqueue ({run.backend}) | {run.recipients:,} recipients, each with a mobile okay to "
+            f"text and a case; `bench/campaigns.py`; 2-core VM shared with other work | preview {run.preview:.2f} s + "
+            f"start {run.start:.2f} s = {run.total:.2f} s ({verdict} the 1 s target) · baseline (bare bulk insert of "
+            f"as many outbox rows) {run.baseline:.2f} s · ratio {run.total / run.baseline:.1f} |"
+        )
+    found.append(
+        f"| {day} | campaign live progress (in-process hub, SQLite) | one supervisor tab while one in-process worker "
+        f"drains {live.texts:,} campaign texts to a zero-latency fake Twilio | {live.progress_per_second:.2f} progress "
+        f"updates/s, at most {live.most_in_a_second} in any second ({live.progress_updates} in {live.seconds:.1f} s; "
+        f"target ≤ 2) · {live.other_updates} per-text updates (bubbles, rows) besides |"
+    )
+    return found
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--drained", type=int, default=1000)
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    enqueues = []
+    for backend, database in databases(args):
+        async with database as url, workdir() as work:
+            run = await enqueue_run(backend, url, args.recipients, work)
+            print(f"{backend}: preview {run.preview:.3f} s, start {run.start:.3f} s, baseline {run.baseline:.3f} s")
+            enqueues.append(run)
+    async with sqlite_database() as url, workdir() as work:
+        live = await live_run(url, args.drained, work)
+        print(f"live: {live.progress_updates} progress updates in {live.seconds:.1f} s, {live.other_updates} others")
+    lines = rows(enqueues, live)
+    with (REPO / "bench" / "RESULTS.md").open("a") as results:
+        results.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,84 @@
+"""Bulk writes for bulk texts: rows inserted by the driver's executemany, in either database's parameter style.
+
+Tortoise's bulk_create builds a model object per row, which alone costs about a second for 10,000 texts
+(bench/campaigns.py's baseline); the rows here are plain tuples of what the columns hold (enum values,
+datetimes: both drivers store them as Tortoise does — SQLite through the adapters Tortoise registers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+BATCH = 10_000  # rows per executemany
+
+
+def db() -> BaseDBAsyncClient:
+    """The connection in use: the current transaction's, inside one."""
+    connection: BaseDBAsyncClient = connections.get("default")
+    return connection
+
+
+def sql(statement: str) -> str:
+    """`?` parameters as the database's driver writes them (asyncpg numbers them)."""
+    if db().capabilities.dialect != "postgres":
+        return statement
+    parts = statement.split("?")
+    return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, start=1))
+
+
+async def insert_rows(
+    table: str,
+    columns: dict[str, str],
+    rows: list[tuple[Any, ...]],
+    on_conflict_nothing: bool = False,
+) -> None:
+    """`columns`: name → its PostgreSQL type. PostgreSQL gets one statement over `unnest` of one array per column
+    (its executemany, a round of binding per row, took about as long as Tortoise); SQLite an executemany."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    tail = " ON CONFLICT DO NOTHING" if on_conflict_nothing else ""
+    if db().capabilities.dialect == "postgres":
+        arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(columns.values(), start=1))
+        statement = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            await db().execute_query(statement, [list(column) for column in zip(*chunk, strict=True)])
+        return
+    marks = ", ".join("?" for _ in columns)
+    statement = f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}"
+    for start in range(0, len(rows), BATCH):
+        await db().execute_many(statement, rows[start : start + BATCH])  # type: ignore[arg-type]  # tuples do
+
+
+async def execute(statement: str, values: list[Any]) -> None:
+    await db().execute_query(sql(statement), values)
+
+
+async def update_rows(table: str, columns: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
+    """Rows updated by primary key: each row is (the new values of `columns`…, id). PostgreSQL joins an
+    `unnest` of arrays (one statement); SQLite runs an executemany (its joined UPDATEs were far slower)."""
+    if not rows:
+        return
+    if db().capabilities.dialect == "postgres":
+        names = [*columns, "id"]
+        kinds = [*columns.values(), "int"]
+        arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(kinds, start=1))
+        sets = ", ".join(f"{name} = v.{name}" for name in columns)
+        statement = f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) WHERE {table}.id = v.id"
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            await db().execute_query(statement, [list(column) for column in zip(*chunk, strict=True)])
+        return
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    await db().execute_many(f"UPDATE {table} SET {sets} WHERE id = ?", rows)  # type: ignore[arg-type]  # tuples do
+
+
+async def fetch(statement: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples of what the columns hold: for reads of 10,000 rows, Tortoise's `values_list`
+    converts every value in Python (datetimes parsed) — most of the time of reading them. Only for plain
+    columns (ids, text, numbers)."""
+    _, rows = await db().execute_query(sql(statement), values)
+    return [tuple(row) for row in rows]

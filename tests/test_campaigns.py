@@ -1,0 +1,204 @@
+"""Bulk messages: the filter, the preview's exclusions, sending through the outbox (consent decided as each
+text leaves, one bad number never stopping the rest), pause, resume and cancel, and the progress counts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from inbox.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignState,
+    Case,
+    CaseNote,
+    ClientPhone,
+    Exclusion,
+    Message,
+    MessageLink,
+    MessagePurpose,
+    MessageStatus,
+    MessageStatusEvent,
+    OutboxState,
+    PhoneKind,
+    Staff,
+)
+from inbox.services import campaigns, queue
+from inbox.services.campaigns import CampaignInput, FilterWords
+from inbox.services.outbox import Idle, claim_next
+from inbox.worker import send_due
+from tests.support.campaigns import bulk_clients, fast_channels, numbered
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.outbox import drain, no_quiet_hours
+from tests.support.records import MakeCase
+from tests.support.webhooks import text_in
+
+pytestmark = pytest.mark.usefixtures("app")
+
+
+async def test_a_thousand_recipients_fifty_excluded_and_ten_invalid_numbers(
+    app: Starlette, supervisor_staff: Staff, fake_twilio: FakeTwilio
+) -> None:
+    await no_quiet_hours()
+    await fast_channels()
+    await bulk_clients(950)
+    await bulk_clients(40, first=950, okay_to_text=False)  # no consent
+    no_mobile = await bulk_clients(10, first=990)
+    await ClientPhone.filter(client_id__in=no_mobile).update(kind=PhoneKind.HOME)
+    invalid = [numbered(n) for n in range(10)]
+    for number in invalid:
+        fake_twilio.reject[number] = 21211
+    bus = app.state.bus
+
+    campaign = await campaigns.create_campaign(
+        bus, supervisor_staff, CampaignInput("Clinic closed", "Hi {client_first_name}, the clinic is closed Friday.")
+    )
+    left = await campaigns.left_out(campaign.id)
+    assert len(left) == 50
+    assert {r.reason for r in left} == {Exclusion.NO_CONSENT.value, Exclusion.NO_MOBILE.value}
+    before = await campaigns.progress(campaign.id)
+    assert (before.state, before.recipients, before.excluded) == (CampaignState.DRAFT, 950, 50)
+
+    await campaigns.start(bus, supervisor_staff, campaign.id)
+    assert await Message.filter(campaign_id=campaign.id).count() == 950
+    await send_due(app.state.outbox)
+
+    sent = [m for m in fake_twilio.messages if m["to"].startswith("+1404555")]
+    assert len(sent) == 940 and len({m["to"] for m in sent}) == 940  # 950 tried, 10 refused: each number once
+    assert fake_twilio.count_to(numbered(500)) == 1 and fake_twilio.count_to(numbered(980)) == 0
+    assert sent[0]["body"] == "Hi Client, the clinic is closed Friday."
+    after = await campaigns.progress(campaign.id)
+    assert (after.state, after.waiting, after.failed, after.sent + after.delivered) == (
+        CampaignState.FINISHED,
+        0,
+        10,
+        940,
+    )
+    refused = await campaigns.refused_at_send(campaign.id)
+    assert sorted(r.number or "" for r in refused) == invalid
+    assert {r.reason for r in refused} == {Exclusion.INVALID_NUMBER.value}
+
+
+async def test_a_stop_between_preview_and_sending_is_never_sent_and_reported(
+    app: Starlette, anonymous: httpx.AsyncClient, supervisor_staff: Staff, make_case: MakeCase, fake_twilio: FakeTwilio
+) -> None:
+    await no_quiet_hours()
+    await fast_channels()
+    maria = await make_case()
+    other = await make_case(phone="+14045550199", name="Ana Ruiz")
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor_staff, CampaignInput("Note", "Office moved."))
+    assert await campaigns.left_out(campaign.id) == []
+    await text_in(anonymous, from_number="+14045387319", body="STOP")
+    await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
+    await drain(app)
+
+    assert fake_twilio.bodies_to("+14045387319").count("Office moved.") == 0
+    assert fake_twilio.bodies_to("+14045550199") == ["Office moved."]
+    stopped = await Message.get(campaign_id=campaign.id, to_number="+14045387319")
+    assert stopped.status == MessageStatus.CANCELED and stopped.case_id == maria.case_id
+    (reported,) = await campaigns.refused_at_send(campaign.id)
+    assert (reported.client_id, reported.reason) == (maria.client_id, Exclusion.OPTED_OUT.value)
+    progress = await campaigns.progress(campaign.id)
+    assert (progress.canceled, progress.sent + progress.delivered, progress.state) == (1, 1, CampaignState.FINISHED)
+    assert other.case_id != maria.case_id
+
+
+async def test_each_text_is_in_the_thread_and_on_the_case(
+    app: Starlette, anonymous: httpx.AsyncClient, supervisor_staff: Staff, make_case: MakeCase
+) -> None:
+    maria = await make_case()
+    await make_case(phone="+14045550177", name="New Thread")
+    earlier = await text_in(anonymous, from_number="+14045387319", body="Any news?")
+    campaign = await campaigns.create_campaign(
+        app.state.bus, supervisor_staff, CampaignInput("Hi", "Case {case_number}: we have news.")
+    )
+    await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
+    message = await Message.get(campaign_id=campaign.id, to_number="+14045387319").prefetch_related("conversation")
+    assert message.conversation_id == earlier.conversation_id  # the thread the client texted in
+    assert message.body == f"Case {maria.number}: we have news."
+    assert (message.purpose, message.case_id, message.sent_by_id) == (
+        MessagePurpose.CAMPAIGN,
+        maria.case_id,
+        supervisor_staff.id,
+    )
+    assert message.conversation.phone == "+14045387319"
+    assert message.conversation.last_message_preview == message.body
+    assert await MessageLink.exists(message_id=message.id, case_id=maria.case_id)
+    note = await CaseNote.get(message_id=message.id, case_id=maria.case_id)
+    assert note.body == message.body and "Hi" in note.author
+    assert await MessageStatusEvent.filter(message_id=message.id).values_list("status", flat=True) == ["queued"]
+    recipient = await CampaignRecipient.get(campaign_id=campaign.id, case_id=maria.case_id)
+    assert recipient.message_id == message.id
+    new = await Message.get(campaign_id=campaign.id, to_number="+14045550177").prefetch_related("conversation")
+    assert new.conversation.last_message_preview.endswith("we have news.") and new.conversation.last_direction
+
+
+async def test_duplicates_opted_out_and_the_filter(
+    app: Starlette, supervisor_staff: Staff, make_case: MakeCase, make_staff
+) -> None:
+    advocate = await make_staff("advocate")
+    shared = await make_case(assignee=advocate)
+    await make_case(name="Maria's brother")  # the same number: one text per number
+    out = await make_case(phone="+14045550111", name="Out")
+    await ClientPhone.filter(number="+14045550111").update(opted_out=True)
+    closed = await make_case(phone="+14045550122", name="Closed")
+    await Case.filter(id=closed.case_id).update(closed_on=date.today() - timedelta(days=3))
+    bus = app.state.bus
+
+    every = await campaigns.create_campaign(bus, supervisor_staff, CampaignInput("All", "Hello"))
+    reasons = {r.client_id: r.reason for r in await campaigns.left_out(every.id)}
+    assert reasons == {shared.client_id + 1: Exclusion.DUPLICATE.value, out.client_id: Exclusion.OPTED_OUT.value}
+
+    words = FilterWords(case_state="closed", closed_after=(date.today() - timedelta(days=5)).isoformat())
+    only_closed = await campaigns.create_campaign(bus, supervisor_staff, CampaignInput("Closed", "Hi", words))
+    assert await CampaignRecipient.filter(campaign_id=only_closed.id).values_list("case_id", flat=True) == [
+        closed.case_id
+    ]
+    mine = await campaigns.create_campaign(
+        bus, supervisor_staff, CampaignInput("Mine", "Hi", FilterWords(assignee_email=advocate.email))
+    )
+    assert await CampaignRecipient.filter(campaign_id=mine.id).values_list("case_id", flat=True) == [shared.case_id]
+
+    with pytest.raises(campaigns.ValidationFailed) as bad:
+        await campaigns.create_campaign(
+            bus, supervisor_staff, CampaignInput("", "Hi {event_date}", FilterWords(office="Nowhere", case_state="x"))
+        )
+    assert set(bad.value.fields) == {"name", "body", "office", "case_state"}
+    with pytest.raises(campaigns.Forbidden):
+        await campaigns.create_campaign(bus, advocate, CampaignInput("No", "Hi"))
+
+
+async def test_pause_holds_resume_sends_cancel_stops(
+    app: Starlette, supervisor_staff: Staff, fake_twilio: FakeTwilio
+) -> None:
+    await no_quiet_hours()
+    await fast_channels()
+    await bulk_clients(6)
+    bus = app.state.bus
+    campaign = await campaigns.create_campaign(bus, supervisor_staff, CampaignInput("P", "Paused text"))
+    await campaigns.start(bus, supervisor_staff, campaign.id)
+    assert await send_due(app.state.outbox, limit=2) == 2
+    await campaigns.pause(bus, supervisor_staff, campaign.id)
+    assert await Message.filter(campaign_id=campaign.id, outbox_state=OutboxState.HELD).count() == 4
+    assert isinstance(await claim_next(app.state.outbox), Idle)  # held texts are never claimed
+    rules = app.state.outbox.rules
+    for state in queue.QueueState:  # nor on the SMS queue (nor stuck) while paused
+        assert not [e for e in await queue.texts_in_state(supervisor_staff, state, rules) if e.message.campaign_id]
+    paused = await campaigns.progress(campaign.id)
+    assert (paused.state, paused.waiting, paused.finishes_at) == (CampaignState.PAUSED, 4, None)
+
+    await campaigns.resume(bus, supervisor_staff, campaign.id)
+    assert await send_due(app.state.outbox, limit=1) == 1
+    await campaigns.cancel(bus, supervisor_staff, campaign.id)
+    assert await send_due(app.state.outbox) == 0
+    assert len([m for m in fake_twilio.messages if m["body"] == "Paused text"]) == 3
+    done = await campaigns.progress(campaign.id)
+    assert (done.state, done.canceled, done.waiting) == (CampaignState.CANCELED, 3, 0)
+    assert await MessageStatusEvent.filter(message__campaign_id=campaign.id, status="canceled").count() == 3
+    assert await campaigns.refused_at_send(campaign.id) == []  # cancelled with the campaign: not "left out"
+    with pytest.raises(campaigns.Refused):
+        await campaigns.resume(bus, supervisor_staff, campaign.id)
+    assert (await Campaign.get(id=campaign.id)).canceled_at is not None
