@@ -1,6 +1,7 @@
 """Surveys (issue 9, point 6): replies to a survey campaign within its window are counted against it — per
 option, matched after trimming in any casing, else as free text — once per recipient (the first reply counts);
-keywords are never answers; replies reach the thread, and raise alerts only when the campaign asks for that.
+keywords are never answers; replies reach the thread; answers raise alerts only when the campaign asks for that,
+free text always (it may be a question).
 The results page (supervisors and admins), its SVG chart, the CSV export and the API agree with the replies.
 
 The sent survey is built from rows (tests/support/surveys.py); every reply comes through the signed webhook."""
@@ -133,7 +134,7 @@ async def test_the_newest_survey_takes_the_reply(
 # ---------------------------------------------------------------- alerts and the thread
 
 
-async def test_replies_raise_no_alert_unless_the_campaign_asks_but_reach_the_thread(
+async def test_answers_raise_no_alert_unless_the_campaign_asks_free_text_always_does_and_all_reach_the_thread(
     app: Starlette,
     anonymous: httpx.AsyncClient,
     make_case: MakeCase,
@@ -141,21 +142,24 @@ async def test_replies_raise_no_alert_unless_the_campaign_asks_but_reach_the_thr
     signed_in,
 ) -> None:
     advocate = await make_staff("advocate")
-    quiet_people = await clients(make_case, 1, assignee=advocate)
+    quiet_people = await clients(make_case, 2, assignee=advocate)
     loud_case = await make_case(phone=NUMBERS[5], name="Loud Client", assignee=advocate)
     await sent_survey(app.state.channel, quiet_people)
     await sent_survey(app.state.channel, [(loud_case, NUMBERS[5])], replies_raise_alerts=True, name="Loud")
 
-    quiet = await text_in(anonymous, NUMBERS[0], "The wait was too long <b>really</b>")
+    quiet = await text_in(anonymous, NUMBERS[0], "2")
+    words = await text_in(anonymous, NUMBERS[1], "The wait was too long <b>really</b>")  # may be a question
     loud = await text_in(anonymous, NUMBERS[5], "1")
     ordinary = await text_in(anonymous, NUMBERS[0], "Also, when is my hearing?")  # after the answer: ordinary
 
     assert not await Alert.exists(message_id=quiet.id)
+    assert await Alert.exists(message_id=words.id)
     assert await Alert.exists(message_id=loud.id, case_id=loud_case.case_id)
     assert await Alert.exists(message_id=ordinary.id)
     page = await (await signed_in(advocate)).get(f"/conversations/{quiet.conversation_id}")
     assert page.status_code == 200
     assert f'id="message-{quiet.id}"' in page.text
+    page = await (await signed_in(advocate)).get(f"/conversations/{words.conversation_id}")
     assert str(escape("The wait was too long <b>really</b>")) in page.text
 
 

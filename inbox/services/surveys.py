@@ -17,8 +17,9 @@ Which reply counts, and for which survey (the inbound unit of work calls `record
 - A C or CONFIRM that confirms an event (inbox.services.confirmations) is that confirmation, not an answer;
   a C with no reminder waiting for it can be a survey's answer (or free text) like any other reply.
 
-A counted reply raises no "waiting for an answer" alert unless the campaign asks for it
-(`replies_raise_alerts`), and gets no automatic reply; it always reaches the inbox and the thread.
+A counted answer (a reply that matches an option) raises no "waiting for an answer" alert unless the campaign
+asks for it (`replies_raise_alerts`); a free-text reply always does, since it may be a question ("Can we meet
+before the hearing?"). A counted reply gets no automatic reply; it always reaches the inbox and the thread.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Recorded:
     recipient_id: int
     campaign_id: int
     answer: str | None  # the option it matched; None: free text
-    raises_alerts: bool  # the campaign's choice
+    raises_alerts: bool  # the campaign's choice for its answers; free text always (it may be a question)
 
 
 def options_of(campaign: Campaign) -> list[Option]:
@@ -106,7 +107,8 @@ async def record_answer(message: Message, at: datetime, opt_out_type: str | None
     if not counted:
         return None
     current_unit().publish(SurveyAnswered(campaign_id=campaign.id, recipient_id=recipient_id, message_id=message.id))
-    return Recorded(recipient_id, campaign.id, answer, campaign.replies_raise_alerts)
+    # Words that match no option may be a question ("Can we meet before the hearing?"): someone must see it.
+    return Recorded(recipient_id, campaign.id, answer, campaign.replies_raise_alerts or answer is None)
 
 
 async def open_survey(sender: str, at: datetime) -> tuple[Campaign, int] | None:
