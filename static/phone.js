@@ -30,7 +30,7 @@
   }
 
   // The tab title and the folded menu's button carry the count, so a background tab or a phone shows it.
-  var baseTitle = document.title.replace(/^\(\d+\) /, "");
+  var baseTitle = document.title; // as the server wrote it: never with a count
   var lastCount = null;
 
   function showCount() {
