@@ -93,37 +93,37 @@
     render();
   }
 
-  // The client phone (/dev/phone/…): its paperclip hides the file field, so show the picked photo beside it.
-  function setUpPhonePhoto() {
-    document.querySelectorAll("input[type=file][data-photo-preview]").forEach(function (input) {
-      var preview = document.getElementById(input.getAttribute("data-photo-preview"));
-      if (!preview) return;
-      input.addEventListener("change", function () {
-        preview.textContent = "";
-        var file = input.files && input.files[0];
-        if (!file) { preview.hidden = true; return; }
-        var name = document.createElement("span");
-        name.textContent = file.name;
-        if (file.type.indexOf("image/") === 0) {
-          var reader = new FileReader();
-          reader.onload = function () {
-            var img = document.createElement("img");
-            img.src = String(reader.result);
-            img.alt = "Picked photo: " + file.name;
-            preview.insertBefore(img, preview.firstChild);
-          };
-          reader.readAsDataURL(file);
-        }
-        preview.appendChild(name);
-        preview.hidden = false;
-      });
-    });
+  // A file field with data-photo-preview (the client phone's paperclip, the composer's) is visually hidden: say
+  // what was picked beside it, with the photo itself. Delegated, so a composer htmx swapped in works as well.
+  function showPicked(input) {
+    var preview = document.getElementById(input.getAttribute("data-photo-preview"));
+    if (!preview) return;
+    preview.textContent = "";
+    var file = input.files && input.files[0];
+    if (!file) { preview.hidden = true; return; }
+    var name = document.createElement("span");
+    name.textContent = file.name;
+    preview.appendChild(name);
+    preview.hidden = false;
+    if (file.type.indexOf("image/") !== 0) return;
+    var reader = new FileReader(); // a data: URL: the page's CSP allows no blob: images
+    reader.onload = function () {
+      var img = document.createElement("img");
+      img.src = String(reader.result);
+      img.alt = "Picked photo: " + file.name;
+      preview.insertBefore(img, preview.firstChild);
+    };
+    reader.readAsDataURL(file);
   }
+
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (input && input.matches && input.matches("input[type=file][data-photo-preview]")) showPicked(input);
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     setUpMenu();
     setUpNotifySettings();
-    setUpPhonePhoto();
     showCount();
   });
   document.addEventListener("htmx:afterSettle", showCount);
