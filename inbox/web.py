@@ -62,29 +62,49 @@ def iso(moment: datetime | None) -> str:
     return moment.isoformat().replace("+00:00", "Z") if moment else ""
 
 
-def local_time(moment: datetime | None) -> Markup:
-    """A <time> the browser re-renders in the viewer's own time zone (static/app.js)."""
-    if moment is None:
-        return Markup("")
-    fallback = moment.strftime("%b %d, %H:%M UTC")
-    return Markup('<time datetime="{}" data-local>{}</time>').format(iso(moment), fallback)
+def _in_words(seconds: int) -> str:
+    """A span of time as the pages say it ("5 min ago", "in 2 h"); static/app.js's relativeWords says the same."""
+    ahead, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now" if not ahead else "in a moment"
+    if seconds < 3600:
+        amount = f"{seconds // 60} min"
+    elif seconds < 86400:
+        amount = f"{seconds // 3600} h"
+    elif seconds < 7 * 86400:
+        amount = f"{seconds // 86400} d"
+    else:
+        return ""  # further off, the date says it better (time_ago)
+    return f"in {amount}" if ahead else f"{amount} ago"
 
 
 def time_ago(moment: datetime | None, now: datetime | None = None) -> Markup:
-    """How long ago, in words ("2 h ago"), in a <time> that carries the exact moment."""
+    """Every time on every page: how long ago (or until), in words, with the exact moment on hover. static/app.js
+    re-renders it in the viewer's zone (its title) and keeps the words current; without it they are the server's."""
     if moment is None:
         return Markup("")
-    seconds = max(0, int(((now or clock.now()) - moment).total_seconds()))
-    if seconds < 60:
-        words = "just now"
-    elif seconds < 3600:
-        words = f"{seconds // 60} min ago"
-    elif seconds < 86400:
-        words = f"{seconds // 3600} h ago"
-    else:
-        words = f"{seconds // 86400} d ago"
+    words = _in_words(int(((now or clock.now()) - moment).total_seconds())) or moment.strftime("%b %d")
     exact = moment.strftime("%b %d, %H:%M UTC")
-    return Markup('<time datetime="{}" title="{}">{}</time>').format(iso(moment), exact, words)
+    return Markup('<time datetime="{}" title="{}" data-local>{}</time>').format(iso(moment), exact, words)
+
+
+# One style across the pages: the older name stays for the templates that use it.
+local_time = time_ago
+
+
+def exact_time(moment: datetime | None) -> Markup:
+    """A moment to the second, in the viewer's zone (static/app.js): a text's status timeline, where seconds matter."""
+    if moment is None:
+        return Markup("")
+    exact = moment.strftime("%b %d, %H:%M:%S UTC")
+    return Markup('<time datetime="{}" data-local="exact">{}</time>').format(iso(moment), exact)
+
+
+def reason_once(words: str, reason: str) -> str:
+    """A status's reason without the status said again: "canceled — Canceled: the client texted STOP." reads
+    "canceled — the client texted STOP."."""
+    head, colon, rest = reason.partition(":")
+    return rest.strip() if colon and head.strip().lower() == words.lower() else reason
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,8 @@ templates.env.filters["phone"] = for_people
 templates.env.filters["link_reason"] = lambda reason: REASON_WORDS.get(reason, reason)
 templates.env.filters["local_time"] = local_time
 templates.env.filters["time_ago"] = time_ago
+templates.env.filters["exact_time"] = exact_time
+templates.env.globals["reason_once"] = reason_once
 templates.env.globals["status_label"] = status_label
 templates.env.globals["explain_error"] = explain
 templates.env.globals["outbox_line"] = outbox_line

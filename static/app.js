@@ -3,15 +3,35 @@
 (function () {
   "use strict";
 
+  // One style for every time on every page (inbox/web.py's time_ago): how long ago or until, in words, and
+  // the exact moment in the viewer's zone on hover; past a week, the date. A status timeline's steps
+  // (data-local="exact") say the moment itself, to the second.
+  function relativeWords(moment) {
+    var seconds = Math.round((Date.now() - moment.getTime()) / 1000);
+    var ahead = seconds < 0, span = Math.abs(seconds), amount;
+    if (span < 60) return ahead ? "in a moment" : "just now";
+    if (span < 3600) amount = Math.floor(span / 60) + " min";
+    else if (span < 86400) amount = Math.floor(span / 3600) + " h";
+    else if (span < 7 * 86400) amount = Math.floor(span / 86400) + " d";
+    else {
+      var sameYear = moment.getFullYear() === new Date().getFullYear();
+      return moment.toLocaleDateString([], sameYear ? { month: "short", day: "numeric" } : { month: "short", day: "numeric", year: "numeric" });
+    }
+    return ahead ? "in " + amount : amount + " ago";
+  }
+
   function localiseTimes(root) {
+    if (!root.querySelectorAll) return;
     root.querySelectorAll("time[data-local]").forEach(function (el) {
       var moment = new Date(el.getAttribute("datetime"));
       if (isNaN(moment)) return;
-      var today = new Date().toDateString() === moment.toDateString();
-      el.textContent = today
-        ? moment.toLocaleTimeString([], { hour: "numeric", minute: "2-digit" })
-        : moment.toLocaleString([], { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
-      el.title = moment.toLocaleString();
+      var full = moment.toLocaleString([], { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+      if (el.getAttribute("data-local") === "exact") {
+        el.textContent = moment.toLocaleString([], { month: "short", day: "numeric", hour: "numeric", minute: "2-digit", second: "2-digit" });
+        return;
+      }
+      el.textContent = relativeWords(moment);
+      el.title = full;
     });
   }
 
@@ -266,6 +286,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
+    setInterval(function () { localiseTimes(document); }, 60000); // "just now" becomes "1 min ago"
     scrollThreads(document);
     browserZones(document);
     if (document.activeElement === document.body || !document.activeElement) focusReplyBox();

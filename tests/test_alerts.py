@@ -182,7 +182,7 @@ def test_an_alerts_age_is_said_in_words_with_the_moment_in_a_time_element() -> N
     now = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
     ages = [time_ago(now - timedelta(seconds=s), now) for s in (20, 5 * 60, 2 * 3600 + 59 * 60, 3 * 86400)]
     assert [re.sub(r"<[^>]+>", "", str(age)) for age in ages] == ["just now", "5 min ago", "2 h ago", "3 d ago"]
-    assert str(ages[2]).startswith('<time datetime="2026-11-21T12:01:00Z" title="Nov 21, 12:01 UTC">')
+    assert str(ages[2]).startswith('<time datetime="2026-11-21T12:01:00Z" title="Nov 21, 12:01 UTC" data-local>')
 
 
 async def test_the_dashboard_groups_by_office_then_assignee_oldest_first(anonymous, make_staff, signed_in) -> None:

@@ -236,11 +236,27 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
         ("1",),
         (None,),
     ]
+    # Its alerts are as old as the texts that raised them, and it has quick entries to try (one in Spanish too).
+    alert_ages = "SELECT a.created_at = m.created_at FROM alert a JOIN message m ON m.id = a.message_id"
+    demo_texts = "m.provider_sid LIKE 'SMdemo%'"
+    assert set(rows(database, f"{alert_ages} WHERE {demo_texts}")) == {(1,)}
+    assert (
+        rows(database, f"SELECT count(*) FROM alert a JOIN message m ON m.id = a.message_id WHERE {demo_texts}")[0][0]
+        >= 3
+    )
+    entries = "SELECT name, language FROM quick_entry ORDER BY position"
+    assert rows(database, entries) == [
+        ("Hearing reminder", None),
+        ("Hearing reminder", "es"),
+        ("Documents needed", None),
+        ("Call us", None),
+    ]
     # Running it again keeps everyone's password and adds no duplicates.
     again = ok(run_inbox(workdir, "demo"))
     assert "already existed" in again
     assert rows(database, "SELECT count(*) FROM staff")[0][0] == 3
     assert rows(database, "SELECT count(*) FROM campaign_recipient")[0][0] == 6
+    assert rows(database, "SELECT count(*) FROM quick_entry")[0][0] == 4
 
 
 def test_serve_migrates_sqlite_and_answers_the_login_page(workdir: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from inbox.app import create_app
-from inbox.models import Message, Staff
+from inbox.models import Direction, Media, MediaStatus, Message, MessageStatus, Staff
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
@@ -132,7 +132,7 @@ async def test_a_sender_that_is_not_a_phone_number_texts_in_exactly_as_typed(dev
         opened = await staff.post("/dev/phone", {"number": f" {sender} "})
         assert opened.status_code == 303 and opened.headers["location"] == f"/dev/phone/{sender}"
         screen = await staff.get(f"/dev/phone/{sender}")
-        assert screen.status_code == 200 and f"<strong>{sender}</strong>" in screen.text
+        assert screen.status_code == 200 and f"<h1>{sender}</h1>" in screen.text
         assert (await staff.post(f"/dev/phone/{sender}", {"body": f"From {sender}"})).status_code == 303
         message = await Message.get(body=f"From {sender}")
         assert message.from_number == sender  # not the phone number inside the address
@@ -154,3 +154,31 @@ async def test_the_phone_screen_answers_htmx_with_the_screen_alone_and_says_so(d
     assert "<html" in page.text and screen.text.lstrip().startswith('<ol id="phone-screen"')
     for response in (page, screen):
         assert "HX-Request" in response.headers["vary"]
+
+
+async def test_the_phone_has_a_heading_a_focusable_screen_the_picked_photo_and_the_photos_it_sent(dev_office) -> None:
+    staff = await dev_office("admin")
+    screen = await staff.get(f"/dev/phone/{MINE}")
+    page = screen.text
+    assert "<h1>(404) 538-7319</h1>" in page
+    # The screen scrolls: a keyboard must reach it, and it is named.
+    assert '<ol id="phone-screen" class="messages phone-screen" tabindex="0" aria-label="Texts on this phone"' in page
+    # The paperclip's field is visually hidden, not `hidden` (a keyboard reaches it); static/phone.js shows the
+    # picked photo in #phone-photo before it is sent.
+    field = page[page.index('<input type="file" name="photo"') :]
+    field = field[: field.index(">") + 1]
+    assert 'class="sr-only"' in field and 'data-photo-preview="phone-photo"' in field and " hidden" not in field
+    assert '<p id="phone-photo" class="phone-photo" aria-live="polite" hidden></p>' in page
+
+    assert (await staff.post(f"/dev/phone/{MINE}", {"body": "Here is the letter"})).status_code == 303
+    sent = await Message.get(from_number=MINE, direction=Direction.INBOUND)
+    photo = await Media.create(
+        message=sent, content_type="image/png", filename="letter.png", sha256="ab" * 32, status=MediaStatus.STORED
+    )
+    pdf = await Media.create(
+        message=sent, position=1, content_type="application/pdf", filename="lease.pdf", sha256="cd" * 32
+    )
+    again = (await staff.get(f"/dev/phone/{MINE}", headers={"HX-Request": "true"})).text
+    assert f'<img src="/media/{photo.id}" alt="Photo 1" class="phone-media">' in again
+    assert "Attachment: lease.pdf" in again and f"/media/{pdf.id}" not in again
+    assert sent.status == MessageStatus.RECEIVED

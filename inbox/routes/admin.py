@@ -27,6 +27,8 @@ async def settings_page(request: Request) -> Response:
         org.alert_policy.value,
         org.dismiss_alerts_on_reply,
         org.delete_media_at_provider,
+        org.opt_in_requests,
+        org.opt_in_text,
     )
     return render(
         request, "admin/settings.html", {"rules": rules, "errors": {}, "saved": "saved" in request.query_params}
@@ -44,6 +46,8 @@ async def save_settings(request: Request) -> Response:
         alert_policy=str(form.get("alert_policy", "")),
         dismiss_alerts_on_reply=form.get("dismiss_alerts_on_reply") == "on",
         delete_media_at_provider=form.get("delete_media_at_provider") == "on",
+        opt_in_requests=form.get("opt_in_requests") == "on",
+        opt_in_text=str(form["opt_in_text"]) if "opt_in_text" in form else None,
     )
     try:
         await organisation.update_rules(staff, rules)

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Staff
-from inbox.services import alerts
+from inbox.services import alerts, conversations
 from inbox.services.errors import Forbidden
 from inbox.web import checked_form, is_htmx, render, require_staff
 
@@ -23,6 +23,7 @@ async def alerts_page(request: Request) -> Response:
     context: dict[str, object] = {"alert_count": await alerts.open_alert_count(staff)}
     if staff.sees_everything:
         context["sections"] = await alerts.dashboard()
+        context["unmatched"] = await conversations.unmatched_waiting(staff)
     else:
         context["alerts"] = await alerts.alerts_for(staff)
     return render(request, "alerts/index.html", context)
@@ -47,6 +48,13 @@ async def dashboard(request: Request) -> Response:
     staff = await require_staff(request)
     _require_supervisor(staff)
     return _fragment(request, "alerts/_dashboard.html", {"sections": await alerts.dashboard()})
+
+
+async def unmatched(request: Request) -> Response:
+    """The dashboard's "Unmatched" section: texts from numbers on no client record (re-fetched live)."""
+    staff = await require_staff(request)
+    _require_supervisor(staff)
+    return _fragment(request, "alerts/_unmatched.html", {"unmatched": await conversations.unmatched_waiting(staff)})
 
 
 async def dismiss(request: Request) -> Response:
@@ -77,5 +85,6 @@ routes = [
     Route("/alerts/block", home_block, methods=["GET"]),
     Route("/alerts/list", alert_list, methods=["GET"]),
     Route("/alerts/dashboard", dashboard, methods=["GET"]),
+    Route("/alerts/unmatched", unmatched, methods=["GET"]),
     Route("/alerts/{alert_id:int}/dismiss", dismiss, methods=["POST"]),
 ]

@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from inbox.models import AttemptOutcome, Case
 from inbox.routes.guards import record_id
-from inbox.services import linking, messaging, visibility
+from inbox.services import conversations, linking, messaging, visibility
 from inbox.services.errors import ServiceError
 from inbox.web import checked_form, render, require_staff
 
@@ -29,13 +29,17 @@ async def _page(request: Request, message_id: int, error: str | None = None, sta
     links = [link for link in message.links if visible is None or link.case_id in visible]
     linked = {link.case_id for link in links}
     choices = Case.all() if visible is None else Case.filter(id__in=list(visible))
+    candidates = [c for c in await choices.order_by("-created_at").limit(200) if c.id not in linked]
+    # The texter's own cases come first; another client's case is offered apart and never preselected.
+    own_clients = {client.id for client in await conversations.clients_of_phone(staff, message.conversation.phone)}
     context = {
         "message": message,
         "links": links,
         "timeline": sorted(message.timeline, key=lambda step: (step.at, step.id)),
         "attempts": sorted(message.attempts, key=lambda attempt: (attempt.at, attempt.id)),
         "outcome_words": OUTCOME_WORDS,
-        "choices": [c for c in await choices.order_by("-created_at").limit(200) if c.id not in linked],
+        "own_choices": [c for c in candidates if c.client_id in own_clients],
+        "other_choices": [c for c in candidates if c.client_id not in own_clients],
         "error": error,
     }
     return render(request, "messages/detail.html", context, status_code=status_code)

@@ -146,6 +146,12 @@ async def inbox_rows(
     return [r for r in rows if filter_name in r.filters]
 
 
+async def unmatched_waiting(staff: Staff, limit: int = 50) -> list[ConversationRow]:
+    """Numbers on no client record whose last text came in: no case, so no alert — the dashboard lists them."""
+    rows = await inbox_rows(staff, "unmatched", limit=limit)
+    return [r for r in rows if r.conversation.last_direction == Direction.INBOUND]
+
+
 async def _listed(
     filter_name: str, visible: list[str] | None, mine: set[str], known: set[str], limit: int
 ) -> list[Conversation]:

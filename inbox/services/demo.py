@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from inbox import clock
 from inbox.events import Bus
 from inbox.models import (
+    Alert,
     Campaign,
     CampaignRecipient,
     CampaignState,
@@ -27,6 +28,7 @@ from inbox.models import (
     MessageStatusEvent,
     Office,
     OutboxState,
+    QuickEntry,
     Staff,
 )
 from inbox.segments import count_segments
@@ -63,6 +65,33 @@ CLIENTS = [
     # Ends in 0429: the simulator plays a busy Twilio (429 twice), so a text to Rosa shows its retries
     # ("Twilio is busy — trying again at …") and then goes.
     ("Rosa Diaz", "+14045550429", True, "16E-20010106", "Utility shut-off", "Housing"),
+]
+# Quick entries to try from the composer's picker: (name, language or None for the default, text).
+QUICK_ENTRIES = [
+    (
+        "Hearing reminder",
+        None,
+        "Hi {client_first_name}, a reminder from {office_name}: your hearing on case "
+        "{case_number} is coming up. Reply here with any questions. — {staff_first_name}",
+    ),
+    (
+        "Hearing reminder",
+        "es",
+        "Hola {client_first_name}, le recordamos de {office_name}: su audiencia del caso "
+        "{case_number} se acerca. Responda aquí si tiene preguntas. — {staff_first_name}",
+    ),
+    (
+        "Documents needed",
+        None,
+        "Hi {client_first_name}, please send a photo of any letters or papers about "
+        "your case ({case_title}) by replying to this text.",
+    ),
+    (
+        "Call us",
+        None,
+        "Hi {client_first_name}, please call {office_name} at {office_phone} about your case "
+        "{case_number}. — {staff_name}",
+    ),
 ]
 # Lee Park's case is not Alice's: signed in as Alice you do not see Lee; as Sam or Ada you do.
 UNASSIGNED = {"16E-20010104"}
@@ -111,7 +140,14 @@ async def create_demo(channel: Channel | None = None) -> list[DemoLogin]:
                 await _tasks(case.id)
     await _unknown_sender(channel)
     await _survey(channel)
+    await _quick_entries()
     return logins
+
+
+async def _quick_entries() -> None:
+    for position, (name, language, body) in enumerate(QUICK_ENTRIES):
+        if not await QuickEntry.exists(name=name, language=language):
+            await QuickEntry.create(name=name, language=language, body=body, position=position)
 
 
 async def _sample_exchange(channel: Channel, number: str, case_id: int, index: int) -> None:
@@ -158,6 +194,7 @@ async def _sample_exchange(channel: Channel, number: str, case_id: int, index: i
         else:
             async with unit_of_work(NOBODY_LISTENING):
                 await alerts.raise_alerts(message, await linking.link_inbound(message))
+            await _alerts_raised_when_texted(message)
         conversation.last_message_at = at
         conversation.last_message_preview = body
         conversation.last_direction = direction
@@ -348,7 +385,13 @@ async def _survey_reply(channel: Channel, number: str, body: str, at: datetime) 
         answer = await surveys.record_answer(message, at)
         if answer is None or answer.raises_alerts:
             await alerts.raise_alerts(message, case_ids)
+    await _alerts_raised_when_texted(message)
     await _show_last(conversation, message)
+
+
+async def _alerts_raised_when_texted(message: Message) -> None:
+    """A back-dated text's alerts carry its time: "5 min ago" beside a text from five hours ago is untrue."""
+    await Alert.filter(message_id=message.id).update(created_at=message.created_at)
 
 
 async def _show_last(conversation: Conversation, message: Message) -> None:

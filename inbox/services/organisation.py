@@ -1,4 +1,4 @@
-"""The organisation's rules: character limit, linking and alert policies, media handling."""
+"""The organisation's rules: character limit, linking and alert policies, media handling, opt-in requests."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ class OrganisationRules:
     alert_policy: str
     dismiss_alerts_on_reply: bool
     delete_media_at_provider: bool
+    # Consent: may staff send the opt-in request, and its words (None: keep the words as they are).
+    opt_in_requests: bool = True
+    opt_in_text: str | None = None
 
 
 async def current() -> Organisation:
@@ -55,6 +58,12 @@ def check_rules(rules: OrganisationRules) -> None:
         errors["linking_policy"] = "Choose “default” or “best guess”."
     if rules.alert_policy not in {p.value for p in AlertPolicy}:
         errors["alert_policy"] = "Choose “primary assignee” or “all assignees”."
+    if rules.opt_in_text is not None:
+        words = rules.opt_in_text.strip()
+        if not words:
+            errors["opt_in_text"] = "Write the opt-in request's text (it asks the client to reply Y or YES)."
+        elif 1 <= rules.char_limit <= TWILIO_BODY_LIMIT:
+            check_text_length(errors, "opt_in_text", words, rules.char_limit)
     require(errors)
 
 
@@ -69,5 +78,8 @@ async def update_rules(staff: Staff, rules: OrganisationRules) -> Organisation:
     organisation.alert_policy = AlertPolicy(rules.alert_policy)
     organisation.dismiss_alerts_on_reply = rules.dismiss_alerts_on_reply
     organisation.delete_media_at_provider = rules.delete_media_at_provider
+    organisation.opt_in_requests = rules.opt_in_requests
+    if rules.opt_in_text is not None:
+        organisation.opt_in_text = rules.opt_in_text.strip()
     await organisation.save()
     return organisation
