@@ -13,11 +13,18 @@
     if (span < 3600) amount = Math.floor(span / 60) + " min";
     else if (span < 86400) amount = Math.floor(span / 3600) + " h";
     else if (span < 7 * 86400) amount = Math.floor(span / 86400) + " d";
-    else {
+    else if (ahead) {
+      return moment.toLocaleString([], { weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+    } else {
       var sameYear = moment.getFullYear() === new Date().getFullYear();
       return moment.toLocaleDateString([], sameYear ? { month: "short", day: "numeric" } : { month: "short", day: "numeric", year: "numeric" });
     }
-    return ahead ? "in " + amount : amount + " ago";
+    if (!ahead) return amount + " ago";
+    // A time ahead (a hearing, a reminder, a scheduled text) is one to act on: its day and hour come first, since a
+    // phone has no hover to show them.
+    if (span < 3600) return "in " + amount;
+    return moment.toLocaleString([], { weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" }) +
+      " (in " + amount + ")";
   }
 
   function localiseTimes(root) {
