@@ -224,7 +224,10 @@ async def test_send_now_hands_a_pending_reminder_to_twilio_exactly_once(
 
     again = await browser.post(action)
     assert again.status_code == 409 and "no longer waiting" in words(again.text)
-    await send_due(app.state.outbox, now=datetime.now(UTC) + timedelta(days=30))  # the worker's turn: the other one
+    # The worker's turn: the other one, at its own time (8:30 a.m. New York, inside the client's texting hours).
+    due = (await Message.get(id=second.message_id)).send_at
+    assert due is not None
+    await send_due(app.state.outbox, now=due + timedelta(minutes=1))
     assert fake_twilio.count_to(MARIA) == 2
     assert (await Message.get(id=second.message_id)).status != MessageStatus.SCHEDULED
 
