@@ -84,7 +84,7 @@ async def test_after_a_cut_stream_the_thread_catches_up_and_says_it_was_reconnec
 ) -> None:
     # A stream cut on purpose: the browser reports the cut and the failed reconnects, and htmx logs the stream's
     # error event (as "[object Event]").
-    console.allow(r"^\S+/events: error: Failed to load resource")
+    console.allow(r"^\S+/events(\?\S*)?: error: Failed to load resource")
     console.allow(r"htmx-[\d.]+\.min\.js: error: (\[object Event\]|htmx:sseError)")
     async with CuttableProxy(demo.url) as proxy:
         alice = await sign_in(await new_context(), demo, ALICE, console, via=proxy.url)
