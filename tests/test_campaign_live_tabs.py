@@ -11,8 +11,11 @@ import re
 from contextlib import AsyncExitStack
 
 from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 
+from inbox.live import Shows
 from inbox.models import Message
+from inbox.routes.events import MOST_SHOWN, shows_of
 from inbox.services import campaigns
 from inbox.services.staff import create_api_token
 from inbox.worker import send_due
@@ -119,3 +122,13 @@ async def test_a_draining_campaign_reaches_each_tab_only_with_what_it_shows(
     assert len(texts) >= 100 and texts <= set(
         await Message.filter(campaign_id=campaign.id).values_list("id", flat=True)
     )
+
+
+def test_what_a_page_says_it_shows_is_read_as_hints_and_nonsense_is_ignored() -> None:
+    shows = shows_of(QueryParams("page=1&list=1&thread=12&thread=abc&thread=-3&case=99999999999999999999&campaign=4"))
+    assert shows == Shows(threads=frozenset({12}), campaigns=frozenset({4}), conversation_list=True)
+    # A stream that says nothing (a bare /events: an older page, a script) gets every event it may see.
+    assert shows_of(QueryParams("thread=12")) is None
+    # A page cannot name more than a page's worth.
+    many = shows_of(QueryParams("page=1&" + "&".join(f"thread={n}" for n in range(1000))))
+    assert many is not None and len(many.threads) == MOST_SHOWN
