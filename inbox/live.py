@@ -56,27 +56,63 @@ from inbox.web import templates
 log = logging.getLogger(__name__)
 
 TAB_QUEUE_SIZE = 200
-# A survey's results are rendered at most this often (per campaign): a burst of replies is one render.
-SURVEY_RENDER_SECONDS = 0.5
 
-# A campaign's open pages get its panes at most this often (seconds), however many texts move meanwhile.
+# A campaign's open pages get its panes (progress; a survey's results) at most this often (seconds), however
+# many texts move or replies arrive meanwhile.
 CAMPAIGN_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
 class CampaignPane:
-    """One fragment of a campaign's page that follows its texts: rendered once per flush, for every manager's
-    tab. `load` gives the template's context for the campaign (the surveys' results pane adds itself here)."""
+    """One fragment of a campaign's pages that follows its texts and replies: rendered once per flush, for the
+    managers' tabs showing the campaign. `load` gives the template's context for the campaign, or None when
+    the campaign has no such pane (the results of a campaign that asks nothing)."""
 
     template: str
-    load: Callable[[Bus, int], Awaitable[dict[str, object]]]
+    load: Callable[[Bus, int], Awaitable[dict[str, object] | None]]
 
 
-async def _progress_context(bus: Bus, campaign_id: int) -> dict[str, object]:
+async def _progress_context(bus: Bus, campaign_id: int) -> dict[str, object] | None:
     return {"progress": await campaigns.progress(campaign_id), "oob": True}
 
 
-CAMPAIGN_PANES: list[CampaignPane] = [CampaignPane("campaigns/_progress.html", _progress_context)]
+async def _results_context(bus: Bus, campaign_id: int) -> dict[str, object] | None:
+    campaign = await Campaign.get_or_none(id=campaign_id)
+    if campaign is None or not campaign.answer_options:
+        return None
+    return {"results": await surveys.results_of(campaign), "oob": True}
+
+
+CAMPAIGN_PANES: list[CampaignPane] = [
+    CampaignPane("campaigns/_progress.html", _progress_context),
+    CampaignPane("campaigns/results_body.html", _results_context),
+]
+
+
+@dataclass(frozen=True)
+class Shows:
+    """What an HTML tab's page shows, as its stream's query said (/events?page=1&list=1&thread=12…: base.html
+    adds `page=1`, each page its `live_shows` block).
+
+    Only a hint for filtering the busiest events (a campaign's texts): never a permission — whom an event may
+    reach is decided as for any tab. A page that lies about what it shows only misses its own updates."""
+
+    threads: frozenset[int] = frozenset()
+    cases: frozenset[int] = frozenset()
+    clients: frozenset[int] = frozenset()
+    campaigns: frozenset[int] = frozenset()
+    conversation_list: bool = False
+    queue: bool = False
+
+    def campaign_text(self, message: Message, case_ids: frozenset[int], client_ids: frozenset[int]) -> bool:
+        """Whether a campaign text's bubble or status line is on this page: its thread, its case's or client's
+        SMS log, or the queue."""
+        return (
+            message.conversation_id in self.threads
+            or self.queue
+            or not self.cases.isdisjoint(case_ids)
+            or not self.clients.isdisjoint(client_ids)
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +139,8 @@ class Tab:
     sees_everything: bool
     kind: Literal["html", "json"] = "html"
     session_id: str | None = None  # the sign-in that opened it (HTML tabs)
+    # What its page shows; None: not said (an API stream, a bare /events): every event it may see.
+    shows: Shows | None = None
     queue: asyncio.Queue[Delivery | None] = field(default_factory=lambda: asyncio.Queue(TAB_QUEUE_SIZE))
 
     def push(self, delivery: Delivery) -> bool:
@@ -153,6 +191,17 @@ def visible_links(message: Message, readable_clients: frozenset[int] | None) -> 
     return None if len(visible) == len(linked) else visible
 
 
+def _may_show_campaign_text(shows: Shows, event: MessageStatusChanged) -> bool:
+    """Whether a page might show a campaign text, judged from the event alone (no query): a page showing a
+    client may show it too, which takes the text's cases to tell."""
+    return (
+        event.conversation_id in shows.threads
+        or shows.queue
+        or bool(shows.clients)
+        or not shows.cases.isdisjoint(event.case_ids)
+    )
+
+
 def render_fragment(name: str, **context: object) -> str:
     return templates.get_template(name).render(**context)
 
@@ -164,7 +213,6 @@ class LiveHub:
         self.tabs: set[Tab] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
-        self.survey_results = SurveyResultsThrottle(self)
         self.campaign_panes = CAMPAIGN_PANES
         self.campaign_interval = CAMPAIGN_INTERVAL
         self._campaign_flushes: dict[int, asyncio.Task[None]] = {}  # campaigns with a render planned
@@ -175,7 +223,6 @@ class LiveHub:
         await self._ready.wait()
 
     async def stop(self) -> None:
-        await self.survey_results.stop()
         for flush in list(self._campaign_flushes.values()):
             flush.cancel()
         for tab in list(self.tabs):
@@ -212,9 +259,10 @@ class LiveHub:
             return
         if isinstance(event, CampaignProgressed):
             self._campaign_moved(event.campaign_id)
+        elif isinstance(event, MessageStatusChanged) and event.campaign_id is not None:
+            self._campaign_moved(event.campaign_id)
+            await self._deliver_campaign_text(event)
         elif isinstance(event, (MessageReceived, MessageSent, MessageStatusChanged)):
-            if isinstance(event, MessageStatusChanged) and event.campaign_id is not None:
-                self._campaign_moved(event.campaign_id)
             await self._deliver_message_event(event)
         elif isinstance(event, (MessageLinksChanged, MediaChanged)):
             await self._deliver_bubble(event)
@@ -227,7 +275,7 @@ class LiveHub:
         elif isinstance(event, CaseEventChanged):
             await self._deliver_case_events(event.case_id, event)
         elif isinstance(event, SurveyAnswered):
-            await self.survey_results.answered(event)
+            self._survey_answered(event)
         elif isinstance(event, SessionEnded):
             self._end_sessions({event.session_id})
         elif isinstance(event, SessionsEnded):
@@ -246,12 +294,25 @@ class LiveHub:
         ):
             await self._deliver_case_events(message.case_id)
 
+    async def _deliver_campaign_text(self, event: MessageStatusChanged) -> None:
+        """One recipient's text of a campaign moved — thousands do while it drains (point 7: not one event per
+        text to every tab). Its status line goes only to the pages that show that text, with no conversation
+        row (a row shows nothing of a text's status); the campaign's pages get the throttled progress instead.
+        API streams get every event they may see, as for any text (the contract)."""
+        tabs = [t for t in self.tabs if t.kind == "json" or t.shows is None or _may_show_campaign_text(t.shows, event)]
+        if not tabs:
+            return  # the common case while a campaign drains: nothing is loaded or rendered
+        await self._deliver_bubbles(event, "oob/message_status.html", with_rows=False, campaign_text=True)
+
     async def _deliver_bubble(self, event: MessageLinksChanged | MediaChanged) -> None:
         """A text's cases or attachments changed: its whole bubble again."""
         await self._deliver_bubbles(event, "oob/message_bubble.html", with_rows=False)
 
-    async def _deliver_bubbles(self, event: Event, template: str, *, with_rows: bool) -> Message | None:
-        """The text's bubble to the tabs that may see it; the text (None when it is gone)."""
+    async def _deliver_bubbles(
+        self, event: Event, template: str, *, with_rows: bool, campaign_text: bool = False
+    ) -> Message | None:
+        """The text's bubble to the tabs that may see it (a campaign's text: those of them whose page shows it);
+        the text (None when it is gone)."""
         message_id = event.message_id  # type: ignore[attr-defined]
         message = await Message.get_or_none(id=message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
         if message is None:
@@ -262,9 +323,13 @@ class LiveHub:
         rows = await self._rows(message.conversation, audience) if with_rows else {}
         json_data = json.dumps(describe(event))
         bubbles: dict[frozenset[int] | None, str] = {}
+        case_ids = frozenset(link.case_id for link in message.links) | frozenset(getattr(event, "case_ids", ()))
+        client_ids = frozenset(link.case.client_id for link in message.links)
         for tab in audience.tabs:
             if tab.kind == "json":
                 self._push(tab, Delivery(event.name, json_data))
+                continue
+            if campaign_text and tab.shows is not None and not tab.shows.campaign_text(message, case_ids, client_ids):
                 continue
             # The cases a text is filed on may include another client's (a shared phone): each
             # distinct set of cases a reader may see is one view, rendered once.
@@ -301,17 +366,26 @@ class LiveHub:
         finally:
             self._campaign_shown[campaign_id] = loop.time()
 
+    def _survey_answered(self, event: SurveyAnswered) -> None:
+        """A reply counted in a survey: managers' API streams get the event; the results pane follows with the
+        campaign's next throttled render (a burst of replies is one render)."""
+        json_data = json.dumps(describe(event))
+        for tab in [t for t in self.tabs if t.kind == "json" and t.sees_everything]:
+            self._push(tab, Delivery(event.name, json_data))
+        self._campaign_moved(event.campaign_id)
+
     async def _render_campaign(self, campaign_id: int) -> None:
-        tabs = [t for t in self.tabs if t.kind == "html" and t.sees_everything]
+        """The campaign's panes, rendered once, to the managers' tabs showing it (they alone may see campaigns)."""
+        tabs = [
+            t
+            for t in self.tabs
+            if t.kind == "html" and t.sees_everything and (t.shows is None or campaign_id in t.shows.campaigns)
+        ]
         if not tabs:
             return
         try:
-            html = "".join(
-                [
-                    render_fragment(pane.template, **await pane.load(self.bus, campaign_id))
-                    for pane in self.campaign_panes
-                ]
-            )
+            contexts = [(pane.template, await pane.load(self.bus, campaign_id)) for pane in self.campaign_panes]
+            html = "".join(render_fragment(name, **context) for name, context in contexts if context is not None)
         except Exception:
             log.exception("Could not render campaign %s's progress; its pages will catch up", campaign_id)
             self.catch_up(tabs)
@@ -500,67 +574,3 @@ class LiveHub:
             log.warning("A tab fell behind; closing its stream so it reconnects and catches up")
             tab.close()
             self.detach(tab)
-
-
-class SurveyResultsThrottle:
-    """A survey's results page, kept current: on a reply, the results are rendered once for every supervisor's
-    and admin's tab (they alone may see results), at most every SURVEY_RENDER_SECONDS per campaign. A reply
-    arriving sooner schedules one render for when the interval is up, which shows every reply counted by then;
-    further replies meanwhile ride along with it. JSON streams of supervisors and admins get each event.
-
-    Kept apart from the rest of the hub on purpose: whatever renders a campaign's progress can share it."""
-
-    def __init__(self, hub: LiveHub) -> None:
-        self.hub = hub
-        self._last: dict[int, float] = {}  # campaign id → when its results were last rendered (loop time)
-        self._due: dict[int, asyncio.Task[None]] = {}  # campaign id → the render waiting for its turn
-
-    async def answered(self, event: SurveyAnswered) -> None:
-        json_data = json.dumps(describe(event))
-        for tab in [t for t in self.hub.tabs if t.kind == "json" and t.sees_everything]:
-            self.hub._push(tab, Delivery(event.name, json_data))
-        campaign_id = event.campaign_id
-        if campaign_id in self._due:
-            return  # a render is already due: it will show this reply too
-        wait = self._last.get(campaign_id, float("-inf")) + SURVEY_RENDER_SECONDS - self._now()
-        if wait <= 0:
-            await self.render(campaign_id)
-        else:
-            self._due[campaign_id] = asyncio.create_task(self._render_later(campaign_id, wait))
-
-    async def render(self, campaign_id: int) -> None:
-        self._last[campaign_id] = self._now()
-        tabs = [t for t in self.hub.tabs if t.kind == "html" and t.sees_everything]
-        if not tabs:
-            return
-        campaign = await Campaign.get_or_none(id=campaign_id)
-        if campaign is None:
-            return
-        fragment = render_fragment("campaigns/results_body.html", results=await surveys.results_of(campaign), oob=True)
-        for tab in tabs:
-            self.hub._push(tab, Delivery("update", fragment))
-
-    async def _render_later(self, campaign_id: int, wait: float) -> None:
-        try:
-            await asyncio.sleep(wait)
-            del self._due[campaign_id]
-            await self.render(campaign_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # like the hub: an update that cannot be delivered makes its readers catch up
-            log.exception("Could not render the results of campaign %s; the tabs will catch up", campaign_id)
-            self.hub.catch_up([t for t in self.hub.tabs if t.sees_everything])
-
-    async def stop(self) -> None:
-        for task in list(self._due.values()):
-            task.cancel()
-        for task in list(self._due.values()):
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self._due.clear()
-
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
