@@ -73,11 +73,14 @@ async def _count_on_open_alert(message: Message, case_id: int) -> int | None:
 
     Two texts arriving at once must make one alert of two: on PostgreSQL the conversation's row is locked
     for the rest of the unit of work, so the second text waits here until the first has committed its alert
-    (READ COMMITTED: the queries after the lock see it). SQLite has one writer: Tortoise runs a process's
-    transactions one at a time on its one connection, and only the web process receives texts.
+    (READ COMMITTED: the queries after the lock see it). FOR NO KEY UPDATE, the strength an UPDATE of the row
+    takes: a plain FOR UPDATE also waits for the key-share lock the other text's INSERT of its message holds
+    on the row, while that text waits for ours — a deadlock (tests/test_alert_counts.py found it). SQLite has
+    one writer: Tortoise runs a process's transactions one at a time on its one connection, and only the web
+    process receives texts.
     """
     if Alert._meta.db.capabilities.dialect == "postgres":
-        await Conversation.select_for_update().filter(id=message.conversation_id).first()
+        await Conversation.select_for_update(no_key=True).filter(id=message.conversation_id).first()
     open_alert = (
         await Alert.filter(
             case_id=case_id,
@@ -91,13 +94,14 @@ async def _count_on_open_alert(message: Message, case_id: int) -> int | None:
     if open_alert is None:
         return None
     # Conditional: a dismissal committed meanwhile leaves it alone (the text then raises a new one).
-    changed = await Alert.filter(id=open_alert.id, dismissed_at=None).update(
-        message_id=message.id, text_count=F("text_count") + 1
-    )
+    changed = await Alert.filter(id=open_alert.id, dismissed_at=None).update(text_count=F("text_count") + 1)
     if not changed:
         return None
+    # Texts racing in may take the lock out of order: the alert shows the latest, whichever came last.
+    await Alert.filter(id=open_alert.id, message_id__lt=message.id).update(message_id=message.id)
+    latest = max(open_alert.message_id, message.id)
     waiting = open_alert.text_count + 1
-    current_unit().publish(AlertRaised(alert_id=open_alert.id, case_id=case_id, message_id=message.id, count=waiting))
+    current_unit().publish(AlertRaised(alert_id=open_alert.id, case_id=case_id, message_id=latest, count=waiting))
     return waiting
 
 
