@@ -207,6 +207,7 @@ async def test_the_dashboard_groups_by_office_then_assignee_oldest_first(anonymo
     # Oldest unanswered first: within Atlanta, Ana's group (whose oldest is second) before nobody's (third).
     assert row_ids(page, "alert") == [ids[fourth.id], ids[third.id], ids[first.id]]
     assert "2 new texts" in page and "fourth: Atlanta, Ana again" in page and "second: Atlanta" not in page
+    assert not await Alert.exists(message_id=second.id)
     assert "No open alerts." in page[no_office:]
 
 

@@ -58,7 +58,7 @@ async def raise_alert(message: Message, case_id: int, policy: AlertPolicy) -> bo
     if await Alert.exists(case_id=case_id, message_id=message.id):
         return False
     if message.direction == Direction.INBOUND:
-        waiting = await _count_on_open_alert(message, case_id)
+        waiting = await _count_on_open_alert(message, case_id, policy)
         if waiting is not None:
             return True
     alert = await Alert.create(case_id=case_id, message=message)
@@ -68,8 +68,9 @@ async def raise_alert(message: Message, case_id: int, policy: AlertPolicy) -> bo
     return True
 
 
-async def _count_on_open_alert(message: Message, case_id: int) -> int | None:
+async def _count_on_open_alert(message: Message, case_id: int, policy: AlertPolicy) -> int | None:
     """Counts the text on its conversation's open alert on the case; how many now wait, None without one.
+    Whom the policy addresses now and the alert did not yet is added (a new assignee, a policy changed).
 
     Two texts arriving at once must make one alert of two: on PostgreSQL the conversation's row is locked
     for the rest of the unit of work, so the second text waits here until the first has committed its alert
@@ -99,6 +100,10 @@ async def _count_on_open_alert(message: Message, case_id: int) -> int | None:
         return None
     # Texts racing in may take the lock out of order: the alert shows the latest, whichever came last.
     await Alert.filter(id=open_alert.id, message_id__lt=message.id).update(message_id=message.id)
+    addressed = set(await flat_values(AlertAssignee.filter(alert_id=open_alert.id).values_list("staff_id", flat=True)))
+    for staff_id in await assignees_for(case_id, policy):
+        if staff_id not in addressed:
+            await AlertAssignee.create(alert_id=open_alert.id, staff_id=staff_id)
     latest = max(open_alert.message_id, message.id)
     waiting = open_alert.text_count + 1
     current_unit().publish(AlertRaised(alert_id=open_alert.id, case_id=case_id, message_id=latest, count=waiting))
