@@ -38,12 +38,23 @@ from inbox.events import (
     SurveyAnswered,
     describe,
 )
-from inbox.models import Campaign, Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
+from inbox.models import (
+    Campaign,
+    Case,
+    ClientPhone,
+    ConsentEvent,
+    Conversation,
+    Message,
+    MessagePurpose,
+    MessageStatus,
+    Role,
+)
 from inbox.services import alerts, case_events, consent, surveys, visibility
 from inbox.services.conversations import (
     MESSAGE_VIEW_RELATIONS,
     STAFF_TITLE,
     ConversationRow,
+    last_texts,
     staff_with_mobile,
     title_for,
     unread_counts,
@@ -130,6 +141,16 @@ def visible_links(message: Message, readable_clients: frozenset[int] | None) -> 
     linked = {link.case_id: link.case.client_id for link in message.links}
     visible = frozenset(case_id for case_id, client_id in linked.items() if client_id in readable_clients)
     return None if len(visible) == len(linked) else visible
+
+
+def handed_over(event: Event, message: Message) -> bool:
+    """A scheduled text's first claim by the outbox (its status moves on to queued), or its cancellation: it
+    leaves the thread's scheduled strip for the history (oob/message_status.html)."""
+    if not isinstance(event, MessageStatusChanged) or message.send_at is None:
+        return False
+    return event.status == MessageStatus.CANCELED.value or (
+        event.status == MessageStatus.QUEUED.value and message.attempt_count <= 1
+    )
 
 
 def render_fragment(name: str, **context: object) -> str:
@@ -240,7 +261,11 @@ class LiveHub:
             view = visible_links(message, audience.readable_clients(tab))
             if view not in bubbles:
                 bubbles[view] = render_fragment(
-                    template, message=message, visible_cases=view, outbox_rules=self.outbox_rules
+                    template,
+                    message=message,
+                    visible_cases=view,
+                    outbox_rules=self.outbox_rules,
+                    handed_over=handed_over(event, message),
                 )
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
         return message
@@ -375,15 +400,23 @@ class LiveHub:
         # A number on no client record may be a staff member's own mobile: titled as theirs (one query, only then).
         owner = None if clients else await staff_with_mobile(conversation.phone)
         unread = await unread_counts(sorted(readers), conversation.id)
-        rendered: dict[tuple[int, bool, tuple[str, ...]], str] = {}
+        # The latest text says "You:" to whoever wrote it and their first name to everyone else: two views at most.
+        last = (await last_texts([conversation.id])).get(conversation.id)
+        rendered: dict[tuple[int, bool, tuple[str, ...], bool], str] = {}
         by_reader: dict[int, str] = {}
         for staff_id, tab in readers.items():
             readable = audience.readable_clients(tab)
             names = tuple(dict.fromkeys(name for cid, name in clients if readable is None or cid in readable))
-            key = (unread.get(staff_id, 0), staff_id in audience.assigned, names)
+            key = (
+                unread.get(staff_id, 0),
+                staff_id in audience.assigned,
+                names,
+                last is not None and last.sender_id == staff_id,
+            )
             if key not in rendered:
                 title = title_for(conversation.phone, [f"{STAFF_TITLE}{owner.name}"] if owner else list(names))
-                row = ConversationRow(conversation, title, key[0], bool(clients) or owner is not None, key[1])
+                matched = bool(clients) or owner is not None
+                row = ConversationRow(conversation, title, key[0], matched, key[1], last=last, yours=key[3])
                 rendered[key] = render_fragment("oob/conversation_row.html", row=row)
             by_reader[staff_id] = rendered[key]
         return by_reader

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -476,6 +476,14 @@ class Message(Model):
     media: fields.ReverseRelation[Media]
     alerts: fields.ReverseRelation[Alert]
     consent_events: fields.ReverseRelation[ConsentEvent]
+
+    @property
+    def shown_at(self) -> datetime:
+        """Where a thread places it: a text that waited for its time, when it went (or was canceled); any
+        other, when it was written or arrived. Waiting texts are apart, by their send_at."""
+        if self.send_at is not None and self.status != MessageStatus.SCHEDULED:
+            return self.first_attempt_at or self.updated_at
+        return self.created_at
 
     class Meta:
         table = "message"

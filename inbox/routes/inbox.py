@@ -54,6 +54,7 @@ async def thread_context(
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
+        "scheduled": await convo.scheduled_texts(conversation),
         "unread": unread.get(conversation.id, 0),
         "thread_items": await consent.thread_items(staff, conversation, messages, has_older),
         "clients": clients,
@@ -92,6 +93,18 @@ async def older_messages(request: Request) -> Response:
     }
     # Without `before` this is the newest page as a whole list: what a reconnecting tab re-fetches.
     return render(request, "inbox/_older.html" if before else "inbox/_messages.html", context)
+
+
+async def scheduled_strip(request: Request) -> Response:
+    """The thread's texts waiting for their time, by when they go: what a reconnecting tab re-fetches."""
+    staff = await require_staff(request)
+    conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
+    context = {
+        "conversation": conversation,
+        "scheduled": await convo.scheduled_texts(conversation),
+        "visible_cases": await visibility.visible_case_ids(staff),
+    }
+    return render(request, "inbox/_scheduled.html", context)
 
 
 async def send_from_thread(request: Request) -> Response:
@@ -182,6 +195,7 @@ routes = [
     Route("/conversations/{conversation_id:int}", conversation_page),
     Route("/conversations/{conversation_id:int}/thread", thread_pane),
     Route("/conversations/{conversation_id:int}/older", older_messages),
+    Route("/conversations/{conversation_id:int}/scheduled", scheduled_strip),
     Route("/conversations/{conversation_id:int}/messages", send_from_thread, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/read", mark_read, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/link", link_to_case, methods=["POST"]),
