@@ -60,6 +60,8 @@ class MessageStatusChanged(Event):
     provider_sid: str | None = None
     error_code: int | None = None
     case_ids: list[int] = field(default_factory=list)
+    # The text was waiting for its time and has just left the schedule: handed to sending, or canceled.
+    from_schedule: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,17 +38,7 @@ from inbox.events import (
     SurveyAnswered,
     describe,
 )
-from inbox.models import (
-    Campaign,
-    Case,
-    ClientPhone,
-    ConsentEvent,
-    Conversation,
-    Message,
-    MessagePurpose,
-    MessageStatus,
-    Role,
-)
+from inbox.models import Campaign, Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
 from inbox.services import alerts, case_events, consent, surveys, visibility
 from inbox.services.conversations import (
     MESSAGE_VIEW_RELATIONS,
@@ -143,14 +133,10 @@ def visible_links(message: Message, readable_clients: frozenset[int] | None) -> 
     return None if len(visible) == len(linked) else visible
 
 
-def handed_over(event: Event, message: Message) -> bool:
-    """A scheduled text's first claim by the outbox (its status moves on to queued), or its cancellation: it
-    leaves the thread's scheduled strip for the history (oob/message_status.html)."""
-    if not isinstance(event, MessageStatusChanged) or message.send_at is None:
-        return False
-    return event.status == MessageStatus.CANCELED.value or (
-        event.status == MessageStatus.QUEUED.value and message.attempt_count <= 1
-    )
+def handed_over(event: Event) -> bool:
+    """A scheduled text has left the schedule (sent on its way, or canceled): it leaves the thread's scheduled
+    strip for the history (oob/message_status.html). Said by the event: the text as loaded now may have moved on."""
+    return isinstance(event, MessageStatusChanged) and event.from_schedule
 
 
 def render_fragment(name: str, **context: object) -> str:
@@ -265,7 +251,7 @@ class LiveHub:
                     message=message,
                     visible_cases=view,
                     outbox_rules=self.outbox_rules,
-                    handed_over=handed_over(event, message),
+                    handed_over=handed_over(event),
                 )
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
         return message

@@ -12,8 +12,11 @@ from zoneinfo import ZoneInfo
 import httpx
 from starlette.applications import Starlette
 
+from inbox.events import MessageStatusChanged
 from inbox.models import Message, MessageStatus
 from inbox.worker import send_due
+from tests.support.events import published
+from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import EventStream, ServerEvent, event_stream, signed_in_browser
 from tests.support.records import MARIA
 from tests.support.staff import csrf_of
@@ -77,7 +80,7 @@ async def test_a_row_whose_last_text_failed_says_so(anonymous, make_staff, make_
 
 
 async def test_a_scheduled_text_waits_apart_and_joins_the_history_when_it_goes(
-    app: Starlette, anonymous, make_staff, make_case, signed_in, supervisor: httpx.AsyncClient
+    app: Starlette, anonymous, make_staff, make_case, signed_in, supervisor: httpx.AsyncClient, fake_twilio: FakeTwilio
 ) -> None:
     alice = await make_staff("advocate", name="Alice Chen")
     made = await make_case(phone=MARIA, assignee=alice)
@@ -99,7 +102,12 @@ async def test_a_scheduled_text_waits_apart_and_joins_the_history_when_it_goes(
     # The row speaks of the last text that came or went, not of one waiting.
     assert "Thanks" in row_of(page, conversation_id)
 
-    assert await send_due(app.state.outbox, now=when + timedelta(minutes=1)) == 1
+    async with app.state.bus.subscribe() as subscription:
+        assert await send_due(app.state.outbox, now=when + timedelta(minutes=1)) == 1
+        await fake_twilio.callbacks_done()
+        statuses = [e for e in await published(subscription) if isinstance(e, MessageStatusChanged)]
+    # It leaves the schedule once (the strip's move happens once), whatever Twilio says after.
+    assert [e.status for e in statuses if e.from_schedule] == ["queued"] and len(statuses) > 1
     history, strip = history_and_strip((await browser.get(f"/conversations/{conversation_id}")).text, conversation_id)
     assert "Goes first" not in strip and "Goes second" in strip
     assert history.rindex("Thanks") < history.index("Goes first")  # at its sending time, after "Thanks"

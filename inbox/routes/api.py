@@ -425,7 +425,8 @@ async def events(call: Call) -> Response:
       "case_ids"}`.
     - `message.sent` — staff sent or scheduled a text (also once the provider has answered): same fields as
       `message.received`.
-    - `message.status` — a text moved along its statuses: the same fields plus `"status"` and `"error_code"`.
+    - `message.status` — a text moved along its statuses: the same fields plus `"status"`, `"error_code"` and
+      `"from_schedule"` (true once, when a scheduled text leaves the schedule: handed to sending, or canceled).
     - `message.links` — a text was filed on, or taken off, a case by hand: `{"type", "message_id",
       "conversation_id", "case_ids"}`.
     - `message.media` — an attachment was stored, refused or failed: `{"type", "message_id", "conversation_id",

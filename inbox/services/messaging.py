@@ -401,6 +401,7 @@ async def cancel_if_waiting(message: Message, reason: str | None, at: datetime) 
             provider_sid=message.provider_sid,
             error_code=None,
             case_ids=[message.case_id] if message.case_id else [],
+            from_schedule=message.status == MessageStatus.SCHEDULED,
         )
     )
     return True
@@ -545,7 +546,7 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
     return message
 
 
-def status_changed(message: Message) -> MessageStatusChanged:
+def status_changed(message: Message, from_schedule: bool = False) -> MessageStatusChanged:
     return MessageStatusChanged(
         message_id=message.id,
         conversation_id=message.conversation_id,
@@ -553,6 +554,7 @@ def status_changed(message: Message) -> MessageStatusChanged:
         provider_sid=message.provider_sid,
         error_code=message.error_code,
         case_ids=[message.case_id] if message.case_id else [],
+        from_schedule=from_schedule,
     )
 
 
