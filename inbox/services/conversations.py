@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from tortoise.expressions import Q
 from tortoise.functions import Max
@@ -41,6 +42,7 @@ class LastText:
     automatic: bool  # the app sent it (an automatic reply, a reminder, a confirmation)
     failed: bool  # it could not be sent or delivered
     preview: str
+    at: datetime  # when it went or came (Message.shown_at), not when a scheduled one was written
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,7 @@ def last_text(message: Message) -> LastText:
         automatic=outbound and writer is None,
         failed=message.status in FAILED_STATUSES,
         preview=(flat if len(flat) <= 120 else flat[:119] + "…") or ATTACHMENT_ONLY,
+        at=message.shown_at,
     )
 
 
