@@ -5,6 +5,7 @@ apart, at the thread's end, by when it goes, and joins the history when it goes.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,12 +13,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from starlette.applications import Starlette
 
-from inbox.events import MessageStatusChanged
+from inbox.events import MessageSent, MessageStatusChanged
 from inbox.models import Message, MessageStatus
 from inbox.worker import send_due
 from tests.support.events import published
 from tests.support.fake_twilio import FakeTwilio
-from tests.support.live import EventStream, ServerEvent, event_stream, signed_in_browser
+from tests.support.live import EventStream, ServerEvent, event_stream, fan_out, signed_in_browser
 from tests.support.records import MARIA
 from tests.support.staff import csrf_of
 from tests.support.webhooks import text_in
@@ -167,3 +168,31 @@ async def test_live_rows_and_scheduled_texts(
             )
             moved = seen[-1].data
             assert f"beforeend:#thread-{conversation_id}" in moved and "Later on" in moved
+
+
+async def test_the_row_has_two_views_at_most_however_many_tabs_are_open(
+    app: Starlette, anonymous, make_staff, make_case, signed_in, renders, caplog, fake_twilio: FakeTwilio
+) -> None:
+    alice = await make_staff("advocate", name="Alice Chen")
+    supervisors = [await make_staff("supervisor", name=f"Sam {n}") for n in range(2)]
+    bystander = await make_staff("advocate", name="Ben Ho")  # not on the case: sees nothing
+    await make_case(phone=MARIA, assignee=alice)
+    conversation_id = (await text_in(anonymous, MARIA, "Hello")).conversation_id
+    browser = await signed_in(alice)
+    await browser.get(f"/conversations/{conversation_id}")
+    await browser.post(f"/conversations/{conversation_id}/messages", {"body": "Courtroom 4B"})
+    await fake_twilio.callbacks_done()  # Twilio's status callbacks are in, not running during the count
+    sent = await Message.get(body="Courtroom 4B")
+    event = MessageSent(message_id=sent.id, conversation_id=conversation_id)
+    people = [alice, *supervisors, bystander]
+
+    async def publish_to(tab_count: int) -> tuple[Counter[str], int]:
+        fanned = await fan_out(app, event, people, tab_count, bystander, renders, caplog)
+        assert "You: Courtroom 4B" in row_of(fanned.views[alice.id], conversation_id)
+        for supervisor in supervisors:
+            assert "Alice: Courtroom 4B" in row_of(fanned.views[supervisor.id], conversation_id)
+        return fanned.renders, fanned.queries
+
+    few, many = await publish_to(4), await publish_to(40)
+    assert few[0]["oob/conversation_row.html"] == many[0]["oob/conversation_row.html"] == 2  # the writer's, and others'
+    assert few[1] == many[1] > 0
