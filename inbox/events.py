@@ -61,6 +61,8 @@ class MessageStatusChanged(Event):
     error_code: int | None = None
     case_ids: list[int] = field(default_factory=list)
     campaign_id: int | None = None  # one recipient's text of a bulk message: its campaign's progress moved
+    # The text was waiting for its time and has just left the schedule: handed to sending, or canceled.
+    from_schedule: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,14 @@ class ConsentChanged(Event):
 
 @dataclass(frozen=True)
 class AlertRaised(Event):
-    """An inbound text on a case is waiting for its assignees."""
+    """A client's text on a case is waiting for its assignees: a new alert, or one more text counted on the
+    open alert of its conversation and case (the same alert_id; message_id is the latest text)."""
 
     name: ClassVar[str] = "alert.raised"
     alert_id: int
     case_id: int
     message_id: int
+    count: int = 1  # the texts now waiting on the alert
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from inbox.services.conversations import (
     MESSAGE_VIEW_RELATIONS,
     STAFF_TITLE,
     ConversationRow,
+    last_texts,
     staff_with_mobile,
     title_for,
     unread_counts,
@@ -202,6 +203,12 @@ def _may_show_campaign_text(shows: Shows, event: MessageStatusChanged) -> bool:
     )
 
 
+def handed_over(event: Event) -> bool:
+    """A scheduled text has left the schedule (sent on its way, or canceled): it leaves the thread's scheduled
+    strip for the history (oob/message_status.html). Said by the event: the text as loaded now may have moved on."""
+    return isinstance(event, MessageStatusChanged) and event.from_schedule
+
+
 def render_fragment(name: str, **context: object) -> str:
     return templates.get_template(name).render(**context)
 
@@ -336,7 +343,11 @@ class LiveHub:
             view = visible_links(message, audience.readable_clients(tab))
             if view not in bubbles:
                 bubbles[view] = render_fragment(
-                    template, message=message, visible_cases=view, outbox_rules=self.outbox_rules
+                    template,
+                    message=message,
+                    visible_cases=view,
+                    outbox_rules=self.outbox_rules,
+                    handed_over=handed_over(event),
                 )
             self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
         return message
@@ -526,15 +537,23 @@ class LiveHub:
         # A number on no client record may be a staff member's own mobile: titled as theirs (one query, only then).
         owner = None if clients else await staff_with_mobile(conversation.phone)
         unread = await unread_counts(sorted(readers), conversation.id)
-        rendered: dict[tuple[int, bool, tuple[str, ...]], str] = {}
+        # The latest text says "You:" to whoever wrote it and their first name to everyone else: two views at most.
+        last = (await last_texts([conversation.id])).get(conversation.id)
+        rendered: dict[tuple[int, bool, tuple[str, ...], bool], str] = {}
         by_reader: dict[int, str] = {}
         for staff_id, tab in readers.items():
             readable = audience.readable_clients(tab)
             names = tuple(dict.fromkeys(name for cid, name in clients if readable is None or cid in readable))
-            key = (unread.get(staff_id, 0), staff_id in audience.assigned, names)
+            key = (
+                unread.get(staff_id, 0),
+                staff_id in audience.assigned,
+                names,
+                last is not None and last.sender_id == staff_id,
+            )
             if key not in rendered:
                 title = title_for(conversation.phone, [f"{STAFF_TITLE}{owner.name}"] if owner else list(names))
-                row = ConversationRow(conversation, title, key[0], bool(clients) or owner is not None, key[1])
+                matched = bool(clients) or owner is not None
+                row = ConversationRow(conversation, title, key[0], matched, key[1], last=last, yours=key[3])
                 rendered[key] = render_fragment("oob/conversation_row.html", row=row)
             by_reader[staff_id] = rendered[key]
         return by_reader

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, cast
 
@@ -155,7 +155,7 @@ class Organisation(Model):
     char_limit = fields.IntField(default=160)
     linking_policy = fields.CharEnumField(LinkingPolicy, max_length=20, default=LinkingPolicy.DEFAULT)
     alert_policy = fields.CharEnumField(AlertPolicy, max_length=20, default=AlertPolicy.PRIMARY)
-    dismiss_alerts_on_reply = fields.BooleanField(default=False)
+    dismiss_alerts_on_reply = fields.BooleanField(default=True)  # answering the client answers their alerts
     delete_media_at_provider = fields.BooleanField(default=False)
     # Consent: staff may send an opt-in request ("reply Y or YES to confirm") before texting.
     opt_in_requests = fields.BooleanField(default=True)
@@ -477,6 +477,14 @@ class Message(Model):
     alerts: fields.ReverseRelation[Alert]
     consent_events: fields.ReverseRelation[ConsentEvent]
 
+    @property
+    def shown_at(self) -> datetime:
+        """Where a thread places it: a text that waited for its time, when it went (or was canceled); any
+        other, when it was written or arrived. Waiting texts are apart, by their send_at."""
+        if self.send_at is not None and self.status != MessageStatus.SCHEDULED:
+            return self.first_attempt_at or self.updated_at
+        return self.created_at
+
     class Meta:
         table = "message"
 
@@ -603,7 +611,11 @@ class Media(Model):
 
 
 class Alert(Model):
-    """An inbound text on a case, waiting for someone to answer. Dismissed once, for everyone."""
+    """Texts from a client on a case, waiting for someone to answer. Dismissed once, for everyone.
+
+    One is open per conversation and case: a further text before anyone answers counts on it
+    (`text_count`) and moves `message` to the latest (inbox.services.alerts.raise_alert).
+    """
 
     id = fields.IntField(primary_key=True)
     case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
@@ -618,6 +630,8 @@ class Alert(Model):
         "models.Staff", related_name="alerts_dismissed", null=True, on_delete=fields.SET_NULL
     )
     dismissed_because = fields.CharField(max_length=20, null=True)  # "dismissed" or "replied"
+    # How many texts are waiting: the one that raised it and those counted on it since.
+    text_count = fields.IntField(default=1, db_default=1)
 
     # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
     case_id: int

@@ -91,3 +91,72 @@ async def test_on_postgresql_the_columns_are_widened_in_place() -> None:
             await db.execute(ROWS[1].replace("+14045387319", WIDE))
         finally:
             await db.close()
+
+
+# Migration 0012: alerts that piled up one per text fold into one per conversation and case.
+PILED_UP = [
+    *ROWS,  # channel 1, conversation 1, message 1 (inbound)
+    *(
+        "INSERT INTO message (conversation_id, direction, from_number, to_number, body, status, segments, encoding,"
+        f" created_at, updated_at) VALUES (1, '{direction}', '+14045387319', '+15005550006', '{body}', 'received', 1,"
+        " 'GSM-7', '2026-01-01', '2026-01-01')"
+        for direction, body in (("inbound", "two"), ("inbound", "three"), ("outbound", "reminder"), ("inbound", "old"))
+    ),  # messages 2, 3, 4 (ours), 5
+    "INSERT INTO organisation (name, char_limit, alert_policy, delete_media_at_provider, dismiss_alerts_on_reply,"
+    " linking_policy, opt_in_requests, opt_in_text, quiet_hours_end, quiet_hours_start, time_zone)"
+    " VALUES ('Org', 160, 'all', FALSE, FALSE, 'default', TRUE, 't', 8, 21, 'UTC')",
+    "INSERT INTO client (name, created_at) VALUES ('Maria', '2026-01-01')",
+    "INSERT INTO \"case\" (number, title, opened_on, created_at, client_id) VALUES ('1', 't', '2026-01-01',"
+    " '2026-01-01', 1)",
+    *(
+        f"INSERT INTO staff (email, name, role, is_active, created_at) VALUES ('{n}@x.org', '{n}', 'advocate', TRUE,"
+        " '2026-01-01')"
+        for n in ("ana", "ben")
+    ),
+    # Open: 1, 2, 3 on texts 1-3 (to Ana, Ana, Ben), 4 on our reminder; 5 dismissed.
+    *(
+        "INSERT INTO alert (created_at, case_id, message_id, dismissed_at)"
+        f" VALUES ('2026-01-0{m}', 1, {m}, {dismissed})"
+        for m, dismissed in ((1, "NULL"), (2, "NULL"), (3, "NULL"), (4, "NULL"), (5, "'2026-01-09'"))
+    ),
+    "INSERT INTO alert_assignee (alert_id, staff_id) VALUES (1, 1), (2, 1), (3, 2), (4, 1), (5, 1)",
+]
+FOLDED = "SELECT id, message_id, text_count, dismissed_at IS NULL FROM alert ORDER BY id"
+ADDRESSED = "SELECT alert_id, staff_id FROM alert_assignee ORDER BY alert_id, staff_id"
+FOLDED_ROWS = [(1, 3, 3, True), (4, 4, 1, True), (5, 5, 1, False)]
+ADDRESSED_ROWS = [(1, 1), (1, 2), (4, 1), (5, 1)]
+
+
+async def test_0012_folds_open_alerts_on_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.sqlite3"
+    await migrate_to(f"sqlite://{path}", "models.0011_media_sizes")
+    with sqlite3.connect(path) as db:
+        for statement in PILED_UP:
+            db.execute(statement)
+    await migrate_to(f"sqlite://{path}")
+    with sqlite3.connect(path) as db:
+        assert [(i, m, c, bool(o)) for i, m, c, o in db.execute(FOLDED)] == FOLDED_ROWS
+        assert list(db.execute(ADDRESSED)) == ADDRESSED_ROWS
+        assert db.execute("SELECT dismiss_alerts_on_reply FROM organisation").fetchall() == [(1,)]
+
+
+async def test_0012_folds_open_alerts_on_postgresql() -> None:
+    async def before(url: str) -> None:
+        await migrate_to(url, "models.0011_media_sizes")
+
+    async with scratch_database("fold", prepare=before) as url:
+        connection = await asyncpg.connect(url)
+        try:
+            for statement in PILED_UP:
+                await connection.execute(statement)
+            await connection.execute("SELECT setval('alert_id_seq', 5)")
+        finally:
+            await connection.close()
+        await migrate_to(url)
+        connection = await asyncpg.connect(url)
+        try:
+            assert [tuple(r) for r in await connection.fetch(FOLDED)] == FOLDED_ROWS
+            assert [tuple(r) for r in await connection.fetch(ADDRESSED)] == ADDRESSED_ROWS
+            assert await connection.fetchval("SELECT dismiss_alerts_on_reply FROM organisation") is True
+        finally:
+            await connection.close()

@@ -454,6 +454,7 @@ def test_note_document_and_alert_answers_match_the_schema() -> None:
         id=1,
         case_id=12,
         message_id=41,
+        text_count=3,
         assignees=[ns(staff=ns(email="b@example.org")), ns(staff=ns(email="a@example.org"))],
         created_at=AT,
         dismissed_at=None,
@@ -462,7 +463,7 @@ def test_note_document_and_alert_answers_match_the_schema() -> None:
     )
     wire = produced(api_models.Alert.of(open_alert))  # type: ignore[arg-type]
     assert_matches("Alert", wire)
-    assert wire["assignee_emails"] == ["a@example.org", "b@example.org"]
+    assert wire["assignee_emails"] == ["a@example.org", "b@example.org"] and wire["count"] == 3
     dismissed = ns(
         **{**vars(open_alert), "dismissed_at": AT, "dismissed_by_id": 3, "dismissed_by": ns(email="sam@example.org")}
     )

@@ -512,12 +512,15 @@ async def events(call: Call) -> Response:
       `message.received`.
     - `message.status` — a text moved along its statuses: the same fields plus `"status"`, `"error_code"` and
       `"campaign_id"` (the bulk text it belongs to, else null).
+      `"from_schedule"` (true once, when a scheduled text leaves the schedule: handed to sending, or canceled).
     - `message.links` — a text was filed on, or taken off, a case by hand: `{"type", "message_id",
       "conversation_id", "case_ids"}`.
     - `message.media` — an attachment was stored, refused or failed: `{"type", "message_id", "conversation_id",
       "media_id", "status"}`.
     - `alert.raised` / `alert.dismissed` — an alert addressed to the caller (or any, for supervisors and admins):
-      `{"type", "alert_id", "case_id", "message_id"}`.
+      `{"type", "alert_id", "case_id", "message_id"}`; `alert.raised` also has `"count"`. One alert is open per
+      conversation and case: a further text from the client raises the same `alert_id` again with the new
+      `message_id` (the latest text) and `count` (the texts waiting).
     - `consent.changed` — a number's consent changed (a keyword, a reply to an opt-in request, Twilio's 21610,
       staff or this API): `{"type", "phone", "okay_to_text", "opted_out", "conversation_ids", "message_id",
       "consent_event_ids"}` — the number's state after it (some record okay to text; some record opted out), its

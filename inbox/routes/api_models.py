@@ -524,7 +524,10 @@ class Document(Answer):
 class Alert(Answer):
     id: int
     case_id: int
-    message_id: int = Field(description="The inbound text waiting for an answer.")
+    message_id: int = Field(description="The latest text waiting for an answer.")
+    count: int = Field(
+        description="How many texts from the client are waiting on it (one alert is open per conversation and case)."
+    )
     assignee_emails: list[str] = Field(description="Whom it was addressed to when the text arrived (may be empty).")
     created_at: datetime
     dismissed_at: datetime | None = Field(description="Null while open.")
@@ -539,6 +542,7 @@ class Alert(Answer):
             id=alert.id,
             case_id=alert.case_id,
             message_id=alert.message_id,
+            count=alert.text_count,
             assignee_emails=sorted(a.staff.email for a in alert.assignees),
             created_at=alert.created_at,
             dismissed_at=alert.dismissed_at,

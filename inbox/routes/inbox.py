@@ -54,6 +54,7 @@ async def thread_context(
         "conversation": conversation,
         "messages": messages,
         "has_older": has_older,
+        "scheduled": await convo.scheduled_texts(conversation),
         "unread": unread.get(conversation.id, 0),
         "thread_items": await consent.thread_items(staff, conversation, messages, has_older),
         "clients": clients,
@@ -104,6 +105,18 @@ async def composer_refusal(request: Request) -> Response:
     refusal = await consent.refusal_at_send_to(conversation.phone)
     context = {"conversation_id": conversation.id, "refusal": refusal}
     return render(request, "inbox/_composer_refusal.html", context)
+
+
+async def scheduled_strip(request: Request) -> Response:
+    """The thread's texts waiting for their time, by when they go: what a reconnecting tab re-fetches."""
+    staff = await require_staff(request)
+    conversation = await messaging.conversation_for(staff, request.path_params["conversation_id"])
+    context = {
+        "conversation": conversation,
+        "scheduled": await convo.scheduled_texts(conversation),
+        "visible_cases": await visibility.visible_case_ids(staff),
+    }
+    return render(request, "inbox/_scheduled.html", context)
 
 
 async def send_from_thread(request: Request) -> Response:
@@ -195,6 +208,7 @@ routes = [
     Route("/conversations/{conversation_id:int}/thread", thread_pane),
     Route("/conversations/{conversation_id:int}/older", older_messages),
     Route("/conversations/{conversation_id:int}/refusal", composer_refusal),
+    Route("/conversations/{conversation_id:int}/scheduled", scheduled_strip),
     Route("/conversations/{conversation_id:int}/messages", send_from_thread, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/read", mark_read, methods=["POST"]),
     Route("/conversations/{conversation_id:int}/link", link_to_case, methods=["POST"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.queryset import QuerySet
 
 from inbox import clock
@@ -16,6 +16,8 @@ from inbox.models import (
     AlertPolicy,
     Assignment,
     Case,
+    Conversation,
+    Direction,
     Message,
     Office,
     Organisation,
@@ -41,21 +43,71 @@ async def assignees_for(case_id: int, policy: AlertPolicy) -> list[int]:
 
 
 async def raise_alerts(message: Message, case_ids: list[int]) -> None:
-    """One alert per case the text landed on, inside the inbound unit of work (announced on commit)."""
+    """An alert per case the text landed on, inside the inbound unit of work (announced on commit)."""
     policy = await alert_policy()
     for case_id in case_ids:
         await raise_alert(message, case_id, policy)
 
 
 async def raise_alert(message: Message, case_id: int, policy: AlertPolicy) -> bool:
-    """One alert on the case about the text, addressed to its assignees; False when it was raised before."""
-    alert, created = await Alert.get_or_create(case_id=case_id, message=message)
-    if not created:
+    """The client's text waits on the case: counted on the open alert of its conversation and case (which
+    moves to it), or a new alert addressed to the case's assignees. False when it was counted before.
+
+    Our own text (an unconfirmed hearing's reminder, inbox.services.confirmations) always has its own alert.
+    """
+    if await Alert.exists(case_id=case_id, message_id=message.id):
         return False
+    if message.direction == Direction.INBOUND:
+        waiting = await _count_on_open_alert(message, case_id, policy)
+        if waiting is not None:
+            return True
+    alert = await Alert.create(case_id=case_id, message=message)
     for staff_id in await assignees_for(case_id, policy):
         await AlertAssignee.create(alert=alert, staff_id=staff_id)
-    current_unit().publish(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id))
+    current_unit().publish(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id, count=1))
     return True
+
+
+async def _count_on_open_alert(message: Message, case_id: int, policy: AlertPolicy) -> int | None:
+    """Counts the text on its conversation's open alert on the case; how many now wait, None without one.
+    Whom the policy addresses now and the alert did not yet is added (a new assignee, a policy changed).
+
+    Two texts arriving at once must make one alert of two: on PostgreSQL the conversation's row is locked
+    for the rest of the unit of work, so the second text waits here until the first has committed its alert
+    (READ COMMITTED: the queries after the lock see it). FOR NO KEY UPDATE, the strength an UPDATE of the row
+    takes: a plain FOR UPDATE also waits for the key-share lock the other text's INSERT of its message holds
+    on the row, while that text waits for ours — a deadlock (tests/test_alert_counts.py found it). SQLite has
+    one writer: Tortoise runs a process's transactions one at a time on its one connection, and only the web
+    process receives texts.
+    """
+    if Alert._meta.db.capabilities.dialect == "postgres":
+        await Conversation.select_for_update(no_key=True).filter(id=message.conversation_id).first()
+    open_alert = (
+        await Alert.filter(
+            case_id=case_id,
+            dismissed_at=None,
+            message__conversation_id=message.conversation_id,
+            message__direction=Direction.INBOUND,
+        )
+        .order_by("id")
+        .first()
+    )
+    if open_alert is None:
+        return None
+    # Conditional: a dismissal committed meanwhile leaves it alone (the text then raises a new one).
+    changed = await Alert.filter(id=open_alert.id, dismissed_at=None).update(text_count=F("text_count") + 1)
+    if not changed:
+        return None
+    # Texts racing in may take the lock out of order: the alert shows the latest, whichever came last.
+    await Alert.filter(id=open_alert.id, message_id__lt=message.id).update(message_id=message.id)
+    addressed = set(await flat_values(AlertAssignee.filter(alert_id=open_alert.id).values_list("staff_id", flat=True)))
+    for staff_id in await assignees_for(case_id, policy):
+        if staff_id not in addressed:
+            await AlertAssignee.create(alert_id=open_alert.id, staff_id=staff_id)
+    latest = max(open_alert.message_id, message.id)
+    waiting = open_alert.text_count + 1
+    current_unit().publish(AlertRaised(alert_id=open_alert.id, case_id=case_id, message_id=latest, count=waiting))
+    return waiting
 
 
 def open_alerts_for(staff: Staff) -> Q:
@@ -116,8 +168,8 @@ async def dismiss(bus: Bus, staff: Staff, alert_id: int) -> Alert:
 
 
 async def dismiss_on_reply(conversation_id: int, staff: Staff) -> None:
-    """Answering the client clears the alerts of the texts they sent in this conversation (a setting),
-    inside the sending unit of work."""
+    """Answering the client clears the alerts of the texts they sent in this conversation (a setting, on
+    unless an admin turns it off), inside the sending unit of work."""
     organisation = await Organisation.first()
     if not (organisation and organisation.dismiss_alerts_on_reply):
         return

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from tortoise.functions import Max
 
 from inbox.models import (
     Client,
@@ -12,6 +15,7 @@ from inbox.models import (
     ConversationRead,
     Direction,
     Message,
+    MessageStatus,
     Staff,
     flat_values,
 )
@@ -36,6 +40,18 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class LastText:
+    """What a conversation row says of its latest text that has gone or come (a scheduled one has not)."""
+
+    sender_id: int | None  # the staff member who wrote it
+    sender: str  # their first name; "" for the client's text or one the app sent by itself
+    automatic: bool  # the app sent it (an automatic reply, a reminder, a confirmation)
+    failed: bool  # it could not be sent or delivered
+    preview: str
+    at: datetime  # when it went or came (Message.shown_at), not when a scheduled one was written
+
+
+@dataclass(frozen=True)
 class ConversationRow:
     conversation: Conversation
     title: str
@@ -43,6 +59,8 @@ class ConversationRow:
     matched: bool
     mine: bool
     hit: SearchHit | None = None  # a searched list: the text that matched
+    last: LastText | None = None
+    yours: bool = False  # the reader wrote the latest text: "You:" (one of the two views of a row)
 
     @property
     def filters(self) -> list[str]:
@@ -143,7 +161,7 @@ async def inbox_rows(
         )
         for c in conversations
     ]
-    return [r for r in rows if filter_name in r.filters]
+    return await with_last_texts(staff, [r for r in rows if filter_name in r.filters])
 
 
 async def unmatched_waiting(staff: Staff, limit: int = 50) -> list[ConversationRow]:
@@ -189,13 +207,20 @@ async def _searched(
 async def thread_page(
     conversation: Conversation, before_id: int | None = None, limit: int = PAGE_SIZE
 ) -> tuple[list[Message], bool]:
-    """One page of a thread, oldest first, and whether older messages remain."""
-    query = Message.filter(conversation_id=conversation.id)
+    """One page of a thread's history, oldest first, and whether older messages remain. Texts waiting for
+    their time are not history (scheduled_texts); once gone, one sits where it went (Message.shown_at)."""
+    query = Message.filter(conversation_id=conversation.id).exclude(status=MessageStatus.SCHEDULED)
     if before_id:
         query = query.filter(id__lt=before_id)
     newest_first = await query.order_by("-id").limit(limit + 1).prefetch_related(*MESSAGE_VIEW_RELATIONS)
     has_older = len(newest_first) > limit
-    return list(reversed(newest_first[:limit])), has_older
+    return sorted(newest_first[:limit], key=lambda m: (m.shown_at, m.id)), has_older
+
+
+async def scheduled_texts(conversation: Conversation) -> list[Message]:
+    """The texts waiting for their time, by when they will go: a thread shows them apart, at its end."""
+    query = Message.filter(conversation_id=conversation.id, status=MessageStatus.SCHEDULED)
+    return await query.order_by("send_at", "id").prefetch_related(*MESSAGE_VIEW_RELATIONS)
 
 
 async def staff_with_mobile(phone: str) -> Staff | None:
@@ -211,3 +236,50 @@ async def clients_of_phone(staff: Staff, phone: str) -> list[Client]:
     if not staff.sees_everything:
         query = query.filter(id__in=await visibility.assigned_client_ids(staff))
     return await query.prefetch_related("phones", "cases")
+
+
+# ---------------------------------------------------------------- whose latest text it is
+
+FAILED_STATUSES = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+ATTACHMENT_ONLY = "📎 Attachment"  # as inbox.services.messaging previews a text that is only a photo or a file
+
+
+async def last_texts(conversation_ids: list[int]) -> dict[int, LastText]:
+    """Each conversation's latest text that has gone or come, scheduled ones left out (two queries)."""
+    if not conversation_ids:
+        return {}
+    latest = (
+        await Message.filter(conversation_id__in=conversation_ids)
+        .exclude(status=MessageStatus.SCHEDULED)
+        .annotate(last_id=Max("id"))
+        .group_by("conversation_id")
+        .values_list("last_id", flat=True)
+    )
+    found = await Message.filter(id__in=[i for i in latest if i is not None]).select_related("sent_by")
+    return {message.conversation_id: last_text(message) for message in found}
+
+
+def last_text(message: Message) -> LastText:
+    outbound = message.direction == Direction.OUTBOUND
+    writer = message.sent_by if outbound else None
+    flat = " ".join((message.body or "").split())
+    return LastText(
+        sender_id=writer.id if writer else None,
+        sender=writer.name.split()[0] if writer and writer.name.strip() else "",
+        automatic=outbound and writer is None,
+        failed=message.status in FAILED_STATUSES,
+        preview=(flat if len(flat) <= 120 else flat[:119] + "…") or ATTACHMENT_ONLY,
+        at=message.shown_at,
+    )
+
+
+async def with_last_texts(staff: Staff, rows: list[ConversationRow]) -> list[ConversationRow]:
+    """The rows with their latest texts, said from the reader's side ("You:" for their own)."""
+    last = await last_texts([r.conversation.id for r in rows])
+    return [
+        replace(r, last=last.get(r.conversation.id), yours=_wrote(staff.id, last.get(r.conversation.id))) for r in rows
+    ]
+
+
+def _wrote(staff_id: int, last: LastText | None) -> bool:
+    return last is not None and last.sender_id == staff_id

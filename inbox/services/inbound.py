@@ -4,11 +4,11 @@ The route verifies the signature (finding the channel on the way) and calls `rec
 form and that channel; everything else is decided here, in this order: the raw payload is stored;
 a text that cannot be kept (a sender or SID longer than its column) is refused with a logged reason
 and still answered, so Twilio does not retry it for ever; a repeat is recognised; then one unit of
-work stores the text, files it on cases, raises alerts, registers its attachments and applies what
-it says to consent, and its events go out once that commits. Our answers (to keywords, the automatic
-reply) go into the outbox and are handed over after the webhook is answered, like the attachments'
-downloads (the route schedules them: Twilio gives the webhook 15 seconds and must never wait for us
-to reach Twilio).
+work stores the text, files it on cases, registers its attachments, applies what it says to consent
+and raises alerts (not for a keyword), and its events go out once that commits. Our answers (to
+keywords, the automatic reply) go into the outbox and are handed over after the webhook is answered,
+like the attachments' downloads (the route schedules them: Twilio gives the webhook 15 seconds and
+must never wait for us to reach Twilio).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from inbox.events import MessageReceived
 from inbox.models import Channel, Conversation, Message, WebhookPayload
 from inbox.phones import sender_address
 from inbox.services import alerts, confirmations, consent, linking, media, messaging, surveys, system_texts
+from inbox.services.keywords import Keyword
 from inbox.services.limits import max_length
 from inbox.services.messaging import Outbox
 from inbox.services.providers import ChannelNotReady
@@ -113,12 +114,14 @@ async def record_inbound(
             # survey's answer raises an alert only when its campaign asks for that (inbox.services.surveys).
             moment = at or clock.now()
             answer = None
-            if await confirmations.confirm_by_text(message, moment) is None:
+            confirmed = await confirmations.confirm_by_text(message, moment) is not None
+            if not confirmed:
                 answer = await surveys.record_answer(message, moment, text.opt_out_type)
-                if answer is None or answer.raises_alerts:
-                    await alerts.raise_alerts(message, case_ids)
             await media.register_inbound_media(message, text.media)
-            replies = await _apply_consent(message, channel, text.opt_out_type)
+            keyword, replies = await _apply_consent(message, channel, text.opt_out_type)
+            # STOP, START, HELP and a Y to an opt-in request are answered by the rules (and Twilio), not a person.
+            if not confirmed and keyword is None and (answer is None or answer.raises_alerts):
+                await alerts.raise_alerts(message, case_ids)
             await messaging.finish_webhook(payload)
     except IntegrityError:
         # Two deliveries of the same MessageSid raced; the other one stored it.
@@ -127,15 +130,19 @@ async def record_inbound(
     return message, replies, answer is not None
 
 
-async def _apply_consent(message: Message, channel: Channel, opt_out_type: str | None) -> list[Message]:
-    """Consent decides what the text means (STOP, START, HELP, a YES); messaging writes what follows."""
+async def _apply_consent(
+    message: Message, channel: Channel, opt_out_type: str | None
+) -> tuple[Keyword | None, list[Message]]:
+    """Consent decides what the text means (STOP, START, HELP, a YES); messaging writes what follows. The
+    keyword it was taken as (None: an ordinary text), with our stored answers."""
     decided = await consent.handle_inbound(message, channel, opt_out_type)
     if decided.cancel_scheduled is not None:
         await messaging.cancel_waiting_to(message.from_number, decided.cancel_scheduled)
     if decided.reply is None:
-        return []
+        return decided.keyword, []
     conversation = await Conversation.get(id=message.conversation_id)
-    return [await messaging.store_app_text(conversation, channel, decided.reply.body, decided.reply.purpose)]
+    reply = await messaging.store_app_text(conversation, channel, decided.reply.body, decided.reply.purpose)
+    return decided.keyword, [reply]
 
 
 async def _auto_reply(message: Message, text: InboundText, at: datetime) -> int | None:

@@ -513,6 +513,7 @@ async def cancel_if_waiting(message: Message, reason: str | None, at: datetime) 
             error_code=None,
             case_ids=[message.case_id] if message.case_id else [],
             campaign_id=message.campaign_id,
+            from_schedule=message.status == MessageStatus.SCHEDULED,
         )
     )
     return True
@@ -657,7 +658,7 @@ async def record_status(bus: Bus, update: StatusUpdate, payload: WebhookPayload)
     return message
 
 
-def status_changed(message: Message) -> MessageStatusChanged:
+def status_changed(message: Message, from_schedule: bool = False) -> MessageStatusChanged:
     return MessageStatusChanged(
         message_id=message.id,
         conversation_id=message.conversation_id,
@@ -666,6 +667,7 @@ def status_changed(message: Message) -> MessageStatusChanged:
         error_code=message.error_code,
         case_ids=[message.case_id] if message.case_id else [],
         campaign_id=message.campaign_id,
+        from_schedule=from_schedule,
     )
 
 

@@ -204,12 +204,13 @@ async def _mark_sending(message: Message, now: datetime, unknown: bool) -> None:
         "first_attempt_at": message.first_attempt_at or now,
         "outcome_unknown": unknown,
     }
-    if message.status == MessageStatus.SCHEDULED:
+    from_schedule = message.status == MessageStatus.SCHEDULED
+    if from_schedule:
         fields["status"] = MessageStatus.QUEUED
         await MessageStatusEvent.create(message_id=message.id, status=MessageStatus.QUEUED, at=now)
     await Message.filter(id=message.id).update(**fields)
     await message.refresh_from_db()
-    current_unit().publish(status_changed(message))
+    current_unit().publish(status_changed(message, from_schedule=from_schedule))
 
 
 async def _release(message: Message, before: Message, next_attempt_at: datetime) -> None:
