@@ -78,7 +78,7 @@ async def test_a_text_after_a_dismissal_raises_a_new_alert(anonymous, make_staff
 async def test_keywords_and_confirmations_raise_no_alert(anonymous, make_staff, make_case) -> None:
     advocate = await make_staff("advocate")
     await make_case(phone=CLIENT_PHONE, assignee=advocate)
-    for word in ("STOP", "START", "HELP", "yes", " Unsubscribe "):
+    for word in ("STOP", "START", "HELP", " Unsubscribe ", "UNSTOP"):
         await texts(anonymous, word)
     assert not await Alert.exists()
     # Twilio's OptOutType names a keyword whatever the body says.
@@ -86,6 +86,10 @@ async def test_keywords_and_confirmations_raise_no_alert(anonymous, make_staff, 
     assert not await Alert.exists()
     (question,) = await texts(anonymous, "Is my hearing still on?")  # an ordinary text still does
     assert (await Alert.get(message_id=question.id)).text_count == 1
+    # A bare "yes" that answers no opt-in request of ours is also Twilio's opt-in word, but it is how a client
+    # answers a person's question: it counts on the alert.
+    (yes,) = await texts(anonymous, "yes")
+    assert (await Alert.get(message_id=yes.id)).text_count == 2
 
 
 async def test_an_answer_dismisses_the_counted_alert_by_default(anonymous, make_staff, make_case, signed_in) -> None:

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from inbox.events import ConsentChanged, MessageStatusChanged
 from inbox.models import (
+    Alert,
     Channel,
     ClientPhone,
     ConsentEvent,
@@ -375,6 +376,7 @@ async def test_an_opt_in_request_and_a_yes_reply_record_consent(
         "the client replied Y to the opt-in request",
     )
     assert await consent.keyword_of(reply) == Keyword.OPT_IN  # never auto-answered
+    assert not await Alert.exists(message_id=reply.id)  # the rules answered it: nobody is waited for
     sent = await staff.post(f"/cases/{case.case_id}/text", {"body": "Thanks! Your hearing is Monday.", "to": MARIA})
     assert sent.status_code == 303
 

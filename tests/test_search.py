@@ -262,7 +262,8 @@ async def test_a_search_takes_the_same_queries_for_few_or_many_matches(
     for staff in (advocate, supervisor):
         assert few[staff.id][0] == 2 and many[staff.id][0] == 12
         assert few[staff.id][1] == many[staff.id][1], (few, many)
-    assert many[supervisor.id][1] <= 8 and many[advocate.id][1] <= 12, many
+    # The search's own, plus two for the rows' latest texts and their writers (conversations.with_last_texts).
+    assert many[supervisor.id][1] <= 10 and many[advocate.id][1] <= 14, many
 
 
 # ---------------------------------------------------------------- the index follows the messages

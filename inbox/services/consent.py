@@ -369,6 +369,17 @@ class InboundConsent:
     keyword: Keyword | None = None
     reply: AppText | None = None
     cancel_scheduled: str | None = None
+    answered_request: bool = False  # a Y/YES answering our opt-in request (not a word in a conversation)
+    said_yes: bool = False  # the whole text was Y or YES
+
+    @property
+    def needs_no_person(self) -> bool:
+        """Whether the rules have answered it all, so it raises no "waiting for an answer" alert: STOP, START,
+        HELP, a YES to our opt-in request. A bare "Yes" otherwise is Twilio's opt-in keyword too, but it is
+        also how a client answers an advocate's question ("Can you come on Tuesday?"), so someone must see it."""
+        if self.keyword is None:
+            return False
+        return not (self.keyword == Keyword.OPT_IN and self.said_yes and not self.answered_request)
 
 
 async def keyword_of(message: Message, opt_out_type: str | None = None) -> Keyword | None:
@@ -395,7 +406,8 @@ async def handle_inbound(message: Message, channel: Channel, opt_out_type: str |
     reply: AppText | None = None
     cancel: str | None = None
     org = (await organisation.current()).name
-    if keyword in (None, Keyword.OPT_IN) and await _answers_opt_in_request(message):
+    said_reply = keyword in (None, Keyword.OPT_IN) and await _answers_opt_in_request(message)
+    if said_reply:
         keyword = Keyword.OPT_IN
         change = Change(
             ConsentSource.REPLY,
@@ -424,7 +436,13 @@ async def handle_inbound(message: Message, channel: Channel, opt_out_type: str |
         reply = AppText(reply.body.strip(), reply.purpose)
     else:
         reply = None  # nothing to say, or a short code or named sender that cannot be texted back
-    return InboundConsent(keyword=keyword, reply=reply, cancel_scheduled=cancel)
+    return InboundConsent(
+        keyword=keyword,
+        reply=reply,
+        cancel_scheduled=cancel,
+        answered_request=said_reply,
+        said_yes=confirms_opt_in(message.body),
+    )
 
 
 def _keyword_change(

@@ -25,7 +25,6 @@ from inbox.events import MessageReceived
 from inbox.models import Channel, Conversation, Message, WebhookPayload
 from inbox.phones import sender_address
 from inbox.services import alerts, confirmations, consent, linking, media, messaging, surveys, system_texts
-from inbox.services.keywords import Keyword
 from inbox.services.limits import max_length
 from inbox.services.messaging import Outbox
 from inbox.services.providers import ChannelNotReady
@@ -118,9 +117,9 @@ async def record_inbound(
             if not confirmed:
                 answer = await surveys.record_answer(message, moment, text.opt_out_type)
             await media.register_inbound_media(message, text.media)
-            keyword, replies = await _apply_consent(message, channel, text.opt_out_type)
+            answered_by_rules, replies = await _apply_consent(message, channel, text.opt_out_type)
             # STOP, START, HELP and a Y to an opt-in request are answered by the rules (and Twilio), not a person.
-            if not confirmed and keyword is None and (answer is None or answer.raises_alerts):
+            if not confirmed and not answered_by_rules and (answer is None or answer.raises_alerts):
                 await alerts.raise_alerts(message, case_ids)
             await messaging.finish_webhook(payload)
     except IntegrityError:
@@ -130,19 +129,17 @@ async def record_inbound(
     return message, replies, answer is not None
 
 
-async def _apply_consent(
-    message: Message, channel: Channel, opt_out_type: str | None
-) -> tuple[Keyword | None, list[Message]]:
-    """Consent decides what the text means (STOP, START, HELP, a YES); messaging writes what follows. The
-    keyword it was taken as (None: an ordinary text), with our stored answers."""
+async def _apply_consent(message: Message, channel: Channel, opt_out_type: str | None) -> tuple[bool, list[Message]]:
+    """Consent decides what the text means (STOP, START, HELP, a YES); messaging writes what follows. Whether the
+    rules answered it all (no person need: consent.InboundConsent.needs_no_person), with our stored answers."""
     decided = await consent.handle_inbound(message, channel, opt_out_type)
     if decided.cancel_scheduled is not None:
         await messaging.cancel_waiting_to(message.from_number, decided.cancel_scheduled)
     if decided.reply is None:
-        return decided.keyword, []
+        return decided.needs_no_person, []
     conversation = await Conversation.get(id=message.conversation_id)
     reply = await messaging.store_app_text(conversation, channel, decided.reply.body, decided.reply.purpose)
-    return decided.keyword, [reply]
+    return decided.needs_no_person, [reply]
 
 
 async def _auto_reply(message: Message, text: InboundText, at: datetime) -> int | None:
