@@ -276,22 +276,23 @@ class _NumberState:
 
 async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[tuple[Any, ...]]:
     """One row per matched case (its client), the mobile chosen and the exclusion decided: three queries."""
-    cases_q = Case.filter(matching_cases(chosen))
-    cases = await cases_q.order_by("id").values_list("id", "client_id")
+    # Read as the driver hands the rows over (bulk.fetch_values): Tortoise's conversion of 10,000 rows cost
+    # PostgreSQL's preview more than the queries did.
+    cases = await bulk.fetch_values(Case.filter(matching_cases(chosen)).order_by("id").values_list("id", "client_id"))
     clients = Subquery(Case.filter(matching_cases(chosen)).values("client_id"))
-    phones = await ClientPhone.filter(client_id__in=clients).order_by("id").values_list("client_id", "number", "kind")
     mobiles: dict[int, list[str]] = defaultdict(list)
-    for client_id, number, kind in phones:
-        if kind == PhoneKind.MOBILE:
-            mobiles[client_id].append(number)
+    for client_id, number in await bulk.fetch_values(
+        ClientPhone.filter(client_id__in=clients, kind=PhoneKind.MOBILE).order_by("id").values_list("client_id", "number")
+    ):
+        mobiles[client_id].append(number)
     # Consent as consent.number_state judges it: across every record holding the number.
     numbers = Subquery(ClientPhone.filter(client_id__in=clients).values("number"))
     states: dict[str, _NumberState] = {}
-    for number, okay, out in await ClientPhone.filter(number__in=numbers).values_list(
-        "number", "okay_to_text", "opted_out"
+    for number, okay, out in await bulk.fetch_values(
+        ClientPhone.filter(number__in=numbers).values_list("number", "okay_to_text", "opted_out")
     ):
         before = states.get(number, _NumberState(False, False))
-        states[number] = _NumberState(before.okay_to_text or okay, before.opted_out or out)
+        states[number] = _NumberState(before.okay_to_text or bool(okay), before.opted_out or bool(out))
     rows: list[tuple[Any, ...]] = []
     taken: set[str] = set()
     for case_id, client_id in cases:
