@@ -13,6 +13,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.queryset import ValuesListQuery
+from tortoise.transactions import in_transaction
 
 BATCH = 10_000  # rows per executemany
 
@@ -44,9 +45,16 @@ async def insert_rows(
         return
     names = ", ".join(columns)
     tail = " ON CONFLICT DO NOTHING" if on_conflict_nothing else ""
-    if db().capabilities.dialect == "postgres" and not on_conflict_nothing and _in_transaction():
-        await _copy(table, list(columns), rows)
-        return
+    if db().capabilities.dialect == "postgres" and _in_transaction():
+        if not on_conflict_nothing:
+            await _copy(table, list(columns), rows)
+            return
+        try:  # COPY has no ON CONFLICT: tried in a savepoint, the statement below only when a row is already there
+            async with in_transaction():
+                await _copy(table, list(columns), rows)
+            return
+        except IntegrityError:
+            pass
     if db().capabilities.dialect == "postgres":
         arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(columns.values(), start=1))
         statement = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"
