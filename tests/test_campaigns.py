@@ -215,8 +215,9 @@ async def _fail_inserts_into(table: str) -> None:
     connection = connections.get("default")
     if connection.capabilities.dialect == "postgres":
         await connection.execute_script(
-            "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$ "
-            f"LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_row()"
+            "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$ LANGUAGE plpgsql; "
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_row()"
         )
     else:
         await connection.execute_script(
@@ -267,9 +268,14 @@ async def test_bulk_inserts_keep_a_row_already_there(app: Starlette) -> None:
     now = clock.now()
     async with unit_of_work(app.state.bus):
         await bulk.insert_rows(
-            "conversation", columns, [(channel.id, numbered(n), "Ours", now) for n in range(3)], on_conflict_nothing=True
+            "conversation",
+            columns,
+            [(channel.id, numbered(n), "Ours", now) for n in range(3)],
+            on_conflict_nothing=True,
         )
-        await bulk.insert_rows("conversation", columns, [(channel.id, numbered(7), "Ours", now)], on_conflict_nothing=True)
+        await bulk.insert_rows(
+            "conversation", columns, [(channel.id, numbered(7), "Ours", now)], on_conflict_nothing=True
+        )
     rows = await Conversation.filter(channel=channel).order_by("phone").values_list("phone", "last_message_preview")
     assert [r for r in rows if r[0].startswith("+1404555")] == [
         (numbered(0), "Ours"),

@@ -282,7 +282,9 @@ async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[tuple[
     clients = Subquery(Case.filter(matching_cases(chosen)).values("client_id"))
     mobiles: dict[int, list[str]] = defaultdict(list)
     for client_id, number in await bulk.fetch_values(
-        ClientPhone.filter(client_id__in=clients, kind=PhoneKind.MOBILE).order_by("id").values_list("client_id", "number")
+        ClientPhone.filter(client_id__in=clients, kind=PhoneKind.MOBILE)
+        .order_by("id")
+        .values_list("client_id", "number")
     ):
         mobiles[client_id].append(number)
     # Consent as consent.number_state judges it: across every record holding the number.
@@ -618,13 +620,21 @@ async def _values_for_rows(staff: Staff, recipient_ids: list[int]) -> dict[int, 
     base = await _base_values(staff)
     if not recipient_ids:
         return {}
-    offices = {oid: (name, phone) for oid, name, phone in await Office.all().values_list("id", "name", "phone")}
+    offices = await _offices()
     values: dict[int, dict[str, str | None]] = {}
     for rid, name, number, title, office_id in await CampaignRecipient.filter(id__in=recipient_ids).values_list(
         "id", "client__name", "case__number", "case__title", "case__office_id"
     ):
         values[rid] = _recipient_values(base, offices, name, number, title, office_id)
     return values
+
+
+async def _offices() -> dict[int, tuple[str, str | None]]:
+    """Each office's name and phone number as people write it (formatted once, not once per recipient)."""
+    return {
+        oid: (name, for_people(phone) if phone else None)
+        for oid, name, phone in await Office.all().values_list("id", "name", "phone")
+    }
 
 
 def _recipient_values(
@@ -644,7 +654,7 @@ def _recipient_values(
         "case_title": case_title,
     }
     if office:
-        mine |= {"office_name": office[0], "office_phone": for_people(office[1]) if office[1] else None}
+        mine |= {"office_name": office[0], "office_phone": office[1]}
     return base | mine
 
 
@@ -687,8 +697,7 @@ class _Row:
 
 async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     rows = await _rows_to_send(campaign, staff)
-    plain = not quick_entries.placeholders_in(campaign.body)
-    bodies = {row.number: campaign.body if plain else _filled(campaign.body, row.values) for row in rows}
+    bodies = _bodies(campaign.body, rows)
     conversations, opened = await _conversations_for(campaign, rows, bodies, now)
     channels = {c.id: c for c in await Channel.filter(id__in={channel_id for _, channel_id in conversations.values()})}
     counted: dict[str, SegmentCount] = {}  # by body: recipients with the same first name share one
@@ -729,9 +738,24 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     await messaging.store_campaign_texts(campaign.id, messages, staff.id, author, now, pointers, opened)
 
 
+def _bodies(body: str, rows: list[_Row]) -> dict[str, str]:
+    """Each number's text, filled in once per distinct set of the values it uses (recipients with the same first
+    name and office share one)."""
+    names = quick_entries.placeholders_in(body)
+    filled: dict[tuple[str | None, ...], str] = {}
+    bodies = {}
+    for row in rows:
+        key = tuple(row.values.get(name) for name in names)
+        text = filled.get(key)
+        if text is None:
+            text = filled[key] = _filled(body, row.values) if names else body
+        bodies[row.number] = text
+    return bodies
+
+
 async def _rows_to_send(campaign: Campaign, staff: Staff) -> list[_Row]:
     base = await _base_values(staff)
-    offices = {oid: (name, phone) for oid, name, phone in await Office.all().values_list("id", "name", "phone")}
+    offices = await _offices()
     found = []
     for rid, number, case_id, name, case_number, title, office_id in await bulk.fetch(
         "SELECT r.id, r.number, r.case_id, cl.name, c.number, c.title, c.office_id FROM campaign_recipient r "
