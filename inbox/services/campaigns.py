@@ -703,6 +703,9 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     counted: dict[str, SegmentCount] = {}  # by body: recipients with the same first name share one
     next_slot: dict[int, float] = defaultdict(float)
     messages: list[tuple[Any, ...]] = []
+    # The enum values once: an enum member's `.value` is a descriptor call, 40,000 of them for 10,000 texts.
+    outbound, queued, waiting = Direction.OUTBOUND.value, MessageStatus.QUEUED.value, OutboxState.WAITING.value
+    purpose = MessagePurpose.CAMPAIGN.value
     for row in rows:
         conversation_id, channel_id = conversations[row.number]
         channel = channels[channel_id]
@@ -713,19 +716,19 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
         messages.append(
             (
                 conversation_id,
-                Direction.OUTBOUND.value,
+                outbound,
                 channel.from_number or channel.messaging_service_sid or "",
                 row.number,
                 body,
-                MessageStatus.QUEUED.value,
-                OutboxState.WAITING.value,
+                queued,
+                waiting,
                 slot,
                 slot,  # send_at: so the outbox keeps the client's quiet hours, as for scheduled texts
                 segments.segments,
                 segments.encoding,
                 staff.id,
                 row.case_id,
-                MessagePurpose.CAMPAIGN.value,
+                purpose,
                 campaign.id,
                 0,
                 False,
@@ -822,8 +825,8 @@ async def _conversations_for(
         )
         # Opened just now, with the text as their row (a thread another process opened for the number in the
         # same instant would keep its own row: harmless, and far too rare to pay a datetime read per row for).
-        for cid, phone, channel_id in await Conversation.filter(phone__in=numbers).values_list(
-            "id", "phone", "channel_id"
+        for cid, phone, channel_id in await bulk.fetch_values(
+            Conversation.filter(phone__in=numbers).values_list("id", "phone", "channel_id")
         ):
             if phone in wanted and channel_id == wanted[phone]:
                 chosen[phone] = (cid, channel_id)
