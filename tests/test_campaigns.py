@@ -8,14 +8,19 @@ from datetime import date, timedelta
 import httpx
 import pytest
 from starlette.applications import Starlette
+from tortoise import connections
+from tortoise.exceptions import IntegrityError, OperationalError
 
+from inbox import clock
 from inbox.models import (
     Campaign,
     CampaignRecipient,
     CampaignState,
     Case,
     CaseNote,
+    Channel,
     ClientPhone,
+    Conversation,
     Exclusion,
     Message,
     MessageLink,
@@ -26,9 +31,10 @@ from inbox.models import (
     PhoneKind,
     Staff,
 )
-from inbox.services import campaigns, queue
+from inbox.services import bulk, campaigns, queue
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.outbox import Idle, claim_next
+from inbox.services.unit_of_work import unit_of_work
 from inbox.worker import send_due
 from tests.support.campaigns import bulk_clients, fast_channels, numbered
 from tests.support.fake_twilio import FakeTwilio
@@ -202,3 +208,79 @@ async def test_pause_holds_resume_sends_cancel_stops(
     with pytest.raises(campaigns.Refused):
         await campaigns.resume(bus, supervisor_staff, campaign.id)
     assert (await Campaign.get(id=campaign.id)).canceled_at is not None
+
+
+async def _fail_inserts_into(table: str) -> None:
+    """A trigger that makes every insert into `table` fail, as a full disk or a lost connection would midway."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_script(
+            "CREATE FUNCTION refuse_row() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$ LANGUAGE plpgsql; "
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse_row()"
+        )
+    else:
+        await connection.execute_script(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+
+
+async def _drop_failing_trigger(table: str) -> None:
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_script(f"DROP TRIGGER refuse ON {table}; DROP FUNCTION refuse_row()")
+    else:
+        await connection.execute_script("DROP TRIGGER refuse")
+
+
+async def test_a_failure_while_starting_leaves_nothing_half_written(app: Starlette, supervisor_staff: Staff) -> None:
+    """The texts and new threads go in by COPY on PostgreSQL: on the unit of work's own connection and transaction,
+    so a later failure (here: the case notes) takes them back with everything else."""
+    await bulk_clients(30)
+    bus = app.state.bus
+    campaign = await campaigns.create_campaign(bus, supervisor_staff, CampaignInput("Atomic", "Hello"))
+    conversations = await Conversation.all().count()
+    await _fail_inserts_into("case_note")
+    try:
+        with pytest.raises((IntegrityError, OperationalError), match="refused"):
+            await campaigns.start(bus, supervisor_staff, campaign.id)
+    finally:
+        await _drop_failing_trigger("case_note")
+
+    assert await Message.filter(campaign_id=campaign.id).count() == 0
+    assert await Conversation.all().count() == conversations
+    assert await MessageLink.all().count() == 0 and await MessageStatusEvent.all().count() == 0
+    assert await CampaignRecipient.filter(campaign_id=campaign.id, message_id__not_isnull=True).count() == 0
+    assert (await Campaign.get(id=campaign.id)).state == CampaignState.DRAFT
+    await campaigns.start(bus, supervisor_staff, campaign.id)  # and it can be started again, whole
+    assert await Message.filter(campaign_id=campaign.id).count() == 30
+    assert await CaseNote.filter(message__campaign_id=campaign.id).count() == 30
+    assert await Conversation.all().count() == conversations + 30
+
+
+async def test_bulk_inserts_keep_a_row_already_there(app: Starlette) -> None:
+    """New threads are inserted ON CONFLICT DO NOTHING (a client's text may open one meanwhile); COPY has no such
+    clause, so on PostgreSQL a conflict rolls back to its savepoint and the plain statement runs instead."""
+    channel = await Channel.all().first()
+    assert channel is not None
+    kept = await Conversation.create(channel=channel, phone=numbered(1), last_message_preview="Theirs")
+    columns = {"channel_id": "int", "phone": "text", "last_message_preview": "text", "created_at": "timestamptz"}
+    now = clock.now()
+    async with unit_of_work(app.state.bus):
+        await bulk.insert_rows(
+            "conversation",
+            columns,
+            [(channel.id, numbered(n), "Ours", now) for n in range(3)],
+            on_conflict_nothing=True,
+        )
+        await bulk.insert_rows(
+            "conversation", columns, [(channel.id, numbered(7), "Ours", now)], on_conflict_nothing=True
+        )
+    rows = await Conversation.filter(channel=channel).order_by("phone").values_list("phone", "last_message_preview")
+    assert [r for r in rows if r[0].startswith("+1404555")] == [
+        (numbered(0), "Ours"),
+        (numbered(1), "Theirs"),
+        (numbered(2), "Ours"),
+        (numbered(7), "Ours"),
+    ]
+    assert (await Conversation.get(id=kept.id)).last_message_preview == "Theirs"

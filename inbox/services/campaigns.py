@@ -276,22 +276,25 @@ class _NumberState:
 
 async def _recipients(campaign: Campaign, chosen: CampaignFilter) -> list[tuple[Any, ...]]:
     """One row per matched case (its client), the mobile chosen and the exclusion decided: three queries."""
-    cases_q = Case.filter(matching_cases(chosen))
-    cases = await cases_q.order_by("id").values_list("id", "client_id")
+    # Read as the driver hands the rows over (bulk.fetch_values): Tortoise's conversion of 10,000 rows cost
+    # PostgreSQL's preview more than the queries did.
+    cases = await bulk.fetch_values(Case.filter(matching_cases(chosen)).order_by("id").values_list("id", "client_id"))
     clients = Subquery(Case.filter(matching_cases(chosen)).values("client_id"))
-    phones = await ClientPhone.filter(client_id__in=clients).order_by("id").values_list("client_id", "number", "kind")
     mobiles: dict[int, list[str]] = defaultdict(list)
-    for client_id, number, kind in phones:
-        if kind == PhoneKind.MOBILE:
-            mobiles[client_id].append(number)
+    for client_id, number in await bulk.fetch_values(
+        ClientPhone.filter(client_id__in=clients, kind=PhoneKind.MOBILE)
+        .order_by("id")
+        .values_list("client_id", "number")
+    ):
+        mobiles[client_id].append(number)
     # Consent as consent.number_state judges it: across every record holding the number.
     numbers = Subquery(ClientPhone.filter(client_id__in=clients).values("number"))
     states: dict[str, _NumberState] = {}
-    for number, okay, out in await ClientPhone.filter(number__in=numbers).values_list(
-        "number", "okay_to_text", "opted_out"
+    for number, okay, out in await bulk.fetch_values(
+        ClientPhone.filter(number__in=numbers).values_list("number", "okay_to_text", "opted_out")
     ):
         before = states.get(number, _NumberState(False, False))
-        states[number] = _NumberState(before.okay_to_text or okay, before.opted_out or out)
+        states[number] = _NumberState(before.okay_to_text or bool(okay), before.opted_out or bool(out))
     rows: list[tuple[Any, ...]] = []
     taken: set[str] = set()
     for case_id, client_id in cases:
@@ -617,13 +620,21 @@ async def _values_for_rows(staff: Staff, recipient_ids: list[int]) -> dict[int, 
     base = await _base_values(staff)
     if not recipient_ids:
         return {}
-    offices = {oid: (name, phone) for oid, name, phone in await Office.all().values_list("id", "name", "phone")}
+    offices = await _offices()
     values: dict[int, dict[str, str | None]] = {}
     for rid, name, number, title, office_id in await CampaignRecipient.filter(id__in=recipient_ids).values_list(
         "id", "client__name", "case__number", "case__title", "case__office_id"
     ):
         values[rid] = _recipient_values(base, offices, name, number, title, office_id)
     return values
+
+
+async def _offices() -> dict[int, tuple[str, str | None]]:
+    """Each office's name and phone number as people write it (formatted once, not once per recipient)."""
+    return {
+        oid: (name, for_people(phone) if phone else None)
+        for oid, name, phone in await Office.all().values_list("id", "name", "phone")
+    }
 
 
 def _recipient_values(
@@ -643,7 +654,7 @@ def _recipient_values(
         "case_title": case_title,
     }
     if office:
-        mine |= {"office_name": office[0], "office_phone": for_people(office[1]) if office[1] else None}
+        mine |= {"office_name": office[0], "office_phone": office[1]}
     return base | mine
 
 
@@ -686,13 +697,15 @@ class _Row:
 
 async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     rows = await _rows_to_send(campaign, staff)
-    plain = not quick_entries.placeholders_in(campaign.body)
-    bodies = {row.number: campaign.body if plain else _filled(campaign.body, row.values) for row in rows}
+    bodies = _bodies(campaign.body, rows)
     conversations, opened = await _conversations_for(campaign, rows, bodies, now)
     channels = {c.id: c for c in await Channel.filter(id__in={channel_id for _, channel_id in conversations.values()})}
     counted: dict[str, SegmentCount] = {}  # by body: recipients with the same first name share one
     next_slot: dict[int, float] = defaultdict(float)
     messages: list[tuple[Any, ...]] = []
+    # The enum values once: an enum member's `.value` is a descriptor call, 40,000 of them for 10,000 texts.
+    outbound, queued, waiting = Direction.OUTBOUND.value, MessageStatus.QUEUED.value, OutboxState.WAITING.value
+    purpose = MessagePurpose.CAMPAIGN.value
     for row in rows:
         conversation_id, channel_id = conversations[row.number]
         channel = channels[channel_id]
@@ -703,19 +716,19 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
         messages.append(
             (
                 conversation_id,
-                Direction.OUTBOUND.value,
+                outbound,
                 channel.from_number or channel.messaging_service_sid or "",
                 row.number,
                 body,
-                MessageStatus.QUEUED.value,
-                OutboxState.WAITING.value,
+                queued,
+                waiting,
                 slot,
                 slot,  # send_at: so the outbox keeps the client's quiet hours, as for scheduled texts
                 segments.segments,
                 segments.encoding,
                 staff.id,
                 row.case_id,
-                MessagePurpose.CAMPAIGN.value,
+                purpose,
                 campaign.id,
                 0,
                 False,
@@ -728,9 +741,24 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
     await messaging.store_campaign_texts(campaign.id, messages, staff.id, author, now, pointers, opened)
 
 
+def _bodies(body: str, rows: list[_Row]) -> dict[str, str]:
+    """Each number's text, filled in once per distinct set of the values it uses (recipients with the same first
+    name and office share one)."""
+    names = quick_entries.placeholders_in(body)
+    filled: dict[tuple[str | None, ...], str] = {}
+    bodies = {}
+    for row in rows:
+        key = tuple(row.values.get(name) for name in names)
+        text = filled.get(key)
+        if text is None:
+            text = filled[key] = _filled(body, row.values) if names else body
+        bodies[row.number] = text
+    return bodies
+
+
 async def _rows_to_send(campaign: Campaign, staff: Staff) -> list[_Row]:
     base = await _base_values(staff)
-    offices = {oid: (name, phone) for oid, name, phone in await Office.all().values_list("id", "name", "phone")}
+    offices = await _offices()
     found = []
     for rid, number, case_id, name, case_number, title, office_id in await bulk.fetch(
         "SELECT r.id, r.number, r.case_id, cl.name, c.number, c.title, c.office_id FROM campaign_recipient r "
@@ -797,8 +825,8 @@ async def _conversations_for(
         )
         # Opened just now, with the text as their row (a thread another process opened for the number in the
         # same instant would keep its own row: harmless, and far too rare to pay a datetime read per row for).
-        for cid, phone, channel_id in await Conversation.filter(phone__in=numbers).values_list(
-            "id", "phone", "channel_id"
+        for cid, phone, channel_id in await bulk.fetch_values(
+            Conversation.filter(phone__in=numbers).values_list("id", "phone", "channel_id")
         ):
             if phone in wanted and channel_id == wanted[phone]:
                 chosen[phone] = (cid, channel_id)
