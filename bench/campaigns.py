@@ -15,8 +15,8 @@ deliveries each received per second. Targets: the campaign page ≤ 2 a second, 
 its own text's.
 
     .venv/bin/python bench/campaigns.py [--recipients 10000] [--drained 1000]
-                                        [--postgres postgres://postgres@127.0.0.1:5432] [--skip-postgres] [--skip-sqlite]
-                                        [--live-only] [--skip-live] [--runs 1]
+                                        [--postgres postgres://postgres@127.0.0.1:5432] [--skip-postgres]
+                                        [--skip-sqlite] [--live-only] [--skip-live] [--runs 1] [--no-record]
 
 Prints the figures and appends them to bench/RESULTS.md. The test suite never runs it.
 """
