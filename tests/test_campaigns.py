@@ -27,6 +27,7 @@ from inbox.models import (
     MessagePurpose,
     MessageStatus,
     MessageStatusEvent,
+    Office,
     OutboxState,
     PhoneKind,
     Staff,
@@ -346,3 +347,26 @@ async def test_the_preview_chooses_each_clients_number_by_the_rules(
     }
     in_order = await CampaignRecipient.filter(campaign_id=campaign.id).order_by("id").values_list("case_id", flat=True)
     assert in_order == sorted(in_order)  # slots follow the cases' order
+
+
+async def test_a_new_thread_opens_on_the_number_of_the_cases_office(
+    app: Starlette, supervisor_staff: Staff, make_case: MakeCase
+) -> None:
+    """A client with no thread yet is texted from their case's office's number (else the default number)."""
+    office = await Office.create(name="Eastside")
+    eastside = await Channel.create(
+        label="Eastside line", account_sid="AC" + "4" * 32, from_number="+18005550144", office=office
+    )
+    theirs = await make_case(phone="+14045550301", name="East Side")
+    await Case.filter(id=theirs.case_id).update(office_id=office.id)
+    await make_case(phone="+14045550302", name="No Office")
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor_staff, CampaignInput("Offices", "Hello"))
+    await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
+
+    threads = dict(
+        await Conversation.filter(phone__in=["+14045550301", "+14045550302"]).values_list("phone", "channel_id")
+    )
+    default = (await Channel.all().order_by("id").first()).id  # type: ignore[union-attr]
+    assert threads == {"+14045550301": eastside.id, "+14045550302": default}
+    texts = dict(await Message.filter(campaign_id=campaign.id).values_list("to_number", "from_number"))
+    assert texts["+14045550301"] == "+18005550144"

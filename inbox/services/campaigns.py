@@ -832,13 +832,9 @@ async def _conversations_for(
                 await Channel.filter(office_id__not_isnull=True).order_by("id").values_list("id", "office_id")
             )
         }
-        case_office = dict(
-            await Case.filter(id__in=Subquery(CampaignRecipient.filter(campaign_id=campaign.id).values("case_id")))
-            .filter(office_id__not_isnull=True)
-            .values_list("id", "office_id")
-        )
         fallback = (await default_channel()).id
-        wanted = {row.number: office_channel.get(case_office.get(row.case_id or 0, 0), fallback) for row in missing}
+        # The case's office came with the row (`_rows_to_send`): no query of its own.
+        wanted = {row.number: office_channel.get(row.office_id or 0, fallback) for row in missing}
         # Inserted with ids drawn first, so they need not be read back. A thread opened meanwhile by a text from
         # the client is kept (and used): ON CONFLICT DO NOTHING, and then the threads are read back after all.
         ids = dict(zip(wanted, await bulk.reserve_ids("conversation", len(wanted)), strict=True))
