@@ -15,7 +15,8 @@ deliveries each received per second. Targets: the campaign page ≤ 2 a second, 
 its own text's.
 
     .venv/bin/python bench/campaigns.py [--recipients 10000] [--drained 1000]
-                                        [--postgres postgres://postgres@127.0.0.1:5432] [--skip-postgres] [--live-only]
+                                        [--postgres postgres://postgres@127.0.0.1:5432] [--skip-postgres]
+                                        [--skip-sqlite] [--live-only] [--skip-live] [--runs 1] [--no-record]
 
 Prints the figures and appends them to bench/RESULTS.md. The test suite never runs it.
 """
@@ -263,7 +264,9 @@ def campaigns_interval() -> float:
 
 
 def databases(args: argparse.Namespace) -> list[tuple[str, AbstractAsyncContextManager[str]]]:
-    chosen: list[tuple[str, AbstractAsyncContextManager[str]]] = [("SQLite", sqlite_database())]
+    chosen: list[tuple[str, AbstractAsyncContextManager[str]]] = []
+    if not args.skip_sqlite:
+        chosen.append(("SQLite", sqlite_database()))
     if not args.skip_postgres:
         chosen.append(("PostgreSQL", fresh_database(args.postgres, "inbox_bench_campaigns")))
     return chosen
@@ -275,7 +278,7 @@ async def workdir() -> AsyncIterator[Path]:
         yield Path(tmp)
 
 
-def rows(enqueues: list[Enqueue], live: Live) -> list[str]:
+def rows(enqueues: list[Enqueue], live: Live | None) -> list[str]:
     day = datetime.now(UTC).date().isoformat()
     found = []
     for run in enqueues:
@@ -286,6 +289,8 @@ def rows(enqueues: list[Enqueue], live: Live) -> list[str]:
             f"start {run.start:.2f} s = {run.total:.2f} s ({verdict} the 1 s target) · baseline (bare bulk insert of "
             f"as many outbox rows) {run.baseline:.2f} s · ratio {run.total / run.baseline:.1f} |"
         )
+    if live is None:
+        return found
     per_tab = " · ".join(
         f"{name}: {len(times)} ({live.per_second(name):.2f}/s)" for name, times in live.deliveries.items()
     )
@@ -305,20 +310,33 @@ async def main() -> None:
     parser.add_argument("--drained", type=int, default=1000)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--live-only", action="store_true", help="only the live run (no enqueue timings)")
+    parser.add_argument("--skip-live", action="store_true", help="only the enqueue timings")
+    parser.add_argument("--no-record", action="store_true", help="print, do not append to bench/RESULTS.md")
+    parser.add_argument("--runs", type=int, default=1, help="enqueue runs per database (a fresh one each)")
     args = parser.parse_args()
     enqueues = []
-    for backend, database in [] if args.live_only else databases(args):
-        async with database as url, workdir() as work:
-            run = await enqueue_run(backend, url, args.recipients, work)
-            print(f"{backend}: preview {run.preview:.3f} s, start {run.start:.3f} s, baseline {run.baseline:.3f} s")
-            enqueues.append(run)
-    async with sqlite_database() as url, workdir() as work:
-        live = await live_run(url, args.drained, work)
+    for _ in range(0 if args.live_only else args.runs):
+        for backend, database in databases(args):
+            async with database as url, workdir() as work:
+                run = await enqueue_run(backend, url, args.recipients, work)
+                print(
+                    f"{backend}: preview {run.preview:.3f} s, start {run.start:.3f} s, baseline {run.baseline:.3f} s, "
+                    f"ratio {run.total / run.baseline:.2f}"
+                )
+                enqueues.append(run)
+    live = None
+    if not args.skip_live:
+        async with sqlite_database() as url, workdir() as work:
+            live = await live_run(url, args.drained, work)
         print(f"live: {live.progress_updates} progress updates in {live.seconds:.1f} s, {live.other_updates} others")
         for name, times in live.deliveries.items():
             print(f"  {name}: {len(times)} deliveries, {live.per_second(name):.2f}/s")
     lines = rows(enqueues, live)
+    if args.no_record:
+        print("\n".join(lines))
+        return
     with (REPO / "bench" / "RESULTS.md").open("a") as results:
         results.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -27,6 +27,7 @@ from inbox.models import (
     MessagePurpose,
     MessageStatus,
     MessageStatusEvent,
+    Office,
     OutboxState,
     PhoneKind,
     Staff,
@@ -267,13 +268,14 @@ async def test_bulk_inserts_keep_a_row_already_there(app: Starlette) -> None:
     columns = {"channel_id": "int", "phone": "text", "last_message_preview": "text", "created_at": "timestamptz"}
     now = clock.now()
     async with unit_of_work(app.state.bus):
-        await bulk.insert_rows(
+        # What they answer decides whether the campaign reads its new threads back (a row left out: it must).
+        assert not await bulk.insert_rows(
             "conversation",
             columns,
             [(channel.id, numbered(n), "Ours", now) for n in range(3)],
             on_conflict_nothing=True,
         )
-        await bulk.insert_rows(
+        assert await bulk.insert_rows(
             "conversation", columns, [(channel.id, numbered(7), "Ours", now)], on_conflict_nothing=True
         )
     rows = await Conversation.filter(channel=channel).order_by("phone").values_list("phone", "last_message_preview")
@@ -284,3 +286,87 @@ async def test_bulk_inserts_keep_a_row_already_there(app: Starlette) -> None:
         (numbered(7), "Ours"),
     ]
     assert (await Conversation.get(id=kept.id)).last_message_preview == "Theirs"
+
+
+async def test_ids_drawn_before_the_insert_are_new_and_not_reused(app: Starlette) -> None:
+    """The campaign's texts and threads go in with ids drawn beforehand (no read-back): they must be above every
+    id ever given (a deleted thread's too, as the database itself would), distinct, and take the rows."""
+    channel = await Channel.all().first()
+    assert channel is not None
+    gone = await Conversation.create(channel=channel, phone=numbered(90))
+    await gone.delete()
+    columns = {
+        "id": "int",
+        "channel_id": "int",
+        "phone": "text",
+        "last_message_preview": "text",
+        "created_at": "timestamptz",
+    }
+    async with unit_of_work(app.state.bus):
+        await Channel.filter(id=channel.id).update(throughput=channel.throughput)  # the unit of work has written
+        ids = await bulk.reserve_ids("conversation", 3)
+        assert len(set(ids)) == 3 and min(ids) > gone.id
+        assert await bulk.insert_rows(
+            "conversation", columns, [(cid, channel.id, numbered(n), "", clock.now()) for n, cid in enumerate(ids)]
+        )
+    after = await Conversation.create(channel=channel, phone=numbered(91))  # the database's own next id follows
+    assert after.id > max(ids)
+    assert await Conversation.filter(id__in=ids).count() == 3
+
+
+async def test_the_preview_chooses_each_clients_number_by_the_rules(
+    app: Starlette, supervisor_staff: Staff, make_case: MakeCase
+) -> None:
+    """The recipients are decided by one statement on the server: the first mobile that may be texted (not simply
+    the first), consent across every record holding a number, and a client with no mobile left out as such."""
+    second = await make_case(phone="+14045550201", okay_to_text=False, name="Second Mobile")
+    await ClientPhone.create(
+        client_id=second.client_id, number="+14045550202", kind=PhoneKind.MOBILE, okay_to_text=True
+    )
+    neither = await make_case(phone="+14045550211", name="Neither")
+    await ClientPhone.filter(number="+14045550211").update(opted_out=True)
+    await ClientPhone.create(
+        client_id=neither.client_id, number="+14045550212", kind=PhoneKind.MOBILE, okay_to_text=False
+    )
+    elsewhere = await make_case(phone="+14045550221", okay_to_text=False, name="Consent Elsewhere")
+    landline = await make_case(phone="+14045550221", name="Home Phone")  # the same number, okay, but not a mobile
+    await ClientPhone.filter(client_id=landline.client_id).update(kind=PhoneKind.HOME)
+
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor_staff, CampaignInput("Rules", "Hello"))
+    rows = {
+        client_id: (number, excluded)
+        for client_id, number, excluded in await CampaignRecipient.filter(campaign_id=campaign.id).values_list(
+            "client_id", "number", "excluded"
+        )
+    }
+    assert rows == {
+        second.client_id: ("+14045550202", None),
+        neither.client_id: ("+14045550211", Exclusion.OPTED_OUT.value),
+        elsewhere.client_id: ("+14045550221", None),
+        landline.client_id: (None, Exclusion.NO_MOBILE.value),
+    }
+    in_order = await CampaignRecipient.filter(campaign_id=campaign.id).order_by("id").values_list("case_id", flat=True)
+    assert in_order == sorted(in_order)  # slots follow the cases' order
+
+
+async def test_a_new_thread_opens_on_the_number_of_the_cases_office(
+    app: Starlette, supervisor_staff: Staff, make_case: MakeCase
+) -> None:
+    """A client with no thread yet is texted from their case's office's number (else the default number)."""
+    office = await Office.create(name="Eastside")
+    eastside = await Channel.create(
+        label="Eastside line", account_sid="AC" + "4" * 32, from_number="+18005550144", office=office
+    )
+    theirs = await make_case(phone="+14045550301", name="East Side")
+    await Case.filter(id=theirs.case_id).update(office_id=office.id)
+    await make_case(phone="+14045550302", name="No Office")
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor_staff, CampaignInput("Offices", "Hello"))
+    await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
+
+    threads = dict(
+        await Conversation.filter(phone__in=["+14045550301", "+14045550302"]).values_list("phone", "channel_id")
+    )
+    default = (await Channel.all().order_by("id").first()).id  # type: ignore[union-attr]
+    assert threads == {"+14045550301": eastside.id, "+14045550302": default}
+    texts = dict(await Message.filter(campaign_id=campaign.id).values_list("to_number", "from_number"))
+    assert texts["+14045550301"] == "+18005550144"
