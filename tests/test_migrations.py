@@ -11,10 +11,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from tortoise import Tortoise
-from tortoise.migrations.api import migrate
 
-from inbox.db import tortoise_config
+from tests.support.migrations import migrate_to
 from tests.support.postgres import scratch_database
 
 BEFORE = "models.0004_staff_sessions"
@@ -30,13 +28,6 @@ ROWS = [
 ]
 INDEXES_OF = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ({marks})"
 WIDE = "whatsapp:" + "9" * 55  # 64 characters
-
-
-async def migrate_to(url: str, target: str | None = None) -> None:
-    try:
-        await migrate(config=tortoise_config(url), target=target)
-    finally:
-        await Tortoise.close_connections()
 
 
 async def test_on_sqlite_the_tables_keep_their_rows_indexes_and_constraints(tmp_path: Path) -> None:

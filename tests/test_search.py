@@ -14,12 +14,10 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from tortoise import Tortoise
-from tortoise.migrations.api import migrate
 
-from inbox.db import tortoise_config
 from inbox.models import Conversation, Message, Staff
 from inbox.services import conversations as convo
+from tests.support.migrations import migrate_to
 from tests.support.pages import row_ids, words
 from tests.support.postgres import scratch_database
 from tests.support.records import MARIA
@@ -295,13 +293,6 @@ ROWS = [
     " created_at, updated_at) VALUES (1, 'inbound', '+14045387319', '+15005550006', 'Which courtroom, José?',"
     " 'received', 1, 'GSM-7', '2026-01-01', '2026-01-01')",
 ]
-
-
-async def migrate_to(url: str, target: str | None = None) -> None:
-    try:
-        await migrate(config=tortoise_config(url), target=target)
-    finally:
-        await Tortoise.close_connections()
 
 
 async def test_on_sqlite_the_migration_indexes_the_messages_already_there(tmp_path: Path) -> None:
