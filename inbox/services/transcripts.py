@@ -149,7 +149,7 @@ async def case_transcript(staff: Staff, case_id: int) -> Transcript:
     messages = await _with_relations(Message.filter(links__case_id=case.id).distinct())
     on_record = await ClientPhone.filter(client_id=case.client_id).values_list("number", flat=True)
     numbers = {_client_number(m) for m in messages} | {str(n) for n in on_record}
-    removed = await RemovedLink.filter(case_id=case.id).prefetch_related("linked_by", "removed_by")
+    removed = await RemovedLink.filter(case_id=case.id).order_by("id").prefetch_related("linked_by", "removed_by")
     links = [link for m in messages for link in m.links if link.case_id == case.id]
     return await _assemble(staff, case, None, messages, numbers, links, list(removed))
 
@@ -159,8 +159,10 @@ async def conversation_transcript(staff: Staff, conversation_id: int) -> Transcr
     texts on cases the reader may see. 404 for a conversation the reader may not see."""
     conversation = await messaging.conversation_for(staff, conversation_id)
     messages = await _with_relations(Message.filter(conversation_id=conversation.id))
-    removed = await RemovedLink.filter(message__conversation_id=conversation.id).prefetch_related(
-        "linked_by", "removed_by"
+    removed = (
+        await RemovedLink.filter(message__conversation_id=conversation.id)
+        .order_by("id")
+        .prefetch_related("linked_by", "removed_by")
     )
     links = [link for m in messages for link in m.links]
     return await _assemble(staff, None, conversation, messages, {conversation.phone}, links, list(removed))
@@ -294,14 +296,19 @@ def _consent_visible(row: ConsentEvent, readable: frozenset[int] | None) -> bool
 
 
 def _consent_changes(rows: list[ConsentEvent], readable: frozenset[int] | None, zone: ZoneInfo) -> list[ConsentChange]:
-    """One per change: a STOP writes a ledger row on every record with the number, the case file needs one."""
-    seen: set[tuple[object, ...]] = set()
-    changes = []
+    """One per change: a STOP writes a ledger row on every record with the number, the case file needs one (told
+    by a record the reader may see, when there is one)."""
+    groups: dict[tuple[object, ...], list[ConsentEvent]] = {}
     for row in sorted(rows, key=lambda r: (r.at, r.id)):
-        key = (row.number, row.at, row.source, row.detail, row.message_id, row.staff_id, row.okay_to_text)
-        if key in seen or not _consent_visible(row, readable):
+        if not _consent_visible(row, readable):
             continue
-        seen.add(key)
+        # A number-wide change is one change whatever each record's okay-to-text was; a record's own is its own.
+        own = None if row.source in consent.NUMBER_WIDE else (row.client_phone_id, row.okay_to_text)
+        key = (row.number, row.at, row.source, row.detail, row.message_id, row.staff_id, row.opted_out, own)
+        groups.setdefault(key, []).append(row)
+    changes = []
+    for group in groups.values():
+        row = next((r for r in group if _readable_record(r, readable)), group[0])
         line = consent.ledger_line(row)
         changes.append(
             ConsentChange(
@@ -317,6 +324,10 @@ def _consent_changes(rows: list[ConsentEvent], readable: frozenset[int] | None, 
             )
         )
     return changes
+
+
+def _readable_record(row: ConsentEvent, readable: frozenset[int] | None) -> bool:
+    return readable is None or (row.client_phone is not None and row.client_phone.client_id in readable)
 
 
 def _link_changes(
