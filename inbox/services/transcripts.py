@@ -380,6 +380,12 @@ def _link_entry(change: LinkChange) -> Entry:
         kind=EntryKind.LINK,
         sender=change.by,
         body=what,
-        detail=f"{change.change.value} by {change.by}",
+        detail=_link_detail(change),
         message_id=change.message_id,
     )
+
+
+def _link_detail(change: LinkChange) -> str:
+    if change.change == LinkChangeKind.REMOVED:
+        return f"taken off by {change.by}"
+    return "filed automatically by the linking rules" if change.by == AUTOMATIC else f"filed by {change.by}"
