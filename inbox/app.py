@@ -44,6 +44,7 @@ from inbox.routes import (
 )
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
+from inbox.routes import transcripts as transcript_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
 from inbox.services import sessions
 from inbox.services.channels import ensure_channel
@@ -253,6 +254,7 @@ def create_app(settings: Settings) -> Starlette:
         *events.routes,
         *webhooks.routes,
         *media.routes,
+        *transcript_routes.routes,
         *(phone.routes if settings.development and settings.uses_simulator else []),
         Mount("/api/v1", routes=api.routes),
         Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),

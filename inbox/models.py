@@ -472,6 +472,7 @@ class Message(Model):
     timeline: fields.ReverseRelation[MessageStatusEvent]
     attempts: fields.ReverseRelation[SendAttempt]
     links: fields.ReverseRelation[MessageLink]
+    removed_links: fields.ReverseRelation[RemovedLink]
     notes: fields.ReverseRelation[CaseNote]
     media: fields.ReverseRelation[Media]
     alerts: fields.ReverseRelation[Alert]
@@ -552,6 +553,39 @@ class MessageLink(Model):
     class Meta:
         table = "message_link"
         unique_together = (("message", "case", "reason"),)
+
+
+class RemovedLink(Model):
+    """A link taken off a case, kept for the case file.
+
+    It keeps the filing it undid (why, by whom, when) and who took it off, when: the link itself is deleted
+    (the text leaves the case's log and its transcript), this stays for the transcript's link changes."""
+
+    id = fields.IntField(primary_key=True)
+    message: fields.ForeignKeyRelation[Message] = fields.ForeignKeyField(
+        "models.Message", related_name="removed_links", on_delete=fields.CASCADE
+    )
+    case: fields.ForeignKeyRelation[Case] = fields.ForeignKeyField(
+        "models.Case", related_name="removed_links", on_delete=fields.CASCADE
+    )
+    reason = fields.CharField(max_length=40)
+    linked_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="links_filed_then_removed", null=True, on_delete=fields.SET_NULL
+    )
+    linked_at = fields.DatetimeField()
+    removed_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="links_removed", null=True, on_delete=fields.SET_NULL
+    )
+    removed_at = fields.DatetimeField(db_index=True)
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    message_id: int
+    case_id: int
+    linked_by_id: int | None
+    removed_by_id: int | None
+
+    class Meta:
+        table = "removed_link"
 
 
 class CaseNote(Model):

@@ -710,10 +710,12 @@ async def test_a_case_transcript_is_oldest_first_and_only_that_case(
 
 async def test_an_empty_transcript(supervisor: httpx.AsyncClient, make_case) -> None:
     case = await make_case()
-    assert (await supervisor.get(f"/api/v1/cases/{case.case_id}/transcript")).json() == {
-        "case_id": case.case_id,
-        "messages": [],
-    }
+    transcript = (await supervisor.get(f"/api/v1/cases/{case.case_id}/transcript")).json()
+    assert transcript["case_id"] == case.case_id
+    assert transcript["messages"] == [] and transcript["link_changes"] == []
+    # The client's number was recorded okay to text when the record was made: the case file says so.
+    assert [c["okay_to_text"] for c in transcript["consent_events"]] == [True]
+    assert [e["kind"] for e in transcript["entries"]] == ["consent"]
 
 
 async def test_advocates_may_not_text_a_number_they_cannot_see(

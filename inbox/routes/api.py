@@ -37,6 +37,7 @@ from inbox.services import (
     messaging,
     surveys,
     tasks,
+    transcripts,
     visibility,
 )
 from inbox.services import outbox as outbox_service
@@ -272,15 +273,11 @@ async def remove_message_link(call: Call) -> None:
 
 
 async def case_transcript(call: Call) -> shapes.Transcript:
-    case = await _visible_case(call.staff, call.ids["case_id"])
-    messages = (
-        await orm.Message.filter(links__case_id=case.id)
-        .distinct()
-        .order_by("id")
-        .prefetch_related("timeline", "links", "media", "attempts")
-    )
-    visible = await visibility.visible_case_ids(call.staff)
-    return shapes.Transcript(case_id=case.id, messages=[shapes.Message.of(m, visible) for m in messages])
+    """The case file's record: every text filed on the case (`messages`, each with its status timeline and
+    attachments), the consent changes of the numbers involved (`consent_events`), every filing on the case and
+    every text taken off it (`link_changes`), and all of these merged as the printable page and its CSV show
+    them (`entries`). Only what the caller may see; 404 for a case they may not see."""
+    return shapes.Transcript.of(await transcripts.case_transcript(call.staff, call.ids["case_id"]))
 
 
 async def case_notes(call: Call) -> list[shapes.CaseNote]:
@@ -617,8 +614,8 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/cases/{case_id}", get_case, "getCase", "Get one case", "directory",
               answer=shapes.Case, answer_words="The case."),
     Operation("GET", "/cases/{case_id}/transcript", case_transcript, "getCaseTranscript",
-              "Every text filed on a case, oldest first", "messages",
-              answer=shapes.Transcript, answer_words="The case's texts, oldest first (not paged)."),
+              "A case's transcript: its texts, consent changes and link changes, oldest first", "messages",
+              answer=shapes.Transcript, answer_words="The case's record, oldest first (not paged)."),
     Operation("GET", "/cases/{case_id}/notes", case_notes, "listCaseNotes", "The case notes texts made on a case",
               "cases", answer=list[shapes.CaseNote], answer_words="A page of notes, newest first.", query=Paging),
     Operation("GET", "/cases/{case_id}/documents", case_documents, "listCaseDocuments",

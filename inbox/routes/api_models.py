@@ -17,6 +17,7 @@ from tortoise.queryset import QuerySet
 from inbox import models as orm
 from inbox.models import AttemptOutcome, ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes.guards import MAX_ID
+from inbox.services import transcripts
 from inbox.services.case_events import reminder_status
 from inbox.services.queue import QueueState
 from inbox.services.surveys import Results
@@ -449,9 +450,117 @@ class QueueItem(Message):
     )
 
 
+class TranscriptConsentChange(Answer):
+    """One change of okay-to-text on a number the case's texts involve (one per change, however many client
+    records with the number it touched)."""
+
+    number: str = Field(description="The number, in E.164.")
+    okay_to_text: bool = Field(description="`okay_to_text` after the change.")
+    opted_out: bool = Field(description="`opted_out` after the change.")
+    source: ConsentSource = Field(description=SOURCE_WORDS)
+    what: str = Field(description='The change in words: "Opted out: the client texted STOP".')
+    by: str = Field(description="The staff member's name, or what made the change (client's keyword, Twilio, …).")
+    at: datetime
+    message_id: int | None = Field(
+        description="The text that caused it: the client's STOP or YES, or the text Twilio refused."
+    )
+
+
+class TranscriptLinkChange(Answer):
+    """A text filed on a case, or taken off it."""
+
+    change: Literal["filed", "removed"]
+    message_id: int
+    case_id: int
+    case_number: str
+    reason: LinkReason = Field(description="The rule that filed it. " + REASON_WORDS)
+    by: str = Field(description="Who filed it or took it off: a staff member's name, or `automatic` for a rule.")
+    at: datetime
+
+
+class TranscriptEntry(Answer):
+    """One line of the transcript, as the printable page and the CSV show it."""
+
+    at: datetime = Field(description="In the organisation's time zone (its offset says which).")
+    kind: Literal["message", "consent", "link"]
+    direction: Direction | None = Field(description="For a `message`; null otherwise.")
+    sender: str = Field(
+        description=(
+            "For a `message`: the staff member's name, the client's name with `(client)` (or `client`), or "
+            "`automatic` (an auto-reply, a reminder …). For `consent` and `link`: who or what made the change."
+        )
+    )
+    status: MessageStatus | None = Field(description="For a `message`: its status now; null otherwise.")
+    body: str = Field(description="A text's body, or the change in words.")
+    attachments: list[str] = Field(description="A text's attachment file names, in order.")
+    detail: str = Field(description="The status timeline and any error in words, or more about the change.")
+    message_id: int | None = Field(description="The text it is, or concerns.")
+
+
 class Transcript(Answer):
     case_id: int
     messages: list[Message] = Field(description="Oldest first.")
+    time_zone: str = Field(description="The organisation's time zone, which `entries` times are given in.")
+    consent_events: list[TranscriptConsentChange] = Field(
+        description=(
+            "Consent changes of the client's numbers and of every number the case's texts were exchanged with, "
+            "oldest first (changes on other clients' records the caller may not see are left out)."
+        )
+    )
+    link_changes: list[TranscriptLinkChange] = Field(
+        description="Every filing of a text on this case, and every text taken off it, oldest first."
+    )
+    entries: list[TranscriptEntry] = Field(
+        description="The texts, consent changes and link changes merged, oldest first: what the page and CSV show."
+    )
+
+    @classmethod
+    def of(cls, transcript: transcripts.Transcript) -> Transcript:
+        assert transcript.case is not None
+        return cls(
+            case_id=transcript.case.id,
+            messages=[Message.of(m, transcript.visible_cases) for m in transcript.messages],
+            time_zone=transcript.time_zone,
+            consent_events=[
+                TranscriptConsentChange(
+                    number=c.number,
+                    okay_to_text=c.okay_to_text,
+                    opted_out=c.opted_out,
+                    source=ConsentSource(c.source),
+                    what=c.what,
+                    by=c.by,
+                    at=c.at,
+                    message_id=c.message_id,
+                )
+                for c in transcript.consent_changes
+            ],
+            link_changes=[
+                TranscriptLinkChange(
+                    change=change.change.value,
+                    message_id=change.message_id,
+                    case_id=change.case_id,
+                    case_number=change.case_number,
+                    reason=LinkReason(change.reason),
+                    by=change.by,
+                    at=change.at,
+                )
+                for change in transcript.link_changes
+            ],
+            entries=[
+                TranscriptEntry(
+                    at=e.at,
+                    kind=e.kind.value,
+                    direction=Direction(e.direction) if e.direction else None,
+                    sender=e.sender,
+                    status=MessageStatus(e.status) if e.status else None,
+                    body=e.body,
+                    attachments=list(e.attachments),
+                    detail=e.detail,
+                    message_id=e.message_id,
+                )
+                for e in transcript.entries
+            ],
+        )
 
 
 class MessageInput(Input):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
+from inbox import clock
 from inbox.events import Bus, MessageLinksChanged
 from inbox.models import (
     Case,
@@ -22,6 +23,7 @@ from inbox.models import (
     MessageStatus,
     Organisation,
     PhoneKind,
+    RemovedLink,
     Staff,
     flat_values,
 )
@@ -142,9 +144,28 @@ async def link_by_hand(message: Message, case: Case, staff: Staff) -> None:
     await file_on_case(message, case.id, LinkReason.MANUAL, note_author(message, list(names), sender), by=staff)
 
 
-async def unlink(message: Message, case_id: int) -> int:
-    """Removes every link of the message to the case, and the case note they made."""
-    removed = await MessageLink.filter(message=message, case_id=case_id).delete()
+async def unlink(message: Message, case_id: int, by: Staff | None = None) -> int:
+    """Removes every link of the message to the case, and the case note they made. Each removed link is kept
+    as a RemovedLink: the case file's transcript still shows it was filed there, and who took it off."""
+    links = await MessageLink.filter(message=message, case_id=case_id)
+    if not links:
+        return 0
+    now = clock.now()
+    await RemovedLink.bulk_create(
+        [
+            RemovedLink(
+                message_id=message.id,
+                case_id=case_id,
+                reason=link.reason,
+                linked_by_id=link.linked_by_id,
+                linked_at=link.created_at,
+                removed_by=by,
+                removed_at=now,
+            )
+            for link in links
+        ]
+    )
+    removed = await MessageLink.filter(id__in=[link.id for link in links]).delete()
     await CaseNote.filter(message=message, case_id=case_id).delete()
     return removed
 
@@ -215,7 +236,7 @@ async def remove_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> 
     """Takes a text off a case (every rule that filed it there, and its note)."""
     message, _ = await _visible_message_and_case(staff, message_id, case_id)
     async with unit_of_work(bus) as uow:
-        removed = await unlink(message, case_id)
+        removed = await unlink(message, case_id, staff)
         if not removed:
             raise NotFound("This text is not filed on that case.")
         uow.publish(await _links_changed(message))
