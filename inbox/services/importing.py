@@ -230,8 +230,9 @@ def _check_rows(
     for row in parsed.rows:
         try:
             record = make(row)
-        except _ColumnProblem as exc:
-            plan.problem(parsed.name, row.line, exc.column, exc.text)
+        except _RowProblems as exc:
+            for column, text in exc.problems:
+                plan.problem(parsed.name, row.line, column, text)
             continue
         first = seen.setdefault(key(record), row.line)
         if first != row.line:
@@ -241,16 +242,28 @@ def _check_rows(
     return checked
 
 
-class _ColumnProblem(Exception):
-    def __init__(self, column: str, text: str) -> None:
-        self.column, self.text = column, text
+class _RowProblems(Exception):
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
 
 
-def _value(row: Row, column: str, read: Callable[[str], Any]) -> Any:
-    try:
-        return read(row.values[column])
-    except Bad as exc:
-        raise _ColumnProblem(column, str(exc)) from None
+class _Reader:
+    """One row's values read column by column, every column's problem kept (a person fixes a row at once)."""
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.problems: list[tuple[str, str]] = []
+
+    def __call__(self, column: str, read: Callable[[str], Any]) -> Any:
+        try:
+            return read(self.row.values[column])
+        except Bad as exc:
+            self.problems.append((column, str(exc)))
+            return None
+
+    def check(self) -> None:
+        if self.problems:
+            raise _RowProblems(self.problems)
 
 
 def _client_row(row: Row) -> ClientRow:
@@ -262,28 +275,34 @@ def _client_row(row: Row) -> ClientRow:
         except InvalidPhoneNumber:
             raise Bad(f"“{value}” is not a phone number (write it as +14045387319 or (404) 538-7319).") from None
 
-    return ClientRow(
+    read = _Reader(row)
+    checked = ClientRow(
         row.line,
-        _value(row, "external_id", lambda v: _text(v, "external_id", Client, required=True)),
-        _value(row, "name", lambda v: _text(v, "name", Client, required=True)),
-        _value(row, "mobile", mobile),
-        _value(row, "okay_to_text", _bool),
-        _value(row, "preferred_language", lambda v: _text(v, "preferred_language", Client)),
+        read("external_id", lambda v: _text(v, "external_id", Client, required=True)),
+        read("name", lambda v: _text(v, "name", Client, required=True)),
+        read("mobile", mobile),
+        read("okay_to_text", _bool),
+        read("preferred_language", lambda v: _text(v, "preferred_language", Client)),
     )
+    read.check()
+    return checked
 
 
 def _case_row(row: Row) -> CaseRow:
-    return CaseRow(
+    read = _Reader(row)
+    checked = CaseRow(
         row.line,
-        _value(row, "external_id", lambda v: _text(v, "external_id", Case, required=True)),
-        _value(row, "number", lambda v: _text(v, "number", Case, required=True)),
-        _value(row, "title", lambda v: _text(v, "title", Case, required=True)),
-        _value(row, "client_external_id", lambda v: _text(v, "client_external_id", Client, "external_id", True)),
-        _value(row, "legal_problem", lambda v: _text(v, "legal_problem", Case)),
-        _value(row, "office", lambda v: _text(v, "office", Office, "name")),
-        _value(row, "opened_on", _date),
-        _value(row, "closed_on", _date),
+        read("external_id", lambda v: _text(v, "external_id", Case, required=True)),
+        read("number", lambda v: _text(v, "number", Case, required=True)),
+        read("title", lambda v: _text(v, "title", Case, required=True)),
+        read("client_external_id", lambda v: _text(v, "client_external_id", Client, "external_id", True)),
+        read("legal_problem", lambda v: _text(v, "legal_problem", Case)),
+        read("office", lambda v: _text(v, "office", Office, "name")),
+        read("opened_on", _date),
+        read("closed_on", _date),
     )
+    read.check()
+    return checked
 
 
 def _event_row(zone: ZoneInfo) -> Callable[[Row], EventRow]:
@@ -294,15 +313,18 @@ def _event_row(zone: ZoneInfo) -> Callable[[Row], EventRow]:
             raise Bad(f"“{value}” is not hearing, appointment, meeting or deadline.") from None
 
     def make(row: Row) -> EventRow:
-        return EventRow(
+        read = _Reader(row)
+        checked = EventRow(
             row.line,
-            _value(row, "external_id", lambda v: _text(v, "external_id", CaseEvent, required=True)),
-            _value(row, "case_external_id", lambda v: _text(v, "case_external_id", Case, "external_id", True)),
-            _value(row, "kind", kind),
-            _value(row, "title", lambda v: _text(v, "title", CaseEvent, required=True)),
-            _value(row, "starts_at", lambda v: _moment(v, zone)),
-            _value(row, "place", lambda v: _text(v, "place", CaseEvent) or ""),
+            read("external_id", lambda v: _text(v, "external_id", CaseEvent, required=True)),
+            read("case_external_id", lambda v: _text(v, "case_external_id", Case, "external_id", True)),
+            read("kind", kind),
+            read("title", lambda v: _text(v, "title", CaseEvent, required=True)),
+            read("starts_at", lambda v: _moment(v, zone)),
+            read("place", lambda v: _text(v, "place", CaseEvent) or ""),
         )
+        read.check()
+        return checked
 
     return make
 
@@ -316,16 +338,18 @@ def _assignment_row(staff_ids: dict[str, int]) -> Callable[[Row], AssignmentRow]
         return staff_ids[value.lower()]
 
     def make(row: Row) -> AssignmentRow:
+        read = _Reader(row)
         checked = AssignmentRow(
             row.line,
-            _value(row, "case_external_id", lambda v: _text(v, "case_external_id", Case, "external_id", True)),
-            _value(row, "staff_email", staff),
-            bool(_value(row, "primary", _bool)),
-            _value(row, "start", _date),
-            _value(row, "end", _date),
+            read("case_external_id", lambda v: _text(v, "case_external_id", Case, "external_id", True)),
+            read("staff_email", staff),
+            bool(read("primary", _bool)),
+            read("start", _date),
+            read("end", _date),
         )
         if checked.start and checked.end and checked.end < checked.start:
-            raise _ColumnProblem("end", "the end date is before the start date.")
+            read.problems.append(("end", "the end date is before the start date."))
+        read.check()
         return checked
 
     return make
