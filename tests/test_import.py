@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from inbox.models import (
     Office,
     Staff,
 )
+from inbox.services import import_jobs
 from inbox.services.import_files import CsvFile
 from inbox.services.importing import ImportFailed, ImportReport, run_import
 from inbox.services.staff import create_staff
@@ -288,3 +290,77 @@ def test_the_command_prints_counts_and_exits_1_with_nothing_changed_on_a_bad_row
     assert f"{bad} line 3, column mobile: “555” is not a phone number" in failed.stderr
     assert "Nothing was imported" in failed.stderr
     assert rows_of(database, "SELECT name FROM client WHERE external_id = 'CL-1001'") == [("Maria Lopez",)]
+
+
+# ---------------------------------------------------------------- the upload page
+
+
+def uploads(*files: CsvFile) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (f.name, f.data, "text/csv")) for f in files]
+
+
+def job_id_of(html: str) -> str:
+    match = re.search(r'hx-get="/admin/import/([\w-]+)/progress"', html)
+    assert match, html
+    return match.group(1)
+
+
+async def test_the_upload_page_is_for_admins_with_a_form_token(app: Starlette, make_staff, signed_in) -> None:
+    advocate = await signed_in(await make_staff("advocate"))
+    assert (await advocate.get("/admin/import")).status_code == 403
+    refused = await advocate.post("/admin/import", files=uploads(*samples()))
+    assert refused.status_code == 403
+    admin = await signed_in(await make_staff("admin"))
+    settings_page = await admin.get("/admin/settings")
+    assert 'href="/admin/import"' in settings_page.text  # linked from the admin pages
+    page = await admin.get("/admin/import")
+    assert page.status_code == 200 and 'type="file" name="files"' in page.text
+    forged = await admin.post("/admin/import", {"csrf_token": "not-the-token"}, files=uploads(*samples()))
+    assert forged.status_code == 403 and "did not come from Case Inbox" in forged.text
+    assert await Client.all().count() == 0
+
+
+async def test_an_upload_runs_in_the_background_and_shows_its_report(app: Starlette, make_staff, signed_in) -> None:
+    await sample_staff()
+    admin = await signed_in(await make_staff("admin"))
+    await admin.get("/admin/import")
+    started = await admin.post(
+        "/admin/import", {"mode": "dry_run"}, files=uploads(*samples()), headers={"HX-Request": "true"}
+    )
+    assert started.status_code == 202 and "<progress" in started.text
+    job = import_jobs.job_for(admin.staff, job_id_of(started.text))
+    await job.wait()
+    panel = await admin.get(f"/admin/import/{job.id}/progress")
+    assert "hx-get" not in panel.text  # finished: no more polling
+    assert "Dry run: nothing was written" in panel.text and "clients: created 3, updated 0, unchanged 0" in panel.text
+    assert await Client.all().count() == 0
+
+    # Without JavaScript: the plain form leads to the job's own page.
+    plain = await admin.post("/admin/import", {"mode": "import"}, files=uploads(*samples()))
+    assert plain.status_code == 303
+    job = import_jobs.job_for(admin.staff, plain.headers["location"].rsplit("/", 1)[1])
+    await job.wait()
+    page = await admin.get(plain.headers["location"])
+    assert "Imported." in page.text and "events: created 2, updated 0, unchanged 0" in page.text
+    assert 'value="import" checked' in page.text  # the form keeps the choice
+    assert await Client.all().count() == 3
+    # Another admin cannot watch it.
+    other = await signed_in(await make_staff("admin"))
+    assert (await other.get(plain.headers["location"])).status_code == 404
+
+
+async def test_upload_problems_are_shown_escaped_and_nothing_changes(app: Starlette, make_staff, signed_in) -> None:
+    admin = await signed_in(await make_staff("admin"))
+    await admin.get("/admin/import")
+    bad = csv_file("<i>clients</i>.csv", CLIENTS_HEADER + "C1,Ana,<b>555</b>,true,\n")
+    started = await admin.post("/admin/import", {"mode": "import"}, files=uploads(bad), headers={"HX-Request": "true"})
+    job = import_jobs.job_for(admin.staff, job_id_of(started.text))
+    await job.wait()
+    panel = (await admin.get(f"/admin/import/{job.id}/progress")).text
+    assert "Nothing was imported: 1 problem(s)" in panel
+    assert (
+        "&lt;i&gt;clients&lt;/i&gt;.csv line 2, column mobile: “&lt;b&gt;555&lt;/b&gt;” is not a phone number" in panel
+    )
+    assert "<b>555" not in panel and await Client.all().count() == 0
+    empty = await admin.post("/admin/import", {"mode": "import"}, headers={"HX-Request": "true"})
+    assert empty.status_code == 422 and "Choose one or more CSV files" in empty.text
