@@ -122,9 +122,33 @@ async def test_changed_rows_are_updated_and_okay_to_text_goes_through_the_ledger
         .replace("Rahman custody,CL-1003,Family,Decatur", "Rahman custody,CL-1003,Family,Atlanta")
     )
     events = (SAMPLES / "events.csv").read_text().replace("2027-03-04T09:30:00-05:00", "2027-03-05T09:30:00-05:00")
-    files = [csv_file("clients.csv", clients), csv_file("cases.csv", cases), csv_file("events.csv", events)]
+    clients = clients.replace("James Carter,+1 404 555 0134,false", "James Carter,(404) 555-0177,true")
+    people = (
+        (SAMPLES / "assignments.csv")
+        .read_text()
+        .replace("CA-2001,alice@example.org,true,2026-10-01,", "CA-2001,alice@example.org,false,,2026-12-31")
+    )
+    files = [
+        csv_file("clients.csv", clients),
+        csv_file("cases.csv", cases),
+        csv_file("assignments.csv", people),
+        csv_file("events.csv", events),
+    ]
     report = await run_import(app.state.bus, files, staff=admin)
-    assert counts(report) == {"clients": (0, 1, 2), "cases": (0, 1, 2), "events": (0, 1, 1)}
+    assert counts(report) == {
+        "clients": (0, 2, 1),
+        "cases": (0, 1, 2),
+        "assignments": (0, 1, 3),
+        "events": (0, 1, 1),
+    }
+    changed = await Assignment.get(case__external_id="CA-2001", staff__email="alice@example.org")
+    assert (changed.primary, str(changed.start), str(changed.end)) == (False, "2026-10-01", "2026-12-31")
+    # A new mobile starts its own ledger entry; the old number's consent does not carry over.
+    (james,) = await ClientPhone.filter(client__external_id="CL-1002")
+    assert (james.number, james.okay_to_text, james.opted_out) == ("+14045550177", True, False)
+    opened = await ConsentEvent.filter(client_phone_id=james.id).order_by("-id").first()
+    assert opened is not None and (opened.number, opened.source) == ("+14045550177", ConsentSource.IMPORT)
+    assert opened.detail == "mobile number changed by an import by Ada Admin"
     assert (await Client.get(external_id="CL-1001")).name == "María López"
     assert await ClientPhone.filter(number=MARIA).values_list("okay_to_text", "opted_out") == [(False, False)]
     last = await ConsentEvent.filter(number=MARIA).order_by("-id").first()
@@ -173,12 +197,25 @@ async def test_every_problem_is_named_and_references_are_checked(app: Starlette)
         "c.csv line 2, column name: name is empty; every row needs one.",
         "c.csv line 2, column mobile: “555” is not a phone number (write it as +14045387319 or (404) 538-7319).",
         "c.csv line 2, column okay_to_text: “yes” is not true or false.",
-        "c.csv line 4: this row's key appears again (first on line 3).",
+        "c.csv line 4: client C2 appears again (first on line 3).",
         "k.csv line 2, column client_external_id: no client has the external id NOBODY.",
         "k.csv line 3, column title: title is empty; every row needs one.",
         "k.csv line 3, column closed_on: “2026-13-01” is not a date: write it as YYYY-MM-DD (2026-11-21).",
     ]
     assert await Client.all().count() == 0
+
+
+async def test_a_case_number_taken_by_another_case_is_refused(app: Starlette, make_case) -> None:
+    by_hand = await make_case()
+    await run_import(app.state.bus, [csv_file("clients.csv", CLIENTS_HEADER + "C1,Ana Diaz,,,\n")])
+    cases = CASES_HEADER + f"K1,{by_hand.number},Ana's case,C1,,,,\nK2,N-2,Two,C1,,,,\nK3,N-2,Three,C1,,,,\n"
+    with pytest.raises(ImportFailed) as failed:
+        await run_import(app.state.bus, [csv_file("cases.csv", cases)])
+    assert [str(p) for p in failed.value.problems] == [
+        f"cases.csv line 2, column number: case number {by_hand.number} already belongs to a case added by hand "
+        "or through the API.",
+        "cases.csv line 4, column number: case number N-2 is also on cases.csv line 3.",
+    ]
 
 
 async def test_an_unknown_header_or_a_non_utf8_file_is_refused(app: Starlette) -> None:

@@ -222,7 +222,11 @@ class Plan:
 
 
 def _check_rows(
-    plan: Plan, parsed: ParsedFile, make: Callable[[Row], Any], key: Callable[[Any], Any], what: str
+    plan: Plan,
+    parsed: ParsedFile,
+    make: Callable[[Row], Any],
+    key: Callable[[Any], Any],
+    what: Callable[[Any], str],
 ) -> list[tuple[str, Any]]:
     """Each row made into its record (a value's problem named by column); a key seen twice is a problem."""
     checked: list[tuple[str, Any]] = []
@@ -236,7 +240,7 @@ def _check_rows(
             continue
         first = seen.setdefault(key(record), row.line)
         if first != row.line:
-            plan.problem(parsed.name, row.line, None, f"{what} appears again (first on line {first}).")
+            plan.problem(parsed.name, row.line, None, f"{what(record)} appears again (first on line {first}).")
             continue
         checked.append((parsed.name, record))
     return checked
@@ -388,7 +392,13 @@ async def _check_case_numbers(plan: Plan) -> None:
         'SELECT number, external_id FROM "case" WHERE number IN ({marks})', [r.number for _, r in plan.cases]
     )
     owner_of = {str(number): external_id for number, external_id in owners}
+    first_with: dict[str, tuple[str, int]] = {}
     for file, case in plan.cases:
+        first = first_with.setdefault(case.number, (file, case.line))
+        if first != (file, case.line):
+            where = f"{first[0]} line {first[1]}"
+            plan.problem(file, case.line, "number", f"case number {case.number} is also on {where}.")
+            continue
         if case.number in owner_of and owner_of[case.number] != case.external_id:
             other = owner_of[case.number]
             whose = f"the case with external id {other}" if other else "a case added by hand or through the API"
@@ -415,7 +425,7 @@ async def make_plan(parsed: list[ParsedFile]) -> Plan:
     for file in sorted(parsed, key=lambda f: ORDER.index(f.kind)):
         plan.file_of.setdefault(file.kind, []).append(file.name)
         make, key, what = makers[file.kind]
-        for name, record in _check_rows(plan, file, make, key, "this row's key"):
+        for name, record in _check_rows(plan, file, make, key, what):
             other = seen_keys[file.kind].setdefault(key(record), name)
             if other != name:
                 plan.problem(name, record.line, None, f"{what(record)} is also in {other}.")
