@@ -282,7 +282,7 @@ async def test_progress_is_reported_up_to_every_row(app: Starlette) -> None:
     admin = await sample_staff()
     seen: list[tuple[int, int]] = []
     await run_import(app.state.bus, samples(), staff=admin, progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (12, 12) and all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
+    assert seen[-1] == (24, 24) and all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
 
 
 # ---------------------------------------------------------------- the command

@@ -14,6 +14,7 @@ never undoes an opt-out: a `true` for a number that texted STOP is reported and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -41,6 +42,7 @@ from inbox.services.import_files import ORDER, CsvFile, Kind, ParsedFile, Proble
 from inbox.services.limits import max_length
 from inbox.services.unit_of_work import unit_of_work
 
+YIELD_EVERY = 500  # rows checked between turns of the event loop
 CHUNK = 5000  # values per `IN (…)`: under SQLite's and asyncpg's limits on parameters
 IMPORTED = "client imported"
 OKAY_COLUMN = "okay_to_text column of an import"
@@ -221,17 +223,21 @@ class Plan:
         self.problems.append(Problem(file, line, column, text))
 
 
-def _check_rows(
+async def _check_rows(
     plan: Plan,
     parsed: ParsedFile,
     make: Callable[[Row], Any],
     key: Callable[[Any], Any],
     what: Callable[[Any], str],
+    tick: Callable[[int], None],
 ) -> list[tuple[str, Any]]:
     """Each row made into its record (a value's problem named by column); a key seen twice is a problem."""
     checked: list[tuple[str, Any]] = []
     seen: dict[Any, int] = {}
-    for row in parsed.rows:
+    for index, row in enumerate(parsed.rows, start=1):
+        if index % YIELD_EVERY == 0:
+            tick(YIELD_EVERY)
+            await asyncio.sleep(0)  # checking is all Python: let the web process answer others (and the progress poll)
         try:
             record = make(row)
         except _RowProblems as exc:
@@ -243,6 +249,7 @@ def _check_rows(
             plan.problem(parsed.name, row.line, None, f"{what(record)} appears again (first on line {first}).")
             continue
         checked.append((parsed.name, record))
+    tick(len(parsed.rows) % YIELD_EVERY)
     return checked
 
 
@@ -405,7 +412,7 @@ async def _check_case_numbers(plan: Plan) -> None:
             plan.problem(file, case.line, "number", f"case number {case.number} already belongs to {whose}.")
 
 
-async def make_plan(parsed: list[ParsedFile]) -> Plan:
+async def make_plan(parsed: list[ParsedFile], tick: Callable[[int], None] = lambda _: None) -> Plan:
     plan = Plan()
     zone = quiet_hours.zone_named((await organisation.current()).time_zone) or ZoneInfo("UTC")
     staff_rows = await bulk.fetch("SELECT lower(email), id FROM staff", [])
@@ -425,7 +432,7 @@ async def make_plan(parsed: list[ParsedFile]) -> Plan:
     for file in sorted(parsed, key=lambda f: ORDER.index(f.kind)):
         plan.file_of.setdefault(file.kind, []).append(file.name)
         make, key, what = makers[file.kind]
-        for name, record in _check_rows(plan, file, make, key, what):
+        for name, record in await _check_rows(plan, file, make, key, what, tick):
             other = seen_keys[file.kind].setdefault(key(record), name)
             if other != name:
                 plan.problem(name, record.line, None, f"{what(record)} is also in {other}.")
@@ -809,6 +816,18 @@ def _event_changes(event: CaseEvent, row: EventRow, case_ids: dict[str, int]) ->
 # ---------------------------------------------------------------- the import
 
 
+class _Counter:
+    """Progress over all the work: every row is checked once, then written or compared once."""
+
+    def __init__(self, rows: int, progress: Progress | None) -> None:
+        self.total, self.done, self.progress = 2 * rows or 1, 0, progress
+
+    def __call__(self, count: int) -> None:
+        self.done = min(self.total, self.done + count)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def read_files(files: list[CsvFile]) -> tuple[list[ParsedFile], list[Problem]]:
     parsed: list[ParsedFile] = []
     problems: list[Problem] = []
@@ -834,20 +853,12 @@ async def run_import(
     parsed, problems = read_files(files)
     if problems:
         raise ImportFailed(problems)
-    plan = await make_plan(parsed)
+    tick = _Counter(sum(len(f.rows) for f in parsed), progress)
+    plan = await make_plan(parsed, tick)
     if plan.events and staff is None:
         plan.problem(plan.file_of[Kind.EVENTS][0], 1, None, "events need a staff member to schedule their reminders.")
     if plan.problems:
         raise ImportFailed(sorted(plan.problems, key=lambda p: (p.file, p.line or 0)))
-    total = sum(len(f.rows) for f in parsed) or 1
-    done = 0
-
-    def tick(count: int) -> None:
-        nonlocal done
-        done = min(total, done + count)
-        if progress is not None:
-            progress(done, total)
-
     if dry_run:
         await _write(plan, True, staff, tick)
     else:
