@@ -42,6 +42,7 @@ from inbox.routes import (
     surveys,
     webhooks,
 )
+from inbox.routes import importing as import_routes
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
 from inbox.routes import transcripts as transcript_routes
@@ -245,6 +246,7 @@ def create_app(settings: Settings) -> Starlette:
         *task_routes.routes,
         *messages.routes,
         *admin.routes,
+        *import_routes.routes,
         *channels.routes,
         *quick_entries.routes,
         *queue_routes.routes,

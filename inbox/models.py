@@ -797,6 +797,8 @@ class CaseEvent(Model):
     )
     cancelled_at = fields.DatetimeField(null=True)
     confirmed_at = fields.DatetimeField(null=True)  # the client replied C or CONFIRM to a reminder that asked
+    # The case management system's id (a CSV import's `external_id`); unique by an index of migration 0013.
+    external_id = fields.CharField(max_length=100, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).

@@ -225,6 +225,7 @@ async def checked_form(request: Request) -> FormData:
     sent = str(form.get("csrf_token") or request.headers.get("X-CSRF-Token") or "")
     expected = request.session.get("csrf") or ""
     if not expected or not hmac.compare_digest(sent, expected):
+        await form.close()  # an uploaded file's spooled copy is closed, not left to the garbage collector
         raise HTTPException(
             403, "This form has expired or did not come from Case Inbox. Reload the page and try again."
         )

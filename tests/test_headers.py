@@ -37,9 +37,10 @@ from inbox.models import (
     StaffSession,
 )
 from inbox.routes.media import PDF_POLICY, SANDBOXED_POLICY
-from inbox.services import campaigns, case_events, queue
+from inbox.services import campaigns, case_events, import_jobs, queue
 from inbox.services import media as media_service
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.import_files import CsvFile
 from inbox.services.messaging import SendRequest
 from inbox.services.quick_entries import QuickEntryInput, create_entry
 from inbox.services.staff import create_api_token, create_staff
@@ -215,6 +216,14 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
         bulk_text = await campaigns.create_campaign(
             app.state.bus, admin, campaigns.CampaignInput("Clinic closed", "Hi {client_first_name}")
         )
+        # A dry run of an import from the upload page's service (its job's pages).
+        import_job = import_jobs.start_import(
+            app.state.bus,
+            admin,
+            [CsvFile("clients.csv", b"external_id,name,mobile,okay_to_text,preferred_language\n")],
+            True,
+        )
+        await import_job.wait()
         # And the client answers: the thread is unread again, so a GET that marked it read would show.
         again = await staff.post(f"/dev/phone/{MARIA}", {"body": "Got it"})
         assert again.status_code == 303, again.text
@@ -240,6 +249,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "entry_id": str(entry.id),
             "event_id": str(hearing.id),
             "campaign_id": str(bulk_text.id),
+            "job_id": import_job.id,
             "number": MARIA,
             "token": phone_media_token,
             "rest": "no-such-call",

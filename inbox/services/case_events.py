@@ -380,29 +380,39 @@ async def create_event(
     bus: Bus, staff: Staff, case_id: int, data: EventInput, now: datetime | None = None
 ) -> CaseEvent:
     case = await visible_case(staff, case_id)
+    await _check(data)  # before the unit of work: a wrong input opens no transaction
+    async with unit_of_work(bus):
+        event = await add_event(staff, case, data, now or clock.now())
+    return await get_event(staff, event.id)
+
+
+async def add_event(
+    staff: Staff, case: Case, data: EventInput, now: datetime, external_id: str | None = None
+) -> CaseEvent:
+    """A new event with its reminders (the organisation's defaults unless `data` names others), inside the
+    caller's unit of work. `staff` schedules the reminders; the caller has decided they may."""
     kind, attendees = await _check(data)
     specs = list(data.reminders) if data.reminders is not None else await default_reminders(kind)
     if data.ask_confirmation is not None:
         specs = [replace(spec, ask_confirmation=data.ask_confirmation) for spec in specs]
-    now = now or clock.now()
     context = await _context(staff, case)
-    async with unit_of_work(bus):
-        event = await CaseEvent.create(
-            case=case,
-            kind=kind,
-            title=data.title.strip(),
-            starts_at=data.starts_at.astimezone(UTC),
-            ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None,
-            place=data.place.strip(),
-            notes=data.notes,
-            created_by=staff,
-        )
-        for person in attendees:
-            await EventAttendee.create(event=event, staff=person)
-        await _add_reminders(event, specs, context, now)
-        await _sync_staff_reminders(event, now)
-        announce(event, "added")
-    return await get_event(staff, event.id)
+    event = await CaseEvent.create(
+        case=case,
+        kind=kind,
+        title=data.title.strip(),
+        starts_at=data.starts_at.astimezone(UTC),
+        ends_at=data.ends_at.astimezone(UTC) if data.ends_at else None,
+        place=data.place.strip(),
+        notes=data.notes,
+        created_by=staff,
+        external_id=external_id,
+    )
+    for person in attendees:
+        await EventAttendee.create(event=event, staff=person)
+    await _add_reminders(event, specs, context, now)
+    await _sync_staff_reminders(event, now)
+    announce(event, "added")
+    return event
 
 
 async def update_event(
@@ -413,26 +423,32 @@ async def update_event(
     event = await get_event(staff, event_id)
     if event.cancelled_at is not None:
         raise Refused("This event was cancelled; add a new one instead.")
+    await _check(data)
+    async with unit_of_work(bus):
+        await change_event(staff, event, data, now or clock.now())
+    return await get_event(staff, event.id)
+
+
+async def change_event(staff: Staff, event: CaseEvent, data: EventInput, now: datetime) -> None:
+    """`event` (with `case`, `attendees__staff` and `reminders__message` fetched) as `data` says, inside the
+    caller's unit of work."""
     kind, attendees = await _check(data)
-    now = now or clock.now()
     context = await _context(staff, event.case)
     reminders = _asking_or_not(event, data)
-    async with unit_of_work(bus):
-        event.kind, event.title, event.place, event.notes = kind, data.title.strip(), data.place.strip(), data.notes
-        event.starts_at = data.starts_at.astimezone(UTC)
-        event.ends_at = data.ends_at.astimezone(UTC) if data.ends_at else None
-        await event.save(update_fields=["kind", "title", "place", "notes", "starts_at", "ends_at"])
-        await EventAttendee.filter(event_id=event.id).delete()
-        for person in attendees:
-            await EventAttendee.create(event=event, staff=person)
-        if reminders is None:
-            for row in await EventReminder.filter(event_id=event.id).order_by("id"):
-                await _move(row, event, context, now)
-        else:
-            await _replace_reminders(event, list(reminders), context, now)
-        await _sync_staff_reminders(event, now)
-        announce(event, "updated")
-    return await get_event(staff, event.id)
+    event.kind, event.title, event.place, event.notes = kind, data.title.strip(), data.place.strip(), data.notes
+    event.starts_at = data.starts_at.astimezone(UTC)
+    event.ends_at = data.ends_at.astimezone(UTC) if data.ends_at else None
+    await event.save(update_fields=["kind", "title", "place", "notes", "starts_at", "ends_at"])
+    await EventAttendee.filter(event_id=event.id).delete()
+    for person in attendees:
+        await EventAttendee.create(event=event, staff=person)
+    if reminders is None:
+        for row in await EventReminder.filter(event_id=event.id).order_by("id"):
+            await _move(row, event, context, now)
+    else:
+        await _replace_reminders(event, list(reminders), context, now)
+    await _sync_staff_reminders(event, now)
+    announce(event, "updated")
 
 
 def open_reminders(event: CaseEvent) -> list[EventReminder]:
