@@ -6,8 +6,10 @@ datetimes: both drivers store them as Tortoise does — SQLite through the adapt
 
 from __future__ import annotations
 
+import gc
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]  # ships no type information (a dependency of Tortoise's)
@@ -20,6 +22,32 @@ from tortoise.transactions import in_transaction
 BATCH = 10_000  # rows per PostgreSQL statement
 # Parameters per SQLite statement: SQLite's default limit since 3.32 (999 before).
 SQLITE_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+class _Pauses:
+    """How many `collector_paused` blocks are open (coroutines interleave them), and whether the collector was on."""
+
+    open = 0
+    was_enabled = True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a bulk write runs. Its 10,000s of rows (tuples, records) outlive
+    the young generations' collections and so set off a *full* collection of the process's heap mid-write (~0.1 s
+    on a quiet machine, 0.25 s under load, in a 10,000-text campaign's start); with the collector off they die
+    young, freed by reference counting when the write is done, and count towards no collection. Nothing cyclic is
+    kept meanwhile that a later collection would not still find."""
+    if _Pauses.open == 0:
+        _Pauses.was_enabled = gc.isenabled()
+        gc.disable()
+    _Pauses.open += 1
+    try:
+        yield
+    finally:
+        _Pauses.open -= 1
+        if _Pauses.open == 0 and _Pauses.was_enabled:
+            gc.enable()
 
 
 def db() -> BaseDBAsyncClient:
