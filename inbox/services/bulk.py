@@ -20,8 +20,19 @@ from tortoise.queryset import ValuesListQuery
 from tortoise.transactions import in_transaction
 
 BATCH = 10_000  # rows per PostgreSQL statement
-# Parameters per SQLite statement: SQLite's default limit since 3.32 (999 before).
-SQLITE_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+def _sqlite_parameters() -> int:
+    """Parameters per SQLite statement: the linked library's limit (32,766 by default since 3.32, 999 before; some
+    builds allow 250,000), at most 32,766 — statements of a few thousand rows already pay nothing per statement."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        return min(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32_766)
+    finally:
+        probe.close()
+
+
+SQLITE_PARAMETERS = _sqlite_parameters()
 
 
 class _Pauses:
