@@ -45,8 +45,9 @@ class _Pauses:
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while a bulk write runs. Its 10,000s of rows (tuples, records) outlive
-    the young generations' collections and so set off a *full* collection of the process's heap mid-write (~0.1 s
-    on a quiet machine, 0.25 s under load, in a 10,000-text campaign's start); with the collector off they die
+    the young generations' collections and so set off a *full* collection of the process's heap mid-write (a few
+    hundredths of a CPU second, 0.25–0.87 s of wall time on a loaded VM, in a 10,000-text campaign's start); with
+    the collector off they die
     young, freed by reference counting when the write is done, and count towards no collection. Nothing cyclic is
     kept meanwhile that a later collection would not still find."""
     if _Pauses.open == 0:
