@@ -151,3 +151,23 @@ async def test_0012_folds_open_alerts_on_postgresql() -> None:
             assert await connection.fetchval("SELECT dismiss_alerts_on_reply FROM organisation") is True
         finally:
             await connection.close()
+
+
+async def test_0015_leaves_room_on_campaign_recipient_pages_on_postgresql() -> None:
+    """The start's pointer UPDATE stays on the page (HOT) only while the pages keep room: fillfactor 45."""
+    async with scratch_database("fill", prepare=migrate_to) as url:
+        connection = await asyncpg.connect(url)
+        try:
+            options = await connection.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'campaign_recipient'")
+            assert options == ["fillfactor=45"]
+        finally:
+            await connection.close()
+        await migrate_to(url, "models.0014_import_external_ids")
+        connection = await asyncpg.connect(url)
+        try:
+            assert (
+                await connection.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'campaign_recipient'")
+                is None
+            )
+        finally:
+            await connection.close()

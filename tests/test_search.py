@@ -16,7 +16,10 @@ import httpx
 import pytest
 
 from inbox.models import Conversation, Message, Staff
+from inbox.services import bulk, campaigns
 from inbox.services import conversations as convo
+from inbox.services.messaging import CAMPAIGN_TEXT_COLUMNS
+from tests.support.campaigns import bulk_clients, numbered
 from tests.support.migrations import migrate_to
 from tests.support.pages import row_ids, words
 from tests.support.postgres import scratch_database
@@ -231,6 +234,26 @@ async def test_live_rows_target_only_lists_that_are_not_searched(
 
 
 # ---------------------------------------------------------------- cost
+
+
+async def test_a_bulk_texts_words_find_its_threads(app, signed_in, make_staff) -> None:
+    """A campaign's texts go into the index as every other text does, however they are inserted in bulk: 2,000 of
+    them are more rows than one SQLite statement takes (`bulk.SQLITE_PARAMETERS`), so the first and the last are
+    each in a different statement."""
+    count = 2_000
+    assert count * len(CAMPAIGN_TEXT_COLUMNS) > bulk.SQLITE_PARAMETERS
+    await bulk_clients(count)
+    supervisor = await make_staff("supervisor")
+    body = "Hello {client_name}: the clinic moves to Elmwood Street."
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor, campaigns.CampaignInput("Move", body))
+    await campaigns.start(app.state.bus, supervisor, campaign.id)
+    staff = await signed_in(supervisor)
+    for n in (0, count - 1):
+        thread = await conversation_of(numbered(n))
+        assert await found(staff, f"elmwood person {n}") == [thread.id]
+        row = row_html((await staff.get("/", params={"q": f"elmwood person {n}"})).text, thread.id)
+        assert "<mark>" in row
+        assert f"Hello Client {n} Person: the clinic moves to Elmwood Street." in re.sub("</?mark>", "", row)
 
 
 async def test_a_search_takes_the_same_queries_for_few_or_many_matches(

@@ -691,7 +691,8 @@ async def start(bus: Bus, staff: Staff, campaign_id: int, now: datetime | None =
         )
         if not won:
             raise Refused("This campaign has already been started or cancelled.")
-        await _enqueue(campaign, staff, moment)
+        with bulk.collector_paused():
+            await _enqueue(campaign, staff, moment)
         uow.publish(CampaignProgressed(campaign_id=campaign.id))
     return await get_campaign(staff, campaign.id)
 
