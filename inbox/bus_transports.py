@@ -1,0 +1,311 @@
+"""How the bus's texts travel: in memory (one process), through Redis pub/sub, or PostgreSQL LISTEN/NOTIFY.
+
+A transport carries opaque strings; it never parses them (what is inside is `inbox.events`' business).
+Each network transport listens on a connection of its own and reports ready only once the server has
+confirmed the subscription, so nothing published after start-up is lost (encode/broadcaster 0.3.1 starts
+listening before SUBSCRIBE completes). Every process hears its own publications back through the network:
+one path for every event.
+
+When the listening connection drops, the transport reconnects with capped, jittered backoff, and once it
+listens again it calls `on_reconnect`: whatever was published meanwhile is gone, so the bus tells every open
+tab to catch up. A publication that cannot reach the server is logged and dropped, never raised to the
+caller, whose database work has already committed; the server being unreachable means every listener is cut
+off too, and each will tell its tabs to catch up once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import asyncpg  # type: ignore[import-untyped]  # ships no type information
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+OnText = Callable[[str], None]
+OnReconnect = Callable[[], None]
+
+CHANNEL = "inbox_events"
+
+
+class Transport(Protocol):
+    url: str
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def publish(self, text: str) -> None: ...
+
+
+class EventTooLarge(ValueError):
+    """A text longer than the transport carries (PostgreSQL's NOTIFY takes under 8000 bytes)."""
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter: many processes reconnecting at once spread out."""
+
+    def __init__(self, first: float = 0.1, cap: float = 2.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.first * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for log lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+class MemoryTransport:
+    """One process: a publication is heard at once, by this process only."""
+
+    def __init__(self, url: str, on_text: OnText, on_reconnect: OnReconnect) -> None:
+        self.url = url
+        self._on_text = on_text
+
+    async def connect(self) -> None:
+        """Nothing to connect in memory."""
+
+    async def disconnect(self) -> None:
+        """Nothing to close in memory."""
+
+    async def publish(self, text: str) -> None:
+        self._on_text(text)
+
+
+class ListeningTransport:
+    """The listening half shared by the network transports: a task that listens until the connection
+    drops, then reconnects with backoff and reports the reconnection."""
+
+    kind = "bus"
+
+    def __init__(self, url: str, on_text: OnText, on_reconnect: OnReconnect) -> None:
+        self.url = url
+        self._on_text = on_text
+        self._on_reconnect = on_reconnect
+        self._listening: asyncio.Task[None] | None = None
+        self._closing = False
+        self.backoff = Backoff()
+        self.reconnects = 0  # how many times the listener came back (tests and logs)
+
+    async def connect(self) -> None:
+        await self._listen_confirmed()  # a server that is down at start-up is an error the operator sees
+        self._listening = asyncio.create_task(self._listen_forever(), name=f"{self.kind}-listener")
+
+    async def disconnect(self) -> None:
+        self._closing = True
+        if self._listening is not None:
+            self._listening.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listening
+        await self._close_listener()
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a dropped connection, whatever the library calls it
+                log.warning("The %s listener lost %s (%s); reconnecting", self.kind, redacted(self.url), exc)
+            await self._close_listener()
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        self.backoff.reset()
+        while True:
+            await asyncio.sleep(self.backoff.next_delay())
+            try:
+                await self._listen_confirmed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("The %s at %s is not back yet (%s)", self.kind, redacted(self.url), exc)
+                await self._close_listener()
+                continue
+            self.reconnects += 1
+            log.warning("The %s listener is back on %s; open tabs catch up", self.kind, redacted(self.url))
+            self._on_reconnect()
+            return
+
+    async def _listen_confirmed(self) -> None:
+        """Opens the listening connection; returns once the server has confirmed the subscription."""
+        raise NotImplementedError
+
+    async def _listen(self) -> None:
+        """Hands every text heard to on_text; returns or raises when the connection is gone."""
+        raise NotImplementedError
+
+    async def _close_listener(self) -> None:
+        raise NotImplementedError
+
+
+class RedisTransport(ListeningTransport):
+    """Redis pub/sub through redis-py's asyncio client: one connection listens, a pool publishes."""
+
+    kind = "Redis bus"
+
+    def __init__(self, url: str, on_text: OnText, on_reconnect: OnReconnect) -> None:
+        super().__init__(url, on_text, on_reconnect)
+        # Publishing retries a little, so a connection left stale by a server restart is replaced at once
+        # rather than losing the event; connect attempts are short, so a caller never waits long on a bus
+        # that is down.
+        self._publisher: Any = Redis.from_url(
+            url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+        )
+        self._pubsub: Any = None
+
+    async def _listen_confirmed(self) -> None:
+
+        # No retries of its own: redis-py would reconnect and resubscribe silently, and the tabs would never
+        # hear that they missed what was published in between. The reconnect loop above does it, and says so.
+        client = Redis.from_url(self.url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+        self._pubsub = client.pubsub()
+        await self._pubsub.subscribe(CHANNEL)
+        # SUBSCRIBE only sends the command; the server's confirmation is the first message to read.
+        while True:
+            message = await self._pubsub.get_message(timeout=5)
+            if message is None:
+                raise ConnectionError("Redis did not confirm the subscription within 5 s")
+            if message["type"] == "subscribe":
+                return
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self._pubsub.get_message(timeout=None)
+            if message is None:
+                continue
+            if message["type"] == "message":
+                self._on_text(message["data"].decode())
+            elif message["type"] == "subscribe":
+                # Subscribed again without our reconnect: events in between may be lost.
+                self._on_reconnect()
+
+    async def _close_listener(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with suppress(Exception):  # a dead connection cannot be closed politely
+                await pubsub.aclose()
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        await self._publisher.aclose()
+
+    async def publish(self, text: str) -> None:
+
+        try:
+            await self._publisher.publish(CHANNEL, text)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.error("Could not publish an event to %s (%s): dropped; tabs catch up", redacted(self.url), exc)
+
+
+# PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
+NOTIFY_LIMIT = 8000
+# A listener that hears nothing cannot tell a quiet channel from a dead connection (a dropped network
+# sends no FIN): it asks the server this often.
+PG_HEALTH_SECONDS = 5.0
+LISTENER_NAME = "inbox-bus-listener"
+
+
+class PostgresTransport(ListeningTransport):
+    """PostgreSQL LISTEN/NOTIFY through asyncpg: a connection of its own listens, a small pool notifies."""
+
+    kind = "PostgreSQL bus"
+
+    def __init__(self, url: str, on_text: OnText, on_reconnect: OnReconnect) -> None:
+        super().__init__(url, on_text, on_reconnect)
+        self._listener: Any = None
+        self._pool: Any = None
+        self._lost: asyncio.Event = asyncio.Event()
+
+    async def connect(self) -> None:
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
+        await super().connect()
+
+    async def _listen_confirmed(self) -> None:
+        self._lost = asyncio.Event()
+        # Named, so an operator sees it in pg_stat_activity (and a test can cut it).
+        self._listener = await asyncpg.connect(self.url, timeout=5, server_settings={"application_name": LISTENER_NAME})
+        self._listener.add_termination_listener(lambda _connection: self._lost.set())
+        # add_listener returns once the server has run LISTEN.
+        await self._listener.add_listener(CHANNEL, self._heard)
+
+    def _heard(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._on_text(payload)
+
+    async def _listen(self) -> None:
+        while not self._listener.is_closed():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), PG_HEALTH_SECONDS)
+            if self._lost.is_set():
+                raise ConnectionError("the listening connection was closed")
+            await self._listener.execute("SELECT 1", timeout=PG_HEALTH_SECONDS)
+        raise ConnectionError("the listening connection was closed")
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            listener.terminate()  # no polite close: the connection may be dead, and close() would wait on it
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        if self._pool is not None:
+            self._pool.terminate()
+
+    async def publish(self, text: str) -> None:
+        size = len(text.encode())
+        if size >= NOTIFY_LIMIT:
+            # Events carry ids, so this is a programming error: say so loudly rather than lose it quietly.
+            raise EventTooLarge(f"An event of {size} bytes cannot travel by NOTIFY (under {NOTIFY_LIMIT} bytes)")
+        if self._pool is None:
+            raise RuntimeError("The PostgreSQL bus is not connected: call connect() first")
+        for attempt in (1, 2):  # the second on a fresh connection: a server restart leaves the pool's stale
+            try:
+                await self._pool.execute("SELECT pg_notify($1, $2)", CHANNEL, text)
+                return
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+                if attempt == 2:
+                    log.error("Could not publish an event to %s (%s): dropped; tabs catch up", redacted(self.url), exc)
+
+
+def transport_for(url: str, on_text: OnText, on_reconnect: OnReconnect) -> Transport:
+    """The transport INBOX_BROADCAST_URL names."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "memory":
+        return MemoryTransport(url, on_text, on_reconnect)
+    if scheme in ("redis", "rediss"):
+        return RedisTransport(url, on_text, on_reconnect)
+    if scheme in ("postgres", "postgresql"):
+        return PostgresTransport(url, on_text, on_reconnect)
+    raise ValueError(
+        f"INBOX_BROADCAST_URL={redacted(url)!r} is not a bus this app knows: use memory:// (one process), "
+        "redis://host:6379/0 or postgres://user@host/database."
+    )
+
+
+def is_network_bus(url: str) -> bool:
+    return not url.startswith("memory://")
