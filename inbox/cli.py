@@ -23,7 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="leave scheduled sends to `inbox worker`")
     serve.add_argument(
-        "--workers", type=int, default=1, help="web processes on this port (more than 1 needs a network bus)"
+        "--workers",
+        default="1",
+        help="web processes on this port: a number (more than 1 needs a network bus), or auto (one per CPU with a "
+        "network bus, else 1)",
     )
     commands.add_parser("worker", help="run the outbox worker alone (scheduled sends)")
     commands.add_parser("migrate", help="apply database migrations")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     except SettingError as exc:
         sys.exit(f"error: {exc}")
     if args.command == "serve":
-        serve(settings, args.host, args.port, run_worker=not args.no_worker, workers=args.workers)
+        workers = web_processes(settings, args.workers)
+        serve(settings, args.host, args.port, run_worker=not args.no_worker, workers=workers)
         return
     commands: dict[str, Callable[[Settings, Any], Coroutine[Any, Any, None]]] = {
         "migrate": migrate,
@@ -101,6 +105,21 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool, workers: i
 
 # Set by `inbox serve --workers N` for the processes it starts.
 SERVE_RUN_WORKER = "INBOX_SERVE_RUN_WORKER"
+
+
+def web_processes(settings: Settings, workers: str) -> int:
+    """--workers as a number: auto is one per CPU when the processes can share live updates and sign-in
+    throttling (a network bus and INBOX_RATE_LIMIT_URL), else one."""
+    if workers == "auto":
+        problem = several_processes_problem(settings, 2)
+        if problem:
+            print(f"One web process: {problem.replace('--workers 2 needs', 'several would need')}")
+            return 1
+        return os.cpu_count() or 1
+    try:
+        return int(workers)
+    except ValueError:
+        sys.exit(f"error: --workers must be a number or auto (it is {workers!r}).")
 
 
 def several_processes_problem(settings: Settings, workers: int) -> str | None:

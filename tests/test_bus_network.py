@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ import pytest
 from redis.asyncio import Redis
 
 from inbox.bus_transports import CHANNEL, LISTENER_NAME, EventTooLarge, PostgresTransport, RedisTransport
+from inbox.cli import web_processes
 from inbox.events import RECONNECTED, Bus, BusReconnected, Event, MessageReceived, Subscription
 from inbox.services.staff import create_api_token
 from inbox.settings import Settings, load_settings
@@ -392,3 +394,18 @@ def test_a_redis_bus_counts_failed_sign_ins_in_the_same_redis_unless_told_otherw
     )
     assert own.rate_limit_url == "redis://other:6379/2"
     assert load_settings({"INBOX_SECRET_KEY": "k" * 40}).rate_limit_url == "memory://"
+
+
+def test_workers_auto_is_one_per_cpu_only_when_the_processes_can_share(capsys: pytest.CaptureFixture[str]) -> None:
+    key = {"INBOX_SECRET_KEY": "k" * 40}
+    assert web_processes(load_settings(key), "auto") == 1
+    assert "INBOX_BROADCAST_URL" in capsys.readouterr().out
+    assert web_processes(load_settings({**key, "INBOX_BROADCAST_URL": "redis://cache:6379/0"}), "auto") == (
+        os.cpu_count() or 1
+    )
+    postgres_only = load_settings({**key, "INBOX_BROADCAST_URL": "postgres://db/inbox"})
+    assert web_processes(postgres_only, "auto") == 1
+    assert "INBOX_RATE_LIMIT_URL" in capsys.readouterr().out
+    assert web_processes(postgres_only, "3") == 3  # asked for: refused later, with the reason
+    with pytest.raises(SystemExit, match="number or auto"):
+        web_processes(postgres_only, "many")
