@@ -24,7 +24,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from inbox.bus_transports import CHANNEL, LISTENER_NAME, EventTooLarge, PostgresTransport, RedisTransport
+from inbox.bus_transports import LISTENER_NAME, EventTooLarge, PostgresTransport, RedisTransport
 from inbox.cli import web_processes
 from inbox.events import RECONNECTED, Bus, BusReconnected, Event, MessageReceived, Subscription
 from inbox.services.staff import create_api_token
@@ -188,10 +188,21 @@ async def test_a_publisher_hears_its_events_only_through_the_network(redis_serve
             # Straight onto the channel, as another process would: the bus hears it like its own.
             raw = Redis.from_url(redis_server.url)
             try:
-                await raw.publish(CHANNEL, received(7).to_json())
+                await raw.publish("inbox_events:0", received(7).to_json())
             finally:
                 await raw.aclose()
             assert await heard(subscription, 1) == [received(7)]
+
+
+async def test_two_redis_databases_do_not_hear_each_other(redis_server: RedisServer) -> None:
+    """Pub/sub channels are server-wide: two deployments on databases 0 and 1 of one Redis stay apart."""
+    other_database = redis_server.url.removesuffix("/0") + "/1"
+    async with connected(redis_server.url, other_database) as (ours, theirs):
+        async with ours.subscribe() as heard_by_us, theirs.subscribe() as heard_by_them:
+            await theirs.publish(received(1))
+            await ours.publish(received(2))
+            assert await heard(heard_by_us, 1) == [received(2)]
+            assert await heard(heard_by_them, 1) == [received(1)]
 
 
 async def test_an_event_too_large_for_notify_fails_loudly_and_reaches_no_one(postgres_bus_url: str) -> None:
