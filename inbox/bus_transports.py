@@ -36,6 +36,9 @@ OnText = Callable[[str], None]
 OnReconnect = Callable[[], None]
 
 CHANNEL = "inbox_events"
+# A listener that hears nothing cannot tell a quiet channel from a dead connection (a dropped network
+# sends no FIN): it asks the server after this long without a word.
+HEALTH_SECONDS = 5.0
 
 
 def redis_channel(url: str) -> str:
@@ -115,9 +118,15 @@ class ListeningTransport:
         self._closing = False
         self.backoff = Backoff()
         self.reconnects = 0  # how many times the listener came back (tests and logs)
+        self.losses = 0  # how many times it noticed its connection gone
+        self.health_seconds = HEALTH_SECONDS
 
     async def connect(self) -> None:
-        await self._listen_confirmed()  # a server that is down at start-up is an error the operator sees
+        try:
+            await self._listen_confirmed()  # a server that is down at start-up is an error the operator sees
+        except BaseException:
+            await self._close_listener()
+            raise
         self._listening = asyncio.create_task(self._listen_forever(), name=f"{self.kind}-listener")
 
     async def disconnect(self) -> None:
@@ -135,6 +144,7 @@ class ListeningTransport:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection, whatever the library calls it
+                self.losses += 1
                 log.warning("The %s listener lost %s (%s); reconnecting", self.kind, redacted(self.url), exc)
             await self._close_listener()
             await self._reconnect()
@@ -203,10 +213,18 @@ class RedisTransport(ListeningTransport):
                 return
 
     async def _listen(self) -> None:
+        pinged = False
         while True:
-            message = await self._pubsub.get_message(timeout=None)
+            message = await self._pubsub.get_message(timeout=self.health_seconds)
             if message is None:
+                # Quiet, or a dead connection that never said so (a dropped network sends no FIN): a PING
+                # unanswered by the next quiet spell means dead.
+                if pinged:
+                    raise ConnectionError(f"no answer to PING within {self.health_seconds:g} s")
+                await self._pubsub.ping()
+                pinged = True
                 continue
+            pinged = False
             if message["type"] == "message":
                 self._on_text(message["data"].decode())
             elif message["type"] == "subscribe":
@@ -233,9 +251,6 @@ class RedisTransport(ListeningTransport):
 
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
 NOTIFY_LIMIT = 8000
-# A listener that hears nothing cannot tell a quiet channel from a dead connection (a dropped network
-# sends no FIN): it asks the server this often.
-PG_HEALTH_SECONDS = 5.0
 LISTENER_NAME = "inbox-bus-listener"
 
 
@@ -270,10 +285,10 @@ class PostgresTransport(ListeningTransport):
     async def _listen(self) -> None:
         while not self._listener.is_closed():
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), PG_HEALTH_SECONDS)
+                await asyncio.wait_for(self._lost.wait(), self.health_seconds)
             if self._lost.is_set():
                 raise ConnectionError("the listening connection was closed")
-            await self._listener.execute("SELECT 1", timeout=PG_HEALTH_SECONDS)
+            await self._listener.execute("SELECT 1", timeout=self.health_seconds)
         raise ConnectionError("the listening connection was closed")
 
     async def _close_listener(self) -> None:

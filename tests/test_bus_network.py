@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -86,6 +87,14 @@ class RedisServer:
         writer.close()
         await writer.wait_closed()
         return answer == b"+PONG\r\n"
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -229,6 +238,29 @@ async def test_redis_restarted_the_bus_comes_back_and_says_so(
                 assert await subscription.get() is RECONNECTED
             await bus.publish(received(2))
             assert await heard(subscription, 1) == [received(2)]
+
+
+async def test_a_redis_that_stops_answering_without_a_word_is_noticed(redis_server: RedisServer) -> None:
+    """A dead network closes nothing: the listener PINGs when it hears nothing, and reconnects when no
+    answer comes (a stopped redis-server keeps its sockets open and says nothing)."""
+    async with connected(redis_server.url) as (bus,):
+        transport = bus.transport
+        assert isinstance(transport, RedisTransport)
+        transport.health_seconds = 0.2  # the setting is 5 s
+        async with bus.subscribe() as subscription:
+            await asyncio.sleep(1)  # quiet: PINGs answered, nothing mistaken for a loss
+            assert transport.losses == 0
+            redis_server.pause()
+            try:
+                async with asyncio.timeout(WAIT_SECONDS):
+                    while transport.losses == 0:
+                        await asyncio.sleep(0.05)
+            finally:
+                redis_server.resume()
+            async with asyncio.timeout(LIVE_AGAIN_SECONDS):
+                assert await subscription.get() is RECONNECTED
+            await bus.publish(received(4))
+            assert await heard(subscription, 1) == [received(4)]
 
 
 async def test_postgres_listener_cut_the_bus_comes_back_and_says_so(postgres_bus_url: str) -> None:
