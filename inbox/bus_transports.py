@@ -8,9 +8,11 @@ one path for every event.
 
 When the listening connection drops, the transport reconnects with capped, jittered backoff, and once it
 listens again it calls `on_reconnect`: whatever was published meanwhile is gone, so the bus tells every open
-tab to catch up. A publication that cannot reach the server is logged and dropped, never raised to the
-caller, whose database work has already committed; the server being unreachable means every listener is cut
-off too, and each will tell its tabs to catch up once it is back.
+tab to catch up. A publication that cannot reach the server is logged and dropped (publish answers False),
+never raised to the caller, whose database work has already committed: queueing it would hold events in one
+process's memory for a server that may be gone for minutes, while the catch-up re-reads the database, which
+has everything. The bus then tells its own tabs to catch up at once, and every process's with its next
+publication.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ class Transport(Protocol):
 
     async def disconnect(self) -> None: ...
 
-    async def publish(self, text: str) -> None: ...
+    async def publish(self, text: str) -> bool:
+        """Hands the text to the server (or, in memory, to this process); False when it could not (logged)."""
+        ...
 
 
 class EventTooLarge(ValueError):
@@ -100,8 +104,9 @@ class MemoryTransport:
     async def disconnect(self) -> None:
         """Nothing to close in memory."""
 
-    async def publish(self, text: str) -> None:
+    async def publish(self, text: str) -> bool:
         self._on_text(text)
+        return True
 
 
 class ListeningTransport:
@@ -241,12 +246,13 @@ class RedisTransport(ListeningTransport):
         await super().disconnect()
         await self._publisher.aclose()
 
-    async def publish(self, text: str) -> None:
-
+    async def publish(self, text: str) -> bool:
         try:
             await self._publisher.publish(self.channel, text)
+            return True
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.error("Could not publish an event to %s (%s): dropped; tabs catch up", redacted(self.url), exc)
+            return False
 
 
 # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more.
@@ -301,7 +307,7 @@ class PostgresTransport(ListeningTransport):
         if self._pool is not None:
             self._pool.terminate()
 
-    async def publish(self, text: str) -> None:
+    async def publish(self, text: str) -> bool:
         size = len(text.encode())
         if size >= NOTIFY_LIMIT:
             # Events carry ids, so this is a programming error: say so loudly rather than lose it quietly.
@@ -311,10 +317,11 @@ class PostgresTransport(ListeningTransport):
         for attempt in (1, 2):  # the second on a fresh connection: a server restart leaves the pool's stale
             try:
                 await self._pool.execute("SELECT pg_notify($1, $2)", CHANNEL, text)
-                return
+                return True
             except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
                 if attempt == 2:
                     log.error("Could not publish an event to %s (%s): dropped; tabs catch up", redacted(self.url), exc)
+        return False
 
 
 async def _nothing_to_reset(_connection: Any) -> None:

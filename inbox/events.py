@@ -225,6 +225,7 @@ class BusReconnected(Event):
 
 
 RECONNECTED = BusReconnected()
+RECONNECTED_TEXT = RECONNECTED.to_json()  # sent by a process whose earlier publication was dropped
 
 
 class Subscription:
@@ -263,6 +264,7 @@ class Bus:
         self.url = url
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
+        self._dropped = False  # a publication could not be handed to the bus's server
         self.transport = transport_for(url, self._heard, self._reconnected)
 
     async def connect(self) -> None:
@@ -276,13 +278,22 @@ class Bus:
     async def publish(self, event: Event) -> None:
         # JSON even in memory, so every event is proven to cross a network bus; a network bus brings this
         # process's own events back too (one path for all).
-        await self.transport.publish(event.to_json())
+        if self._dropped:  # an earlier event never left this process: first, everyone catches up
+            self._dropped = not await self.transport.publish(RECONNECTED_TEXT)
+        if not await self.transport.publish(event.to_json()):
+            # Logged by the transport; the caller's work stands. This process's tabs catch up now, the
+            # others once the bus carries anything again (or their own listener reconnects).
+            self._dropped = True
+            self._offer(RECONNECTED)
 
     async def publish_all(self, events: list[Event]) -> None:
         for event in events:
             await self.publish(event)
 
     def _heard(self, text: str) -> None:
+        if text == RECONNECTED_TEXT:
+            self._offer(RECONNECTED)
+            return
         try:
             received = event_from_json(text)
         except (ValueError, KeyError, TypeError):  # another version's event, or garbage on the channel

@@ -226,18 +226,26 @@ async def test_an_event_too_large_for_notify_fails_loudly_and_reaches_no_one(pos
 async def test_redis_restarted_the_bus_comes_back_and_says_so(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with connected(redis_server.url) as (bus,):
-        async with bus.subscribe() as subscription:
+    async with connected(redis_server.url, redis_server.url) as (publishing, other):
+        async with publishing.subscribe() as own, other.subscribe() as elsewhere:
             redis_server.stop()
-            # Publishing while the bus is down costs the caller nothing but a log line.
+            # Publishing while the bus is down costs the caller nothing but a log line, and this process's
+            # own tabs are told to catch up at once.
             with caplog.at_level(logging.ERROR, logger="inbox.bus_transports"):
-                await bus.publish(received(1))
+                await publishing.publish(received(1))
             assert "dropped" in caplog.text
+            assert await heard(own, 1) == [RECONNECTED]
+
             await redis_server.start()
             async with asyncio.timeout(LIVE_AGAIN_SECONDS):
-                assert await subscription.get() is RECONNECTED
-            await bus.publish(received(2))
-            assert await heard(subscription, 1) == [received(2)]
+                assert await own.get() is RECONNECTED  # each listener back, and saying so
+                assert await elsewhere.get() is RECONNECTED
+            # The next publication first tells every process that one was dropped, then travels.
+            await publishing.publish(received(2))
+            assert await heard(own, 2) == [RECONNECTED, received(2)]
+            assert await heard(elsewhere, 2) == [RECONNECTED, received(2)]
+            await publishing.publish(received(3))  # once said, not again
+            assert await heard(elsewhere, 1) == [received(3)]
 
 
 async def test_a_redis_that_stops_answering_without_a_word_is_noticed(redis_server: RedisServer) -> None:
