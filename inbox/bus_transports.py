@@ -120,7 +120,6 @@ class ListeningTransport:
         self._on_text = on_text
         self._on_reconnect = on_reconnect
         self._listening: asyncio.Task[None] | None = None
-        self._closing = False
         self.backoff = Backoff()
         self.reconnects = 0  # how many times the listener came back (tests and logs)
         self.losses = 0  # how many times it noticed its connection gone
@@ -135,7 +134,6 @@ class ListeningTransport:
         self._listening = asyncio.create_task(self._listen_forever(), name=f"{self.kind}-listener")
 
     async def disconnect(self) -> None:
-        self._closing = True
         if self._listening is not None:
             self._listening.cancel()
             with suppress(asyncio.CancelledError):
@@ -201,13 +199,14 @@ class RedisTransport(ListeningTransport):
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
         )
         self._pubsub: Any = None
+        self._listener_client: Any = None
 
     async def _listen_confirmed(self) -> None:
 
         # No retries of its own: redis-py would reconnect and resubscribe silently, and the tabs would never
         # hear that they missed what was published in between. The reconnect loop above does it, and says so.
-        client = Redis.from_url(self.url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
-        self._pubsub = client.pubsub()
+        self._listener_client = Redis.from_url(self.url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0))
+        self._pubsub = self._listener_client.pubsub()
         await self._pubsub.subscribe(self.channel)
         # SUBSCRIBE only sends the command; the server's confirmation is the first message to read.
         while True:
@@ -238,9 +237,12 @@ class RedisTransport(ListeningTransport):
 
     async def _close_listener(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with suppress(Exception):  # a dead connection cannot be closed politely
+        client, self._listener_client = self._listener_client, None
+        with suppress(Exception):  # a dead connection cannot be closed politely
+            if pubsub is not None:
                 await pubsub.aclose()
+            if client is not None:
+                await client.aclose()
 
     async def disconnect(self) -> None:
         await super().disconnect()
