@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from inbox.events import Bus, MessageReceived  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.redis_server import spawn_redis  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
-from tests.test_bus_network import spawn_redis  # noqa: E402
 
 CHANNEL = "inbox_bench"
 
