@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="leave scheduled sends to `inbox worker`")
+    serve.add_argument(
+        "--workers",
+        default="1",
+        help="web processes on this port: a number (more than 1 needs a network bus), or auto (one per CPU with a "
+        "network bus, else 1)",
+    )
     commands.add_parser("worker", help="run the outbox worker alone (scheduled sends)")
     commands.add_parser("migrate", help="apply database migrations")
     user = commands.add_parser("create-user", help="create a staff account")
@@ -56,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     except SettingError as exc:
         sys.exit(f"error: {exc}")
     if args.command == "serve":
-        serve(settings, args.host, args.port, run_worker=not args.no_worker)
+        workers = web_processes(settings, args.workers)
+        serve(settings, args.host, args.port, run_worker=not args.no_worker, workers=workers)
         return
     commands: dict[str, Callable[[Settings, Any], Coroutine[Any, Any, None]]] = {
         "migrate": migrate,
@@ -74,16 +81,83 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {exc.message}{details}")
 
 
-def serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
+def serve(settings: Settings, host: str, port: int, run_worker: bool, workers: int = 1) -> None:
     import uvicorn
 
     from inbox.app import create_app
 
     if "INBOX_PUBLIC_URL" not in os.environ:
         settings = settings.with_changes(public_url=f"http://{host}:{port}")
-    app = create_app(settings.with_changes(run_worker=run_worker))
     print(f"Case Inbox on {settings.public_url}  (provider: {'simulator' if settings.uses_simulator else 'Twilio'})")
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    if workers == 1:
+        app = create_app(settings.with_changes(run_worker=run_worker))
+        uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+        return
+    problem = several_processes_problem(settings, workers)
+    if problem:
+        sys.exit(f"error: {problem}")
+    if settings.is_sqlite and settings.migrate_on_start:
+        asyncio.run(db.migrate(settings.database_url))  # once, here: not by every process at the same time
+    # Each process builds its app from the environment (uvicorn starts them afresh): hand them what the
+    # command line decided.
+    os.environ["INBOX_PUBLIC_URL"] = settings.public_url
+    os.environ[SERVE_RUN_WORKER] = "1" if run_worker else "0"
+    uvicorn.run(
+        "inbox.cli:served_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+# Set by `inbox serve --workers N` for the processes it starts.
+SERVE_RUN_WORKER = "INBOX_SERVE_RUN_WORKER"
+
+
+def web_processes(settings: Settings, workers: str) -> int:
+    """--workers as a number: auto is one per CPU when the processes can share live updates and sign-in
+    throttling (a network bus and INBOX_RATE_LIMIT_URL), else one."""
+    if workers == "auto":
+        problem = several_processes_problem(settings, 2)
+        if problem:
+            print(f"One web process: {problem.replace('--workers 2 needs', 'several would need')}")
+            return 1
+        return os.cpu_count() or 1
+    try:
+        return int(workers)
+    except ValueError:
+        sys.exit(f"error: --workers must be a number or auto (it is {workers!r}).")
+
+
+def several_processes_problem(settings: Settings, workers: int) -> str | None:
+    """Why these settings cannot serve from several processes, or None when they can."""
+    from inbox.bus_transports import is_network_bus
+
+    if workers < 1:
+        return f"--workers must be 1 or more (it is {workers})."
+    if not is_network_bus(settings.broadcast_url):
+        return (
+            f"--workers {workers} needs an event bus every process shares: set INBOX_BROADCAST_URL to redis://… "
+            "or postgres://… (with memory:// a tab would hear only the texts its own process handled)."
+        )
+    if settings.rate_limit_url.startswith("memory://"):
+        return (
+            f"--workers {workers} needs failed sign-ins counted in one place: set INBOX_RATE_LIMIT_URL to redis://… "
+            "(with memory:// each process would allow the full number of attempts)."
+        )
+    return None
+
+
+def served_app() -> Any:
+    """The app of one of `inbox serve --workers N`'s processes."""
+    from inbox.app import create_app
+
+    settings = load_settings()
+    # The parent migrated already.
+    return create_app(settings.with_changes(run_worker=os.environ.get(SERVE_RUN_WORKER) != "0", migrate_on_start=False))
 
 
 async def migrate(settings: Settings, _: Any) -> None:

@@ -1,8 +1,8 @@
 """Events: small past-tense records carrying ids (never HTML), and the bus that fans them out.
 
-The bus is chosen by URL like encode's `broadcaster` (`memory://` in one process). Events travel
-as JSON even in memory, so a network backend (redis://, postgres://) can be dropped in later
-without changing publishers or subscribers. Each subscriber has its own bounded queue: a slow
+The bus is chosen by URL like encode's `broadcaster`: `memory://` in one process, `redis://` or
+`postgres://` across many (inbox.bus_transports). Events travel as JSON even in memory, so every
+event is proven to cross a network bus. Each subscriber has its own bounded queue: a slow
 reader loses its own events (and is told so), never anyone else's.
 """
 
@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
+
+from inbox.bus_transports import transport_for
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,17 @@ class Lagged(Event):
 LAGGED = Lagged()
 
 
+class BusReconnected(Event):
+    """Told to every subscriber when a network bus is back after a drop: what was published meanwhile
+    never arrived, so whoever shows anything must catch up."""
+
+    name: ClassVar[str] = "bus.reconnected"
+
+
+RECONNECTED = BusReconnected()
+RECONNECTED_TEXT = RECONNECTED.to_json()  # sent by a process whose earlier publication was dropped
+
+
 class Subscription:
     """One subscriber's bounded queue of events."""
 
@@ -244,30 +257,56 @@ class Subscription:
 
 
 class Bus:
-    """Publish events; every subscriber gets each one. `memory://` serves one process."""
+    """Publish events; every subscriber gets each one. The URL picks the transport (inbox.bus_transports):
+    `memory://` serves one process, `redis://` and `postgres://` many."""
 
     def __init__(self, url: str = "memory://", queue_size: int = 1000) -> None:
-        if not url.startswith("memory://"):
-            raise ValueError(f"INBOX_BROADCAST_URL={url!r} is not supported yet: only memory:// (one process).")
         self.url = url
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
+        self._dropped = False  # a publication could not be handed to the bus's server
+        self.transport = transport_for(url, self._heard, self._reconnected)
 
     async def connect(self) -> None:
-        """Nothing to connect in memory; network backends open their connections here."""
+        """Returns once the transport listens (a network bus: the server confirmed the subscription)."""
+        await self.transport.connect()
 
     async def disconnect(self) -> None:
+        await self.transport.disconnect()
         self._subscriptions.clear()
 
     async def publish(self, event: Event) -> None:
-        # Round-trip through JSON even in memory so every event is proven to cross a network bus.
-        received = event_from_json(event.to_json())
-        for subscription in list(self._subscriptions):
-            subscription.offer(received)
+        # JSON even in memory, so every event is proven to cross a network bus; a network bus brings this
+        # process's own events back too (one path for all).
+        if self._dropped:  # an earlier event never left this process: first, everyone catches up
+            self._dropped = not await self.transport.publish(RECONNECTED_TEXT)
+        if not await self.transport.publish(event.to_json()):
+            # Logged by the transport; the caller's work stands. This process's tabs catch up now, the
+            # others once the bus carries anything again (or their own listener reconnects).
+            self._dropped = True
+            self._offer(RECONNECTED)
 
     async def publish_all(self, events: list[Event]) -> None:
         for event in events:
             await self.publish(event)
+
+    def _heard(self, text: str) -> None:
+        if text == RECONNECTED_TEXT:
+            self._offer(RECONNECTED)
+            return
+        try:
+            received = event_from_json(text)
+        except (ValueError, KeyError, TypeError):  # another version's event, or garbage on the channel
+            log.exception("Could not read an event from the bus; the tabs catch up")
+            received = RECONNECTED
+        self._offer(received)
+
+    def _reconnected(self) -> None:
+        self._offer(RECONNECTED)
+
+    def _offer(self, event: Event) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.offer(event)
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:

@@ -24,6 +24,7 @@ from inbox.events import (
     AlertDismissed,
     AlertRaised,
     Bus,
+    BusReconnected,
     CampaignProgressed,
     CaseEventChanged,
     ConsentChanged,
@@ -261,6 +262,9 @@ class LiveHub:
         if isinstance(event, Lagged):
             for tab in list(self.tabs):
                 tab.close()
+            return
+        if isinstance(event, BusReconnected):  # the bus was down: anything published meanwhile is lost
+            self.catch_up(list(self.tabs))
             return
         if not self.tabs:
             return

@@ -45,7 +45,8 @@ class Settings:
     # A signed-in session ends after this long without a request, and this long after sign-in at most.
     session_idle_hours: float = 12
     session_max_days: float = 7
-    # Where failed sign-ins and API tokens are counted: memory:// (one process) or redis://… (shared).
+    # Where failed sign-ins and API tokens are counted: memory:// (one process) or redis://… (shared; by
+    # default the bus's Redis when INBOX_BROADCAST_URL is one).
     rate_limit_url: str = "memory://"
     # limits' notation ("10 per 15 minutes"): past it, further attempts answer 429 until the window frees.
     failed_sign_ins_per_account: str = "10 per 15 minutes"
@@ -113,7 +114,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         ),
         session_idle_hours=_positive_number(env, "INBOX_SESSION_IDLE_HOURS", defaults.session_idle_hours),
         session_max_days=_positive_number(env, "INBOX_SESSION_MAX_DAYS", defaults.session_max_days),
-        rate_limit_url=env.get("INBOX_RATE_LIMIT_URL") or "memory://",
+        rate_limit_url=env.get("INBOX_RATE_LIMIT_URL") or _shared_redis(env.get("INBOX_BROADCAST_URL", "")),
         failed_sign_ins_per_account=_rate(
             env, "INBOX_FAILED_SIGN_INS_PER_ACCOUNT", Settings.failed_sign_ins_per_account
         ),
@@ -129,6 +130,12 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         pacing_url=env.get("INBOX_PACING_URL") or "database",
         worker_concurrency=int(_positive_number(env, "INBOX_WORKER_CONCURRENCY", defaults.worker_concurrency)),
     )
+
+
+def _shared_redis(broadcast_url: str) -> str:
+    """Where failed sign-ins are counted when INBOX_RATE_LIMIT_URL is not set: the bus's Redis when the
+    bus is one (every process counts in one place), else this process's memory."""
+    return broadcast_url if broadcast_url.startswith(("redis://", "rediss://")) else "memory://"
 
 
 def _listed(raw: str) -> list[str]:
