@@ -45,7 +45,7 @@ from inbox.routes import (
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
-from inbox.services import sessions
+from inbox.services import event_log, sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
@@ -203,7 +203,7 @@ def create_app(settings: Settings) -> Starlette:
             await db.migrate(settings.database_url)
         await db.connect(settings.database_url)
         await ensure_organisation()
-        bus = Bus(settings.broadcast_url)
+        bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         registry = build_registry(settings, app)
         channel = await ensure_channel(bootstrap_info(settings))

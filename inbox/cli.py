@@ -160,6 +160,7 @@ async def worker(settings: Settings, _: Any) -> None:
 
     from inbox.app import bootstrap_info, build_outbox, build_registry, ensure_organisation
     from inbox.events import Bus
+    from inbox.services import event_log
     from inbox.services.channels import ensure_channel
     from inbox.worker import OutboxWorker, stop_gracefully
 
@@ -167,7 +168,7 @@ async def worker(settings: Settings, _: Any) -> None:
         await ensure_organisation()
         registry = build_registry(settings)  # each channel's own provider, as in the web process
         channel = await ensure_channel(bootstrap_info(settings))
-        bus = Bus(settings.broadcast_url)
+        bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
         runner = OutboxWorker(outbox, lanes=settings.worker_concurrency)
