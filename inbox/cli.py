@@ -73,7 +73,16 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
         settings = settings.with_changes(public_url=f"http://{host}:{port}")
     app = create_app(settings.with_changes(run_worker=run_worker))
     print(f"Case Inbox on {settings.public_url}  (provider: {'simulator' if settings.uses_simulator else 'Twilio'})")
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+    class Server(uvicorn.Server):
+        # uvicorn waits for open responses before it stops, and an event stream never ends by itself.
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            hub = getattr(app.state, "hub", None)
+            if hub is not None:
+                hub.server_stopping()
+
+    Server(uvicorn.Config(app, host=host, port=port, proxy_headers=True, log_level="info")).run()
 
 
 async def migrate(settings: Settings, _: Any) -> None:

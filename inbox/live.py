@@ -312,9 +312,11 @@ class LiveHub:
         self._campaign_flushes: dict[int, asyncio.Task[None]] = {}  # campaigns with a render planned
         self._campaign_shown: dict[int, float] = {}  # loop time of each campaign's last render
         self._chores: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.ping_seconds: float = PING_SECONDS
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="live-hub")
         self._chores = [
             asyncio.create_task(self._heartbeat(), name="live-heartbeat"),
@@ -338,8 +340,21 @@ class LiveHub:
         """One timer for every open stream (not one per response): each is woken to write a comment line."""
         while True:
             await asyncio.sleep(self.ping_seconds)
-            for tab in list(self.tabs):
-                tab.queue.ping()
+            self.beat()
+
+    def server_stopping(self) -> None:
+        """The server was told to stop (SIGTERM, Ctrl-C): it waits for open responses, so end every stream now
+        (clients reconnect to another process, or to this one restarted). Safe from a signal handler."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close_all)
+
+    def _close_all(self) -> None:
+        for tab in list(self.tabs):
+            tab.close()
+
+    def beat(self) -> None:
+        for tab in list(self.tabs):
+            tab.queue.ping()
 
     async def _prune_event_log(self) -> None:
         """Every process prunes (deleting what another has deleted is harmless): no one process must be up."""
