@@ -50,9 +50,8 @@ def rss_kb(pid: int) -> int:
     return int(match.group(1))
 
 
-@asynccontextmanager
-async def server(tree: Path) -> AsyncIterator[tuple[str, int, str]]:
-    """A fresh database and `inbox serve` from `tree`; yields (base URL, pid, API token)."""
+def start(tree: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A fresh database, a supervisor and their API token, and `inbox serve` from `tree`: (process, URL, token)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     port = free_port()
     env = {
@@ -64,20 +63,28 @@ async def server(tree: Path) -> AsyncIterator[tuple[str, int, str]]:
         "INBOX_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "INBOX_MEDIA_DIR": str(tmp / "media"),
     }
-    python = [sys.executable, "-m", "inbox"]
-    run = {"cwd": tree, "env": env, "check": True, "capture_output": True, "text": True}
-    subprocess.run([*python, "migrate"], **run)  # type: ignore[call-overload]
-    user = ["create-user", "--email", EMAIL, "--name", "Bench", "--role", "supervisor", "--password", PASSWORD]
-    subprocess.run([*python, *user], **run)  # type: ignore[call-overload]
-    token = subprocess.run([*python, "create-token", "--email", EMAIL], **run).stdout.strip().splitlines()[-1]  # type: ignore[call-overload]
-    process = subprocess.Popen(
-        [*python, "serve", "--port", str(port), "--no-worker"],
-        cwd=tree,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+
+    def inbox(*args: str) -> str:
+        command = [sys.executable, "-m", "inbox", *args]
+        return subprocess.run(command, cwd=tree, env=env, check=True, capture_output=True, text=True).stdout
+
+    inbox("migrate")
+    inbox("create-user", "--email", EMAIL, "--name", "Bench", "--role", "supervisor", "--password", PASSWORD)
+    token = inbox("create-token", "--email", EMAIL).strip().splitlines()[-1]
+    command = [sys.executable, "-m", "inbox", "serve", "--port", str(port), "--no-worker"]
+    process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}", token
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.kill()  # not a graceful stop: main's code waits for its open streams
+    process.wait(10)
+
+
+@asynccontextmanager
+async def server(tree: Path) -> AsyncIterator[tuple[str, int, str]]:
+    """`inbox serve` from `tree` on a fresh database; yields (base URL, pid, API token)."""
+    process, base, token = await asyncio.to_thread(start, tree)
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(200):
@@ -88,8 +95,7 @@ async def server(tree: Path) -> AsyncIterator[tuple[str, int, str]]:
                     await asyncio.sleep(0.1)
         yield base, process.pid, token
     finally:
-        process.terminate()
-        process.wait(10)
+        await asyncio.to_thread(stop, process)
 
 
 async def session_cookie(base: str) -> str:

@@ -45,6 +45,7 @@ from inbox.routes import (
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
+from inbox.routes.events import StreamHandoff
 from inbox.services import event_log, sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.delivery_rules import OutboxRules
@@ -258,7 +259,9 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),
     ]
     middleware = [
-        # Outermost of ours, so every answer gets its headers: error pages and login redirects too.
+        # Event streams' bodies are written from here, after the layers below have answered their headers.
+        Middleware(StreamHandoff),
+        # Outermost of the rest, so every answer gets its headers: error pages and login redirects too.
         Middleware(ResponseHeaders),
         Middleware(
             ServerSessionMiddleware,

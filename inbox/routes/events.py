@@ -9,7 +9,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inbox.live import MISSED, Delivery, LiveHub, Shows, Tab
 from inbox.models import Staff
@@ -20,6 +20,10 @@ from inbox.web import require_staff
 
 # Stored or passed on by nothing in between: a proxy that buffers (nginx's X-Accel-Buffering) would hold the events.
 HEADERS = {"Cache-Control": "no-store", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+RAW_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    *((name.lower().encode(), value.encode()) for name, value in HEADERS.items()),
+]
 # A page names a few things it shows; more than this of one kind is not a page (the rest are ignored).
 MOST_SHOWN = 20
 
@@ -70,6 +74,30 @@ def open_stream(request: Request, staff: Staff, kind: str, last_event_id: int | 
     return EventStreamResponse(hub, tab, last_event_id)
 
 
+# Where StreamHandoff leaves a list in the request's scope for the stream to hand itself over in.
+HANDOFF = "inbox.stream_handoff"
+
+
+class StreamHandoff:
+    """Outermost of our middleware (pure ASGI): an event stream's headers are answered deep in the stack, through
+    every middleware (session, security headers), and then its body is written from here, once the stack has
+    unwound — so the frames and state of the middleware and routing layers are not kept for as long as the
+    stream stays open (about 9 KB per open stream, measured with tracemalloc)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        handed_over: list[EventStreamResponse] = []
+        scope[HANDOFF] = handed_over
+        await self.app(scope, receive, send)
+        for stream in handed_over:
+            await stream.write(receive, send)
+
+
 class EventStreamResponse(Response):
     """One tab's `text/event-stream`, written by the request's own task from the tab's queue, with one small task
     that waits for the client to leave. (sse-starlette's response runs a task group of three or four tasks per
@@ -82,21 +110,35 @@ class EventStreamResponse(Response):
         self.hub, self.tab, self.last_event_id = hub, tab, last_event_id
         self.status_code = 200
         self.background = None
-        self.init_headers(HEADERS)
+        self.raw_headers = RAW_HEADERS  # shared by every stream (middleware adds to the message's own copy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = False
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            headers = list(self.raw_headers)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
             if scope["method"] == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
+            streaming = True
+        finally:
+            if not streaming:  # HEAD, or a client gone before the headers: no stream will ever read the tab
+                self.hub.detach(self.tab)
+        handoff = scope.get(HANDOFF)
+        if handoff is not None:
+            handoff.append(self)  # written by StreamHandoff, once the stack has unwound
+        else:
+            await self.write(receive, send)
+
+    async def write(self, receive: Receive, send: Send) -> None:
+        """The stream's body, until it ends or the client leaves."""
+        try:
             watcher = asyncio.create_task(self._until_disconnected(receive), name="event-stream-disconnect")
             try:
                 await self._write(send)
             finally:
                 watcher.cancel()
         finally:
-            # Also covers a response that never starts its stream (HEAD, a client gone before the headers).
             self.hub.detach(self.tab)
 
     async def _write(self, send: Send) -> None:
