@@ -475,6 +475,7 @@ class LiveHub:
         bubbles: dict[frozenset[int] | None, str] = {}
         # One delivery per distinct (bubble, row): the same object, encoded once, for every tab that gets it.
         updates: dict[tuple[str, str], Delivery] = {}
+        by_reader: dict[int, Delivery] = {}  # a reader's tabs all get the same: worked out once per reader
         case_ids = frozenset(link.case_id for link in message.links) | frozenset(getattr(event, "case_ids", ()))
         client_ids = frozenset(link.case.client_id for link in message.links)
         for tab in audience.tabs:
@@ -483,21 +484,24 @@ class LiveHub:
                 continue
             if campaign_text and tab.shows is not None and not tab.shows.campaign_text(message, case_ids, client_ids):
                 continue
-            # The cases a text is filed on may include another client's (a shared phone): each
-            # distinct set of cases a reader may see is one view, rendered once.
-            view = visible_links(message, audience.readable_clients(tab))
-            if view not in bubbles:
-                bubbles[view] = render_fragment(
-                    template,
-                    message=message,
-                    visible_cases=view,
-                    outbox_rules=self.outbox_rules,
-                    handed_over=handed_over(event),
-                )
-            parts = (bubbles[view], rows.get(tab.staff_id, ""))
-            if parts not in updates:
-                updates[parts] = Delivery("update", "".join(parts))
-            self._push(tab, updates[parts])
+            delivery = by_reader.get(tab.staff_id)
+            if delivery is None:
+                # The cases a text is filed on may include another client's (a shared phone): each
+                # distinct set of cases a reader may see is one view, rendered once.
+                view = visible_links(message, audience.readable_clients(tab))
+                if view not in bubbles:
+                    bubbles[view] = render_fragment(
+                        template,
+                        message=message,
+                        visible_cases=view,
+                        outbox_rules=self.outbox_rules,
+                        handed_over=handed_over(event),
+                    )
+                parts = (bubbles[view], rows.get(tab.staff_id, ""))
+                if parts not in updates:
+                    updates[parts] = Delivery("update", "".join(parts))
+                delivery = by_reader[tab.staff_id] = updates[parts]
+            self._push(tab, delivery)
         return message
 
     # ------------------------------------------------------------ campaigns: coalesced, at most every interval
@@ -671,7 +675,13 @@ class LiveHub:
         # A number no one is assigned to may be a staff member's own mobile, which they see (visibility.py).
         owner = await staff_with_mobile(phone) if needs_lookup and not assigned else None
         audience = Audience(tabs=[], assigned=assigned, owner_id=owner.id if owner else None)
-        audience.tabs = [t for t in tabs if audience.may_see(t)]
+        verdicts: dict[tuple[int, bool], bool] = {}  # one answer per reader, however many tabs they have open
+        for tab in tabs:
+            key = (tab.staff_id, tab.sees_everything)
+            if key not in verdicts:
+                verdicts[key] = audience.may_see(tab)
+            if verdicts[key]:
+                audience.tabs.append(tab)
         return audience
 
     async def _rows(self, conversation: Conversation, audience: Audience) -> dict[int, str]:
