@@ -31,7 +31,9 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from inbox.app import create_app, simulator_token
+from inbox.events import MessageReceived
 from inbox.live import Tab
+from inbox.models import Message
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_staff
 from inbox.settings import Secret, Settings
@@ -109,6 +111,46 @@ async def run(tabs: int, rounds: int, kind: str) -> dict[str, Any]:
     }
 
 
+async def hub_only(tabs: int, rounds: int, kind: str) -> list[float]:
+    """The hub's own share, without the webhook and its database work: one text's `message.received` delivered
+    again and again (`hub.deliver`, rows loaded, views rendered, every permitted tab's queue filled), in ms."""
+    tmp = Path(tempfile.mkdtemp())
+    settings = Settings(
+        database_url=f"sqlite://{tmp / 'bench.sqlite3'}", secret_key=Secret("bench" * 8), data_dir=tmp, run_worker=False
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        permitted, others, bosses = await setup_people(advocates=40, supervisors=10)
+        validator = RequestValidator(simulator_token(settings))
+        params = {
+            "MessageSid": "SM" + "1" * 32,
+            "AccountSid": app.state.channel.account_sid,
+            "From": CLIENT_PHONE,
+            "To": app.state.channel.from_number,
+            "Body": "Hello",
+            "NumMedia": "0",
+        }
+        url = f"{settings.public_url}/webhooks/twilio/messages"
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.public_url) as client:
+            headers = {"X-Twilio-Signature": validator.compute_signature(url, params)}
+            assert (await client.post("/webhooks/twilio/messages", data=params, headers=headers)).status_code == 200
+        hub = app.state.hub
+        people = [(i, False) for i in permitted + others] + [(i, True) for i in bosses]
+        for n in range(tabs):
+            staff_id, boss = people[n % len(people)]
+            hub.attach(Tab(staff_id=staff_id, sees_everything=boss, kind=kind))  # type: ignore[arg-type]
+        message = await Message.get(body="Hello")
+        event = MessageReceived(message_id=message.id, conversation_id=message.conversation_id)
+        times = []
+        for _ in range(rounds):
+            for tab in hub.tabs:
+                drain(tab)
+            started = time.perf_counter()
+            await hub.deliver(event)
+            times.append((time.perf_counter() - started) * 1000)
+        return sorted(times)
+
+
 async def until_bubble(tab: Tab, body: str, kind: str) -> None:
     """The tab's deliveries up to the one carrying the new bubble or event (alert updates may come after it).
 
@@ -149,7 +191,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--kind", choices=["html", "json"], default="html")
     parser.add_argument("--label", default="", help="what this run measures (e.g. before, after)")
+    parser.add_argument("--hub-only", action="store_true", help="time hub.deliver alone (prints, records nothing)")
     args = parser.parse_args()
+    if args.hub_only:
+        times = asyncio.run(hub_only(args.tabs, args.rounds, args.kind))
+        print(f"hub.deliver, {args.tabs} {args.kind} tabs, {args.label}: p50 {statistics.median(times):.1f} ms, "
+              f"min {times[0]:.1f} ms, max {times[-1]:.1f} ms ({len(times)} rounds)")  # fmt: skip
+        return
     record(asyncio.run(run(args.tabs, args.rounds, args.kind)), args.label)
 
 
