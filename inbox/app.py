@@ -47,7 +47,8 @@ from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
 from inbox.routes import transcripts as transcript_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
-from inbox.services import sessions
+from inbox.routes.events import StreamHandoff
+from inbox.services import event_log, sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
@@ -205,7 +206,7 @@ def create_app(settings: Settings) -> Starlette:
             await db.migrate(settings.database_url)
         await db.connect(settings.database_url)
         await ensure_organisation()
-        bus = Bus(settings.broadcast_url)
+        bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         registry = build_registry(settings, app)
         channel = await ensure_channel(bootstrap_info(settings))
@@ -262,7 +263,9 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),
     ]
     middleware = [
-        # Outermost of ours, so every answer gets its headers: error pages and login redirects too.
+        # Event streams' bodies are written from here, after the layers below have answered their headers.
+        Middleware(StreamHandoff),
+        # Outermost of the rest, so every answer gets its headers: error pages and login redirects too.
         Middleware(ResponseHeaders),
         Middleware(
             ServerSessionMiddleware,

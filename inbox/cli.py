@@ -91,7 +91,16 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool, workers: i
     print(f"Case Inbox on {settings.public_url}  (provider: {'simulator' if settings.uses_simulator else 'Twilio'})")
     if workers == 1:
         app = create_app(settings.with_changes(run_worker=run_worker))
-        uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+        class Server(uvicorn.Server):
+            # uvicorn waits for open responses before it stops, and an event stream never ends by itself.
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                super().handle_exit(sig, frame)
+                hub = getattr(app.state, "hub", None)
+                if hub is not None:
+                    hub.server_stopping()
+
+        Server(uvicorn.Config(app, host=host, port=port, proxy_headers=True, log_level="info")).run()
         return
     problem = several_processes_problem(settings, workers)
     if problem:
@@ -241,13 +250,15 @@ async def import_files(settings: Settings, args: Any) -> None:
     files = _read_files(args.files)
 
     from inbox.app import bootstrap_info, ensure_organisation
+    from inbox.services import event_log
     from inbox.services.channels import ensure_channel
 
     async def work() -> None:
         await ensure_organisation()
         await ensure_channel(bootstrap_info(settings))  # events' reminders are texts: they need a sending number
         staff = await importing_staff(args.staff)
-        bus = Bus(settings.broadcast_url)  # open pages hear of consent and event changes
+        # Open pages hear of consent and event changes; API streams can resume past them (the event log).
+        bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         try:
             report = await run_import(bus, files, dry_run=args.dry_run, staff=staff)
@@ -294,6 +305,7 @@ async def worker(settings: Settings, _: Any) -> None:
 
     from inbox.app import bootstrap_info, build_outbox, build_registry, ensure_organisation
     from inbox.events import Bus
+    from inbox.services import event_log
     from inbox.services.channels import ensure_channel
     from inbox.worker import OutboxWorker, stop_gracefully
 
@@ -301,7 +313,7 @@ async def worker(settings: Settings, _: Any) -> None:
         await ensure_organisation()
         registry = build_registry(settings)  # each channel's own provider, as in the web process
         channel = await ensure_channel(bootstrap_info(settings))
-        bus = Bus(settings.broadcast_url)
+        bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
         runner = OutboxWorker(outbox, lanes=settings.worker_concurrency)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Event:
     name: ClassVar[str] = "event"
+    # The event's id, given when it is published (the event log's row): increasing, unique across processes. It
+    # travels with the event on the bus and becomes the `id:` line of API streams; None before publishing.
+    seq: int | None = field(default=None, kw_only=True, compare=False)
 
     def to_json(self) -> str:
         return json.dumps({"type": self.name, **asdict(self)})
@@ -256,13 +259,20 @@ class Subscription:
             yield await self._queue.get()
 
 
+# Gives a published event its id (the app's is services.event_log.record): the event, with `seq` set.
+Journal = Callable[[Event], Awaitable[Event]]
+
+
 class Bus:
     """Publish events; every subscriber gets each one. The URL picks the transport (inbox.bus_transports):
-    `memory://` serves one process, `redis://` and `postgres://` many."""
+    `memory://` serves one process, `redis://` and `postgres://` many.
 
-    def __init__(self, url: str = "memory://", queue_size: int = 1000) -> None:
+    Given a journal, each event is logged before it is sent, and carries its id (`seq`) to every subscriber."""
+
+    def __init__(self, url: str = "memory://", queue_size: int = 1000, journal: Journal | None = None) -> None:
         self.url = url
         self.queue_size = queue_size
+        self.journal = journal
         self._subscriptions: set[Subscription] = set()
         self._dropped = False  # a publication could not be handed to the bus's server
         self.transport = transport_for(url, self._heard, self._reconnected)
@@ -276,6 +286,11 @@ class Bus:
         self._subscriptions.clear()
 
     async def publish(self, event: Event) -> None:
+        if self.journal is not None:
+            try:
+                event = await self.journal(event)
+            except Exception:  # the database briefly away: live tabs still get it, only without an id to resume from
+                log.exception("Could not log %s; it is sent without an id", event.name)
         # JSON even in memory, so every event is proven to cross a network bus; a network bus brings this
         # process's own events back too (one path for all).
         if self._dropped:  # an earlier event never left this process: first, everyone catches up
@@ -323,5 +338,7 @@ class Bus:
 
 
 def describe(event: Event) -> dict[str, Any]:
-    """The event as the JSON API shows it."""
-    return {"type": event.name, **asdict(event)}
+    """The event as the JSON API shows it (its id is the stream's `id:` line)."""
+    fields = asdict(event)
+    del fields["seq"]
+    return {"type": event.name, **fields}

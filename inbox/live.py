@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from inbox.events import (
@@ -42,7 +44,7 @@ from inbox.events import (
     describe,
 )
 from inbox.models import Campaign, Case, ClientPhone, ConsentEvent, Conversation, Message, MessagePurpose, Role
-from inbox.services import alerts, campaigns, case_events, consent, surveys, visibility
+from inbox.services import alerts, campaigns, case_events, consent, event_log, surveys, visibility
 from inbox.services.conversations import (
     MESSAGE_VIEW_RELATIONS,
     STAFF_TITLE,
@@ -58,6 +60,8 @@ from inbox.web import templates
 log = logging.getLogger(__name__)
 
 TAB_QUEUE_SIZE = 200
+# How often each process prunes the event log (it keeps event_log.KEEP).
+PRUNE_SECONDS = 600
 
 # A campaign's open pages get its panes (progress; a survey's results) at most this often (seconds), however
 # many texts move or replies arrive meanwhile.
@@ -119,10 +123,93 @@ class Shows:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One server-sent event for one tab."""
+    """One server-sent event, for every tab that is to get it: the same object, encoded once."""
 
     event: str
     data: str
+    seq: int | None = None  # the event's id (event log), sent as the `id:` line: API streams only
+
+    @cached_property
+    def frame(self) -> bytes:
+        """The event as the stream writes it (`data` split into lines as EventSource joins them back)."""
+        lines = [f"event: {self.event}"]
+        if self.seq is not None:
+            lines.append(f"id: {self.seq}")
+        lines += [f"data: {line}" for line in LINE_BREAK.split(self.data)]
+        return ("\n".join(lines) + "\n\n").encode()
+
+
+# What EventSource takes for the end of a line (str.splitlines would also split on U+2028 and others).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A comment line: it keeps proxies and load balancers from closing an idle stream. One heartbeat for all.
+PING_FRAME = b": ping\n\n"
+PING_SECONDS = 15
+NOTHING = Delivery("update", "")
+
+
+def json_delivery(event: Event) -> Delivery:
+    """The event as API streams get it, with its id."""
+    return Delivery(event.name, json.dumps(describe(event)), event.seq)
+
+
+class TabQueue:
+    """A tab's deliveries waiting to be written, bounded: the few methods of asyncio.Queue the hub and its readers
+    use, in a fraction of its memory (a list and one waiter, for one reader), and a ping that wakes the stream
+    without taking a place in the queue."""
+
+    __slots__ = ("_items", "_pinged", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize  # 0: unbounded
+        self._items: list[Delivery | None] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._pinged = False
+
+    def put_nowait(self, item: Delivery | None) -> None:
+        if self.maxsize and len(self._items) >= self.maxsize:
+            raise asyncio.QueueFull
+        self._items.append(item)
+        self._wake()
+
+    def get_nowait(self) -> Delivery | None:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Delivery | None:
+        while not self._items:
+            await self._wait()
+        return self._items.pop(0)
+
+    def ping(self) -> None:
+        self._pinged = True
+        self._wake()
+
+    async def next_frame(self) -> Delivery | bytes | None:
+        """For the stream: the next delivery (None: end the stream), or the heartbeat's comment when it is due."""
+        while not self._items and not self._pinged:
+            await self._wait()
+        if self._items:
+            return self._items.pop(0)
+        self._pinged = False
+        return PING_FRAME
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 # Told to a tab that may have missed an event the hub could not deliver. (An SSE event needs data to
@@ -135,7 +222,7 @@ MISSED = Delivery("stream.missed", json.dumps({"type": "stream.missed"}))
 SIGNED_OUT = Delivery("signed-out", "Your sign-in has ended.")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Tab:
     staff_id: int
     sees_everything: bool
@@ -143,7 +230,7 @@ class Tab:
     session_id: str | None = None  # the sign-in that opened it (HTML tabs)
     # What its page shows; None: not said (an API stream, a bare /events): every event it may see.
     shows: Shows | None = None
-    queue: asyncio.Queue[Delivery | None] = field(default_factory=lambda: asyncio.Queue(TAB_QUEUE_SIZE))
+    queue: TabQueue = field(default_factory=lambda: TabQueue(TAB_QUEUE_SIZE))
 
     def push(self, delivery: Delivery) -> bool:
         try:
@@ -225,9 +312,17 @@ class LiveHub:
         self.campaign_interval = CAMPAIGN_INTERVAL
         self._campaign_flushes: dict[int, asyncio.Task[None]] = {}  # campaigns with a render planned
         self._campaign_shown: dict[int, float] = {}  # loop time of each campaign's last render
+        self._chores: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ping_seconds: float = PING_SECONDS
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="live-hub")
+        self._chores = [
+            asyncio.create_task(self._heartbeat(), name="live-heartbeat"),
+            asyncio.create_task(self._prune_event_log(), name="live-event-log-pruning"),
+        ]
         await self._ready.wait()
 
     async def stop(self) -> None:
@@ -235,12 +330,60 @@ class LiveHub:
             flush.cancel()
         for tab in list(self.tabs):
             tab.close()
-        if self._task:
-            self._task.cancel()
+        for task in [*self._chores, *([self._task] if self._task else [])]:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
+
+    async def _heartbeat(self) -> None:
+        """One timer for every open stream (not one per response): each is woken to write a comment line."""
+        while True:
+            await asyncio.sleep(self.ping_seconds)
+            self.beat()
+
+    def server_stopping(self) -> None:
+        """The server was told to stop (SIGTERM, Ctrl-C): it waits for open responses, so end every stream now
+        (clients reconnect to another process, or to this one restarted). Safe from a signal handler."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close_all)
+
+    def _close_all(self) -> None:
+        for tab in list(self.tabs):
+            tab.close()
+
+    def beat(self) -> None:
+        for tab in list(self.tabs):
+            tab.queue.ping()
+
+    async def _prune_event_log(self) -> None:
+        """Every process prunes (deleting what another has deleted is harmless): no one process must be up."""
+        while True:
+            try:
+                await event_log.prune()
+            except Exception:  # the database briefly away: try again next time
+                log.exception("Could not prune the event log")
+            await asyncio.sleep(PRUNE_SECONDS)
+
+    async def replay(self, tab: Tab, events: AsyncIterator[Event]) -> AsyncIterator[Delivery]:
+        """What `tab` would have been sent of these (logged) events, in order: each is delivered as live to a
+        stand-in tab of the same reader, by the same rules, so replay can never show more than live would."""
+        stand_in = Tab(staff_id=tab.staff_id, sees_everything=tab.sees_everything, kind=tab.kind, queue=TabQueue())
+        replayer = _Replayer(self.bus, self.outbox_rules)
+        replayer.tabs = {stand_in}
+        async for event in events:
+            if isinstance(event, SessionEnded | SessionsEnded):
+                continue  # ended other streams back then; says nothing to this one
+            try:
+                await replayer.deliver(event)
+            except Exception:
+                log.exception("Could not replay %s; the stream is told it missed something", event.name)
+                stand_in.queue.put_nowait(MISSED)
+            while not stand_in.queue.empty():
+                delivery = stand_in.queue.get_nowait()
+                if delivery is not None:
+                    yield delivery
 
     def attach(self, tab: Tab) -> None:
         self.tabs.add(tab)
@@ -332,28 +475,37 @@ class LiveHub:
         if not audience.tabs:
             return message
         rows = await self._rows(message.conversation, audience) if with_rows else {}
-        json_data = json.dumps(describe(event))
+        as_json = json_delivery(event)
         bubbles: dict[frozenset[int] | None, str] = {}
+        # One delivery per distinct (bubble, row): the same object, encoded once, for every tab that gets it.
+        updates: dict[tuple[str, str], Delivery] = {}
+        by_reader: dict[int, Delivery] = {}  # a reader's tabs all get the same: worked out once per reader
         case_ids = frozenset(link.case_id for link in message.links) | frozenset(getattr(event, "case_ids", ()))
         client_ids = frozenset(link.case.client_id for link in message.links)
         for tab in audience.tabs:
             if tab.kind == "json":
-                self._push(tab, Delivery(event.name, json_data))
+                self._push(tab, as_json)
                 continue
             if campaign_text and tab.shows is not None and not tab.shows.campaign_text(message, case_ids, client_ids):
                 continue
-            # The cases a text is filed on may include another client's (a shared phone): each
-            # distinct set of cases a reader may see is one view, rendered once.
-            view = visible_links(message, audience.readable_clients(tab))
-            if view not in bubbles:
-                bubbles[view] = render_fragment(
-                    template,
-                    message=message,
-                    visible_cases=view,
-                    outbox_rules=self.outbox_rules,
-                    handed_over=handed_over(event),
-                )
-            self._push(tab, Delivery("update", bubbles[view] + rows.get(tab.staff_id, "")))
+            delivery = by_reader.get(tab.staff_id)
+            if delivery is None:
+                # The cases a text is filed on may include another client's (a shared phone): each
+                # distinct set of cases a reader may see is one view, rendered once.
+                view = visible_links(message, audience.readable_clients(tab))
+                if view not in bubbles:
+                    bubbles[view] = render_fragment(
+                        template,
+                        message=message,
+                        visible_cases=view,
+                        outbox_rules=self.outbox_rules,
+                        handed_over=handed_over(event),
+                    )
+                parts = (bubbles[view], rows.get(tab.staff_id, ""))
+                if parts not in updates:
+                    updates[parts] = Delivery("update", "".join(parts))
+                delivery = by_reader[tab.staff_id] = updates[parts]
+            self._push(tab, delivery)
         return message
 
     # ------------------------------------------------------------ campaigns: coalesced, at most every interval
@@ -384,9 +536,9 @@ class LiveHub:
     def _survey_answered(self, event: SurveyAnswered) -> None:
         """A reply counted in a survey: managers' API streams get the event; the results pane follows with the
         campaign's next throttled render (a burst of replies is one render)."""
-        json_data = json.dumps(describe(event))
+        as_json = json_delivery(event)
         for tab in [t for t in self.tabs if t.kind == "json" and t.sees_everything]:
-            self._push(tab, Delivery(event.name, json_data))
+            self._push(tab, as_json)
         self._campaign_moved(event.campaign_id)
 
     async def _render_campaign(self, campaign_id: int) -> None:
@@ -405,8 +557,9 @@ class LiveHub:
             log.exception("Could not render campaign %s's progress; its pages will catch up", campaign_id)
             self.catch_up(tabs)
             return
+        update = Delivery("update", html)
         for tab in tabs:
-            self._push(tab, Delivery("update", html))
+            self._push(tab, update)
 
     async def _deliver_alert(self, event: AlertRaised | AlertDismissed) -> None:
         """An alert reaches whom it is addressed to (while they may see its case), and supervisors
@@ -421,10 +574,10 @@ class LiveHub:
         addressed = await alerts.addressees_who_see(alert)
         tabs = [t for t in self.tabs if t.sees_everything or t.staff_id in addressed]
         html_tabs = [t for t in tabs if t.kind == "html"]
-        json_data = json.dumps(describe(event))
+        as_json = json_delivery(event)
         for tab in tabs:
             if tab.kind == "json":
-                self._push(tab, Delivery(event.name, json_data))
+                self._push(tab, as_json)
         if not html_tabs:
             return
         row = render_fragment("oob/alert_row.html", alert=alert)
@@ -434,8 +587,12 @@ class LiveHub:
             sections = await alerts.dashboard(office=alerts.office_key(alert.case.office_id))
             office = "".join(render_fragment("oob/alert_office.html", section=section) for section in sections)
         badges = await self._badges(html_tabs)
+        updates: dict[tuple[bool, str], Delivery] = {}
         for tab in html_tabs:
-            self._push(tab, Delivery("update", row + (office if tab.sees_everything else "") + badges[tab.staff_id]))
+            key = (tab.sees_everything, badges[tab.staff_id])
+            if key not in updates:
+                updates[key] = Delivery("update", row + (office if tab.sees_everything else "") + key[1])
+            self._push(tab, updates[key])
 
     async def _deliver_consent(self, event: ConsentChanged) -> None:
         """A number's consent changed: a notice in its open threads and its records' consent blocks
@@ -452,25 +609,25 @@ class LiveHub:
                 lines.setdefault(row.client_phone_id, []).append(consent.ledger_line(row))
         phones = await ClientPhone.filter(number=event.phone).order_by("id")
         views = await consent.phone_consents(phones)
-        json_data = json.dumps(describe(event))
+        as_json = json_delivery(event)
         # The same for every reader: it speaks of the number, not of any one client.
         refusal = await consent.refusal_at_send_to(event.phone)
-        rendered: dict[frozenset[int] | None, str] = {}
+        rendered: dict[frozenset[int] | None, Delivery] = {}
         for tab in audience.tabs:
             if tab.kind == "json":
-                self._push(tab, Delivery(event.name, json_data))
+                self._push(tab, as_json)
                 continue
             readable = audience.readable_clients(tab)
             if readable not in rendered:
-                rendered[readable] = render_fragment(
+                rendered[readable] = Delivery("update", render_fragment(
                     "oob/consent_changed.html",
                     notices=[n for n in notices if n.visible_to(readable)],
                     conversation_ids=event.conversation_ids,
                     phones=[views[p.id] for p in phones if readable is None or p.client_id in readable],
                     lines=lines,
                     refusal=refusal,
-                )
-            self._push(tab, Delivery("update", rendered[readable]))
+                ))  # fmt: skip
+            self._push(tab, rendered[readable])
 
     async def _deliver_case_events(self, case_id: int, event: CaseEventChanged | None = None) -> None:
         """A case's events list as it is now, to the tabs that may see the case (its client's assignees,
@@ -485,10 +642,10 @@ class LiveHub:
         )
         tabs = [t for t in tabs if t.sees_everything or t.staff_id in readers]
         if event is not None:
-            json_data = json.dumps(describe(event))
+            as_json = json_delivery(event)
             for tab in tabs:
                 if tab.kind == "json":
-                    self._push(tab, Delivery(event.name, json_data))
+                    self._push(tab, as_json)
         html_tabs = [t for t in tabs if t.kind == "html"]
         if not html_tabs:
             return
@@ -497,8 +654,9 @@ class LiveHub:
         fragment = render_fragment(
             "oob/case_events.html", case=case, events=[case_events.shown(e) for e in events], csrf_token=""
         )
+        update = Delivery("update", fragment)
         for tab in html_tabs:
-            self._push(tab, Delivery("update", fragment))
+            self._push(tab, update)
 
     async def _badges(self, tabs: list[Tab]) -> dict[int, str]:
         """Each reader's header badge: the counts in one go, one render per distinct count."""
@@ -521,7 +679,13 @@ class LiveHub:
         # A number no one is assigned to may be a staff member's own mobile, which they see (visibility.py).
         owner = await staff_with_mobile(phone) if needs_lookup and not assigned else None
         audience = Audience(tabs=[], assigned=assigned, owner_id=owner.id if owner else None)
-        audience.tabs = [t for t in tabs if audience.may_see(t)]
+        verdicts: dict[tuple[int, bool], bool] = {}  # one answer per reader, however many tabs they have open
+        for tab in tabs:
+            key = (tab.staff_id, tab.sees_everything)
+            if key not in verdicts:
+                verdicts[key] = audience.may_see(tab)
+            if verdicts[key]:
+                audience.tabs.append(tab)
         return audience
 
     async def _rows(self, conversation: Conversation, audience: Audience) -> dict[int, str]:
@@ -569,8 +733,9 @@ class LiveHub:
             return
         audience = Audience(tabs=tabs, assigned=await visibility.staff_assigned_to_phone(conversation.phone))
         rows = await self._rows(conversation, audience)
+        updates = {staff_id: Delivery("update", row) for staff_id, row in rows.items()}
         for tab in tabs:
-            self._push(tab, Delivery("update", rows.get(tab.staff_id, "")))
+            self._push(tab, updates.get(tab.staff_id, NOTHING))
 
     def _tabs_that_may_need(self, event: Event) -> list[Tab]:
         """Whom an undelivered event might have concerned, decided without the database (which may be
@@ -597,3 +762,11 @@ class LiveHub:
             log.warning("A tab fell behind; closing its stream so it reconnects and catches up")
             tab.close()
             self.detach(tab)
+
+
+class _Replayer(LiveHub):
+    """The hub's delivery rules for one stand-in tab, over logged events: a campaign's panes are for pages (live
+    only), so nothing is planned for them."""
+
+    def _campaign_moved(self, campaign_id: int) -> None:
+        pass

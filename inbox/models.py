@@ -1003,3 +1003,15 @@ class StaffReminder(Model):
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:
     """The rows of `values_list(field, flat=True)`: values, though Tortoise's types call them tuples."""
     return cast(list[Any], await query)
+
+
+class EventLog(Model):
+    """Every published event, in publishing order, kept a while so an API stream that reconnects can be sent what
+    it missed (`Last-Event-ID`). The id is the event's id on every process's streams: one sequence, the database's."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField(db_index=True)
+    body = fields.TextField()  # the event as it travels on the bus (JSON, without its id)
+
+    class Meta:
+        table = "event_log"

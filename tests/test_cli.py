@@ -303,3 +303,37 @@ def wait_for_login_page(process: subprocess.Popen[bytes], port: int, log_path: P
                 return response.text
             time.sleep(0.2)
     pytest.fail(f"`inbox serve` did not answer GET /login within {SERVE_STARTUP_SECONDS} s:\n{log_path.read_text()}")
+
+
+def test_serve_stops_on_sigterm_with_an_event_stream_open(workdir: Path) -> None:
+    """uvicorn waits for open responses before it stops; an event stream never ends by itself, so the stop
+    signal ends every stream (the client reconnects elsewhere) and the process exits."""
+    ok(run_inbox(workdir, "migrate"))
+    ok(run_inbox(workdir, "create-user", "--email", "i@example.org", "--name", "I", "--role", "supervisor"))
+    token = ok(run_inbox(workdir, "create-token", "--email", "i@example.org")).strip().splitlines()[-1]
+    port = free_port()
+    log_path = workdir / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inbox", "serve", "--port", str(port), "--no-worker"],
+            cwd=workdir,
+            env=cli_env(workdir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_login_page(process, port, log_path)
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(trust_env=False, timeout=15) as client:
+                with client.stream("GET", f"http://127.0.0.1:{port}/api/v1/events", headers=headers) as stream:
+                    lines = stream.iter_lines()
+                    assert next(lines) == "event: stream.open"
+                    process.terminate()
+                    assert list(lines)[-1:] in ([""], [])  # the server ended the stream (no read timeout)
+            # uvicorn re-raises the signal once it has shut down cleanly.
+            assert process.wait(timeout=15) in (0, -15), log_path.read_text()
+            assert "Application shutdown complete" in log_path.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

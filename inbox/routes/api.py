@@ -23,7 +23,7 @@ from inbox.routes.api_models import (
     Paging,
     QueueQuery,
 )
-from inbox.routes.events import open_stream
+from inbox.routes.events import LAST_EVENT_ID_REFUSED, last_event_id, open_stream
 from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
 from inbox.services import (
@@ -531,9 +531,16 @@ async def events(call: Call) -> Response:
       briefly unreachable): `{"type"}`. Re-fetch what you show.
 
     Fetch `/messages/{message_id}` for the message itself. Comment lines (`: ping`) are sent every 15 seconds to
-    keep the connection open. The server ends the stream when the reader falls behind or the server stops:
-    reconnect and re-fetch what you show. More types may be added later; ignore types you do not know."""
-    return open_stream(call.request, call.staff, "json")
+    keep the connection open. More types may be added later; ignore types you do not know.
+
+    Resuming: every event but `stream.open` has an `id:` line, a number that grows with each event (across every
+    server process). The server ends the stream when the reader falls behind or the server stops; reconnect with
+    the header `Last-Event-ID: <the last id you received>` (an EventSource does this by itself) and you are sent,
+    in order and before anything new, the events since then that you may see. Events are kept at least an hour:
+    from an id older than that you get one `stream.missed` instead — re-fetch what you show. An id may come
+    twice around a reconnect, never be skipped. Without the header the stream starts from now. A `Last-Event-ID`
+    that is not a whole number is refused (400)."""
+    return open_stream(call.request, call.staff, "json", last_event_id(call.request.headers.get("last-event-id")))
 
 
 async def openapi(call: Call) -> Response:
@@ -545,9 +552,11 @@ EVENT_STREAM_EXAMPLE = (
     "event: stream.open\n"
     'data: {"staff_id": 3}\n\n'
     "event: message.received\n"
+    "id: 1041\n"
     'data: {"type": "message.received", "message_id": 41, "conversation_id": 7, '
     '"provider_sid": "SM0123456789abcdef0123456789abcdef", "case_ids": []}\n\n'
     "event: message.status\n"
+    "id: 1042\n"
     'data: {"type": "message.status", "message_id": 42, "conversation_id": 7, "status": "delivered", '
     '"provider_sid": "SM00000000000000000000000000000042", "error_code": null, "case_ids": [12], '
     '"campaign_id": null}\n\n'
@@ -708,7 +717,8 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/events", events, "streamEvents", "Live events (server-sent events)", "events",
               answer=Raw("text/event-stream", {"type": "string"}, EVENT_STREAM_EXAMPLE,
                          {"Cache-Control": "Always `no-store`."}),
-              answer_words="The event stream."),
+              answer_words="The event stream.",
+              errors={400: LAST_EVENT_ID_REFUSED}),
     Operation("GET", "/openapi.json", openapi, "getOpenApiDocument", "This OpenAPI document", "meta",
               answer=Raw("application/json", {"type": "object"}), answer_words="The OpenAPI 3.1 document.",
               public=True),

@@ -52,6 +52,7 @@ async def serving(app: Starlette) -> AsyncIterator[str]:
 class ServerEvent:
     event: str
     data: str
+    id: str = ""  # the event's own `id:` line ("": it had none)
 
 
 class EventStream:
@@ -82,12 +83,12 @@ class EventStream:
             return await self._read() is None
 
     async def _read(self) -> ServerEvent | None:
-        name, data = "", []
+        name, data, event_id = "", [], ""
         async for line in self._lines:
             if not line:  # a blank line dispatches the event
                 if data:
-                    return ServerEvent(name or "message", "\n".join(data))
-                name = ""
+                    return ServerEvent(name or "message", "\n".join(data), event_id)
+                name, event_id = "", ""
             elif not line.startswith(":"):  # lines starting with ":" are comments (keep-alive pings)
                 field, _, value = line.partition(":")
                 value = value.removeprefix(" ")
@@ -95,6 +96,8 @@ class EventStream:
                     name = value
                 elif field == "data":
                     data.append(value)
+                elif field == "id":
+                    event_id = value
         return None
 
     async def aclose(self) -> None:
