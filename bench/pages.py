@@ -108,8 +108,17 @@ async def seed(conversations: int) -> Seeded:
         "staff",
         "id, email, name, role, password_hash, is_active, created_at, office_id, staff_reminders",
         [
-            [staff0 + n + 1, f"staff{n}@bench.example", f"Staff {n} Person", role, hashed, True, START,
-             office0 + n % OFFICES + 1, True]
+            [
+                staff0 + n + 1,
+                f"staff{n}@bench.example",
+                f"Staff {n} Person",
+                role,
+                hashed,
+                True,
+                START,
+                office0 + n % OFFICES + 1,
+                True,
+            ]
             for n, role in enumerate(roles)
         ],
     )
@@ -117,7 +126,9 @@ async def seed(conversations: int) -> Seeded:
     client0, phone0, case0 = await base("client"), await base("client_phone"), await base("case")
     conv0, msg0 = await base("conversation"), await base("message")
     phones = [f"+1404{2000000 + i:07d}" for i in range(conversations)]
-    await insert("client", "id, name, created_at", [[client0 + i + 1, f"Client {i} Person", START] for i in range(conversations)])
+    await insert(
+        "client", "id, name, created_at", [[client0 + i + 1, f"Client {i} Person", START] for i in range(conversations)]
+    )
     await insert(
         "client_phone",
         "id, client_id, number, kind, okay_to_text, opted_out, created_at",
@@ -126,12 +137,23 @@ async def seed(conversations: int) -> Seeded:
     await insert(
         "case",
         "id, number, title, legal_problem, opened_on, created_at, client_id, office_id",
-        [[case0 + i + 1, f"B-{i:06d}", "Eviction", "Housing", today, START, client0 + i + 1, office0 + i % OFFICES + 1]
-         for i in range(conversations)],
+        [
+            [
+                case0 + i + 1,
+                f"B-{i:06d}",
+                "Eviction",
+                "Housing",
+                today,
+                START,
+                client0 + i + 1,
+                office0 + i % OFFICES + 1,
+            ]
+            for i in range(conversations)
+        ],
     )
     await insert(
         "assignment",
-        'primary, start, created_at, case_id, staff_id',
+        "primary, start, created_at, case_id, staff_id",
         [[True, today, START, case0 + i + 1, advocate(i)] for i in range(conversations)],
     )
     # Conversation i's texts at minutes i, i + N, i + 2N…: the conversations interleave in time.
@@ -139,8 +161,18 @@ async def seed(conversations: int) -> Seeded:
     await insert(
         "conversation",
         "id, channel_id, phone, last_message_at, last_message_preview, last_direction, created_at",
-        [[conv0 + i + 1, channel.id, phones[i], at(i, PER - 1), "Bench text", "outbound" if PER % 2 == 0 else "inbound",
-          START] for i in range(conversations)],
+        [
+            [
+                conv0 + i + 1,
+                channel.id,
+                phones[i],
+                at(i, PER - 1),
+                "Bench text",
+                "outbound" if PER % 2 == 0 else "inbound",
+                START,
+            ]
+            for i in range(conversations)
+        ],
     )
     messages, events, links, notes, alerts, assignees, reads = [], [], [], [], [], [], []
     alert0 = await base("alert")
@@ -149,12 +181,30 @@ async def seed(conversations: int) -> Seeded:
             mid = msg0 + i * PER + k + 1
             when = at(i, k)
             inbound = k % 2 == 0
-            frm, to = (phones[i], channel.from_number or "+15005550006") if inbound else (channel.from_number or "+15005550006", phones[i])
-            messages.append([
-                mid, conv0 + i + 1, "inbound" if inbound else "outbound", frm, to, f"Bench text {k} in thread {i}",
-                "received" if inbound else "delivered", 1, "GSM-7", 0, False, when, when,
-                None if inbound else advocate(i), case0 + i + 1,
-            ])
+            frm, to = (
+                (phones[i], channel.from_number or "+15005550006")
+                if inbound
+                else (channel.from_number or "+15005550006", phones[i])
+            )
+            messages.append(
+                [
+                    mid,
+                    conv0 + i + 1,
+                    "inbound" if inbound else "outbound",
+                    frm,
+                    to,
+                    f"Bench text {k} in thread {i}",
+                    "received" if inbound else "delivered",
+                    1,
+                    "GSM-7",
+                    0,
+                    False,
+                    when,
+                    when,
+                    None if inbound else advocate(i),
+                    case0 + i + 1,
+                ]
+            )
             if inbound:
                 links.append([mid, case0 + i + 1, "client_phone", when])
                 notes.append([case0 + i + 1, mid, "Client", f"Text: Bench text {k}", when, when])
@@ -327,7 +377,9 @@ async def run(args: argparse.Namespace) -> list[str]:
                 with tempfile.TemporaryDirectory() as tmp:
                     by_size[size] = await measure(url, size, rounds, Path(tmp))
         small, large = by_size[args.small], by_size[args.conversations]
-        lines.append(f"| {backend} | page | p50 ms | p95 ms | queries at {args.conversations:,} | at {args.small:,} | KB |")
+        lines.append(
+            f"| {backend} | page | p50 ms | p95 ms | queries at {args.conversations:,} | at {args.small:,} | KB |"
+        )
         lines.append("|---|---|---|---|---|---|---|")
         for few, many in zip(small, large, strict=True):
             flag = "" if many.p95 <= TARGET_MS else " ✗"
