@@ -25,7 +25,7 @@ async def alerts_page(request: Request) -> Response:
     if staff.sees_everything:
         office, after = _page_of(request)
         context["sections"] = await alerts.dashboard(office, after)
-        context["paged"] = after is not None  # one office's later page: no unmatched section below it
+        # One office's later page (the no-JavaScript "More alerts"): just that, no unmatched numbers below it.
         context["unmatched"] = [] if after is not None else await conversations.unmatched_waiting(staff)
     else:
         context["alerts"] = await alerts.alerts_for(staff)
