@@ -10,6 +10,7 @@ import httpx
 import pytest
 from tortoise import Tortoise
 
+from inbox import db
 from inbox.models import Alert, Conversation, Staff
 from inbox.services import alerts
 from tests.support.pages import row_ids, words
@@ -170,3 +171,13 @@ async def test_every_foreign_key_has_an_index(app) -> None:
                 leading |= {str(i["name"]) for i in info}
             missing += [(table, str(k["col"])) for k in keys if k["col"] not in leading]
     assert missing == []
+
+
+async def test_postgresql_connections_go_back_to_the_pool_without_a_reset_round_trip(app) -> None:
+    """asyncpg's default reset (a second round trip after every statement Tortoise runs) is replaced by none."""
+    connection = Tortoise.get_connection("default")
+    if connection.capabilities.dialect != "postgres":
+        pytest.skip("PostgreSQL's pool only")
+    async with connection.acquire_connection() as raw:  # type: ignore[attr-defined]
+        assert await raw.fetchval("SELECT 1") == 1
+    assert connection._pool._reset is db._keep_session  # type: ignore[attr-defined]
