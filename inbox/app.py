@@ -61,7 +61,7 @@ from inbox.services.throttle import Limits, Throttle
 from inbox.session_middleware import ServerSessionMiddleware
 from inbox.settings import Settings
 from inbox.sms.base import ChannelCredentials, Provider, ProviderInfo
-from inbox.web import ROOT, LoginRequired, login_redirect
+from inbox.web import ROOT, LoginRequired, OneVisibilityAnswer, login_redirect
 from inbox.worker import OutboxWorker, stop_gracefully
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,7 @@ def create_app(settings: Settings) -> Starlette:
             clock=clock.now,
         ),
         Middleware(QueryStringGuard),
+        Middleware(OneVisibilityAnswer),
     ]
     app = Starlette(
         routes=routes,

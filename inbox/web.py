@@ -18,13 +18,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as Message_
 
 from inbox import clock
 from inbox.headers import note_varies_on_htmx
 from inbox.models import Message, MessageStatus, Role, Staff
 from inbox.phones import for_people
 from inbox.routes.guards import printable, unstorable
-from inbox.services import messaging, queue
+from inbox.services import messaging, queue, visibility
 from inbox.services import outbox as outbox_service
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import Forbidden, ValidationFailed
@@ -146,6 +148,27 @@ templates.env.globals["outbox_line"] = outbox_line
 
 
 # ---------------------------------------------------------------- the signed-in user
+
+
+class OneVisibilityAnswer:
+    """Who the reader may see is asked once per request (services/visibility.py keeps the answers), and
+    asked afresh once the answer has started: a stream's events never use a kept one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with visibility.one_answer_per_request() as stop:
+
+            async def started(message: Message_) -> None:
+                if message["type"] == "http.response.start":
+                    stop()
+                await send(message)
+
+            await self.app(scope, receive, started)
 
 
 async def current_staff(request: Request) -> Staff | None:

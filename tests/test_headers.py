@@ -259,6 +259,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "/media/public/{media_id:int}": signed.split("?", 1)[1],
             "/quick-entries/picker": f"conversation_id={conversation.id}",
             "/quick-entries/fill": f"quick_entry={entry.id}&conversation_id={conversation.id}",
+            "/alerts/dashboard/more": f"office=none&after={(await Alert.first()).id}",  # type: ignore[union-attr]
         },
         bearer=await create_api_token(admin.email),
     )

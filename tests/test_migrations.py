@@ -6,6 +6,7 @@ drop the indexes and cascade-delete every message). On PostgreSQL it widens the 
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 from tests.support.migrations import migrate_to
 from tests.support.postgres import scratch_database
 
+# A module whose name starts with a digit is imported by name.
+PAGE_INDEXES = importlib.import_module("inbox.migrations.0017_page_indexes").INDEXES
 BEFORE = "models.0004_staff_sessions"
 ROWS = [
     "INSERT INTO channel (label, account_sid, is_simulator, throughput, help_text, twilio_handles_opt_out,"
@@ -49,6 +52,8 @@ async def test_on_sqlite_the_tables_keep_their_rows_indexes_and_constraints(tmp_
         indexes_after = set(db.execute(INDEXES_OF.format(marks=marks), tables_before))
         # 0008: the indexes the hot queries need (a campaign's progress, the outbox's claims, a thread's page)
         added_on_purpose = {("idx_message_campaign_id",), ("idx_message_outbox_due",), ("idx_message_conversation",)}
+        # 0017: every foreign key and the pages' hot look-ups (on the tables that were here before)
+        added_on_purpose |= {(name,) for name, (table, _, _) in PAGE_INDEXES.items() if table in tables_before}
         assert indexes_after == indexes_before | added_on_purpose
         with pytest.raises(sqlite3.IntegrityError):  # one conversation per number and channel, still
             db.execute(ROWS[1])

@@ -12,8 +12,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Staff
+from inbox.routes.guards import record_id
 from inbox.services import alerts, conversations
-from inbox.services.errors import Forbidden
+from inbox.services.errors import Forbidden, ValidationFailed
 from inbox.web import checked_form, is_htmx, render, require_staff
 
 
@@ -22,8 +23,10 @@ async def alerts_page(request: Request) -> Response:
     staff = await require_staff(request)
     context: dict[str, object] = {"alert_count": await alerts.open_alert_count(staff)}
     if staff.sees_everything:
-        context["sections"] = await alerts.dashboard()
-        context["unmatched"] = await conversations.unmatched_waiting(staff)
+        office, after = _page_of(request)
+        context["sections"] = await alerts.dashboard(office, after)
+        # One office's later page (the no-JavaScript "More alerts"): just that, no unmatched numbers below it.
+        context["unmatched"] = [] if after is not None else await conversations.unmatched_waiting(staff)
     else:
         context["alerts"] = await alerts.alerts_for(staff)
     return render(request, "alerts/index.html", context)
@@ -48,6 +51,26 @@ async def dashboard(request: Request) -> Response:
     staff = await require_staff(request)
     _require_supervisor(staff)
     return _fragment(request, "alerts/_dashboard.html", {"sections": await alerts.dashboard()})
+
+
+async def dashboard_more(request: Request) -> Response:
+    """The next page of one office's open alerts, after the one the page ended with (htmx's "More alerts")."""
+    staff = await require_staff(request)
+    _require_supervisor(staff)
+    office, after = _page_of(request)
+    if office is None or after is None:
+        raise ValidationFailed("Say which office's alerts to show, and after which alert.", {"after": "Required."})
+    sections = await alerts.dashboard(office, after)
+    return _fragment(request, "alerts/_office_page.html", {"section": sections[0] if sections else None})
+
+
+def _page_of(request: Request) -> tuple[str | None, int | None]:
+    """The office (its key) and the alert a page of the dashboard follows, when the query names them."""
+    office = request.query_params.get("office")
+    after = record_id(request.query_params.get("after")) if "after" in request.query_params else None
+    if office is not None and office != alerts.NO_OFFICE and record_id(office) is None:
+        raise ValidationFailed("No office has this key.", {"office": "An office's id, or none."})
+    return office, after if office is not None else None
 
 
 async def unmatched(request: Request) -> Response:
@@ -85,6 +108,7 @@ routes = [
     Route("/alerts/block", home_block, methods=["GET"]),
     Route("/alerts/list", alert_list, methods=["GET"]),
     Route("/alerts/dashboard", dashboard, methods=["GET"]),
+    Route("/alerts/dashboard/more", dashboard_more, methods=["GET"]),
     Route("/alerts/unmatched", unmatched, methods=["GET"]),
     Route("/alerts/{alert_id:int}/dismiss", dismiss, methods=["POST"]),
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tortoise import Tortoise
 from tortoise.expressions import F, Q
+from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
 from inbox import clock
@@ -24,7 +26,7 @@ from inbox.models import (
     Staff,
     flat_values,
 )
-from inbox.services import visibility
+from inbox.services import search, visibility
 from inbox.services.errors import NotFound
 from inbox.services.unit_of_work import current_unit, unit_of_work
 
@@ -255,40 +257,93 @@ class AssigneeGroup:
 
 @dataclass(frozen=True)
 class OfficeAlerts:
-    """One office's open alerts, grouped by assignee; the group with the oldest alert first."""
+    """One page of an office's open alerts, grouped by assignee; the group with the oldest alert first."""
 
     key: str  # the office id, or NO_OFFICE for cases without one
     name: str
     groups: list[AssigneeGroup]
+    total: int = 0  # the office's open alerts, on this page and after it
+    more_after: int | None = None  # the last alert shown, when newer ones follow (the next page's key)
+    after: int | None = None  # the alert this page follows (None: the first page)
 
     @property
     def count(self) -> int:
-        return sum(len(group.alerts) for group in self.groups)
+        return max(self.total, sum(len(group.alerts) for group in self.groups))
 
 
-async def dashboard(office: str | None = None) -> list[OfficeAlerts]:
-    """Every open alert by the case's office and then by assignee, oldest unanswered first.
+DASHBOARD_PAGE = 50  # alerts per office and page: a busy office's section stays a page, not megabytes
+
+
+async def dashboard(office: str | None = None, after: int | None = None) -> list[OfficeAlerts]:
+    """Open alerts by the case's office and then by assignee, oldest unanswered first, DASHBOARD_PAGE per
+    office: a fixed number of queries, however many alerts are open.
 
     Every office has a section, with or without alerts, so a live update always has a place to
-    land; `office` (an office key) limits the answer to that one section.
+    land; `office` (an office key) limits the answer to that one section, and `after` (an alert id, with
+    `office`) gives the page of that office's alerts that follows it.
     """
     offices = [(office_key(o.id), o.name) for o in await Office.all().order_by("name", "id")]
     offices.append((NO_OFFICE, "No office"))
     if office is not None:
         offices = [(key, name) for key, name in offices if key == office]
-    query = Alert.filter(dismissed_at=None)
-    if office == NO_OFFICE:
-        query = query.filter(case__office_id__isnull=True)
-    elif office is not None:
-        query = query.filter(case__office_id=int(office))
-    found = await query.order_by("created_at", "id").prefetch_related(*ALERT_VIEW_RELATIONS)
+    if not offices:
+        return []
+    totals = await _open_by_office(office)
+    page_ids = await _dashboard_page_ids(office, after)
+    found = await Alert.filter(id__in=page_ids).order_by("created_at", "id").prefetch_related(*ALERT_VIEW_RELATIONS)
     by_office: dict[str, dict[str, AssigneeGroup]] = {key: {} for key, _ in offices}
+    shown: dict[str, list[Alert]] = {key: [] for key, _ in offices}
     for alert in found:
-        groups = by_office.get(office_key(alert.case.office_id))
-        if groups is None:  # an office created after the list of offices was read
+        key_ = office_key(alert.case.office_id)
+        if key_ not in shown:  # an office created after the list of offices was read
             continue
-        people = sorted((a.staff for a in alert.assignees), key=lambda s: (s.name.casefold(), s.id))
-        key = "-".join(str(s.id) for s in sorted(people, key=lambda s: s.id)) or UNASSIGNED
-        label = ", ".join(s.name for s in people) or "Unassigned"
-        groups.setdefault(key, AssigneeGroup(key, label, [])).alerts.append(alert)
-    return [OfficeAlerts(key, name, list(by_office[key].values())) for key, name in offices]
+        shown[key_].append(alert)
+    sections = []
+    for key, name in offices:
+        page = shown[key][:DASHBOARD_PAGE]
+        groups = by_office[key]
+        for alert in page:
+            people = sorted((a.staff for a in alert.assignees), key=lambda s: (s.name.casefold(), s.id))
+            group_key = "-".join(str(s.id) for s in sorted(people, key=lambda s: s.id)) or UNASSIGNED
+            label = ", ".join(s.name for s in people) or "Unassigned"
+            groups.setdefault(group_key, AssigneeGroup(group_key, label, [])).alerts.append(alert)
+        more = page[-1].id if len(shown[key]) > DASHBOARD_PAGE else None
+        sections.append(OfficeAlerts(key, name, list(groups.values()), totals.get(key, 0), more, after))
+    return sections
+
+
+async def _open_by_office(office: str | None) -> dict[str, int]:
+    """How many alerts are open in each office (one COUNT … GROUP BY)."""
+    query = Alert.filter(dismissed_at=None)
+    if office is not None:
+        query = _in_office(query, office)
+    rows = await query.annotate(open=Count("id")).group_by("case__office_id").values_list("case__office_id", "open")
+    return {office_key(office_id): int(count) for office_id, count in rows}
+
+
+def _in_office(query: QuerySet[Alert], office: str) -> QuerySet[Alert]:
+    if office == NO_OFFICE:
+        return query.filter(case__office_id__isnull=True)
+    return query.filter(case__office_id=int(office))
+
+
+async def _dashboard_page_ids(office: str | None, after: int | None) -> list[int]:
+    """The ids of each office's next DASHBOARD_PAGE + 1 open alerts, oldest first (one query: a window over
+    the open alerts, in the order of idx_alert_open_by_age); + 1 tells whether another page follows."""
+    connection = Tortoise.get_connection("default")
+    params = search._Params(connection.capabilities.dialect)
+    mark, where = "", ["a.dismissed_at IS NULL"]
+    if after is not None:  # those after the alert the previous page ended with (dismissed since or not)
+        mark = f" JOIN alert m ON m.id = {params.add(after)}"  # its placeholder first: SQLite's are positional
+        where.append("(a.created_at > m.created_at OR (a.created_at = m.created_at AND a.id > m.id))")
+    if office == NO_OFFICE:
+        where.append("c.office_id IS NULL")
+    elif office is not None:
+        where.append(f"c.office_id = {params.add(int(office))}")
+    sql = (
+        "SELECT id FROM (SELECT a.id AS id, ROW_NUMBER() OVER"
+        " (PARTITION BY c.office_id ORDER BY a.created_at, a.id) AS place"
+        f' FROM alert a JOIN "case" c ON c.id = a.case_id{mark} WHERE {" AND ".join(where)}) AS paged'
+        f" WHERE place <= {params.add(DASHBOARD_PAGE + 1)}"
+    )
+    return [int(row["id"]) for row in await connection.execute_query_dict(sql, params.values)]

@@ -6,6 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from tortoise import Tortoise
+from tortoise.expressions import RawSQL, Subquery
 from tortoise.functions import Max
 
 from inbox.models import (
@@ -109,21 +111,41 @@ async def unread_counts(staff_ids: list[int], conversation_id: int) -> dict[int,
 
 
 async def unread_for(staff: Staff, conversation_ids: list[int]) -> dict[int, int]:
+    """Unread inbound texts in each listed conversation for one reader: one COUNT … GROUP BY over those
+    conversations' texts past the reader's mark (message's (conversation_id, id) index), never all texts."""
     if not conversation_ids:
         return {}
-    reads = dict(
-        await ConversationRead.filter(staff_id=staff.id, conversation_id__in=conversation_ids).values_list(
-            "conversation_id", "last_read_message_id"
-        )
+    connection = Tortoise.get_connection("default")
+    params = search_._Params(connection.capabilities.dialect)
+    sql = (
+        "SELECT m.conversation_id AS conversation_id, COUNT(*) AS unread FROM message m"
+        " LEFT JOIN conversation_read r"
+        f" ON r.conversation_id = m.conversation_id AND r.staff_id = {params.add(staff.id)}"
+        f" WHERE m.conversation_id IN ({params.many(list(conversation_ids))})"
+        f" AND m.direction = {params.add(Direction.INBOUND.value)}"
+        " AND m.id > COALESCE(r.last_read_message_id, 0)"
+        " GROUP BY m.conversation_id"
     )
-    inbound = await Message.filter(conversation_id__in=conversation_ids, direction=Direction.INBOUND).values_list(
-        "conversation_id", "id"
+    rows = await connection.execute_query_dict(sql, params.values)
+    return {int(row["conversation_id"]): int(row["unread"]) for row in rows}
+
+
+def _has_unread(staff: Staff) -> RawSQL:
+    """True for a conversation with an inbound text past the reader's mark: the Unread filter, in the query
+    (so the list is cut after filtering). The staff id is an int from the database, written in."""
+    return RawSQL(
+        'EXISTS (SELECT 1 FROM message m WHERE m.conversation_id = "conversation"."id"'
+        f" AND m.direction = '{Direction.INBOUND.value}' AND m.id > COALESCE((SELECT r.last_read_message_id"
+        f' FROM conversation_read r WHERE r.conversation_id = "conversation"."id" AND r.staff_id = {int(staff.id)}),'
+        " 0))"
     )
-    counts: dict[int, int] = defaultdict(int)
-    for conversation_id, message_id in inbound:
-        if message_id > reads.get(conversation_id, 0):
-            counts[conversation_id] += 1
-    return counts
+
+
+async def numbers_on_record(phones: list[str]) -> set[str]:
+    """Which of these numbers are on a client record (one query, bounded by the list)."""
+    if not phones:
+        return set()
+    return set(await flat_values(ClientPhone.filter(number__in=phones).distinct().values_list("number", flat=True)))
 
 
 def title_for(phone: str, names: list[str]) -> str:
@@ -138,15 +160,20 @@ async def inbox_rows(
     visible = await visibility.visible_phone_numbers(staff)
     # An advocate sees exactly the numbers of their clients: their "mine" needs no second look-up.
     mine = set(visible) if visible is not None else set(await visibility.assigned_phone_numbers(staff))
-    known = set(await flat_values(ClientPhone.all().distinct().values_list("number", flat=True)))
     readable = None if staff.sees_everything else await visibility.assigned_client_ids(staff)
     terms = search_.terms_of(search)
     if terms is not None:
         phones = sorted(mine) if filter_name == "mine" else visible
         conversations, hits = await _searched(terms, filter_name, phones, readable, limit)
     else:
-        conversations, hits = await _listed(filter_name, visible, mine, known, limit), {}
-    names = await names_by_phone([c.phone for c in conversations], readable)
+        conversations, hits = await _listed(staff, filter_name, visible, mine, limit), {}
+    listed = [c.phone for c in conversations]
+    names = await names_by_phone(listed, readable)
+    # Only the listed numbers are looked up (never every client's); a reader who may see every client's
+    # name has already found which are on a record.
+    known = {p for p, found in names.items() if any(not n.startswith(STAFF_TITLE) for n in found)}
+    if readable is not None:
+        known = await numbers_on_record(listed)
     unread = await unread_for(staff, [c.id for c in conversations])
     # A staff mobile is not a stranger to link to a client: it is not listed as unmatched.
     known |= {phone for phone, found in names.items() if any(n.startswith(STAFF_TITLE) for n in found)}
@@ -171,15 +198,20 @@ async def unmatched_waiting(staff: Staff, limit: int = 50) -> list[ConversationR
 
 
 async def _listed(
-    filter_name: str, visible: list[str] | None, mine: set[str], known: set[str], limit: int
+    staff: Staff, filter_name: str, visible: list[str] | None, mine: set[str], limit: int
 ) -> list[Conversation]:
+    """The newest conversations in the filter, filtered in the query and then cut to `limit`."""
     query = Conversation.filter(last_message_at__not_isnull=True)
     if visible is not None:
         query = query.filter(phone__in=visible)
     if filter_name == "mine":
         query = query.filter(phone__in=list(mine))
     elif filter_name == "unmatched":
-        query = query.exclude(phone__in=list(known))
+        on_record = ClientPhone.all().values("number")
+        staff_mobiles = Staff.filter(mobile__not_isnull=True).values("mobile")
+        query = query.exclude(phone__in=Subquery(on_record)).exclude(phone__in=Subquery(staff_mobiles))
+    elif filter_name == "unread":
+        query = query.annotate(has_unread=_has_unread(staff)).filter(has_unread=True)
     return list(await query.order_by("-last_message_at", "-id").limit(limit))
 
 
@@ -255,17 +287,35 @@ async def last_texts(conversation_ids: list[int]) -> dict[int, LastText]:
         .group_by("conversation_id")
         .values_list("last_id", flat=True)
     )
-    found = await Message.filter(id__in=[i for i in latest if i is not None]).select_related("sent_by")
-    return {message.conversation_id: last_text(message) for message in found}
+    # Only what a row says: whole rows with their writers cost more to build than to read (100 a page).
+    found = await Message.filter(id__in=[i for i in latest if i is not None]).only(*LAST_TEXT_FIELDS)
+    writer_ids = {m.sent_by_id for m in found if m.sent_by_id is not None}
+    writers = dict(await Staff.filter(id__in=writer_ids).values_list("id", "name")) if writer_ids else {}
+    return {message.conversation_id: last_text(message, writers.get(message.sent_by_id)) for message in found}
 
 
-def last_text(message: Message) -> LastText:
+LAST_TEXT_FIELDS = (
+    "id",
+    "conversation_id",
+    "direction",
+    "status",
+    "body",
+    "sent_by_id",
+    "send_at",
+    "first_attempt_at",
+    "updated_at",
+    "created_at",
+)
+
+
+def last_text(message: Message, writer_name: str | None) -> LastText:
+    """`writer_name`: the name of the staff member who wrote it (message.sent_by_id), if any."""
     outbound = message.direction == Direction.OUTBOUND
-    writer = message.sent_by if outbound else None
+    writer = writer_name if outbound and message.sent_by_id is not None else None
     flat = " ".join((message.body or "").split())
     return LastText(
-        sender_id=writer.id if writer else None,
-        sender=writer.name.split()[0] if writer and writer.name.strip() else "",
+        sender_id=message.sent_by_id if writer is not None else None,
+        sender=writer.split()[0] if writer and writer.strip() else "",
         automatic=outbound and writer is None,
         failed=message.status in FAILED_STATUSES,
         preview=(flat if len(flat) <= 120 else flat[:119] + "…") or ATTACHMENT_ONLY,

@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.models import Assignment, Case, Client, ClientPhone, ConsentSource, Office, PhoneKind, Staff
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import consent
+from inbox.services import consent, visibility
 from inbox.services.errors import NotFound, require
 from inbox.services.limits import check_fits
 
@@ -73,6 +73,7 @@ async def create_client(
             phone = await ClientPhone.create(client=client, number=number, kind=kind, okay_to_text=okay)
             detail = CREATED_BY.get(source, "client created") + (f" by {staff.name}" if staff is not None else "")
             await consent.record_new_phone(phone, source, detail, staff)
+    visibility.forget()
     return client
 
 
@@ -136,7 +137,11 @@ async def create_assignment(
     if start and end and end < start:
         errors["end"] = "The end date is before the start date."
     require(errors)
-    return await Assignment.create(case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end)
+    assignment = await Assignment.create(
+        case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end
+    )
+    visibility.forget()  # the answers this request kept no longer hold
+    return assignment
 
 
 async def get_client(client_id: int) -> Client:

@@ -189,6 +189,7 @@ async def link_conversation_to_client(
         phone = await ClientPhone.create(
             client=client, number=conversation.phone, kind=PhoneKind.MOBILE, okay_to_text=False
         )
+        visibility.forget()  # the number is now on a client's record: its readers change
         await consent.record_new_phone(
             phone, ConsentSource.STAFF, f"number added to the client's record by {staff.name}", staff
         )

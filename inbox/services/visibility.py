@@ -3,16 +3,80 @@ of their own mobile (their task and calendar reminders); supervisors and admins 
 conversations included.
 
 Every page, API answer and live event asks these functions, so the rule lives in one place.
+
+One answer per request: a page asks who its reader may see from the inbox list, the thread, consent and
+alerts alike (3–7 times), so inside `one_answer_per_request()` (the app's middleware opens it for each
+request, until the answer starts) each reader's answers are kept and reused. Outside one — a stream's
+events, the worker, tests calling services — every question is asked afresh. A write that changes who sees
+what (an assignment, a client's number) calls `forget()`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
+from functools import wraps
+from typing import TypeVar
 
 from tortoise.expressions import Q, Subquery
 
 from inbox.models import Assignment, Case, ClientPhone, Conversation, Role, Staff, flat_values
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Answers:
+    kept: dict[tuple[str, int, str | None], object]
+    open: bool = True  # a flag, not the variable: a task started inside the request sees it close too
+
+
+_answers: ContextVar[_Answers | None] = ContextVar("visibility_answers", default=None)
+
+
+@contextmanager
+def one_answer_per_request() -> Iterator[Callable[[], None]]:
+    """Keeps each reader's answers until the block ends or the function it gives is called."""
+    answers = _Answers({})
+    token = _answers.set(answers)
+
+    def stop() -> None:
+        # A streaming answer's body runs after the answer has started: from then on it asks afresh.
+        answers.open = False
+        answers.kept.clear()
+
+    try:
+        yield stop
+    finally:
+        stop()
+        _answers.reset(token)
+
+
+def forget() -> None:
+    """Who sees what has changed: the answers kept for this request are asked again."""
+    answers = _answers.get()
+    if answers is not None:
+        answers.kept.clear()
+
+
+def _kept(ask: Callable[[Staff], Awaitable[T]]) -> Callable[[Staff], Awaitable[T]]:
+    """The reader's answer to `ask`, kept for the request (a copy each time: callers may change theirs)."""
+
+    @wraps(ask)
+    async def kept(staff: Staff) -> T:
+        answers = _answers.get()
+        if answers is None or not answers.open:
+            return await ask(staff)
+        key = (ask.__name__, staff.id, staff.mobile)
+        if key not in answers.kept:
+            answers.kept[key] = await ask(staff)
+        answer = answers.kept[key]
+        return answer.copy() if isinstance(answer, (list, set)) else answer  # type: ignore[return-value]
+
+    return kept
 
 
 def current_assignments(today: date | None = None) -> Q:
@@ -21,6 +85,7 @@ def current_assignments(today: date | None = None) -> Q:
     return Q(end=None) | Q(end__gt=today)
 
 
+@_kept
 async def assigned_case_ids(staff: Staff) -> list[int]:
     rows = await flat_values(
         Assignment.filter(current_assignments(), staff_id=staff.id).values_list("case_id", flat=True)
@@ -28,14 +93,15 @@ async def assigned_case_ids(staff: Staff) -> list[int]:
     return list(rows)
 
 
+@_kept
 async def assigned_client_ids(staff: Staff) -> list[int]:
-    case_ids = await assigned_case_ids(staff)
-    if not case_ids:
-        return []
-    rows = await flat_values(Case.filter(id__in=case_ids).values_list("client_id", flat=True))
+    rows = await flat_values(
+        Assignment.filter(current_assignments(), staff_id=staff.id).values_list("case__client_id", flat=True)
+    )
     return list(set(rows))
 
 
+@_kept
 async def assigned_phone_numbers(staff: Staff) -> list[str]:
     """Numbers of clients on the staff member's current cases (their "mine")."""
     client_ids = await assigned_client_ids(staff)
@@ -45,6 +111,7 @@ async def assigned_phone_numbers(staff: Staff) -> list[str]:
     return list(set(rows))
 
 
+@_kept
 async def visible_phone_numbers(staff: Staff) -> list[str] | None:
     """None means every number, unmatched ones included. An advocate's own mobile is theirs to see: the
     reminders texted to it (never another staff member's)."""
@@ -54,6 +121,7 @@ async def visible_phone_numbers(staff: Staff) -> list[str] | None:
     return [*numbers, staff.mobile] if staff.mobile and staff.mobile not in numbers else numbers
 
 
+@_kept
 async def visible_case_ids(staff: Staff) -> set[int] | None:
     """Cases the reader may see (every case of their clients); None means every case."""
     if staff.sees_everything:
