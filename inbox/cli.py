@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import logging.config
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from inbox import db
+from inbox import db, logs
 from inbox.services.errors import ServiceError
 from inbox.settings import SettingError, Settings, load_settings
 
@@ -41,11 +41,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except SettingError as exc:
         sys.exit(f"error: {exc}")
+    logging.config.dictConfig(logs.config(settings.log_format))
     if args.command == "serve":
         serve(settings, args.host, args.port, run_worker=not args.no_worker)
         return
@@ -73,7 +73,9 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool) -> None:
         settings = settings.with_changes(public_url=f"http://{host}:{port}")
     app = create_app(settings.with_changes(run_worker=run_worker))
     print(f"Case Inbox on {settings.public_url}  (provider: {'simulator' if settings.uses_simulator else 'Twilio'})")
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+    uvicorn.run(
+        app, host=host, port=port, proxy_headers=True, log_level="info", log_config=logs.config(settings.log_format)
+    )
 
 
 async def migrate(settings: Settings, _: Any) -> None:
@@ -170,7 +172,7 @@ async def worker(settings: Settings, _: Any) -> None:
         bus = Bus(settings.broadcast_url)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
-        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency)
+        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds)
         task = asyncio.create_task(runner.run(), name="outbox-worker")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from inbox import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -259,9 +261,16 @@ class Bus:
     async def disconnect(self) -> None:
         self._subscriptions.clear()
 
+    async def ready(self) -> bool:
+        """Whether events published here reach every subscriber (/readyz asks). Memory always does; a
+        network transport (redis://, postgres://) answers with a ping to its server, and False while it
+        is reconnecting."""
+        return True
+
     async def publish(self, event: Event) -> None:
         # Round-trip through JSON even in memory so every event is proven to cross a network bus.
         received = event_from_json(event.to_json())
+        metrics.published(received)  # a network transport carries the time in its envelope instead
         for subscription in list(self._subscriptions):
             subscription.offer(received)
 

@@ -967,3 +967,14 @@ class StaffReminder(Model):
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:
     """The rows of `values_list(field, flat=True)`: values, though Tortoise's types call them tuples."""
     return cast(list[Any], await query)
+
+
+class WorkerHeartbeat(Model):
+    """A running outbox worker's sign of life, renewed every few seconds: /readyz wants a fresh one."""
+
+    worker = fields.CharField(max_length=200, primary_key=True)  # its lease name (inbox.services.outbox.worker_name)
+    beat_at = fields.DatetimeField()
+    started_at = fields.DatetimeField()
+
+    class Meta:
+        table = "worker_heartbeat"
