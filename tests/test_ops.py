@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -322,3 +323,41 @@ async def answers(http: httpx.AsyncClient) -> bool:
 
 def contents(path: Path) -> str:
     return path.read_text(errors="replace")
+
+
+# ---------------------------------------------------------------- several processes
+
+
+RECORD = """
+import os, sys
+from inbox import metrics
+metrics.text_attempt("accepted")
+metrics.open_streams(int(sys.argv[1]))
+if sys.argv[2] == "exits":
+    metrics.process_exited()
+"""
+RENDER = "from inbox import metrics; print(metrics.render()[0].decode())"
+
+
+def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
+    """uvicorn --workers: each process writes its values under PROMETHEUS_MULTIPROC_DIR; /metrics in any one
+    of them shows the sum, and a process that stopped no longer counts its open streams."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {**cli_env(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+
+    def python(code: str, *args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    python(RECORD, "3", "stays")
+    python(RECORD, "2", "stays")
+    python(RECORD, "7", "exits")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(python(RENDER))
+        for sample in family.samples
+    }
+    assert samples[("inbox_texts_sent_total", ())] == 3
+    assert samples[("inbox_open_streams", ())] == 5
