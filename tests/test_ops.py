@@ -222,6 +222,15 @@ async def test_open_streams_and_event_delivery_are_measured(server: str, twilio,
             assert value(await scrape(http), "inbox_open_streams") == value(before, "inbox_open_streams") + 1
 
 
+async def test_event_streams_tell_nginx_not_to_buffer_them(server: str, make_staff) -> None:
+    supervisor = await make_staff("supervisor")
+    async with signed_in_browser(server, supervisor) as http:
+        async with http.stream("GET", "/events", headers={"Accept": "text/event-stream"}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-accel-buffering"] == "no"
+        assert "x-accel-buffering" not in (await http.get("/")).headers
+
+
 async def test_metrics_need_the_token_when_one_is_set(settings: Settings, fake_twilio: FakeTwilio) -> None:
     token = "metrics-token-for-the-test"
     async with running(settings.with_changes(metrics_token=Secret(token)), fake_twilio) as app:
