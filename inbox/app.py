@@ -17,7 +17,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from inbox import clock, db
+from inbox import clock, db, metrics
 from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.headers import ResponseHeaders
@@ -33,6 +33,7 @@ from inbox.routes import (
     channels,
     directory,
     events,
+    health,
     inbox,
     media,
     messages,
@@ -219,7 +220,11 @@ def create_app(settings: Settings) -> Starlette:
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus, app.state.outbox.rules)
         await app.state.hub.start()
-        worker = OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency) if settings.run_worker else None
+        worker = (
+            OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds)
+            if settings.run_worker
+            else None
+        )
         app.state.worker = worker
         working = asyncio.create_task(worker.run(), name="outbox-worker") if worker else None
         sweeper = asyncio.create_task(sweep_sessions(app), name="session-sweeper")
@@ -237,8 +242,10 @@ def create_app(settings: Settings) -> Starlette:
             await registry.close()
             await app.state.outbox.pacer.close()
             await db.disconnect()
+            metrics.process_exited()
 
     routes = [
+        *health.routes,
         *auth.routes,
         *staff_admin.routes,
         *inbox.routes,
@@ -263,6 +270,8 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", app=StaticFiles(directory=str(ROOT / "static")), name="static"),
     ]
     middleware = [
+        # Counts every Twilio webhook by the status it was answered with, errors included.
+        Middleware(metrics.WebhookMetrics),
         # Event streams' bodies are written from here, after the layers below have answered their headers.
         Middleware(StreamHandoff),
         # Outermost of the rest, so every answer gets its headers: error pages and login redirects too.

@@ -124,6 +124,7 @@ class ListeningTransport:
         self.reconnects = 0  # how many times the listener came back (tests and logs)
         self.losses = 0  # how many times it noticed its connection gone
         self.health_seconds = HEALTH_SECONDS
+        self.listening = False  # subscribed and not known to be lost: /readyz asks (Bus.ready)
 
     async def connect(self) -> None:
         try:
@@ -131,6 +132,7 @@ class ListeningTransport:
         except BaseException:
             await self._close_listener()
             raise
+        self.listening = True
         self._listening = asyncio.create_task(self._listen_forever(), name=f"{self.kind}-listener")
 
     async def disconnect(self) -> None:
@@ -149,6 +151,7 @@ class ListeningTransport:
             except Exception as exc:  # a dropped connection, whatever the library calls it
                 self.losses += 1
                 log.warning("The %s listener lost %s (%s); reconnecting", self.kind, redacted(self.url), exc)
+            self.listening = False
             await self._close_listener()
             await self._reconnect()
 
@@ -165,6 +168,7 @@ class ListeningTransport:
                 await self._close_listener()
                 continue
             self.reconnects += 1
+            self.listening = True
             log.warning("The %s listener is back on %s; open tabs catch up", self.kind, redacted(self.url))
             self._on_reconnect()
             return

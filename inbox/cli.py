@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import logging.config
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from inbox import db
+from inbox import db, logs
 from inbox.services.errors import ServiceError
 from inbox.settings import SettingError, Settings, load_settings
 
@@ -56,11 +56,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except SettingError as exc:
         sys.exit(f"error: {exc}")
+    logging.config.dictConfig(logs.config(settings.log_format))
     if args.command == "serve":
         workers = web_processes(settings, args.workers)
         serve(settings, args.host, args.port, run_worker=not args.no_worker, workers=workers)
@@ -100,7 +100,10 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool, workers: i
                 if hub is not None:
                     hub.server_stopping()
 
-        Server(uvicorn.Config(app, host=host, port=port, proxy_headers=True, log_level="info")).run()
+        config = uvicorn.Config(
+            app, host=host, port=port, proxy_headers=True, log_level="info", log_config=logs.config(settings.log_format)
+        )
+        Server(config).run()
         return
     problem = several_processes_problem(settings, workers)
     if problem:
@@ -119,6 +122,7 @@ def serve(settings: Settings, host: str, port: int, run_worker: bool, workers: i
         port=port,
         proxy_headers=True,
         log_level="info",
+        log_config=logs.config(settings.log_format),
     )
 
 
@@ -316,7 +320,7 @@ async def worker(settings: Settings, _: Any) -> None:
         bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
-        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency)
+        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds)
         task = asyncio.create_task(runner.run(), name="outbox-worker")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from inbox import metrics
 from inbox.bus_transports import transport_for
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,12 @@ class Bus:
         await self.transport.disconnect()
         self._subscriptions.clear()
 
+    async def ready(self) -> bool:
+        """Whether events published here reach every subscriber (/readyz asks). Memory always does; a
+        network transport (redis://, postgres://) is ready while its listener is subscribed and its last
+        publication reached the server (False while it reconnects)."""
+        return bool(getattr(self.transport, "listening", True)) and not self._dropped
+
     async def publish(self, event: Event) -> None:
         if self.journal is not None:
             try:
@@ -314,6 +321,9 @@ class Bus:
         except (ValueError, KeyError, TypeError):  # another version's event, or garbage on the channel
             log.exception("Could not read an event from the bus; the tabs catch up")
             received = RECONNECTED
+        else:
+            # Timed from when this process heard it: the network hop itself is bench/bus.py's to measure.
+            metrics.published(received)
         self._offer(received)
 
     def _reconnected(self) -> None:

@@ -1,6 +1,6 @@
 """Headers every answer carries: a Content-Security-Policy that lets pages run only our own files,
-no framing, no sniffing, no referrer beyond our own site, and `Vary: HX-Request` where a handler
-answered htmx and a full page differently.
+no framing, no sniffing, no referrer beyond our own site, `Vary: HX-Request` where a handler
+answered htmx and a full page differently, and `X-Accel-Buffering: no` on event streams (nginx).
 
 Pure ASGI on purpose: it edits `http.response.start` and passes every body message through as it
 comes, so the endless event streams (`/events`, `/api/v1/events`) flow exactly as without it.
@@ -71,6 +71,9 @@ class ResponseHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS:
                     headers.setdefault(name, value)
+                # nginx buffers proxied answers by default, which would hold events back: an event stream says not to.
+                if headers.get("content-type", "").startswith("text/event-stream"):
+                    headers.setdefault("X-Accel-Buffering", "no")
                 # Request.state lives in scope["state"], so what the handler noted is visible here.
                 if scope.get("state", {}).get(_VARIES_ON_HTMX):
                     headers.add_vary_header("HX-Request")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from inbox import metrics
 from inbox.events import (
     AlertDismissed,
     AlertRaised,
@@ -387,9 +388,11 @@ class LiveHub:
 
     def attach(self, tab: Tab) -> None:
         self.tabs.add(tab)
+        metrics.open_streams(len(self.tabs))
 
     def detach(self, tab: Tab) -> None:
         self.tabs.discard(tab)
+        metrics.open_streams(len(self.tabs))
 
     async def _run(self) -> None:
         async with self.bus.subscribe() as subscription:
@@ -397,6 +400,7 @@ class LiveHub:
             async for event in subscription:
                 try:
                     await self.deliver(event)
+                    metrics.delivered(event, event.name, len(self.tabs))
                 except Exception:  # one bad event must not stop every live update, nor go missing unnoticed
                     log.exception("Could not deliver %s; the tabs that may need it will catch up", event.name)
                     self.catch_up(self._tabs_that_may_need(event))

@@ -1015,3 +1015,14 @@ class EventLog(Model):
 
     class Meta:
         table = "event_log"
+
+
+class WorkerHeartbeat(Model):
+    """A running outbox worker's sign of life, renewed every few seconds: /readyz wants a fresh one."""
+
+    worker = fields.CharField(max_length=200, primary_key=True)  # its lease name (inbox.services.outbox.worker_name)
+    beat_at = fields.DatetimeField()
+    started_at = fields.DatetimeField()
+
+    class Meta:
+        table = "worker_heartbeat"

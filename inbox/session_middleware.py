@@ -29,8 +29,9 @@ from inbox.services.sessions import SessionRules
 
 COOKIE_NAME = "inbox_session"
 _RECORD = "inbox.session_record"
-# Paths that never read the session: no database read for a stylesheet.
-_SKIPPED_PREFIXES = ("/static/",)
+# Paths that never read the session: no database read for a stylesheet, and none for a health check
+# (/healthz must answer while the database does not).
+_SKIPPED_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics")
 
 
 def session_record(request: HTTPConnection) -> StaffSession | None:

@@ -64,6 +64,11 @@ class Settings:
     # Where each sending number's pace is kept: the database, or redis://… (shared by every worker).
     pacing_url: str = "database"
     worker_concurrency: int = 4
+    # Operations: every worker records a heartbeat this often (/readyz wants one within three of them);
+    # a bearer token /metrics asks for when set; `json` writes logs as one JSON object per line.
+    heartbeat_seconds: float = 10
+    metrics_token: Secret | None = None
+    log_format: str = "text"
 
     @property
     def uses_simulator(self) -> bool:
@@ -129,6 +134,9 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         pacing_burst=int(_positive_number(env, "INBOX_PACING_BURST", defaults.pacing_burst)),
         pacing_url=env.get("INBOX_PACING_URL") or "database",
         worker_concurrency=int(_positive_number(env, "INBOX_WORKER_CONCURRENCY", defaults.worker_concurrency)),
+        heartbeat_seconds=_positive_number(env, "INBOX_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
+        metrics_token=Secret(metrics_token) if (metrics_token := env.get("INBOX_METRICS_TOKEN", "").strip()) else None,
+        log_format=_choice(env, "INBOX_LOG_FORMAT", LOG_FORMATS),
     )
 
 
@@ -158,6 +166,19 @@ def _positive_number(env: dict[str, str], name: str, default: float) -> float:
     if not value > 0:
         raise SettingError(f"{name} must be a positive number, like {default:g} (it is {raw!r}).")
     return value
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first is the default), case-insensitive."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise SettingError(f"{name} must be one of {', '.join(choices)} (it is {raw!r}).")
+    return raw
 
 
 def _rate(env: dict[str, str], name: str, default: str) -> str:

@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 
 from inbox import clock
+from inbox.services import operations
 from inbox.services.confirmations import alert_unconfirmed_hearings
 from inbox.services.media import fetch_due_media
 from inbox.services.messaging import Outbox
@@ -28,6 +29,8 @@ POLL_SECONDS = 1.0
 SHORTEST_NAP = 0.002
 # How often the worker looks for hearings 48 hours ahead still waiting for the client's C.
 CHECK_SECONDS = 60.0
+# How often a worker records that it is alive (/readyz wants a heartbeat within three of these).
+HEARTBEAT_SECONDS = 10.0
 # How long a stopping worker waits for its calls in flight (Twilio's timeout is shorter).
 STOP_GRACE_SECONDS = 30.0
 
@@ -56,10 +59,13 @@ async def check_due(outbox: Outbox, now: datetime | None = None) -> int:
 
 
 class OutboxWorker:
-    def __init__(self, outbox: Outbox, lanes: int = 4, poll: float = POLL_SECONDS) -> None:
+    def __init__(
+        self, outbox: Outbox, lanes: int = 4, poll: float = POLL_SECONDS, heartbeat: float = HEARTBEAT_SECONDS
+    ) -> None:
         self.outbox = outbox
         self.lanes = max(lanes, 1)
         self.poll = poll
+        self.heartbeat = heartbeat
         self.handed_over = 0
         self._stopping = False
         self._wake = asyncio.Event()
@@ -73,12 +79,15 @@ class OutboxWorker:
         lanes = [asyncio.create_task(self._lane(n), name=f"outbox-lane-{n}") for n in range(self.lanes)]
         media = asyncio.create_task(self._media(), name="outbox-media")
         checks = asyncio.create_task(self._checks(), name="outbox-checks")
+        beating = asyncio.create_task(self._beat(), name="outbox-heartbeat")
         try:
             await asyncio.gather(*lanes)
         finally:
-            for task in (*lanes, media, checks):
+            for task in (*lanes, media, checks, beating):
                 task.cancel()
-            await asyncio.gather(*lanes, media, checks, return_exceptions=True)
+            await asyncio.gather(*lanes, media, checks, beating, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await operations.forget(self.outbox.worker_id)
             with contextlib.suppress(Exception):
                 released = await release_leases(self.outbox)
                 if released:
@@ -123,6 +132,18 @@ class OutboxWorker:
             except Exception:
                 log.exception("The outbox worker failed a round of attachment downloads")
             await asyncio.sleep(self.poll)
+
+    async def _beat(self) -> None:
+        """The heartbeat /readyz reads: first at once, so a worker that has just started counts."""
+        started = clock.now()
+        while not self._stopping:
+            try:
+                await operations.beat(self.outbox.worker_id, clock.now(), started)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: /readyz says so; the beats resume with it
+                log.warning("The outbox worker could not record its heartbeat", exc_info=True)
+            await asyncio.sleep(self.heartbeat)
 
     async def _checks(self) -> None:
         # Every worker runs them: each alert is raised once however many look (see alert_unconfirmed_hearings).

@@ -184,6 +184,7 @@ async def test_redis_restarted_the_bus_comes_back_and_says_so(
                 await publishing.publish(received(1))
             assert "dropped" in caplog.text
             assert await heard(own, 1) == [RECONNECTED]
+            assert not await publishing.ready()  # /readyz names the bus while its server is away
 
             await redis_server.start()
             async with asyncio.timeout(LIVE_AGAIN_SECONDS):
@@ -195,6 +196,7 @@ async def test_redis_restarted_the_bus_comes_back_and_says_so(
             assert await heard(elsewhere, 2) == [RECONNECTED, received(2)]
             await publishing.publish(received(3))  # once said, not again
             assert await heard(elsewhere, 1) == [received(3)]
+            assert await publishing.ready() and await other.ready()
 
 
 async def test_a_redis_that_stops_answering_without_a_word_is_noticed(redis_server: RedisServer) -> None:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from inbox import clock
+from inbox import clock, metrics
 from inbox.models import (
     AttemptOutcome,
     Channel,
@@ -271,13 +271,13 @@ async def deliver(outbox: Outbox, claimed: Claimed) -> Message:
     if claimed.look_up_first:
         since = (message.first_attempt_at or message.created_at) - LOOK_UP_MARGIN
         try:
-            found = await provider.find_sent(text, since)
+            found = await metrics.provider_call("find_sent", provider.find_sent(text, since))
         except ProviderUnavailable as exc:
             return await _retry_later(outbox, message, claimed.now(), exc, looking_up=True)
         if found is not None:
             return await _accepted(outbox, message, claimed.now(), found, adopted=True)
     try:
-        result = await provider.send(text)
+        result = await metrics.provider_call("send", provider.send(text))
     except ProviderRejected as exc:
         return await _refused(outbox, message, claimed.now(), exc)
     except ProviderUnavailable as exc:
@@ -416,6 +416,8 @@ async def _give_up(
             return message
         if outcome is not None:
             await _attempt(outbox, message, now, outcome, code, words)
+        else:
+            metrics.text_failed()
         await mark_failed(message, code, words)
         # mark_failed words a Twilio code in general terms ("could not be sent (Twilio error 20503)"); the
         # bubble must say what happened — given up after N attempts, retry it from the queue.
@@ -435,6 +437,7 @@ async def _attempt(
     detail: str = "",
     next_attempt_at: datetime | None = None,
 ) -> None:
+    metrics.text_attempt(outcome.value)
     await SendAttempt.create(
         message_id=message.id,
         at=at,
