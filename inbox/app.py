@@ -49,6 +49,7 @@ from inbox.services import sessions
 from inbox.services.channels import ensure_channel
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
+from inbox.services.ingest import Ingest
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import worker_name
 from inbox.services.pacing import pacer_for
@@ -216,6 +217,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus, app.state.outbox.rules)
         await app.state.hub.start()
+        # Inbound webhooks: acknowledged once stored, processed right after (tests replace app.state.clock).
+        app.state.ingest = Ingest(app.state.outbox, now=lambda: app.state.clock())
+        await app.state.ingest.start()
         worker = OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency) if settings.run_worker else None
         app.state.worker = worker
         working = asyncio.create_task(worker.run(), name="outbox-worker") if worker else None
@@ -223,6 +227,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await app.state.ingest.stop()
             if worker is not None and working is not None:
                 await stop_gracefully(worker, working)
             sweeper.cancel()

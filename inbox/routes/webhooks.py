@@ -19,8 +19,9 @@ from starlette.routing import Route
 
 from inbox.models import Channel
 from inbox.routes.guards import printable, unstorable
-from inbox.services import channels, inbound, messaging, outbox
+from inbox.services import channels, messaging
 from inbox.services.errors import ValidationFailed
+from inbox.services.ingest import Ingest, run_follow_ups
 from inbox.services.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,15 @@ async def inbound_message(request: Request) -> Response:
     verified = await _verified(request, "To")
     if verified is None:
         return forbidden()
-    params, channel = verified
-    state = request.app.state
-    received = await inbound.receive_text(
-        state.outbox, channel, params, idempotency_token=idempotency_token(request), at=state.clock()
-    )
+    params, _ = verified
+    ingest: Ingest = request.app.state.ingest
+    # Answered once stored: processed before the answer when nothing else waits, else right after it.
+    follow_ups = await ingest.accept(params, idempotency_token(request))
     # Our answers and the attachments go after the answer: Twilio gives the webhook 15 seconds, and
     # must never wait on our own call to Twilio.
     after = BackgroundTasks()
-    if received.replies:
-        after.add_task(outbox.send_all_now, state.outbox, list(received.replies))
-    if received.message is not None and received.fetch_media:
-        after.add_task(inbound.fetch_media, state.outbox, channel, received.message.id)
+    if follow_ups:
+        after.add_task(run_follow_ups, request.app.state.outbox, follow_ups)
     return Response(EMPTY_TWIML, media_type="text/xml", background=after)
 
 
