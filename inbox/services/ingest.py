@@ -7,8 +7,8 @@ and its replies, events: `inbound.receive_stored`) runs after, in the same proce
 
 - inline, before the answer, when nothing else is waiting (a quiet inbox: the text is processed by the
   time Twilio hears back, as it always was, and a test can look at the database at once);
-- in batches by one background task when webhooks come in bursts, each batch one unit of work with a
-  savepoint per text (one bad text rolls back only itself);
+- in batches by one background task when webhooks come in bursts (each batch read in one query, each
+  text its own unit of work, so the stores of the next webhooks never wait long for SQLite's writer);
 - on start-up, and every RECOVER_SECONDS, for stored webhooks no process finished (a crash, kill -9).
 
 A text is processed at most once however often it is tried: `Message.provider_sid` is unique, and a
@@ -25,18 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tortoise import connections
-from tortoise.transactions import in_transaction
 
 from inbox import clock
 from inbox.models import WebhookPayload
 from inbox.services import inbound, messaging, outbox
 from inbox.services.messaging import Outbox
-from inbox.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
-PROCESS_BATCH = 25  # texts processed in one transaction (on SQLite it holds the one writer the stores need)
+PROCESS_BATCH = 50  # stored texts read at once by the background task
 RECOVER_SECONDS = 60.0  # stored texts no process finished are taken up again once this old
 STOP_SECONDS = 10.0  # a stopping process finishes its queue for at most this long
 
@@ -140,26 +138,25 @@ class Ingest:
             self._wake()
 
     async def _process_batch(self, payload_ids: list[int]) -> FollowUps:
-        """The stored texts, in one unit of work with a savepoint each; a text that fails stays
-        unprocessed (its error noted) for the recovery to try again."""
+        """The stored texts, read in one query and processed one unit of work each: a text that fails
+        stays unprocessed (its error noted) for the recovery to try again. One transaction per text, not
+        per batch: on SQLite a transaction holds the one writer, and the next webhooks' stores wait for it."""
         follow_ups = FollowUps()
         try:
             payloads = await WebhookPayload.filter(id__in=payload_ids, processed_at=None).order_by("id")
-            async with unit_of_work(self.outbox.bus) as uow:
-                for payload in payloads:
-                    published = len(uow._pending)
-                    try:
-                        async with in_transaction():
-                            received = await inbound.receive_stored(self.outbox, payload, at=self.now())
-                    except Exception as exc:
-                        del uow._pending[published:]  # its writes rolled back: so do its events
-                        log.exception("Processing inbound webhook %s failed; it is tried again later", payload.id)
-                        await WebhookPayload.filter(id=payload.id).update(error=f"processing failed: {exc!r}"[:500])
-                        continue
-                    if received.channel_id is not None:
-                        follow_ups.add(received, received.channel_id)
         except Exception:  # the database itself failed: the rows stay stored and unprocessed for the recovery
-            log.exception("Processing inbound webhooks %s failed; they are tried again later", payload_ids)
+            log.exception("Reading inbound webhooks %s failed; they are tried again later", payload_ids)
+            return follow_ups
+        for payload in payloads:
+            try:
+                received = await inbound.receive_stored(self.outbox, payload, at=self.now())
+            except Exception as exc:
+                log.exception("Processing inbound webhook %s failed; it is tried again later", payload.id)
+                with suppress(Exception):
+                    await WebhookPayload.filter(id=payload.id).update(error=f"processing failed: {exc!r}"[:500])
+                continue
+            if received.channel_id is not None:
+                follow_ups.add(received, received.channel_id)
         return follow_ups
 
     def _follow_up(self, follow_ups: FollowUps) -> None:
