@@ -45,7 +45,7 @@ from inbox.routes import (
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
-from inbox.services import sessions
+from inbox.services import sessions, settings_cache
 from inbox.services.channels import ensure_channel
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
@@ -207,6 +207,7 @@ def create_app(settings: Settings) -> Starlette:
         bus = Bus(settings.broadcast_url)
         await bus.connect()
         registry = build_registry(settings, app)
+        settings_cache.forget()  # another app in this process (the tests) may have used another database
         channel = await ensure_channel(bootstrap_info(settings))
         app.state.providers = registry
         app.state.channel = channel
@@ -224,15 +225,17 @@ def create_app(settings: Settings) -> Starlette:
         app.state.worker = worker
         working = asyncio.create_task(worker.run(), name="outbox-worker") if worker else None
         sweeper = asyncio.create_task(sweep_sessions(app), name="session-sweeper")
+        following = asyncio.create_task(settings_cache.follow(bus), name="settings-cache")
         try:
             yield
         finally:
             await app.state.ingest.stop()
             if worker is not None and working is not None:
                 await stop_gracefully(worker, working)
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, following):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await app.state.hub.stop()
             await app.state.throttle.close()
             await bus.disconnect()

@@ -41,14 +41,18 @@ async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, 
     form = await request.form()
     params = {key: str(value) for key, value in form.multi_items()}
     signature = request.headers.get("X-Twilio-Signature", "")
-    candidates = await channels.channels_for_webhook(
-        params.get("AccountSid", ""), params.get(our_number_field, ""), params.get("MessagingServiceSid") or None
-    )
     registry: ProviderRegistry = request.app.state.providers
     url = signed_url(request)
-    if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
-        refuse_unstorable(params)
-        return params, candidates[0]
+    account, ours = params.get("AccountSid", ""), params.get(our_number_field, "")
+    service = params.get("MessagingServiceSid") or None
+    # This process's copy of the channels first; the database before refusing (a channel just added, a
+    # token just changed by another process).
+    candidates: list[Channel] = []
+    for cached in (True, False):
+        candidates = await channels.channels_for_webhook(account, ours, service, cached=cached)
+        if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
+            refuse_unstorable(params)
+            return params, candidates[0]
     reason = (
         "a wrong signature" if signature and candidates else "no signature" if not signature else "an unknown account"
     )

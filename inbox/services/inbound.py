@@ -75,7 +75,7 @@ async def receive_stored(outbox: Outbox, payload: WebhookPayload, at: datetime |
     for its `To` or Messaging Service, as the signature check found it)."""
     params = payload.params
     candidates = await channels.channels_for_webhook(
-        params.get("AccountSid", ""), params.get("To", ""), params.get("MessagingServiceSid") or None
+        params.get("AccountSid", ""), params.get("To", ""), params.get("MessagingServiceSid") or None, cached=True
     )
     if not candidates:  # the channel was removed since: keep the row, say why
         await messaging.finish_webhook(payload, error="No channel of this account is set up any more.")

@@ -66,6 +66,8 @@ class Ingest:
     """One per process: stores verified inbound webhooks in groups and processes them in the background."""
 
     def __init__(self, outbox_: Outbox, now: Callable[[], datetime] = clock.now) -> None:
+        """`now`: the moment a text is judged by (office hours, a survey's window); stored and recovered
+        rows are always timed by the real clock."""
         self.outbox = outbox_
         self.now = now
         self._to_store: list[_Waiting] = []
@@ -77,7 +79,6 @@ class Ingest:
         self._recovering: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        self._started_at: datetime | None = None
 
     # ------------------------------------------------------------ the webhook
 
@@ -109,7 +110,7 @@ class Ingest:
             while self._to_store:
                 group, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
                 try:
-                    ids = await store_payloads([(w.params, w.token) for w in group], self.now())
+                    ids = await store_payloads([(w.params, w.token) for w in group], clock.now())
                 except Exception as exc:  # every webhook of the group is answered 500: Twilio sends it again
                     for waiting in group:
                         waiting.stored.set_exception(exc)
@@ -173,15 +174,13 @@ class Ingest:
 
     async def start(self) -> None:
         """Takes up what an earlier run stored and did not process, then keeps looking now and then."""
-        self._started_at = self.now()
+        await self.recover(before=clock.now())  # everything stored before this process began
         self._recovering = asyncio.create_task(self._recover_forever(), name="ingest-recover")
 
     async def _recover_forever(self) -> None:
-        assert self._started_at is not None
-        await self.recover(before=self._started_at)
         while True:
             await asyncio.sleep(RECOVER_SECONDS)
-            await self.recover(before=self.now() - timedelta(seconds=RECOVER_SECONDS))
+            await self.recover(before=clock.now() - timedelta(seconds=RECOVER_SECONDS))
 
     async def recover(self, before: datetime) -> int:
         """Queues stored texts received before `before` that nobody processed; how many."""

@@ -20,13 +20,12 @@ from inbox.models import (
     Message,
     MessageLink,
     MessageStatus,
-    Organisation,
     PhoneKind,
     Staff,
     flat_values,
 )
 from inbox.phones import for_people, is_phone_number
-from inbox.services import consent, visibility
+from inbox.services import consent, settings_cache, visibility
 from inbox.services.errors import NotFound, Refused, ValidationFailed, require
 from inbox.services.limits import check_fits, clip
 from inbox.services.unit_of_work import unit_of_work
@@ -59,8 +58,7 @@ class CaseChoice:
 
 
 async def linking_policy() -> LinkingPolicy:
-    organisation = await Organisation.first()
-    return organisation.linking_policy if organisation else LinkingPolicy.DEFAULT
+    return (await settings_cache.policies()).linking
 
 
 async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoice]:
