@@ -74,8 +74,9 @@ async def receive_stored(outbox: Outbox, payload: WebhookPayload, at: datetime |
     """A stored inbound webhook, processed: its channel found again from the form (the account's channel
     for its `To` or Messaging Service, as the signature check found it)."""
     params = payload.params
-    candidates = await channels.channels_for_webhook(
-        params.get("AccountSid", ""), params.get("To", ""), params.get("MessagingServiceSid") or None, cached=True
+    account, to, service = params.get("AccountSid", ""), params.get("To", ""), params.get("MessagingServiceSid") or None
+    candidates = await channels.channels_for_webhook(account, to, service, cached=True) or (
+        await channels.channels_for_webhook(account, to, service)  # a channel this process has no copy of yet
     )
     if not candidates:  # the channel was removed since: keep the row, say why
         await messaging.finish_webhook(payload, error="No channel of this account is set up any more.")
