@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from inbox.events import Bus, Lagged, SettingsChanged
 from inbox.models import AlertPolicy, Channel, LinkingPolicy, Organisation
+from inbox.services.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ async def changed(bus: Bus | None, what: str) -> None:
     """After a write to `what`: forgotten here now, and in every other process through the bus."""
     forget(what)
     if bus is not None:
-        await bus.publish(SettingsChanged(what=what))
+        # Joins the caller's unit of work when there is one: the others hear of it once it has committed.
+        async with unit_of_work(bus) as uow:
+            uow.publish(SettingsChanged(what=what))
 
 
 async def follow(bus: Bus) -> None:
