@@ -79,6 +79,7 @@ class Ingest:
         self._recovering: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopped = False
 
     # ------------------------------------------------------------ the webhook
 
@@ -123,6 +124,8 @@ class Ingest:
     # ------------------------------------------------------------ the background
 
     def _wake(self) -> None:
+        if self._stopped:
+            return
         if self._to_process and self._processing is None and self._inline == 0:
             self._idle.clear()
             self._processing = asyncio.create_task(self._process_waiting(), name="ingest-process")
@@ -214,6 +217,13 @@ class Ingest:
                 await self._recovering
         with suppress(TimeoutError):
             await asyncio.wait_for(self.drained(), STOP_SECONDS)
+        # What is still queued stays stored and unprocessed: the next start takes it up.
+        self._stopped = True
+        for task in (self._processing, *self._follow_ups):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
 
 
 async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:
