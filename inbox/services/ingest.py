@@ -112,9 +112,12 @@ class Ingest:
                 group, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
                 try:
                     ids = await store_payloads([(w.params, w.token) for w in group], clock.now())
-                except Exception as exc:  # every webhook of the group is answered 500: Twilio sends it again
+                except BaseException as exc:  # every webhook of the group is answered 500: Twilio sends it again
                     for waiting in group:
-                        waiting.stored.set_exception(exc)
+                        if not waiting.stored.done():
+                            waiting.stored.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+                    if not isinstance(exc, Exception):
+                        raise
                     continue
                 for waiting, payload_id in zip(group, ids, strict=True):
                     waiting.stored.set_result(payload_id)
@@ -264,8 +267,11 @@ async def store_payloads(forms: list[tuple[dict[str, str], str | None]], now: da
         + " RETURNING id"
     )
     values = [value for row in rows for value in row]
-    _, returned = await connection.execute_query(sql, values)
+    # execute_query_dict: asyncpg's execute_query answers an INSERT with its row count only, not RETURNING's rows.
+    returned = await connection.execute_query_dict(sql, values)
     ids = [int(row["id"]) for row in returned]
+    if len(ids) != len(rows):
+        raise RuntimeError(f"Stored {len(rows)} webhooks but got {len(ids)} ids back")
     return sorted(ids)  # one statement's ids rise in the order of its rows on both databases
 
 
