@@ -49,10 +49,11 @@ from inbox.routes import tasks as task_routes
 from inbox.routes import transcripts as transcript_routes
 from inbox.routes.errors import QueryStringGuard, http_error, server_error, service_error
 from inbox.routes.events import StreamHandoff
-from inbox.services import event_log, sessions
+from inbox.services import event_log, sessions, settings_cache
 from inbox.services.channels import ensure_channel
 from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
+from inbox.services.ingest import Ingest
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import worker_name
 from inbox.services.pacing import pacer_for
@@ -210,6 +211,7 @@ def create_app(settings: Settings) -> Starlette:
         bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         registry = build_registry(settings, app)
+        settings_cache.forget()  # another app in this process (the tests) may have used another database
         channel = await ensure_channel(bootstrap_info(settings))
         app.state.providers = registry
         app.state.channel = channel
@@ -220,6 +222,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus, app.state.outbox.rules)
         await app.state.hub.start()
+        # Inbound webhooks: acknowledged once stored, processed right after (tests replace app.state.clock).
+        app.state.ingest = Ingest(app.state.outbox, now=lambda: app.state.clock())
+        await app.state.ingest.start()
         worker = (
             OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds)
             if settings.run_worker
@@ -228,14 +233,17 @@ def create_app(settings: Settings) -> Starlette:
         app.state.worker = worker
         working = asyncio.create_task(worker.run(), name="outbox-worker") if worker else None
         sweeper = asyncio.create_task(sweep_sessions(app), name="session-sweeper")
+        following = asyncio.create_task(settings_cache.follow(bus), name="settings-cache")
         try:
             yield
         finally:
+            await app.state.ingest.stop()
             if worker is not None and working is not None:
                 await stop_gracefully(worker, working)
-            sweeper.cancel()
-            with suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, following):
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             await app.state.hub.stop()
             await app.state.throttle.close()
             await bus.disconnect()

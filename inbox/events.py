@@ -185,6 +185,14 @@ class SurveyAnswered(Event):
     message_id: int
 
 
+@dataclass(frozen=True)
+class SettingsChanged(Event):
+    """An administrator changed what every process keeps a copy of: "channels" or "organisation"."""
+
+    name: ClassVar[str] = "settings.changed"
+    what: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.name: cls
     for cls in (
@@ -202,6 +210,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SessionEnded,
         SessionsEnded,
         SurveyAnswered,
+        SettingsChanged,
     )
 }
 

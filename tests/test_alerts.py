@@ -16,7 +16,7 @@ import pytest
 from inbox.events import AlertRaised, MediaChanged
 from inbox.live import Tab
 from inbox.models import Alert, AlertPolicy, Message, Organisation, Staff
-from inbox.services import alerts, linking
+from inbox.services import alerts, linking, settings_cache
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.staff import create_api_token
 from inbox.web import time_ago
@@ -43,6 +43,7 @@ THIRD_PHONE = "+16785550142"
 
 async def set_alert_policy(policy: AlertPolicy, dismiss_on_reply: bool = False) -> None:
     await Organisation.all().update(alert_policy=policy, dismiss_alerts_on_reply=dismiss_on_reply)
+    settings_cache.forget()  # written past the services: this process's copy is stale
 
 
 async def office_case(number: str, name: str, phone: str, office: str | None, assignee: Staff | None) -> CaseFile:

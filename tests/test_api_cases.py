@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from inbox.events import AlertDismissed, MediaChanged, SessionEnded, Subscription
 from inbox.models import Alert, Assignment, ClientPhone, Media, Message, Organisation, Staff
 from inbox.routes.api import OPENAPI
-from inbox.services import linking
+from inbox.services import linking, settings_cache
 from tests.support.api import assert_error, assert_iso_with_offset
 from tests.support.attachments import PDF, PNG
 from tests.support.events import WAIT_SECONDS, next_event
@@ -336,6 +336,7 @@ async def test_alerts_follow_the_alert_policy(
 
     primary_only = await text_in(anonymous, MARIA, "under the primary policy")
     await Organisation.filter().update(alert_policy="all")
+    settings_cache.forget()  # written past the services: this process's copy is stale
     everyone = await text_in(anonymous, MARIA, "under the all-assignees policy")
 
     # The second text is counted on the first one's alert, which is now addressed to Carol too.

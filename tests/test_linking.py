@@ -31,7 +31,7 @@ from inbox.models import (
     Organisation,
     Staff,
 )
-from inbox.services import conversations, linking
+from inbox.services import conversations, linking, settings_cache
 from inbox.services.errors import ValidationFailed
 from tests.support.events import next_event
 from tests.support.records import MARIA, assign, new_case, new_client
@@ -67,6 +67,7 @@ async def notes_of(api: httpx.AsyncClient, case_id: int) -> list[dict[str, Any]]
 
 async def set_policy(policy: str) -> None:
     await Organisation.filter().update(linking_policy=policy)
+    settings_cache.forget()  # written past the services: this process's copy is stale
 
 
 # ---------------------------------------------------------------- the default policy

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 from inbox.models import ClientPhone, Conversation, LinkingPolicy, Message, MessageStatus, Organisation
+from inbox.services import settings_cache
 from inbox.services.directory import create_case
 from inbox.web import exact_time, local_time, reason_once, time_ago
 from tests.support.records import MARIA
@@ -168,6 +169,7 @@ async def test_filing_on_another_case_preselects_none_and_offers_the_texters_own
     signed_in, make_staff, make_case, anonymous
 ) -> None:
     await Organisation.all().update(linking_policy=LinkingPolicy.BEST_GUESS)  # filed on one of Maria's cases only
+    settings_cache.forget()  # written past the services: this process's copy is stale
     maria = await make_case(phone=MARIA)
     newer = await create_case(
         number="16E-20019999", title="Second matter", client_id=maria.client_id, legal_problem="Housing"

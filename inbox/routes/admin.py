@@ -50,7 +50,7 @@ async def save_settings(request: Request) -> Response:
         opt_in_text=str(form["opt_in_text"]) if "opt_in_text" in form else None,
     )
     try:
-        await organisation.update_rules(staff, rules)
+        await organisation.update_rules(staff, rules, request.app.state.bus)
     except ServiceError as exc:
         context = {"rules": rules, "errors": exc.fields, "saved": False, "raw_limit": raw_limit}
         return render(request, "admin/settings.html", context, status_code=exc.status)

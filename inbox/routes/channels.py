@@ -144,7 +144,11 @@ async def channel_create(request: Request) -> Response:
     form = _form_of(await checked_form(request))
     try:
         channel = await channels.save_channel(
-            staff, _box(request), form, env_account_sid=request.app.state.settings.twilio_account_sid
+            staff,
+            _box(request),
+            form,
+            env_account_sid=request.app.state.settings.twilio_account_sid,
+            bus=request.app.state.bus,
         )
     except ServiceError as exc:
         return await _page(request, None, form, exc.fields, status_code=exc.status)
@@ -182,6 +186,7 @@ async def channel_update(request: Request) -> Response:
             channel,
             credentials_locked=credentials_locked(request, channel),
             env_account_sid=request.app.state.settings.twilio_account_sid,
+            bus=request.app.state.bus,
         )
     except ServiceError as exc:
         await channel.refresh_from_db()  # the page describes the stored channel, the form what was typed

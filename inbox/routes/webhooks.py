@@ -19,8 +19,9 @@ from starlette.routing import Route
 
 from inbox.models import Channel
 from inbox.routes.guards import printable, unstorable
-from inbox.services import channels, inbound, messaging, outbox
+from inbox.services import channels, messaging
 from inbox.services.errors import ValidationFailed
+from inbox.services.ingest import Ingest, run_follow_ups
 from inbox.services.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,18 @@ async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, 
     form = await request.form()
     params = {key: str(value) for key, value in form.multi_items()}
     signature = request.headers.get("X-Twilio-Signature", "")
-    candidates = await channels.channels_for_webhook(
-        params.get("AccountSid", ""), params.get(our_number_field, ""), params.get("MessagingServiceSid") or None
-    )
     registry: ProviderRegistry = request.app.state.providers
     url = signed_url(request)
-    if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
-        refuse_unstorable(params)
-        return params, candidates[0]
+    account, ours = params.get("AccountSid", ""), params.get(our_number_field, "")
+    service = params.get("MessagingServiceSid") or None
+    # This process's copy of the channels first; the database before refusing (a channel just added, a
+    # token just changed by another process).
+    candidates: list[Channel] = []
+    for cached in (True, False):
+        candidates = await channels.channels_for_webhook(account, ours, service, cached=cached)
+        if signature and any(registry.validate_webhook(channel, url, params, signature) for channel in candidates):
+            refuse_unstorable(params)
+            return params, candidates[0]
     reason = (
         "a wrong signature" if signature and candidates else "no signature" if not signature else "an unknown account"
     )
@@ -75,18 +80,15 @@ async def inbound_message(request: Request) -> Response:
     verified = await _verified(request, "To")
     if verified is None:
         return forbidden()
-    params, channel = verified
-    state = request.app.state
-    received = await inbound.receive_text(
-        state.outbox, channel, params, idempotency_token=idempotency_token(request), at=state.clock()
-    )
+    params, _ = verified
+    ingest: Ingest = request.app.state.ingest
+    # Answered once stored: processed before the answer when nothing else waits, else right after it.
+    follow_ups = await ingest.accept(params, idempotency_token(request))
     # Our answers and the attachments go after the answer: Twilio gives the webhook 15 seconds, and
     # must never wait on our own call to Twilio.
     after = BackgroundTasks()
-    if received.replies:
-        after.add_task(outbox.send_all_now, state.outbox, list(received.replies))
-    if received.message is not None and received.fetch_media:
-        after.add_task(inbound.fetch_media, state.outbox, channel, received.message.id)
+    if follow_ups:
+        after.add_task(run_follow_ups, request.app.state.outbox, follow_ups)
     return Response(EMPTY_TWIML, media_type="text/xml", background=after)
 
 

@@ -26,14 +26,13 @@ from inbox.models import (
     Staff,
     flat_values,
 )
-from inbox.services import search, visibility
+from inbox.services import search, settings_cache, visibility
 from inbox.services.errors import NotFound
 from inbox.services.unit_of_work import current_unit, unit_of_work
 
 
 async def alert_policy() -> AlertPolicy:
-    organisation = await Organisation.first()
-    return organisation.alert_policy if organisation else AlertPolicy.PRIMARY
+    return (await settings_cache.policies()).alerts
 
 
 async def assignees_for(case_id: int, policy: AlertPolicy) -> list[int]:

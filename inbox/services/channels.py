@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from inbox import clock
 from inbox.crypto import SecretBox
+from inbox.events import Bus
 from inbox.models import AutoReplyMode, Case, Channel, Conversation, Office, Role, Staff, WebhookPayload
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import organisation
+from inbox.services import organisation, settings_cache
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 from inbox.sms.base import ProviderInfo
@@ -53,6 +54,7 @@ async def ensure_channel(info: ProviderInfo) -> Channel:
             messaging_service_sid=info.messaging_service_sid,
             is_simulator=info.is_simulator,
         )
+        settings_cache.forget(settings_cache.CHANNELS)
     return channel
 
 
@@ -89,15 +91,19 @@ async def channels_of_account(account_sid: str) -> list[Channel]:
 
 
 async def channels_for_webhook(
-    account_sid: str, to_number: str = "", messaging_service_sid: str | None = None
+    account_sid: str, to_number: str = "", messaging_service_sid: str | None = None, *, cached: bool = False
 ) -> list[Channel]:
     """The account's channels, the one the webhook is for first: by Messaging Service, then by number.
 
     A Messaging Service sends and receives on any number of its pool, so `To` need not be any
     channel's from-number: the account's other channels follow (services first), and a webhook is
     genuine when any of them validates it. Empty: the account is not ours.
+    `cached`: from this process's copy (inbox.services.settings_cache).
     """
-    candidates = await channels_of_account(account_sid)
+    if cached:
+        candidates = await settings_cache.channels_of_account(account_sid) if account_sid else []
+    else:
+        candidates = await channels_of_account(account_sid)
 
     def rank(channel: Channel) -> tuple[int, int]:
         if messaging_service_sid and channel.messaging_service_sid == messaging_service_sid:
@@ -324,6 +330,7 @@ async def save_channel(
     *,
     credentials_locked: bool = False,
     env_account_sid: str | None = None,
+    bus: Bus | None = None,
 ) -> Channel:
     """Create (channel None) or update a channel. The token is encrypted; blank keeps the stored one."""
     _require_admin(staff)
@@ -352,6 +359,7 @@ async def save_channel(
     channel.time_zone = form.time_zone.strip()
     channel.call_response = form.call_response.strip()
     await channel.save()
+    await settings_cache.changed(bus, settings_cache.CHANNELS)
     return channel
 
 

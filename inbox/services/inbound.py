@@ -24,7 +24,17 @@ from inbox import clock
 from inbox.events import MessageReceived
 from inbox.models import Channel, Conversation, Message, WebhookPayload
 from inbox.phones import sender_address
-from inbox.services import alerts, confirmations, consent, linking, media, messaging, surveys, system_texts
+from inbox.services import (
+    alerts,
+    channels,
+    confirmations,
+    consent,
+    linking,
+    media,
+    messaging,
+    surveys,
+    system_texts,
+)
 from inbox.services.limits import max_length
 from inbox.services.messaging import Outbox
 from inbox.services.providers import ChannelNotReady
@@ -42,6 +52,7 @@ class Received:
     # Our answers (to a keyword, the automatic reply), stored in the outbox: hand them over after the answer.
     replies: tuple[int, ...] = ()
     fetch_media: bool = False  # the text has attachments to download after the answer
+    channel_id: int | None = None  # the channel the text came in on (whose credentials fetch its media)
 
 
 async def receive_text(
@@ -52,10 +63,31 @@ async def receive_text(
     idempotency_token: str | None = None,
     at: datetime | None = None,
 ) -> Received:
-    """Twilio's inbound webhook, its signature already checked by `channel`'s account. `at`: the clock
-    the automatic reply's office hours and once-a-day rule are judged by."""
+    """Twilio's inbound webhook, its signature already checked by `channel`'s account, stored and processed
+    at once (the app's route stores through `inbox.services.ingest` and processes right after instead).
+    `at`: the clock the automatic reply's office hours and once-a-day rule are judged by."""
     payload = await messaging.store_webhook("message", params, idempotency_token)
-    text = parse_inbound(params)
+    return await process_text(outbox, channel, payload, at)
+
+
+async def receive_stored(outbox: Outbox, payload: WebhookPayload, at: datetime | None = None) -> Received:
+    """A stored inbound webhook, processed: its channel found again from the form (the account's channel
+    for its `To` or Messaging Service, as the signature check found it)."""
+    params = payload.params
+    account, to, service = params.get("AccountSid", ""), params.get("To", ""), params.get("MessagingServiceSid") or None
+    candidates = await channels.channels_for_webhook(account, to, service, cached=True) or (
+        await channels.channels_for_webhook(account, to, service)  # a channel this process has no copy of yet
+    )
+    if not candidates:  # the channel was removed since: keep the row, say why
+        await messaging.finish_webhook(payload, error="No channel of this account is set up any more.")
+        return Received()
+    return await process_text(outbox, candidates[0], payload, at)
+
+
+async def process_text(
+    outbox: Outbox, channel: Channel, payload: WebhookPayload, at: datetime | None = None
+) -> Received:
+    text = parse_inbound(payload.params)
     refusal = refusal_of(text)
     if refusal is not None:
         log.warning("Inbound webhook %s not kept as a text: %s", payload.id, refusal)
@@ -69,7 +101,7 @@ async def receive_text(
     # A survey's answer is counted, not a question: the "we are closed" reply would only confuse.
     auto_reply = None if answered_survey else await _auto_reply(message, text, at)
     reply_ids = tuple(reply.id for reply in replies) + ((auto_reply,) if auto_reply is not None else ())
-    return Received(message, reply_ids, bool(text.media))
+    return Received(message, reply_ids, bool(text.media), channel.id)
 
 
 def refusal_of(text: InboundText) -> str | None:
@@ -156,6 +188,10 @@ async def fetch_media(outbox: Outbox, channel: Channel, message_id: int) -> int:
     return await media.fetch_pending_for_message(
         _provider_for_media(outbox, channel), outbox.media_dir, outbox.bus, message_id
     )
+
+
+async def fetch_media_by_channel_id(outbox: Outbox, channel_id: int, message_id: int) -> int:
+    return await fetch_media(outbox, await Channel.get(id=channel_id), message_id)
 
 
 def _provider_for_media(outbox: Outbox, channel: Channel) -> Provider:

@@ -572,10 +572,19 @@ async def store_webhook(kind: str, params: Mapping[str, str], idempotency_token:
     sid = params.get("MessageSid") or params.get("SmsSid") or params.get("CallSid")
     return await WebhookPayload.create(
         kind=kind,
-        provider_sid=sid if fits(sid, WebhookPayload, "provider_sid") else None,
+        provider_sid=storable_sid(sid),
         params=dict(params),
-        idempotency_token=idempotency_token if fits(idempotency_token, WebhookPayload, "idempotency_token") else None,
+        idempotency_token=storable_token(idempotency_token),
     )
+
+
+def storable_sid(sid: str | None) -> str | None:
+    """The SID for the indexed column, or None when it is longer than the column (it stays in the params)."""
+    return sid if fits(sid, WebhookPayload, "provider_sid") else None
+
+
+def storable_token(token: str | None) -> str | None:
+    return token if fits(token, WebhookPayload, "idempotency_token") else None
 
 
 async def finish_webhook(payload: WebhookPayload, error: str | None = None) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inbox.events import Bus
 from inbox.models import AlertPolicy, LinkingPolicy, Organisation, Role, Staff
+from inbox.services import settings_cache
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 
@@ -67,7 +69,7 @@ def check_rules(rules: OrganisationRules) -> None:
     require(errors)
 
 
-async def update_rules(staff: Staff, rules: OrganisationRules) -> Organisation:
+async def update_rules(staff: Staff, rules: OrganisationRules, bus: Bus | None = None) -> Organisation:
     if staff.role != Role.ADMIN:
         raise Forbidden("Only administrators may change the organisation's settings.")
     check_rules(rules)
@@ -82,4 +84,5 @@ async def update_rules(staff: Staff, rules: OrganisationRules) -> Organisation:
     if rules.opt_in_text is not None:
         organisation.opt_in_text = rules.opt_in_text.strip()
     await organisation.save()
+    await settings_cache.changed(bus, settings_cache.ORGANISATION)
     return organisation

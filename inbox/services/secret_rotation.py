@@ -8,6 +8,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.crypto import SecretBox, SecretUnreadable
 from inbox.models import Channel
+from inbox.services import settings_cache
 
 
 @dataclass
@@ -32,4 +33,5 @@ async def reencrypt_channel_tokens(box: SecretBox) -> Rotation:
                 continue
             await channel.save(update_fields=["auth_token_encrypted"])
             result.rotated += 1
+    settings_cache.forget(settings_cache.CHANNELS)  # here; web processes re-read on a signature no copy validates
     return result

@@ -36,6 +36,8 @@ async def running(settings: Settings, fake_twilio: FakeTwilio | None = None) -> 
                     yield application
                     await fake_twilio.callbacks_done()
         finally:
+            # Texts still being processed after their answer would write into the next test's tables.
+            await application.state.ingest.drained()
             await database.wipe()
 
 

@@ -1,0 +1,87 @@
+"""What rarely changes and every webhook reads — the channels, the organisation's linking and alert
+policies — kept in memory, each process its own copy.
+
+A service that changes them calls `changed(bus, what)` once its write is done: this process forgets its
+copy at once, and the `SettingsChanged` event tells every other process on the bus to forget theirs
+(`follow`). A process that missed events (its queue lagged) forgets everything. Channels read from the
+copy are only a first guess for a webhook: when none of them validates its signature, the route reads
+the channels again (a channel just added or its token just changed in another process) before refusing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from inbox.events import Bus, Lagged, SettingsChanged
+from inbox.models import AlertPolicy, Channel, LinkingPolicy, Organisation
+from inbox.services.unit_of_work import unit_of_work
+
+log = logging.getLogger(__name__)
+
+CHANNELS = "channels"
+ORGANISATION = "organisation"
+
+
+@dataclass(frozen=True)
+class Policies:
+    linking: LinkingPolicy
+    alerts: AlertPolicy
+
+
+_channels: dict[str, list[Channel]] | None = None
+_policies: Policies | None = None
+
+
+async def channels_of_account(account_sid: str) -> list[Channel]:
+    """The account's channels, oldest first, from this process's copy (read once from the database)."""
+    global _channels
+    if _channels is None:
+        loaded: dict[str, list[Channel]] = {}
+        for channel in await Channel.all().order_by("id"):
+            loaded.setdefault(channel.account_sid, []).append(channel)
+        _channels = loaded
+    return list(_channels.get(account_sid, []))
+
+
+async def policies() -> Policies:
+    global _policies
+    if _policies is None:
+        organisation = await Organisation.first()
+        _policies = Policies(
+            organisation.linking_policy if organisation else LinkingPolicy.DEFAULT,
+            organisation.alert_policy if organisation else AlertPolicy.PRIMARY,
+        )
+    return _policies
+
+
+def is_cached(what: str) -> bool:
+    return (_channels if what == CHANNELS else _policies) is not None
+
+
+def forget(what: str | None = None) -> None:
+    """Drops this process's copy of `what` (everything when None): the next read goes to the database."""
+    global _channels, _policies
+    if what in (None, CHANNELS):
+        _channels = None
+    if what in (None, ORGANISATION):
+        _policies = None
+
+
+async def changed(bus: Bus | None, what: str) -> None:
+    """After a write to `what`: forgotten here now, and in every other process through the bus."""
+    forget(what)
+    if bus is not None:
+        # Joins the caller's unit of work when there is one: the others hear of it once it has committed.
+        async with unit_of_work(bus) as uow:
+            uow.publish(SettingsChanged(what=what))
+
+
+async def follow(bus: Bus) -> None:
+    """Forgets what other processes announce they changed (runs for the life of the process)."""
+    async with bus.subscribe() as subscription:
+        async for event in subscription:
+            if isinstance(event, SettingsChanged):
+                forget(event.what)
+            elif isinstance(event, Lagged):
+                forget()
