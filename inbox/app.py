@@ -23,6 +23,7 @@ from inbox.events import Bus
 from inbox.headers import ResponseHeaders
 from inbox.live import LiveHub
 from inbox.models import Channel, Organisation
+from inbox.request_address import RequestAddress
 from inbox.routes import (
     admin,
     alerts,
@@ -269,6 +270,7 @@ def create_app(settings: Settings) -> Starlette:
             clock=clock.now,
         ),
         Middleware(QueryStringGuard),
+        Middleware(RequestAddress),  # for the audit trail's entries
     ]
     app = Starlette(
         routes=routes,
