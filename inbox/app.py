@@ -43,6 +43,7 @@ from inbox.routes import (
     surveys,
     webhooks,
 )
+from inbox.routes import audit as audit_routes
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
 from inbox.routes import transcripts as transcript_routes
@@ -240,6 +241,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         *auth.routes,
         *staff_admin.routes,
+        *audit_routes.routes,
         *inbox.routes,
         *directory.routes,
         *case_events.routes,
