@@ -388,6 +388,7 @@ async def test_filters_by_actor_action_area_object_and_date(signed_in, make_staf
     refused = await admin.get("/admin/audit?since=yesterday&object_id=abc")
     assert refused.status_code == 422 and "YYYY-MM-DD" in refused.text and "whole number" in refused.text
     assert (await admin.get("/admin/audit.csv?since=yesterday")).status_code == 422
+    assert (await admin.get("/admin/audit?before=x")).status_code == 422
 
 
 async def test_newest_first_a_page_at_a_time(signed_in, make_staff: MakeStaff) -> None:

@@ -38,7 +38,7 @@ async def audit_page(request: Request) -> Response:
     context.update(actors=await audit.actors(), actions=audit.actions(), actor_name=actor_name, detail=detail_text)
     try:
         filters = audit.parse_filters(raw)
-        before = audit.parse_filters({"object_id": raw.get("before", "")}).object_id  # same rule: a whole number
+        before = audit.parse_before(raw.get("before", ""))
     except ServiceError as exc:
         return render(request, "admin/audit.html", {**context, "errors": exc.fields}, status_code=exc.status)
     rows = await audit.entries(staff, filters, before, limit=audit.PAGE_SIZE + 1)

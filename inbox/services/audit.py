@@ -105,6 +105,14 @@ def parse_filters(raw: dict[str, str]) -> Filters:
     return Filters(actor_id, action, object_kind, object_id, since, until)
 
 
+def parse_before(value: str) -> int | None:
+    """The page's `before` (older than this entry id), as the "Older entries" link wrote it."""
+    errors: dict[str, str] = {}
+    before = _whole_number(value, "before", errors)
+    require(errors)
+    return before
+
+
 def _whole_number(value: str, field: str, errors: dict[str, str]) -> int | None:
     value = value.strip()
     if not value:
