@@ -47,6 +47,7 @@ ADMIN_PAGES = (
     "/admin/channels",
     "/admin/quick-entries",
     "/admin/reminders",
+    "/admin/audit",
     "/dev/phone",
     f"/dev/phone/{DANA}",
 )
