@@ -23,6 +23,7 @@ from inbox.events import Bus
 from inbox.headers import ResponseHeaders
 from inbox.live import LiveHub
 from inbox.models import Channel, Organisation
+from inbox.request_address import RequestAddress
 from inbox.routes import (
     admin,
     alerts,
@@ -43,6 +44,7 @@ from inbox.routes import (
     surveys,
     webhooks,
 )
+from inbox.routes import audit as audit_routes
 from inbox.routes import importing as import_routes
 from inbox.routes import queue as queue_routes
 from inbox.routes import tasks as task_routes
@@ -256,6 +258,7 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *auth.routes,
         *staff_admin.routes,
+        *audit_routes.routes,
         *inbox.routes,
         *directory.routes,
         *case_events.routes,
@@ -292,6 +295,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
         Middleware(QueryStringGuard),
         Middleware(OneVisibilityAnswer),
+        Middleware(RequestAddress),  # for the audit trail's entries
     ]
     app = Starlette(
         routes=routes,

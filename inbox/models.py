@@ -1000,6 +1000,30 @@ class StaffReminder(Model):
         table = "staff_reminder"
 
 
+class AuditEntry(Model):
+    """Who did what, when, from where: one row per audited action, never changed or deleted by the app.
+
+    `detail` holds a few ids and names (an email tried, a setting's new value), never message text,
+    passwords or tokens. `actor` is None for a failed sign-in and for the system."""
+
+    id = fields.IntField(primary_key=True)
+    at = fields.DatetimeField()
+    actor: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="audit_entries", null=True, on_delete=fields.RESTRICT
+    )
+    action = fields.CharField(max_length=40)
+    object_kind = fields.CharField(max_length=30, default="")
+    object_id = fields.IntField(null=True)
+    detail: dict[str, Any] = fields.JSONField(default=dict)
+    ip = fields.CharField(max_length=64, default="")
+
+    # Declared for type checkers: Tortoise sets these (foreign key ids, reverse relations).
+    actor_id: int | None
+
+    class Meta:
+        table = "audit_entry"
+
+
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:
     """The rows of `values_list(field, flat=True)`: values, though Tortoise's types call them tuples."""
     return cast(list[Any], await query)

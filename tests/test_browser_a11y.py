@@ -48,6 +48,7 @@ ADMIN_PAGES = (
     "/admin/quick-entries",
     "/admin/reminders",
     "/admin/import",
+    "/admin/audit",
     "/dev/phone",
     f"/dev/phone/{DANA}",
 )

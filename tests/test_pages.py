@@ -226,6 +226,7 @@ ADMIN_PAGES = {
     "/admin/quick-entries": "Quick entries",
     "/admin/quiet-hours": "Quiet hours",
     "/admin/staff": "Staff",
+    "/admin/audit": "Audit trail",
 }
 
 

@@ -28,6 +28,7 @@ from inbox.routes.openapi import document
 from inbox.routes.operations import Call, Operation, Raw, route_of
 from inbox.services import (
     alerts,
+    audit,
     campaigns,
     case_events,
     consent,
@@ -145,7 +146,12 @@ async def create_assignment(call: Call) -> shapes.Assignment:
     require_manager(call.staff)
     body = call.body_as(AssignmentInput)
     assignment = await directory.create_assignment(
-        case_id=body.case_id, staff_email=body.staff_email, primary=body.primary, start=body.start, end=body.end
+        case_id=body.case_id,
+        staff_email=body.staff_email,
+        primary=body.primary,
+        start=body.start,
+        end=body.end,
+        by=call.staff,
     )
     await assignment.fetch_related("staff")
     return shapes.Assignment.of(assignment)
@@ -277,7 +283,9 @@ async def case_transcript(call: Call) -> shapes.Transcript:
     attachments), the consent changes of the numbers involved (`consent_events`), every filing on the case and
     every text taken off it (`link_changes`), and all of these merged as the printable page and its CSV show
     them (`entries`). Only what the caller may see; 404 for a case they may not see."""
-    return shapes.Transcript.of(await transcripts.case_transcript(call.staff, call.ids["case_id"]))
+    transcript = await transcripts.case_transcript(call.staff, call.ids["case_id"])
+    await audit.record(audit.Action.TRANSCRIPT_EXPORTED, call.staff, transcript.case, format="api")
+    return shapes.Transcript.of(transcript)
 
 
 async def case_notes(call: Call) -> list[shapes.CaseNote]:

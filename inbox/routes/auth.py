@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from inbox.services import sessions
+from inbox.services import audit, sessions
 from inbox.services.errors import ServiceError
 from inbox.services.staff import change_password, check_credentials, normalise_email, save_reminder_settings
 from inbox.services.throttle import Throttle, Throttled
@@ -50,14 +50,17 @@ async def login(request: Request) -> Response:
         return throttled(render(request, "auth/login.html", {**context, "error": refusal.message}, 429), refusal)
     staff = await check_credentials(email, str(form.get("password", "")))
     if staff is None:
+        await audit.record(audit.Action.SIGN_IN_FAILED, None, None, email=normalise_email(email)[:200])
         await throttle.sign_in_failed(address)
         error = "That email and password do not match an account."
         return render(request, "auth/login.html", {**context, "error": error}, status_code=400)
     if not staff.is_active:  # the right password: say why, rather than let them retry until throttled
+        await audit.record(audit.Action.SIGN_IN_FAILED, None, staff, email=staff.email, reason="deactivated")
         await throttle.sign_in_failed(address)
         error = "Your account is deactivated. An administrator can reactivate it."
         return render(request, "auth/login.html", {**context, "error": error}, status_code=403)
     await throttle.sign_in_succeeded(normalise_email(email))
+    await audit.record(audit.Action.SIGNED_IN, staff, staff)
     previous = session_record(request)
     if previous is not None and previous.staff_id is not None:
         await sessions.end(request.app.state.bus, previous)  # someone else's sign-in on this browser ends

@@ -14,6 +14,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Media
+from inbox.services import audit
 from inbox.services import media as media_service
 from inbox.services.errors import NotFound
 from inbox.settings import Settings
@@ -53,7 +54,9 @@ async def file_response(media: Media, settings: Settings) -> Response:
 async def staff_file(request: Request) -> Response:
     staff = await require_staff(request)
     media = await media_service.visible_media(staff, request.path_params["media_id"])
-    return await file_response(media, request.app.state.settings)
+    response = await file_response(media, request.app.state.settings)  # first: a missing file is no download
+    await audit.record(audit.Action.MEDIA_DOWNLOADED, staff, media, message_id=media.message_id)
+    return response
 
 
 async def public_file(request: Request) -> Response:

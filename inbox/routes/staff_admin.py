@@ -35,7 +35,7 @@ async def staff_page(request: Request) -> Response:
 
 
 async def add_staff(request: Request) -> Response:
-    await _admin(request)
+    admin = await _admin(request)
     form = await checked_form(request)
     typed = {name: str(form.get(name, "")).strip() for name in EMPTY_FORM}
     office = await Office.get_or_none(id=int(typed["office_id"])) if typed["office_id"].isdigit() else None
@@ -43,7 +43,12 @@ async def add_staff(request: Request) -> Response:
         return await _page(request, 422, form=typed, errors={"office_id": "Choose an office from the list."})
     try:
         staff, password = await create_staff(
-            email=typed["email"], name=typed["name"], role=typed["role"], mobile=typed["mobile"] or None, office=office
+            email=typed["email"],
+            name=typed["name"],
+            role=typed["role"],
+            mobile=typed["mobile"] or None,
+            office=office,
+            by=admin,
         )
     except ServiceError as exc:
         return await _page(request, exc.status, form=typed, errors=exc.fields)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inbox.routes.surveys import safe_cell
-from inbox.services import transcripts
+from inbox.services import audit, transcripts
 from inbox.services.transcripts import Entry, Transcript
 from inbox.web import render, require_staff
 
@@ -23,6 +23,7 @@ UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 async def case_page(request: Request) -> Response:
     staff = await require_staff(request)
     transcript = await transcripts.case_transcript(staff, request.path_params["case_id"])
+    await audit.record(audit.Action.TRANSCRIPT_EXPORTED, staff, transcript.case, format="page")
     return _page(request, transcript, f"/cases/{request.path_params['case_id']}")
 
 
@@ -30,12 +31,14 @@ async def case_csv(request: Request) -> Response:
     staff = await require_staff(request)
     transcript = await transcripts.case_transcript(staff, request.path_params["case_id"])
     assert transcript.case is not None
+    await audit.record(audit.Action.TRANSCRIPT_EXPORTED, staff, transcript.case, format="csv")
     return _csv(transcript, f"case-{transcript.case.number}")
 
 
 async def conversation_page(request: Request) -> Response:
     staff = await require_staff(request)
     transcript = await transcripts.conversation_transcript(staff, request.path_params["conversation_id"])
+    await audit.record(audit.Action.TRANSCRIPT_EXPORTED, staff, transcript.conversation, format="page")
     return _page(request, transcript, f"/conversations/{request.path_params['conversation_id']}")
 
 
@@ -43,6 +46,7 @@ async def conversation_csv(request: Request) -> Response:
     staff = await require_staff(request)
     transcript = await transcripts.conversation_transcript(staff, request.path_params["conversation_id"])
     assert transcript.conversation is not None
+    await audit.record(audit.Action.TRANSCRIPT_EXPORTED, staff, transcript.conversation, format="csv")
     return _csv(transcript, f"conversation-{transcript.conversation.id}")
 
 

@@ -14,12 +14,14 @@ from datetime import datetime, time
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tortoise.transactions import in_transaction
+
 from inbox import clock
 from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.models import AutoReplyMode, Case, Channel, Conversation, Office, Role, Staff, WebhookPayload
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import organisation, settings_cache
+from inbox.services import audit, organisation, settings_cache
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 from inbox.sms.base import ProviderInfo
@@ -337,6 +339,7 @@ async def save_channel(
     if channel is not None and channel.is_simulator:
         credentials_locked = True
     checked = await _check(form, channel, credentials_locked, env_account_sid)
+    before = [getattr(channel, name) for name in AUDITED_FIELDS] if channel is not None else None
     channel = channel or Channel(account_sid="")
     if not credentials_locked:
         account_sid = form.account_sid.strip()
@@ -358,9 +361,36 @@ async def save_channel(
     channel.office_hours = checked.office_hours
     channel.time_zone = form.time_zone.strip()
     channel.call_response = form.call_response.strip()
-    await channel.save()
+    async with in_transaction():
+        await channel.save()
+        await audit.record(audit.Action.SETTING_CHANGED, staff, channel, changed=_changed(before, channel))
     await settings_cache.changed(bus, settings_cache.CHANNELS)
     return channel
+
+
+# A channel's settings, by name: the audit trail says which a save changed (never the token, only that it did).
+AUDITED_FIELDS = (
+    "account_sid",
+    "auth_token_encrypted",
+    "from_number",
+    "messaging_service_sid",
+    "label",
+    "office_id",
+    "throughput",
+    "help_text",
+    "twilio_handles_opt_out",
+    "auto_reply_mode",
+    "auto_reply_text",
+    "office_hours",
+    "time_zone",
+    "call_response",
+)
+
+
+def _changed(before: list[object] | None, channel: Channel) -> list[str]:
+    if before is None:
+        return ["created"]
+    return [name for name, old in zip(AUDITED_FIELDS, before, strict=True) if getattr(channel, name) != old]
 
 
 async def list_channels(staff: Staff) -> list[Channel]:

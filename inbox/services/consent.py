@@ -33,7 +33,7 @@ from inbox.models import (
     flat_values,
 )
 from inbox.phones import is_phone_number
-from inbox.services import organisation, visibility
+from inbox.services import audit, organisation, visibility
 from inbox.services.errors import NotFound, Refused
 from inbox.services.keywords import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, Keyword, classify, confirms_opt_in
 from inbox.services.limits import clip, max_length
@@ -340,7 +340,9 @@ async def set_okay_to_text(
         detail = f"{'ticked' if okay_to_text else 'unticked'} by {staff.name}"
     else:
         detail = f"set through the API by {staff.name}"
-    await change_consent(bus, phone.number, Change(source, detail, okay_to_text=okay_to_text, staff=staff), phone)
+    async with unit_of_work(bus):
+        await change_consent(bus, phone.number, Change(source, detail, okay_to_text=okay_to_text, staff=staff), phone)
+        await audit.record(audit.Action.CONSENT_CHANGED, staff, phone, okay_to_text=okay_to_text, source=source.value)
     return phone
 
 

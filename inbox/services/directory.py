@@ -9,7 +9,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.models import Assignment, Case, Client, ClientPhone, ConsentSource, Office, PhoneKind, Staff
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import consent, visibility
+from inbox.services import audit, consent, visibility
 from inbox.services.errors import NotFound, require
 from inbox.services.limits import check_fits
 
@@ -123,8 +123,15 @@ async def create_case(
 
 
 async def create_assignment(
-    *, case_id: int | None, staff_email: str, primary: bool = False, start: date | None = None, end: date | None = None
+    *,
+    case_id: int | None,
+    staff_email: str,
+    primary: bool = False,
+    start: date | None = None,
+    end: date | None = None,
+    by: Staff | None = None,
 ) -> Assignment:
+    """Puts a staff member on a case; `by` is who did (None: the system), for the audit trail."""
     errors: dict[str, str] = {}
     case = await Case.get_or_none(id=case_id) if isinstance(case_id, int) else None
     if case is None:
@@ -137,9 +144,12 @@ async def create_assignment(
     if start and end and end < start:
         errors["end"] = "The end date is before the start date."
     require(errors)
-    assignment = await Assignment.create(
-        case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end
-    )
+    async with in_transaction():
+        assignment = await Assignment.create(
+            case=case, staff=staff, primary=bool(primary), start=start or date.today(), end=end
+        )
+        detail = {"case_id": assignment.case_id, "staff_id": assignment.staff_id, "primary": assignment.primary}
+        await audit.record(audit.Action.ASSIGNMENT_CHANGED, by, assignment, change="created", **detail)
     visibility.forget()  # the answers this request kept no longer hold
     return assignment
 

@@ -27,7 +27,7 @@ from inbox.models import (
     flat_values,
 )
 from inbox.phones import for_people, is_phone_number
-from inbox.services import consent, settings_cache, visibility
+from inbox.services import audit, consent, settings_cache, visibility
 from inbox.services.errors import NotFound, Refused, ValidationFailed, require
 from inbox.services.limits import check_fits, clip
 from inbox.services.unit_of_work import unit_of_work
@@ -242,6 +242,7 @@ async def add_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> Mes
     message, case = await _visible_message_and_case(staff, message_id, case_id)
     async with unit_of_work(bus) as uow:
         await link_by_hand(message, case, staff)
+        await audit.record(audit.Action.LINK_CHANGED, staff, message, change="added", case_id=case.id)
         uow.publish(await _links_changed(message))
     return message
 
@@ -253,6 +254,7 @@ async def remove_link(bus: Bus, staff: Staff, message_id: int, case_id: int) -> 
         removed = await unlink(message, case_id, staff)
         if not removed:
             raise NotFound("This text is not filed on that case.")
+        await audit.record(audit.Action.LINK_CHANGED, staff, message, change="removed", case_id=case_id)
         uow.publish(await _links_changed(message))
     return message
 
@@ -275,6 +277,7 @@ async def link_unmatched(bus: Bus, staff: Staff, conversation_id: int, case_numb
     async with unit_of_work(bus) as uow:
         for message_id in await link_conversation_to_client(conversation, case.client, case, staff):
             uow.publish(await _links_changed(await Message.get(id=message_id)))
+        await audit.record(audit.Action.LINK_CHANGED, staff, conversation, change="number_added", case_id=case.id)
     return case
 
 

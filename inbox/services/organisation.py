@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tortoise.transactions import in_transaction
+
 from inbox.events import Bus
 from inbox.models import AlertPolicy, LinkingPolicy, Organisation, Role, Staff
-from inbox.services import settings_cache
+from inbox.services import audit, settings_cache
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 
@@ -69,11 +71,25 @@ def check_rules(rules: OrganisationRules) -> None:
     require(errors)
 
 
+# The settings page's fields: the audit trail names those a save changed (not their values: the opt-in text is long).
+SETTING_FIELDS = (
+    "name",
+    "char_limit",
+    "linking_policy",
+    "alert_policy",
+    "dismiss_alerts_on_reply",
+    "delete_media_at_provider",
+    "opt_in_requests",
+    "opt_in_text",
+)
+
+
 async def update_rules(staff: Staff, rules: OrganisationRules, bus: Bus | None = None) -> Organisation:
     if staff.role != Role.ADMIN:
         raise Forbidden("Only administrators may change the organisation's settings.")
     check_rules(rules)
     organisation = await current()
+    before = [getattr(organisation, name) for name in SETTING_FIELDS]
     organisation.name = rules.name.strip()
     organisation.char_limit = rules.char_limit
     organisation.linking_policy = LinkingPolicy(rules.linking_policy)
@@ -83,6 +99,9 @@ async def update_rules(staff: Staff, rules: OrganisationRules, bus: Bus | None =
     organisation.opt_in_requests = rules.opt_in_requests
     if rules.opt_in_text is not None:
         organisation.opt_in_text = rules.opt_in_text.strip()
-    await organisation.save()
+    changed = [name for name, old in zip(SETTING_FIELDS, before, strict=True) if getattr(organisation, name) != old]
+    async with in_transaction():
+        await organisation.save()
+        await audit.record(audit.Action.SETTING_CHANGED, staff, organisation, changed=changed)
     await settings_cache.changed(bus, settings_cache.ORGANISATION)
     return organisation

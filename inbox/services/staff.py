@@ -12,11 +12,12 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.transactions import in_transaction
 
 from inbox.events import Bus
 from inbox.models import ApiToken, Office, Role, Staff, StaffSession
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import sessions, staff_reminders
+from inbox.services import audit, sessions, staff_reminders
 from inbox.services.errors import Forbidden, NotFound, ValidationFailed, require
 from inbox.services.unit_of_work import unit_of_work
 
@@ -54,8 +55,10 @@ async def create_staff(
     password: str | None = None,
     mobile: str | None = None,
     office: Office | None = None,
+    by: Staff | None = None,
 ) -> tuple[Staff, str]:
-    """A new staff account; answers it with its password (generated when none is given)."""
+    """A new staff account; answers it with its password (generated when none is given). `by` is the admin
+    who added it (None: the command line, the demo), for the audit trail."""
     email = normalise_email(email)
     errors: dict[str, str] = {}
     if "@" not in email:
@@ -76,14 +79,17 @@ async def create_staff(
             errors["mobile"] = str(exc)
     require(errors)
     password = password or secrets.token_urlsafe(12)
-    staff = await Staff.create(
-        email=email,
-        name=name.strip(),
-        role=Role(role),
-        password_hash=await hash_password(password),
-        mobile=mobile_e164,
-        office=office,
-    )
+    password_hash = await hash_password(password)
+    async with in_transaction():
+        staff = await Staff.create(
+            email=email,
+            name=name.strip(),
+            role=Role(role),
+            password_hash=password_hash,
+            mobile=mobile_e164,
+            office=office,
+        )
+        await audit.record(audit.Action.STAFF_CHANGED, by, staff, change="created", email=email, role=role)
     return staff, password
 
 
@@ -160,11 +166,14 @@ async def set_active(bus: Bus, admin: Staff, staff_id: int, active: bool) -> Sta
         raise NotFound("There is no such staff member.")
     if staff.id == admin.id and not active:
         raise ValidationFailed("You cannot deactivate your own account.")
-    if staff.is_active != active:
-        staff.is_active = active
-        await staff.save(update_fields=["is_active"])
-    if not active:
-        await sessions.end_all(bus, staff, every_stream=True)
+    async with unit_of_work(bus):
+        if staff.is_active != active:
+            staff.is_active = active
+            await staff.save(update_fields=["is_active"])
+            change = "reactivated" if active else "deactivated"
+            await audit.record(audit.Action.STAFF_CHANGED, admin, staff, change=change, email=staff.email)
+        if not active:
+            await sessions.end_all(bus, staff, every_stream=True)
     return staff
 
 
