@@ -53,6 +53,7 @@ from inbox.services.delivery_rules import OutboxRules
 from inbox.services.errors import ServiceError
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import worker_name
+from inbox.services.outgoing_webhooks import WebhookSender, build_sender
 from inbox.services.pacing import pacer_for
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.services.sessions import SessionRules
@@ -161,6 +162,11 @@ def build_outbox(
     )
 
 
+def build_webhook_sender(settings: Settings, worker_id: str) -> WebhookSender:
+    """Outgoing webhooks' sender: it decrypts each endpoint's secret to sign with."""
+    return build_sender(SecretBox(settings.secret_key, settings.secret_key_old), worker_id)
+
+
 def build_throttle(settings: Settings) -> Throttle:
     return Throttle(
         settings.rate_limit_url,
@@ -218,7 +224,12 @@ def create_app(settings: Settings) -> Starlette:
         app.state.outbox = build_outbox(settings, bus, registry, channel)
         app.state.hub = LiveHub(bus, app.state.outbox.rules)
         await app.state.hub.start()
-        worker = OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency) if settings.run_worker else None
+        app.state.webhooks = build_webhook_sender(settings, app.state.outbox.worker_id)
+        worker = (
+            OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency, webhooks=app.state.webhooks)
+            if settings.run_worker
+            else None
+        )
         app.state.worker = worker
         working = asyncio.create_task(worker.run(), name="outbox-worker") if worker else None
         sweeper = asyncio.create_task(sweep_sessions(app), name="session-sweeper")
@@ -235,6 +246,7 @@ def create_app(settings: Settings) -> Starlette:
             await bus.disconnect()
             await registry.close()
             await app.state.outbox.pacer.close()
+            await app.state.webhooks.close()
             await db.disconnect()
 
     routes = [

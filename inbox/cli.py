@@ -218,7 +218,7 @@ async def worker(settings: Settings, _: Any) -> None:
     new claims, the calls in flight finish, the rest is handed back."""
     import signal
 
-    from inbox.app import bootstrap_info, build_outbox, build_registry, ensure_organisation
+    from inbox.app import bootstrap_info, build_outbox, build_registry, build_webhook_sender, ensure_organisation
     from inbox.events import Bus
     from inbox.services.channels import ensure_channel
     from inbox.worker import OutboxWorker, stop_gracefully
@@ -230,7 +230,8 @@ async def worker(settings: Settings, _: Any) -> None:
         bus = Bus(settings.broadcast_url)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
-        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency)
+        webhooks = build_webhook_sender(settings, outbox.worker_id)
+        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency, webhooks=webhooks)
         task = asyncio.create_task(runner.run(), name="outbox-worker")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -250,5 +251,6 @@ async def worker(settings: Settings, _: Any) -> None:
             await bus.disconnect()
             await registry.close()
             await outbox.pacer.close()
+            await webhooks.close()
 
     await _with_db(settings, work)
