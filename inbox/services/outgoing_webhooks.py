@@ -307,13 +307,14 @@ class ClaimedDelivery:
 def due(now: datetime) -> Q:
     """Deliveries a worker may claim: waiting or retrying and due, or held under a lease that expired."""
     waiting = Q(state__in=[DeliveryState.WAITING, DeliveryState.RETRYING], next_attempt_at__lte=now)
-    return (waiting | Q(state=DeliveryState.SENDING, lease_expires_at__lt=now)) & Q(endpoint__enabled=True)
+    return waiting | Q(state=DeliveryState.SENDING, lease_expires_at__lt=now)
 
 
 async def claim_delivery(sender: WebhookSender, now: datetime | None = None) -> ClaimedDelivery | None:
     """The next due delivery, now this worker's under a lease (committed before the POST); None when none is."""
     moment = (now or clock.now()).astimezone(UTC)
-    ordered = WebhookDelivery.filter(due(moment)).order_by("next_attempt_at", "id")
+    # A disabled endpoint's deliveries wait for it to be enabled again.
+    ordered = WebhookDelivery.filter(due(moment), endpoint__enabled=True).order_by("next_attempt_at", "id")
     if WebhookDelivery._meta.db.capabilities.dialect == "postgres":
         async with in_transaction():
             row = await ordered.select_for_update(skip_locked=True, of=("webhook_delivery",)).first()
