@@ -40,6 +40,7 @@ from inbox.routes import (
     quick_entries,
     staff_admin,
     surveys,
+    webhook_endpoints,
     webhooks,
 )
 from inbox.routes import importing as import_routes
@@ -259,6 +260,7 @@ def create_app(settings: Settings) -> Starlette:
         *messages.routes,
         *admin.routes,
         *import_routes.routes,
+        *webhook_endpoints.routes,
         *channels.routes,
         *quick_entries.routes,
         *queue_routes.routes,

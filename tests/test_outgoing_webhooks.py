@@ -266,3 +266,57 @@ async def test_an_opt_out_is_told_as_consent_changed(
     payloads = [Webhook(secret).verify(body, headers) for headers, body, _ in receiver.received]
     assert [p["type"] for p in payloads] == ["consent.changed"]
     assert payloads[0]["data"]["phone"] == MARIA and payloads[0]["data"]["opted_out"] is True
+
+
+async def test_the_admin_page_adds_shows_the_secret_once_and_sends_again(
+    app: Starlette,
+    anonymous: httpx.AsyncClient,
+    make_staff: MakeStaff,
+    signed_in: Any,
+    receiver: Receiver,
+) -> None:
+    advocate = await signed_in(await make_staff("supervisor"))
+    assert (await advocate.get("/admin/webhooks")).status_code == 403
+    admin = await signed_in(await make_staff("admin"))
+    page = await admin.get("/admin/webhooks")
+    assert page.status_code == 200 and "No endpoints yet" in page.text
+
+    refused = await admin.post("/admin/webhooks", {"url": "ftp://cms.example.org", "events": "message.received"})
+    assert refused.status_code == 422 and "https://" in refused.text
+    assert not await WebhookEndpoint.exists()
+    no_csrf = await admin.post("/admin/webhooks", {"url": receiver.url, "events": "message.received"}, csrf=False)
+    assert no_csrf.status_code == 403 and not await WebhookEndpoint.exists()
+
+    added = await admin.post("/admin/webhooks", {"url": receiver.url, "events": ["message.received"]})
+    assert added.status_code == 201 and added.headers["cache-control"] == "no-store"
+    [endpoint] = await WebhookEndpoint.all()
+    secret = app.state.webhooks.box.decrypt(endpoint.secret_encrypted)
+    assert secret in added.text
+    again = await admin.get("/admin/webhooks")
+    assert secret not in again.text and receiver.url in again.text and "none yet" in again.text
+
+    receiver.answers = [500]
+    await post_text(anonymous, MARIA, "Hi")
+    await deliver_due(app.state.webhooks)
+    listed = await admin.get("/admin/webhooks")
+    assert "retrying (HTTP 500)" in listed.text
+    log = await admin.get(f"/admin/webhooks/{endpoint.id}")
+    [delivery] = await WebhookDelivery.all()
+    assert delivery.webhook_id in log.text and "HTTP 500" in log.text and "Send again" in log.text
+
+    resent = await admin.post(f"/admin/webhooks/{endpoint.id}/deliveries/{delivery.id}/resend")
+    assert resent.status_code == 303
+    await delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.WAITING and delivery.attempt_count == 0
+    assert await deliver_due(app.state.webhooks) == 1
+    assert [h["webhook-id"] for h, _, _ in receiver.received] == [delivery.webhook_id] * 2
+    Webhook(secret).verify(receiver.received[-1][1], receiver.received[-1][0])
+
+    assert (await admin.post(f"/admin/webhooks/{endpoint.id}/disable")).status_code == 303
+    await endpoint.refresh_from_db()
+    assert not endpoint.enabled
+    await post_text(anonymous, MARIA, "Anyone?")  # a disabled endpoint gets no new deliveries
+    assert await WebhookDelivery.all().count() == 1
+    assert (await admin.post(f"/admin/webhooks/{endpoint.id}/enable")).status_code == 303
+    assert (await admin.post(f"/admin/webhooks/{endpoint.id}/delete")).status_code == 303
+    assert not await WebhookEndpoint.exists() and not await WebhookDelivery.exists()
