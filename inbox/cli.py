@@ -195,11 +195,20 @@ async def import_files(settings: Settings, args: Any) -> None:
 
 async def rotate_secrets(settings: Settings, _: Any) -> None:
     from inbox.crypto import SecretBox
-    from inbox.services.secret_rotation import reencrypt_channel_tokens
+    from inbox.services.secret_rotation import reencrypt_channel_tokens, reencrypt_webhook_secrets
 
     async def work() -> None:
-        result = await reencrypt_channel_tokens(SecretBox(settings.secret_key, settings.secret_key_old))
+        box = SecretBox(settings.secret_key, settings.secret_key_old)
+        result = await reencrypt_channel_tokens(box)
         print(f"Re-encrypted {result.rotated} stored auth token(s) with the current INBOX_SECRET_KEY.")
+        hooks = await reencrypt_webhook_secrets(box)
+        print(f"Re-encrypted {hooks.rotated} webhook signing secret(s).")
+        if hooks.unreadable:
+            print(
+                "warning: no key decrypts the signing secret of these webhook endpoints (delete and register them "
+                f"again under Admin → Webhooks): {', '.join(hooks.unreadable)}",
+                file=sys.stderr,
+            )
         if result.unreadable:
             names = ", ".join(result.unreadable)
             sys.exit(

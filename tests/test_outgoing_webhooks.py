@@ -21,10 +21,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from inbox import clock
+from inbox.crypto import SecretBox
 from inbox.events import AlertDismissed
 from inbox.models import DeliveryState, Staff, Task, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from inbox.services import outgoing_webhooks
 from inbox.services.outgoing_webhooks import BACKOFF_SECONDS, LEASE, build_sender, deliver_due
+from inbox.services.secret_rotation import reencrypt_webhook_secrets
 from inbox.services.unit_of_work import unit_of_work
 from inbox.worker import send_due
 from tests.support.fake_twilio import FakeTwilio
@@ -320,3 +322,14 @@ async def test_the_admin_page_adds_shows_the_secret_once_and_sends_again(
     assert (await admin.post(f"/admin/webhooks/{endpoint.id}/enable")).status_code == 303
     assert (await admin.post(f"/admin/webhooks/{endpoint.id}/delete")).status_code == 303
     assert not await WebhookEndpoint.exists() and not await WebhookDelivery.exists()
+
+
+async def test_rotate_secrets_re_encrypts_the_signing_secrets(app: Starlette, make_staff: MakeStaff) -> None:
+    old, new = "old-key-" + "o" * 32, "new-key-" + "n" * 32
+    _, secret = await outgoing_webhooks.create_endpoint(
+        SecretBox(old), await make_staff("admin"), "https://cms.example.org/h", ["alert.raised"]
+    )
+    result = await reencrypt_webhook_secrets(SecretBox(new, [old]))
+    assert (result.rotated, result.unreadable) == (1, [])
+    [endpoint] = await WebhookEndpoint.all()
+    assert SecretBox(new).decrypt(endpoint.secret_encrypted) == secret
