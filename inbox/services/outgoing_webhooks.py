@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks.webhooks import Webhook
 from tortoise.expressions import F, Q
+from tortoise.query_utils import Prefetch
 from tortoise.transactions import in_transaction
 
 from inbox import clock
@@ -172,7 +173,7 @@ async def last_deliveries(endpoint_ids: Sequence[int]) -> dict[int, WebhookDeliv
 async def delivery_log(endpoint_id: int, limit: int = 50) -> list[WebhookDelivery]:
     """An endpoint's latest deliveries, newest first, each with its attempts."""
     query = WebhookDelivery.filter(endpoint_id=endpoint_id).order_by("-id").limit(limit)
-    return await query.prefetch_related("attempts")
+    return await query.prefetch_related(Prefetch("attempts", queryset=WebhookAttempt.all().order_by("id")))
 
 
 async def send_again(endpoint_id: int, delivery_id: int) -> WebhookDelivery:
