@@ -165,7 +165,9 @@ def build_outbox(
 
 def build_webhook_sender(settings: Settings, worker_id: str) -> WebhookSender:
     """Outgoing webhooks' sender: it decrypts each endpoint's secret to sign with."""
-    return build_sender(SecretBox(settings.secret_key, settings.secret_key_old), worker_id)
+    box = SecretBox(settings.secret_key, settings.secret_key_old)
+    # The receiver gets the time Twilio gets, and a claim lasts as long as a text's.
+    return build_sender(box, worker_id, settings.send_timeout_seconds, outbox_rules(settings).lease)
 
 
 def build_throttle(settings: Settings) -> Throttle:

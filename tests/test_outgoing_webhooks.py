@@ -3,6 +3,7 @@ receiver (a tiny Starlette app served by uvicorn) and verified with the Standard
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -10,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,12 +30,14 @@ from inbox.services import outgoing_webhooks
 from inbox.services.outgoing_webhooks import BACKOFF_SECONDS, LEASE, build_sender, deliver_due
 from inbox.services.secret_rotation import reencrypt_webhook_secrets
 from inbox.services.unit_of_work import unit_of_work
+from inbox.settings import Settings
 from inbox.worker import send_due
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA, MakeCase
 from tests.support.servers import serve_asgi
 from tests.support.staff import ApiClientFactory, MakeStaff
 from tests.support.webhooks import post_text
+from tests.support.workers import start_worker, until, worker_env, workers_cleaned_up
 
 
 @dataclass
@@ -43,10 +47,13 @@ class Receiver:
     url: str = ""
     answers: list[int] = field(default_factory=list)  # the next answers' statuses; 200 once they run out
     received: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+    hold_first: asyncio.Event | None = None  # the first request waits for it before being answered
 
     async def hook(self, request: Request) -> Response:
         status = self.answers.pop(0) if self.answers else 200
         self.received.append((dict(request.headers), await request.body(), status))
+        if self.hold_first is not None and len(self.received) == 1:
+            await self.hold_first.wait()
         return Response("ok" if status < 300 else "not now", status_code=status)
 
     def bodies(self) -> list[dict[str, Any]]:
@@ -333,3 +340,50 @@ async def test_rotate_secrets_re_encrypts_the_signing_secrets(app: Starlette, ma
     assert (result.rotated, result.unreadable) == (1, [])
     [endpoint] = await WebhookEndpoint.all()
     assert SecretBox(new).decrypt(endpoint.secret_encrypted) == secret
+
+
+async def test_an_inbox_worker_killed_mid_post_leaves_it_to_another_under_the_same_id(
+    app: Starlette,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+    anonymous: httpx.AsyncClient,
+    admin_api: httpx.AsyncClient,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """Real `inbox worker` processes: the first is killed (SIGKILL) while its POST waits for an answer; the
+    second sends the delivery again once the claim has lapsed. At least once, under one webhook-id."""
+    _, secret = await register(admin_api, receiver.url, ["message.received"])
+    receiver.hold_first = asyncio.Event()
+    await post_text(anonymous, MARIA, "Are you there?")
+    [delivery] = await WebhookDelivery.all()
+    # A receiver timeout long enough that the kill, not the timeout, ends the first POST (lease: 2 × 3 + 5 s).
+    env = worker_env(settings, fake_twilio.base_url, INBOX_SEND_TIMEOUT_SECONDS="3")
+
+    async def received(count: int) -> bool:
+        return len(receiver.received) >= count
+
+    async with workers_cleaned_up() as started:
+        first = await start_worker(tmp_path / "first", env, "first")
+        started.append(first)
+        await until(lambda: received(1), 60, "the first POST to arrive", first)
+        first.kill()
+        assert await first.exit_code() == -9
+        receiver.hold_first.set()
+        second = await start_worker(tmp_path / "second", env, "second")
+        started.append(second)
+        await until(lambda: received(2), 90, "the delivery to be sent again", second)
+
+        async def delivered() -> bool:
+            await delivery.refresh_from_db()
+            return delivery.state == DeliveryState.DELIVERED
+
+        await until(delivered, 30, "the delivery to be recorded", second)
+        second.terminate()
+        assert await second.exit_code() == 0, second.describe()
+
+    assert [headers["webhook-id"] for headers, _, _ in receiver.received] == [delivery.webhook_id] * 2
+    for headers, body, _ in receiver.received:
+        Webhook(secret).verify(body, headers)
+    attempts = await WebhookAttempt.filter(delivery_id=delivery.id)
+    assert [(a.status_code, a.worker) for a in attempts] == [(200, second.worker_id)]

@@ -74,8 +74,9 @@ EVENT_TYPES: dict[str, str] = {
 BACKOFF_SECONDS = (5, 30, 120, 600, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
 # An endpoint whose every attempt has failed for this long is disabled, and the admins told.
 DISABLE_AFTER = timedelta(days=1)
-# A POST gives up after this long; a lease outlives it, so a slow receiver is not taken for a dead worker.
-POST_TIMEOUT_SECONDS = 15.0
+# A POST gives up after this long, and a claim lasts this long (the app passes INBOX_SEND_TIMEOUT_SECONDS and
+# the outbox's lease, INBOX_OUTBOX_LEASE_SECONDS).
+POST_TIMEOUT_SECONDS = 20.0
 LEASE = timedelta(seconds=60)
 CANDIDATES = 20
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -294,9 +295,13 @@ class WebhookSender:
         await self.client.aclose()
 
 
-def build_sender(box: SecretBox, worker_id: str) -> WebhookSender:
-    client = httpx.AsyncClient(timeout=POST_TIMEOUT_SECONDS, follow_redirects=False)
-    return WebhookSender(box, client, worker_id)
+def build_sender(
+    box: SecretBox, worker_id: str, timeout: float = POST_TIMEOUT_SECONDS, lease: timedelta = LEASE
+) -> WebhookSender:
+    # Never shorter than a POST that runs to its timeout: a slow receiver is not taken for a dead worker.
+    lease = max(lease, timedelta(seconds=timeout + 5))
+    client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    return WebhookSender(box, client, worker_id, lease)
 
 
 @dataclass(frozen=True)
@@ -378,7 +383,7 @@ async def post(sender: WebhookSender, claimed: ClaimedDelivery, now: datetime) -
     try:
         response = await sender.client.post(claimed.endpoint.url, content=delivery.body.encode(), headers=headers)
     except httpx.TimeoutException:
-        return Answer(None, _ms_since(started), f"No answer within {POST_TIMEOUT_SECONDS:g} seconds.")
+        return Answer(None, _ms_since(started), "No answer in time (INBOX_SEND_TIMEOUT_SECONDS).")
     except httpx.HTTPError as exc:
         return Answer(None, _ms_since(started), f"Could not connect: {exc!r}")
     error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}: {response.text[:200]}"
