@@ -185,7 +185,9 @@ async def test_a_receiver_sees_a_texts_whole_life(
     reply_id = sent.json()["id"]
     statuses = [p["data"]["status"] for p in payloads if p["type"] == "message.status"]
     assert all(p["data"]["message_id"] == reply_id for p in payloads if p["type"] == "message.status")
-    assert statuses[-2:] == ["sent", "delivered"]
+    # Each step is told once it is committed; steps committed close together (Twilio's callbacks racing the
+    # outbox's own record) are not promised in order, as Standard Webhooks promises no order.
+    assert {"queued", "sent", "delivered"} <= set(statuses), payloads
     assert len({headers["webhook-id"] for headers, _, _ in receiver.received}) == len(receiver.received)
     assert all(b"9am" not in body and b"hearing" not in body for _, body, _ in receiver.received)
 
