@@ -42,6 +42,7 @@ from inbox.routes import (
     quick_entries,
     staff_admin,
     surveys,
+    webhook_endpoints,
     webhooks,
 )
 from inbox.routes import audit as audit_routes
@@ -58,6 +59,7 @@ from inbox.services.errors import ServiceError
 from inbox.services.ingest import Ingest
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import worker_name
+from inbox.services.outgoing_webhooks import WebhookSender, build_sender
 from inbox.services.pacing import pacer_for
 from inbox.services.providers import ProviderRegistry, RoutedProvider
 from inbox.services.sessions import SessionRules
@@ -166,6 +168,13 @@ def build_outbox(
     )
 
 
+def build_webhook_sender(settings: Settings, worker_id: str) -> WebhookSender:
+    """Outgoing webhooks' sender: it decrypts each endpoint's secret to sign with."""
+    box = SecretBox(settings.secret_key, settings.secret_key_old)
+    # The receiver gets the time Twilio gets, and a claim lasts as long as a text's.
+    return build_sender(box, worker_id, settings.send_timeout_seconds, outbox_rules(settings).lease)
+
+
 def build_throttle(settings: Settings) -> Throttle:
     return Throttle(
         settings.rate_limit_url,
@@ -227,8 +236,14 @@ def create_app(settings: Settings) -> Starlette:
         # Inbound webhooks: acknowledged once stored, processed right after (tests replace app.state.clock).
         app.state.ingest = Ingest(app.state.outbox, now=lambda: app.state.clock())
         await app.state.ingest.start()
+        app.state.webhooks = build_webhook_sender(settings, app.state.outbox.worker_id)
         worker = (
-            OutboxWorker(app.state.outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds)
+            OutboxWorker(
+                app.state.outbox,
+                lanes=settings.worker_concurrency,
+                heartbeat=settings.heartbeat_seconds,
+                webhooks=app.state.webhooks,
+            )
             if settings.run_worker
             else None
         )
@@ -251,6 +266,7 @@ def create_app(settings: Settings) -> Starlette:
             await bus.disconnect()
             await registry.close()
             await app.state.outbox.pacer.close()
+            await app.state.webhooks.close()
             await db.disconnect()
             metrics.process_exited()
 
@@ -266,6 +282,7 @@ def create_app(settings: Settings) -> Starlette:
         *messages.routes,
         *admin.routes,
         *import_routes.routes,
+        *webhook_endpoints.routes,
         *channels.routes,
         *quick_entries.routes,
         *queue_routes.routes,

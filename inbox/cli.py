@@ -284,11 +284,20 @@ async def import_files(settings: Settings, args: Any) -> None:
 
 async def rotate_secrets(settings: Settings, _: Any) -> None:
     from inbox.crypto import SecretBox
-    from inbox.services.secret_rotation import reencrypt_channel_tokens
+    from inbox.services.secret_rotation import reencrypt_channel_tokens, reencrypt_webhook_secrets
 
     async def work() -> None:
-        result = await reencrypt_channel_tokens(SecretBox(settings.secret_key, settings.secret_key_old))
+        box = SecretBox(settings.secret_key, settings.secret_key_old)
+        result = await reencrypt_channel_tokens(box)
         print(f"Re-encrypted {result.rotated} stored auth token(s) with the current INBOX_SECRET_KEY.")
+        hooks = await reencrypt_webhook_secrets(box)
+        print(f"Re-encrypted {hooks.rotated} webhook signing secret(s).")
+        if hooks.unreadable:
+            print(
+                "warning: no key decrypts the signing secret of these webhook endpoints (delete and register them "
+                f"again under Admin → Webhooks): {', '.join(hooks.unreadable)}",
+                file=sys.stderr,
+            )
         if result.unreadable:
             names = ", ".join(result.unreadable)
             sys.exit(
@@ -307,7 +316,7 @@ async def worker(settings: Settings, _: Any) -> None:
     new claims, the calls in flight finish, the rest is handed back."""
     import signal
 
-    from inbox.app import bootstrap_info, build_outbox, build_registry, ensure_organisation
+    from inbox.app import bootstrap_info, build_outbox, build_registry, build_webhook_sender, ensure_organisation
     from inbox.events import Bus
     from inbox.services import event_log
     from inbox.services.channels import ensure_channel
@@ -320,7 +329,10 @@ async def worker(settings: Settings, _: Any) -> None:
         bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
-        runner = OutboxWorker(outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds)
+        webhooks = build_webhook_sender(settings, outbox.worker_id)
+        runner = OutboxWorker(
+            outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds, webhooks=webhooks
+        )
         task = asyncio.create_task(runner.run(), name="outbox-worker")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -340,5 +352,6 @@ async def worker(settings: Settings, _: Any) -> None:
             await bus.disconnect()
             await registry.close()
             await outbox.pacer.close()
+            await webhooks.close()
 
     await _with_db(settings, work)

@@ -1024,6 +1024,87 @@ class AuditEntry(Model):
         table = "audit_entry"
 
 
+class DeliveryState(StrEnum):
+    """Where an outgoing webhook delivery is (the outbox's states, for webhooks)."""
+
+    WAITING = "waiting"  # due at next_attempt_at
+    SENDING = "sending"  # claimed by a worker under a lease: the POST may be in flight
+    RETRYING = "retrying"  # the last attempt failed; the next is at next_attempt_at
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # retries spent, or the endpoint was disabled or deleted meanwhile
+
+
+class WebhookEndpoint(Model):
+    """A receiver an admin registered for outgoing webhooks: its URL, the event types it gets, and the
+    `whsec_` secret that signs them (encrypted at rest with inbox.crypto.SecretBox; shown once)."""
+
+    id = fields.IntField(primary_key=True)
+    url = fields.CharField(max_length=2000)
+    events: list[str] = fields.JSONField(default=list)
+    secret_encrypted = fields.TextField()
+    enabled = fields.BooleanField(default=True)
+    # Since when every attempt has failed (None: the last one succeeded); a day of it disables the endpoint.
+    failing_since = fields.DatetimeField(null=True)
+    disabled_reason = fields.CharField(max_length=300, default="")
+    created_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="webhook_endpoints", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    created_by_id: int | None
+    deliveries: fields.ReverseRelation[WebhookDelivery]
+
+    class Meta:
+        table = "webhook_endpoint"
+
+
+class WebhookDelivery(Model):
+    """One event for one endpoint: a durable job, written in the transaction that caused the event. `body` is
+    the exact JSON sent on every attempt, under the same `webhook_id` (receivers dedupe by it)."""
+
+    id = fields.IntField(primary_key=True)
+    endpoint: fields.ForeignKeyRelation[WebhookEndpoint] = fields.ForeignKeyField(
+        "models.WebhookEndpoint", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    webhook_id = fields.CharField(max_length=40, unique=True)
+    event_type = fields.CharField(max_length=40)
+    body = fields.TextField()
+    state = fields.CharEnumField(DeliveryState, max_length=10, default=DeliveryState.WAITING)
+    next_attempt_at = fields.DatetimeField(null=True, db_index=True)
+    lease_owner = fields.CharField(max_length=100, null=True)
+    lease_expires_at = fields.DatetimeField(null=True)
+    attempt_count = fields.IntField(default=0)
+    last_status_code = fields.IntField(null=True)
+    last_error = fields.CharField(max_length=500, default="")
+    delivered_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    endpoint_id: int
+    attempts: fields.ReverseRelation[WebhookAttempt]
+
+    class Meta:
+        table = "webhook_delivery"
+
+
+class WebhookAttempt(Model):
+    """One POST of a delivery: what the endpoint answered and how long it took, or why it could not."""
+
+    id = fields.IntField(primary_key=True)
+    delivery: fields.ForeignKeyRelation[WebhookDelivery] = fields.ForeignKeyField(
+        "models.WebhookDelivery", related_name="attempts", on_delete=fields.CASCADE
+    )
+    at = fields.DatetimeField()
+    status_code = fields.IntField(null=True)
+    response_ms = fields.IntField(null=True)
+    error = fields.CharField(max_length=500, default="")
+    worker = fields.CharField(max_length=100, default="")
+
+    delivery_id: int
+
+    class Meta:
+        table = "webhook_attempt"
+
+
 async def flat_values(query: ValuesListQuery[Any]) -> list[Any]:
     """The rows of `values_list(field, flat=True)`: values, though Tortoise's types call them tuples."""
     return cast(list[Any], await query)

@@ -1,5 +1,5 @@
 """The outbox worker: hands due texts to Twilio (inbox.services.outbox decides what may go and how),
-and retries attachment downloads.
+retries attachment downloads, and POSTs outgoing webhooks (inbox.services.outgoing_webhooks).
 
 Any number of workers may run — `inbox worker` processes and the one inside `inbox serve` — because
 every text is claimed under a lease in the database. A worker runs a few lanes at once, so one slow
@@ -15,11 +15,12 @@ import logging
 from datetime import datetime
 
 from inbox import clock
-from inbox.services import operations
+from inbox.services import operations, outgoing_webhooks
 from inbox.services.confirmations import alert_unconfirmed_hearings
 from inbox.services.media import fetch_due_media
 from inbox.services.messaging import Outbox
 from inbox.services.outbox import Claimed, Idle, claim_next, deliver, release_leases
+from inbox.services.outgoing_webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ SHORTEST_NAP = 0.002
 CHECK_SECONDS = 60.0
 # How often a worker records that it is alive (/readyz wants a heartbeat within three of these).
 HEARTBEAT_SECONDS = 10.0
+# Deliveries of outgoing webhooks POSTed at once (one slow receiver does not hold up the others).
+WEBHOOK_LANES = 2
 # How long a stopping worker waits for its calls in flight (Twilio's timeout is shorter).
 STOP_GRACE_SECONDS = 30.0
 
@@ -60,9 +63,15 @@ async def check_due(outbox: Outbox, now: datetime | None = None) -> int:
 
 class OutboxWorker:
     def __init__(
-        self, outbox: Outbox, lanes: int = 4, poll: float = POLL_SECONDS, heartbeat: float = HEARTBEAT_SECONDS
+        self,
+        outbox: Outbox,
+        lanes: int = 4,
+        poll: float = POLL_SECONDS,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.outbox = outbox
+        self.webhooks = webhooks
         self.lanes = max(lanes, 1)
         self.poll = poll
         self.heartbeat = heartbeat
@@ -80,18 +89,26 @@ class OutboxWorker:
         media = asyncio.create_task(self._media(), name="outbox-media")
         checks = asyncio.create_task(self._checks(), name="outbox-checks")
         beating = asyncio.create_task(self._beat(), name="outbox-heartbeat")
+        hooks = [asyncio.create_task(self._webhooks(), name=f"webhook-lane-{n}") for n in range(self._hook_lanes)]
         try:
-            await asyncio.gather(*lanes)
+            await asyncio.gather(*lanes, *hooks)
         finally:
-            for task in (*lanes, media, checks, beating):
+            for task in (*lanes, *hooks, media, checks, beating):
                 task.cancel()
-            await asyncio.gather(*lanes, media, checks, beating, return_exceptions=True)
+            await asyncio.gather(*lanes, *hooks, media, checks, beating, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await operations.forget(self.outbox.worker_id)
             with contextlib.suppress(Exception):
                 released = await release_leases(self.outbox)
                 if released:
                     log.info("Handed back %d claimed texts on stopping", released)
+            if self.webhooks is not None:
+                with contextlib.suppress(Exception):
+                    await outgoing_webhooks.release_leases(self.webhooks)
+
+    @property
+    def _hook_lanes(self) -> int:
+        return WEBHOOK_LANES if self.webhooks is not None else 0
 
     def stop(self) -> None:
         """Stop claiming; each lane ends once its call in flight has finished."""
@@ -144,6 +161,22 @@ class OutboxWorker:
             except Exception:  # the database is away: /readyz says so; the beats resume with it
                 log.warning("The outbox worker could not record its heartbeat", exc_info=True)
             await asyncio.sleep(self.heartbeat)
+
+    async def _webhooks(self) -> None:
+        """Outgoing webhooks: claim and POST due deliveries until none is left, then rest a poll."""
+        assert self.webhooks is not None
+        while not self._stopping:
+            try:
+                claimed = await outgoing_webhooks.claim_delivery(self.webhooks)
+                if claimed is not None:
+                    # Shielded like a text's send: a stop lets the POST finish and be recorded.
+                    await asyncio.shield(outgoing_webhooks.deliver(self.webhooks, claimed))
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("The outbox worker failed a round of webhook deliveries")
+            await asyncio.sleep(self.poll)
 
     async def _checks(self) -> None:
         # Every worker runs them: each alert is raised once however many look (see alert_unconfirmed_hearings).

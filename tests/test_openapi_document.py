@@ -158,6 +158,11 @@ def test_only_managers_creations_sending_and_survey_results_answer_403() -> None
     campaigns = {("/campaigns", "post"), ("/campaigns/{campaign_id}", "get")} | {
         (f"/campaigns/{{campaign_id}}/{action}", "post") for action in ("start", "pause", "resume", "cancel")
     }
+    webhook_endpoints = {  # admins only
+        ("/webhook-endpoints", "post"),
+        ("/webhook-endpoints", "get"),
+        ("/webhook-endpoints/{endpoint_id}", "delete"),
+    }
     assert forbidding == {
         ("/clients", "post"),
         ("/cases", "post"),
@@ -165,6 +170,7 @@ def test_only_managers_creations_sending_and_survey_results_answer_403() -> None
         ("/messages", "post"),
         ("/campaigns/{campaign_id}/results", "get"),
         *campaigns,
+        *webhook_endpoints,
     }
 
 
@@ -209,6 +215,7 @@ def test_request_bodies_are_the_input_models() -> None:
         ("/cases/{case_id}/tasks", "post"): "TaskInput",
         ("/tasks/{task_id}", "patch"): "TaskPatch",
         ("/campaigns", "post"): "CampaignInput",
+        ("/webhook-endpoints", "post"): "WebhookEndpointInput",
     }
     bodies = {
         (path, method): operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
@@ -222,6 +229,7 @@ def test_request_bodies_are_the_input_models() -> None:
     assert set(SCHEMAS["EventInput"]["required"]) == {"kind", "title", "starts_at"}
     assert "required" not in SCHEMAS["EventPatch"]
     assert set(SCHEMAS["TaskInput"]["required"]) == {"title", "due_at"}
+    assert set(SCHEMAS["WebhookEndpointInput"]["required"]) == {"url", "events"}
     assert "required" not in SCHEMAS["TaskPatch"]
 
 

@@ -36,6 +36,7 @@ from inbox.services import (
     linking,
     media,
     messaging,
+    outgoing_webhooks,
     surveys,
     tasks,
     transcripts,
@@ -385,6 +386,39 @@ async def cancel_event(call: Call) -> shapes.Event:
     return shapes.Event.of(event)
 
 
+# ---------------------------------------------------------------- outgoing webhooks
+
+ADMINS_ONLY = "Only administrators may manage webhook endpoints."
+
+
+def require_admin_caller(staff: Staff) -> None:
+    if staff.role != orm.Role.ADMIN:
+        raise Forbidden(ADMINS_ONLY)
+
+
+async def create_webhook_endpoint(call: Call) -> shapes.WebhookEndpointCreated:
+    """Admins only. Register a URL to receive the chosen events, POSTed as `{"type", "timestamp", "data"}` and
+    signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the `whsec_`
+    secret answered here, once. Retried with backoff for about a day; receivers dedupe by `webhook-id`."""
+    require_admin_caller(call.staff)
+    body = call.body_as(shapes.WebhookEndpointInput)
+    box = call.request.app.state.webhooks.box
+    endpoint, secret = await outgoing_webhooks.create_endpoint(box, call.staff, body.url, list(body.events))
+    return shapes.WebhookEndpointCreated(id=endpoint.id, secret=secret)
+
+
+async def list_webhook_endpoints(call: Call) -> list[shapes.WebhookEndpoint]:
+    """Admins only. Every endpoint, oldest first (never its secret)."""
+    require_admin_caller(call.staff)
+    return [shapes.WebhookEndpoint.of(endpoint) for endpoint in await outgoing_webhooks.list_endpoints()]
+
+
+async def delete_webhook_endpoint(call: Call) -> None:
+    """Admins only. The endpoint and its delivery log; nothing more is sent to it."""
+    require_admin_caller(call.staff)
+    await outgoing_webhooks.delete_endpoint(call.ids["endpoint_id"])
+
+
 # ---------------------------------------------------------------- alerts
 
 
@@ -722,6 +756,16 @@ OPERATIONS: list[Operation] = [
               "Cancel a bulk text's unsent texts", "campaigns", answer=shapes.CampaignProgress,
               answer_words="The counts now.",
               errors={403: campaigns.MANAGERS_ONLY, 409: "It has finished or was cancelled already."}),
+    Operation("POST", "/webhook-endpoints", create_webhook_endpoint, "createWebhookEndpoint",
+              "Register an outgoing webhook endpoint", "webhooks", answer=shapes.WebhookEndpointCreated, status=201,
+              body=shapes.WebhookEndpointInput, answer_words="Its id and its signing secret (shown once).",
+              errors={403: ADMINS_ONLY}),
+    Operation("GET", "/webhook-endpoints", list_webhook_endpoints, "listWebhookEndpoints",
+              "List outgoing webhook endpoints", "webhooks", answer=list[shapes.WebhookEndpoint],
+              answer_words="Every endpoint, oldest first.", errors={403: ADMINS_ONLY}),
+    Operation("DELETE", "/webhook-endpoints/{endpoint_id}", delete_webhook_endpoint, "deleteWebhookEndpoint",
+              "Delete an outgoing webhook endpoint", "webhooks", answer_words="Deleted.", status=204,
+              errors={403: ADMINS_ONLY}),
     Operation("GET", "/events", events, "streamEvents", "Live events (server-sent events)", "events",
               answer=Raw("text/event-stream", {"type": "string"}, EVENT_STREAM_EXAMPLE,
                          {"Cache-Control": "Always `no-store`."}),

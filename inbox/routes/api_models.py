@@ -970,3 +970,48 @@ class CampaignProgress(Answer):
         "campaign: not listed)."
     )
     replies: int
+
+
+# ---------------------------------------------------------------- outgoing webhooks
+
+WebhookEventType = Literal[
+    "message.received", "message.status", "consent.changed", "alert.raised", "alert.dismissed", "campaign.finished"
+]
+
+
+class WebhookEndpointInput(Input):
+    url: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="Where events are POSTed: `https://`, or `http://` to 127.0.0.1 or localhost (development).",
+    )
+    events: list[WebhookEventType] = Field(min_length=1, description="The event types it gets.")
+
+
+class WebhookEndpointCreated(Answer):
+    id: int
+    secret: str = Field(
+        description="The `whsec_` secret that signs its deliveries (Standard Webhooks). Shown this once only."
+    )
+
+
+class WebhookEndpoint(Answer):
+    id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str = Field(description="Why it is disabled (empty when it is enabled).")
+    failing_since: datetime | None = Field(description="Since when every delivery has failed; null when healthy.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, endpoint: orm.WebhookEndpoint) -> WebhookEndpoint:
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            events=list(endpoint.events),
+            enabled=endpoint.enabled,
+            disabled_reason=endpoint.disabled_reason,
+            failing_since=endpoint.failing_since,
+            created_at=endpoint.created_at,
+        )

@@ -57,6 +57,10 @@ TAGS = [
     {"name": "alerts", "description": "Inbound texts on cases waiting for the staff assigned to them."},
     {"name": "campaigns", "description": "Bulk texts: compose, preview who gets them, send paced, follow."},
     {"name": "events", "description": "Live updates as server-sent events."},
+    {
+        "name": "webhooks",
+        "description": "Outgoing webhooks: endpoints that get events POSTed to them, signed per Standard Webhooks.",
+    },
     {"name": "meta", "description": "This document."},
 ]
 SECURITY_SCHEMES = {

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from tortoise.transactions import in_transaction
 
 from inbox.crypto import SecretBox, SecretUnreadable
-from inbox.models import Channel
+from inbox.models import Channel, WebhookEndpoint
 from inbox.services import settings_cache
 
 
@@ -34,4 +34,20 @@ async def reencrypt_channel_tokens(box: SecretBox) -> Rotation:
             await channel.save(update_fields=["auth_token_encrypted"])
             result.rotated += 1
     settings_cache.forget(settings_cache.CHANNELS)  # here; web processes re-read on a signature no copy validates
+    return result
+
+
+async def reencrypt_webhook_secrets(box: SecretBox) -> Rotation:
+    """Every outgoing webhook endpoint's signing secret, encrypted again with the box's current key (all or
+    none); `unreadable` names the URLs of those no key could decrypt (delete and register them again)."""
+    result = Rotation()
+    async with in_transaction():
+        for endpoint in await WebhookEndpoint.all().order_by("id").select_for_update():
+            try:
+                endpoint.secret_encrypted = box.rotate(endpoint.secret_encrypted)
+            except SecretUnreadable:
+                result.unreadable.append(endpoint.url)
+                continue
+            await endpoint.save(update_fields=["secret_encrypted"])
+            result.rotated += 1
     return result

@@ -10,6 +10,9 @@ that does not exist. A unit of work opened inside another joins it (no second tr
 its events wait for the outer commit), and a helper deep inside one publishes with
 `current_unit().publish(...)` instead of handing lists of events back up through its callers (Zulip's
 `send_event_on_commit`, Datasette's pending events).
+
+Just before the commit, the events that outgoing webhooks subscribe to become delivery rows in the same
+transaction (inbox.services.outgoing_webhooks): the one place every event passes through.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.transactions import in_transaction
 
 from inbox.events import Bus, Event
+from inbox.services.outgoing_webhooks import record_deliveries
 
 
 class UnitOfWork:
@@ -57,6 +61,8 @@ async def unit_of_work(bus: Bus) -> AsyncIterator[UnitOfWork]:
     try:
         async with in_transaction():
             yield uow
+            # Outgoing webhooks are durable rows written in this very transaction: none for a rollback, none lost.
+            await record_deliveries(uow._pending)
     finally:
         _current.reset(token)
     await uow._flush()  # only reached once the transaction has committed
