@@ -10,6 +10,7 @@ moved (`send_due(now=…)`) rather than slept on; races are made deterministic w
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -410,6 +411,30 @@ async def test_a_text_whose_worker_died_after_twilio_took_it_is_adopted_never_se
     adopted = await Message.get(id=text.id)
     assert adopted.provider_sid == fake_twilio.messages[0]["sid"]
     assert adopted.status == MessageStatus.DELIVERED  # the stored callbacks applied once it was adopted
+    assert await outcomes(text.id) == ["unknown", "accepted"]
+
+
+@pytest.mark.parametrize("recovered_by", ["another worker", "another lane of the same worker"])
+async def test_a_lane_slowed_past_its_lease_never_sends_what_was_recovered_meanwhile(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio, recovered_by: str
+) -> None:
+    """The window behind a text found twice at Twilio after a kill -9 under load: a lane claims a text and
+    then stalls (a loaded machine, a stopped process) until its lease passes; the text is recovered, looked
+    up (Twilio has nothing yet) and sent; then the stalled lane wakes and carries on with its old claim."""
+    box = app.state.outbox
+    other = box if recovered_by == "another lane of the same worker" else replace(box, worker_id="worker@b:2:b2")
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    stalled = await claim_next(box)
+    assert isinstance(stalled, Claimed)  # ... and the lane stalls before it calls Twilio
+    assert await send_due(other, now=clock.now() + box.rules.lease + timedelta(seconds=1)) == 1
+    assert fake_twilio.bodies_to(MARIA) == ["Your hearing is at 9."]
+    recovered_sid = fake_twilio.messages[0]["sid"]
+
+    await deliver(box, stalled)  # the stalled lane wakes up
+
+    assert fake_twilio.bodies_to(MARIA) == ["Your hearing is at 9."]  # once, never twice
+    after = await Message.get(id=text.id)
+    assert after.provider_sid == recovered_sid and after.outbox_state is None
     assert await outcomes(text.id) == ["unknown", "accepted"]
 
 
