@@ -214,10 +214,16 @@ async def _mark_sending(message: Message, now: datetime, unknown: bool) -> None:
 
 
 async def _release(message: Message, before: Message, next_attempt_at: datetime) -> None:
-    """Back to where it was, due later: the claim is given up without an attempt."""
+    """Back to where it was, due later: the claim is given up without an attempt. A text recovered from a
+    worker that stopped mid-call keeps its unknown outcome: it leaves `sending` here, so the next claim
+    would not see it was recovered, and it must still be looked up at Twilio before it goes."""
     state = before.outbox_state if before.outbox_state in CLAIMABLE else OutboxState.RETRYING
     await Message.filter(id=message.id).update(
-        outbox_state=state, next_attempt_at=next_attempt_at, lease_owner=None, lease_expires_at=None
+        outbox_state=state,
+        next_attempt_at=next_attempt_at,
+        lease_owner=None,
+        lease_expires_at=None,
+        outcome_unknown=message.outcome_unknown,
     )
 
 
