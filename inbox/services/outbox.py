@@ -13,7 +13,9 @@ that only one claimant can win. In the same transaction, and only then, the text
 hours are decided: a STOP committed before that moment wins and the text is canceled with the reason.
 The channel's pace is reserved there too (GCRA, shared through the database by every worker).
 
-The provider call happens after that transaction commits, under the lease. A call whose outcome is
+The provider call happens after that transaction commits, under the lease, which is renewed just before
+the call only if this claim still holds the text (the attempt number fences a claim: a lane slowed past
+its lease never sends what was recovered meanwhile). A call whose outcome is
 unknown (a timeout, a worker killed mid-call whose lease then expired) is never simply repeated:
 Twilio is asked first whether it has the text, and its SID is adopted when it does.
 """
