@@ -10,7 +10,9 @@ moved (`send_due(now=…)`) rather than slept on; races are made deterministic w
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -25,6 +27,7 @@ from inbox.models import (
     Message,
     MessagePurpose,
     MessageStatus,
+    Organisation,
     OutboxState,
     SendAttempt,
 )
@@ -410,6 +413,68 @@ async def test_a_text_whose_worker_died_after_twilio_took_it_is_adopted_never_se
     adopted = await Message.get(id=text.id)
     assert adopted.provider_sid == fake_twilio.messages[0]["sid"]
     assert adopted.status == MessageStatus.DELIVERED  # the stored callbacks applied once it was adopted
+    assert await outcomes(text.id) == ["unknown", "accepted"]
+
+
+@pytest.mark.parametrize("recovered_by", ["another worker", "another lane of the same worker"])
+async def test_a_lane_slowed_past_its_lease_never_sends_what_was_recovered_meanwhile(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio, recovered_by: str
+) -> None:
+    """The window behind a text found twice at Twilio after a kill -9 under load: a lane claims a text and
+    then stalls (a loaded machine, a stopped process) until its lease passes; the text is recovered, looked
+    up (Twilio has nothing yet) and sent; then the stalled lane wakes and carries on with its old claim."""
+    box = app.state.outbox
+    other = box if recovered_by == "another lane of the same worker" else replace(box, worker_id="worker@b:2:b2")
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    stalled = await claim_next(box)
+    assert isinstance(stalled, Claimed)  # ... and the lane stalls before it calls Twilio
+    assert await send_due(other, now=clock.now() + box.rules.lease + timedelta(seconds=1)) == 1
+    assert fake_twilio.bodies_to(MARIA) == ["Your hearing is at 9."]
+    recovered_sid = fake_twilio.messages[0]["sid"]
+
+    await deliver(box, stalled)  # the stalled lane wakes up
+
+    assert fake_twilio.bodies_to(MARIA) == ["Your hearing is at 9."]  # once, never twice
+    after = await Message.get(id=text.id)
+    assert after.provider_sid == recovered_sid and after.outbox_state is None
+    assert await outcomes(text.id) == ["unknown", "accepted"]
+
+
+async def test_a_recovered_text_held_back_at_its_claim_is_still_looked_up_before_it_goes(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    """The window the kill -9 test hit under load: the text in flight when its worker died was recovered,
+    and at that claim held back (quiet hours here; a channel made busy by another lane in the worker
+    test) — released as plain waiting, it was later sent again without asking Twilio."""
+    await no_quiet_hours()
+    box = app.state.outbox
+    when = clock.now() + timedelta(minutes=1)
+    made = await make_case(phone=MARIA)
+    [text] = await stored_texts(box, await make_staff("supervisor"), made.case_id, ["Your hearing is at 9."], when)
+    fake_twilio.hold_gate[MARIA] = asyncio.Event()  # never opened: Twilio took it, the answer never comes
+    claimed = await claim_next(box, now=when)
+    assert isinstance(claimed, Claimed)
+    call = asyncio.create_task(deliver(box, claimed))
+
+    async def taken() -> bool:
+        return fake_twilio.count_to(MARIA) == 1
+
+    await until(taken, "Twilio to take the text")
+    call.cancel()  # the worker dies mid-call
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    await Organisation.all().update(quiet_hours_start=8, quiet_hours_end=21)
+    atlanta = ZoneInfo("America/New_York")  # Maria's number (404)
+    next_day = when.astimezone(atlanta).date() + timedelta(days=1)
+    night = datetime.combine(next_day, time(3), tzinfo=atlanta)  # long past the lease, inside quiet hours
+    assert await send_due(box, now=night) == 0  # recovered, then held until the morning
+    held = await Message.get(id=text.id)
+    assert held.outbox_state == OutboxState.RETRYING and held.outcome_unknown
+
+    assert await send_due(box, now=datetime.combine(next_day, time(8, 1), tzinfo=atlanta)) == 1
+    assert fake_twilio.count_to(MARIA) == 1  # looked up and adopted, never sent twice
+    assert (await Message.get(id=text.id)).provider_sid == fake_twilio.messages[0]["sid"]
     assert await outcomes(text.id) == ["unknown", "accepted"]
 
 

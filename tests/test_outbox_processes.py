@@ -116,11 +116,14 @@ async def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     assert {m.id: m.provider_sid for m in messages} == {m.id: sids[m.body] for m in messages}
     # The text in flight when the worker died was looked up and adopted, not sent again.
     attempts = await SendAttempt.filter(message_id=held_id).order_by("id")
-    assert [a.outcome for a in attempts] == [AttemptOutcome.UNKNOWN, AttemptOutcome.ACCEPTED]
-    assert attempts[0].worker == first.worker_id
-    assert "stopped before Twilio answered" in attempts[0].detail
-    assert attempts[1].worker == second.worker_id
-    assert "found by looking it up" in attempts[1].detail
+    first_attempt, *looked_up, adopted = attempts
+    assert first_attempt.outcome == AttemptOutcome.UNKNOWN and first_attempt.worker == first.worker_id
+    # Killed mid-call — or, on a loaded machine, its 1 s send timeout came first: unknown either way.
+    assert "stopped before Twilio answered" in first_attempt.detail or "did not answer in time" in first_attempt.detail
+    # A look-up that outlasts the 1 s timeout under load is tried again later, never turned into a send.
+    assert all(a.outcome == AttemptOutcome.RETRY and "could not be asked" in a.detail for a in looked_up), looked_up
+    assert adopted.outcome == AttemptOutcome.ACCEPTED and adopted.worker == second.worker_id
+    assert "found by looking it up" in adopted.detail
 
 
 async def test_sigterm_lets_the_call_in_flight_finish_and_claims_nothing_more(

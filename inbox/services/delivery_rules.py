@@ -28,6 +28,13 @@ class OutboxRules:
     longest_retry_after_seconds: float = 15 * 60
     random: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
+    @property
+    def send_within(self) -> timedelta:
+        """How long after renewing its lease a worker may still start a create: the rest of the lease
+        (at least twice the send timeout, inbox.app.outbox_rules) is left for the call to reach Twilio
+        before a worker recovering the text may look it up there."""
+        return self.lease / 4
+
     def planned_wait(self, attempt: int) -> float:
         """The wait after failed attempt number `attempt` (1-based), before jitter."""
         return min(self.first_retry_seconds * self.backoff_factor ** (attempt - 1), self.longest_wait_seconds)

@@ -13,7 +13,9 @@ that only one claimant can win. In the same transaction, and only then, the text
 hours are decided: a STOP committed before that moment wins and the text is canceled with the reason.
 The channel's pace is reserved there too (GCRA, shared through the database by every worker).
 
-The provider call happens after that transaction commits, under the lease. A call whose outcome is
+The provider call happens after that transaction commits, under the lease, which is renewed just before
+the call only if this claim still holds the text (the attempt number fences a claim: a lane slowed past
+its lease never sends what was recovered meanwhile). A call whose outcome is
 unknown (a timeout, a worker killed mid-call whose lease then expired) is never simply repeated:
 Twilio is asked first whether it has the text, and its SID is adopted when it does.
 """
@@ -214,10 +216,16 @@ async def _mark_sending(message: Message, now: datetime, unknown: bool) -> None:
 
 
 async def _release(message: Message, before: Message, next_attempt_at: datetime) -> None:
-    """Back to where it was, due later: the claim is given up without an attempt."""
+    """Back to where it was, due later: the claim is given up without an attempt. A text recovered from a
+    worker that stopped mid-call keeps its unknown outcome: it leaves `sending` here, so the next claim
+    would not see it was recovered, and it must still be looked up at Twilio before it goes."""
     state = before.outbox_state if before.outbox_state in CLAIMABLE else OutboxState.RETRYING
     await Message.filter(id=message.id).update(
-        outbox_state=state, next_attempt_at=next_attempt_at, lease_owner=None, lease_expires_at=None
+        outbox_state=state,
+        next_attempt_at=next_attempt_at,
+        lease_owner=None,
+        lease_expires_at=None,
+        outcome_unknown=message.outcome_unknown,
     )
 
 
@@ -276,6 +284,8 @@ async def deliver(outbox: Outbox, claimed: Claimed) -> Message:
             return await _retry_later(outbox, message, claimed.now(), exc, looking_up=True)
         if found is not None:
             return await _accepted(outbox, message, claimed.now(), found, adopted=True)
+    if not await _still_ours_to_send(outbox, claimed):
+        return message
     try:
         result = await metrics.provider_call("send", provider.send(text))
     except ProviderRejected as exc:
@@ -302,8 +312,50 @@ async def outbound_text(outbox: Outbox, message: Message, channel: Channel) -> O
 
 
 def _ours(outbox: Outbox, message: Message) -> Q:
-    """The row is still this worker's: a lease that expired meanwhile belongs to whoever recovered it."""
-    return Q(id=message.id, outbox_state=OutboxState.SENDING, lease_owner=outbox.worker_id)
+    """The row is still held by this claim: a lease that expired meanwhile belongs to whoever recovered it.
+    The attempt number is the claim's fencing token (each claim counts one more): the owner's name alone
+    cannot tell a recovered claim from a stale one when another lane of the same worker recovered it."""
+    return Q(
+        id=message.id,
+        outbox_state=OutboxState.SENDING,
+        lease_owner=outbox.worker_id,
+        attempt_count=message.attempt_count,
+    )
+
+
+async def _still_ours_to_send(outbox: Outbox, claimed: Claimed) -> bool:
+    """Just before the create, and only then, the lease runs again from now — if this claim still holds
+    the text. A lane slowed past its lease (a loaded machine, a stopped process, a slow look-up) may find
+    the text recovered meanwhile: looked up at Twilio, found missing and sent. Sending it now would make
+    it go twice, so the stale claim ends here and the recovered one's outcome stands.
+
+    The renewal itself may stall too (the database under load). If it took longer than `send_within`,
+    the create could reach Twilio after the renewed lease passed and a recovering worker had looked
+    for it: the text is handed back, untried, rather than sent late."""
+    message, started = claimed.message, time.monotonic()
+    renewed = await Message.filter(_ours(outbox, message)).update(lease_expires_at=claimed.now() + outbox.rules.lease)
+    if not renewed:
+        log.warning("Message %s was not sent by %s: its lease passed on before the call", message.id, outbox.worker_id)
+        return False
+    if time.monotonic() - started <= outbox.rules.send_within.total_seconds():
+        return True
+    log.warning("Message %s is handed back by %s: renewing its lease took too long", message.id, outbox.worker_id)
+    await _hand_back(outbox, message, claimed.now())
+    return False
+
+
+async def _hand_back(outbox: Outbox, message: Message, now: datetime) -> None:
+    """The claim is given up without a call: due again at once, this claim's attempt not counted."""
+    async with unit_of_work(outbox.bus) as uow:
+        if await Message.filter(_ours(outbox, message)).update(
+            outbox_state=OutboxState.RETRYING,
+            next_attempt_at=now,
+            attempt_count=message.attempt_count - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+        ):
+            await message.refresh_from_db()
+            uow.publish(status_changed(message))
 
 
 OUT_OF_THE_OUTBOX = {"outbox_state": None, "next_attempt_at": None, "lease_owner": None, "lease_expires_at": None}
