@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from tortoise import Tortoise
 
 from inbox.clock import now
+from inbox.crypto import SecretBox
 from inbox.headers import CONTENT_SECURITY_POLICY
 from inbox.models import (
     Alert,
@@ -38,7 +39,7 @@ from inbox.models import (
     StaffSession,
 )
 from inbox.routes.media import PDF_POLICY, SANDBOXED_POLICY
-from inbox.services import campaigns, case_events, import_jobs, queue
+from inbox.services import campaigns, case_events, import_jobs, outgoing_webhooks, queue
 from inbox.services import media as media_service
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.import_files import CsvFile
@@ -226,6 +227,10 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             True,
         )
         await import_job.wait()
+        # An outgoing webhook endpoint (its delivery log page).
+        endpoint, _secret = await outgoing_webhooks.create_endpoint(
+            SecretBox(app.state.settings.secret_key), admin, "https://cms.example.org/hooks", ["message.received"]
+        )
         # And the client answers: the thread is unread again, so a GET that marked it read would show.
         again = await staff.post(f"/dev/phone/{MARIA}", {"body": "Got it"})
         assert again.status_code == 303, again.text
@@ -252,6 +257,7 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             "event_id": str(hearing.id),
             "campaign_id": str(bulk_text.id),
             "job_id": import_job.id,
+            "endpoint_id": str(endpoint.id),
             "number": MARIA,
             "token": phone_media_token,
             "rest": "no-such-call",
