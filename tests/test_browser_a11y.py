@@ -49,6 +49,7 @@ ADMIN_PAGES = (
     "/admin/reminders",
     "/admin/import",
     "/admin/audit",
+    "/admin/webhooks",
     "/dev/phone",
     f"/dev/phone/{DANA}",
 )

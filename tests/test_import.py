@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from inbox.models import (
     Assignment,
+    AuditEntry,
     Case,
     CaseEvent,
     Client,
@@ -29,7 +30,7 @@ from inbox.models import (
     Office,
     Staff,
 )
-from inbox.services import import_jobs
+from inbox.services import audit, import_jobs
 from inbox.services.import_files import CsvFile
 from inbox.services.importing import ImportFailed, ImportReport, run_import
 from inbox.services.staff import create_staff
@@ -259,6 +260,32 @@ async def test_okay_to_text_never_undoes_an_opt_out(app: Starlette, anonymous: h
     assert await ConsentEvent.all().count() == ledger_before + 1
     latest = await ConsentEvent.filter(number=MARIA).order_by("-id").first()
     assert latest is not None and latest.source == ConsentSource.KEYWORD
+
+
+async def test_an_import_is_audited_once_with_its_counts_and_a_dry_run_or_a_refused_file_is_not(
+    app: Starlette,
+) -> None:
+    admin = await sample_staff()
+    await run_import(app.state.bus, samples(), dry_run=True, staff=admin)
+    bad = csv_file("clients.csv", CLIENTS_HEADER + "CL-9,Ana Diaz,555,true,es\n")
+    with pytest.raises(ImportFailed):
+        await run_import(app.state.bus, [bad], staff=admin)
+    assert not await AuditEntry.filter(action=audit.Action.IMPORTED).exists()
+
+    await run_import(app.state.bus, samples(), staff=admin)
+    (entry,) = await AuditEntry.filter(action=audit.Action.IMPORTED)
+    assert entry.actor_id == admin.id
+    assert entry.detail == {
+        "files": [f.name for f in samples()],
+        "clients_created": 3,
+        "clients_updated": 0,
+        "cases_created": 3,
+        "cases_updated": 0,
+        "assignments_created": 4,
+        "assignments_updated": 0,
+        "events_created": 2,
+        "events_updated": 0,
+    }
 
 
 async def test_a_dry_run_counts_and_writes_nothing(app: Starlette) -> None:

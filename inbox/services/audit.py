@@ -43,6 +43,7 @@ class Action(StrEnum):
     SETTING_CHANGED = "setting.changed"
     STAFF_CHANGED = "staff.changed"
     AUDIT_EXPORTED = "audit.exported"
+    IMPORTED = "import.applied"  # a CSV import was written: its files and what it created and changed, per kind
 
 
 Detail = str | int | bool | None | list[str] | list[int]
