@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Protocol
@@ -109,7 +110,7 @@ class MemoryTransport:
         return True
 
 
-class ListeningTransport:
+class ListeningTransport(ABC):
     """The listening half shared by the network transports: a task that listens until the connection
     drops, then reconnects with backoff and reports the reconnection."""
 
@@ -173,16 +174,17 @@ class ListeningTransport:
             self._on_reconnect()
             return
 
+    @abstractmethod
     async def _listen_confirmed(self) -> None:
         """Opens the listening connection; returns once the server has confirmed the subscription."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _listen(self) -> None:
         """Hands every text heard to on_text; returns or raises when the connection is gone."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _close_listener(self) -> None:
-        raise NotImplementedError
+        """Closes the listening connection, if open (never raises for one already gone)."""
 
 
 class RedisTransport(ListeningTransport):

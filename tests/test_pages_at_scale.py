@@ -174,10 +174,13 @@ async def test_every_foreign_key_has_an_index(app) -> None:
 
 
 async def test_postgresql_connections_go_back_to_the_pool_without_a_reset_round_trip(app) -> None:
-    """asyncpg's default reset (a second round trip after every statement Tortoise runs) is replaced by none."""
+    """asyncpg's default reset (a second round trip after every statement Tortoise runs) is replaced by none.
+    The configuration is checked on any suite; the live pool where the suite runs on PostgreSQL."""
+    config = db.connection_of("postgres://inbox@127.0.0.1:5432/inbox")
+    assert isinstance(config, dict) and config["credentials"]["reset"] is db._keep_session  # type: ignore[index]
+    assert db.connection_of("sqlite:///tmp/x.sqlite3") == "sqlite:///tmp/x.sqlite3"  # SQLite has no pool reset
     connection = Tortoise.get_connection("default")
-    if connection.capabilities.dialect != "postgres":
-        pytest.skip("PostgreSQL's pool only")
-    async with connection.acquire_connection() as raw:  # type: ignore[attr-defined]
-        assert await raw.fetchval("SELECT 1") == 1
-    assert connection._pool._reset is db._keep_session  # type: ignore[attr-defined]
+    if connection.capabilities.dialect == "postgres":
+        async with connection.acquire_connection() as raw:  # type: ignore[attr-defined]
+            assert await raw.fetchval("SELECT 1") == 1
+        assert connection._pool._reset is db._keep_session  # type: ignore[attr-defined]
