@@ -17,7 +17,13 @@ from inbox.crypto import SecretBox, SecretUnreadable
 from inbox.models import Channel, Conversation, Direction, Message, MessageStatus, Staff
 from inbox.services.channels import save_channel
 from inbox.services.secret_rotation import reencrypt_channel_tokens
-from inbox.services.staff import authenticate, create_staff
+from inbox.services.staff import (
+    ARGON2_PROFILE_VARIABLE,
+    PASSWORD_HASHER,
+    authenticate,
+    create_staff,
+    hasher_from_environment,
+)
 from inbox.settings import Secret, Settings
 from tests.support.apps import asgi_client, running
 from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN, VALID_FORM
@@ -123,9 +129,9 @@ async def test_the_rotate_secrets_command_re_encrypts_and_names_what_it_cannot_r
 
 async def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(app: Starlette, make_staff) -> None:
     staff = await make_staff("advocate")
-    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    weak = PasswordHasher(time_cost=2, memory_cost=64, parallelism=1).hash(PASSWORD)
     await Staff.filter(id=staff.id).update(password_hash=weak)
-    assert PasswordHasher().check_needs_rehash(weak)
+    assert PASSWORD_HASHER.check_needs_rehash(weak)
 
     assert await authenticate(staff.email, "not the password") is None
     assert (await Staff.get(id=staff.id)).password_hash == weak  # a failed sign-in changes nothing
@@ -134,7 +140,19 @@ async def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(ap
         response = await post_sign_in(http, staff.email)
     assert response.status_code == 303
     renewed = (await Staff.get(id=staff.id)).password_hash or ""
-    assert renewed != weak and not PasswordHasher().check_needs_rehash(renewed)
-    assert PasswordHasher().verify(renewed, PASSWORD)
+    assert renewed != weak and not PASSWORD_HASHER.check_needs_rehash(renewed)
+    assert PASSWORD_HASHER.verify(renewed, PASSWORD)
     assert await authenticate(staff.email, PASSWORD) is not None
     assert (await Staff.get(id=staff.id)).password_hash == renewed  # current parameters: left alone
+
+
+def test_passwords_are_hashed_at_argon2_cffis_recommended_cost_unless_a_profile_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ARGON2_PROFILE_VARIABLE)
+    assert hasher_from_environment().hash(PASSWORD).startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    monkeypatch.setenv(ARGON2_PROFILE_VARIABLE, "CHEAPEST")
+    assert hasher_from_environment().hash(PASSWORD).startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    monkeypatch.setenv(ARGON2_PROFILE_VARIABLE, "FAST")
+    with pytest.raises(RuntimeError, match="'FAST' is not an argon2 profile"):
+        hasher_from_environment()

@@ -287,12 +287,22 @@ class WebhookSender:
     """What delivering needs: the secrets' box, an HTTP client, and whose leases this process's claims are."""
 
     box: SecretBox
-    client: httpx.AsyncClient
+    timeout: float
     worker_id: str = "web"
     lease: timedelta = LEASE
+    _client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Made at the first delivery: its TLS context loads the CA bundle (~30 ms of CPU), and most processes
+        (a web process without a worker, an organisation with no endpoint) never deliver."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        return self._client
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def build_sender(
@@ -300,8 +310,7 @@ def build_sender(
 ) -> WebhookSender:
     # Never shorter than a POST that runs to its timeout: a slow receiver is not taken for a dead worker.
     lease = max(lease, timedelta(seconds=timeout + 5))
-    client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-    return WebhookSender(box, client, worker_id, lease)
+    return WebhookSender(box, timeout, worker_id, lease)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.transactions import in_transaction
 
@@ -23,18 +24,36 @@ from inbox.services.unit_of_work import unit_of_work
 
 MIN_PASSWORD_LENGTH = 8
 
-_hasher = PasswordHasher()
+ARGON2_PROFILE_VARIABLE = "INBOX_ARGON2_PROFILE"
+
+
+def hasher_from_environment() -> PasswordHasher:
+    """argon2-cffi's recommended parameters (RFC 9106's low-memory choice, ~0.1 s of CPU a hash) unless
+    INBOX_ARGON2_PROFILE names another of its profiles. The test suite sets CHEAPEST: it creates thousands of
+    accounts and signs each in, and nothing it checks depends on the cost. A hash records its own parameters,
+    so one made with another profile still verifies, and is re-made with these at its next sign-in."""
+    name = os.environ.get(ARGON2_PROFILE_VARIABLE)
+    if not name:
+        return PasswordHasher()
+    parameters = getattr(profiles, name, None)
+    if not isinstance(parameters, Parameters):
+        known = ", ".join(n for n in dir(profiles) if isinstance(getattr(profiles, n), Parameters))
+        raise RuntimeError(f"{ARGON2_PROFILE_VARIABLE}={name!r} is not an argon2 profile (one of: {known})")
+    return PasswordHasher.from_parameters(parameters)
+
+
+PASSWORD_HASHER = hasher_from_environment()
 # Checked against when the email is unknown, so a wrong email costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_DUMMY_HASH = PASSWORD_HASHER.hash(secrets.token_urlsafe(16))
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.to_thread(PASSWORD_HASHER.hash, password)
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password)
+        return PASSWORD_HASHER.verify(password_hash or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -112,7 +131,7 @@ async def check_credentials(email: str, password: str) -> Staff | None:
 
 async def _rehash_if_outdated(staff: Staff, password: str) -> None:
     """A hash made with other parameters (older, weaker) is replaced while the password is at hand."""
-    if staff.password_hash and _hasher.check_needs_rehash(staff.password_hash):
+    if staff.password_hash and PASSWORD_HASHER.check_needs_rehash(staff.password_hash):
         staff.password_hash = await hash_password(password)
         await Staff.filter(id=staff.id).update(password_hash=staff.password_hash)
 
