@@ -6,6 +6,7 @@ everything else several test files use, are in tests/support, which the tests im
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from inbox.settings import Secret, Settings
 from tests.support import database
 from tests.support.apps import asgi_client, running
 from tests.support.browser import DESKTOP_SIZE, ConsoleWatch, DemoServer, demo_server, require_browser
+from tests.support.cli import DATABASE_FILE, empty_directory, migrated_sqlite
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import browser, count_renders, serving
@@ -183,12 +185,26 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return count_renders(monkeypatch)
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database at the newest schema, made once a run by `inbox migrate` in a process of its own:
+    migrating from empty costs ~4 s of CPU (Tortoise rebuilds its models at every step), and most commands a test
+    runs only need the schema to be there."""
+    return migrated_sqlite(tmp_path_factory.mktemp("migrated"))
+
+
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A directory of its own for a command run for real (tests/support/cli.py)."""
-    path = tmp_path / "cli"
-    path.mkdir()
+def workdir(tmp_path: Path, migrated_database: Path) -> Path:
+    """A directory of its own for a command run for real (tests/support/cli.py), its database already migrated."""
+    path = empty_directory(tmp_path / "cli")
+    shutil.copyfile(migrated_database, path / DATABASE_FILE)
     return path
+
+
+@pytest.fixture
+def empty_workdir(tmp_path: Path) -> Path:
+    """As `workdir`, with no database yet: for the tests of what a command does to an empty one."""
+    return empty_directory(tmp_path / "cli")
 
 
 # ---------------------------------------------------------------- browser tests (tests/support/browser.py)

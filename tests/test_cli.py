@@ -19,7 +19,7 @@ from inbox import db
 from inbox.app import create_app
 from inbox.services.staff import authenticate, staff_for_token
 from inbox.settings import Secret, Settings
-from tests.support.cli import cli_env, run_inbox
+from tests.support.cli import DATABASE_FILE, cli_env, run_inbox
 from tests.support.servers import free_port
 
 SERVE_STARTUP_SECONDS = 90  # a deadline, not a measure: migrating a fresh SQLite on a busy 2-core machine
@@ -43,16 +43,17 @@ def rows(database: Path, sql: str) -> list[tuple[object, ...]]:
 @contextlib.asynccontextmanager
 async def connected(workdir: Path) -> AsyncIterator[None]:
     """This test's own database, opened in-process and closed again (no `app` fixture is active)."""
-    await db.connect(f"sqlite://{workdir / 'x.sqlite3'}")
+    await db.connect(f"sqlite://{workdir / DATABASE_FILE}")
     try:
         yield
     finally:
         await db.disconnect()
 
 
-def test_migrate_creates_the_schema_and_is_safe_to_repeat(workdir: Path) -> None:
+def test_migrate_creates_the_schema_and_is_safe_to_repeat(empty_workdir: Path) -> None:
+    workdir = empty_workdir
     assert "up to date" in ok(run_inbox(workdir, "migrate")).lower()
-    database = workdir / "x.sqlite3"
+    database = workdir / DATABASE_FILE
     assert {"staff", "client", "client_phone", "case", "assignment", "message", "api_token"} <= tables_of(database)
     ok(run_inbox(workdir, "migrate"))
     assert {"staff", "message"} <= tables_of(database)
@@ -122,7 +123,7 @@ def test_duplicate_email_fails_with_a_clear_message(workdir: Path) -> None:
     assert again.returncode != 0
     assert "already an account for ada@example.org" in again.stderr
     assert "Traceback" not in again.stderr
-    assert rows(workdir / "x.sqlite3", "SELECT name FROM staff") == [("Ada",)]
+    assert rows(workdir / DATABASE_FILE, "SELECT name FROM staff") == [("Ada",)]
 
 
 @pytest.mark.parametrize(
@@ -142,11 +143,12 @@ def test_invalid_account_details_fail_naming_the_problem(workdir: Path, args: li
     assert "Traceback" not in result.stderr
 
 
-def test_an_invalid_role_is_an_argument_error(workdir: Path) -> None:
+def test_an_invalid_role_is_an_argument_error(empty_workdir: Path) -> None:
+    workdir = empty_workdir
     result = run_inbox(workdir, "create-user", "--email", "x@example.org", "--name", "X", "--role", "janitor")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "janitor" in result.stderr
-    assert not (workdir / "x.sqlite3").exists()  # refused before touching the database
+    assert not (workdir / DATABASE_FILE).exists()  # refused before touching the database
 
 
 def test_an_unknown_command_is_an_argument_error(workdir: Path) -> None:
@@ -172,7 +174,7 @@ async def test_create_token_prints_a_token_that_works_against_the_api(workdir: P
     out = ok(run_inbox(workdir, "create-token", "--email", "sam@example.org"))
     token = out.strip().splitlines()[-1].strip()
     assert token and " " not in token
-    stored = rows(workdir / "x.sqlite3", "SELECT token_hash FROM api_token")
+    stored = rows(workdir / DATABASE_FILE, "SELECT token_hash FROM api_token")
     assert len(stored) == 1 and token not in stored[0]  # only the digest is kept
 
     async with connected(workdir):
@@ -181,7 +183,7 @@ async def test_create_token_prints_a_token_that_works_against_the_api(workdir: P
 
     # And the real app, on that same database, accepts it.
     settings = Settings(
-        database_url=f"sqlite://{workdir / 'x.sqlite3'}",
+        database_url=f"sqlite://{workdir / DATABASE_FILE}",
         secret_key=Secret("cli-test-secret-" + "y" * 32),
         data_dir=workdir / "data",
         media_dir=workdir / "media",
@@ -211,7 +213,7 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
         for role, email, password in logins:
             staff = await authenticate(email, password)
             assert staff is not None and staff.role == role, email
-    database = workdir / "x.sqlite3"
+    database = workdir / DATABASE_FILE
     assert rows(database, "SELECT count(*) FROM client")[0][0] > 0
     assert rows(database, 'SELECT count(*) FROM "case"')[0][0] > 0
     # Its scheduled texts wait in the outbox for their time (so the worker sends them, and a STOP cancels them):
@@ -259,7 +261,8 @@ async def test_demo_prints_three_logins_that_sign_in(workdir: Path) -> None:
     assert rows(database, "SELECT count(*) FROM quick_entry")[0][0] == 4
 
 
-def test_serve_migrates_sqlite_and_answers_the_login_page(workdir: Path) -> None:
+def test_serve_migrates_sqlite_and_answers_the_login_page(empty_workdir: Path) -> None:
+    workdir = empty_workdir
     port = free_port()
     log_path = workdir / "serve.log"
     with log_path.open("w") as log:
@@ -280,7 +283,7 @@ def test_serve_migrates_sqlite_and_answers_the_login_page(workdir: Path) -> None
                 process.kill()
                 process.wait()
     assert 'name="email"' in page and 'type="password"' in page
-    database = workdir / "x.sqlite3"
+    database = workdir / DATABASE_FILE
     assert database.exists()
     assert {"staff", "message", "channel", "organisation"} <= tables_of(database)
     # No Twilio settings in the environment: the built-in simulator is the provider.

@@ -34,7 +34,7 @@ from inbox.services import audit, import_jobs
 from inbox.services.import_files import CsvFile
 from inbox.services.importing import ImportFailed, ImportReport, run_import
 from inbox.services.staff import create_staff
-from tests.support.cli import run_inbox
+from tests.support.cli import DATABASE_FILE, run_inbox
 from tests.support.paths import REPO
 from tests.support.records import MARIA
 from tests.support.webhooks import text_in
@@ -335,7 +335,7 @@ def test_the_command_prints_counts_and_exits_1_with_nothing_changed_on_a_bad_row
         "assignments: created 4, updated 0, unchanged 0",
         "events: created 2, updated 0, unchanged 0",
     ]
-    database = workdir / "x.sqlite3"
+    database = workdir / DATABASE_FILE
     assert rows_of(database, "SELECT count(*) FROM client") == [(0,)]
     first = run_inbox(workdir, "import", *files)
     assert first.returncode == 0, first.stderr

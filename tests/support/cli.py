@@ -11,13 +11,14 @@ from pathlib import Path
 from .paths import REPO
 
 COMMAND_TIMEOUT_SECONDS = 120
+DATABASE_FILE = "x.sqlite3"
 
 
 def cli_env(workdir: Path) -> dict[str, str]:
     """The caller's environment without any Inbox or Twilio settings, pointed at `workdir`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("INBOX_", "TWILIO_"))}
     env.update(
-        INBOX_DATABASE_URL=f"sqlite://{workdir / 'x.sqlite3'}",
+        INBOX_DATABASE_URL=f"sqlite://{workdir / DATABASE_FILE}",
         INBOX_DATA_DIR=str(workdir / "data"),
         INBOX_MEDIA_DIR=str(workdir / "media"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
@@ -36,3 +37,17 @@ def run_inbox(workdir: Path, *args: str, env: dict[str, str] | None = None) -> s
         text=True,
         timeout=COMMAND_TIMEOUT_SECONDS,
     )
+
+
+def empty_directory(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def migrated_sqlite(directory: Path) -> Path:
+    """`inbox migrate` run in `directory`; the SQLite database it made (checkpointed: one file holds it all)."""
+    completed = run_inbox(directory, "migrate")
+    assert completed.returncode == 0, completed.stderr
+    database = directory / DATABASE_FILE
+    assert database.exists() and not (directory / f"{DATABASE_FILE}-wal").exists(), list(directory.iterdir())
+    return database
