@@ -25,7 +25,7 @@ from starlette.routing import Route
 from inbox import clock
 from inbox.crypto import SecretBox
 from inbox.events import AlertDismissed
-from inbox.models import DeliveryState, Staff, Task, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from inbox.models import AuditEntry, DeliveryState, Staff, Task, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from inbox.services import outgoing_webhooks
 from inbox.services.outgoing_webhooks import BACKOFF_SECONDS, LEASE, build_sender, deliver_due
 from inbox.services.secret_rotation import reencrypt_webhook_secrets
@@ -259,9 +259,18 @@ async def test_a_day_of_failures_disables_the_endpoint_and_tells_the_admins(
     count = len(receiver.received)
     assert await deliver_due(app.state.webhooks, now=a_day_later + timedelta(days=1)) == 0  # nothing to a disabled one
     assert len(receiver.received) == count
+    # This process's copy of the endpoints forgot it: a text now records no delivery for the disabled endpoint.
+    recorded = await WebhookDelivery.all().count()
+    await post_text(anonymous, MARIA, "Third")
+    assert await WebhookDelivery.all().count() == recorded
+    changes = await AuditEntry.filter(object_kind="webhook_endpoint", object_id=endpoint_id).order_by("id")
+    assert [(row.actor_id, row.detail["change"]) for row in changes] == [
+        (admins[0].id, "created"),
+        (None, "disabled after a day of failures"),  # the system did it
+    ]
 
     receiver.answers = []
-    await outgoing_webhooks.set_enabled(endpoint_id, True)
+    await outgoing_webhooks.set_enabled(admins[0], endpoint_id, True)
     assert await deliver_due(app.state.webhooks, now=a_day_later + timedelta(days=1)) >= 1
     await endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.failing_since is None

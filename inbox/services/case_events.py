@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from inbox import clock
 from inbox.events import Bus, CaseEventChanged
 from inbox.models import (
@@ -25,11 +27,13 @@ from inbox.models import (
     EventKind,
     EventReminder,
     Message,
+    Organisation,
     QuickEntry,
     Role,
     Staff,
 )
 from inbox.services import (
+    audit,
     directory,
     messaging,
     organisation,
@@ -102,7 +106,11 @@ def _spec_of(raw: dict[str, Any]) -> ReminderSpec:
 
 async def default_reminders(kind: EventKind) -> list[ReminderSpec]:
     """The organisation's reminders for a kind of event, else the built-in ones."""
-    saved = (await organisation.current()).reminder_defaults
+    return _defaults_of(await organisation.current(), kind)
+
+
+def _defaults_of(org: Organisation, kind: EventKind) -> list[ReminderSpec]:
+    saved = org.reminder_defaults
     if saved is not None and kind.value in saved:
         return [_spec_of(raw) for raw in saved[kind.value]]
     return list(BUILT_IN_REMINDERS[kind])
@@ -113,6 +121,7 @@ async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[Re
     if staff.role != Role.ADMIN:
         raise Forbidden("Only administrators may change the default reminders.")
     org = await organisation.current()
+    before = {kind.value: _described(_defaults_of(org, kind)) for kind in EventKind}
     org.reminder_defaults = {
         kind.value: [
             {
@@ -124,7 +133,22 @@ async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[Re
         ]
         for kind, specs in defaults.items()
     }
-    await org.save(update_fields=["reminder_defaults"])
+    after = {kind.value: _described(_defaults_of(org, kind)) for kind in EventKind}
+    async with in_transaction():
+        await org.save(update_fields=["reminder_defaults"])
+        changes = audit.setting_changes(before, after)
+        await audit.record(audit.Action.SETTING_CHANGED, staff, org, setting="reminder_defaults", **changes)
+
+
+def _described(specs: list[ReminderSpec]) -> str:
+    """A kind's default reminders for the audit trail, short: "10080 min at 09:00, 1440 min at 09:00 asking C"."""
+    words = [
+        f"{s.minutes_before} min"
+        + (f" at {s.at_local_time}" if s.at_local_time else "")
+        + (" asking C" if s.ask_confirmation else "")
+        for s in specs
+    ]
+    return ", ".join(words) or "none"
 
 
 # ---------------------------------------------------------------- checking
