@@ -392,9 +392,9 @@ async def test_an_upload_runs_in_the_background_and_shows_its_report(app: Starle
         "/admin/import", {"mode": "dry_run"}, files=uploads(*samples()), headers={"HX-Request": "true"}
     )
     assert started.status_code == 202 and "<progress" in started.text
-    job = import_jobs.job_for(admin.staff, job_id_of(started.text))
-    await job.wait()
-    panel = await admin.get(f"/admin/import/{job.id}/progress")
+    job_id = job_id_of(started.text)
+    await import_jobs.wait(job_id)
+    panel = await admin.get(f"/admin/import/{job_id}/progress")
     assert "hx-get" not in panel.text  # finished: no more polling
     assert "Dry run: nothing was written" in panel.text and "clients: created 3, updated 0, unchanged 0" in panel.text
     assert await Client.all().count() == 0
@@ -402,8 +402,7 @@ async def test_an_upload_runs_in_the_background_and_shows_its_report(app: Starle
     # Without JavaScript: the plain form leads to the job's own page.
     plain = await admin.post("/admin/import", {"mode": "import"}, files=uploads(*samples()))
     assert plain.status_code == 303
-    job = import_jobs.job_for(admin.staff, plain.headers["location"].rsplit("/", 1)[1])
-    await job.wait()
+    await import_jobs.wait(plain.headers["location"].rsplit("/", 1)[1])
     page = await admin.get(plain.headers["location"])
     assert "Imported." in page.text and "events: created 2, updated 0, unchanged 0" in page.text
     assert 'value="import" checked' in page.text  # the form keeps the choice
@@ -418,9 +417,9 @@ async def test_upload_problems_are_shown_escaped_and_nothing_changes(app: Starle
     await admin.get("/admin/import")
     bad = csv_file("<i>clients</i>.csv", CLIENTS_HEADER + "C1,Ana,<b>555</b>,true,\n")
     started = await admin.post("/admin/import", {"mode": "import"}, files=uploads(bad), headers={"HX-Request": "true"})
-    job = import_jobs.job_for(admin.staff, job_id_of(started.text))
-    await job.wait()
-    panel = (await admin.get(f"/admin/import/{job.id}/progress")).text
+    job_id = job_id_of(started.text)
+    await import_jobs.wait(job_id)
+    panel = (await admin.get(f"/admin/import/{job_id}/progress")).text
     assert "Nothing was imported: 1 problem(s)" in panel
     assert (
         "&lt;i&gt;clients&lt;/i&gt;.csv line 2, column mobile: “&lt;b&gt;555&lt;/b&gt;” is not a phone number" in panel

@@ -15,7 +15,7 @@ never undoes an opt-out: a `true` for a number that texted STOP is reported and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -846,10 +846,12 @@ async def run_import(
     dry_run: bool = False,
     staff: Staff | None = None,
     progress: Progress | None = None,
+    written: Callable[[ImportReport], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Checks every row of `files`, then (unless a dry run) writes them in one unit of work. Raises
     ImportFailed, naming every problem, when any row is wrong: then nothing is written. `staff` is who imports
-    (credited in the consent ledger; events' reminders are scheduled in their name)."""
+    (credited in the consent ledger; events' reminders are scheduled in their name). `written` gets the report
+    of a real import inside its transaction (the upload page's job row commits with the rows it reports)."""
     parsed, problems = read_files(files)
     if problems:
         raise ImportFailed(problems)
@@ -867,6 +869,12 @@ async def run_import(
             # One entry per import, in its transaction: who loaded which files and what they changed (the rows
             # themselves are the case management system's; the consent ledger names each okay-to-text it applied).
             await audit.record(audit.Action.IMPORTED, staff, None, files=[f.name for f in files], **_changes(plan))
+            if written is not None:
+                await written(_report(plan, dry_run))
+    return _report(plan, dry_run)
+
+
+def _report(plan: Plan, dry_run: bool) -> ImportReport:
     tallies = {kind: plan.tallies[kind] for kind in ORDER if kind in plan.file_of}
     return ImportReport(dry_run, tallies, plan.notices)
 
