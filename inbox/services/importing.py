@@ -36,7 +36,7 @@ from inbox.models import (
     Staff,
 )
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import audit, bulk, case_events, consent, organisation, quiet_hours
+from inbox.services import audit, bulk, case_events, consent, event_import, organisation, quiet_hours
 from inbox.services.errors import NotFound, ServiceError
 from inbox.services.import_files import ORDER, CsvFile, Kind, ParsedFile, Problem, Row, UnreadableFile, parse
 from inbox.services.limits import max_length
@@ -771,7 +771,8 @@ async def _import_assignments(plan: Plan, dry_run: bool, tick: Callable[[int], N
 
 
 async def _import_events(plan: Plan, dry_run: bool, staff: Staff | None, tick: Callable[[int], None]) -> None:
-    """Events one by one through case_events (their reminders are scheduled texts, made as by hand)."""
+    """New events in bulk with their reminders (event_import: what adding them by hand writes); changed ones one
+    by one through case_events, so their reminders move as when edited by hand."""
     tally = plan.tallies.setdefault(Kind.EVENTS, Tally())
     existing: dict[str, CaseEvent] = {}
     for chunk in _chunks([r.external_id for _, r in plan.events]):
@@ -780,16 +781,19 @@ async def _import_events(plan: Plan, dry_run: bool, staff: Staff | None, tick: C
         ):
             existing[str(found.external_id)] = found
     now = clock.now()
+    new: list[event_import.NewEvent] = []
     for _, row in plan.events:
         event = existing.get(row.external_id)
-        data = case_events.EventInput(kind=row.kind.value, title=row.title, starts_at=row.starts_at, place=row.place)
         if event is None:
             tally.created += 1
-            if not dry_run:
-                assert staff is not None  # run_import refuses events without someone to schedule their reminders
-                case = await Case.get(id=plan.case_ids[row.case_external_id])
-                await case_events.add_event(staff, case, data, now, external_id=row.external_id)
-        elif event.cancelled_at is None and _event_changes(event, row, plan.case_ids):
+            if not dry_run:  # (a dry run has not written the cases its events may name)
+                case_id = plan.case_ids[row.case_external_id]
+                new.append(
+                    event_import.NewEvent(row.external_id, case_id, row.kind, row.title, row.starts_at, row.place)
+                )
+            tick(1)
+            continue
+        if event.cancelled_at is None and _event_changes(event, row, plan.case_ids):
             tally.updated += 1
             if not dry_run:
                 assert staff is not None
@@ -801,6 +805,9 @@ async def _import_events(plan: Plan, dry_run: bool, staff: Staff | None, tick: C
         else:
             tally.unchanged += 1  # a cancelled event stays cancelled: the import does not bring it back
         tick(1)
+    if not dry_run and new:
+        assert staff is not None  # run_import refuses events without someone to schedule their reminders
+        await event_import.create_events(new, staff, await organisation.current(), now)
 
 
 def _event_changes(event: CaseEvent, row: EventRow, case_ids: dict[str, int]) -> bool:

@@ -16,7 +16,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from inbox import clock
-from inbox.models import Case, Client, Office, QuickEntry, Role, Staff
+from inbox.models import Case, Client, Office, Organisation, QuickEntry, Role, Staff
 from inbox.phones import for_people
 from inbox.services import audit, messaging, organisation, quiet_hours, visibility
 from inbox.services.errors import Forbidden, NotFound, require
@@ -258,6 +258,13 @@ async def values_for(staff: Staff, client: Client | None, case: Case | None, now
     org = await organisation.current()
     office_id = case.office_id if case is not None and case.office_id else staff.office_id
     office = await Office.get_or_none(id=office_id) if office_id else None
+    return values_from(staff, client, case, org, office, now)
+
+
+def values_from(
+    staff: Staff, client: Client | None, case: Case | None, org: Organisation, office: Office | None, now: datetime
+) -> dict[str, str | None]:
+    """The placeholders' values from records already read (`office`: the case's, else the staff member's)."""
     zone = quiet_hours.zone_named(org.time_zone)
     return {
         "client_first_name": _first_word(client.name) if client else None,
