@@ -168,11 +168,11 @@ def build_outbox(
     )
 
 
-def build_webhook_sender(settings: Settings, worker_id: str) -> WebhookSender:
+def build_webhook_sender(settings: Settings, worker_id: str, bus: Bus | None = None) -> WebhookSender:
     """Outgoing webhooks' sender: it decrypts each endpoint's secret to sign with."""
     box = SecretBox(settings.secret_key, settings.secret_key_old)
     # The receiver gets the time Twilio gets, and a claim lasts as long as a text's.
-    return build_sender(box, worker_id, settings.send_timeout_seconds, outbox_rules(settings).lease)
+    return build_sender(box, worker_id, settings.send_timeout_seconds, outbox_rules(settings).lease, bus)
 
 
 def build_throttle(settings: Settings) -> Throttle:
@@ -236,7 +236,7 @@ def create_app(settings: Settings) -> Starlette:
         # Inbound webhooks: acknowledged once stored, processed right after (tests replace app.state.clock).
         app.state.ingest = Ingest(app.state.outbox, now=lambda: app.state.clock())
         await app.state.ingest.start()
-        app.state.webhooks = build_webhook_sender(settings, app.state.outbox.worker_id)
+        app.state.webhooks = build_webhook_sender(settings, app.state.outbox.worker_id, bus)
         worker = (
             OutboxWorker(
                 app.state.outbox,

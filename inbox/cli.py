@@ -8,6 +8,7 @@ import logging.config
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import suppress
 from typing import Any
 
 from inbox import db, logs
@@ -318,7 +319,7 @@ async def worker(settings: Settings, _: Any) -> None:
 
     from inbox.app import bootstrap_info, build_outbox, build_registry, build_webhook_sender, ensure_organisation
     from inbox.events import Bus
-    from inbox.services import event_log
+    from inbox.services import event_log, settings_cache
     from inbox.services.channels import ensure_channel
     from inbox.worker import OutboxWorker, stop_gracefully
 
@@ -329,11 +330,13 @@ async def worker(settings: Settings, _: Any) -> None:
         bus = Bus(settings.broadcast_url, journal=event_log.record)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
-        webhooks = build_webhook_sender(settings, outbox.worker_id)
+        webhooks = build_webhook_sender(settings, outbox.worker_id, bus)
         runner = OutboxWorker(
             outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds, webhooks=webhooks
         )
         task = asyncio.create_task(runner.run(), name="outbox-worker")
+        # The worker records webhook deliveries too (a text's status): its copy of the endpoints follows changes.
+        following = asyncio.create_task(settings_cache.follow(bus), name="settings-cache")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -349,6 +352,9 @@ async def worker(settings: Settings, _: Any) -> None:
             await stop_gracefully(runner, task)
             print(f"Outbox worker stopped after handing over {runner.handed_over} texts.", flush=True)
         finally:
+            following.cancel()
+            with suppress(asyncio.CancelledError):
+                await following
             await bus.disconnect()
             await registry.close()
             await outbox.pacer.close()

@@ -1146,3 +1146,34 @@ class WorkerHeartbeat(Model):
 
     class Meta:
         table = "worker_heartbeat"
+
+
+class ImportJob(Model):
+    """An import started from the admin upload page: its state, in the database so any web process answers the
+    progress poll (the work runs in the process that received the upload, which renews `beat_at` as it goes).
+
+    `report` is {"lines": [...], "notices": [...]} once it finished; `problems` the rows to correct (the first
+    few hundred: `problem_count` says how many in all); `failure` an unexpected error. A job unfinished and
+    without a beat for a while lost its process (inbox.services.import_jobs.ABANDONED_AFTER)."""
+
+    id = fields.CharField(max_length=24, primary_key=True)  # random: the page's address names it
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="import_jobs", on_delete=fields.CASCADE
+    )
+    file_names: list[str] = fields.JSONField(default=list)
+    dry_run = fields.BooleanField()
+    started_at = fields.DatetimeField()
+    beat_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True, db_index=True)
+    done = fields.IntField(default=0)
+    total = fields.IntField(default=0)
+    report: dict[str, list[str]] | None = fields.JSONField(null=True)
+    problems: list[str] = fields.JSONField(default=list)
+    problem_count = fields.IntField(default=0)
+    failure = fields.CharField(max_length=300, null=True)
+    process = fields.CharField(max_length=200, default="")  # which process runs it (host and pid), for the logs
+
+    staff_id: int
+
+    class Meta:
+        table = "import_job"

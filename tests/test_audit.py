@@ -19,7 +19,18 @@ from tortoise import Tortoise
 
 from inbox import clock
 from inbox.events import MediaChanged, Subscription
-from inbox.models import Assignment, AuditEntry, Channel, ClientPhone, Conversation, Media, Organisation, Staff
+from inbox.models import (
+    Assignment,
+    AuditEntry,
+    Channel,
+    ClientPhone,
+    Conversation,
+    Media,
+    Organisation,
+    QuickEntry,
+    Staff,
+    WebhookEndpoint,
+)
 from inbox.services import audit
 from inbox.services.unit_of_work import unit_of_work
 from tests.support.channels import SECOND_SID, SECOND_TOKEN, VALID_FORM
@@ -279,6 +290,111 @@ async def test_adding_and_changing_a_sending_number_is_recorded_without_its_toke
     assert [row.detail["changed"] for row in entries] == [["created"], ["label"]]
     assert all(row.actor_id == admin.id for row in entries)
     assert all(SECOND_TOKEN not in repr(row.detail) for row in entries)
+
+
+async def setting_rows(setting: str) -> list[AuditEntry]:
+    found = await rows(audit.Action.SETTING_CHANGED)
+    return [row for row in found if row.detail.get("setting") == setting]
+
+
+async def test_adding_changing_and_deleting_a_quick_entry_is_recorded_without_its_words(
+    signed_in, make_staff: MakeStaff
+) -> None:
+    admin = await make_staff("admin")
+    staff = await signed_in(admin)
+    await staff.get("/admin/quick-entries/new")
+    words = "Your hearing is tomorrow, {client_first_name}."
+    form = {"name": "Hearing tomorrow", "language": "", "body": words, "position": "2"}
+    assert (await staff.post("/admin/quick-entries", {**form, "body": "{nope}"})).status_code == 422
+    assert not await setting_rows("quick_entry")  # refused: no entry
+    assert (await staff.post("/admin/quick-entries", form)).status_code == 303
+    entry = await QuickEntry.get(name="Hearing tomorrow")
+    await staff.get(f"/admin/quick-entries/{entry.id}")
+    changed = {**form, "language": "es", "body": "Su audiencia es mañana."}
+    assert (await staff.post(f"/admin/quick-entries/{entry.id}", changed)).status_code == 303
+    assert (await staff.post(f"/admin/quick-entries/{entry.id}/delete", {})).status_code == 303
+    entries = await setting_rows("quick_entry")
+    assert [(row.actor_id, row.object_kind, row.object_id, row.detail["change"]) for row in entries] == [
+        (admin.id, "quick_entry", entry.id, "created"),
+        (admin.id, "quick_entry", entry.id, "updated"),
+        (admin.id, "quick_entry", entry.id, "deleted"),
+    ]
+    created, updated, deleted = (row.detail for row in entries)
+    assert created["after"] == {"name": "Hearing tomorrow", "language": None, "position": 2}
+    assert created["changed"] == ["name", "language", "body", "position"]
+    assert (updated["changed"], updated["before"], updated["after"]) == (
+        ["language", "body"],
+        {"language": None},
+        {"language": "es"},
+    )
+    assert deleted["before"] == {"name": "Hearing tomorrow", "language": "es", "position": 2}
+    assert all("tomorrow, {" not in repr(row.detail) and "mañana" not in repr(row.detail) for row in entries)
+
+
+async def test_changing_the_quiet_hours_is_recorded_with_before_and_after(signed_in, make_staff: MakeStaff) -> None:
+    admin = await make_staff("admin")
+    staff = await signed_in(admin)
+    await staff.get("/admin/quiet-hours")
+    refused = await staff.post("/admin/quiet-hours", {"start": "21", "end": "8", "time_zone": "America/Chicago"})
+    assert refused.status_code == 422 and not await setting_rows("quiet_hours")
+    organisation = await Organisation.first()
+    assert organisation is not None
+    before = (organisation.quiet_hours_start, organisation.time_zone)
+    saved = await staff.post("/admin/quiet-hours", {"start": "9", "end": "20", "time_zone": "America/Chicago"})
+    assert saved.status_code == 303
+    [row] = await setting_rows("quiet_hours")
+    assert (row.actor_id, row.object_kind, row.object_id) == (admin.id, "organisation", organisation.id)
+    assert row.detail["after"] == {"quiet_hours_start": 9, "quiet_hours_end": 20, "time_zone": "America/Chicago"}
+    assert (row.detail["before"]["quiet_hours_start"], row.detail["before"]["time_zone"]) == before
+
+
+async def test_changing_the_default_reminders_is_recorded_per_kind(signed_in, make_staff: MakeStaff) -> None:
+    admin = await make_staff("admin")
+    staff = await signed_in(admin)
+    await staff.get("/admin/reminders")
+    fields = {
+        "hearing": "7d@09:00, 1d@09:00",
+        "appointment": "1d, 2h",
+        "meeting": "1h",
+        "deadline": "7d@09:00, 1d@09:00",
+    }
+    assert (await staff.post("/admin/reminders", {**fields, "meeting": "an hour"})).status_code == 422
+    assert not await setting_rows("reminder_defaults")
+    assert (await staff.post("/admin/reminders", {**fields, "meeting_ask": "1"})).status_code == 303
+    [row] = await setting_rows("reminder_defaults")
+    assert (row.actor_id, row.object_kind) == (admin.id, "organisation")
+    assert row.detail["changed"] == ["meeting"]  # the other kinds were saved as they were
+    assert row.detail["before"] == {"meeting": "1440 min"}
+    assert row.detail["after"] == {"meeting": "60 min asking C"}
+
+
+async def test_adding_disabling_enabling_and_deleting_a_webhook_endpoint_is_recorded_without_its_secret(
+    signed_in, make_staff: MakeStaff
+) -> None:
+    admin = await make_staff("admin")
+    staff = await signed_in(admin)
+    await staff.get("/admin/webhooks")
+    form = {"url": "https://cms.example.org/hooks?token=receivers-own", "events": ["message.received"]}
+    assert (await staff.post("/admin/webhooks", {**form, "url": "ftp://nowhere"})).status_code == 422
+    assert not await setting_rows("webhook_endpoint")
+    added = await staff.post("/admin/webhooks", form)
+    assert added.status_code == 201
+    [endpoint] = await WebhookEndpoint.all()
+    secret = re.search(r"whsec_[A-Za-z0-9+/=]+", added.text)
+    assert secret is not None
+    for step in ("disable", "enable", "delete"):
+        await staff.get("/admin/webhooks")
+        assert (await staff.post(f"/admin/webhooks/{endpoint.id}/{step}", {})).status_code == 303
+    entries = await setting_rows("webhook_endpoint")
+    assert [(row.actor_id, row.object_id, row.detail["change"]) for row in entries] == [
+        (admin.id, endpoint.id, "created"),
+        (admin.id, endpoint.id, "disabled"),
+        (admin.id, endpoint.id, "enabled"),
+        (admin.id, endpoint.id, "deleted"),
+    ]
+    assert entries[0].detail["events"] == ["message.received"]
+    assert all(row.detail["url"] == "https://cms.example.org/hooks" for row in entries)  # no query string: a token
+    assert all(secret.group(0) not in repr(row.detail) and "receivers-own" not in repr(row.detail) for row in entries)
 
 
 async def test_adding_and_deactivating_staff_is_recorded_and_the_new_password_is_not(

@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -28,13 +27,13 @@ from inbox.cli import web_processes
 from inbox.events import RECONNECTED, Bus, BusReconnected, Event, MessageReceived, Subscription
 from inbox.services.staff import create_api_token
 from inbox.settings import Settings, load_settings
-from tests.support.cli import cli_env, run_inbox
+from tests.support.cli import run_inbox
 from tests.support.events import WAIT_SECONDS, next_event
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import bearer, browser, event_stream, shows_bubble, signed_in_browser
 from tests.support.postgres import scratch_database
 from tests.support.redis_server import RedisServer
-from tests.support.servers import free_port
+from tests.support.servers import inbox_serving, output
 from tests.support.staff import MakeStaff
 from tests.support.webhooks import text_in
 from tests.support.workers import worker_env
@@ -42,7 +41,6 @@ from tests.support.workers import worker_env
 CLIENT_PHONE = "+14045387319"
 # The issue's promise: after the bus's server comes back, every tab is live again within this.
 LIVE_AGAIN_SECONDS = 5
-SERVE_STARTUP_SECONDS = 60  # importing and starting the app on a busy 2-core machine
 
 
 def received(n: int) -> MessageReceived:
@@ -274,57 +272,6 @@ async def test_every_open_tab_catches_up_after_the_bus_comes_back(
 
 
 # ---------------------------------------------------------------- several processes
-
-
-@asynccontextmanager
-async def inbox_serving(workdir: Path, env: dict[str, str], *args: str) -> AsyncIterator[str]:
-    """`inbox serve` run for real on a free port, with `env`; yields its URL once it answers."""
-    port = free_port()
-    log = new_log(workdir, port)
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "inbox", "serve", "--port", str(port), "--no-worker", *args),
-            cwd=workdir,
-            env={**cli_env(workdir), **env},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await until_answering(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            async with asyncio.timeout(WAIT_SECONDS):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-def new_log(workdir: Path, port: int) -> Path:
-    workdir.mkdir(parents=True, exist_ok=True)
-    return workdir / f"serve-{port}.log"
-
-
-def output(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-async def until_answering(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
-    async with httpx.AsyncClient(base_url=url) as http, asyncio.timeout(SERVE_STARTUP_SECONDS):
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"inbox serve stopped (exit {process.returncode}):\n{output(log)}")
-            try:
-                if (await http.get("/login")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize("bus", ["redis"], indirect=True)

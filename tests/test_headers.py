@@ -220,13 +220,13 @@ async def seed_every_kind_of_row(app: Starlette) -> Seeded:
             app.state.bus, admin, campaigns.CampaignInput("Clinic closed", "Hi {client_first_name}")
         )
         # A dry run of an import from the upload page's service (its job's pages).
-        import_job = import_jobs.start_import(
+        import_job = await import_jobs.start_import(
             app.state.bus,
             admin,
             [CsvFile("clients.csv", b"external_id,name,mobile,okay_to_text,preferred_language\n")],
             True,
         )
-        await import_job.wait()
+        await import_jobs.wait(import_job.id)
         # An outgoing webhook endpoint (its delivery log page).
         endpoint, _secret = await outgoing_webhooks.create_endpoint(
             SecretBox(app.state.settings.secret_key), admin, "https://cms.example.org/hooks", ["message.received"]

@@ -9,30 +9,39 @@ import contextlib
 import itertools
 import re
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
+from inbox import clock
 from inbox.models import (
     Assignment,
     AuditEntry,
     Case,
     CaseEvent,
+    CaseNote,
     Client,
     ClientPhone,
     ConsentEvent,
     ConsentSource,
+    ConversationRead,
+    EventKind,
     EventReminder,
     Message,
+    MessageLink,
+    MessageStatusEvent,
     Office,
+    QuickEntry,
     Staff,
 )
-from inbox.services import audit, import_jobs
+from inbox.services import audit, case_events, import_jobs, quiet_hours
 from inbox.services.import_files import CsvFile
 from inbox.services.importing import ImportFailed, ImportReport, run_import
+from inbox.services.reminder_times import ReminderSpec
 from inbox.services.staff import create_staff
 from tests.support.cli import DATABASE_FILE, run_inbox
 from tests.support.paths import REPO
@@ -392,9 +401,9 @@ async def test_an_upload_runs_in_the_background_and_shows_its_report(app: Starle
         "/admin/import", {"mode": "dry_run"}, files=uploads(*samples()), headers={"HX-Request": "true"}
     )
     assert started.status_code == 202 and "<progress" in started.text
-    job = import_jobs.job_for(admin.staff, job_id_of(started.text))
-    await job.wait()
-    panel = await admin.get(f"/admin/import/{job.id}/progress")
+    job_id = job_id_of(started.text)
+    await import_jobs.wait(job_id)
+    panel = await admin.get(f"/admin/import/{job_id}/progress")
     assert "hx-get" not in panel.text  # finished: no more polling
     assert "Dry run: nothing was written" in panel.text and "clients: created 3, updated 0, unchanged 0" in panel.text
     assert await Client.all().count() == 0
@@ -402,8 +411,7 @@ async def test_an_upload_runs_in_the_background_and_shows_its_report(app: Starle
     # Without JavaScript: the plain form leads to the job's own page.
     plain = await admin.post("/admin/import", {"mode": "import"}, files=uploads(*samples()))
     assert plain.status_code == 303
-    job = import_jobs.job_for(admin.staff, plain.headers["location"].rsplit("/", 1)[1])
-    await job.wait()
+    await import_jobs.wait(plain.headers["location"].rsplit("/", 1)[1])
     page = await admin.get(plain.headers["location"])
     assert "Imported." in page.text and "events: created 2, updated 0, unchanged 0" in page.text
     assert 'value="import" checked' in page.text  # the form keeps the choice
@@ -418,9 +426,9 @@ async def test_upload_problems_are_shown_escaped_and_nothing_changes(app: Starle
     await admin.get("/admin/import")
     bad = csv_file("<i>clients</i>.csv", CLIENTS_HEADER + "C1,Ana,<b>555</b>,true,\n")
     started = await admin.post("/admin/import", {"mode": "import"}, files=uploads(bad), headers={"HX-Request": "true"})
-    job = import_jobs.job_for(admin.staff, job_id_of(started.text))
-    await job.wait()
-    panel = (await admin.get(f"/admin/import/{job.id}/progress")).text
+    job_id = job_id_of(started.text)
+    await import_jobs.wait(job_id)
+    panel = (await admin.get(f"/admin/import/{job_id}/progress")).text
     assert "Nothing was imported: 1 problem(s)" in panel
     assert (
         "&lt;i&gt;clients&lt;/i&gt;.csv line 2, column mobile: “&lt;b&gt;555&lt;/b&gt;” is not a phone number" in panel
@@ -428,3 +436,72 @@ async def test_upload_problems_are_shown_escaped_and_nothing_changes(app: Starle
     assert "<b>555" not in panel and await Client.all().count() == 0
     empty = await admin.post("/admin/import", {"mode": "import"}, headers={"HX-Request": "true"})
     assert empty.status_code == 422 and "Choose one or more CSV files" in empty.text
+
+
+# ---------------------------------------------------------------- events in bulk: as if added by hand
+
+
+async def test_an_imported_event_schedules_the_same_reminders_as_one_added_by_hand(app: Starlette) -> None:
+    """Bulk-written reminders (inbox.services.event_import) against case_events.add_event's, field by field: one
+    held for quiet hours, one asking for a C in the client's language, one whose time has passed, and one for a
+    client with no number."""
+    admin = await sample_staff()
+    await run_import(app.state.bus, samples()[:3], staff=admin)
+    await QuickEntry.create(
+        name="Event reminder", language="es", body="{client_first_name}: {event_title} {event_time}"
+    )
+    await QuickEntry.create(name="Confirmation request", language="es", body="Responda C, {client_first_name}.")
+    soon = clock.now() + timedelta(days=3)  # its 7-day reminder has passed
+    await case_events.save_default_reminders(
+        admin,
+        {
+            EventKind.HEARING: [ReminderSpec(7 * 24 * 60, "09:00"), ReminderSpec(24 * 60, "07:30")],  # before 8 a.m.
+            EventKind.APPOINTMENT: [ReminderSpec(120, None, None, True)],
+            EventKind.MEETING: [],
+            EventKind.DEADLINE: [],
+        },
+    )
+    by_hand: list[int] = []
+    lines = []
+    for n, (case_ext, kind) in enumerate([("CA-2001", "hearing"), ("CA-2001", "appointment"), ("CA-2003", "hearing")]):
+        case = await Case.get(external_id=case_ext)
+        data = case_events.EventInput(kind=kind, title=f"Thing {n}", starts_at=soon, place="Room 4")
+        by_hand.append((await case_events.create_event(app.state.bus, admin, case.id, data)).id)
+        lines.append(f"EV-{n},{case_ext},{kind},Thing {n},{soon.isoformat()},Room 4")
+    events = csv_file(
+        "events.csv", "external_id,case_external_id,kind,title,starts_at,place\n" + "\n".join(lines) + "\n"
+    )
+    report = await run_import(app.state.bus, [events], staff=admin)
+    assert counts(report) == {"events": (3, 0, 0)}
+
+    async def shape(event_id: int) -> list[tuple[object, ...]]:
+        shown = []
+        for r in await EventReminder.filter(event_id=event_id).order_by("id").prefetch_related("message"):
+            m = r.message
+            text = None
+            if m is not None:
+                links = await MessageLink.filter(message_id=m.id).values_list("case_id", "reason", "linked_by_id")
+                notes = await CaseNote.filter(message_id=m.id).values_list("case_id", "author", "body")
+                steps = await MessageStatusEvent.filter(message_id=m.id).values_list("status", flat=True)
+                text = (
+                    m.body, m.send_at, m.next_attempt_at, m.status, m.outbox_state, m.error_message, m.conversation_id,
+                    m.from_number, m.to_number, m.case_id, m.sent_by_id, m.purpose, m.segments, m.encoding,
+                    links, notes, steps,
+                )  # fmt: skip
+            shown.append((r.minutes_before, r.at_local_time, r.ask_confirmation, r.skipped, text))
+        return shown
+
+    imported = [(await CaseEvent.get(external_id=f"EV-{n}")).id for n in range(3)]
+    for hand, bulk_id in zip(by_hand, imported, strict=True):
+        assert await shape(bulk_id) == await shape(hand)
+    hearing, appointment, no_number = [await shape(event_id) for event_id in imported]
+    assert hearing[0][3] == case_events.PASSED and hearing[1][4] is not None
+    assert str(hearing[1][4][5]).startswith("Held for quiet hours until 8:00 a.m.")
+    starts = quiet_hours.clock_words(soon.astimezone(ZoneInfo("America/New_York")))
+    assert appointment[0][4][0] == f"Maria: Thing 1 {starts} Responda C, Maria."
+    assert [row[3] for row in no_number] == [case_events.NO_NUMBER, case_events.NO_NUMBER]
+    # The importer has read the thread up to the last reminder scheduled in it, as when added by hand.
+    latest = await Message.filter(to_number=MARIA).order_by("-id").first()
+    assert latest is not None
+    read = await ConversationRead.get(staff_id=admin.id, conversation_id=latest.conversation_id)
+    assert read.last_read_message_id == latest.id

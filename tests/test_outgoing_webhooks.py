@@ -25,8 +25,17 @@ from starlette.routing import Route
 from inbox import clock
 from inbox.crypto import SecretBox
 from inbox.events import AlertDismissed
-from inbox.models import DeliveryState, Staff, Task, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from inbox.services import outgoing_webhooks
+from inbox.models import (
+    AuditEntry,
+    DeliveryState,
+    Message,
+    Staff,
+    Task,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from inbox.services import outgoing_webhooks, settings_cache
 from inbox.services.outgoing_webhooks import BACKOFF_SECONDS, LEASE, build_sender, deliver_due
 from inbox.services.secret_rotation import reencrypt_webhook_secrets
 from inbox.services.unit_of_work import unit_of_work
@@ -36,7 +45,7 @@ from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA, MakeCase
 from tests.support.servers import serve_asgi
 from tests.support.staff import ApiClientFactory, MakeStaff
-from tests.support.webhooks import post_text
+from tests.support.webhooks import post_text, text_in
 from tests.support.workers import start_worker, until, worker_env, workers_cleaned_up
 
 
@@ -259,9 +268,18 @@ async def test_a_day_of_failures_disables_the_endpoint_and_tells_the_admins(
     count = len(receiver.received)
     assert await deliver_due(app.state.webhooks, now=a_day_later + timedelta(days=1)) == 0  # nothing to a disabled one
     assert len(receiver.received) == count
+    # This process's copy of the endpoints forgot it: a text now records no delivery for the disabled endpoint.
+    recorded = await WebhookDelivery.all().count()
+    await post_text(anonymous, MARIA, "Third")
+    assert await WebhookDelivery.all().count() == recorded
+    changes = await AuditEntry.filter(object_kind="webhook_endpoint", object_id=endpoint_id).order_by("id")
+    assert [(row.actor_id, row.detail["change"]) for row in changes] == [
+        (admins[0].id, "created"),
+        (None, "disabled after a day of failures"),  # the system did it
+    ]
 
     receiver.answers = []
-    await outgoing_webhooks.set_enabled(endpoint_id, True)
+    await outgoing_webhooks.set_enabled(admins[0], endpoint_id, True)
     assert await deliver_due(app.state.webhooks, now=a_day_later + timedelta(days=1)) >= 1
     await endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.failing_since is None
@@ -389,3 +407,24 @@ async def test_an_inbox_worker_killed_mid_post_leaves_it_to_another_under_the_sa
         Webhook(secret).verify(body, headers)
     attempts = await WebhookAttempt.filter(delivery_id=delivery.id)
     assert [(a.status_code, a.worker) for a in attempts] == [(200, second.worker_id)]
+
+
+async def test_endpoints_are_read_once_per_process_and_one_deleted_elsewhere_never_loses_a_change(
+    anonymous: httpx.AsyncClient, admin_api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The enabled endpoints are this process's copy (settings_cache), forgotten when one changes here or on the
+    bus. One deleted by another process before its news arrives fails its delivery's foreign key: the text that
+    caused the event is still stored, and the endpoints that remain still get it."""
+    kept, _ = await register(admin_api, receiver.url, ["message.received"])
+    gone, _ = await register(admin_api, receiver.url + "?copy=2", ["message.received"])
+    await post_text(anonymous, MARIA, "First")
+    assert settings_cache.is_cached(settings_cache.ENDPOINTS)
+    assert sorted(await WebhookDelivery.all().values_list("endpoint_id", flat=True)) == sorted([kept, gone])
+    await WebhookEndpoint.filter(id=gone).delete()  # as another process would: this one's copy still has it
+    assert [e.id for e in await settings_cache.webhook_subscribers()] == [kept, gone]
+    second = await text_in(anonymous, MARIA, "Second")
+    assert await Message.exists(id=second.id, body="Second")
+    bodies = await WebhookDelivery.filter(endpoint_id=kept).values_list("body", flat=True)
+    assert any(f'"message_id":{second.id}' in body for body in bodies)
+    assert not await WebhookDelivery.filter(endpoint_id=gone).exists()
+    assert [e.id for e in await settings_cache.webhook_subscribers()] == [kept]  # read again after the failure

@@ -403,7 +403,8 @@ async def create_webhook_endpoint(call: Call) -> shapes.WebhookEndpointCreated:
     require_admin_caller(call.staff)
     body = call.body_as(shapes.WebhookEndpointInput)
     box = call.request.app.state.webhooks.box
-    endpoint, secret = await outgoing_webhooks.create_endpoint(box, call.staff, body.url, list(body.events))
+    bus = call.request.app.state.bus
+    endpoint, secret = await outgoing_webhooks.create_endpoint(box, call.staff, body.url, list(body.events), bus)
     return shapes.WebhookEndpointCreated(id=endpoint.id, secret=secret)
 
 
@@ -416,7 +417,7 @@ async def list_webhook_endpoints(call: Call) -> list[shapes.WebhookEndpoint]:
 async def delete_webhook_endpoint(call: Call) -> None:
     """Admins only. The endpoint and its delivery log; nothing more is sent to it."""
     require_admin_caller(call.staff)
-    await outgoing_webhooks.delete_endpoint(call.ids["endpoint_id"])
+    await outgoing_webhooks.delete_endpoint(call.staff, call.ids["endpoint_id"], call.request.app.state.bus)
 
 
 # ---------------------------------------------------------------- alerts

@@ -51,7 +51,7 @@ async def start(request: Request) -> Response:
         if is_htmx(request):
             return render(request, "admin/_import_job.html", {"job": None, "error": error}, status_code=422)
         return _page(request, 422, error=error, dry_run=dry_run)
-    job = import_jobs.start_import(request.app.state.bus, admin, files, dry_run)
+    job = await import_jobs.start_import(request.app.state.bus, admin, files, dry_run)
     if is_htmx(request):
         return render(request, "admin/_import_job.html", {"job": job, "error": None}, status_code=202)
     return RedirectResponse(f"/admin/import/{job.id}", status_code=303)
@@ -60,14 +60,14 @@ async def start(request: Request) -> Response:
 async def job_page(request: Request) -> Response:
     """The job's page (where the plain form leads, and a bookmark): its progress, report or problems."""
     admin = await _admin(request)
-    job = import_jobs.job_for(admin, request.path_params["job_id"])
+    job = await import_jobs.job_for(admin, request.path_params["job_id"])
     return _page(request, job=job, dry_run=job.dry_run)
 
 
 async def job_progress(request: Request) -> Response:
     """The job's panel alone, which htmx polls until the job has finished."""
     admin = await _admin(request)
-    job = import_jobs.job_for(admin, request.path_params["job_id"])
+    job = await import_jobs.job_for(admin, request.path_params["job_id"])
     return render(request, "admin/_import_job.html", {"job": job, "error": None})
 
 

@@ -41,7 +41,8 @@ async def add_endpoint(request: Request) -> Response:
     url = str(form.get("url", "")).strip()
     events = [str(value) for value in form.getlist("events")]
     try:
-        endpoint, secret = await outgoing_webhooks.create_endpoint(request.app.state.webhooks.box, admin, url, events)
+        box, bus = request.app.state.webhooks.box, request.app.state.bus
+        endpoint, secret = await outgoing_webhooks.create_endpoint(box, admin, url, events, bus)
     except ServiceError as exc:
         return await _list_page(request, exc.status, errors=exc.fields, form={"url": url, "events": events})
     # The secret appears in this answer only (never in a URL, a log, or any later page).
@@ -59,23 +60,23 @@ async def endpoint_page(request: Request) -> Response:
 
 
 async def enable(request: Request) -> Response:
-    await _admin(request)
+    admin = await _admin(request)
     await checked_form(request)
-    await outgoing_webhooks.set_enabled(request.path_params["endpoint_id"], True)
+    await outgoing_webhooks.set_enabled(admin, request.path_params["endpoint_id"], True, request.app.state.bus)
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 
 async def disable(request: Request) -> Response:
-    await _admin(request)
+    admin = await _admin(request)
     await checked_form(request)
-    await outgoing_webhooks.set_enabled(request.path_params["endpoint_id"], False)
+    await outgoing_webhooks.set_enabled(admin, request.path_params["endpoint_id"], False, request.app.state.bus)
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 
 async def delete(request: Request) -> Response:
-    await _admin(request)
+    admin = await _admin(request)
     await checked_form(request)
-    await outgoing_webhooks.delete_endpoint(request.path_params["endpoint_id"])
+    await outgoing_webhooks.delete_endpoint(admin, request.path_params["endpoint_id"], request.app.state.bus)
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 

@@ -10,6 +10,7 @@ so services need not carry it through their signatures and never learn of Starle
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -46,13 +47,18 @@ class Action(StrEnum):
     IMPORTED = "import.applied"  # a CSV import was written: its files and what it created and changed, per kind
 
 
-Detail = str | int | bool | None | list[str] | list[int]
+Scalar = str | int | bool | None
+# A setting's values before and after a change: short ones only (setting_changes), by the setting's name.
+Values = dict[str, Scalar]
+Detail = Scalar | list[str] | list[int] | Values
+SHORT_VALUE = 120  # characters: a value longer than this is named as changed, its words not kept
 
 
 async def record(action: Action, actor: Staff | None, obj: Model | None = None, /, **detail: Detail) -> AuditEntry:
     """Adds one entry: `obj` is what was acted on (its table and id), `detail` a few safe facts about it
     (positional-only above, so a detail may be called `action` too)."""
-    secret = FORBIDDEN_KEYS.intersection(detail)
+    nested = [key for value in detail.values() if isinstance(value, dict) for key in value]
+    secret = FORBIDDEN_KEYS.intersection([*detail, *nested])
     if secret:
         raise ValueError(f"An audit detail may not hold {sorted(secret)}: never secrets or message text.")
     return await AuditEntry.create(
@@ -64,6 +70,25 @@ async def record(action: Action, actor: Staff | None, obj: Model | None = None, 
         detail=detail,
         ip=address.get()[:64],
     )
+
+
+def setting_changes(
+    before: Mapping[str, Scalar] | None, after: Mapping[str, Scalar], words_kept_out: Set[str] = frozenset()
+) -> dict[str, Detail]:
+    """A settings change's detail: `changed` names every value that differs (all of them for a new setting,
+    `before` None), `before` and `after` hold the short ones. A value in `words_kept_out` (a quick entry's text)
+    or longer than SHORT_VALUE is only named."""
+    old: Mapping[str, Scalar] = before or {}
+    changed = [name for name, value in after.items() if before is None or old.get(name) != value]
+    shown = [
+        name
+        for name in changed
+        if name not in words_kept_out and all(len(str(value)) <= SHORT_VALUE for value in (old.get(name), after[name]))
+    ]
+    detail: dict[str, Detail] = {"changed": changed, "after": {name: after[name] for name in shown}}
+    if before is not None:
+        detail["before"] = {name: old.get(name) for name in shown}
+    return detail
 
 
 # ---------------------------------------------------------------- reading: the admin page and its CSV

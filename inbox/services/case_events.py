@@ -11,9 +11,13 @@ it cancels them. A reminder whose time has already passed is not created (`skipp
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from tortoise.expressions import Q, Subquery
+from tortoise.transactions import in_transaction
 
 from inbox import clock
 from inbox.events import Bus, CaseEventChanged
@@ -25,11 +29,13 @@ from inbox.models import (
     EventKind,
     EventReminder,
     Message,
+    Organisation,
     QuickEntry,
     Role,
     Staff,
 )
 from inbox.services import (
+    audit,
     directory,
     messaging,
     organisation,
@@ -102,7 +108,11 @@ def _spec_of(raw: dict[str, Any]) -> ReminderSpec:
 
 async def default_reminders(kind: EventKind) -> list[ReminderSpec]:
     """The organisation's reminders for a kind of event, else the built-in ones."""
-    saved = (await organisation.current()).reminder_defaults
+    return defaults_of(await organisation.current(), kind)
+
+
+def defaults_of(org: Organisation, kind: EventKind) -> list[ReminderSpec]:
+    saved = org.reminder_defaults
     if saved is not None and kind.value in saved:
         return [_spec_of(raw) for raw in saved[kind.value]]
     return list(BUILT_IN_REMINDERS[kind])
@@ -113,6 +123,7 @@ async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[Re
     if staff.role != Role.ADMIN:
         raise Forbidden("Only administrators may change the default reminders.")
     org = await organisation.current()
+    before = {kind.value: _described(defaults_of(org, kind)) for kind in EventKind}
     org.reminder_defaults = {
         kind.value: [
             {
@@ -124,7 +135,22 @@ async def save_default_reminders(staff: Staff, defaults: dict[EventKind, list[Re
         ]
         for kind, specs in defaults.items()
     }
-    await org.save(update_fields=["reminder_defaults"])
+    after = {kind.value: _described(defaults_of(org, kind)) for kind in EventKind}
+    async with in_transaction():
+        await org.save(update_fields=["reminder_defaults"])
+        changes = audit.setting_changes(before, after)
+        await audit.record(audit.Action.SETTING_CHANGED, staff, org, setting="reminder_defaults", **changes)
+
+
+def _described(specs: list[ReminderSpec]) -> str:
+    """A kind's default reminders for the audit trail, short: "10080 min at 09:00, 1440 min at 09:00 asking C"."""
+    words = [
+        f"{s.minutes_before} min"
+        + (f" at {s.at_local_time}" if s.at_local_time else "")
+        + (" asking C" if s.ask_confirmation else "")
+        for s in specs
+    ]
+    return ", ".join(words) or "none"
 
 
 # ---------------------------------------------------------------- checking
@@ -228,26 +254,39 @@ async def reminder_text(
 ) -> str:
     """The quick entry named by the reminder (else the organisation's "Event reminder", else a built-in
     text), in the client's language, filled in for the event."""
-    name = None
-    if spec.quick_entry_id is not None:
-        chosen = await QuickEntry.get_or_none(id=spec.quick_entry_id)
-        name = chosen.name if chosen is not None else None
-    variants = await QuickEntry.filter(name=name or REMINDER_ENTRY_NAME)
-    body = quick_entries.pick_variant(variants, client.preferred_language).body if variants else BUILT_IN_TEXT
+    entries = await QuickEntry.filter(
+        Q(name__in=[REMINDER_ENTRY_NAME, CONFIRM_ENTRY_NAME])
+        | Q(name__in=Subquery(QuickEntry.filter(id=spec.quick_entry_id or 0).values("name")))
+    )
     values = await quick_entries.values_for(staff, client, case, clock.now())
-    filled = {**values, **_event_values(event, zone)}
+    return reminder_words(entries, spec, client.preferred_language, {**values, **_event_values(event, zone)})
+
+
+def reminder_words(
+    entries: Sequence[QuickEntry], spec: ReminderSpec, language: str | None, filled: dict[str, str | None]
+) -> str:
+    """`reminder_text` from quick entries already read (`entries`: at least the reminder's own, "Event
+    reminder" and "Confirmation request", with their variants) and the placeholders' values (`filled`)."""
+    chosen = next((e for e in entries if e.id == spec.quick_entry_id), None) if spec.quick_entry_id else None
+    name = chosen.name if chosen is not None else REMINDER_ENTRY_NAME
+    variants = [e for e in entries if e.name == name]
+    body = quick_entries.pick_variant(variants, language).body if variants else BUILT_IN_TEXT
     text = _filled_for_a_client(body, filled)
     if not spec.ask_confirmation:
         return text
-    request = _filled_for_a_client(await confirmation_request(client.preferred_language), filled)
-    return with_confirmation_request(text, request)
+    asking = [e for e in entries if e.name == CONFIRM_ENTRY_NAME]
+    return with_confirmation_request(text, _filled_for_a_client(confirmation_words(asking, language), filled))
 
 
 async def confirmation_request(language: str | None) -> str:
     """The words asking for a C in the client's language: the quick entry "Confirmation request" in that
     language, else a built-in one in it, else the entry's default, else English. The reply is C or CONFIRM
     in every language (confirmations.CONFIRM_WORDS)."""
-    variants = await QuickEntry.filter(name=CONFIRM_ENTRY_NAME)
+    return confirmation_words(await QuickEntry.filter(name=CONFIRM_ENTRY_NAME), language)
+
+
+def confirmation_words(variants: Sequence[QuickEntry], language: str | None) -> str:
+    """`confirmation_request` from the entry's variants already read."""
     wanted = (language or "").strip().lower().replace("_", "-")
     for code in dict.fromkeys((wanted, wanted.split("-")[0])):
         if not code:
@@ -257,7 +296,7 @@ async def confirmation_request(language: str | None) -> str:
             return own[0].body.strip()
         if code in BUILT_IN_CONFIRMATION_REQUESTS:
             return BUILT_IN_CONFIRMATION_REQUESTS[code]
-    return quick_entries.pick_variant(variants, None).body.strip() if variants else ASK_TO_CONFIRM
+    return quick_entries.pick_variant(list(variants), None).body.strip() if variants else ASK_TO_CONFIRM
 
 
 def with_confirmation_request(text: str, request: str = ASK_TO_CONFIRM) -> str:

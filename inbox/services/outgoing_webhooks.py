@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks.webhooks import Webhook
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.query_utils import Prefetch
 from tortoise.transactions import in_transaction
@@ -39,6 +40,7 @@ from inbox.crypto import SecretBox, SecretUnreadable
 from inbox.events import (
     AlertDismissed,
     AlertRaised,
+    Bus,
     CampaignProgressed,
     ConsentChanged,
     Event,
@@ -56,6 +58,7 @@ from inbox.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from inbox.services import audit, settings_cache
 from inbox.services.errors import NotFound, Refused, require
 from inbox.services.limits import clip
 
@@ -118,17 +121,32 @@ def events_problem(events: Sequence[str]) -> str | None:
     return None
 
 
-async def create_endpoint(box: SecretBox, admin: Staff, url: str, events: Sequence[str]) -> tuple[WebhookEndpoint, str]:
+async def create_endpoint(
+    box: SecretBox, admin: Staff, url: str, events: Sequence[str], bus: Bus | None = None
+) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret: the only time the secret is shown; it is stored encrypted."""
     url = url.strip()
     problems = {"url": url_problem(url), "events": events_problem(events)}
     require({name: words for name, words in problems.items() if words})
     secret = new_secret()
     chosen = [name for name in EVENT_TYPES if name in set(events)]
-    endpoint = await WebhookEndpoint.create(
-        url=url, events=chosen, secret_encrypted=box.encrypt(secret), created_by_id=admin.id
-    )
+    async with in_transaction():
+        endpoint = await WebhookEndpoint.create(
+            url=url, events=chosen, secret_encrypted=box.encrypt(secret), created_by_id=admin.id
+        )
+        await _audit(admin, endpoint, "created", events=chosen)
+    await settings_cache.changed(bus, settings_cache.ENDPOINTS)
     return endpoint, secret
+
+
+async def _audit(admin: Staff | None, endpoint: WebhookEndpoint, change: str, **detail: audit.Detail) -> None:
+    """Endpoints are settings: who added, enabled, disabled or deleted which (its address without a query
+    string, which may carry a receiver's token; never the secret)."""
+    where = urlsplit(endpoint.url)
+    address = f"{where.scheme}://{where.netloc}{where.path}"
+    await audit.record(
+        audit.Action.SETTING_CHANGED, admin, endpoint, setting="webhook_endpoint", change=change, url=address, **detail
+    )
 
 
 async def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
@@ -138,7 +156,7 @@ async def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
-async def set_enabled(endpoint_id: int, enabled: bool) -> WebhookEndpoint:
+async def set_enabled(admin: Staff, endpoint_id: int, enabled: bool, bus: Bus | None = None) -> WebhookEndpoint:
     """Enable (its waiting deliveries go out again, its failure clock restarts) or disable an endpoint."""
     endpoint = await get_endpoint(endpoint_id)
     changes: dict[str, Any] = {"enabled": enabled}
@@ -146,15 +164,22 @@ async def set_enabled(endpoint_id: int, enabled: bool) -> WebhookEndpoint:
         changes |= {"failing_since": None, "disabled_reason": ""}
     else:
         changes["disabled_reason"] = "Disabled by an admin."
-    await WebhookEndpoint.filter(id=endpoint_id).update(**changes)
+    async with in_transaction():
+        await WebhookEndpoint.filter(id=endpoint_id).update(**changes)
+        await _audit(admin, endpoint, "enabled" if enabled else "disabled", before={"enabled": endpoint.enabled})
+    await settings_cache.changed(bus, settings_cache.ENDPOINTS)
     await endpoint.refresh_from_db()
     return endpoint
 
 
-async def delete_endpoint(endpoint_id: int) -> None:
+async def delete_endpoint(admin: Staff, endpoint_id: int, bus: Bus | None = None) -> None:
     """The endpoint and its delivery log (nothing more is sent to it)."""
-    if not await WebhookEndpoint.filter(id=endpoint_id).delete():
-        raise NotFound("No such webhook endpoint: it may have been deleted.")
+    endpoint = await get_endpoint(endpoint_id)
+    async with in_transaction():
+        await _audit(admin, endpoint, "deleted")
+        if not await WebhookEndpoint.filter(id=endpoint_id).delete():
+            raise NotFound("No such webhook endpoint: it may have been deleted.")
+    await settings_cache.changed(bus, settings_cache.ENDPOINTS)
 
 
 async def list_endpoints() -> list[WebhookEndpoint]:
@@ -247,7 +272,8 @@ async def record_deliveries(events: Sequence[Event]) -> int:
     candidates = [event for event in events if isinstance(event, kinds)]
     if not candidates:
         return 0
-    endpoints = await WebhookEndpoint.filter(enabled=True).only("id", "events")
+    # This process's copy (settings_cache): read from the database once, not in every unit of work.
+    endpoints = await settings_cache.webhook_subscribers()
     if not endpoints:
         return 0
     now = clock.now()
@@ -275,8 +301,23 @@ async def record_deliveries(events: Sequence[Event]) -> int:
             if kind in endpoint.events
         ]
     if rows:
-        await WebhookDelivery.bulk_create(rows)
+        await _insert(rows)
     return len(rows)
+
+
+async def _insert(rows: list[WebhookDelivery]) -> None:
+    """The delivery rows, in a savepoint: an endpoint deleted by another process whose news has not reached this
+    one's copy yet fails its row's foreign key, and must not roll back the change that caused the event."""
+    try:
+        async with in_transaction():
+            await WebhookDelivery.bulk_create(rows)
+    except IntegrityError:
+        settings_cache.forget(settings_cache.ENDPOINTS)
+        ids = {row.endpoint_id for row in rows}
+        existing = {endpoint.id for endpoint in await WebhookEndpoint.filter(id__in=ids).only("id")}
+        kept = [row for row in rows if row.endpoint_id in existing]
+        if kept:
+            await WebhookDelivery.bulk_create(kept)
 
 
 # ---------------------------------------------------------------- delivering
@@ -290,6 +331,7 @@ class WebhookSender:
     timeout: float
     worker_id: str = "web"
     lease: timedelta = LEASE
+    bus: Bus | None = None  # tells the other processes of an endpoint it disabled
     _client: httpx.AsyncClient | None = None
 
     @property
@@ -306,11 +348,15 @@ class WebhookSender:
 
 
 def build_sender(
-    box: SecretBox, worker_id: str, timeout: float = POST_TIMEOUT_SECONDS, lease: timedelta = LEASE
+    box: SecretBox,
+    worker_id: str,
+    timeout: float = POST_TIMEOUT_SECONDS,
+    lease: timedelta = LEASE,
+    bus: Bus | None = None,
 ) -> WebhookSender:
     # Never shorter than a POST that runs to its timeout: a slow receiver is not taken for a dead worker.
     lease = max(lease, timedelta(seconds=timeout + 5))
-    return WebhookSender(box, timeout, worker_id, lease)
+    return WebhookSender(box, timeout, worker_id, lease, bus)
 
 
 @dataclass(frozen=True)
@@ -436,14 +482,16 @@ async def record_attempt(sender: WebhookSender, claimed: ClaimedDelivery, answer
             error=clip(answer.error, WebhookAttempt, "error"),
             worker=clip(sender.worker_id, WebhookAttempt, "worker"),
         )
-        await _note_endpoint_health(claimed.endpoint.id, answer.ok, now)
+        disabled = await _note_endpoint_health(claimed.endpoint.id, answer.ok, now)
+    if disabled:  # every process stops recording deliveries for it (after the commit: a unit of work of its own)
+        await settings_cache.changed(sender.bus, settings_cache.ENDPOINTS)
 
 
-async def _note_endpoint_health(endpoint_id: int, ok: bool, now: datetime) -> None:
-    """A success restarts the failure clock; a day of nothing but failures disables the endpoint."""
+async def _note_endpoint_health(endpoint_id: int, ok: bool, now: datetime) -> bool:
+    """A success restarts the failure clock; a day of nothing but failures disables the endpoint (True)."""
     if ok:
         await WebhookEndpoint.filter(id=endpoint_id, failing_since__not_isnull=True).update(failing_since=None)
-        return
+        return False
     await WebhookEndpoint.filter(id=endpoint_id, failing_since__isnull=True).update(failing_since=now)
     reason = clip(
         f"Disabled automatically on {now:%Y-%m-%d %H:%M} UTC: every delivery failed for a day.",
@@ -454,7 +502,10 @@ async def _note_endpoint_health(endpoint_id: int, ok: bool, now: datetime) -> No
         id=endpoint_id, enabled=True, failing_since__lte=now - DISABLE_AFTER
     ).update(enabled=False, disabled_reason=reason)
     if disabled:
-        await _tell_admins(await WebhookEndpoint.get(id=endpoint_id), now)
+        endpoint = await WebhookEndpoint.get(id=endpoint_id)
+        await _audit(None, endpoint, "disabled after a day of failures")
+        await _tell_admins(endpoint, now)
+    return bool(disabled)
 
 
 async def _tell_admins(endpoint: WebhookEndpoint, now: datetime) -> None:

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tortoise.transactions import in_transaction
+
 from inbox import clock
-from inbox.models import Case, Client, Office, QuickEntry, Role, Staff
+from inbox.models import Case, Client, Office, Organisation, QuickEntry, Role, Staff
 from inbox.phones import for_people
-from inbox.services import messaging, organisation, quiet_hours, visibility
+from inbox.services import audit, messaging, organisation, quiet_hours, visibility
 from inbox.services.errors import Forbidden, NotFound, require
 from inbox.services.limits import check_fits
 
@@ -104,9 +106,12 @@ async def check_entry(data: QuickEntryInput, entry_id: int | None = None) -> Che
 async def create_entry(staff: Staff, data: QuickEntryInput) -> QuickEntry:
     _require_admin(staff)
     checked = await check_entry(data)
-    return await QuickEntry.create(
-        name=checked.name, language=checked.language, body=checked.body, position=checked.position
-    )
+    async with in_transaction():
+        entry = await QuickEntry.create(
+            name=checked.name, language=checked.language, body=checked.body, position=checked.position
+        )
+        await _audit(staff, entry, "created", None)
+    return entry
 
 
 async def get_entry(entry_id: int) -> QuickEntry:
@@ -120,20 +125,39 @@ async def update_entry(staff: Staff, entry_id: int, data: QuickEntryInput) -> Qu
     _require_admin(staff)
     entry = await get_entry(entry_id)
     checked = await check_entry(data, entry_id=entry.id)
+    before = _audited(entry)
     entry.name, entry.language, entry.body, entry.position = (
         checked.name,
         checked.language,
         checked.body,
         checked.position,
     )
-    await entry.save(update_fields=["name", "language", "body", "position"])
+    async with in_transaction():
+        await entry.save(update_fields=["name", "language", "body", "position"])
+        await _audit(staff, entry, "updated", before)
     return entry
 
 
 async def delete_entry(staff: Staff, entry_id: int) -> None:
     _require_admin(staff)
     entry = await get_entry(entry_id)
-    await entry.delete()
+    async with in_transaction():
+        await _audit(staff, entry, "deleted", _audited(entry))
+        await entry.delete()
+
+
+def _audited(entry: QuickEntry) -> dict[str, audit.Scalar]:
+    return {"name": entry.name, "language": entry.language, "body": entry.body, "position": entry.position}
+
+
+async def _audit(staff: Staff, entry: QuickEntry, change: str, before: dict[str, audit.Scalar] | None) -> None:
+    """Who changed which entry, and how: its name, language and position before and after; of its text, only
+    that it changed (the text is long, and may be in the client's language)."""
+    if change == "deleted":
+        detail: dict[str, audit.Detail] = {"before": {k: v for k, v in (before or {}).items() if k != "body"}}
+    else:
+        detail = audit.setting_changes(before, _audited(entry), words_kept_out={"body"})
+    await audit.record(audit.Action.SETTING_CHANGED, staff, entry, setting="quick_entry", change=change, **detail)
 
 
 async def all_entries() -> list[QuickEntry]:
@@ -234,6 +258,13 @@ async def values_for(staff: Staff, client: Client | None, case: Case | None, now
     org = await organisation.current()
     office_id = case.office_id if case is not None and case.office_id else staff.office_id
     office = await Office.get_or_none(id=office_id) if office_id else None
+    return values_from(staff, client, case, org, office, now)
+
+
+def values_from(
+    staff: Staff, client: Client | None, case: Case | None, org: Organisation, office: Office | None, now: datetime
+) -> dict[str, str | None]:
+    """The placeholders' values from records already read (`office`: the case's, else the staff member's)."""
     zone = quiet_hours.zone_named(org.time_zone)
     return {
         "client_first_name": _first_word(client.name) if client else None,

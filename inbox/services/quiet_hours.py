@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as number_zones
+from tortoise.transactions import in_transaction
 
 from inbox.models import Case, ClientPhone, Message, Organisation, Role, Staff
-from inbox.services import organisation
+from inbox.services import audit, organisation
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 
@@ -239,6 +240,15 @@ async def update_window(staff: Staff, data: QuietHoursInput) -> Organisation:
         errors.setdefault("time_zone", "Give a time zone such as America/New_York (the IANA name).")
     require(errors)
     org = await organisation.current()
+    before = _window_values(org)
     org.quiet_hours_start, org.quiet_hours_end, org.time_zone = start, end, data.time_zone.strip()
-    await org.save(update_fields=["quiet_hours_start", "quiet_hours_end", "time_zone"])
+    async with in_transaction():
+        await org.save(update_fields=["quiet_hours_start", "quiet_hours_end", "time_zone"])
+        changes = audit.setting_changes(before, _window_values(org))
+        await audit.record(audit.Action.SETTING_CHANGED, staff, org, setting="quiet_hours", **changes)
     return org
+
+
+def _window_values(org: Organisation) -> dict[str, audit.Scalar]:
+    start, end = org.quiet_hours_start, org.quiet_hours_end
+    return {"quiet_hours_start": start, "quiet_hours_end": end, "time_zone": org.time_zone}

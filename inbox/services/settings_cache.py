@@ -1,5 +1,6 @@
 """What rarely changes and every webhook reads — the channels, the organisation's linking and alert
-policies — kept in memory, each process its own copy.
+policies, the enabled outgoing-webhook endpoints (every unit of work with an event they take) — kept in memory,
+each process its own copy.
 
 A service that changes them calls `changed(bus, what)` once its write is done: this process forgets its
 copy at once, and the `SettingsChanged` event tells every other process on the bus to forget theirs
@@ -14,13 +15,16 @@ import logging
 from dataclasses import dataclass
 
 from inbox.events import Bus, Lagged, SettingsChanged
-from inbox.models import AlertPolicy, Channel, LinkingPolicy, Organisation
-from inbox.services.unit_of_work import unit_of_work
+from inbox.models import AlertPolicy, Channel, LinkingPolicy, Organisation, WebhookEndpoint
+
+# The module, not its function: unit_of_work imports outgoing_webhooks, which reads its endpoints from here.
+from inbox.services import unit_of_work as units
 
 log = logging.getLogger(__name__)
 
 CHANNELS = "channels"
 ORGANISATION = "organisation"
+ENDPOINTS = "webhook_endpoints"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,15 @@ class Policies:
 
 _channels: dict[str, list[Channel]] | None = None
 _policies: Policies | None = None
+_endpoints: list[Subscriber] | None = None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """An enabled outgoing-webhook endpoint: its id and the event types it takes."""
+
+    id: int
+    events: frozenset[str]
 
 
 async def channels_of_account(account_sid: str) -> list[Channel]:
@@ -55,17 +68,29 @@ async def policies() -> Policies:
     return _policies
 
 
+async def webhook_subscribers() -> list[Subscriber]:
+    """The enabled endpoints, oldest first, from this process's copy (read once from the database)."""
+    global _endpoints
+    if _endpoints is None:
+        rows = await WebhookEndpoint.filter(enabled=True).order_by("id").only("id", "events")
+        _endpoints = [Subscriber(row.id, frozenset(row.events)) for row in rows]
+    return list(_endpoints)
+
+
 def is_cached(what: str) -> bool:
-    return (_channels if what == CHANNELS else _policies) is not None
+    copies = {CHANNELS: _channels, ORGANISATION: _policies, ENDPOINTS: _endpoints}
+    return copies[what] is not None
 
 
 def forget(what: str | None = None) -> None:
     """Drops this process's copy of `what` (everything when None): the next read goes to the database."""
-    global _channels, _policies
+    global _channels, _policies, _endpoints
     if what in (None, CHANNELS):
         _channels = None
     if what in (None, ORGANISATION):
         _policies = None
+    if what in (None, ENDPOINTS):
+        _endpoints = None
 
 
 async def changed(bus: Bus | None, what: str) -> None:
@@ -73,7 +98,7 @@ async def changed(bus: Bus | None, what: str) -> None:
     forget(what)
     if bus is not None:
         # Joins the caller's unit of work when there is one: the others hear of it once it has committed.
-        async with unit_of_work(bus) as uow:
+        async with units.unit_of_work(bus) as uow:
             uow.publish(SettingsChanged(what=what))
 
 

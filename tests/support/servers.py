@@ -9,12 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from .cli import cli_env
+from .events import WAIT_SECONDS
+
 STARTUP_TIMEOUT_SECONDS = 15.0
+SERVE_STARTUP_SECONDS = 60  # `inbox serve`: importing and starting the app on a busy 2-core machine
 SHUTDOWN_TIMEOUT_SECONDS = 3.0
 
 
@@ -131,3 +138,57 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------- `inbox serve` as a process of its own
+
+
+@contextlib.asynccontextmanager
+async def inbox_serving(workdir: Path, env: dict[str, str], *args: str) -> AsyncIterator[str]:
+    """`inbox serve` run for real on a free port, with `env`; yields its URL once it answers."""
+    port = free_port()
+    log = new_log(workdir, port)
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "inbox", "serve", "--port", str(port), "--no-worker", *args),
+            cwd=workdir,
+            env={**cli_env(workdir), **env},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await until_answering(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def new_log(workdir: Path, port: int) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir / f"serve-{port}.log"
+
+
+def output(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+async def until_answering(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
+    async with httpx.AsyncClient(base_url=url) as http, asyncio.timeout(SERVE_STARTUP_SECONDS):
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"inbox serve stopped (exit {process.returncode}):\n{output(log)}")
+            try:
+                if (await http.get("/login")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
