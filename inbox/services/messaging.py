@@ -403,14 +403,14 @@ async def store_campaign_texts(
     campaign_id: int,
     texts: list[tuple[Any, ...]],
     staff_id: int,
-    author: str,
     now: datetime,
     recipients: list[tuple[int, int]],
     opened: set[int],
 ) -> None:
     """What sending a text writes besides the text, for every text at once: its first timeline step, its
-    link and case note on the recipient's case (the sent-from rule), the recipient's pointer to it
-    (`recipients`: (message id, recipient id) pairs, the ids drawn beforehand), and each thread's newest-text row."""
+    link on the recipient's case (the sent-from rule), the recipient's pointer to it (`recipients`: (message
+    id, recipient id) pairs, the ids drawn beforehand), and each thread's newest-text row. Its case note is
+    written as it leaves (campaigns.note_sent_text), not here."""
     await bulk.insert_rows("message", CAMPAIGN_TEXT_COLUMNS, texts)
     statements: list[tuple[str, list[Any]]] = [
         (
@@ -422,12 +422,6 @@ async def store_campaign_texts(
             "INSERT INTO message_link (message_id, case_id, reason, linked_by_id, created_at) "
             "SELECT id, case_id, ?, ?, created_at FROM message WHERE campaign_id = ? AND case_id IS NOT NULL",
             [LinkReason.SENT_FROM.value, staff_id, campaign_id],
-        ),
-        (
-            "INSERT INTO case_note (case_id, message_id, author, body, at, created_at) "
-            "SELECT case_id, id, ?, body, created_at, created_at FROM message "
-            "WHERE campaign_id = ? AND case_id IS NOT NULL",
-            [author, campaign_id],
         ),
     ]
     for statement, values in statements:
