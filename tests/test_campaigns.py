@@ -32,7 +32,7 @@ from inbox.models import (
     PhoneKind,
     Staff,
 )
-from inbox.services import bulk, campaigns, queue
+from inbox.services import bulk, campaigns, messaging, queue
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.outbox import Idle, claim_next
 from inbox.services.unit_of_work import unit_of_work
@@ -41,7 +41,7 @@ from tests.support.campaigns import bulk_clients, fast_channels, numbered
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import drain, no_quiet_hours
 from tests.support.records import MakeCase
-from tests.support.webhooks import text_in
+from tests.support.webhooks import status_callback, text_in
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -140,7 +140,10 @@ async def test_each_text_is_in_the_thread_and_on_the_case(
     assert message.conversation.last_message_preview == message.body
     assert await MessageLink.exists(message_id=message.id, case_id=maria.case_id)  # on the case (SMS log) at once
     assert not await CaseNote.exists(message_id=message.id)  # its case note comes as it leaves
-    assert await MessageStatusEvent.filter(message_id=message.id).values_list("status", flat=True) == ["queued"]
+    # Its first step, queued when made, is its creation time (no row per text); the timeline shows it.
+    assert not await MessageStatusEvent.exists(message_id=message.id)
+    await message.fetch_related("timeline")
+    assert [(s.status, s.at) for s in messaging.timeline_of(message)] == [(MessageStatus.QUEUED, message.created_at)]
     recipient = await CampaignRecipient.get(campaign_id=campaign.id, case_id=maria.case_id)
     assert recipient.message_id == message.id
     new = await Message.get(campaign_id=campaign.id, to_number="+14045550177").prefetch_related("conversation")
@@ -150,6 +153,12 @@ async def test_each_text_is_in_the_thread_and_on_the_case(
     await message.refresh_from_db()
     note = await CaseNote.get(message_id=message.id, case_id=maria.case_id)
     assert (note.body, note.at) == (message.body, message.first_attempt_at)
+    callback = status_callback(str(message.provider_sid), "queued", to=message.to_number)
+    assert (await anonymous.post(**callback)).status_code == 200  # Twilio's "queued": no second step
+    await message.fetch_related("timeline")
+    steps = messaging.timeline_of(message)  # once, at its creation, whatever Twilio answered
+    assert (steps[0].status, steps[0].at) == (MessageStatus.QUEUED, message.created_at)
+    assert [s.status for s in steps].count(MessageStatus.QUEUED) == 1
     assert note.author == f"{supervisor_staff.name} (bulk message “Hi”)"
     assert await CaseNote.filter(message_id=new.id).count() == 1
 
