@@ -32,7 +32,7 @@ from inbox.models import (
     PhoneKind,
     Staff,
 )
-from inbox.services import bulk, campaigns, messaging, queue
+from inbox.services import bulk, campaigns, linking, messaging, queue
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.outbox import Idle, claim_next
 from inbox.services.unit_of_work import unit_of_work
@@ -161,6 +161,21 @@ async def test_each_text_is_in_the_thread_and_on_the_case(
     assert [s.status for s in steps].count(MessageStatus.QUEUED) == 1
     assert note.author == f"{supervisor_staff.name} (bulk message “Hi”)"
     assert await CaseNote.filter(message_id=new.id).count() == 1
+
+
+async def test_a_text_taken_off_its_case_before_it_leaves_gets_no_case_note(
+    app: Starlette, supervisor_staff: Staff, make_case: MakeCase
+) -> None:
+    await no_quiet_hours()
+    await fast_channels()
+    maria = await make_case()
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor_staff, CampaignInput("Off", "Hello"))
+    await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
+    message = await Message.get(campaign_id=campaign.id)
+    assert await linking.unlink(message, maria.case_id, supervisor_staff) == 1
+    assert await drain(app) == 1
+    assert (await Message.get(id=message.id)).provider_sid is not None  # it went
+    assert not await CaseNote.exists(message_id=message.id)  # but is no longer on the case: no note there
 
 
 async def test_duplicates_opted_out_and_the_filter(
