@@ -32,7 +32,7 @@ from inbox.models import (
     PhoneKind,
     Staff,
 )
-from inbox.services import bulk, campaigns, queue
+from inbox.services import bulk, campaigns, linking, messaging, queue
 from inbox.services.campaigns import CampaignInput, FilterWords
 from inbox.services.outbox import Idle, claim_next
 from inbox.services.unit_of_work import unit_of_work
@@ -41,7 +41,7 @@ from tests.support.campaigns import bulk_clients, fast_channels, numbered
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.outbox import drain, no_quiet_hours
 from tests.support.records import MakeCase
-from tests.support.webhooks import text_in
+from tests.support.webhooks import status_callback, text_in
 
 pytestmark = pytest.mark.usefixtures("app")
 
@@ -87,6 +87,9 @@ async def test_a_thousand_recipients_fifty_excluded_and_ten_invalid_numbers(
     refused = await campaigns.refused_at_send(campaign.id)
     assert sorted(r.number or "" for r in refused) == invalid
     assert {r.reason for r in refused} == {Exclusion.INVALID_NUMBER.value}
+    # A case note for each text Twilio took, none for the ten it refused (they stay in the SMS log, failed).
+    assert await CaseNote.filter(message__campaign_id=campaign.id).count() == 940
+    assert await MessageLink.filter(message__campaign_id=campaign.id).count() == 950
 
 
 async def test_a_stop_between_preview_and_sending_is_never_sent_and_reported(
@@ -116,6 +119,8 @@ async def test_a_stop_between_preview_and_sending_is_never_sent_and_reported(
 async def test_each_text_is_in_the_thread_and_on_the_case(
     app: Starlette, anonymous: httpx.AsyncClient, supervisor_staff: Staff, make_case: MakeCase
 ) -> None:
+    await no_quiet_hours()
+    await fast_channels()
     maria = await make_case()
     await make_case(phone="+14045550177", name="New Thread")
     earlier = await text_in(anonymous, from_number="+14045387319", body="Any news?")
@@ -133,14 +138,44 @@ async def test_each_text_is_in_the_thread_and_on_the_case(
     )
     assert message.conversation.phone == "+14045387319"
     assert message.conversation.last_message_preview == message.body
-    assert await MessageLink.exists(message_id=message.id, case_id=maria.case_id)
-    note = await CaseNote.get(message_id=message.id, case_id=maria.case_id)
-    assert note.body == message.body and "Hi" in note.author
-    assert await MessageStatusEvent.filter(message_id=message.id).values_list("status", flat=True) == ["queued"]
+    assert await MessageLink.exists(message_id=message.id, case_id=maria.case_id)  # on the case (SMS log) at once
+    assert not await CaseNote.exists(message_id=message.id)  # its case note comes as it leaves
+    # Its first step, queued when made, is its creation time (no row per text); the timeline shows it.
+    assert not await MessageStatusEvent.exists(message_id=message.id)
+    await message.fetch_related("timeline")
+    assert [(s.status, s.at) for s in messaging.timeline_of(message)] == [(MessageStatus.QUEUED, message.created_at)]
     recipient = await CampaignRecipient.get(campaign_id=campaign.id, case_id=maria.case_id)
     assert recipient.message_id == message.id
     new = await Message.get(campaign_id=campaign.id, to_number="+14045550177").prefetch_related("conversation")
     assert new.conversation.last_message_preview.endswith("we have news.") and new.conversation.last_direction
+
+    await drain(app)
+    await message.refresh_from_db()
+    note = await CaseNote.get(message_id=message.id, case_id=maria.case_id)
+    assert (note.body, note.at) == (message.body, message.first_attempt_at)
+    callback = status_callback(str(message.provider_sid), "queued", to=message.to_number)
+    assert (await anonymous.post(**callback)).status_code == 200  # Twilio's "queued": no second step
+    await message.fetch_related("timeline")
+    steps = messaging.timeline_of(message)  # once, at its creation, whatever Twilio answered
+    assert (steps[0].status, steps[0].at) == (MessageStatus.QUEUED, message.created_at)
+    assert [s.status for s in steps].count(MessageStatus.QUEUED) == 1
+    assert note.author == f"{supervisor_staff.name} (bulk message “Hi”)"
+    assert await CaseNote.filter(message_id=new.id).count() == 1
+
+
+async def test_a_text_taken_off_its_case_before_it_leaves_gets_no_case_note(
+    app: Starlette, supervisor_staff: Staff, make_case: MakeCase
+) -> None:
+    await no_quiet_hours()
+    await fast_channels()
+    maria = await make_case()
+    campaign = await campaigns.create_campaign(app.state.bus, supervisor_staff, CampaignInput("Off", "Hello"))
+    await campaigns.start(app.state.bus, supervisor_staff, campaign.id)
+    message = await Message.get(campaign_id=campaign.id)
+    assert await linking.unlink(message, maria.case_id, supervisor_staff) == 1
+    assert await drain(app) == 1
+    assert (await Message.get(id=message.id)).provider_sid is not None  # it went
+    assert not await CaseNote.exists(message_id=message.id)  # but is no longer on the case: no note there
 
 
 async def test_duplicates_opted_out_and_the_filter(
@@ -205,6 +240,7 @@ async def test_pause_holds_resume_sends_cancel_stops(
     done = await campaigns.progress(campaign.id)
     assert (done.state, done.canceled, done.waiting) == (CampaignState.CANCELED, 3, 0)
     assert await MessageStatusEvent.filter(message__campaign_id=campaign.id, status="canceled").count() == 3
+    assert await CaseNote.filter(message__campaign_id=campaign.id).count() == 3  # only the texts that went
     assert await campaigns.refused_at_send(campaign.id) == []  # cancelled with the campaign: not "left out"
     with pytest.raises(campaigns.Refused):
         await campaigns.resume(bus, supervisor_staff, campaign.id)
@@ -236,17 +272,17 @@ async def _drop_failing_trigger(table: str) -> None:
 
 async def test_a_failure_while_starting_leaves_nothing_half_written(app: Starlette, supervisor_staff: Staff) -> None:
     """The texts and new threads go in by COPY on PostgreSQL: on the unit of work's own connection and transaction,
-    so a later failure (here: the case notes) takes them back with everything else."""
+    so a later failure (here: the links) takes them back with everything else."""
     await bulk_clients(30)
     bus = app.state.bus
     campaign = await campaigns.create_campaign(bus, supervisor_staff, CampaignInput("Atomic", "Hello"))
     conversations = await Conversation.all().count()
-    await _fail_inserts_into("case_note")
+    await _fail_inserts_into("message_link")
     try:
         with pytest.raises((IntegrityError, OperationalError), match="refused"):
             await campaigns.start(bus, supervisor_staff, campaign.id)
     finally:
-        await _drop_failing_trigger("case_note")
+        await _drop_failing_trigger("message_link")
 
     assert await Message.filter(campaign_id=campaign.id).count() == 0
     assert await Conversation.all().count() == conversations
@@ -255,7 +291,7 @@ async def test_a_failure_while_starting_leaves_nothing_half_written(app: Starlet
     assert (await Campaign.get(id=campaign.id)).state == CampaignState.DRAFT
     await campaigns.start(bus, supervisor_staff, campaign.id)  # and it can be started again, whole
     assert await Message.filter(campaign_id=campaign.id).count() == 30
-    assert await CaseNote.filter(message__campaign_id=campaign.id).count() == 30
+    assert await MessageLink.filter(message__campaign_id=campaign.id).count() == 30
     assert await Conversation.all().count() == conversations + 30
 
 

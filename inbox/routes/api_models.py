@@ -17,7 +17,7 @@ from tortoise.queryset import QuerySet
 from inbox import models as orm
 from inbox.models import AttemptOutcome, ConsentSource, Direction, LinkReason, MediaStatus, MessageStatus, PhoneKind
 from inbox.routes.guards import MAX_ID
-from inbox.services import transcripts
+from inbox.services import messaging, transcripts
 from inbox.services.case_events import reminder_status
 from inbox.services.queue import QueueState
 from inbox.services.surveys import Results
@@ -410,7 +410,7 @@ class Message(Answer):
             "created_at": message.created_at,
             "timeline": [
                 TimelineStep(status=step.status, at=step.at, error_code=step.error_code)
-                for step in sorted(message.timeline, key=lambda s: (s.at, s.id))
+                for step in messaging.timeline_of(message)
             ],
             "attempts": [
                 Attempt(

@@ -35,7 +35,7 @@ async def _page(request: Request, message_id: int, error: str | None = None, sta
     context = {
         "message": message,
         "links": links,
-        "timeline": sorted(message.timeline, key=lambda step: (step.at, step.id)),
+        "timeline": messaging.timeline_of(message),
         "attempts": sorted(message.attempts, key=lambda attempt: (attempt.at, attempt.id)),
         "outcome_words": OUTCOME_WORDS,
         "own_choices": [c for c in candidates if c.client_id in own_clients],

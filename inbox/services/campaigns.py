@@ -42,6 +42,7 @@ from inbox.models import (
     Direction,
     Exclusion,
     Message,
+    MessageLink,
     MessagePurpose,
     MessageStatus,
     Office,
@@ -754,9 +755,33 @@ async def _enqueue(campaign: Campaign, staff: Staff, now: datetime) -> None:
                 now,
             )
         )
-    author = clip(f"{staff.name} (bulk message “{campaign.name}”)", CaseNote, "author") or staff.name
     pointers = [(message_id, row.recipient_id) for message_id, row in zip(ids, rows, strict=True)]
-    await messaging.store_campaign_texts(campaign.id, messages, staff.id, author, now, pointers, opened)
+    await messaging.store_campaign_texts(campaign.id, messages, staff.id, now, pointers, opened)
+
+
+def note_author(staff_name: str | None, campaign_name: str) -> str:
+    """Who a campaign text's case note says wrote it: the person who started the campaign, and which one it was."""
+    author = f"{staff_name} (bulk message “{campaign_name}”)" if staff_name else f"Bulk message “{campaign_name}”"
+    return clip(author, CaseNote, "author")
+
+
+async def note_sent_text(message: Message, at: datetime) -> None:
+    """A campaign text's case note, written as Twilio takes it (inside the outbox's unit of work), on every case it
+    is filed on by then that has none for it yet. Not at the start: the note records that the client was texted,
+    and writing 10,000 at once was a tenth of PostgreSQL's start. The text is on its case from the start all the
+    same: its link (the case's SMS log with the text's status, the transcript, the bubble's "filed on"). A text
+    that never leaves (cancelled with its campaign, refused for consent or by Twilio) gets no note."""
+    filed = MessageLink.filter(message_id=message.id).exclude(
+        case_id__in=Subquery(CaseNote.filter(message_id=message.id).values("case_id"))
+    )
+    case_ids = sorted(set(await flat_values(filed.values_list("case_id", flat=True))))
+    if not case_ids:
+        return
+    ((campaign_name, staff_name),) = await Message.filter(id=message.id).values_list("campaign__name", "sent_by__name")
+    author = note_author(staff_name, campaign_name or "")
+    await CaseNote.bulk_create(
+        [CaseNote(case_id=case_id, message=message, author=author, body=message.body, at=at) for case_id in case_ids]
+    )
 
 
 async def _bodies(body: str, rows: list[_Row], staff: Staff) -> dict[str, str]:

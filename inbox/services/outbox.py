@@ -379,6 +379,8 @@ async def _accepted(
             return message
         detail = "Twilio already had it (found by looking it up)." if adopted else ""
         await _attempt(outbox, message, now, AttemptOutcome.ACCEPTED, detail=detail)
+        if message.campaign_id is not None:  # a bulk text's case note: written as it goes, not at the start
+            await campaigns.note_sent_text(message, message.first_attempt_at or now)
         if status != MessageStatus.QUEUED:  # "accepted" (a Messaging Service), or what a look-up found
             await MessageStatusEvent.create(message_id=message.id, status=status, at=now)
         await message.refresh_from_db()

@@ -250,8 +250,7 @@ def _sender(message: Message, names: dict[str, list[str]]) -> str:
 
 
 def _timeline(message: Message, zone: ZoneInfo) -> tuple[Step, ...]:
-    steps = sorted(message.timeline, key=lambda s: (s.at, s.id))
-    return tuple(Step(str(s.status), s.at.astimezone(zone), s.error_code) for s in steps)
+    return tuple(Step(str(s.status), s.at.astimezone(zone), s.error_code) for s in messaging.timeline_of(message))
 
 
 def _message_detail(message: Message, timeline: tuple[Step, ...]) -> str:
