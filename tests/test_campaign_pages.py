@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import statistics
 from contextlib import AsyncExitStack
 
 import pytest
@@ -181,8 +182,9 @@ async def test_live_progress_is_coalesced_for_managers_only(
         elapsed = times[-1] - began
         assert len(times) <= 2 * elapsed + 2, (len(times), elapsed)
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        # Rendered at least 0.5 s apart; arrivals jitter a little on a busy machine, a burst would not.
-        assert all(gap >= 0.25 for gap in gaps), gaps
+        # Rendered at least 0.5 s apart. Arrivals jitter on a busy machine (one delivery held up lands just before the
+        # next: 0.2 s apart at load 10), so the typical gap is checked: a burst would make it near zero.
+        assert statistics.median(gaps) >= 0.4, gaps
         assert "Waiting <strong>0</strong>" in last and "200 of 200 texts handled" in words(last)
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.7):
