@@ -95,6 +95,7 @@ async def run(tabs: int, rounds: int, kind: str) -> dict[str, Any]:
         watched = [t for t in all_tabs if t.sees_everything or t.staff_id in permitted]
         validator = RequestValidator(simulator_token(settings))
         latencies = []
+        cpu_started = time.process_time()  # the process's CPU: webhook, hub and this loop's reading, per webhook
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.public_url) as client:
             for n in range(rounds):
                 params = {
@@ -117,6 +118,7 @@ async def run(tabs: int, rounds: int, kind: str) -> dict[str, Any]:
                 for tab in watched:
                     drain(tab)
                 assert all(t.queue.empty() for t in all_tabs), "a tab got an event it may not see"
+        cpu_ms = (time.process_time() - cpu_started) * 1000 / rounds
     latencies.sort()
     return {
         "tabs": tabs,
@@ -126,6 +128,7 @@ async def run(tabs: int, rounds: int, kind: str) -> dict[str, Any]:
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "max_ms": latencies[-1],
+        "cpu_ms": cpu_ms,
     }
 
 
@@ -390,7 +393,7 @@ def record(result: dict[str, Any], label: str) -> None:
         f"{result['tabs']} {result['kind']} tabs "
         f"({result['permitted_tabs']} permitted), {result['rounds']} webhooks; load {load()} | "
         f"p50 {result['p50_ms']:.1f} ms · "
-        f"p99 {result['p99_ms']:.1f} ms · max {result['max_ms']:.1f} ms |\n"
+        f"p99 {result['p99_ms']:.1f} ms · max {result['max_ms']:.1f} ms · CPU {result['cpu_ms']:.1f} ms per webhook |\n"
     )
     append(line)
 
