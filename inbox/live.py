@@ -503,7 +503,11 @@ class LiveHub:
         """The text's bubble to the tabs that may see it (a campaign's text: those of them whose page shows it);
         the text (None when it is gone)."""
         message_id = event.message_id  # type: ignore[attr-defined]
-        message = await Message.get_or_none(id=message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
+        message = (
+            await Message.get_or_none(id=message_id)
+            .select_related("conversation")
+            .prefetch_related(*MESSAGE_VIEW_RELATIONS)
+        )
         if message is None:
             return None
         audience = await self._audience(message.conversation.phone)
