@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -216,9 +217,25 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 
 def event_from_json(text: str) -> Event:
+    return event_from_wire(text)[0]
+
+
+# The bus's envelope carries when the event was published (wall clock), so /metrics' delivery latency is timed from
+# publication in whichever process published it, not from when this one heard it.
+PUBLISHED_AT = "published_at"
+
+
+def wire_text(event: Event, published_at: float) -> str:
+    """The event as the bus carries it: its JSON and when it was published."""
+    return json.dumps({"type": event.name, PUBLISHED_AT: published_at, **asdict(event)})
+
+
+def event_from_wire(text: str) -> tuple[Event, float | None]:
+    """The event and when it was published (None: not said, as in the event log's bodies)."""
     data = json.loads(text)
     cls = EVENT_TYPES[data.pop("type")]
-    return cls(**data)
+    published_at = data.pop(PUBLISHED_AT, None)
+    return cls(**data), float(published_at) if isinstance(published_at, int | float) else None
 
 
 class Lagged(Event):
@@ -302,6 +319,7 @@ class Bus:
         return bool(getattr(self.transport, "listening", True)) and not self._dropped
 
     async def publish(self, event: Event) -> None:
+        published_at = time.time()  # the delivery latency (/metrics) counts the event log's INSERT too
         if self.journal is not None:
             try:
                 event = await self.journal(event)
@@ -311,7 +329,7 @@ class Bus:
         # process's own events back too (one path for all).
         if self._dropped:  # an earlier event never left this process: first, everyone catches up
             self._dropped = not await self.transport.publish(RECONNECTED_TEXT)
-        if not await self.transport.publish(event.to_json()):
+        if not await self.transport.publish(wire_text(event, published_at)):
             # Logged by the transport; the caller's work stands. This process's tabs catch up now, the
             # others once the bus carries anything again (or their own listener reconnects).
             self._dropped = True
@@ -326,13 +344,14 @@ class Bus:
             self._offer(RECONNECTED)
             return
         try:
-            received = event_from_json(text)
+            received, published_at = event_from_wire(text)
         except (ValueError, KeyError, TypeError):  # another version's event, or garbage on the channel
             log.exception("Could not read an event from the bus; the tabs catch up")
             received = RECONNECTED
         else:
-            # Timed from when this process heard it: the network hop itself is bench/bus.py's to measure.
-            metrics.published(received)
+            # Timed from its publication (the publisher's clock: processes on other machines need NTP), or from
+            # when this process heard it if the publisher did not say.
+            metrics.published(received, published_at)
         self._offer(received)
 
     def _reconnected(self) -> None:

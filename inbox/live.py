@@ -167,10 +167,19 @@ class TabQueue:
         self._pinged = False
 
     def put_nowait(self, item: Delivery | None) -> None:
-        if self.maxsize and len(self._items) >= self.maxsize:
+        if not self.offer(item):
             raise asyncio.QueueFull
-        self._items.append(item)
-        self._wake()
+
+    def offer(self, item: Delivery | None) -> bool:
+        """Queues the item unless the queue is full (False): what the hub does once per tab for every event."""
+        items = self._items
+        if self.maxsize and len(items) >= self.maxsize:
+            return False
+        items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True
 
     def get_nowait(self) -> Delivery | None:
         if not self._items:
@@ -233,12 +242,13 @@ class Tab:
     shows: Shows | None = None
     queue: TabQueue = field(default_factory=lambda: TabQueue(TAB_QUEUE_SIZE))
 
+    @property
+    def reader(self) -> Reader:
+        """Whose tab it is, as far as what it may be sent goes: every tab of one reader gets the same."""
+        return (self.staff_id, self.sees_everything, self.kind)
+
     def push(self, delivery: Delivery) -> bool:
-        try:
-            self.queue.put_nowait(delivery)
-            return True
-        except asyncio.QueueFull:
-            return False
+        return self.queue.offer(delivery)
 
     def close(self, last: Delivery | None = None) -> None:
         """Ends the stream, after `last` if given; the browser reconnects and re-fetches what it shows (catch-up)."""
@@ -253,16 +263,25 @@ class Tab:
         self.close(SIGNED_OUT if self.kind == "html" else None)
 
 
+# (staff id, sees everything, kind): the tabs of one reader get the same deliveries.
+Reader = tuple[int, bool, str]
+
+
 @dataclass
 class Audience:
     tabs: list[Tab]
     assigned: dict[int, visibility.AssignedReader]  # everyone currently assigned to the number
     owner_id: int | None = None  # the staff member whose own mobile the number is (their reminders)
+    # The same tabs, one list per reader (LiveHub._audience): what is worked out per reader is done once for each.
+    groups: list[list[Tab]] = field(default_factory=list)
 
     def may_see(self, tab: Tab) -> bool:
-        reader = self.assigned.get(tab.staff_id)
-        mine = tab.staff_id == self.owner_id
-        return tab.sees_everything or mine or (reader is not None and reader.role == Role.ADVOCATE)
+        return self.reader_may_see(tab.staff_id, tab.sees_everything)
+
+    def reader_may_see(self, staff_id: int, sees_everything: bool) -> bool:
+        reader = self.assigned.get(staff_id)
+        mine = staff_id == self.owner_id
+        return sees_everything or mine or (reader is not None and reader.role == Role.ADVOCATE)
 
     def readable_clients(self, tab: Tab) -> frozenset[int] | None:
         """None: every client on the number; else only those on the reader's current cases."""
@@ -307,6 +326,9 @@ class LiveHub:
         self.bus = bus
         self.outbox_rules = outbox_rules  # status lines say "attempt 2 of 6" and when a text is stuck
         self.tabs: set[Tab] = set()
+        # The same tabs by reader, kept as they attach and detach: an event's audience is decided per reader, not
+        # per tab (10,000 tabs are a few dozen readers).
+        self._readers: dict[Reader, dict[Tab, None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self.campaign_panes = CAMPAIGN_PANES
@@ -372,7 +394,7 @@ class LiveHub:
         stand-in tab of the same reader, by the same rules, so replay can never show more than live would."""
         stand_in = Tab(staff_id=tab.staff_id, sees_everything=tab.sees_everything, kind=tab.kind, queue=TabQueue())
         replayer = _Replayer(self.bus, self.outbox_rules)
-        replayer.tabs = {stand_in}
+        replayer._add(stand_in)  # not attach: it is no open stream
         async for event in events:
             if isinstance(event, SessionEnded | SessionsEnded):
                 continue  # ended other streams back then; says nothing to this one
@@ -387,11 +409,20 @@ class LiveHub:
                     yield delivery
 
     def attach(self, tab: Tab) -> None:
-        self.tabs.add(tab)
+        self._add(tab)
         metrics.open_streams(len(self.tabs))
+
+    def _add(self, tab: Tab) -> None:
+        self.tabs.add(tab)
+        self._readers.setdefault(tab.reader, {})[tab] = None
 
     def detach(self, tab: Tab) -> None:
         self.tabs.discard(tab)
+        group = self._readers.get(tab.reader)
+        if group is not None:
+            group.pop(tab, None)
+            if not group:
+                del self._readers[tab.reader]
         metrics.open_streams(len(self.tabs))
 
     async def _run(self) -> None:
@@ -472,7 +503,11 @@ class LiveHub:
         """The text's bubble to the tabs that may see it (a campaign's text: those of them whose page shows it);
         the text (None when it is gone)."""
         message_id = event.message_id  # type: ignore[attr-defined]
-        message = await Message.get_or_none(id=message_id).prefetch_related("conversation", *MESSAGE_VIEW_RELATIONS)
+        message = (
+            await Message.get_or_none(id=message_id)
+            .select_related("conversation")
+            .prefetch_related(*MESSAGE_VIEW_RELATIONS)
+        )
         if message is None:
             return None
         audience = await self._audience(message.conversation.phone)
@@ -486,12 +521,15 @@ class LiveHub:
         by_reader: dict[int, Delivery] = {}  # a reader's tabs all get the same: worked out once per reader
         case_ids = frozenset(link.case_id for link in message.links) | frozenset(getattr(event, "case_ids", ()))
         client_ids = frozenset(link.case.client_id for link in message.links)
-        for tab in audience.tabs:
+        for group in audience.groups:  # one reader's tabs: everything but the pushes is done once per group
+            tab = group[0]
             if tab.kind == "json":
-                self._push(tab, as_json)
+                self._push_all(group, as_json)
                 continue
-            if campaign_text and tab.shows is not None and not tab.shows.campaign_text(message, case_ids, client_ids):
-                continue
+            if campaign_text:
+                group = [t for t in group if t.shows is None or t.shows.campaign_text(message, case_ids, client_ids)]
+                if not group:
+                    continue
             delivery = by_reader.get(tab.staff_id)
             if delivery is None:
                 # The cases a text is filed on may include another client's (a shared phone): each
@@ -509,7 +547,7 @@ class LiveHub:
                 if parts not in updates:
                     updates[parts] = Delivery("update", "".join(parts))
                 delivery = by_reader[tab.staff_id] = updates[parts]
-            self._push(tab, delivery)
+            self._push_all(group, delivery)
         return message
 
     # ------------------------------------------------------------ campaigns: coalesced, at most every interval
@@ -677,19 +715,17 @@ class LiveHub:
         return by_reader
 
     async def _audience(self, phone: str) -> Audience:
-        tabs = list(self.tabs)
-        needs_lookup = any(not t.sees_everything for t in tabs) or any(t.kind == "html" for t in tabs)
+        # The tabs open when the event came (a copy: a tab that falls behind is detached while its group is pushed).
+        readers = [(reader, list(group)) for reader, group in self._readers.items()]
+        needs_lookup = any(not sees or kind == "html" for (_, sees, kind), _ in readers)
         assigned = await visibility.staff_assigned_to_phone(phone) if needs_lookup else {}
         # A number no one is assigned to may be a staff member's own mobile, which they see (visibility.py).
         owner = await staff_with_mobile(phone) if needs_lookup and not assigned else None
         audience = Audience(tabs=[], assigned=assigned, owner_id=owner.id if owner else None)
-        verdicts: dict[tuple[int, bool], bool] = {}  # one answer per reader, however many tabs they have open
-        for tab in tabs:
-            key = (tab.staff_id, tab.sees_everything)
-            if key not in verdicts:
-                verdicts[key] = audience.may_see(tab)
-            if verdicts[key]:
-                audience.tabs.append(tab)
+        for (staff_id, sees_everything, _), group in readers:  # one answer per reader, however many tabs they have
+            if audience.reader_may_see(staff_id, sees_everything):
+                audience.groups.append(group)
+                audience.tabs.extend(group)
         return audience
 
     async def _rows(self, conversation: Conversation, audience: Audience) -> dict[int, str]:
@@ -763,9 +799,17 @@ class LiveHub:
 
     def _push(self, tab: Tab, delivery: Delivery) -> None:
         if not tab.push(delivery):
-            log.warning("A tab fell behind; closing its stream so it reconnects and catches up")
-            tab.close()
-            self.detach(tab)
+            self._fell_behind(tab)
+
+    def _push_all(self, tabs: list[Tab], delivery: Delivery) -> None:
+        """The same delivery to many tabs (one reader's): a queue append and a wake-up each, no more."""
+        for tab in [t for t in tabs if not t.queue.offer(delivery)]:
+            self._fell_behind(tab)
+
+    def _fell_behind(self, tab: Tab) -> None:
+        log.warning("A tab fell behind; closing its stream so it reconnects and catches up")
+        tab.close()
+        self.detach(tab)
 
 
 class _Replayer(LiveHub):

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from inbox import metrics
 from inbox.bus_transports import LISTENER_NAME, EventTooLarge, PostgresTransport, RedisTransport
 from inbox.cli import web_processes
 from inbox.events import RECONNECTED, Bus, BusReconnected, Event, MessageReceived, Subscription
@@ -136,6 +138,23 @@ async def test_two_processes_hear_every_event_in_order_their_own_too(bus: Networ
             await second.publish_all(events[10:])
             assert await heard(heard_by_first, 20) == events
             assert await heard(heard_by_second, 20) == events
+
+
+async def test_the_publication_time_travels_with_the_event(redis_server: RedisServer) -> None:
+    async def slow_journal(event: Event) -> Event:  # the event log's INSERT, on a slow database
+        await asyncio.sleep(0.2)
+        return event
+
+    async with connected(redis_server.url, redis_server.url) as (publisher, listener):
+        publisher.journal = slow_journal
+        async with listener.subscribe() as subscription:
+            before = time.time()
+            await publisher.publish(received(1))
+            (event,) = await heard(subscription, 1)
+            # The publisher's moment (before its journal), not when the listener heard it: /metrics times delivery
+            # from publication.
+            published_at = metrics.published_at(event)
+            assert published_at is not None and before <= published_at < before + 0.1
 
 
 async def test_a_publisher_hears_its_events_only_through_the_network(redis_server: RedisServer) -> None:

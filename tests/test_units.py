@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
+from inbox import metrics
 from inbox.events import (
     LAGGED,
     Bus,
     ConsentChanged,
+    Event,
     MessageReceived,
     MessageSent,
     MessageStatusChanged,
@@ -159,6 +162,21 @@ async def test_subscription_iterates_as_an_async_stream() -> None:
             if len(got) == 2:
                 break
     assert got == [received(1), received(2)]
+
+
+async def test_delivery_is_timed_from_publication_not_from_when_the_event_is_heard() -> None:
+    async def slow_journal(event: Event) -> Event:  # the event log's INSERT, on a slow database
+        await asyncio.sleep(0.2)
+        return event
+
+    bus = Bus(journal=slow_journal)
+    async with bus.subscribe() as subscription:
+        before = time.time()
+        await bus.publish(received(1))
+        heard = await asyncio.wait_for(subscription.get(), 5)
+        published_at = metrics.published_at(heard)
+        assert published_at is not None and before <= published_at < before + 0.1
+        assert time.time() - published_at >= 0.2
 
 
 @pytest.mark.parametrize("url", ["kafka://x", "", "redis:/missing-slash", "amqp://user:hunter2@host/"])

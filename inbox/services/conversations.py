@@ -98,16 +98,30 @@ async def names_by_phone(phones: list[str], client_ids: list[int] | None = None)
 
 
 async def unread_counts(staff_ids: list[int], conversation_id: int) -> dict[int, int]:
-    """Unread inbound messages in one conversation for many readers: two queries in all."""
+    """Unread inbound messages in one conversation for many readers (every live update of a row asks): their
+    marks, then one count per distinct mark in a single query over the texts past the lowest mark (message's
+    (conversation_id, id) index) — not every inbound id of the conversation carried back and counted in Python
+    for each reader, which grew with the conversation."""
     reads = dict(
         await ConversationRead.filter(conversation_id=conversation_id, staff_id__in=staff_ids).values_list(
             "staff_id", "last_read_message_id"
         )
     )
-    inbound_ids = await flat_values(
-        Message.filter(conversation_id=conversation_id, direction=Direction.INBOUND).values_list("id", flat=True)
+    marks = sorted({reads.get(staff_id, 0) for staff_id in staff_ids})
+    if not marks:
+        return {}
+    connection = Tortoise.get_connection("default")
+    params = search_._Params(connection.capabilities.dialect)
+    counts = ", ".join(
+        f"SUM(CASE WHEN id > {params.add(mark)} THEN 1 ELSE 0 END) AS past_{n}" for n, mark in enumerate(marks)
     )
-    return {staff_id: sum(1 for mid in inbound_ids if mid > reads.get(staff_id, 0)) for staff_id in staff_ids}
+    sql = (
+        f"SELECT {counts} FROM message WHERE conversation_id = {params.add(conversation_id)}"
+        f" AND direction = {params.add(Direction.INBOUND.value)} AND id > {params.add(marks[0])}"
+    )
+    row = (await connection.execute_query_dict(sql, params.values))[0]
+    by_mark = {mark: int(row[f"past_{n}"] or 0) for n, mark in enumerate(marks)}
+    return {staff_id: by_mark[reads.get(staff_id, 0)] for staff_id in staff_ids}
 
 
 async def unread_for(staff: Staff, conversation_ids: list[int]) -> dict[int, int]:
