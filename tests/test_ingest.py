@@ -19,6 +19,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,7 @@ from inbox.crypto import SecretBox
 from inbox.events import MessageReceived, SettingsChanged
 from inbox.models import Channel, LinkingPolicy, Message, MessageLink, Organisation, WebhookPayload
 from inbox.services import settings_cache
-from inbox.services.ingest import RECOVER_SECONDS, store_payloads
+from inbox.services.ingest import RECOVER_SECONDS, claim_texts, store_payloads
 from inbox.services.organisation import OrganisationRules, update_rules
 from inbox.settings import Secret, Settings
 from inbox.sms.simulator import DEFAULT_FROM_NUMBER, SIMULATOR_ACCOUNT_SID
@@ -94,6 +95,22 @@ async def test_texts_stored_but_never_processed_are_processed_when_the_app_start
         bodies = await Message.filter(provider_sid__in=sids).order_by("id").values_list("body", flat=True)
         assert bodies == [f"Stored {n}" for n in range(5)]
         assert await WebhookPayload.filter(processed_at=None).count() == 0
+
+
+async def test_a_claim_never_overtakes_a_text_of_the_same_sender_being_processed(settings: Settings) -> None:
+    async with database_only(settings.database_url):
+        now = clock.now()
+        lease = now + timedelta(seconds=60)
+        forms = [
+            (inbound_params(numbered_sid(0), MARIA, "First"), None),  # being processed inline elsewhere
+            (inbound_params(numbered_sid(1), MARIA, "Second"), None),
+            (inbound_params(numbered_sid(2), "+14045550199", "Someone else"), None),
+        ]
+        first, second, other = await store_payloads(forms, now, [lease, None, None])
+        assert await claim_texts(10, now, lease) == [other]
+        await WebhookPayload.filter(id=first).update(processed_at=now)
+        assert await claim_texts(10, now, lease) == [second]
+        assert await claim_texts(10, now, lease) == []  # each claimed once while its lease holds
 
 
 # ---------------------------------------------------------------- kill -9 in the middle of a burst

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
 PROCESS_BATCH = 50  # stored texts claimed at once
+SENDER_LENGTH = 64  # webhook_payload.sender
+PROCESS_LANES = 4  # texts of a batch processed at once on PostgreSQL (Tortoise's pool holds 5 connections)
 LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
 RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
 POLL_SECONDS = 1.0  # how often an idle processor looks for texts it was not told about
@@ -122,6 +124,8 @@ class Ingest:
                 return await self._process_claimed([payload_id])
             finally:
                 self._inline -= 1
+                if self.processes:  # the sender's next texts may have waited behind this one (claim_texts)
+                    self._woken.set()
         finally:
             self._accepting -= 1
             self._changed.set()
@@ -166,17 +170,27 @@ class Ingest:
         except Exception:  # the database itself failed: the rows stay stored and unprocessed for the recovery
             log.exception("Reading inbound webhooks %s failed; they are tried again later", payload_ids)
             return follow_ups
-        for payload in payloads:
-            try:
-                received = await inbound.receive_stored(self.outbox, payload, at=self.now())
-            except Exception as exc:
-                log.exception("Processing inbound webhook %s failed; it is tried again later", payload.id)
-                with suppress(Exception):
-                    await WebhookPayload.filter(id=payload.id).update(error=f"processing failed: {exc!r}"[:500])
-                continue
-            if received.channel_id is not None:
-                follow_ups.add(received, received.channel_id)
+
+        async def lane(texts: list[WebhookPayload]) -> None:
+            for payload in texts:
+                await self._process_one(payload, follow_ups)
+
+        # PostgreSQL: a text's time is mostly round trips and its commit's flush, so several texts at once on
+        # connections of the pool. SQLite: one connection per process, one writer: one at a time.
+        lanes = by_sender(payloads, PROCESS_LANES if _postgres() else 1)
+        await asyncio.gather(*(lane(texts) for texts in lanes))
         return follow_ups
+
+    async def _process_one(self, payload: WebhookPayload, follow_ups: FollowUps) -> None:
+        try:
+            received = await inbound.receive_stored(self.outbox, payload, at=self.now())
+        except Exception as exc:
+            log.exception("Processing inbound webhook %s failed; it is tried again later", payload.id)
+            with suppress(Exception):
+                await WebhookPayload.filter(id=payload.id).update(error=f"processing failed: {exc!r}"[:500])
+            return
+        if received.channel_id is not None:
+            follow_ups.add(received, received.channel_id)
 
     async def _run(self) -> None:
         """Claims and processes batches until none is left, then waits to be woken (or `poll`)."""
@@ -273,6 +287,16 @@ async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:
         log.exception("Following up inbound texts failed")
 
 
+def by_sender(payloads: list[WebhookPayload], lanes: int) -> list[list[WebhookPayload]]:
+    """The texts split into at most `lanes` lists, every text of one sender in one list in the order they
+    came: a conversation's texts get their ids — the thread's order — in the order they arrived."""
+    lane_of: dict[str, int] = {}
+    split: list[list[WebhookPayload]] = [[] for _ in range(max(lanes, 1))]
+    for payload in payloads:
+        split[lane_of.setdefault(payload.sender or "", len(lane_of) % len(split))].append(payload)
+    return [texts for texts in split if texts]
+
+
 def _postgres() -> bool:
     return bool(connections.get("default").capabilities.dialect == "postgres")
 
@@ -297,15 +321,16 @@ async def store_payloads(
             messaging.storable_token(token),
             now,
             claim,
+            sender_of(params),
         )
         for (params, token), claim in zip(forms, claims, strict=True)
     ]
     postgres = _postgres()
-    width = 6
+    width = 7
     values_sql = ", ".join(f"({_placeholders(postgres, width * n + 1, width)})" for n in range(len(rows)))
     sql = (
-        "INSERT INTO webhook_payload (kind, provider_sid, params, idempotency_token, received_at, claimed_until) "
-        f"VALUES {values_sql} RETURNING id"
+        "INSERT INTO webhook_payload (kind, provider_sid, params, idempotency_token, received_at, claimed_until, "
+        f"sender) VALUES {values_sql} RETURNING id"
     )
     values = [value for row in rows for value in row]
     # execute_query_dict: asyncpg's execute_query answers an INSERT with its row count only, not RETURNING's rows.
@@ -314,6 +339,12 @@ async def store_payloads(
     if len(ids) != len(rows):
         raise RuntimeError(f"Stored {len(rows)} webhooks but got {len(ids)} ids back")
     return sorted(ids)  # one statement's ids rise in the order of its rows on both databases
+
+
+def sender_of(params: Mapping[str, str]) -> str | None:
+    """The number a text came from, as the claim compares it (clipped to the column; None when absent)."""
+    sender = params.get("From")
+    return sender[:SENDER_LENGTH] if sender else None
 
 
 async def claim_texts(
@@ -340,7 +371,14 @@ async def claim_texts(
     free = f"claimed_until IS NULL OR claimed_until < {mark(now)}"
     if take_over_before is not None:
         free += f" OR received_at < {mark(take_over_before)}"
-    conditions = ["processed_at IS NULL", "kind = 'message'", f"({free})"]
+    # Never past an earlier text of the same sender that another process is processing now (the web process's
+    # inline one): the later one would get the lower id, and the thread would show the two swapped.
+    in_flight = (
+        "NOT EXISTS (SELECT 1 FROM webhook_payload AS earlier WHERE earlier.processed_at IS NULL "
+        "AND earlier.sender = webhook_payload.sender AND earlier.id < webhook_payload.id "
+        f"AND earlier.claimed_until >= {mark(now)})"
+    )
+    conditions = ["processed_at IS NULL", "kind = 'message'", f"({free})", in_flight]
     if received_before is not None:
         conditions.append(f"received_at < {mark(received_before)}")
     lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
