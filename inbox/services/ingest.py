@@ -43,7 +43,9 @@ SENDER_LENGTH = 64  # webhook_payload.sender
 PROCESS_LANES = 4  # texts of a batch processed at once on PostgreSQL (Tortoise's pool holds 5 connections)
 LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
 RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
-POLL_SECONDS = 1.0  # how often an idle processor looks for texts it was not told about
+# How often an idle web process looks for texts it was not told about (another process's expired lease): its
+# own are announced to it at once, and a poll is a statement in every page's query count (the tests count them).
+POLL_SECONDS = 60.0
 WORKER_POLL_SECONDS = 0.05  # a worker is never told (another process stored them): it looks this often
 STOP_SECONDS = 10.0  # a stopping process finishes its claimed texts for at most this long
 
@@ -92,11 +94,12 @@ class Ingest:
         self.outbox = outbox_
         self.now = now
         self.processes = processes
-        self.poll = poll if processes else RECOVER_SECONDS
+        self.poll = poll
         self._to_store: list[_Waiting] = []
         self._storing: asyncio.Task[None] | None = None
         self._accepting = 0  # webhooks in flight in this process
         self._inline = 0  # texts being processed before their own answer
+        self._left = 0  # texts stored and left to the processor, ever (the inline path compares)
         self._follow_ups: set[asyncio.Task[None]] = set()
         self._processor: asyncio.Task[None] | None = None
         self._looking = False  # the processor is claiming or processing
@@ -116,15 +119,19 @@ class Ingest:
             lease = clock.now() + timedelta(seconds=LEASE_SECONDS) if inline else None
             payload_id = await self._store(dict(params), idempotency_token, lease)
             if not inline:
+                self._left += 1
                 if self.processes:
                     self._woken.set()
                 return FollowUps()
             self._inline += 1
+            left_before = self._left
             try:
                 return await self._process_claimed([payload_id])
             finally:
                 self._inline -= 1
-                if self.processes:  # the sender's next texts may have waited behind this one (claim_texts)
+                # Texts left meanwhile may be the sender's next ones, which no claim takes before this one is
+                # done (claim_texts): look again. Not otherwise: a claim is a statement of its own.
+                if self.processes and self._left != left_before:
                     self._woken.set()
         finally:
             self._accepting -= 1
