@@ -9,10 +9,16 @@ alternate bare, full, bare, full… so both see the same machine. For the full a
 - processed: texts that appeared in the database per second while wrk was running (sampled at its
   start and end), and the time the backlog took to drain after it stopped.
 
+`--processing worker` (the default) runs the full app as the Procfile does: the web process with
+--no-worker and an `inbox worker` process beside it, on a Redis bus (BUS below), so a burst's texts are
+processed by the worker on the other core; `--processing web` runs the web process alone (memory bus),
+storing and processing in one process.
+
 Each text comes from one of CLIENTS clients with a case and an assigned advocate, so the webhook does
 the whole inbound work: conversation, message, links, case notes, alerts, consent.
 
-    .venv/bin/python bench/ingest.py [--database sqlite|postgres] [--rounds 2] [--seconds 8] [--record]
+    .venv/bin/python bench/ingest.py [--database sqlite|postgres] [--processing worker|web] [--rounds 2]
+        [--seconds 8] [--label …] [--record]
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ CLIENTS = 50
 CONNECTIONS = 32
 PATH = "/webhooks/twilio/messages"
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
+BUS = "redis://127.0.0.1:6379/14"  # a database number of its own: the channel is named by it
 
 LUA = r"""
 local forms = {}
@@ -77,9 +84,10 @@ end
 """
 
 
-def settings_for(database_url: str, data_dir: Path, port: int) -> Settings:
+def settings_for(database_url: str, data_dir: Path, port: int, bus: str = "memory://") -> Settings:
     return Settings(
         database_url=database_url,
+        broadcast_url=bus,
         secret_key=Secret(SECRET),
         data_dir=data_dir,
         media_dir=data_dir / "media",
@@ -115,10 +123,15 @@ def bare_app(token: str, public_url: str):  # type: ignore[no-untyped-def]
     return Starlette(routes=[Route(PATH, webhook, methods=["POST"])])
 
 
-def serve(kind: str, database_url: str, data_dir: Path, port: int) -> None:
+def serve(kind: str, database_url: str, data_dir: Path, port: int, bus: str) -> None:
     import uvicorn
 
-    settings = settings_for(database_url, data_dir, port)
+    settings = settings_for(database_url, data_dir, port, bus)
+    if kind == "worker":  # `inbox worker`, as the Procfile runs it
+        from inbox import cli
+
+        asyncio.run(cli.worker(settings, None))
+        return
     app = bare_app(simulator_token(settings), settings.public_url) if kind == "bare" else create_app(settings)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -207,7 +220,12 @@ async def count_messages(database_url: str) -> int:
         await connection.close()
 
 
-async def one_round(kind: str, number: int, database_url: str, data_dir: Path, seconds: int) -> Round:
+def start(kind: str, database_url: str, data_dir: Path, port: int, bus: str) -> subprocess.Popen[bytes]:
+    arguments = ["--serve", kind, "--database-url", database_url, "--data-dir", str(data_dir), "--port", str(port)]
+    return subprocess.Popen([sys.executable, __file__, *arguments, "--bus", bus], cwd=ROOT)
+
+
+async def one_round(kind: str, number: int, database_url: str, data_dir: Path, seconds: int, processing: str) -> Round:
     port = free_port()
     forms = data_dir / f"forms-{kind}-{number}.tsv"
     # Enough distinct forms for a round at 6,000 requests/s: none is posted twice.
@@ -215,21 +233,10 @@ async def one_round(kind: str, number: int, database_url: str, data_dir: Path, s
     write_forms(forms, token, port, f"{number:02d}", seconds * 6000)
     script = data_dir / "post.lua"
     script.write_text(LUA)
-    server = subprocess.Popen(  # noqa: ASYNC220 (started once per round, before the timing)
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            kind,
-            "--database-url",
-            database_url,
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-    )
+    bus = BUS if processing == "worker" and kind == "full" else "memory://"
+    servers = [start(kind, database_url, data_dir, port, bus)]
+    if bus != "memory://":
+        servers.append(start("worker", database_url, data_dir, port, bus))
     try:
         await until_listening(port)
         before = await count_messages(database_url) if kind == "full" else 0
@@ -258,8 +265,10 @@ async def one_round(kind: str, number: int, database_url: str, data_dir: Path, s
             result.drain_seconds = await drained(database_url, before + requests - non_2xx - errors, started + elapsed)
         return result
     finally:
-        server.terminate()
-        server.wait(30)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(30)
 
 
 async def drained(database_url: str, expected: int, since: float) -> float:
@@ -271,7 +280,7 @@ async def drained(database_url: str, expected: int, since: float) -> float:
     return -1.0
 
 
-async def run(database: str, rounds: int, seconds: int) -> list[Round]:
+async def run(database: str, rounds: int, seconds: int, processing: str) -> list[Round]:
     data_dir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     admin = None
     if database == "sqlite":
@@ -287,7 +296,7 @@ async def run(database: str, rounds: int, seconds: int) -> list[Round]:
         results = []
         for number in range(rounds):
             for kind in ("bare", "full"):
-                result = await one_round(kind, number, database_url, data_dir, seconds)
+                result = await one_round(kind, number, database_url, data_dir, seconds, processing)
                 print(json.dumps({**result.__dict__, "per_second": round(result.per_second, 1)}), flush=True)
                 results.append(result)
         return results
@@ -297,16 +306,19 @@ async def run(database: str, rounds: int, seconds: int) -> list[Round]:
             await admin.close()
 
 
-def summary(database: str, results: list[Round], label: str) -> str:
+def summary(database: str, results: list[Round], label: str, processing: str) -> str:
     bare = [r.per_second for r in results if r.kind == "bare"]
     full = [r for r in results if r.kind == "full"]
     acknowledged = [r.per_second for r in full]
     processed = [r.processed_per_second for r in full]
     base = statistics.median(bare)
+    shape = "web + `inbox worker` on a Redis bus" if processing == "worker" else "the web process alone"
+    load = os.getloadavg()
     return (
         f"| {datetime.now(UTC):%Y-%m-%d} | ingest ({'SQLite' if database == 'sqlite' else 'PostgreSQL'}, {label}) "
         f"| wrk -t1 -c{CONNECTIONS}, {len(full)}×{round(full[0].seconds)} s rounds alternated with the bare endpoint, "
-        f"{CLIENTS} clients each with a case and an assignee; `bench/ingest.py`; 2-core VM shared with other work "
+        f"{CLIENTS} clients each with a case and an assignee; full app: {shape}; `bench/ingest.py`; 2-core VM shared "
+        f"with other work, load {load[0]:.1f} / {load[1]:.1f} (1 / 5 min) at the end "
         f"| bare {base:.0f}/s · acknowledged {statistics.median(acknowledged):.0f}/s "
         f"(ratio {statistics.median(acknowledged) / base:.2f}; p50 {statistics.median(r.p50_ms for r in full):.0f} ms, "
         f"p99 {statistics.median(r.p99_ms for r in full):.0f} ms) · processed while loaded "
@@ -322,16 +334,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--label", default="inline processing")
+    parser.add_argument("--processing", choices=["worker", "web"], default="worker")
+    parser.add_argument("--bus", default="memory://", help=argparse.SUPPRESS)
     parser.add_argument("--record", action="store_true", help="append the summary to bench/RESULTS.md")
-    parser.add_argument("--serve", choices=["bare", "full"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["bare", "full", "worker"], help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.database_url, args.data_dir, args.port)
+        serve(args.serve, args.database_url, args.data_dir, args.port, args.bus)
         return
-    line = summary(args.database, asyncio.run(run(args.database, args.rounds, args.seconds)), args.label)
+    results = asyncio.run(run(args.database, args.rounds, args.seconds, args.processing))
+    line = summary(args.database, results, args.label, args.processing)
     print(line, end="")
     if args.record:
         with (ROOT / "bench" / "RESULTS.md").open("a") as out:

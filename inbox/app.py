@@ -19,6 +19,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from inbox import clock, db, metrics
+from inbox.bus_transports import is_network_bus
 from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.headers import ResponseHeaders
@@ -243,7 +244,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.hub = LiveHub(bus, app.state.outbox.rules)
         await app.state.hub.start()
         # Inbound webhooks: acknowledged once stored, processed right after (tests replace app.state.clock).
-        app.state.ingest = Ingest(app.state.outbox, now=lambda: app.state.clock())
+        # With --no-worker on a network bus the workers process bursts (their events reach this process's tabs).
+        processes = settings.run_worker or not is_network_bus(settings.broadcast_url)
+        app.state.ingest = Ingest(app.state.outbox, now=lambda: app.state.clock(), processes=processes)
         await app.state.ingest.start()
         app.state.webhooks = build_webhook_sender(settings, app.state.outbox.worker_id, bus)
         worker = (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging.config
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import suppress
 from typing import Any
 
 from inbox import db, logs
@@ -318,9 +318,11 @@ async def worker(settings: Settings, _: Any) -> None:
     import signal
 
     from inbox.app import bootstrap_info, build_outbox, build_registry, build_webhook_sender, ensure_organisation
+    from inbox.bus_transports import is_network_bus
     from inbox.events import Bus
     from inbox.services import event_log, settings_cache
     from inbox.services.channels import ensure_channel
+    from inbox.services.ingest import WORKER_POLL_SECONDS, Ingest
     from inbox.worker import OutboxWorker, stop_gracefully
 
     async def work() -> None:
@@ -335,8 +337,14 @@ async def worker(settings: Settings, _: Any) -> None:
             outbox, lanes=settings.worker_concurrency, heartbeat=settings.heartbeat_seconds, webhooks=webhooks
         )
         task = asyncio.create_task(runner.run(), name="outbox-worker")
-        # The worker records webhook deliveries too (a text's status): its copy of the endpoints follows changes.
+        # Inbound texts the web processes stored and left (a burst): processed here when the events this
+        # sends reach their tabs, i.e. on a network bus; with memory:// the web process processes its own.
+        ingest = (
+            Ingest(outbox, processes=True, poll=WORKER_POLL_SECONDS) if is_network_bus(settings.broadcast_url) else None
+        )
         following = asyncio.create_task(settings_cache.follow(bus), name="settings-cache")
+        if ingest is not None:
+            await ingest.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -352,8 +360,10 @@ async def worker(settings: Settings, _: Any) -> None:
             await stop_gracefully(runner, task)
             print(f"Outbox worker stopped after handing over {runner.handed_over} texts.", flush=True)
         finally:
+            if ingest is not None:
+                await ingest.stop()
             following.cancel()
-            with suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError):
                 await following
             await bus.disconnect()
             await registry.close()

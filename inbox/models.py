@@ -745,6 +745,9 @@ class WebhookPayload(Model):
     received_at = fields.DatetimeField(auto_now_add=True)
     processed_at = fields.DatetimeField(null=True)
     error: str | None = fields.TextField(null=True)
+    # An inbound text being processed by some process until then (inbox.services.ingest.claim_texts).
+    claimed_until = fields.DatetimeField(null=True)
+    sender = fields.CharField(max_length=64, null=True)  # an inbound text's From: its claim keeps a number's order
 
     class Meta:
         table = "webhook_payload"

@@ -2,8 +2,9 @@
 
 - a burst of webhooks at once: every one answered, every text processed exactly once, events for each;
 - stored and not processed (the process was killed between the two): processed when the app starts;
-- a real `inbox serve` killed with SIGKILL in the middle of 800 webhooks: every acknowledged text is
-  in the database after a restart, and Twilio's retries of the others add each exactly once;
+- a real `inbox serve` killed with SIGKILL in the middle of 800 webhooks — alone, and with an `inbox
+  worker` processing the burst on a Redis bus (both killed): every acknowledged text is in the database
+  after a restart, and Twilio's retries of the others add each exactly once;
 - the copy of the channels and the organisation's policies each process keeps: an admin's change applies
   to the next webhook, another process's change arrives through the bus, a channel added elsewhere is found.
 """
@@ -16,6 +17,9 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -29,16 +33,18 @@ from inbox.crypto import SecretBox
 from inbox.events import MessageReceived, SettingsChanged
 from inbox.models import Channel, LinkingPolicy, Message, MessageLink, Organisation, WebhookPayload
 from inbox.services import settings_cache
-from inbox.services.ingest import store_payloads
+from inbox.services.ingest import RECOVER_SECONDS, claim_texts, store_payloads
 from inbox.services.organisation import OrganisationRules, update_rules
 from inbox.settings import Secret, Settings
 from inbox.sms.simulator import DEFAULT_FROM_NUMBER, SIMULATOR_ACCOUNT_SID
+from tests.support import database
 from tests.support.apps import asgi_client, running
 from tests.support.channels import SECOND_NUMBER, SECOND_SID, SECOND_TOKEN
 from tests.support.cli import cli_env
 from tests.support.config import ACCOUNT_SID
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.records import MARIA, MakeCase
+from tests.support.redis_server import RedisServer
 from tests.support.staff import MakeStaff
 from tests.support.webhooks import INBOUND, inbound_params, inbound_params_for, new_sid, numbered_sid, signed_post_args
 
@@ -91,28 +97,71 @@ async def test_texts_stored_but_never_processed_are_processed_when_the_app_start
         assert await WebhookPayload.filter(processed_at=None).count() == 0
 
 
+async def test_a_claim_never_overtakes_a_text_of_the_same_sender_being_processed(settings: Settings) -> None:
+    async with database_only(settings.database_url):
+        now = clock.now()
+        lease = now + timedelta(seconds=60)
+        forms = [
+            (inbound_params(numbered_sid(0), MARIA, "First"), None),  # being processed inline elsewhere
+            (inbound_params(numbered_sid(1), MARIA, "Second"), None),
+            (inbound_params(numbered_sid(2), "+14045550199", "Someone else"), None),
+        ]
+        first, second, other = await store_payloads(forms, now, [lease, None, None])
+        assert await claim_texts(10, now, lease) == [other]
+        await WebhookPayload.filter(id=first).update(processed_at=now)
+        assert await claim_texts(10, now, lease) == [second]
+        assert await claim_texts(10, now, lease) == []  # each claimed once while its lease holds
+
+
 # ---------------------------------------------------------------- kill -9 in the middle of a burst
 
 
-def serve_env(workdir: Path, database_url: str) -> dict[str, str]:
+def serve_env(workdir: Path, database_url: str, bus: str) -> dict[str, str]:
     env = cli_env(workdir)
-    env.update(INBOX_DATABASE_URL=database_url, INBOX_SECRET_KEY=SERVE_SECRET)
+    env.update(INBOX_DATABASE_URL=database_url, INBOX_SECRET_KEY=SERVE_SECRET, INBOX_BROADCAST_URL=bus)
     return env
 
 
 SERVE_SECRET = "ingest-kill-test-" + "k" * 32
 
 
-def start_serve(workdir: Path, database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_inbox(workdir: Path, database_url: str, bus: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "inbox", "serve", "--no-worker", "--port", str(port)],
+            [sys.executable, "-m", "inbox", *args],
             cwd=workdir,
-            env=serve_env(workdir, database_url),
+            env=serve_env(workdir, database_url, bus),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+class Processes:
+    """`inbox serve --no-worker`, and with a network bus an `inbox worker` beside it (which then processes
+    the texts the web process leaves in a burst)."""
+
+    def __init__(self, workdir: Path, database_url: str, bus: str, port: int) -> None:
+        self.workdir, self.database_url, self.bus, self.port = workdir, database_url, bus, port
+        self.log = workdir / "serve.log"
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        """Starts them; the web process."""
+        web = start_inbox(
+            self.workdir, self.database_url, self.bus, self.log, "serve", "--no-worker", "--port", str(self.port)
+        )
+        self.running = [web]
+        if self.bus != "memory://":
+            self.running.append(start_inbox(self.workdir, self.database_url, self.bus, self.log, "worker"))
+        return web
+
+    def kill(self, signum: int) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                os.killpg(process.pid, signum)
+        for process in self.running:
+            process.wait(30)
 
 
 async def until_serving(client: httpx.AsyncClient, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -136,10 +185,65 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_kill_9_during_a_burst_loses_no_acknowledged_text(
-    app: Starlette, settings: Settings, tmp_path: Path
+@asynccontextmanager
+async def database_only(database_url: str) -> AsyncIterator[None]:
+    """The test's database, with no app of the test's own: an app in this process would claim texts too."""
+    await db.connect(database_url)
+    try:
+        yield
+    finally:
+        await database.wipe()
+        await db.disconnect()
+
+
+@pytest.mark.parametrize("shape", ["alone", "with a worker"])
+async def test_kill_9_during_a_burst_loses_no_acknowledged_text(settings: Settings, tmp_path: Path, shape: str) -> None:
+    redis = RedisServer(tmp_path)
+    if shape == "with a worker":
+        await redis.start()
+    processes = Processes(
+        tmp_path, settings.database_url, redis.url if shape == "with a worker" else "memory://", free_port()
+    )
+    try:
+        async with database_only(settings.database_url):
+            await kill_9_during_a_burst(processes)
+    finally:
+        redis.stop()
+
+
+async def test_a_worker_on_a_network_bus_processes_the_texts_the_web_process_left(
+    settings: Settings, tmp_path: Path
 ) -> None:
-    port = free_port()
+    redis = RedisServer(tmp_path)
+    await redis.start()
+    log = tmp_path / "worker.log"
+    worker = start_inbox(tmp_path, settings.database_url, redis.url, log, "worker")
+    sids = [numbered_sid(n) for n in range(5)]
+    try:
+        async with database_only(settings.database_url):
+            async with asyncio.timeout(WAIT_SECONDS):
+                while b"running" not in log.read_bytes():
+                    assert worker.poll() is None, log.read_text()
+                    await asyncio.sleep(0.1)
+            # What a web process stores and leaves during a burst: rows nobody claimed, after the worker started.
+            simulator = {"AccountSid": SIMULATOR_ACCOUNT_SID, "To": DEFAULT_FROM_NUMBER}
+            forms = [({**inbound_params(sid, MARIA, f"Left {n}"), **simulator}, None) for n, sid in enumerate(sids)]
+            await store_payloads(forms, clock.now())
+            # Well within RECOVER_SECONDS, and no web process runs: the worker took them up.
+            async with asyncio.timeout(RECOVER_SECONDS / 2):
+                while await Message.filter(provider_sid__in=sids).count() < len(sids):
+                    assert worker.poll() is None, log.read_text()
+                    await asyncio.sleep(0.1)
+            assert await WebhookPayload.filter(provider_sid__in=sids, processed_at=None).count() == 0
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(30)
+        redis.stop()
+
+
+async def kill_9_during_a_burst(processes: Processes) -> None:
+    port = processes.port
     base = f"http://127.0.0.1:{port}"
     token = simulator_token(Settings(secret_key=Secret(SERVE_SECRET)))
     validator = RequestValidator(token)
@@ -154,8 +258,8 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_text(
         return params, {"X-Twilio-Signature": validator.compute_signature(f"{base}{INBOUND}", params)}
 
     acknowledged: set[int] = set()
-    log = tmp_path / "serve.log"
-    server = start_serve(tmp_path, settings.database_url, port, log)
+    log = processes.log
+    server = processes.start()
     try:
         async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=30) as client:
             await until_serving(client, server, log)
@@ -173,7 +277,7 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_text(
                     acknowledged.add(n)
                     if len(acknowledged) >= KILL_AFTER and not killed.is_set():
                         killed.set()
-                        os.killpg(server.pid, signal.SIGKILL)
+                        processes.kill(signal.SIGKILL)
 
             pending = iter(range(BURST))
 
@@ -186,7 +290,7 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_text(
             assert killed.is_set() and KILL_AFTER <= len(acknowledged) < BURST
             stored_at_kill = await Message.filter(provider_sid__in=sids).count()
 
-            server = start_serve(tmp_path, settings.database_url, port, log)
+            server = processes.start()
             await until_serving(client, server, log)
             # Every text acknowledged before the kill is processed after the restart, without any retry.
             async with asyncio.timeout(WAIT_SECONDS):
@@ -203,9 +307,7 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_text(
                 while await Message.filter(provider_sid__in=sids).count() < BURST:
                     await asyncio.sleep(0.2)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(30)
+        processes.kill(signal.SIGTERM)
     stored = Counter(await Message.filter(provider_sid__in=sids).values_list("provider_sid", flat=True))
     assert stored == Counter(sids), "a text was lost or stored twice"
     assert stored_at_kill < BURST

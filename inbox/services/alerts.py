@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tortoise import Tortoise
-from tortoise.expressions import F, Q
+from tortoise.expressions import Case as SqlCase
+from tortoise.expressions import F, Q, Subquery, When
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
@@ -35,28 +36,32 @@ async def alert_policy() -> AlertPolicy:
     return (await settings_cache.policies()).alerts
 
 
-async def assignees_for(case_id: int, policy: AlertPolicy) -> list[int]:
-    """Current assignees (no end date, or one in the future): the primary ones, or all of them."""
+async def assignees_for(case_id: int, policy: AlertPolicy, not_on_alert: int | None = None) -> list[int]:
+    """Current assignees (no end date, or one in the future): the primary ones, or all of them; with
+    `not_on_alert`, only those that alert is not addressed to yet (one query, not two: the inbound hot path)."""
     query = Assignment.filter(visibility.current_assignments(), case_id=case_id)
+    if not_on_alert is not None:
+        query = query.exclude(staff_id__in=Subquery(AlertAssignee.filter(alert_id=not_on_alert).values("staff_id")))
     if policy == AlertPolicy.PRIMARY:
         query = query.filter(primary=True)
     return list(dict.fromkeys(await flat_values(query.order_by("id").values_list("staff_id", flat=True))))
 
 
 async def raise_alerts(message: Message, case_ids: list[int]) -> None:
-    """An alert per case the text landed on, inside the inbound unit of work (announced on commit)."""
+    """An alert per case the text landed on, inside the inbound unit of work (announced on commit). The text
+    is new (stored in this unit of work): no alert can have counted it yet."""
     policy = await alert_policy()
     for case_id in case_ids:
-        await raise_alert(message, case_id, policy)
+        await raise_alert(message, case_id, policy, new_text=True)
 
 
-async def raise_alert(message: Message, case_id: int, policy: AlertPolicy) -> bool:
+async def raise_alert(message: Message, case_id: int, policy: AlertPolicy, *, new_text: bool = False) -> bool:
     """The client's text waits on the case: counted on the open alert of its conversation and case (which
     moves to it), or a new alert addressed to the case's assignees. False when it was counted before.
 
     Our own text (an unconfirmed hearing's reminder, inbox.services.confirmations) always has its own alert.
     """
-    if await Alert.exists(case_id=case_id, message_id=message.id):
+    if not new_text and await Alert.exists(case_id=case_id, message_id=message.id):
         return False
     if message.direction == Direction.INBOUND:
         waiting = await _count_on_open_alert(message, case_id, policy)
@@ -78,8 +83,9 @@ async def _count_on_open_alert(message: Message, case_id: int, policy: AlertPoli
     (READ COMMITTED: the queries after the lock see it). FOR NO KEY UPDATE, the strength an UPDATE of the row
     takes: a plain FOR UPDATE also waits for the key-share lock the other text's INSERT of its message holds
     on the row, while that text waits for ours — a deadlock (tests/test_alert_counts.py found it). SQLite has
-    one writer: Tortoise runs a process's transactions one at a time on its one connection, and only the web
-    process receives texts.
+    one writer: Tortoise runs a process's transactions one at a time on its one connection, and a text's unit
+    of work begins with a write (inbound.record_inbound), so a web process and a worker processing texts at
+    once take the writer in turn for the whole unit.
     """
     if Alert._meta.db.capabilities.dialect == "postgres":
         await Conversation.select_for_update(no_key=True).filter(id=message.conversation_id).first()
@@ -95,16 +101,18 @@ async def _count_on_open_alert(message: Message, case_id: int, policy: AlertPoli
     )
     if open_alert is None:
         return None
-    # Conditional: a dismissal committed meanwhile leaves it alone (the text then raises a new one).
-    changed = await Alert.filter(id=open_alert.id, dismissed_at=None).update(text_count=F("text_count") + 1)
+    # Conditional: a dismissal committed meanwhile leaves it alone (the text then raises a new one). Texts
+    # racing in may take the lock out of order: the alert shows the latest, whichever came last.
+    # (Tortoise 1.1 annotates `then` narrower than it is: a plain value is wrapped as a constant.)
+    later = When(message_id__lt=message.id, then=message.id)  # type: ignore[arg-type]
+    latest_first = SqlCase(later, default=F("message_id"))
+    changed = await Alert.filter(id=open_alert.id, dismissed_at=None).update(
+        text_count=F("text_count") + 1, message_id=latest_first
+    )
     if not changed:
         return None
-    # Texts racing in may take the lock out of order: the alert shows the latest, whichever came last.
-    await Alert.filter(id=open_alert.id, message_id__lt=message.id).update(message_id=message.id)
-    addressed = set(await flat_values(AlertAssignee.filter(alert_id=open_alert.id).values_list("staff_id", flat=True)))
-    for staff_id in await assignees_for(case_id, policy):
-        if staff_id not in addressed:
-            await AlertAssignee.create(alert_id=open_alert.id, staff_id=staff_id)
+    for staff_id in await assignees_for(case_id, policy, not_on_alert=open_alert.id):
+        await AlertAssignee.create(alert_id=open_alert.id, staff_id=staff_id)
     latest = max(open_alert.message_id, message.id)
     waiting = open_alert.text_count + 1
     current_unit().publish(AlertRaised(alert_id=open_alert.id, case_id=case_id, message_id=latest, count=waiting))

@@ -131,6 +131,10 @@ async def record_inbound(
     sender = sender_address(text.from_number)
     try:
         async with unit_of_work(outbox.bus) as uow:
+            # A write first: on SQLite the transaction takes the writer at once, waiting its turn (busy timeout)
+            # — a transaction that read first and wrote after another process's commit would fail at once
+            # (SQLITE_BUSY_SNAPSHOT), and a worker processes texts while the web process stores the next ones.
+            await messaging.finish_webhook(payload)
             message = await messaging.store_inbound(channel, text, sender)
             case_ids = await linking.link_inbound(message)
             uow.publish(
@@ -153,7 +157,6 @@ async def record_inbound(
             # STOP, START, HELP and a Y to an opt-in request are answered by the rules (and Twilio), not a person.
             if not confirmed and not answered_by_rules and (answer is None or answer.raises_alerts):
                 await alerts.raise_alerts(message, case_ids)
-            await messaging.finish_webhook(payload)
     except IntegrityError:
         # Two deliveries of the same MessageSid raced; the other one stored it.
         await messaging.finish_webhook(payload, error="duplicate")

@@ -3,13 +3,17 @@
 The route verifies the signature and calls `Ingest.accept`. Webhooks that arrive together are stored
 together (one multi-row INSERT, one commit: a group commit), and each is answered once its row is
 durable — nothing acknowledged can be lost. Processing (conversation, message, links, alerts, consent
-and its replies, events: `inbound.receive_stored`) runs after, in the same process:
+and its replies, events: `inbound.receive_stored`) runs after:
 
-- inline, before the answer, when nothing else is waiting (a quiet inbox: the text is processed by the
-  time Twilio hears back, as it always was, and a test can look at the database at once);
-- in batches by one background task when webhooks come in bursts (each batch read in one query, each
-  text its own unit of work, so the stores of the next webhooks never wait long for SQLite's writer);
-- on start-up, and every RECOVER_SECONDS, for stored webhooks no process finished (a crash, kill -9).
+- inline, before the answer, when no other webhook is in flight in this process (a quiet inbox: the text
+  is processed by the time Twilio hears back, as it always was, and a test can look at the database at once);
+- else by a processor that claims stored texts in batches (`claim_texts`: a lease in `claimed_until`,
+  `FOR UPDATE SKIP LOCKED` on PostgreSQL, one UPDATE … RETURNING on SQLite). Where it runs: in the web
+  process when that is the only process (`inbox serve`, or an event bus in memory: a worker's events
+  would never reach this process's tabs); in `inbox worker` when the web runs with `--no-worker` on a
+  network bus — then a burst's storing and processing use two cores, and the web only stores and answers;
+- stored texts nobody finished (a crash, kill -9: their lease runs out, or they were never claimed) are
+  claimed again; a process takes over every unfinished text received before it started at once.
 
 A text is processed at most once however often it is tried: `Message.provider_sid` is unique, and a
 second try of the same MessageSid is recorded as a duplicate (Twilio's own retries come the same way).
@@ -34,9 +38,16 @@ from inbox.services.messaging import Outbox
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
-PROCESS_BATCH = 50  # stored texts read at once by the background task
-RECOVER_SECONDS = 60.0  # stored texts no process finished are taken up again once this old
-STOP_SECONDS = 10.0  # a stopping process finishes its queue for at most this long
+PROCESS_BATCH = 50  # stored texts claimed at once
+SENDER_LENGTH = 64  # webhook_payload.sender
+PROCESS_LANES = 4  # texts of a batch processed at once on PostgreSQL (Tortoise's pool holds 5 connections)
+LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
+RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
+# How often an idle web process looks for texts it was not told about (another process's expired lease): its
+# own are announced to it at once, and a poll is a statement in every page's query count (the tests count them).
+POLL_SECONDS = 60.0
+WORKER_POLL_SECONDS = 0.05  # a worker is never told (another process stored them): it looks this often
+STOP_SECONDS = 10.0  # a stopping process finishes its claimed texts for at most this long
 
 
 @dataclass
@@ -59,48 +70,75 @@ class FollowUps:
 class _Waiting:
     params: dict[str, str]
     token: str | None
+    claimed_until: datetime | None  # set when this process processes the text before answering
     stored: asyncio.Future[int]
 
 
 class Ingest:
-    """One per process: stores verified inbound webhooks in groups and processes them in the background."""
+    """One per process: stores verified inbound webhooks in groups; processes stored texts by claiming them.
 
-    def __init__(self, outbox_: Outbox, now: Callable[[], datetime] = clock.now) -> None:
-        """`now`: the moment a text is judged by (office hours, a survey's window); stored and recovered
-        rows are always timed by the real clock."""
+    `processes`: whether this process processes texts it did not process inline (the web's only process,
+    a worker); False for a web process whose workers do it — it then only takes up texts left
+    RECOVER_SECONDS (no worker running)."""
+
+    def __init__(
+        self,
+        outbox_: Outbox,
+        now: Callable[[], datetime] = clock.now,
+        *,
+        processes: bool = True,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        """`now`: the moment a text is judged by (office hours, a survey's window); stored rows and leases
+        are always timed by the real clock."""
         self.outbox = outbox_
         self.now = now
+        self.processes = processes
+        self.poll = poll
         self._to_store: list[_Waiting] = []
         self._storing: asyncio.Task[None] | None = None
-        self._to_process: list[int] = []
-        self._processing: asyncio.Task[None] | None = None
+        self._accepting = 0  # webhooks in flight in this process
         self._inline = 0  # texts being processed before their own answer
+        self._left = 0  # texts stored and left to the processor, ever (the inline path compares)
         self._follow_ups: set[asyncio.Task[None]] = set()
-        self._recovering: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._stopped = False
+        self._processor: asyncio.Task[None] | None = None
+        self._looking = False  # the processor is claiming or processing
+        self._woken = asyncio.Event()
+        self._woken.set()  # the first round takes over what earlier runs left
+        self._changed = asyncio.Event()  # set whenever this process may have become quiet (drained waits on it)
+        self._started_at: datetime | None = None
 
     # ------------------------------------------------------------ the webhook
 
     async def accept(self, params: Mapping[str, str], idempotency_token: str | None) -> FollowUps:
-        """Stores the verified webhook durably; processes it now when nothing waits (returning what
-        to do after the answer), else queues it for the background and returns nothing to do."""
-        payload_id = await self._store(dict(params), idempotency_token)
-        if not self._to_process and self._processing is None and self._inline == 0:
+        """Stores the verified webhook durably; processes it now when no other webhook is in flight (returning
+        what to do after the answer), else leaves it to the processor and returns nothing to do."""
+        inline = self._accepting == 0 and self._inline == 0
+        self._accepting += 1
+        try:
+            lease = clock.now() + timedelta(seconds=LEASE_SECONDS) if inline else None
+            payload_id = await self._store(dict(params), idempotency_token, lease)
+            if not inline:
+                self._left += 1
+                if self.processes:
+                    self._woken.set()
+                return FollowUps()
             self._inline += 1
-            self._idle.clear()
+            left_before = self._left
             try:
-                return await self._process_batch([payload_id])
+                return await self._process_claimed([payload_id])
             finally:
                 self._inline -= 1
-                self._wake()
-        self._to_process.append(payload_id)
-        self._wake()
-        return FollowUps()
+                # Texts left meanwhile may be the sender's next ones, which no claim takes before this one is
+                # done (claim_texts): look again. Not otherwise: a claim is a statement of its own.
+                if self.processes and self._left != left_before:
+                    self._woken.set()
+        finally:
+            self._accepting -= 1
+            self._changed.set()
 
-    async def _store(self, params: dict[str, str], token: str | None) -> int:
-        waiting = _Waiting(params, token, asyncio.get_running_loop().create_future())
+    async def _store(self, params: dict[str, str], token: str | None, lease: datetime | None) -> int:
+        waiting = _Waiting(params, token, lease, asyncio.get_running_loop().create_future())
         self._to_store.append(waiting)
         if self._storing is None:
             self._storing = asyncio.create_task(self._store_waiting(), name="ingest-store")
@@ -111,7 +149,9 @@ class Ingest:
             while self._to_store:
                 group, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
                 try:
-                    ids = await store_payloads([(w.params, w.token) for w in group], clock.now())
+                    ids = await store_payloads(
+                        [(w.params, w.token) for w in group], clock.now(), [w.claimed_until for w in group]
+                    )
                 except BaseException as exc:  # every webhook of the group is answered 500: Twilio sends it again
                     for waiting in group:
                         if not waiting.stored.done():
@@ -123,110 +163,124 @@ class Ingest:
                     waiting.stored.set_result(payload_id)
         finally:
             self._storing = None
+            self._changed.set()
 
-    # ------------------------------------------------------------ the background
+    # ------------------------------------------------------------ the processor
 
-    def _wake(self) -> None:
-        if self._stopped:
-            return
-        if self._to_process and self._processing is None and self._inline == 0:
-            self._idle.clear()
-            self._processing = asyncio.create_task(self._process_waiting(), name="ingest-process")
-        elif not self._to_process and self._processing is None and self._inline == 0 and not self._follow_ups:
-            self._idle.set()
-
-    async def _process_waiting(self) -> None:
-        try:
-            while self._to_process:
-                batch, self._to_process = self._to_process[:PROCESS_BATCH], self._to_process[PROCESS_BATCH:]
-                self._follow_up(await self._process_batch(batch))
-        finally:
-            self._processing = None
-            self._wake()
-
-    async def _process_batch(self, payload_ids: list[int]) -> FollowUps:
-        """The stored texts, read in one query and processed one unit of work each: a text that fails
-        stays unprocessed (its error noted) for the recovery to try again. One transaction per text, not
-        per batch: on SQLite a transaction holds the one writer, and the next webhooks' stores wait for it."""
+    async def _process_claimed(self, payload_ids: list[int]) -> FollowUps:
+        """Claimed texts, read in one query and processed one unit of work each: a text that fails stays
+        unprocessed (its error noted) and is claimed again when its lease runs out. One transaction per
+        text, not per batch: on SQLite a transaction holds the one writer, and the next stores wait for it."""
         follow_ups = FollowUps()
         try:
             payloads = await WebhookPayload.filter(id__in=payload_ids, processed_at=None).order_by("id")
         except Exception:  # the database itself failed: the rows stay stored and unprocessed for the recovery
             log.exception("Reading inbound webhooks %s failed; they are tried again later", payload_ids)
             return follow_ups
-        for payload in payloads:
-            try:
-                received = await inbound.receive_stored(self.outbox, payload, at=self.now())
-            except Exception as exc:
-                log.exception("Processing inbound webhook %s failed; it is tried again later", payload.id)
-                with suppress(Exception):
-                    await WebhookPayload.filter(id=payload.id).update(error=f"processing failed: {exc!r}"[:500])
-                continue
-            if received.channel_id is not None:
-                follow_ups.add(received, received.channel_id)
+
+        async def lane(texts: list[WebhookPayload]) -> None:
+            for payload in texts:
+                await self._process_one(payload, follow_ups)
+
+        # PostgreSQL: a text's time is mostly round trips and its commit's flush, so several texts at once on
+        # connections of the pool. SQLite: one connection per process, one writer: one at a time.
+        lanes = by_sender(payloads, PROCESS_LANES if _postgres() else 1)
+        await asyncio.gather(*(lane(texts) for texts in lanes))
         return follow_ups
+
+    async def _process_one(self, payload: WebhookPayload, follow_ups: FollowUps) -> None:
+        try:
+            received = await inbound.receive_stored(self.outbox, payload, at=self.now())
+        except Exception as exc:
+            log.exception("Processing inbound webhook %s failed; it is tried again later", payload.id)
+            with suppress(Exception):
+                await WebhookPayload.filter(id=payload.id).update(error=f"processing failed: {exc!r}"[:500])
+            return
+        if received.channel_id is not None:
+            follow_ups.add(received, received.channel_id)
+
+    async def _run(self) -> None:
+        """Claims and processes batches until none is left, then waits to be woken (or `poll`)."""
+        assert self._started_at is not None
+        # First, when this process processes: everything unfinished from before it started, leased or not.
+        taking_over = self.processes
+        while True:
+            self._woken.clear()
+            self._looking = True
+            try:
+                ids = await self._claim(taking_over)
+                if ids:
+                    self._follow_up(await self._process_claimed(ids))
+                    continue
+                taking_over = False
+            except Exception:
+                log.exception("Could not claim stored inbound webhooks")
+            finally:
+                self._looking = False
+                self._changed.set()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.poll)
+
+    async def _claim(self, taking_over: bool) -> list[int]:
+        now = clock.now()
+        assert self._started_at is not None
+        if self.processes:
+            received_before = None
+        else:  # workers process them; this process takes up only what they have left for long
+            received_before = now - timedelta(seconds=RECOVER_SECONDS)
+        return await claim_texts(
+            PROCESS_BATCH,
+            now,
+            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            received_before=received_before,
+            take_over_before=self._started_at if taking_over else None,
+        )
 
     def _follow_up(self, follow_ups: FollowUps) -> None:
         if follow_ups:
             task = asyncio.create_task(run_follow_ups(self.outbox, follow_ups), name="ingest-follow-ups")
             self._follow_ups.add(task)
-            task.add_done_callback(self._follow_up_done)
+            task.add_done_callback(self._followed_up)
 
-    def _follow_up_done(self, task: asyncio.Task[None]) -> None:
+    def _followed_up(self, task: asyncio.Task[None]) -> None:
         self._follow_ups.discard(task)
-        self._wake()
+        self._changed.set()
 
-    # ------------------------------------------------------------ start, stop, recover
+    # ------------------------------------------------------------ start, stop
 
     async def start(self) -> None:
-        """Takes up what an earlier run stored and did not process, then keeps looking now and then."""
-        await self.recover(before=clock.now())  # everything stored before this process began
-        self._recovering = asyncio.create_task(self._recover_forever(), name="ingest-recover")
+        """Starts the processor; its first rounds take over what earlier runs stored and did not process."""
+        self._started_at = clock.now()
+        self._processor = asyncio.create_task(self._run(), name="ingest-process")
 
-    async def _recover_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RECOVER_SECONDS)
-            await self.recover(before=clock.now() - timedelta(seconds=RECOVER_SECONDS))
-
-    async def recover(self, before: datetime) -> int:
-        """Queues stored texts received before `before` that nobody processed; how many."""
-        try:
-            ids = await unprocessed_texts(before)
-        except Exception:
-            log.exception("Could not look for unprocessed inbound webhooks")
-            return 0
-        queued = set(self._to_process)
-        fresh = [payload_id for payload_id in ids if payload_id not in queued]
-        if fresh:
-            log.info("Processing %d inbound webhooks stored but not processed", len(fresh))
-            self._to_process.extend(fresh)
-            self._wake()
-        return len(fresh)
+    def _quiet(self) -> bool:
+        return (
+            self._storing is None
+            and self._accepting == 0
+            and not self._looking
+            and not self._woken.is_set()
+            and not self._follow_ups
+        )
 
     async def drained(self) -> None:
-        """Returns once every stored text is processed and its follow-ups have run (tests, shutdown)."""
+        """Returns once every text this process stored or claimed is processed and its follow-ups have run
+        (tests, shutdown); with `processes`, also once a claim found nothing left."""
         while True:
-            await self._idle.wait()
-            if self._storing is None and not self._to_process and self._processing is None and not self._follow_ups:
+            self._changed.clear()
+            if self._quiet():
                 return
-            self._idle.clear()
-            self._wake()
+            await self._changed.wait()
 
     async def stop(self) -> None:
-        """Finishes what is queued (what is not finished in STOP_SECONDS is recovered at the next start)."""
-        if self._recovering is not None:
-            self._recovering.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._recovering
+        """Finishes what is claimed (what is not finished in STOP_SECONDS is taken over at the next start)."""
         with suppress(TimeoutError):
             await asyncio.wait_for(self.drained(), STOP_SECONDS)
-        # What is still queued stays stored and unprocessed: the next start takes it up.
-        self._stopped = True
-        for task in (self._processing, *self._follow_ups):
+        for task in (self._processor, *self._follow_ups):
             if task is not None:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+        self._processor = None
 
 
 async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:
@@ -240,9 +294,32 @@ async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:
         log.exception("Following up inbound texts failed")
 
 
-async def store_payloads(forms: list[tuple[dict[str, str], str | None]], now: datetime) -> list[int]:
-    """Webhooks stored in one INSERT (one commit); their ids in order."""
+def by_sender(payloads: list[WebhookPayload], lanes: int) -> list[list[WebhookPayload]]:
+    """The texts split into at most `lanes` lists, every text of one sender in one list in the order they
+    came: a conversation's texts get their ids — the thread's order — in the order they arrived."""
+    lane_of: dict[str, int] = {}
+    split: list[list[WebhookPayload]] = [[] for _ in range(max(lanes, 1))]
+    for payload in payloads:
+        split[lane_of.setdefault(payload.sender or "", len(lane_of) % len(split))].append(payload)
+    return [texts for texts in split if texts]
+
+
+def _postgres() -> bool:
+    return bool(connections.get("default").capabilities.dialect == "postgres")
+
+
+def _placeholders(postgres: bool, start: int, count: int) -> str:
+    """`count` placeholders numbered from `start` ($n on PostgreSQL, ? on SQLite), comma-separated."""
+    return ", ".join(f"${start + k}" if postgres else "?" for k in range(count))
+
+
+async def store_payloads(
+    forms: list[tuple[dict[str, str], str | None]], now: datetime, leases: list[datetime | None] | None = None
+) -> list[int]:
+    """Webhooks stored in one INSERT (one commit); their ids in order. `leases`: each row's claim (a text
+    its own process processes before answering), None for a text left to the processor."""
     fields = WebhookPayload._meta.fields_map
+    claims = leases if leases is not None else [None] * len(forms)
     rows = [
         (
             "message",
@@ -250,31 +327,71 @@ async def store_payloads(forms: list[tuple[dict[str, str], str | None]], now: da
             fields["params"].to_db_value(params, WebhookPayload),
             messaging.storable_token(token),
             now,
+            claim,
+            sender_of(params),
         )
-        for params, token in forms
+        for (params, token), claim in zip(forms, claims, strict=True)
     ]
-    connection = connections.get("default")
-    postgres = connection.capabilities.dialect == "postgres"
-    placeholders = []
-    for n in range(len(rows)):
-        if postgres:
-            placeholders.append("(" + ", ".join(f"${5 * n + k}" for k in range(1, 6)) + ")")
-        else:
-            placeholders.append("(?, ?, ?, ?, ?)")
+    postgres = _postgres()
+    width = 7
+    values_sql = ", ".join(f"({_placeholders(postgres, width * n + 1, width)})" for n in range(len(rows)))
     sql = (
-        "INSERT INTO webhook_payload (kind, provider_sid, params, idempotency_token, received_at) VALUES "
-        + ", ".join(placeholders)
-        + " RETURNING id"
+        "INSERT INTO webhook_payload (kind, provider_sid, params, idempotency_token, received_at, claimed_until, "
+        f"sender) VALUES {values_sql} RETURNING id"
     )
     values = [value for row in rows for value in row]
     # execute_query_dict: asyncpg's execute_query answers an INSERT with its row count only, not RETURNING's rows.
-    returned = await connection.execute_query_dict(sql, values)
+    returned = await connections.get("default").execute_query_dict(sql, values)
     ids = [int(row["id"]) for row in returned]
     if len(ids) != len(rows):
         raise RuntimeError(f"Stored {len(rows)} webhooks but got {len(ids)} ids back")
     return sorted(ids)  # one statement's ids rise in the order of its rows on both databases
 
 
-async def unprocessed_texts(before: datetime) -> list[int]:
-    payloads = WebhookPayload.filter(kind="message", processed_at=None, received_at__lt=before)
-    return [int(row["id"]) for row in await payloads.order_by("id").values("id")]
+def sender_of(params: Mapping[str, str]) -> str | None:
+    """The number a text came from, as the claim compares it (clipped to the column; None when absent)."""
+    sender = params.get("From")
+    return sender[:SENDER_LENGTH] if sender else None
+
+
+async def claim_texts(
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    received_before: datetime | None = None,
+    take_over_before: datetime | None = None,
+) -> list[int]:
+    """Claims up to `limit` stored texts nobody finished and nobody holds (never claimed, or the lease ran
+    out), oldest first, until `lease_until`; their ids. `received_before`: only texts stored before then.
+    `take_over_before`: also texts stored before then whatever their lease (a restarted process's own).
+
+    One statement: on PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so claimers never
+    wait for nor take each other's; on SQLite the UPDATE holds the one writer, so two never both win."""
+    postgres = _postgres()
+    params: list[object] = []
+
+    def mark(value: object) -> str:  # placeholders in the order they appear in the statement
+        params.append(value)
+        return f"${len(params)}" if postgres else "?"
+
+    lease = mark(lease_until)
+    free = f"claimed_until IS NULL OR claimed_until < {mark(now)}"
+    if take_over_before is not None:
+        free += f" OR received_at < {mark(take_over_before)}"
+    # Never past an earlier text of the same sender that another process is processing now (the web process's
+    # inline one): the later one would get the lower id, and the thread would show the two swapped.
+    in_flight = (
+        "NOT EXISTS (SELECT 1 FROM webhook_payload AS earlier WHERE earlier.processed_at IS NULL "
+        "AND earlier.sender = webhook_payload.sender AND earlier.id < webhook_payload.id "
+        f"AND earlier.claimed_until >= {mark(now)})"
+    )
+    conditions = ["processed_at IS NULL", "kind = 'message'", f"({free})", in_flight]
+    if received_before is not None:
+        conditions.append(f"received_at < {mark(received_before)}")
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    sql = (
+        f"UPDATE webhook_payload SET claimed_until = {lease} WHERE id IN (SELECT id FROM webhook_payload "
+        f"WHERE {' AND '.join(conditions)} ORDER BY id LIMIT {mark(limit)}{lock}) RETURNING id"
+    )
+    returned = await connections.get("default").execute_query_dict(sql, params)
+    return sorted(int(row["id"]) for row in returned)
