@@ -135,8 +135,9 @@ async def test_a_page_reads_the_organisation_once_and_its_thread_in_few_queries(
         assert len([s for s in statements_of(caplog) if 'FROM "organisation"' in s]) == 1, path
     # The queue: a short queue's states are counted from their lists, not asked again (33 before).
     assert counts["/queue"] == 12, counts
-    # The thread: its texts' writers and cases joined, their links with their cases in one query (31 before).
-    assert counts[f"/conversations/{message.conversation_id}"] == 22, counts
+    # The thread: its texts' writers and cases joined, their links with their cases in one query, the inbox
+    # list fetched after the page (31 before).
+    assert counts[f"/conversations/{message.conversation_id}"] == 18, counts
 
 
 async def test_the_dashboard_shows_a_page_of_each_office_and_the_rest_on_demand(
