@@ -282,6 +282,7 @@ def pages(seeded: Seeded) -> list[tuple[str, str, str]]:
         ("supervisor", "conversation", f"/conversations/{c}"),
         ("supervisor", "/alerts", "/alerts"),
         ("supervisor", "alerts dashboard fragment", "/alerts/dashboard"),
+        ("supervisor", "unmatched section", "/alerts/unmatched"),
         ("supervisor", "case page", f"/cases/{case}"),
         ("api", "API message", f"/api/v1/messages/{m}"),
         ("api", "API alerts", "/api/v1/alerts"),

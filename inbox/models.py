@@ -497,12 +497,19 @@ class Message(Model):
     def shown_at(self) -> datetime:
         """Where a thread places it: a text that waited for its time, when it went (or was canceled); any
         other, when it was written or arrived. Waiting texts are apart, by their send_at."""
-        if self.send_at is not None and self.status != MessageStatus.SCHEDULED:
-            return self.first_attempt_at or self.updated_at
-        return self.created_at
+        return shown_at(self.status, self.send_at, self.first_attempt_at, self.updated_at, self.created_at)
 
     class Meta:
         table = "message"
+
+
+def shown_at(
+    status: str, send_at: datetime | None, first_attempt_at: datetime | None, updated_at: datetime, created_at: datetime
+) -> datetime:
+    """`Message.shown_at` from a text's columns, for rows read as values rather than models."""
+    if send_at is not None and status != MessageStatus.SCHEDULED:
+        return first_attempt_at or updated_at
+    return created_at
 
 
 class MessageStatusEvent(Model):

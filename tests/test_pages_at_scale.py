@@ -84,6 +84,8 @@ async def test_each_main_page_takes_as_many_queries_with_many_conversations_and_
         (ana, f"/conversations/{first.conversation_id}"),
         (ana, "/alerts"),
         (ana, f"/cases/{case_id}"),
+        (ana, "/queue"),
+        (ana, f"/conversations/{first.conversation_id}/thread"),
         (sam, "/"),
         (sam, f"/conversations/{first.conversation_id}"),
         (sam, "/alerts"),
@@ -112,6 +114,30 @@ async def test_the_thread_asks_who_may_see_what_once(
     # The reader's current assignments: read once for the list, the thread, consent and the cases shown.
     assignments = [s for s in statements if re.search(r'FROM "assignment"', s)]
     assert len(assignments) == 1, assignments
+
+
+def statements_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"]
+
+
+async def test_a_page_reads_the_organisation_once_and_its_thread_in_few_queries(
+    signed_in, make_staff: MakeStaff, make_case: MakeCase, anonymous: httpx.AsyncClient, caplog
+) -> None:
+    advocate = await make_staff("advocate")
+    await make_case(phone=MARIA, assignee=advocate)
+    message = await text_in(anonymous, MARIA, "Which courtroom?")
+    await text_in(anonymous, MARIA, "And which floor?")
+    ana = await signed_in(advocate)
+    counts = {}
+    for path in ("/queue", f"/conversations/{message.conversation_id}"):
+        counts[path] = await queries_of(ana, path, caplog)
+        # The queue asked for it 14 times (every state's "today" and quiet hours), the thread twice.
+        assert len([s for s in statements_of(caplog) if 'FROM "organisation"' in s]) == 1, path
+    # The queue: a short queue's states are counted from their lists, not asked again (33 before).
+    assert counts["/queue"] == 12, counts
+    # The thread: its texts' writers and cases joined, their links with their cases in one query, the inbox
+    # list fetched after the page (31 before).
+    assert counts[f"/conversations/{message.conversation_id}"] == 18, counts
 
 
 async def test_the_dashboard_shows_a_page_of_each_office_and_the_rest_on_demand(

@@ -19,6 +19,7 @@ from inbox.worker import send_due
 from tests.support.events import published
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.live import EventStream, ServerEvent, event_stream, fan_out, signed_in_browser
+from tests.support.pages import deferred_list_url
 from tests.support.records import MARIA
 from tests.support.staff import csrf_of
 from tests.support.webhooks import text_in
@@ -101,7 +102,7 @@ async def test_a_scheduled_text_waits_apart_and_joins_the_history_when_it_goes(
     assert strip.index("Goes first") < strip.index("Goes second") and "Goes " in strip
     assert page.index(f'id="thread-{conversation_id}"') < page.index(f'id="scheduled-{conversation_id}"')
     # The row speaks of the last text that came or went, not of one waiting.
-    assert "Thanks" in row_of(page, conversation_id)
+    assert "Thanks" in row_of((await browser.get(deferred_list_url(page))).text, conversation_id)
 
     async with app.state.bus.subscribe() as subscription:
         assert await send_due(app.state.outbox, now=when + timedelta(minutes=1)) == 1

@@ -34,7 +34,8 @@ async def _inbox_page(request: Request, conversation_id: int | None) -> Response
     filter_name = _filter_of(request)
     search = request.query_params.get("q", "")
     thread = await thread_context(request, conversation_id) if conversation_id is not None else None
-    rows = await convo.inbox_rows(staff, filter_name, search)
+    # Beside a conversation the list comes after the page (_conversation_list.html): the thread shows sooner.
+    rows = None if thread is not None else await convo.inbox_rows(staff, filter_name, search)
     context: dict[str, object] = {"rows": rows, "filter": filter_name, "q": search, "thread": thread}
     return render(request, "inbox/index.html", context)
 

@@ -114,6 +114,9 @@ async def schedule_from_case(request: Request) -> Response:
 # ---------------------------------------------------------------- the queue page
 
 
+SECTION_LIMIT = 200  # texts listed per state on the page
+
+
 def _chosen_state(request: Request) -> queue.QueueState | None:
     """The state the page is filtered to; anything else (or nothing) shows every state."""
     try:
@@ -127,12 +130,14 @@ async def _queue_context(request: Request, staff: Staff) -> dict[str, object]:
     rules = outbox.rules
     chosen = _chosen_state(request)
     states = [chosen] if chosen else list(queue.STATE_ORDER)
-    sections = [
-        (state, SECTION_TITLES[state], await queue.texts_in_state(staff, state, rules, limit=200, newest_first=False))
+    listed = {
+        state: await queue.texts_in_state(staff, state, rules, limit=SECTION_LIMIT, newest_first=False)
         for state in states
-    ]
+    }
+    sections = [(state, SECTION_TITLES[state], entries) for state, entries in listed.items()]
     return {
-        "overview": await queue.overview(staff, rules, pacer=outbox.pacer),
+        # A state listed in full is counted from its list: no second query for it.
+        "overview": await queue.overview(staff, rules, pacer=outbox.pacer, listed=listed, listed_limit=SECTION_LIMIT),
         "sections": sections,
         "with_twilio": await queue.with_twilio(staff) if chosen is None else [],
         "chosen": chosen,

@@ -206,7 +206,8 @@ async def check_may_text(number: str) -> None:
     """Refuse before the provider, naming the ledger's latest cause: opted out anywhere, no record
     saying okay to text, or a number on no record that never texted us."""
     phones = await ClientPhone.filter(number=number)
-    if await is_opted_out(number):
+    # The number's state from the records just read (number_state would read them again).
+    if any(p.opted_out for p in phones) if phones else await is_opted_out(number):
         raise Refused(await opted_out_reason(number))
     if phones and not any(p.okay_to_text for p in phones):
         raise Refused(await not_okay_reason(number))
@@ -602,7 +603,7 @@ async def thread_items(
         upper = await Message.get_or_none(id=before_id)
         if upper is not None:
             query = query.filter(at__lt=upper.created_at)
-    rows = await query.prefetch_related("client_phone")
+    rows = await query.select_related("client_phone")
     readable = await readable_clients(staff)
     notices = [n for n in notices_of(rows) if n.visible_to(readable)]
     items: list[ThreadItem] = []
@@ -653,7 +654,7 @@ async def phone_consents(phones: list[ClientPhone]) -> dict[int, PhoneConsent]:
     rows = (
         await ConsentEvent.filter(client_phone_id__in=[p.id for p in phones])
         .order_by("-at", "-id")
-        .prefetch_related("staff")
+        .select_related("staff")
     )
     logs: dict[int, list[LedgerLine]] = {p.id: [] for p in phones}
     for row in rows:

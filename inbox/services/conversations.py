@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from tortoise import Tortoise
 from tortoise.expressions import RawSQL, Subquery
 from tortoise.functions import Max
+from tortoise.query_utils import Prefetch
+from tortoise.queryset import QuerySet
 
 from inbox.models import (
     Client,
@@ -17,9 +20,10 @@ from inbox.models import (
     ConversationRead,
     Direction,
     Message,
+    MessageLink,
     MessageStatus,
     Staff,
-    flat_values,
+    shown_at,
 )
 from inbox.phones import for_people
 from inbox.services import search as search_
@@ -77,24 +81,29 @@ class ConversationRow:
         return names
 
 
-async def names_by_phone(phones: list[str], client_ids: list[int] | None = None) -> dict[str, list[str]]:
-    """Client names for each number (one query); several clients may share a phone.
+async def names_by_phone(
+    phones: list[str], client_ids: list[int] | None = None
+) -> tuple[dict[str, list[str]], set[str]]:
+    """Client names for each number, and which numbers are on any client record (one query for both);
+    several clients may share a phone.
 
-    `client_ids` limits the names to the clients a reader may see (None: everyone).
+    `client_ids` limits the names to the clients a reader may see (None: everyone); the numbers on record
+    count every client's.
     """
-    query = ClientPhone.filter(number__in=phones)
-    if client_ids is not None:
-        query = query.filter(client_id__in=client_ids)
-    rows = await query.values("number", "client__name") if phones else []
+    rows = (
+        await ClientPhone.filter(number__in=phones).values_list("number", "client_id", "client__name") if phones else []
+    )
+    readable = set(client_ids) if client_ids is not None else None
     names: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        if row["client__name"] not in names[row["number"]]:
-            names[row["number"]].append(row["client__name"])
-    # A number on no client record may be a staff member's own mobile (their reminders): say whose.
+    for number, client_id, name in rows:
+        if (readable is None or client_id in readable) and name not in names[number]:
+            names[number].append(name)
+    on_record = {number for number, _, _ in rows}
+    # A number on no client record the reader sees may be a staff member's own mobile (their reminders): say whose.
     unknown = [p for p in phones if p not in names and len(p) <= STAFF_MOBILE_LENGTH]
     for number, name in await Staff.filter(mobile__in=unknown).values_list("mobile", "name") if unknown else []:
         names[number].append(f"{STAFF_TITLE}{name}")
-    return names
+    return names, on_record
 
 
 async def unread_counts(staff_ids: list[int], conversation_id: int) -> dict[int, int]:
@@ -155,13 +164,6 @@ def _has_unread(staff: Staff) -> RawSQL:
     )
 
 
-async def numbers_on_record(phones: list[str]) -> set[str]:
-    """Which of these numbers are on a client record (one query, bounded by the list)."""
-    if not phones:
-        return set()
-    return set(await flat_values(ClientPhone.filter(number__in=phones).distinct().values_list("number", flat=True)))
-
-
 def title_for(phone: str, names: list[str]) -> str:
     return " · ".join(names) if names else for_people(phone)
 
@@ -182,12 +184,8 @@ async def inbox_rows(
     else:
         conversations, hits = await _listed(staff, filter_name, visible, mine, limit), {}
     listed = [c.phone for c in conversations]
-    names = await names_by_phone(listed, readable)
-    # Only the listed numbers are looked up (never every client's); a reader who may see every client's
-    # name has already found which are on a record.
-    known = {p for p, found in names.items() if any(not n.startswith(STAFF_TITLE) for n in found)}
-    if readable is not None:
-        known = await numbers_on_record(listed)
+    # Only the listed numbers are looked up (never every client's).
+    names, known = await names_by_phone(listed, readable)
     unread = await unread_for(staff, [c.id for c in conversations])
     # A staff mobile is not a stranger to link to a client: it is not listed as unmatched.
     known |= {phone for phone, found in names.items() if any(n.startswith(STAFF_TITLE) for n in found)}
@@ -226,7 +224,12 @@ async def _listed(
         query = query.exclude(phone__in=Subquery(on_record)).exclude(phone__in=Subquery(staff_mobiles))
     elif filter_name == "unread":
         query = query.annotate(has_unread=_has_unread(staff)).filter(has_unread=True)
-    return list(await query.order_by("-last_message_at", "-id").limit(limit))
+    ordered = query.order_by("-last_message_at", "-id").limit(limit)
+    return list(await ordered.only(*LISTED_FIELDS))
+
+
+# What a listed row shows of its conversation: 100 rows a page, each datetime parsed costs (rows are only shown).
+LISTED_FIELDS = ("id", "channel_id", "phone", "last_message_at", "last_message_preview", "last_direction")
 
 
 async def _searched(
@@ -258,7 +261,7 @@ async def thread_page(
     query = Message.filter(conversation_id=conversation.id).exclude(status=MessageStatus.SCHEDULED)
     if before_id:
         query = query.filter(id__lt=before_id)
-    newest_first = await query.order_by("-id").limit(limit + 1).prefetch_related(*MESSAGE_VIEW_RELATIONS)
+    newest_first = await with_view_relations(query.order_by("-id").limit(limit + 1))
     has_older = len(newest_first) > limit
     return sorted(newest_first[:limit], key=lambda m: (m.shown_at, m.id)), has_older
 
@@ -266,7 +269,14 @@ async def thread_page(
 async def scheduled_texts(conversation: Conversation) -> list[Message]:
     """The texts waiting for their time, by when they will go: a thread shows them apart, at its end."""
     query = Message.filter(conversation_id=conversation.id, status=MessageStatus.SCHEDULED)
-    return await query.order_by("send_at", "id").prefetch_related(*MESSAGE_VIEW_RELATIONS)
+    return await with_view_relations(query.order_by("send_at", "id"))
+
+
+def with_view_relations(query: QuerySet[Message]) -> QuerySet[Message]:
+    """MESSAGE_VIEW_RELATIONS in two queries besides the texts': the writer and the case joined (one of each
+    per text), the links with their cases and the media fetched after (five queries before)."""
+    links = Prefetch("links", queryset=MessageLink.all().select_related("case"))
+    return query.select_related("sent_by", "case").prefetch_related(links, "media")
 
 
 async def staff_with_mobile(phone: str) -> Staff | None:
@@ -291,21 +301,20 @@ ATTACHMENT_ONLY = "📎 Attachment"  # as inbox.services.messaging previews a te
 
 
 async def last_texts(conversation_ids: list[int]) -> dict[int, LastText]:
-    """Each conversation's latest text that has gone or come, scheduled ones left out (two queries)."""
+    """Each conversation's latest text that has gone or come, scheduled ones left out: one query (the latest
+    ids as a subquery, the writer's name joined), read as values — a row says little, and 100 model
+    instances cost more to build than to read."""
     if not conversation_ids:
         return {}
     latest = (
-        await Message.filter(conversation_id__in=conversation_ids)
+        Message.filter(conversation_id__in=conversation_ids)
         .exclude(status=MessageStatus.SCHEDULED)
         .annotate(last_id=Max("id"))
         .group_by("conversation_id")
-        .values_list("last_id", flat=True)
+        .values("last_id")
     )
-    # Only what a row says: whole rows with their writers cost more to build than to read (100 a page).
-    found = await Message.filter(id__in=[i for i in latest if i is not None]).only(*LAST_TEXT_FIELDS)
-    writer_ids = {m.sent_by_id for m in found if m.sent_by_id is not None}
-    writers = dict(await Staff.filter(id__in=writer_ids).values_list("id", "name")) if writer_ids else {}
-    return {message.conversation_id: last_text(message, writers.get(message.sent_by_id)) for message in found}
+    rows = await Message.filter(id__in=Subquery(latest)).values(*LAST_TEXT_FIELDS, writer="sent_by__name")
+    return {row["conversation_id"]: last_text_of(row) for row in rows}
 
 
 LAST_TEXT_FIELDS = (
@@ -322,18 +331,18 @@ LAST_TEXT_FIELDS = (
 )
 
 
-def last_text(message: Message, writer_name: str | None) -> LastText:
-    """`writer_name`: the name of the staff member who wrote it (message.sent_by_id), if any."""
-    outbound = message.direction == Direction.OUTBOUND
-    writer = writer_name if outbound and message.sent_by_id is not None else None
-    flat = " ".join((message.body or "").split())
+def last_text_of(row: dict[str, Any]) -> LastText:
+    """A row of LAST_TEXT_FIELDS and `writer` (the name of the staff member who wrote it, if any)."""
+    outbound = row["direction"] == Direction.OUTBOUND
+    writer = row["writer"] if outbound and row["sent_by_id"] is not None else None
+    flat = " ".join((row["body"] or "").split())
     return LastText(
-        sender_id=message.sent_by_id if writer is not None else None,
+        sender_id=row["sent_by_id"] if writer is not None else None,
         sender=writer.split()[0] if writer and writer.strip() else "",
         automatic=outbound and writer is None,
-        failed=message.status in FAILED_STATUSES,
+        failed=row["status"] in FAILED_STATUSES,
         preview=(flat if len(flat) <= 120 else flat[:119] + "…") or ATTACHMENT_ONLY,
-        at=message.shown_at,
+        at=shown_at(row["status"], row["send_at"], row["first_attempt_at"], row["updated_at"], row["created_at"]),
     )
 
 

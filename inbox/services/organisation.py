@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.events import Bus
 from inbox.models import AlertPolicy, LinkingPolicy, Organisation, Role, Staff
-from inbox.services import audit, settings_cache
+from inbox.services import audit, settings_cache, visibility
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 
@@ -29,6 +29,12 @@ class OrganisationRules:
 
 
 async def current() -> Organisation:
+    """The organisation's row, read once per request (a queue page asked 14 times): a settings save changes
+    this same instance, so the rest of its request sees the change."""
+    return await visibility.kept_for_request("organisation", _read)
+
+
+async def _read() -> Organisation:
     organisation = await Organisation.first()
     return organisation or await Organisation.create()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -393,16 +394,36 @@ class QueueOverview:
     channels: list[ChannelBacklog]
 
 
+def _counted(entries: list[QueueEntry], per_channel: dict[int, dict[QueueState, int]], state: QueueState) -> None:
+    """A state's texts per sending number, counted from its listed texts (their conversation fetched)."""
+    for entry in entries:
+        counts = per_channel.setdefault(entry.message.conversation.channel_id, {})
+        counts[state] = counts.get(state, 0) + 1
+
+
 async def overview(
-    staff: Staff, rules: OutboxRules, now: datetime | None = None, pacer: Pacer | None = None
+    staff: Staff,
+    rules: OutboxRules,
+    now: datetime | None = None,
+    pacer: Pacer | None = None,
+    listed: Mapping[QueueState, list[QueueEntry]] | None = None,
+    listed_limit: int = 0,
 ) -> QueueOverview:
     """How many texts the reader may see are in each state, per sending number, and each number's backlog:
-    the texts due now (segments) and when they will be through at its throughput."""
+    the texts due now (segments) and when they will be through at its throughput.
+
+    `listed`: texts the caller has already read by state (`texts_in_state` with `listed_limit`): a state whose
+    list came back shorter than its limit is complete, so it is counted from the list instead of asked again
+    (the queue page: six COUNT queries saved while the queue is short)."""
     moment = (now or clock.now()).astimezone(UTC)
     day_start = await start_of_today(moment)
     visible = _visible(await visibility.visible_phone_numbers(staff))
     per_channel: dict[int, dict[QueueState, int]] = {}
     for state in STATE_ORDER:
+        complete = (listed or {}).get(state)
+        if complete is not None and len(complete) < listed_limit:
+            _counted(complete, per_channel, state)
+            continue
         rows = (
             await Message.filter(state_query(state, rules, moment, day_start), visible)
             .annotate(texts=Count("id", distinct=True))
@@ -421,7 +442,8 @@ async def overview(
         .group_by("conversation__channel_id")
         .values_list("conversation__channel_id", "texts", "segments_due")
     }
-    channels = await Channel.filter(id__in=list(set(per_channel) | set(backlog))).order_by("label", "id")
+    channel_ids = list(set(per_channel) | set(backlog))
+    channels = await Channel.filter(id__in=channel_ids).order_by("label", "id") if channel_ids else []
     lines = []
     for channel in channels:
         texts, segments = backlog.get(channel.id, (0, 0))

@@ -79,6 +79,19 @@ def _kept(ask: Callable[[Staff], Awaitable[T]]) -> Callable[[Staff], Awaitable[T
     return kept
 
 
+async def kept_for_request(key: str, ask: Callable[[], Awaitable[T]]) -> T:
+    """`ask()`'s answer, asked once per request under `key` (the same holder and lifetime as the readers'
+    answers): for what a page reads many times and no reader changes, such as the organisation's settings.
+    Outside a request, asked every time."""
+    answers = _answers.get()
+    if answers is None or not answers.open:
+        return await ask()
+    slot = (key, 0, None)
+    if slot not in answers.kept:
+        answers.kept[slot] = await ask()
+    return answers.kept[slot]  # type: ignore[return-value]
+
+
 def current_assignments(today: date | None = None) -> Q:
     """Current = no end date, or an end date in the future."""
     today = today or date.today()
