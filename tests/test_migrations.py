@@ -180,3 +180,17 @@ async def test_0015_leaves_room_on_campaign_recipient_pages_on_postgresql() -> N
             )
         finally:
             await connection.close()
+
+
+async def test_0024_drops_the_recipient_pointer_index_and_gives_it_back(tmp_path: Path) -> None:
+    """Unindexed, the start's pointer UPDATE is HOT on PostgreSQL (no indexed column changes); reversed, 0017's
+    index is back. SQLite: the same portable SQL."""
+    path = tmp_path / "pointer.sqlite3"
+    indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'campaign_recipient'"
+    await migrate_to(f"sqlite://{path}")
+    with sqlite3.connect(path) as db:
+        assert "idx_fk_campaign_recipient_message_id" not in {name for (name,) in db.execute(indexes)}
+        assert "idx_fk_campaign_recipient_reply_id" in {name for (name,) in db.execute(indexes)}
+    await migrate_to(f"sqlite://{path}", "models.0023_queue_indexes")
+    with sqlite3.connect(path) as db:
+        assert "idx_fk_campaign_recipient_message_id" in {name for (name,) in db.execute(indexes)}

@@ -169,6 +169,14 @@ async def test_the_dashboard_shows_a_page_of_each_office_and_the_rest_on_demand(
     assert bad.status_code == 422
 
 
+# Foreign keys left without an index on purpose, and why (each one a migration says more about).
+UNINDEXED_ON_PURPOSE = {
+    # 0024: the campaign start UPDATEs it for every recipient; unindexed, that UPDATE stays HOT on PostgreSQL.
+    # Every reader filters by campaign_id first, and the app deletes no message (ON DELETE SET NULL's look-up).
+    ("campaign_recipient", "message_id"),
+}
+
+
 async def test_every_foreign_key_has_an_index(app) -> None:
     """Tortoise makes none; 0017 made them. A foreign key added later needs its own (this test names it)."""
     connection = Tortoise.get_connection("default")
@@ -196,7 +204,7 @@ async def test_every_foreign_key_has_an_index(app) -> None:
                 )
                 leading |= {str(i["name"]) for i in info}
             missing += [(table, str(k["col"])) for k in keys if k["col"] not in leading]
-    assert missing == []
+    assert sorted(missing) == sorted(UNINDEXED_ON_PURPOSE)
 
 
 async def test_postgresql_connections_go_back_to_the_pool_without_a_reset_round_trip(app) -> None:
