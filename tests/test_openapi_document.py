@@ -278,6 +278,7 @@ def message_row(**changes: Any) -> SimpleNamespace:
         "attempts": [],
         "outbox_state": None,
         "next_attempt_at": None,
+        "purpose": None,
     }
     values.update(changes)
     return ns(**values)
