@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,37 +35,22 @@ from inbox.models import (
     MessageStatusEvent,
     Office,
     QuickEntry,
-    Staff,
 )
 from inbox.services import audit, case_events, import_jobs, quiet_hours
 from inbox.services.import_files import CsvFile
 from inbox.services.importing import ImportFailed, ImportReport, run_import
 from inbox.services.reminder_times import ReminderSpec
-from inbox.services.staff import create_staff
 from tests.support.cli import DATABASE_FILE, run_inbox
-from tests.support.paths import REPO
+from tests.support.importing import SAMPLE_NAMES, SAMPLES, job_id_of, sample_staff, samples, uploads
 from tests.support.records import MARIA
 from tests.support.webhooks import text_in
 
-SAMPLES = REPO / "docs" / "import"
-SAMPLE_NAMES = ("clients.csv", "cases.csv", "assignments.csv", "events.csv")
 CLIENTS_HEADER = "external_id,name,mobile,okay_to_text,preferred_language\n"
 CASES_HEADER = "external_id,number,title,client_external_id,legal_problem,office,opened_on,closed_on\n"
 
 
-def samples() -> list[CsvFile]:
-    return [CsvFile(name, (SAMPLES / name).read_bytes()) for name in SAMPLE_NAMES]
-
-
 def csv_file(name: str, text: str, bom: bool = False) -> CsvFile:
     return CsvFile(name, (b"\xef\xbb\xbf" if bom else b"") + text.encode())
-
-
-async def sample_staff() -> Staff:
-    """The staff the sample assignments name; the admin is who imports."""
-    await create_staff(email="alice@example.org", name="Alice Advocate", role="advocate", password="x" * 12)
-    admin, _ = await create_staff(email="ada@example.org", name="Ada Admin", role="admin", password="x" * 12)
-    return admin
 
 
 def counts(report: ImportReport) -> dict[str, tuple[int, int, int]]:
@@ -366,16 +350,6 @@ def test_the_command_prints_counts_and_exits_1_with_nothing_changed_on_a_bad_row
 
 
 # ---------------------------------------------------------------- the upload page
-
-
-def uploads(*files: CsvFile) -> list[tuple[str, tuple[str, bytes, str]]]:
-    return [("files", (f.name, f.data, "text/csv")) for f in files]
-
-
-def job_id_of(html: str) -> str:
-    match = re.search(r'hx-get="/admin/import/([\w-]+)/progress"', html)
-    assert match, html
-    return match.group(1)
 
 
 async def test_the_upload_page_is_for_admins_with_a_form_token(app: Starlette, make_staff, signed_in) -> None:

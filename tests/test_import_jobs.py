@@ -17,10 +17,10 @@ from inbox.models import Client, ImportJob
 from inbox.services import import_jobs
 from inbox.settings import Settings
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.importing import job_id_of, sample_staff, samples, uploads
 from tests.support.live import signed_in_browser
 from tests.support.servers import inbox_serving
 from tests.support.workers import worker_env
-from tests.test_import import job_id_of, sample_staff, samples, uploads
 
 
 async def test_another_process_answers_the_progress_of_a_running_a_finished_and_an_abandoned_import(

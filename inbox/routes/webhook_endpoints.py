@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from inbox.models import Staff
-from inbox.services import outgoing_webhooks
+from inbox.services import outgoing_webhooks, webhook_recording
 from inbox.services.errors import ServiceError
 from inbox.web import checked_form, render, require_admin
 
@@ -25,7 +25,7 @@ async def _list_page(request: Request, status_code: int = 200, **context: object
     context |= {
         "endpoints": endpoints,
         "last": await outgoing_webhooks.last_deliveries([e.id for e in endpoints]),
-        "event_types": outgoing_webhooks.EVENT_TYPES,
+        "event_types": webhook_recording.EVENT_TYPES,
     }
     return render(request, "admin/webhooks.html", context, status_code=status_code)
 

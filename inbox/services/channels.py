@@ -21,7 +21,7 @@ from inbox.crypto import SecretBox
 from inbox.events import Bus
 from inbox.models import AutoReplyMode, Case, Channel, Conversation, Office, Role, Staff, WebhookPayload
 from inbox.phones import InvalidPhoneNumber, normalise
-from inbox.services import audit, organisation, settings_cache
+from inbox.services import audit, organisation, settings_cache, settings_news
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 from inbox.sms.base import ProviderInfo
@@ -364,7 +364,7 @@ async def save_channel(
     async with in_transaction():
         await channel.save()
         await audit.record(audit.Action.SETTING_CHANGED, staff, channel, changed=_changed(before, channel))
-    await settings_cache.changed(bus, settings_cache.CHANNELS)
+    await settings_news.changed(bus, settings_news.CHANNELS)
     return channel
 
 

@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.events import Bus
 from inbox.models import AlertPolicy, LinkingPolicy, Organisation, Role, Staff
-from inbox.services import audit, settings_cache, visibility
+from inbox.services import audit, settings_news, visibility
 from inbox.services.errors import Forbidden, require
 from inbox.services.limits import check_fits
 
@@ -109,5 +109,5 @@ async def update_rules(staff: Staff, rules: OrganisationRules, bus: Bus | None =
     async with in_transaction():
         await organisation.save()
         await audit.record(audit.Action.SETTING_CHANGED, staff, organisation, changed=changed)
-    await settings_cache.changed(bus, settings_cache.ORGANISATION)
+    await settings_news.changed(bus, settings_news.ORGANISATION)
     return organisation

@@ -2,7 +2,7 @@
 policies, the enabled outgoing-webhook endpoints (every unit of work with an event they take) — kept in memory,
 each process its own copy.
 
-A service that changes them calls `changed(bus, what)` once its write is done: this process forgets its
+A service that changes them calls `settings_news.changed(bus, what)` once its write is done: this process forgets its
 copy at once, and the `SettingsChanged` event tells every other process on the bus to forget theirs
 (`follow`). A process that missed events (its queue lagged) forgets everything. Channels read from the
 copy are only a first guess for a webhook: when none of them validates its signature, the route reads
@@ -16,9 +16,6 @@ from dataclasses import dataclass
 
 from inbox.events import Bus, Lagged, SettingsChanged
 from inbox.models import AlertPolicy, Channel, LinkingPolicy, Organisation, WebhookEndpoint
-
-# The module, not its function: unit_of_work imports outgoing_webhooks, which reads its endpoints from here.
-from inbox.services import unit_of_work as units
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +88,6 @@ def forget(what: str | None = None) -> None:
         _policies = None
     if what in (None, ENDPOINTS):
         _endpoints = None
-
-
-async def changed(bus: Bus | None, what: str) -> None:
-    """After a write to `what`: forgotten here now, and in every other process through the bus."""
-    forget(what)
-    if bus is not None:
-        # Joins the caller's unit of work when there is one: the others hear of it once it has committed.
-        async with units.unit_of_work(bus) as uow:
-            uow.publish(SettingsChanged(what=what))
 
 
 async def follow(bus: Bus) -> None:

@@ -12,7 +12,7 @@ its events wait for the outer commit), and a helper deep inside one publishes wi
 `send_event_on_commit`, Datasette's pending events).
 
 Just before the commit, the events that outgoing webhooks subscribe to become delivery rows in the same
-transaction (inbox.services.outgoing_webhooks): the one place every event passes through.
+transaction (inbox.services.webhook_recording): the one place every event passes through.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.transactions import in_transaction
 
 from inbox.events import Bus, Event
-from inbox.services.outgoing_webhooks import record_deliveries
+from inbox.services.webhook_recording import record_deliveries
 
 
 class UnitOfWork:
