@@ -3,7 +3,8 @@
 Enqueue: RECIPIENTS clients (default 10,000), each with a mobile okay to text and an open case, in a fresh
 database — SQLite, then PostgreSQL. Timed: the preview (`campaigns.create_campaign`: the filter, each client's
 number and consent, the exclusions, the recipient rows) and the start (`campaigns.start`: every text in the
-outbox, filed on its case with its case note, its first timeline step and its thread's row). Target: both
+outbox, linked to its case, and its thread's row; its case note is written when it leaves, and its first
+timeline step, queued, is its creation time). Target: both
 together ≤ 1 s. The baseline, measured in the same run on the same database: bulk-inserting the same number of
 bare outbox rows (what bench/outbox.py's fill does), the least any enqueue must cost. Ratio = enqueue ÷ baseline.
 

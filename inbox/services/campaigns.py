@@ -54,7 +54,7 @@ from inbox.models import (
 from inbox.phones import InvalidPhoneNumber, for_people, normalise
 from inbox.segments import SegmentCount, count_segments
 from inbox.services import bulk, messaging, organisation, quick_entries, visibility
-from inbox.services.channels import default_channel
+from inbox.services.channels import default_channel, later_thread
 from inbox.services.errors import Forbidden, NotFound, Refused, ValidationFailed, require
 from inbox.services.limits import clip
 from inbox.services.messaging import Outbox
@@ -846,7 +846,7 @@ async def _conversations_for(
     best: dict[str, tuple[int, int, datetime | None]] = {}
     for cid, phone, channel_id, last in existing:
         seen = best.get(phone)
-        if seen is None or _later(last, cid, seen[2], seen[0]):
+        if seen is None or later_thread(last, cid, seen[2], seen[0]):
             best[phone] = (cid, channel_id, last)
     chosen = {phone: (cid, channel_id) for phone, (cid, channel_id, _) in best.items()}
     opened: set[int] = set()
@@ -895,15 +895,6 @@ async def _conversations_for(
                 chosen[phone] = (cid, channel_id)
                 opened.add(cid)
     return chosen, opened
-
-
-def _later(last: datetime | None, cid: int, seen_last: datetime | None, seen_id: int) -> bool:
-    """channel_for_new_text's order: the most recent message first, then the newest thread."""
-    if (last is None) != (seen_last is None):
-        return last is not None
-    if last is not None and seen_last is not None and last != seen_last:
-        return last > seen_last
-    return cid > seen_id
 
 
 # ---------------------------------------------------------------- pause, resume, cancel

@@ -227,14 +227,19 @@ async def events_of_this_case(case_id: int) -> list[CaseEvent]:
 # ---------------------------------------------------------------- reminder time and words
 
 
-def _event_values(event: CaseEvent, zone_name: str) -> dict[str, str | None]:
+def _values_of(event: CaseEvent, zone_name: str) -> dict[str, str | None]:
+    return event_values(event.title, event.starts_at, event.place, zone_name)
+
+
+def event_values(title: str, starts_at: datetime, place: str | None, zone_name: str) -> dict[str, str | None]:
+    """An event's placeholders ({event_title}, {event_date}, …) as its client reads them, in their zone."""
     zone = quiet_hours.zone_named(zone_name) or UTC
-    local = event.starts_at.astimezone(zone)
+    local = starts_at.astimezone(zone)
     return {
-        "event_title": event.title,
+        "event_title": title,
         "event_date": quick_entries.long_date(local),
         "event_time": quiet_hours.clock_words(local),
-        "event_place": event.place,
+        "event_place": place,
     }
 
 
@@ -259,7 +264,12 @@ async def reminder_text(
         | Q(name__in=Subquery(QuickEntry.filter(id=spec.quick_entry_id or 0).values("name")))
     )
     values = await quick_entries.values_for(staff, client, case, clock.now())
-    return reminder_words(entries, spec, client.preferred_language, {**values, **_event_values(event, zone)})
+    return reminder_words(
+        entries,
+        spec,
+        client.preferred_language,
+        {**values, **event_values(event.title, event.starts_at, event.place, zone)},
+    )
 
 
 def reminder_words(
@@ -320,7 +330,9 @@ async def cancellation_text(staff: Staff, event: CaseEvent) -> str:
     variants = await QuickEntry.filter(name=CANCELLED_ENTRY_NAME)
     body = quick_entries.pick_variant(variants, context.client.preferred_language).body if variants else CANCELLED_TEXT
     values = await quick_entries.values_for(staff, context.client, case, clock.now())
-    return _filled_for_a_client(body, {**values, **_event_values(event, context.zone)})
+    return _filled_for_a_client(
+        body, {**values, **event_values(event.title, event.starts_at, event.place, context.zone)}
+    )
 
 
 # ---------------------------------------------------------------- making, moving, cancelling reminders

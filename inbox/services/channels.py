@@ -86,6 +86,17 @@ async def channel_for_new_text(number: str, case: Case | None = None) -> Channel
     return await default_channel()
 
 
+def later_thread(last: datetime | None, cid: int, seen_last: datetime | None, seen_id: int) -> bool:
+    """Whether thread `cid` (its latest text at `last`) comes before the one seen so far, in channel_for_new_text's
+    order: the most recent text first, then the newest thread (for the bulk writers that choose for many numbers
+    from rows already read)."""
+    if (last is None) != (seen_last is None):
+        return last is not None
+    if last is not None and seen_last is not None and last != seen_last:
+        return last > seen_last
+    return cid > seen_id
+
+
 async def channels_of_account(account_sid: str) -> list[Channel]:
     if not account_sid:
         return []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from inbox.events import CaseEventChanged, MessageSent
@@ -38,7 +38,7 @@ from inbox.models import (
 from inbox.phones import for_people
 from inbox.segments import count_segments
 from inbox.services import bulk, case_events, quick_entries, quiet_hours
-from inbox.services.channels import default_channel
+from inbox.services.channels import default_channel, later_thread
 from inbox.services.limits import clip
 from inbox.services.messaging import CAMPAIGN_TEXT_COLUMNS, preview_of
 from inbox.services.reminder_times import ReminderSpec, reminder_time
@@ -143,7 +143,7 @@ async def _threads(numbers: dict[str, int | None], now: datetime) -> dict[str, t
     ):
         last = datetime.fromisoformat(last) if isinstance(last, str) else last
         seen = best.get(phone)
-        if seen is None or _later(last, int(cid), seen[2], seen[0]):
+        if seen is None or later_thread(last, int(cid), seen[2], seen[0]):
             best[str(phone)] = (int(cid), int(channel_id), last)
     chosen = {phone: (cid, channels[channel_id]) for phone, (cid, channel_id, _) in best.items()}
     missing = {number: office_id for number, office_id in numbers.items() if number not in chosen}
@@ -176,15 +176,6 @@ async def _threads(numbers: dict[str, int | None], now: datetime) -> dict[str, t
         )
         chosen |= opened
     return chosen
-
-
-def _later(last: datetime | None, cid: int, seen_last: datetime | None, seen_id: int) -> bool:
-    """channel_for_new_text's order: the most recent message first, then the newest thread."""
-    if (last is None) != (seen_last is None):
-        return last is not None
-    if last is not None and seen_last is not None and last != seen_last:
-        return last > seen_last
-    return cid > seen_id
 
 
 @dataclass
@@ -279,21 +270,13 @@ def _plan_reminders(
             elif send_at <= now:
                 planned.append(_Reminder(index, spec, None, case_events.PASSED))
             else:
-                filled = {**fact.values, **_event_values(event, fact.zone)}
+                filled = {
+                    **fact.values,
+                    **case_events.event_values(event.title, event.starts_at, event.place, fact.zone),
+                }
                 body = case_events.reminder_words(entries, spec, fact.client.preferred_language, filled)
                 planned.append(_Reminder(index, spec, send_at, "", body))
     return planned
-
-
-def _event_values(event: NewEvent, zone_name: str) -> dict[str, str | None]:
-    zone = quiet_hours.zone_named(zone_name) or UTC
-    local = event.starts_at.astimezone(zone)
-    return {
-        "event_title": event.title,
-        "event_date": quick_entries.long_date(local),
-        "event_time": quiet_hours.clock_words(local),
-        "event_place": event.place,
-    }
 
 
 async def _store_texts(
