@@ -33,6 +33,7 @@ from inbox.models import (
 )
 from inbox.services import consent, inbound, system_texts
 from inbox.services.directory import PhoneInput, create_case, create_client
+from inbox.services.messaging import Outbox
 from inbox.services.outbox import Claimed, claim_next, deliver
 from inbox.services.staff import create_staff
 from inbox.settings import Settings
@@ -389,13 +390,10 @@ async def test_a_text_whose_worker_died_before_twilio_saw_it_is_looked_up_and_se
     assert (await Message.get(id=text.id)).provider_sid == fake_twilio.messages[0]["sid"]
 
 
-async def test_a_text_whose_worker_died_after_twilio_took_it_is_adopted_never_sent_twice(
-    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
-) -> None:
-    box = app.state.outbox
-    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+async def worker_dies_after_twilio_took_it(box: Outbox, fake_twilio: FakeTwilio, when: datetime | None) -> None:
+    """The next due text claimed and handed to Twilio, which takes it and never answers; the worker dies mid-call."""
     fake_twilio.hold_gate[MARIA] = asyncio.Event()  # never opened: Twilio took it, the answer never comes
-    claimed = await claim_next(box)
+    claimed = await claim_next(box, now=when)
     assert isinstance(claimed, Claimed)
     call = asyncio.create_task(deliver(box, claimed))
 
@@ -403,9 +401,17 @@ async def test_a_text_whose_worker_died_after_twilio_took_it_is_adopted_never_se
         return fake_twilio.count_to(MARIA) == 1
 
     await until(taken, "Twilio to take the text")
-    call.cancel()  # the worker dies mid-call
+    call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+
+
+async def test_a_text_whose_worker_died_after_twilio_took_it_is_adopted_never_sent_twice(
+    app: Starlette, make_case: MakeCase, make_staff: MakeStaff, fake_twilio: FakeTwilio
+) -> None:
+    box = app.state.outbox
+    text = await _one_text(app, make_case, make_staff, "Your hearing is at 9.")
+    await worker_dies_after_twilio_took_it(box, fake_twilio, when=None)
     await fake_twilio.callbacks_done()  # Twilio's callbacks came while we did not know the SID
     assert (await Message.get(id=text.id)).provider_sid is None
 
@@ -452,18 +458,7 @@ async def test_a_recovered_text_held_back_at_its_claim_is_still_looked_up_before
     when = clock.now() + timedelta(minutes=1)
     made = await make_case(phone=MARIA)
     [text] = await stored_texts(box, await make_staff("supervisor"), made.case_id, ["Your hearing is at 9."], when)
-    fake_twilio.hold_gate[MARIA] = asyncio.Event()  # never opened: Twilio took it, the answer never comes
-    claimed = await claim_next(box, now=when)
-    assert isinstance(claimed, Claimed)
-    call = asyncio.create_task(deliver(box, claimed))
-
-    async def taken() -> bool:
-        return fake_twilio.count_to(MARIA) == 1
-
-    await until(taken, "Twilio to take the text")
-    call.cancel()  # the worker dies mid-call
-    with pytest.raises(asyncio.CancelledError):
-        await call
+    await worker_dies_after_twilio_took_it(box, fake_twilio, when=when)
 
     await Organisation.all().update(quiet_hours_start=8, quiet_hours_end=21)
     atlanta = ZoneInfo("America/New_York")  # Maria's number (404)
