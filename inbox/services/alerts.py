@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise import Tortoise
-from tortoise.expressions import Case as SqlCase
-from tortoise.expressions import F, Q, Subquery, When
+from tortoise.expressions import Q
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
@@ -19,7 +19,6 @@ from inbox.models import (
     AlertPolicy,
     Assignment,
     Case,
-    Conversation,
     Direction,
     Message,
     Office,
@@ -27,7 +26,7 @@ from inbox.models import (
     Staff,
     flat_values,
 )
-from inbox.services import search, settings_cache, visibility
+from inbox.services import bulk, search, settings_cache, visibility
 from inbox.services.errors import NotFound
 from inbox.services.unit_of_work import current_unit, unit_of_work
 
@@ -36,23 +35,15 @@ async def alert_policy() -> AlertPolicy:
     return (await settings_cache.policies()).alerts
 
 
-async def assignees_for(case_id: int, policy: AlertPolicy, not_on_alert: int | None = None) -> list[int]:
-    """Current assignees (no end date, or one in the future): the primary ones, or all of them; with
-    `not_on_alert`, only those that alert is not addressed to yet (one query, not two: the inbound hot path)."""
-    query = Assignment.filter(visibility.current_assignments(), case_id=case_id)
-    if not_on_alert is not None:
-        query = query.exclude(staff_id__in=Subquery(AlertAssignee.filter(alert_id=not_on_alert).values("staff_id")))
-    if policy == AlertPolicy.PRIMARY:
-        query = query.filter(primary=True)
-    return list(dict.fromkeys(await flat_values(query.order_by("id").values_list("staff_id", flat=True))))
-
-
-async def raise_alerts(message: Message, case_ids: list[int]) -> None:
+async def raise_alerts(message: Message, case_ids: Sequence[int]) -> None:
     """An alert per case the text landed on, inside the inbound unit of work (announced on commit). The text
     is new (stored in this unit of work): no alert can have counted it yet."""
-    policy = await alert_policy()
-    for case_id in case_ids:
-        await raise_alert(message, case_id, policy, new_text=True)
+    await raise_alerts_many([(message, case_ids)])
+
+
+async def raise_alerts_many(items: Sequence[tuple[Message, Sequence[int]]]) -> None:
+    """raise_alerts(message, case_ids) for each, in order, inside the caller's unit of work."""
+    await _raise([(message, case_id) for message, case_ids in items for case_id in case_ids], await alert_policy())
 
 
 async def raise_alert(message: Message, case_id: int, policy: AlertPolicy, *, new_text: bool = False) -> bool:
@@ -63,60 +54,169 @@ async def raise_alert(message: Message, case_id: int, policy: AlertPolicy, *, ne
     """
     if not new_text and await Alert.exists(case_id=case_id, message_id=message.id):
         return False
-    if message.direction == Direction.INBOUND:
-        waiting = await _count_on_open_alert(message, case_id, policy)
-        if waiting is not None:
-            return True
-    alert = await Alert.create(case_id=case_id, message=message)
-    for staff_id in await assignees_for(case_id, policy):
-        await AlertAssignee.create(alert=alert, staff_id=staff_id)
-    current_unit().publish(AlertRaised(alert_id=alert.id, case_id=case_id, message_id=message.id, count=1))
+    await _raise([(message, case_id)], policy)
     return True
 
 
-async def _count_on_open_alert(message: Message, case_id: int, policy: AlertPolicy) -> int | None:
-    """Counts the text on its conversation's open alert on the case; how many now wait, None without one.
-    Whom the policy addresses now and the alert did not yet is added (a new assignee, a policy changed).
+@dataclass
+class _Tally:
+    """The texts of one batch that wait on one alert: the open alert they are counted on (`alert_id`), or the
+    one they raise (None until inserted; its first text's message then never shows: it moves to the latest)."""
 
-    Two texts arriving at once must make one alert of two: on PostgreSQL the conversation's row is locked
-    for the rest of the unit of work, so the second text waits here until the first has committed its alert
-    (READ COMMITTED: the queries after the lock see it). FOR NO KEY UPDATE, the strength an UPDATE of the row
-    takes: a plain FOR UPDATE also waits for the key-share lock the other text's INSERT of its message holds
-    on the row, while that text waits for ours — a deadlock (tests/test_alert_counts.py found it). SQLite has
-    one writer: Tortoise runs a process's transactions one at a time on its one connection, and a text's unit
-    of work begins with a write (inbound.record_inbound), so a web process and a worker processing texts at
-    once take the writer in turn for the whole unit.
+    case_id: int
+    alert_id: int | None
+    texts: int
+    latest: int  # the batch's latest text on it
+
+
+async def _raise(texts: list[tuple[Message, int]], policy: AlertPolicy) -> None:
+    """raise_alert(message, case_id, policy, new_text=True) for each pair, in order, in a fixed number of
+    statements: the batch is first tallied per alert (texts of one conversation and case count on its open alert,
+    or on the alert the first of them raises), then written at once. One AlertRaised per alert touched."""
+    if not texts:
+        return
+    inbound = [(message, case_id) for message, case_id in texts if message.direction == Direction.INBOUND]
+    await _lock_conversations({message.conversation_id for message, _ in inbound})
+    open_alerts, addressed = await _open_alerts(inbound)
+    tallies: list[_Tally] = []
+    by_key: dict[tuple[int, int], _Tally] = {}
+    for message, case_id in texts:
+        key = (case_id, message.conversation_id)
+        tally = by_key.get(key) if message.direction == Direction.INBOUND else None
+        if tally is None:
+            tally = _Tally(case_id, open_alerts.get(key) if message.direction == Direction.INBOUND else None, 0, 0)
+            tallies.append(tally)
+            if message.direction == Direction.INBOUND:
+                by_key[key] = tally
+        tally.texts += 1
+        tally.latest = max(tally.latest, message.id)
+    counted = await _count_on_open_alerts([tally for tally in tallies if tally.alert_id is not None])
+    for tally in tallies:
+        if tally.alert_id is not None and tally.alert_id not in counted:
+            tally.alert_id = None  # dismissed since it was read: the texts raise a new one (as one text would)
+    raised = await _insert_alerts([tally for tally in tallies if tally.alert_id is None])
+    staff = await _assignees_by_case({tally.case_id for tally in tallies}, policy)
+    rows = []
+    for tally in tallies:
+        alert_id = tally.alert_id if tally.alert_id is not None else raised[tally.case_id, tally.latest]
+        mine = addressed.get(alert_id, set()) if tally.alert_id is not None else set()
+        rows += [(alert_id, staff_id) for staff_id in staff.get(tally.case_id, []) if staff_id not in mine]
+        count, latest = counted.get(alert_id, (tally.texts, tally.latest))
+        current_unit().publish(AlertRaised(alert_id=alert_id, case_id=tally.case_id, message_id=latest, count=count))
+    await bulk.insert_rows("alert_assignee", {"alert_id": "int", "staff_id": "int"}, rows)
+
+
+async def _lock_conversations(conversation_ids: set[int]) -> None:
+    """Texts arriving at once must make one alert of two: on PostgreSQL the conversations' rows are locked for
+    the rest of the unit of work, so a text from another process waits here until ours have committed their
+    alert (READ COMMITTED: the queries after the lock see it). One statement, in id order: two batches lock
+    shared conversations in the same order, never each holding what the other waits for.
+
+    FOR NO KEY UPDATE, the strength an UPDATE of the row takes: a plain FOR UPDATE also waits for the key-share
+    lock the other text's INSERT of its message holds on the row, while that text waits for ours — a deadlock
+    (tests/test_alert_counts.py found it). SQLite has one writer: Tortoise runs a process's transactions one at
+    a time on its one connection, and a text's unit of work begins with a write (inbound.record_inbound), so a
+    web process and a worker processing texts at once take the writer in turn for the whole unit.
     """
-    if Alert._meta.db.capabilities.dialect == "postgres":
-        await Conversation.select_for_update(no_key=True).filter(id=message.conversation_id).first()
-    open_alert = (
+    if not conversation_ids or bulk.db().capabilities.dialect != "postgres":
+        return
+    statement = "SELECT id FROM conversation WHERE id = ANY($1::int[]) ORDER BY id FOR NO KEY UPDATE"
+    await bulk.db().execute_query(statement, [sorted(conversation_ids)])
+
+
+async def _open_alerts(texts: list[tuple[Message, int]]) -> tuple[dict[tuple[int, int], int], dict[int, set[int]]]:
+    """The open alert of each (case id, conversation id) the texts are on — the oldest, should there be two —
+    and whom each is addressed to already (two queries, or none)."""
+    if not texts:
+        return {}, {}
+    keys = {(case_id, message.conversation_id) for message, case_id in texts}
+    rows = (
         await Alert.filter(
-            case_id=case_id,
+            case_id__in=sorted({case_id for case_id, _ in keys}),
+            message__conversation_id__in=sorted({conversation_id for _, conversation_id in keys}),
             dismissed_at=None,
-            message__conversation_id=message.conversation_id,
             message__direction=Direction.INBOUND,
         )
         .order_by("id")
-        .first()
+        .values_list("id", "case_id", "message__conversation_id")
     )
-    if open_alert is None:
-        return None
-    # Conditional: a dismissal committed meanwhile leaves it alone (the text then raises a new one). Texts
-    # racing in may take the lock out of order: the alert shows the latest, whichever came last.
-    # (Tortoise 1.1 annotates `then` narrower than it is: a plain value is wrapped as a constant.)
-    later = When(message_id__lt=message.id, then=message.id)  # type: ignore[arg-type]
-    latest_first = SqlCase(later, default=F("message_id"))
-    changed = await Alert.filter(id=open_alert.id, dismissed_at=None).update(
-        text_count=F("text_count") + 1, message_id=latest_first
+    found: dict[tuple[int, int], int] = {}
+    for alert_id, case_id, conversation_id in rows:
+        if (case_id, conversation_id) in keys:
+            found.setdefault((case_id, conversation_id), alert_id)
+    if not found:
+        return {}, {}
+    addressed: dict[int, set[int]] = {}
+    for alert_id, staff_id in await AlertAssignee.filter(alert_id__in=sorted(found.values())).values_list(
+        "alert_id", "staff_id"
+    ):
+        addressed.setdefault(alert_id, set()).add(staff_id)
+    return found, addressed
+
+
+async def _count_on_open_alerts(tallies: list[_Tally]) -> dict[int, tuple[int, int]]:
+    """Counts each tally's texts on its open alert, which moves to the latest text; answers (how many now wait,
+    the latest text) per alert counted on (one UPDATE). Conditional: a dismissal committed meanwhile leaves its
+    alert alone (the texts then raise a new one). Texts racing in may take the lock out of order: the alert
+    shows the latest, whichever came last."""
+    if not tallies:
+        return {}
+    rows = await _returning(
+        "WITH v (id, texts, latest) AS ({rows}) UPDATE alert SET text_count = alert.text_count + v.texts,"
+        " message_id = {larger}(alert.message_id, v.latest) FROM v WHERE alert.id = v.id AND alert.dismissed_at IS NULL"
+        " RETURNING alert.id, alert.text_count, alert.message_id",
+        [
+            ("int", [t.alert_id for t in tallies]),
+            ("int", [t.texts for t in tallies]),
+            ("int", [t.latest for t in tallies]),
+        ],
     )
-    if not changed:
-        return None
-    for staff_id in await assignees_for(case_id, policy, not_on_alert=open_alert.id):
-        await AlertAssignee.create(alert_id=open_alert.id, staff_id=staff_id)
-    latest = max(open_alert.message_id, message.id)
-    waiting = open_alert.text_count + 1
-    current_unit().publish(AlertRaised(alert_id=open_alert.id, case_id=case_id, message_id=latest, count=waiting))
-    return waiting
+    return {int(row["id"]): (int(row["text_count"]), int(row["message_id"])) for row in rows}
+
+
+async def _insert_alerts(tallies: list[_Tally]) -> dict[tuple[int, int], int]:
+    """New alerts, each at its latest text and counting its texts (one INSERT); their ids by (case id, text id)."""
+    if not tallies:
+        return {}
+    now = clock.now()
+    rows = await _returning(
+        "INSERT INTO alert (case_id, message_id, created_at, text_count) {rows} RETURNING id, case_id, message_id",
+        [
+            ("int", [t.case_id for t in tallies]),
+            ("int", [t.latest for t in tallies]),
+            ("timestamptz", [now] * len(tallies)),
+            ("int", [t.texts for t in tallies]),
+        ],
+    )
+    return {(int(row["case_id"]), int(row["message_id"])): int(row["id"]) for row in rows}
+
+
+async def _returning(template: str, columns: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """A statement over rows given as columns (each with its PostgreSQL type), answering what it returns.
+    `{rows}` in `template` becomes a query of those rows: on PostgreSQL a SELECT from an `unnest` of one array per
+    column (one statement text whatever the count: asyncpg's prepared statement is reused), on SQLite a VALUES
+    list. `{larger}`: the function that answers the larger of two values."""
+    if bulk.db().capabilities.dialect == "postgres":
+        arrays = ", ".join(f"${n}::{kind}[]" for n, (kind, _) in enumerate(columns, start=1))
+        statement = template.format(rows=f"SELECT * FROM unnest({arrays})", larger="GREATEST")
+        return await bulk.db().execute_query_dict(statement, [values for _, values in columns])
+    rows = list(zip(*(values for _, values in columns), strict=True))
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    statement = template.format(rows="VALUES " + ", ".join([one] * len(rows)), larger="max")
+    return await bulk.db().execute_query_dict(statement, [value for row in rows for value in row])
+
+
+async def _assignees_by_case(case_ids: set[int], policy: AlertPolicy) -> dict[int, list[int]]:
+    """Whom the policy addresses on each case: its current assignees (no end date, or one in the future), the
+    primary ones or all of them, in the order they were assigned (one query)."""
+    query = Assignment.filter(visibility.current_assignments(), case_id__in=sorted(case_ids))
+    if policy == AlertPolicy.PRIMARY:
+        query = query.filter(primary=True)
+    staff: dict[int, list[int]] = {}
+    for case_id, staff_id in await query.order_by("id").values_list("case_id", "staff_id"):
+        if staff_id not in staff.setdefault(case_id, []):
+            staff[case_id].append(staff_id)
+    return staff
 
 
 def open_alerts_for(staff: Staff) -> Q:

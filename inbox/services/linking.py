@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from inbox import clock
@@ -27,7 +30,7 @@ from inbox.models import (
     flat_values,
 )
 from inbox.phones import for_people, is_phone_number
-from inbox.services import audit, consent, settings_cache, visibility
+from inbox.services import audit, bulk, consent, settings_cache, visibility
 from inbox.services.errors import NotFound, Refused, ValidationFailed, require
 from inbox.services.limits import check_fits, clip
 from inbox.services.unit_of_work import unit_of_work
@@ -65,8 +68,41 @@ async def linking_policy() -> LinkingPolicy:
 
 async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoice]:
     """The cases an inbound text from `number` lands on, each with the rule that chose it."""
-    texted = await _cases_that_texted(number)
-    on_record = await _cases_with_number(number)
+    return (await _senders([number], policy))[number].choices
+
+
+@dataclass
+class _Sender:
+    """What filing a number's texts needs: the cases they land on, and its clients' names (for the note)."""
+
+    choices: list[CaseChoice]
+    names: list[str]
+
+
+async def _senders(numbers: Sequence[str], policy: LinkingPolicy) -> dict[str, _Sender]:
+    """`cases_for_inbound` and the clients' names for many numbers, in three queries however many there are.
+
+    The cases that texted a number, the most recent sender first, then the cases whose client has the number
+    in a phone field, the most recently created first. Filing texts changes neither: a batch's texts from one
+    number all land on the same cases."""
+    wanted = list(dict.fromkeys(numbers))
+    texted = await _cases_that_texted(wanted)
+    phones = (
+        await ClientPhone.filter(number__in=wanted)
+        .order_by("client_id")
+        .values_list("number", "client_id", "client__name")
+    )
+    on_record = await _cases_of_clients({client_id for _, client_id, _ in phones})
+    senders = {}
+    for number in wanted:
+        clients = {client_id: name for phone, client_id, name in phones if phone == number}
+        cases = [case_id for client_id, case_id in on_record if client_id in clients]
+        choices = _choices(texted.get(number, []), list(dict.fromkeys(cases)), policy)
+        senders[number] = _Sender(choices, list(dict.fromkeys(clients.values())))
+    return senders
+
+
+def _choices(texted: list[int], on_record: list[int], policy: LinkingPolicy) -> list[CaseChoice]:
     if policy == LinkingPolicy.BEST_GUESS:
         choice = texted[:1] or on_record[:1]
         return [CaseChoice(choice[0], LinkReason.BEST_GUESS)] if choice else []
@@ -78,25 +114,33 @@ async def cases_for_inbound(number: str, policy: LinkingPolicy) -> list[CaseChoi
     return choices
 
 
-async def _cases_that_texted(number: str) -> list[int]:
-    """Cases that sent texts to this number, the most recent sender first. A text still waiting for its
-    time (scheduled) or stopped before it left (canceled) was not sent."""
-    rows = await flat_values(
-        Message.filter(direction=Direction.OUTBOUND, to_number=number, case_id__not_isnull=True)
+async def _cases_that_texted(numbers: list[str]) -> dict[str, list[int]]:
+    """The cases that sent texts to each number, the most recent sender first (one row per number and case).
+    A text still waiting for its time (scheduled) or stopped before it left (canceled) was not sent."""
+    rows = (
+        await Message.filter(direction=Direction.OUTBOUND, to_number__in=numbers, case_id__not_isnull=True)
         .exclude(status__in=[MessageStatus.SCHEDULED, MessageStatus.CANCELED])
-        .order_by("-id")
-        .values_list("case_id", flat=True)
+        .annotate(last=Max("id"))
+        .group_by("to_number", "case_id")
+        .order_by("-last")
+        .values_list("to_number", "case_id")
     )
-    return list(dict.fromkeys(rows))
+    texted: dict[str, list[int]] = {}
+    for number, case_id in rows:
+        texted.setdefault(number, []).append(case_id)
+    return texted
 
 
-async def _cases_with_number(number: str) -> list[int]:
-    """Cases whose client has this number in a phone field, the most recently created first."""
-    client_ids = await flat_values(ClientPhone.filter(number=number).values_list("client_id", flat=True))
-    rows = await flat_values(
-        Case.filter(client_id__in=list(client_ids)).order_by("-created_at", "-id").values_list("id", flat=True)
+async def _cases_of_clients(client_ids: set[int]) -> list[tuple[int, int]]:
+    """(client id, case id) of these clients' cases, the most recently created first."""
+    if not client_ids:
+        return []
+    rows = (
+        await Case.filter(client_id__in=sorted(client_ids))
+        .order_by("-created_at", "-id")
+        .values_list("client_id", "id")
     )
-    return list(rows)
+    return [(client_id, case_id) for client_id, case_id in rows]
 
 
 def note_author(message: Message, sender_names: list[str], staff: Staff | None) -> str:
@@ -122,31 +166,52 @@ async def file_on_case(
 
 async def link_inbound(message: Message) -> list[int]:
     """Files an inbound text by the organisation's policy; answers the case ids it landed on."""
-    choices = await cases_for_inbound(message.from_number, await linking_policy())
-    if not choices:
+    return (await link_inbound_many([message]))[0]
+
+
+async def link_inbound_many(messages: Sequence[Message]) -> list[list[int]]:
+    """link_inbound for each text, in order: the case ids each landed on (aligned with `messages`).
+
+    The texts are new (stored in the caller's unit of work): none has links or notes yet, so each link and
+    note is an INSERT, not a look-up and an insert (in a savepoint) per case and reason. A fixed number of
+    statements however many texts and senders: filing was the largest cost of an inbound text (bench/ingest.py).
+    """
+    if not messages:
         return []
-    names = await flat_values(
-        Client.filter(phones__number=message.from_number).distinct().values_list("name", flat=True)
-    )
-    author = note_author(message, list(names), None)
-    await _file_new_text(message, choices, author)
-    return list(dict.fromkeys(choice.case_id for choice in choices))
+    senders = await _senders([message.from_number for message in messages], await linking_policy())
+    now = clock.now()
+    links: list[tuple[Any, ...]] = []
+    notes: list[tuple[Any, ...]] = []
+    landed = []
+    for message in messages:
+        sender = senders[message.from_number]
+        for case_id, reason in dict.fromkeys((choice.case_id, choice.reason) for choice in sender.choices):
+            links.append((message.id, case_id, reason.value, None, now))
+        case_ids = list(dict.fromkeys(choice.case_id for choice in sender.choices))
+        author = note_author(message, sender.names, None) if case_ids else ""
+        notes += [(case_id, message.id, author, message.body, message.created_at, now) for case_id in case_ids]
+        landed.append(case_ids)
+    await bulk.insert_rows("message_link", LINK_COLUMNS, links)
+    await bulk.insert_rows("case_note", NOTE_COLUMNS, notes)
+    return landed
 
 
-async def _file_new_text(message: Message, choices: list[CaseChoice], author: str) -> None:
-    """`file_on_case` for a text just stored, which has no links or notes yet: two INSERTs, not a look-up and
-    an insert (in a savepoint) per case and reason — the largest cost of an inbound text (bench/ingest.py)."""
-    reasons = dict.fromkeys((choice.case_id, choice.reason) for choice in choices)
-    await MessageLink.bulk_create(
-        [MessageLink(message=message, case_id=case_id, reason=reason) for case_id, reason in reasons]
-    )
-    cases = dict.fromkeys(choice.case_id for choice in choices)
-    await CaseNote.bulk_create(
-        [
-            CaseNote(case_id=case_id, message=message, author=author, body=message.body, at=message.created_at)
-            for case_id in cases
-        ]
-    )
+# The columns the INSERTs of a new text's links and notes fill, with their PostgreSQL types (inbox.services.bulk).
+LINK_COLUMNS = {
+    "message_id": "int",
+    "case_id": "int",
+    "reason": "text",
+    "linked_by_id": "int",
+    "created_at": "timestamptz",
+}
+NOTE_COLUMNS = {
+    "case_id": "int",
+    "message_id": "int",
+    "author": "text",
+    "body": "text",
+    "at": "timestamptz",
+    "created_at": "timestamptz",
+}
 
 
 async def link_by_hand(message: Message, case: Case, staff: Staff) -> None:
