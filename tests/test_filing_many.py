@@ -4,6 +4,7 @@ many statements for 50 texts as for 5."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -31,12 +32,17 @@ from inbox.models import (
 )
 from inbox.services import alerts, linking, messaging, settings_cache
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
+from inbox.services.staff import create_staff
 from inbox.services.unit_of_work import unit_of_work
+from inbox.settings import Settings
 from inbox.sms.base import InboundText
+from tests.support.apps import running
 from tests.support.channels import SECOND_NUMBER, SECOND_SID
 from tests.support.events import published
+from tests.support.fake_twilio import FakeTwilio
+from tests.support.postgres import scratch_database
 from tests.support.records import MARIA
-from tests.support.staff import MakeStaff
+from tests.support.staff import PASSWORD, MakeStaff
 from tests.support.webhooks import new_sid, text_in
 
 XAVIER = "+14045550100"
@@ -280,3 +286,29 @@ async def test_a_batch_of_fifty_takes_the_statements_a_batch_of_five_takes(
     assert await statements(five) == await statements(fifty) <= 12
     assert await MessageLink.filter(message_id__in=[m.id for m in fifty]).count() == 35  # 5 of every 15 are strangers
     assert (await Alert.get(message__from_number=senders[0], dismissed_at=None)).text_count == 1 + 1 + 4
+
+
+async def test_two_batches_at_once_on_postgresql_count_on_one_alert_per_conversation(
+    settings: Settings, fake_twilio: FakeTwilio
+) -> None:
+    """Two processors' batches sharing two conversations, in opposite orders: the conversations' rows are locked in
+    one statement in id order, so the second batch waits for the first one's alerts (and neither deadlocks)."""
+    async with scratch_database("filing") as url, running(settings.with_changes(database_url=url), fake_twilio) as app:
+        advocate, _ = await create_staff(email="ana@example.org", name="Ana Ruiz", role="advocate", password=PASSWORD)
+        for n, number in enumerate((JUAN, LENA)):
+            _, case_id = await new_case(f"Client {n}", number, f"18E-{n}")
+            await create_assignment(case_id=case_id, staff_email=advocate.email, primary=True)
+        channel = app.state.channel
+        first = await stored_texts(app, [(channel, JUAN), (channel, LENA)])
+        second = await stored_texts(app, [(channel, LENA), (channel, JUAN)])
+
+        async def process(batch: list[Message]) -> None:
+            async with unit_of_work(app.state.bus):
+                landed = await linking.link_inbound_many(batch)
+                await alerts.raise_alerts_many(list(zip(batch, landed, strict=True)))
+
+        async with asyncio.timeout(20):
+            await asyncio.gather(process(first), process(second))
+
+        rows = await Alert.filter(dismissed_at=None).order_by("id").values_list("message__from_number", "text_count")
+        assert sorted(rows) == [(JUAN, 2), (LENA, 2)]
