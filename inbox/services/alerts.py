@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tortoise import Tortoise
@@ -354,3 +354,8 @@ async def _dashboard_page_ids(office: str | None, after: int | None) -> list[int
         f" WHERE place <= {params.add(DASHBOARD_PAGE + 1)}"
     )
     return [int(row["id"]) for row in await connection.execute_query_dict(sql, params.values)]
+
+
+async def raise_alerts_many(items: Sequence[tuple[Message, Sequence[int]]]) -> None:
+    for message, case_ids in items:  # placeholder: branch filing's bulk version replaces it
+        await raise_alerts(message, list(case_ids))

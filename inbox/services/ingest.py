@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
 PROCESS_BATCH = 50  # stored texts claimed at once
 SENDER_LENGTH = 64  # webhook_payload.sender
-PROCESS_LANES = 4  # texts of a batch processed at once on PostgreSQL (Tortoise's pool holds 5 connections)
 LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
 RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
 # How often an idle web process looks for texts it was not told about (another process's expired lease): its
@@ -168,24 +167,31 @@ class Ingest:
     # ------------------------------------------------------------ the processor
 
     async def _process_claimed(self, payload_ids: list[int]) -> FollowUps:
-        """Claimed texts, read in one query and processed one unit of work each: a text that fails stays
-        unprocessed (its error noted) and is claimed again when its lease runs out. One transaction per
-        text, not per batch: on SQLite a transaction holds the one writer, and the next stores wait for it."""
+        """Claimed texts, read in one query and processed together in one unit of work (its statements do not
+        grow with the texts: inbound.record_inbound_many). If that fails (a repeat racing in from another
+        process), each is tried alone: one that fails again stays unprocessed (its error noted) and is claimed
+        again when its lease runs out. PROCESS_BATCH keeps the transaction short: on SQLite it holds the one
+        writer, and the web's next stores wait for it."""
         follow_ups = FollowUps()
         try:
             payloads = await WebhookPayload.filter(id__in=payload_ids, processed_at=None).order_by("id")
         except Exception:  # the database itself failed: the rows stay stored and unprocessed for the recovery
             log.exception("Reading inbound webhooks %s failed; they are tried again later", payload_ids)
             return follow_ups
-
-        async def lane(texts: list[WebhookPayload]) -> None:
-            for payload in texts:
-                await self._process_one(payload, follow_ups)
-
-        # PostgreSQL: a text's time is mostly round trips and its commit's flush, so several texts at once on
-        # connections of the pool. SQLite: one connection per process, one writer: one at a time.
-        lanes = by_sender(payloads, PROCESS_LANES if _postgres() else 1)
-        await asyncio.gather(*(lane(texts) for texts in lanes))
+        if len(payloads) > 1:
+            try:
+                received = await inbound.receive_stored_many(self.outbox, payloads, at=self.now())
+            except Exception:
+                log.warning("Processing %d inbound webhooks together failed; each is tried alone", len(payloads))
+                # Those the failed batch finished anyway (refused, no channel any more) are not tried again.
+                payloads = await WebhookPayload.filter(id__in=payload_ids, processed_at=None).order_by("id")
+            else:
+                for done in received:
+                    if done.channel_id is not None:
+                        follow_ups.add(done, done.channel_id)
+                return follow_ups
+        for payload in payloads:
+            await self._process_one(payload, follow_ups)
         return follow_ups
 
     async def _process_one(self, payload: WebhookPayload, follow_ups: FollowUps) -> None:
@@ -292,16 +298,6 @@ async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:
             await inbound.fetch_media_by_channel_id(outbox_, channel_id, message_id)
     except Exception:  # the outbox's worker retries what was not handed over; a media fetch is retried on view
         log.exception("Following up inbound texts failed")
-
-
-def by_sender(payloads: list[WebhookPayload], lanes: int) -> list[list[WebhookPayload]]:
-    """The texts split into at most `lanes` lists, every text of one sender in one list in the order they
-    came: a conversation's texts get their ids — the thread's order — in the order they arrived."""
-    lane_of: dict[str, int] = {}
-    split: list[list[WebhookPayload]] = [[] for _ in range(max(lanes, 1))]
-    for payload in payloads:
-        split[lane_of.setdefault(payload.sender or "", len(lane_of) % len(split))].append(payload)
-    return [texts for texts in split if texts]
 
 
 def _postgres() -> bool:

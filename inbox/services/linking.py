@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
@@ -285,3 +286,8 @@ async def _links_changed(message: Message) -> MessageLinksChanged:
     return MessageLinksChanged(
         message_id=message.id, conversation_id=message.conversation_id, case_ids=await case_ids_of(message.id)
     )
+
+
+async def link_inbound_many(messages: Sequence[Message]) -> list[list[int]]:
+    # placeholder: branch filing's bulk version replaces it
+    return [await link_inbound(message) for message in messages]
