@@ -22,7 +22,7 @@ from itertools import groupby
 from tortoise.exceptions import IntegrityError
 
 from inbox import clock
-from inbox.events import MessageReceived
+from inbox.events import Event, MessageReceived
 from inbox.models import Channel, Conversation, Message, WebhookPayload
 from inbox.phones import sender_address
 from inbox.services import (
@@ -243,11 +243,28 @@ def _plain(arrival: Arrival, surveyed: set[str]) -> bool:
 
 async def _record_plain(uow: UnitOfWork, arrivals: list[Arrival]) -> list[Recorded]:
     messages = await messaging.store_inbound_many([arrival.arriving for arrival in arrivals])
+    linked = uow.mark()
     case_ids = await linking.link_inbound_many(messages)
-    for message, ids in zip(messages, case_ids, strict=True):
-        uow.publish(_received_event(message, ids))
+    alerted = uow.mark()
     await alerts.raise_alerts_many(list(zip(messages, case_ids, strict=True)))
+    # Each text's events together, in the order `_record_one` publishes them: its filing's, its arrival, its alerts'.
+    raised = uow.withdraw_since(alerted)
+    filed = uow.withdraw_since(linked)
+    for message, ids in zip(messages, case_ids, strict=True):
+        for event in _about(filed, message):
+            uow.publish(event)
+        uow.publish(_received_event(message, ids))
+        for event in _about(raised, message):
+            uow.publish(event)
+    ours = {message.id for message in messages}
+    for event in filed + raised:
+        if getattr(event, "message_id", None) not in ours:
+            uow.publish(event)
     return [Recorded(message, [], False) for message in messages]
+
+
+def _about(events: list[Event], message: Message) -> list[Event]:
+    return [event for event in events if getattr(event, "message_id", None) == message.id]
 
 
 async def _record_one(uow: UnitOfWork, arrival: Arrival, at: datetime) -> Recorded:

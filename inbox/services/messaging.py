@@ -632,7 +632,7 @@ async def store_inbound_many(texts: Sequence[Arriving]) -> list[Message]:
     if not texts:
         return []
     now = clock.now()
-    threads = await _threads_of({(t.channel.id, t.sender) for t in texts}, now)
+    threads = await _threads_of(list(dict.fromkeys((t.channel.id, t.sender) for t in texts)), now)
     messages = []
     for arriving, message_id in zip(texts, await bulk.reserve_ids("message", len(texts)), strict=True):
         text = arriving.text
@@ -682,9 +682,10 @@ def _column_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-async def _threads_of(pairs: set[tuple[int, str]], now: datetime) -> dict[tuple[int, str], int]:
-    """The conversation of each (channel id, number), those never texted before opened (conversation_with, for
-    many). Opened with ON CONFLICT DO NOTHING and read again: another process may open one at the same time."""
+async def _threads_of(pairs: list[tuple[int, str]], now: datetime) -> dict[tuple[int, str], int]:
+    """The conversation of each (channel id, number), those never texted before opened in the order of `pairs`
+    (conversation_with, for many: as text after text would open them). Opened with ON CONFLICT DO NOTHING and
+    read again: another process may open one at the same time."""
     query = Conversation.filter(channel_id__in={c for c, _ in pairs}, phone__in={p for _, p in pairs})
     found = {(int(c), str(p)): int(i) for i, c, p in await query.values_list("id", "channel_id", "phone")}
     missing = [pair for pair in pairs if pair not in found]
