@@ -243,8 +243,8 @@ def statements_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 # raise_alerts_many); the statements counted here are the batch's own: payloads, conversations, texts, timelines,
 # events. Linking's and alerts' tables, and linking's look-up of the cases a number was texted about:
 FILING = re.compile(
-    r'(FROM|INTO|UPDATE) "?(case|client|client_phone|message_link|case_note|alert|alert_assignee|assignment)"?\b'
-    r'|FROM "message" WHERE "direction"=\? AND "to_number"=\?'
+    r'(FROM|INTO|UPDATE) "?(case|client|client_phone|message_link|case_note|alert|alert_assignee|assignment)("|\s)'
+    r'|FROM "message" WHERE "direction"=\S+ AND "to_number"='
 )
 
 
