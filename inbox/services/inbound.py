@@ -5,7 +5,9 @@ form and that channel; everything else is decided here, in this order: the raw p
 a text that cannot be kept (a sender or SID longer than its column) is refused with a logged reason
 and still answered, so Twilio does not retry it for ever; a repeat is recognised; then one unit of
 work stores the text, files it on cases, registers its attachments, applies what it says to consent
-and raises alerts (not for a keyword), and its events go out once that commits. Our answers (to
+and raises alerts (not for a keyword), and its events go out once that commits. Stored texts are
+processed in batches the same way (`receive_stored_many`, `record_inbound_many`): one unit of work for
+the batch, whose statements do not grow with its plain texts; a single text is a batch of one. Our answers (to
 keywords, the automatic reply) go into the outbox and are handed over after the webhook is answered,
 like the attachments' downloads (the route schedules them: Twilio gives the webhook 15 seconds and
 must never wait for us to reach Twilio).
