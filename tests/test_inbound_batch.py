@@ -48,6 +48,7 @@ from inbox.models import (
     Staff,
     WebhookPayload,
 )
+from inbox.services import inbound
 from inbox.services.directory import PhoneInput, create_assignment, create_case, create_client
 from inbox.services.ingest import store_payloads
 from inbox.services.staff import create_staff
@@ -144,9 +145,10 @@ async def processed(settings: Settings, fake_twilio: FakeTwilio, batches: list[l
         lease = now + timedelta(minutes=5)  # claimed by the test: the app's own processor leaves them alone
         forms = [(params, None) for params in burst()]
         ids = await store_payloads(forms, now, [lease] * len(forms))
+        payloads = await WebhookPayload.filter(id__in=ids).order_by("id")
         async with app.state.bus.subscribe() as subscription:
-            for batch in [ids] if batches is None else [[payload_id] for payload_id in ids]:
-                await app.state.ingest._process_claimed(batch)
+            for batch in [payloads] if batches is None else [[payload] for payload in payloads]:
+                await inbound.receive_stored_many(app.state.outbox, batch, at=now)
             events = []
             while not subscription._queue.empty():
                 events.append(subscription._queue.get_nowait())
@@ -254,9 +256,10 @@ async def plain_batch(app: Starlette, caplog: pytest.LogCaptureFixture, first: i
         (inbound_params(numbered_sid(first + n), f"+1404556{n % 7:04d}", f"Plain text {n}"), None) for n in range(count)
     ]
     ids = await store_payloads(forms, now, [now + timedelta(minutes=5)] * count)
+    payloads = await WebhookPayload.filter(id__in=ids).order_by("id")
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="tortoise.db_client"):
-        await app.state.ingest._process_claimed(ids)
+        await inbound.receive_stored_many(app.state.outbox, payloads, at=now)
     assert await Message.filter(provider_sid__in=[f[0]["MessageSid"] for f in forms]).count() == count
     return [s for s in statements_of(caplog) if not FILING.search(s)]
 
