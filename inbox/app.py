@@ -229,7 +229,7 @@ def create_app(settings: Settings) -> Starlette:
             await db.migrate(settings.database_url)
         await db.connect(settings.database_url)
         await ensure_organisation()
-        bus = Bus(settings.broadcast_url, journal=event_log.record)
+        bus = Bus(settings.broadcast_url, journal=event_log.record, journal_all=event_log.record_all)
         await bus.connect()
         registry = build_registry(settings, app)
         settings_cache.forget()  # another app in this process (the tests) may have used another database

@@ -263,7 +263,7 @@ async def import_files(settings: Settings, args: Any) -> None:
         await ensure_channel(bootstrap_info(settings))  # events' reminders are texts: they need a sending number
         staff = await importing_staff(args.staff)
         # Open pages hear of consent and event changes; API streams can resume past them (the event log).
-        bus = Bus(settings.broadcast_url, journal=event_log.record)
+        bus = Bus(settings.broadcast_url, journal=event_log.record, journal_all=event_log.record_all)
         await bus.connect()
         try:
             report = await run_import(bus, files, dry_run=args.dry_run, staff=staff)
@@ -329,7 +329,7 @@ async def worker(settings: Settings, _: Any) -> None:
         await ensure_organisation()
         registry = build_registry(settings)  # each channel's own provider, as in the web process
         channel = await ensure_channel(bootstrap_info(settings))
-        bus = Bus(settings.broadcast_url, journal=event_log.record)
+        bus = Bus(settings.broadcast_url, journal=event_log.record, journal_all=event_log.record_all)
         await bus.connect()
         outbox = build_outbox(settings, bus, registry, channel, role="worker")
         webhooks = build_webhook_sender(settings, outbox.worker_id, bus)

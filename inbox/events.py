@@ -288,6 +288,8 @@ class Subscription:
 
 # Gives a published event its id (the app's is services.event_log.record): the event, with `seq` set.
 Journal = Callable[[Event], Awaitable[Event]]
+# The same for several events at once, in order (services.event_log.record_all: one INSERT for a unit of work's).
+JournalAll = Callable[[list[Event]], Awaitable[list[Event]]]
 
 
 class Bus:
@@ -296,10 +298,17 @@ class Bus:
 
     Given a journal, each event is logged before it is sent, and carries its id (`seq`) to every subscriber."""
 
-    def __init__(self, url: str = "memory://", queue_size: int = 1000, journal: Journal | None = None) -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        queue_size: int = 1000,
+        journal: Journal | None = None,
+        journal_all: JournalAll | None = None,
+    ) -> None:
         self.url = url
         self.queue_size = queue_size
         self.journal = journal
+        self.journal_all = journal_all
         self._subscriptions: set[Subscription] = set()
         self._dropped = False  # a publication could not be handed to the bus's server
         self.transport = transport_for(url, self._heard, self._reconnected)
@@ -325,6 +334,23 @@ class Bus:
                 event = await self.journal(event)
             except Exception:  # the database briefly away: live tabs still get it, only without an id to resume from
                 log.exception("Could not log %s; it is sent without an id", event.name)
+        await self._send(event, published_at)
+
+    async def publish_all(self, events: list[Event]) -> None:
+        """Several events, in order (a unit of work's): logged together when the journal can (one INSERT)."""
+        if self.journal_all is None or len(events) < 2:
+            for event in events:
+                await self.publish(event)
+            return
+        published_at = time.time()
+        try:
+            events = await self.journal_all(events)
+        except Exception:  # as in `publish`: sent without ids
+            log.exception("Could not log %d events; they are sent without ids", len(events))
+        for event in events:
+            await self._send(event, published_at)
+
+    async def _send(self, event: Event, published_at: float) -> None:
         # JSON even in memory, so every event is proven to cross a network bus; a network bus brings this
         # process's own events back too (one path for all).
         if self._dropped:  # an earlier event never left this process: first, everyone catches up
@@ -334,10 +360,6 @@ class Bus:
             # others once the bus carries anything again (or their own listener reconnects).
             self._dropped = True
             self._offer(RECONNECTED)
-
-    async def publish_all(self, events: list[Event]) -> None:
-        for event in events:
-            await self.publish(event)
 
     def _heard(self, text: str) -> None:
         if text == RECONNECTED_TEXT:

@@ -385,6 +385,12 @@ class InboundConsent:
         return not (self.keyword == Keyword.OPT_IN and self.said_yes and not self.answered_request)
 
 
+def may_be_keyword(body: str, opt_out_type: str | None = None) -> bool:
+    """Whether a text may be a keyword (`keyword_of`) without a look-up: a text that is not has nothing to do
+    with consent (`handle_inbound` changes nothing and answers nothing), so a batch need not ask."""
+    return classify(body, opt_out_type) is not None or confirms_opt_in(body)
+
+
 async def keyword_of(message: Message, opt_out_type: str | None = None) -> Keyword | None:
     """Whether an inbound text was a keyword: STOP, START, HELP, … (or what Twilio's OptOutType named),
     or a Y/YES answering a pending opt-in request (OPT_IN). The same answer while the text is being

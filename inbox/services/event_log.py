@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from inbox.events import Event, event_from_json
 from inbox.models import EventLog
+from inbox.services import bulk
 
 KEEP = timedelta(hours=1)
 # One replay reads at most this many rows at a time (a client away for an hour of a busy office).
@@ -25,6 +26,19 @@ async def record(event: Event) -> Event:
     """The event, logged, with its id."""
     row = await EventLog.create(at=datetime.now(UTC), body=event.to_json())
     return replace(event, seq=row.id)
+
+
+async def record_all(events: list[Event]) -> list[Event]:
+    """The events, logged by one INSERT, with their ids in order (one statement's ids rise with its rows)."""
+    at = datetime.now(UTC)
+    rows = ", ".join("(?, ?)" for _ in events)
+    values: list[object] = [value for event in events for value in (at, event.to_json())]
+    # execute_query_dict: asyncpg's execute_query answers an INSERT with its row count only, not RETURNING's rows.
+    statement = bulk.sql(f"INSERT INTO event_log (at, body) VALUES {rows} RETURNING id")
+    ids = sorted(int(row["id"]) for row in await bulk.db().execute_query_dict(statement, values))
+    if len(ids) != len(events):
+        raise RuntimeError(f"Logged {len(events)} events but got {len(ids)} ids back")
+    return [replace(event, seq=seq) for event, seq in zip(events, ids, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The route verifies the signature and calls `Ingest.accept`. Webhooks that arrive together are stored
 together (one multi-row INSERT, one commit: a group commit), and each is answered once its row is
 durable — nothing acknowledged can be lost. Processing (conversation, message, links, alerts, consent
-and its replies, events: `inbound.receive_stored`) runs after:
+and its replies, events: `inbound.receive_stored_many`, a claimed batch in one unit of work) runs after:
 
 - inline, before the answer, when no other webhook is in flight in this process (a quiet inbox: the text
   is processed by the time Twilio hears back, as it always was, and a test can look at the database at once);
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -38,9 +39,12 @@ from inbox.services.messaging import Outbox
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
-PROCESS_BATCH = 50  # stored texts claimed at once
+PROCESS_BATCH = 50  # stored texts claimed at once, at most
+PROCESS_LANES = 4  # PostgreSQL: batches of a claim processed at once (Tortoise's pool holds 5 connections)
+# SQLite: a batch's transaction holds the one writer, and the web's stores (its acknowledgements) wait behind it;
+# the batch is sized from the last one's time per text to hold it about this long.
+SQLITE_HOLD_SECONDS = 0.05
 SENDER_LENGTH = 64  # webhook_payload.sender
-PROCESS_LANES = 4  # texts of a batch processed at once on PostgreSQL (Tortoise's pool holds 5 connections)
 LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
 RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
 # How often an idle web process looks for texts it was not told about (another process's expired lease): its
@@ -107,6 +111,7 @@ class Ingest:
         self._woken.set()  # the first round takes over what earlier runs left
         self._changed = asyncio.Event()  # set whenever this process may have become quiet (drained waits on it)
         self._started_at: datetime | None = None
+        self._batch = PROCESS_BATCH  # texts the next claim takes (smaller on SQLite: `_fit_batch`)
 
     # ------------------------------------------------------------ the webhook
 
@@ -168,25 +173,42 @@ class Ingest:
     # ------------------------------------------------------------ the processor
 
     async def _process_claimed(self, payload_ids: list[int]) -> FollowUps:
-        """Claimed texts, read in one query and processed one unit of work each: a text that fails stays
-        unprocessed (its error noted) and is claimed again when its lease runs out. One transaction per
-        text, not per batch: on SQLite a transaction holds the one writer, and the next stores wait for it."""
+        """Claimed texts, read in one query and processed in batches of one unit of work each (whose statements
+        do not grow with the texts: inbound.record_inbound_many). PostgreSQL: the texts split by sender into
+        lanes, one batch each, at once on connections of the pool (a batch's time is partly round trips).
+        SQLite: one batch — its transaction holds the one writer, and the web's next stores wait for it
+        (`_fit_batch` keeps it short)."""
         follow_ups = FollowUps()
         try:
             payloads = await WebhookPayload.filter(id__in=payload_ids, processed_at=None).order_by("id")
         except Exception:  # the database itself failed: the rows stay stored and unprocessed for the recovery
             log.exception("Reading inbound webhooks %s failed; they are tried again later", payload_ids)
             return follow_ups
-
-        async def lane(texts: list[WebhookPayload]) -> None:
-            for payload in texts:
-                await self._process_one(payload, follow_ups)
-
-        # PostgreSQL: a text's time is mostly round trips and its commit's flush, so several texts at once on
-        # connections of the pool. SQLite: one connection per process, one writer: one at a time.
         lanes = by_sender(payloads, PROCESS_LANES if _postgres() else 1)
-        await asyncio.gather(*(lane(texts) for texts in lanes))
+        await asyncio.gather(*(self._process_batch(texts, follow_ups) for texts in lanes))
         return follow_ups
+
+    async def _process_batch(self, payloads: list[WebhookPayload], follow_ups: FollowUps) -> None:
+        """One unit of work for the texts; if it fails (a repeat racing in from another process), each is tried
+        alone: one that fails again stays unprocessed (its error noted) and is claimed again when its lease
+        runs out."""
+        if len(payloads) > 1:
+            try:
+                received = await inbound.receive_stored_many(self.outbox, payloads, at=self.now())
+            except Exception:
+                log.warning(
+                    "Processing %d inbound webhooks together failed; each is tried alone", len(payloads), exc_info=True
+                )
+                # Those the failed batch finished anyway (refused, no channel any more) are not tried again.
+                ids = [payload.id for payload in payloads]
+                payloads = await WebhookPayload.filter(id__in=ids, processed_at=None).order_by("id")
+            else:
+                for done in received:
+                    if done.channel_id is not None:
+                        follow_ups.add(done, done.channel_id)
+                return
+        for payload in payloads:
+            await self._process_one(payload, follow_ups)
 
     async def _process_one(self, payload: WebhookPayload, follow_ups: FollowUps) -> None:
         try:
@@ -210,7 +232,9 @@ class Ingest:
             try:
                 ids = await self._claim(taking_over)
                 if ids:
+                    started = time.perf_counter()
                     self._follow_up(await self._process_claimed(ids))
+                    self._fit_batch(len(ids), time.perf_counter() - started)
                     continue
                 taking_over = False
             except Exception:
@@ -221,6 +245,14 @@ class Ingest:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.poll)
 
+    def _fit_batch(self, texts: int, seconds: float) -> None:
+        """On SQLite, the next batch sized to hold the writer about SQLITE_HOLD_SECONDS (PostgreSQL's writers
+        do not wait for each other: its batches stay whole)."""
+        if _postgres() or texts == 0:
+            return
+        per_text = max(seconds / texts, 1e-4)
+        self._batch = max(1, min(PROCESS_BATCH, int(SQLITE_HOLD_SECONDS / per_text)))
+
     async def _claim(self, taking_over: bool) -> list[int]:
         now = clock.now()
         assert self._started_at is not None
@@ -229,7 +261,7 @@ class Ingest:
         else:  # workers process them; this process takes up only what they have left for long
             received_before = now - timedelta(seconds=RECOVER_SECONDS)
         return await claim_texts(
-            PROCESS_BATCH,
+            self._batch,
             now,
             lease_until=now + timedelta(seconds=LEASE_SECONDS),
             received_before=received_before,

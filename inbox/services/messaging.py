@@ -4,9 +4,10 @@ timeline, and every change to one (status, cancellation, new wording) announced 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -598,24 +599,110 @@ async def finish_webhook(payload: WebhookPayload, error: str | None = None) -> N
     await payload.save(update_fields=["processed_at", "error"])
 
 
-async def store_inbound(channel: Channel, text: InboundText, sender: str) -> Message:
-    """A client's text, its timeline and its inbox row, inside the caller's unit of work."""
-    conversation = await conversation_with(channel, sender)
-    counted = _counted(text.body)
-    message = await Message.create(
-        conversation=conversation,
-        direction=Direction.INBOUND,
-        from_number=sender,
-        to_number=text.to_number,
-        body=text.body,
-        status=MessageStatus.RECEIVED,
-        provider_sid=text.provider_sid,
-        segments=text.num_segments or counted["segments"] or 1,
-        encoding=counted["encoding"],
+@dataclass(frozen=True)
+class Arriving:
+    """A client's text to store: the channel it came in on, Twilio's values, the sender as we keep it."""
+
+    channel: Channel
+    text: InboundText
+    sender: str
+
+
+INBOUND_TEXT_COLUMNS = {
+    "id": "int",  # drawn beforehand (bulk.reserve_ids): in arrival order, a thread's order
+    "conversation_id": "int",
+    "direction": "text",
+    "from_number": "text",
+    "to_number": "text",
+    "body": "text",
+    "status": "text",
+    "provider_sid": "text",
+    "segments": "int",
+    "encoding": "text",
+    "attempt_count": "int",
+    "outcome_unknown": "bool",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+
+
+async def store_inbound_many(texts: Sequence[Arriving]) -> list[Message]:
+    """Clients' texts (in arrival order), their timelines and their inbox rows, inside the caller's unit of work
+    (after its first write: bulk.reserve_ids), in statements whose number does not grow with the texts."""
+    if not texts:
+        return []
+    now = clock.now()
+    threads = await _threads_of(list(dict.fromkeys((t.channel.id, t.sender) for t in texts)), now)
+    messages = []
+    for arriving, message_id in zip(texts, await bulk.reserve_ids("message", len(texts)), strict=True):
+        text = arriving.text
+        counted = _counted(text.body)
+        message = Message(
+            id=message_id,
+            conversation_id=threads[(arriving.channel.id, arriving.sender)],
+            direction=Direction.INBOUND,
+            from_number=arriving.sender,
+            to_number=text.to_number,
+            body=text.body,
+            status=MessageStatus.RECEIVED,
+            provider_sid=text.provider_sid,
+            segments=text.num_segments or counted["segments"] or 1,
+            encoding=counted["encoding"],
+            attempt_count=0,
+            outcome_unknown=False,
+            created_at=now,
+            updated_at=now,
+        )
+        message._saved_in_db = True  # stored just below: links and alerts may point at it
+        messages.append(message)
+    await bulk.insert_rows(
+        "message",
+        INBOUND_TEXT_COLUMNS,
+        [tuple(_column_value(getattr(m, name)) for name in INBOUND_TEXT_COLUMNS) for m in messages],
     )
-    await MessageStatusEvent.create(message=message, status=MessageStatus.RECEIVED, at=clock.now())
-    await touch_conversation(conversation, message, has_media=bool(text.media))
-    return message
+    await bulk.insert_rows(
+        "message_status_event",
+        {"message_id": "int", "status": "text", "at": "timestamptz"},
+        [(m.id, MessageStatus.RECEIVED.value, now) for m in messages],
+    )
+    # The inbox row follows its newest text (touch_conversation, for many).
+    newest = {m.conversation_id: (m, bool(t.text.media)) for m, t in zip(messages, texts, strict=True)}
+    await bulk.update_rows(
+        "conversation",
+        {"last_message_at": "timestamptz", "last_message_preview": "text", "last_direction": "text"},
+        [
+            (m.created_at, preview_of(m.body) or (ATTACHMENT_PREVIEW if media else ""), m.direction.value, cid)
+            for cid, (m, media) in newest.items()
+        ],
+    )
+    return messages
+
+
+def _column_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+async def _threads_of(pairs: list[tuple[int, str]], now: datetime) -> dict[tuple[int, str], int]:
+    """The conversation of each (channel id, number), those never texted before opened in the order of `pairs`
+    (conversation_with, for many: as text after text would open them). Opened with ON CONFLICT DO NOTHING and
+    read again: another process may open one at the same time."""
+    query = Conversation.filter(channel_id__in={c for c, _ in pairs}, phone__in={p for _, p in pairs})
+    found = {(int(c), str(p)): int(i) for i, c, p in await query.values_list("id", "channel_id", "phone")}
+    missing = [pair for pair in pairs if pair not in found]
+    if not missing:
+        return found
+    ids = await bulk.reserve_ids("conversation", len(missing))
+    rows = [(cid, channel_id, phone, "", now) for (channel_id, phone), cid in zip(missing, ids, strict=True)]
+    columns = {
+        "id": "int",
+        "channel_id": "int",
+        "phone": "text",
+        "last_message_preview": "text",
+        "created_at": "timestamptz",
+    }
+    if await bulk.insert_rows("conversation", columns, rows, on_conflict_nothing=True):
+        return found | {pair: cid for pair, cid in zip(missing, ids, strict=True)}
+    return {(int(c), str(p)): int(i) for i, c, p in await query.values_list("id", "channel_id", "phone")}
 
 
 def status_word(word: str) -> MessageStatus | None:

@@ -24,6 +24,7 @@ before the hearing?"). A counted reply gets no automatic reply; it always reache
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -109,6 +110,19 @@ async def record_answer(message: Message, at: datetime, opt_out_type: str | None
     current_unit().publish(SurveyAnswered(campaign_id=campaign.id, recipient_id=recipient_id, message_id=message.id))
     # Words that match no option may be a question ("Can we meet before the hearing?"): someone must see it.
     return Recorded(recipient_id, campaign.id, answer, campaign.replies_raise_alerts or answer is None)
+
+
+async def senders_with_surveys(senders: Iterable[str]) -> set[str]:
+    """Which of `senders` may be answering a survey: those sent a campaign text that left our outbox (one
+    query for a batch of texts; `open_survey` then decides, text by text, for these few)."""
+    phones = await Message.filter(
+        conversation__phone__in=set(senders),
+        direction=Direction.OUTBOUND,
+        campaign_id__isnull=False,
+        status__in=LEFT,
+        outbox_state__isnull=True,
+    ).values_list("conversation__phone", flat=True)
+    return {str(phone) for phone in phones}
 
 
 async def open_survey(sender: str, at: datetime) -> tuple[Campaign, int] | None:

@@ -40,6 +40,11 @@ def start_of_local_day(at: datetime, time_zone: str) -> datetime:
 # ---------------------------------------------------------------- the automatic reply
 
 
+def answers_automatically(channel: Channel) -> bool:
+    """Whether the channel has an automatic reply at all (its mode and words; not yet whether it is due)."""
+    return channel.auto_reply_mode != AutoReplyMode.OFF and bool(channel.auto_reply_text.strip())
+
+
 async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) -> Message | None:
     """The channel's automatic reply to `inbound`, stored and ready to hand to the provider, or None.
 
@@ -50,7 +55,7 @@ async def prepare_auto_reply(inbound: Message, text: InboundText, at: datetime) 
     """
     conversation = await Conversation.get(id=inbound.conversation_id).prefetch_related("channel")
     channel: Channel = conversation.channel
-    if channel.auto_reply_mode == AutoReplyMode.OFF or not channel.auto_reply_text.strip():
+    if not answers_automatically(channel):
         return None
     if await consent.keyword_of(inbound, text.opt_out_type) is not None or await ConsentEvent.exists(
         message_id=inbound.id

@@ -38,10 +38,19 @@ class UnitOfWork:
         """Announce `event` once the transaction commits (never, if it rolls back)."""
         self._pending.append(event)
 
+    def mark(self) -> int:
+        """Where the events published so far end: `withdraw_since` takes back those published after it."""
+        return len(self._pending)
+
+    def withdraw_since(self, mark: int) -> list[Event]:
+        """The events published after `mark`, taken back (to be published again in the order the caller needs:
+        a batch of texts announces each text's events together, as text after text would have)."""
+        withdrawn, self._pending = self._pending[mark:], self._pending[:mark]
+        return withdrawn
+
     async def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        for event in pending:
-            await self.bus.publish(event)
+        await self.bus.publish_all(pending)
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("inbox_unit_of_work", default=None)
