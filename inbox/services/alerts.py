@@ -454,8 +454,3 @@ async def _dashboard_page_ids(office: str | None, after: int | None) -> list[int
         f" WHERE place <= {params.add(DASHBOARD_PAGE + 1)}"
     )
     return [int(row["id"]) for row in await connection.execute_query_dict(sql, params.values)]
-
-
-async def raise_alerts_many(items: Sequence[tuple[Message, Sequence[int]]]) -> None:
-    for message, case_ids in items:  # placeholder: branch filing's bulk version replaces it
-        await raise_alerts(message, list(case_ids))

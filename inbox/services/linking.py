@@ -350,8 +350,3 @@ async def _links_changed(message: Message) -> MessageLinksChanged:
     return MessageLinksChanged(
         message_id=message.id, conversation_id=message.conversation_id, case_ids=await case_ids_of(message.id)
     )
-
-
-async def link_inbound_many(messages: Sequence[Message]) -> list[list[int]]:
-    # placeholder: branch filing's bulk version replaces it
-    return [await link_inbound(message) for message in messages]
