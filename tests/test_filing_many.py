@@ -82,12 +82,14 @@ async def sent_from_case(channel: Channel, case_id: int, to: str, status: Messag
 
 async def stored_texts(app: Starlette, texts: list[tuple[Channel, str]]) -> list[Message]:
     """New inbound texts stored (as the processor stores them) and neither filed nor alerted yet."""
-    stored = []
+    arriving = [
+        messaging.Arriving(
+            channel, InboundText(new_sid(), channel.account_sid, sender, channel.from_number or "", f"text {n}"), sender
+        )
+        for n, (channel, sender) in enumerate(texts)
+    ]
     async with unit_of_work(app.state.bus):
-        for n, (channel, sender) in enumerate(texts):
-            text = InboundText(new_sid(), channel.account_sid, sender, channel.from_number or "", f"text {n}")
-            stored.append(await messaging.store_inbound(channel, text, sender))
-    return stored
+        return await messaging.store_inbound_many(arriving)
 
 
 @dataclass
