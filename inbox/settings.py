@@ -64,8 +64,8 @@ class Settings:
     # Where each sending number's pace is kept: the database, or redis://… (shared by every worker).
     pacing_url: str = "database"
     worker_concurrency: int = 4
-    # How much lower `inbox worker` runs than the web on the CPU (nice): on a machine both share, Twilio hears
-    # back first during a burst, and the worker processes what was stored as the web leaves it time.
+    # How much lower `inbox worker` runs than the web on the CPU (nice), on PostgreSQL: on a machine both share,
+    # Twilio hears back first during a burst, and the worker processes what was stored as the web leaves it time.
     worker_nice: int = 10
     # Operations: every worker records a heartbeat this often (/readyz wants one within three of them);
     # a bearer token /metrics asks for when set; `json` writes logs as one JSON object per line.
