@@ -64,6 +64,9 @@ class Settings:
     # Where each sending number's pace is kept: the database, or redis://… (shared by every worker).
     pacing_url: str = "database"
     worker_concurrency: int = 4
+    # How much lower `inbox worker` runs than the web on the CPU (nice), on PostgreSQL: on a machine both share,
+    # Twilio hears back first during a burst, and the worker processes what was stored as the web leaves it time.
+    worker_nice: int = 10
     # Operations: every worker records a heartbeat this often (/readyz wants one within three of them);
     # a bearer token /metrics asks for when set; `json` writes logs as one JSON object per line.
     heartbeat_seconds: float = 10
@@ -134,6 +137,7 @@ def load_settings(environ: os._Environ[str] | dict[str, str] | None = None) -> S
         pacing_burst=int(_positive_number(env, "INBOX_PACING_BURST", defaults.pacing_burst)),
         pacing_url=env.get("INBOX_PACING_URL") or "database",
         worker_concurrency=int(_positive_number(env, "INBOX_WORKER_CONCURRENCY", defaults.worker_concurrency)),
+        worker_nice=_niceness(env, "INBOX_WORKER_NICE", defaults.worker_nice),
         heartbeat_seconds=_positive_number(env, "INBOX_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
         metrics_token=Secret(metrics_token) if (metrics_token := env.get("INBOX_METRICS_TOKEN", "").strip()) else None,
         log_format=_choice(env, "INBOX_LOG_FORMAT", LOG_FORMATS),
@@ -169,6 +173,15 @@ def _positive_number(env: dict[str, str], name: str, default: float) -> float:
 
 
 LOG_FORMATS = ("text", "json")
+
+
+def _niceness(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) > 19:
+        raise SettingError(f"{name} must be a whole number from 0 to 19, like {default} (it is {raw!r}).")
+    return int(raw)
 
 
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -25,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from tortoise import Tortoise
 from twilio.request_validator import RequestValidator
 
 from inbox import clock, db
@@ -111,6 +113,27 @@ async def test_a_claim_never_overtakes_a_text_of_the_same_sender_being_processed
         await WebhookPayload.filter(id=first).update(processed_at=now)
         assert await claim_texts(10, now, lease) == [second]
         assert await claim_texts(10, now, lease) == []  # each claimed once while its lease holds
+
+
+@pytest.mark.skipif(not database.database_url(Path()).startswith("sqlite"), reason="SQLite's one writer")
+async def test_a_store_waits_for_the_writer_another_process_holds_and_then_succeeds(settings: Settings) -> None:
+    """`inbox worker` holds SQLite's writer through each unit of work: the web's group store waits its turn
+    (without the busy handler's sleeps) and stores every webhook; its connection keeps its busy timeout after."""
+    async with database_only(settings.database_url):
+        other = sqlite3.connect(settings.database_url.removeprefix("sqlite://"), isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the other process's unit of work: the writer is taken
+            forms = [(inbound_params(numbered_sid(n), MARIA, f"Waited {n}"), None) for n in range(3)]
+            storing = asyncio.create_task(store_payloads(forms, clock.now()))
+            await asyncio.sleep(0.2)
+            assert not storing.done()  # it waits for the writer…
+            other.execute("COMMIT")
+            ids = await asyncio.wait_for(storing, 5)  # …and takes it once the other lets go
+        finally:
+            other.close()
+        assert await WebhookPayload.filter(id__in=ids).count() == 3
+        timeout = await Tortoise.get_connection("default").execute_query_dict("PRAGMA busy_timeout")
+        assert list(timeout[0].values()) == [5000]  # aiosqlite's, for every other statement of the process
 
 
 # ---------------------------------------------------------------- kill -9 in the middle of a burst

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from twilio.request_validator import RequestValidator
 
 from inbox.sms import twilio as twilio_adapter
 from inbox.sms.base import (
@@ -490,6 +491,19 @@ def test_validate_webhook_refuses_a_changed_parameter_or_no_signature() -> None:
     assert not TwilioProvider(ACCOUNT_SID, "54321").validate_webhook(
         TEST_VECTOR_URL, TEST_VECTOR_PARAMS, TEST_VECTOR_SIGNATURE
     )
+
+
+def test_validate_webhook_accepts_the_url_signed_with_its_default_port_as_well() -> None:
+    """Twilio's back end sometimes signs https://host:443/…: the check over our URL as written fails first, and
+    RequestValidator's own two (with and without the port) still decide."""
+    provider = TwilioProvider(ACCOUNT_SID, "12345")
+    with_port = RequestValidator("12345").compute_signature(
+        "https://mycompany.com:443/myapp.php?foo=1&bar=2", TEST_VECTOR_PARAMS
+    )
+
+    assert provider.validate_webhook(TEST_VECTOR_URL, TEST_VECTOR_PARAMS, with_port)
+    assert not provider.validate_webhook(TEST_VECTOR_URL, {**TEST_VECTOR_PARAMS, "Digits": "1235"}, with_port)
+    assert not provider.validate_webhook(TEST_VECTOR_URL, TEST_VECTOR_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=é")
 
 
 # --- media -----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 from tortoise import connections
 
-from inbox import clock
+from inbox import clock, db
 from inbox.models import WebhookPayload
 from inbox.services import inbound, messaging, outbox
 from inbox.services.messaging import Outbox
@@ -372,8 +372,9 @@ async def store_payloads(
         f"sender) VALUES {values_sql} RETURNING id"
     )
     values = [value for row in rows for value in row]
-    # execute_query_dict: asyncpg's execute_query answers an INSERT with its row count only, not RETURNING's rows.
-    returned = await connections.get("default").execute_query_dict(sql, values)
+    # Its rows, not a count (asyncpg's execute_query answers an INSERT with its row count only); on SQLite the
+    # writer is taken as soon as a worker's unit of work lets go of it.
+    returned = await db.write_returning(sql, values)
     ids = [int(row["id"]) for row in returned]
     if len(ids) != len(rows):
         raise RuntimeError(f"Stored {len(rows)} webhooks but got {len(ids)} ids back")

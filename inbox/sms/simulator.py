@@ -60,6 +60,7 @@ from inbox.sms.base import (
     ProviderRejected,
     ProviderUnavailable,
     SendResult,
+    valid_signature,
 )
 from inbox.sms.twilio import read_capped_media
 
@@ -229,9 +230,7 @@ class SimulatorProvider:
         return await self._post_signed(self._public_url + INBOUND_WEBHOOK_PATH, form)
 
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool:
-        if not signature:
-            return False
-        return bool(self._validator.validate(url, dict(params), signature))
+        return valid_signature(self._validator, url, params, signature)
 
     async def fetch_media(self, url: str) -> FetchedMedia:
         try:

@@ -50,6 +50,7 @@ from inbox.sms.base import (
     ProviderRejected,
     ProviderUnavailable,
     SendResult,
+    valid_signature,
 )
 
 TWILIO_API_URL = "https://api.twilio.com"
@@ -203,9 +204,7 @@ class TwilioProvider:
         return SendResult(provider_sid=str(oldest.sid), status=str(oldest.status or "queued"))
 
     def validate_webhook(self, url: str, params: Mapping[str, str], signature: str) -> bool:
-        if not signature:
-            return False
-        return bool(self._validator.validate(url, dict(params), signature))
+        return valid_signature(self._validator, url, params, signature)
 
     async def fetch_media(self, url: str) -> FetchedMedia:
         target = self._routed_media_url(url)
