@@ -181,7 +181,8 @@ def test_only_a_unit_of_work_hands_events_to_the_bus() -> None:
     publishers = set()
     for path in SERVICES.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "publish":
+            publishing = {"publish", "publish_all"}
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in publishing:
                 receiver = node.func.value
                 if (isinstance(receiver, ast.Attribute) and receiver.attr == "bus") or (
                     isinstance(receiver, ast.Name) and receiver.id == "bus"

@@ -40,10 +40,9 @@ log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
 PROCESS_BATCH = 50  # stored texts claimed at once, at most
-PROCESS_LANES = 4  # PostgreSQL: batches of a claim processed at once (Tortoise's pool holds 5 connections)
 # SQLite: a batch's transaction holds the one writer, and the web's stores (its acknowledgements) wait behind it;
 # the batch is sized from the last one's time per text to hold it about this long.
-SQLITE_HOLD_SECONDS = 0.05
+SQLITE_HOLD_SECONDS = 0.015  # 50 ms: acknowledged 255/s, processed 234/s; 15 ms: 386/s, 133/s (bench/RESULTS.md)
 SENDER_LENGTH = 64  # webhook_payload.sender
 LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
 RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
@@ -173,19 +172,18 @@ class Ingest:
     # ------------------------------------------------------------ the processor
 
     async def _process_claimed(self, payload_ids: list[int]) -> FollowUps:
-        """Claimed texts, read in one query and processed in batches of one unit of work each (whose statements
-        do not grow with the texts: inbound.record_inbound_many). PostgreSQL: the texts split by sender into
-        lanes, one batch each, at once on connections of the pool (a batch's time is partly round trips).
-        SQLite: one batch — its transaction holds the one writer, and the web's next stores wait for it
-        (`_fit_batch` keeps it short)."""
+        """Claimed texts, read in one query and processed as one batch: one unit of work (whose statements do
+        not grow with the texts: inbound.record_inbound_many). On SQLite its transaction holds the one writer
+        and the web's next stores wait for it (`_fit_batch` keeps it short). PostgreSQL no longer splits a
+        claim into lanes on several connections: the worker is CPU-bound, and lanes of batches measured slower
+        (bench/RESULTS.md, branch batch)."""
         follow_ups = FollowUps()
         try:
             payloads = await WebhookPayload.filter(id__in=payload_ids, processed_at=None).order_by("id")
         except Exception:  # the database itself failed: the rows stay stored and unprocessed for the recovery
             log.exception("Reading inbound webhooks %s failed; they are tried again later", payload_ids)
             return follow_ups
-        lanes = by_sender(payloads, PROCESS_LANES if _postgres() else 1)
-        await asyncio.gather(*(self._process_batch(texts, follow_ups) for texts in lanes))
+        await self._process_batch(payloads, follow_ups)
         return follow_ups
 
     async def _process_batch(self, payloads: list[WebhookPayload], follow_ups: FollowUps) -> None:
@@ -324,16 +322,6 @@ async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:
             await inbound.fetch_media_by_channel_id(outbox_, channel_id, message_id)
     except Exception:  # the outbox's worker retries what was not handed over; a media fetch is retried on view
         log.exception("Following up inbound texts failed")
-
-
-def by_sender(payloads: list[WebhookPayload], lanes: int) -> list[list[WebhookPayload]]:
-    """The texts split into at most `lanes` lists, every text of one sender in one list in the order they
-    came: a conversation's texts get their ids — the thread's order — in the order they arrived."""
-    lane_of: dict[str, int] = {}
-    split: list[list[WebhookPayload]] = [[] for _ in range(max(lanes, 1))]
-    for payload in payloads:
-        split[lane_of.setdefault(payload.sender or "", len(lane_of) % len(split))].append(payload)
-    return [texts for texts in split if texts]
 
 
 def _postgres() -> bool:
