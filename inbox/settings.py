@@ -66,7 +66,8 @@ class Settings:
     worker_concurrency: int = 4
     # How much lower `inbox worker` runs than the web on the CPU (nice), on PostgreSQL: on a machine both share,
     # Twilio hears back first during a burst, and the worker processes what was stored as the web leaves it time.
-    worker_nice: int = 10
+    # 0 by default: the worker also sends the outbox's texts, and a burst's texts would show in the inbox late.
+    worker_nice: int = 0
     # Operations: every worker records a heartbeat this often (/readyz wants one within three of them);
     # a bearer token /metrics asks for when set; `json` writes logs as one JSON object per line.
     heartbeat_seconds: float = 10
