@@ -55,7 +55,8 @@ async def test_on_sqlite_the_tables_keep_their_rows_indexes_and_constraints(tmp_
         # 0017: every foreign key and the pages' hot look-ups (on the tables that were here before)
         added_on_purpose |= {(name,) for name, (table, _, _) in PAGE_INDEXES.items() if table in tables_before}
         # 0022: stored webhooks not yet processed, claimed in arrival order and by sender
-        added_on_purpose |= {("idx_webhook_payload_unprocessed",), ("idx_webhook_payload_unprocessed_sender",)}
+        # (0025: the sender's look-up narrowed to the texts being processed)
+        added_on_purpose |= {("idx_webhook_payload_unprocessed",), ("idx_webhook_payload_in_flight",)}
         # 0023: the queue's "failed today" and "with Twilio" states
         added_on_purpose |= {("idx_message_status_event_status_at",), ("idx_message_status_outbox",)}
         assert indexes_after == indexes_before | added_on_purpose
