@@ -331,13 +331,7 @@ async def test_ids_drawn_before_the_insert_are_new_and_not_reused(app: Starlette
     assert channel is not None
     gone = await Conversation.create(channel=channel, phone=numbered(90))
     await gone.delete()
-    columns = {
-        "id": "int",
-        "channel_id": "int",
-        "phone": "text",
-        "last_message_preview": "text",
-        "created_at": "timestamptz",
-    }
+    columns = messaging.CONVERSATION_COLUMNS
     async with unit_of_work(app.state.bus):
         await Channel.filter(id=channel.id).update(throughput=channel.throughput)  # the unit of work has written
         ids = await bulk.reserve_ids("conversation", 3)

@@ -40,6 +40,7 @@ from inbox.segments import count_segments
 from inbox.services import bulk, case_events, quick_entries, quiet_hours
 from inbox.services.channels import default_channel, later_thread
 from inbox.services.limits import clip
+from inbox.services.linking import LINK_COLUMNS, NOTE_COLUMNS
 from inbox.services.messaging import CAMPAIGN_TEXT_COLUMNS, preview_of
 from inbox.services.reminder_times import ReminderSpec, reminder_time
 from inbox.services.unit_of_work import current_unit
@@ -344,19 +345,12 @@ async def _store_texts(
     )
     await bulk.insert_rows(
         "message_link",
-        {"message_id": "int", "case_id": "int", "reason": "text", "linked_by_id": "int", "created_at": "timestamptz"},
+        LINK_COLUMNS,
         [(row[1], row[0], LinkReason.SENT_FROM.value, staff.id, now) for row in notes],
     )
     await bulk.insert_rows(
         "case_note",
-        {
-            "case_id": "int",
-            "message_id": "int",
-            "author": "text",
-            "body": "text",
-            "at": "timestamptz",
-            "created_at": "timestamptz",
-        },
+        NOTE_COLUMNS,
         notes,
     )
     await bulk.update_rows(

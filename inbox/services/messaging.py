@@ -373,17 +373,38 @@ async def store_app_text(
     return message
 
 
-# ---------------------------------------------------------------- bulk texts (campaigns)
+# ---------------------------------------------------------------- rows written in bulk
 
-# The columns a bulk text is inserted with (every NOT NULL column the model fills in Python).
-CAMPAIGN_TEXT_COLUMNS = {
-    "id": "int",  # drawn beforehand (bulk.reserve_ids): the recipients' pointers need no read-back
+# The columns every bulk-inserted text starts and ends with (each kind's own between): rows are tuples in this order.
+MESSAGE_HEAD_COLUMNS = {
+    "id": "int",  # drawn beforehand (bulk.reserve_ids): in arrival order (a thread's order); no read-back
     "conversation_id": "int",
     "direction": "text",
     "from_number": "text",
     "to_number": "text",
     "body": "text",
     "status": "text",
+}
+MESSAGE_TAIL_COLUMNS = {
+    "attempt_count": "int",
+    "outcome_unknown": "bool",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+}
+CONVERSATION_COLUMNS = {
+    "id": "int",
+    "channel_id": "int",
+    "phone": "text",
+    "last_message_preview": "text",
+    "created_at": "timestamptz",
+}
+
+
+# ---------------------------------------------------------------- bulk texts (campaigns)
+
+# The columns a bulk text is inserted with (every NOT NULL column the model fills in Python).
+CAMPAIGN_TEXT_COLUMNS = {
+    **MESSAGE_HEAD_COLUMNS,
     "outbox_state": "text",
     "next_attempt_at": "timestamptz",
     "send_at": "timestamptz",
@@ -393,10 +414,7 @@ CAMPAIGN_TEXT_COLUMNS = {
     "case_id": "int",
     "purpose": "text",
     "campaign_id": "int",
-    "attempt_count": "int",
-    "outcome_unknown": "bool",
-    "created_at": "timestamptz",
-    "updated_at": "timestamptz",
+    **MESSAGE_TAIL_COLUMNS,
 }
 
 
@@ -609,20 +627,11 @@ class Arriving:
 
 
 INBOUND_TEXT_COLUMNS = {
-    "id": "int",  # drawn beforehand (bulk.reserve_ids): in arrival order, a thread's order
-    "conversation_id": "int",
-    "direction": "text",
-    "from_number": "text",
-    "to_number": "text",
-    "body": "text",
-    "status": "text",
+    **MESSAGE_HEAD_COLUMNS,
     "provider_sid": "text",
     "segments": "int",
     "encoding": "text",
-    "attempt_count": "int",
-    "outcome_unknown": "bool",
-    "created_at": "timestamptz",
-    "updated_at": "timestamptz",
+    **MESSAGE_TAIL_COLUMNS,
 }
 
 
@@ -693,14 +702,7 @@ async def _threads_of(pairs: list[tuple[int, str]], now: datetime) -> dict[tuple
         return found
     ids = await bulk.reserve_ids("conversation", len(missing))
     rows = [(cid, channel_id, phone, "", now) for (channel_id, phone), cid in zip(missing, ids, strict=True)]
-    columns = {
-        "id": "int",
-        "channel_id": "int",
-        "phone": "text",
-        "last_message_preview": "text",
-        "created_at": "timestamptz",
-    }
-    if await bulk.insert_rows("conversation", columns, rows, on_conflict_nothing=True):
+    if await bulk.insert_rows("conversation", CONVERSATION_COLUMNS, rows, on_conflict_nothing=True):
         return found | {pair: cid for pair, cid in zip(missing, ids, strict=True)}
     return {(int(c), str(p)): int(i) for i, c, p in await query.values_list("id", "channel_id", "phone")}
 
