@@ -62,6 +62,10 @@ class Transport(Protocol):
         """Hands the text to the server (or, in memory, to this process); False when it could not (logged)."""
         ...
 
+    async def publish_many(self, texts: list[str]) -> bool:
+        """The texts in order, as `publish` each; False when any could not be handed over (logged)."""
+        ...
+
 
 class EventTooLarge(ValueError):
     """A text longer than the transport carries (PostgreSQL's NOTIFY takes under 8000 bytes)."""
@@ -109,12 +113,28 @@ class MemoryTransport:
         self._on_text(text)
         return True
 
+    async def publish_many(self, texts: list[str]) -> bool:
+        for text in texts:
+            self._on_text(text)
+        return True
+
 
 class ListeningTransport(ABC):
     """The listening half shared by the network transports: a task that listens until the connection
     drops, then reconnects with backoff and reports the reconnection."""
 
     kind = "bus"
+
+    @abstractmethod
+    async def publish(self, text: str) -> bool: ...
+
+    async def publish_many(self, texts: list[str]) -> bool:
+        """Each in turn, stopping at the first that cannot leave (the tabs then catch up on all of them); a
+        transport that can hand them over at once does (Redis: a pipeline)."""
+        for text in texts:
+            if not await self.publish(text):
+                return False
+        return True
 
     def __init__(self, url: str, on_text: OnText, on_reconnect: OnReconnect) -> None:
         self.url = url
@@ -260,6 +280,22 @@ class RedisTransport(ListeningTransport):
             return True
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.error("Could not publish an event to %s (%s): dropped; tabs catch up", redacted(self.url), exc)
+            return False
+
+    async def publish_many(self, texts: list[str]) -> bool:
+        """One round trip for a unit of work's events (a batch of inbound texts: two or three a text), in order."""
+        if len(texts) == 1:
+            return await self.publish(texts[0])
+        try:
+            async with self._publisher.pipeline(transaction=False) as pipe:
+                for text in texts:
+                    pipe.publish(self.channel, text)
+                await pipe.execute()
+            return True
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.error(
+                "Could not publish %d events to %s (%s): dropped; tabs catch up", len(texts), redacted(self.url), exc
+            )
             return False
 
 

@@ -216,6 +216,26 @@ async def test_redis_restarted_the_bus_comes_back_and_says_so(
             assert await publishing.ready() and await other.ready()
 
 
+async def test_a_unit_of_works_events_go_together_and_if_lost_are_caught_up_once(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with connected(redis_server.url, redis_server.url) as (publishing, other):
+        async with publishing.subscribe() as own, other.subscribe() as elsewhere:
+            redis_server.stop()
+            with caplog.at_level(logging.ERROR, logger="inbox.bus_transports"):
+                await publishing.publish_all([received(1), received(2), received(3)])
+            assert caplog.text.count("Could not publish 3 events") == 1  # one pipeline, one failure
+            assert await heard(own, 1) == [RECONNECTED]
+
+            await redis_server.start()
+            async with asyncio.timeout(LIVE_AGAIN_SECONDS):
+                assert await own.get() is RECONNECTED
+                assert await elsewhere.get() is RECONNECTED
+            await publishing.publish_all([received(4), received(5)])
+            assert await heard(elsewhere, 3) == [RECONNECTED, received(4), received(5)]
+            assert await heard(own, 3) == [RECONNECTED, received(4), received(5)]
+
+
 async def test_a_redis_that_stops_answering_without_a_word_is_noticed(redis_server: RedisServer) -> None:
     """A dead network closes nothing: the listener PINGs when it hears nothing, and reconnects when no
     answer comes (a stopped redis-server keeps its sockets open and says nothing)."""
