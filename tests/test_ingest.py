@@ -115,6 +115,21 @@ async def test_a_claim_never_overtakes_a_text_of_the_same_sender_being_processed
         assert await claim_texts(10, now, lease) == []  # each claimed once while its lease holds
 
 
+async def test_a_claim_passes_over_texts_behind_one_being_processed_to_take_the_next_senders(
+    settings: Settings,
+) -> None:
+    async with database_only(settings.database_url):
+        now = clock.now()
+        lease = now + timedelta(seconds=60)
+        forms = [(inbound_params(numbered_sid(0), MARIA, "Being processed"), None)]
+        forms += [(inbound_params(numbered_sid(n), MARIA, f"Behind it {n}"), None) for n in range(1, 4)]
+        forms += [(inbound_params(numbered_sid(n), f"+1404555{n:04d}", "Someone else"), None) for n in range(4, 7)]
+        ids = await store_payloads(forms, now, [lease] + [None] * 6)
+        # The three behind the text in flight are passed over (they are among the oldest the claim looks at).
+        assert await claim_texts(2, now, lease) == ids[4:6]
+        assert await claim_texts(2, now, lease) == ids[6:7]
+
+
 @pytest.mark.skipif(not database.database_url(Path()).startswith("sqlite"), reason="SQLite's one writer")
 async def test_a_store_waits_for_the_writer_another_process_holds_and_then_succeeds(settings: Settings) -> None:
     """`inbox worker` holds SQLite's writer through each unit of work: the web's group store waits its turn

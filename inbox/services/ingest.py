@@ -39,10 +39,13 @@ from inbox.services.messaging import Outbox
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
-PROCESS_BATCH = 50  # stored texts claimed at once, at most
-# Free texts a claim looks at, oldest first, for PROCESS_BATCH not behind a text of their sender being processed: when
-# all of these are (one sender's long backlog behind a dead process's lease), the others wait for it to run out.
-CLAIM_SCAN = 200
+PROCESS_BATCH = 50  # stored texts claimed at once, at most, on SQLite (`_fit_batch` sizes them below that)
+# PostgreSQL: its writers do not wait for each other, and a claim costs ~10 ms with a burst's backlog waiting (the
+# planner's statistics are a burst behind): bigger batches share it.
+POSTGRES_BATCH = 200
+# Free texts a claim looks at, oldest first, per text it takes (those behind a text of their sender being processed
+# are passed over): when all are (one sender's long backlog behind a dead process's lease), the rest wait for it.
+CLAIM_SCAN_FACTOR = 4
 # SQLite: a batch's transaction holds the one writer, and the web's stores (its acknowledgements) wait behind it;
 # the batch is sized from the last one's time per text to hold it about this long.
 SQLITE_HOLD_SECONDS = 0.015  # 50 ms: acknowledged 255/s, processed 234/s; 15 ms: 386/s, 133/s (bench/RESULTS.md)
@@ -262,7 +265,7 @@ class Ingest:
         else:  # workers process them; this process takes up only what they have left for long
             received_before = now - timedelta(seconds=RECOVER_SECONDS)
         return await claim_texts(
-            self._batch,
+            POSTGRES_BATCH if _postgres() else self._batch,
             now,
             lease_until=now + timedelta(seconds=LEASE_SECONDS),
             received_before=received_before,
@@ -406,12 +409,13 @@ async def claim_texts(
     if received_before is not None:
         conditions.append(f"received_at < {mark(received_before)}")
     lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
-    # The oldest CLAIM_SCAN free texts first, then the in-flight check on those only: asked in one go, PostgreSQL's
-    # planner (its statistics a burst behind) checked every unprocessed text and sorted them — 1.9 s a claim with a
-    # backlog of 30,000. The in-flight index (0025) holds only texts being processed: each check reads an entry or two.
+    # The oldest free texts first (CLAIM_SCAN_FACTOR per text wanted), then the in-flight check on those only:
+    # asked in one go, PostgreSQL's planner (its statistics a burst behind) checked every unprocessed text and
+    # sorted them — 1.9 s a claim with a backlog of 30,000. The in-flight index (0025) holds only texts being
+    # processed: each check reads an entry or two.
     candidates = (
         f"SELECT id, sender FROM webhook_payload WHERE {' AND '.join(conditions)} ORDER BY id "
-        f"LIMIT {mark(CLAIM_SCAN)}{lock}"
+        f"LIMIT {mark(limit * CLAIM_SCAN_FACTOR)}{lock}"
     )
     # Never past an earlier text of the same sender that another process is processing now (the web process's
     # inline one): the later one would get the lower id, and the thread would show the two swapped.
