@@ -247,7 +247,8 @@ async def test_an_automatic_reply_stored_before_consent_was_withdrawn_is_cancele
 ) -> None:
     await _auto_reply_always(app)
     made = await make_case(phone=MARIA)
-    received = await inbound.receive_text(app.state.outbox, app.state.channel, inbound_params(new_sid(), MARIA, "Hi"))
+    channel = await Channel.get(id=app.state.channel.id)  # as it is now, answering automatically (the route's copy is)
+    received = await inbound.receive_text(app.state.outbox, channel, inbound_params(new_sid(), MARIA, "Hi"))
     [reply_id] = received.replies  # stored in the outbox, not yet handed over (the route does that after its answer)
     phone = await ClientPhone.get(number=MARIA)
     await consent.set_okay_to_text(app.state.bus, await make_staff("supervisor"), made.client_id, phone.id, False)
