@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-from inbox import clock, db  # noqa: E402
+from inbox import clock  # noqa: E402
 from inbox.app import create_app  # noqa: E402
 from inbox.live import Shows, Tab  # noqa: E402
 from inbox.models import (  # noqa: E402
@@ -62,17 +62,10 @@ from inbox.worker import send_due  # noqa: E402
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL  # noqa: E402
 from tests.support.fake_twilio import FakeTwilio  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.sqlite import fresh_sqlite_database  # noqa: E402
 
 TARGET_SECONDS = 1.0
 BODY = "Hi {client_first_name}: the clinic is closed on Friday. Call {office_phone} if you need us."
-
-
-@asynccontextmanager
-async def sqlite_database() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        yield url
 
 
 def bench_settings(url: str, fake: FakeTwilio, workdir: Path) -> Settings:
@@ -267,7 +260,7 @@ def campaigns_interval() -> float:
 def databases(args: argparse.Namespace) -> list[tuple[str, AbstractAsyncContextManager[str]]]:
     chosen: list[tuple[str, AbstractAsyncContextManager[str]]] = []
     if not args.skip_sqlite:
-        chosen.append(("SQLite", sqlite_database()))
+        chosen.append(("SQLite", fresh_sqlite_database()))
     if not args.skip_postgres:
         chosen.append(("PostgreSQL", fresh_database(args.postgres, "inbox_bench_campaigns")))
     return chosen
@@ -329,7 +322,7 @@ async def main() -> None:
                 enqueues.append(run)
     live = None
     if not args.skip_live:
-        async with sqlite_database() as url, workdir() as work:
+        async with fresh_sqlite_database() as url, workdir() as work:
             live = await live_run(url, args.drained, work)
         print(f"live: {live.progress_updates} progress updates in {live.seconds:.1f} s, {live.other_updates} others")
         for name, times in live.deliveries.items():

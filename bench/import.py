@@ -24,10 +24,8 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -46,17 +44,10 @@ from inbox.services.import_files import CsvFile  # noqa: E402
 from inbox.services.importing import ImportReport, run_import  # noqa: E402
 from inbox.services.staff import create_staff  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.sqlite import fresh_sqlite_database  # noqa: E402
 
 TARGET_SECONDS = 30.0
 STAFF = 10
-
-
-@asynccontextmanager
-async def sqlite_database() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        yield url
 
 
 def export(rows: int, events: int) -> tuple[list[CsvFile], list[CsvFile]]:
@@ -180,7 +171,7 @@ async def main() -> None:
     args = parser.parse_args()
     results: list[Figures] = []
     if not args.skip_sqlite:
-        results.append(await run_on("SQLite", sqlite_database(), args.rows, args.events))
+        results.append(await run_on("SQLite", fresh_sqlite_database(), args.rows, args.events))
         print(line(results[-1]), flush=True)
     if not args.skip_postgres:
         database = fresh_database(args.postgres, f"bench_import_{datetime.now(UTC):%H%M%S}")

@@ -31,8 +31,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,7 @@ from inbox.sms.twilio import TwilioProvider  # noqa: E402
 from tests.support.config import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, PUBLIC_URL  # noqa: E402
 from tests.support.fake_twilio import FakeTwilio  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.sqlite import fresh_sqlite_database  # noqa: E402
 from tests.support.workers import WorkerProcess, start_worker, worker_env  # noqa: E402
 
 CLIENT_PHONE = "+14045387319"
@@ -77,14 +78,6 @@ def accept_rate(times: list[float], skip: int = 0) -> float:
 
 
 # ---------------------------------------------------------------- databases
-
-
-@asynccontextmanager
-async def sqlite_database() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        yield url
 
 
 # ---------------------------------------------------------------- one run
@@ -257,7 +250,7 @@ async def run(texts: int, postgres: str | None, pacing_seconds: float) -> list[s
     lines: list[str] = []
     base = await baseline_rate(BASELINE_TEXTS, LANES)
     print(f"baseline: {base:.0f} creates/s ({LANES} at once, twilio library only)", flush=True)
-    backends: list[tuple[str, Callable[[], AbstractAsyncContextManager[str]]]] = [("SQLite", sqlite_database)]
+    backends: list[tuple[str, Callable[[], AbstractAsyncContextManager[str]]]] = [("SQLite", fresh_sqlite_database)]
     if postgres:
         server = postgres
         backends.append(("PostgreSQL", lambda: fresh_database(server, f"inbox_bench_outbox_{os.getpid()}")))
@@ -278,7 +271,7 @@ async def run(texts: int, postgres: str | None, pacing_seconds: float) -> list[s
             lines.append(line)
     for throughput in (10, 50):
         with tempfile.TemporaryDirectory() as tmp:
-            async with sqlite_database() as url:
+            async with fresh_sqlite_database() as url:
                 paced = await pacing_run(url, throughput, pacing_seconds, Path(tmp))
         line = (
             f"| {datetime.now(UTC):%Y-%m-%d} | outbox pacing (SQLite, 2 worker processes, one channel) | "

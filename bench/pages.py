@@ -26,8 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,13 +39,13 @@ sys.path.insert(0, str(REPO))
 
 from tortoise import Tortoise  # noqa: E402
 
-from inbox import db  # noqa: E402
 from inbox.app import create_app  # noqa: E402
 from inbox.models import Channel  # noqa: E402
 from inbox.services.staff import create_api_token, hash_password  # noqa: E402
 from inbox.settings import Secret, Settings  # noqa: E402
 from tests.support.config import PUBLIC_URL  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.sqlite import fresh_sqlite_database  # noqa: E402
 from tests.support.staff import post_sign_in  # noqa: E402
 
 TARGET_MS = 30.0
@@ -363,18 +362,10 @@ async def measure(url: str, conversations: int, rounds: int, workdir: Path) -> l
     return results
 
 
-@asynccontextmanager
-async def sqlite_database() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        yield url
-
-
 def databases(args: argparse.Namespace) -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     if not args.skip_sqlite:
-        found.append(("SQLite", sqlite_database))
+        found.append(("SQLite", fresh_sqlite_database))
     if not args.skip_postgres:
         found.append(("PostgreSQL", lambda: fresh_database(args.postgres.rstrip("/"), f"bench_pages_{os.getpid()}")))
     return found

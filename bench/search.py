@@ -24,10 +24,8 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from inbox import db  # noqa: E402
 from inbox.services import conversations, search  # noqa: E402
 from inbox.services.staff import create_staff  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.sqlite import fresh_sqlite_database  # noqa: E402
 
 CONVERSATIONS = 2000
 WORDS_PER_TEXT = 14
@@ -161,17 +160,9 @@ async def measure(url: str, backend: str, messages: int) -> list[str]:
         await db.disconnect()
 
 
-@asynccontextmanager
-async def sqlite_database() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        yield url
-
-
 async def run(messages: int, postgres: str | None) -> list[str]:
     lines = []
-    async with sqlite_database() as url:
+    async with fresh_sqlite_database() as url:
         lines += await measure(url, "SQLite FTS5", messages)
     if postgres:
         async with fresh_database(postgres, f"inbox_bench_search_{os.getpid()}") as url:

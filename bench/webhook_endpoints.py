@@ -20,10 +20,8 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -39,14 +37,7 @@ from inbox.services import outgoing_webhooks, settings_cache  # noqa: E402
 from inbox.services.staff import create_staff  # noqa: E402
 from inbox.services.unit_of_work import unit_of_work  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
-
-
-@asynccontextmanager
-async def sqlite_database() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite://{Path(tmp) / 'bench.sqlite3'}"
-        await db.migrate(url)
-        yield url
+from tests.support.sqlite import fresh_sqlite_database  # noqa: E402
 
 
 async def units(bus: Bus, count: int, cached: bool) -> tuple[float, float]:
@@ -97,7 +88,7 @@ async def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--no-record", action="store_true", help="print, do not append to bench/RESULTS.md")
     args = parser.parse_args()
-    lines = [await run_on("SQLite", sqlite_database(), args.units)]
+    lines = [await run_on("SQLite", fresh_sqlite_database(), args.units)]
     print(lines[-1], flush=True)
     if not args.skip_postgres:
         database = fresh_database(args.postgres, f"bench_endpoints_{datetime.now(UTC):%H%M%S}")
