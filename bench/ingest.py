@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import socket
 import sqlite3
 import statistics
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -150,6 +151,7 @@ class Round:
     p99_ms: float
     processed_in_window: int = 0
     drain_seconds: float = 0.0
+    cores: dict[str, float] = field(default_factory=dict)  # CPU each process used while wrk ran, in cores
 
     @property
     def per_second(self) -> float:
@@ -240,6 +242,9 @@ async def one_round(kind: str, number: int, database_url: str, data_dir: Path, s
     try:
         await until_listening(port)
         before = await count_messages(database_url) if kind == "full" else 0
+        names = ["web" if kind == "full" else kind, "worker"]
+        cpu_before = {name: cpu_seconds(server.pid) for name, server in zip(names, servers, strict=False)}
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk's, once it has been waited for
         started = time.perf_counter()
         wrk = await asyncio.create_subprocess_exec(
             "wrk",
@@ -255,12 +260,19 @@ async def one_round(kind: str, number: int, database_url: str, data_dir: Path, s
         )
         output = (await wrk.communicate())[0].decode()
         elapsed = time.perf_counter() - started
+        cores = {
+            name: round((cpu_seconds(server.pid) - cpu_before[name]) / elapsed, 2)
+            for name, server in zip(names, servers, strict=False)
+        }
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_seconds = children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
+        cores["wrk"] = round(wrk_seconds / elapsed, 2)
         at_end = await count_messages(database_url) if kind == "full" else 0
         match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", output)
         if match is None:
             raise RuntimeError(f"wrk said:\n{output}")
         requests, non_2xx, errors, p50, p99 = (int(group) for group in match.groups())
-        result = Round(kind, requests, non_2xx, errors, elapsed, p50 / 1000, p99 / 1000, at_end - before)
+        result = Round(kind, requests, non_2xx, errors, elapsed, p50 / 1000, p99 / 1000, at_end - before, cores=cores)
         if kind == "full":
             result.drain_seconds = await drained(database_url, before + requests - non_2xx - errors, started + elapsed)
         return result
@@ -269,6 +281,12 @@ async def one_round(kind: str, number: int, database_url: str, data_dir: Path, s
             server.terminate()
         for server in servers:
             server.wait(30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far: where the two cores went during a round."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def drained(database_url: str, expected: int, since: float) -> float:

@@ -333,8 +333,9 @@ async def worker(settings: Settings, _: Any) -> None:
     from inbox.worker import OutboxWorker, stop_gracefully
 
     async def work() -> None:
-        # Not on SQLite: there a worker holds the one writer through each unit of work, and the web's stores
-        # wait for it — a worker held back by the CPU held them back too (p99 58 → 567 ms in bench/ingest.py).
+        # Not on SQLite: there a worker holds the one writer through each unit of work, and what the web writes
+        # (a quiet text, the spool's moves, pages' writes) waits for it — a worker held back by the CPU held them
+        # back too (p99 58 → 567 ms in bench/ingest.py, before the spool).
         if not settings.is_sqlite:
             lower_priority(settings.worker_nice)
         await ensure_organisation()

@@ -2,8 +2,10 @@
 
 The route verifies the signature and calls `Ingest.accept`. Webhooks that arrive together are stored
 together (one multi-row INSERT, one commit: a group commit), and each is answered once its row is
-durable — nothing acknowledged can be lost. Processing (conversation, message, links, alerts, consent
-and its replies, events: `inbound.receive_stored_many`, a claimed batch in one unit of work) runs after:
+durable — nothing acknowledged can be lost. On SQLite, those left to the processor are stored in the spool,
+a file with a writer of its own, and moved into the database right after (inbox.services.spool). Processing
+(conversation, message, links, alerts, consent and its replies, events: `inbound.receive_stored_many`, a
+claimed batch in one unit of work) runs after:
 
 - inline, before the answer, when no other webhook is in flight in this process (a quiet inbox: the text
   is processed by the time Twilio hears back, as it always was, and a test can look at the database at once);
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -33,22 +34,20 @@ from tortoise import connections
 
 from inbox import clock, db
 from inbox.models import WebhookPayload
-from inbox.services import inbound, messaging, outbox
+from inbox.services import inbound, messaging, outbox, spool
 from inbox.services.messaging import Outbox
+from inbox.services.spool import ORPHAN_SECONDS, Spool, spool_path, spooled
 
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 200  # webhooks stored by one INSERT at most
-PROCESS_BATCH = 50  # stored texts claimed at once, at most, on SQLite (`_fit_batch` sizes them below that)
-# PostgreSQL: its writers do not wait for each other, and a claim costs ~10 ms with a burst's backlog waiting (the
-# planner's statistics are a burst behind): bigger batches share it.
-POSTGRES_BATCH = 200
+# Stored texts claimed at once, at most. A batch's statements do not grow with its texts, so a bigger batch is
+# cheaper a text: on SQLite 0.96 ms a text in batches of 10, 0.24 in 100, 0.19 in 200 (NOTES.md). SQLite's web
+# stores no longer wait for a batch's writer under load (the spool), so its batches need not be short either.
+PROCESS_BATCH = 200
 # Free texts a claim looks at, oldest first, per text it takes (those behind a text of their sender being processed
 # are passed over): when all are (one sender's long backlog behind a dead process's lease), the rest wait for it.
 CLAIM_SCAN_FACTOR = 4
-# SQLite: a batch's transaction holds the one writer, and the web's stores (its acknowledgements) wait behind it;
-# the batch is sized from the last one's time per text to hold it about this long.
-SQLITE_HOLD_SECONDS = 0.015  # 50 ms: acknowledged 255/s, processed 234/s; 15 ms: 386/s, 133/s (bench/RESULTS.md)
 SENDER_LENGTH = 64  # webhook_payload.sender
 LEASE_SECONDS = 60.0  # a claimed text not finished in this time is claimed again (its process died)
 RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still takes up texts this old
@@ -56,6 +55,7 @@ RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still 
 # own are announced to it at once, and a poll is a statement in every page's query count (the tests count them).
 POLL_SECONDS = 60.0
 WORKER_POLL_SECONDS = 0.05  # a worker is never told (another process stored them): it looks this often
+MOVE_RETRY_SECONDS = 1.0  # a failed move of spooled rows is tried again this soon (they stay durable meanwhile)
 STOP_SECONDS = 10.0  # a stopping process finishes its claimed texts for at most this long
 
 
@@ -79,8 +79,7 @@ class FollowUps:
 class _Waiting:
     params: dict[str, str]
     token: str | None
-    claimed_until: datetime | None  # set when this process processes the text before answering
-    stored: asyncio.Future[int]
+    stored: asyncio.Future[None]
 
 
 class Ingest:
@@ -116,25 +115,33 @@ class Ingest:
         self._woken.set()  # the first round takes over what earlier runs left
         self._changed = asyncio.Event()  # set whenever this process may have become quiet (drained waits on it)
         self._started_at: datetime | None = None
-        self._batch = PROCESS_BATCH  # texts the next claim takes (smaller on SQLite: `_fit_batch`)
+        self._spool: Spool | None = None  # SQLite's, once started (inbox.services.spool)
+        self._to_move = asyncio.Event()  # this process spooled rows the mover has not moved yet
+        self._moving = False
+        self._mover: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ the webhook
 
     async def accept(self, params: Mapping[str, str], idempotency_token: str | None) -> FollowUps:
         """Stores the verified webhook durably; processes it now when no other webhook is in flight (returning
         what to do after the answer), else leaves it to the processor and returns nothing to do."""
-        inline = self._accepting == 0 and self._inline == 0
+        # Never while texts this process spooled wait to be moved: one may be this sender's last, and the
+        # inline one would get the lower id (the thread would show the two swapped).
+        inline = self._accepting == 0 and self._inline == 0 and not self._spool_waiting()
         self._accepting += 1
         try:
-            lease = clock.now() + timedelta(seconds=LEASE_SECONDS) if inline else None
-            payload_id = await self._store(dict(params), idempotency_token, lease)
             if not inline:
+                await self._store(dict(params), idempotency_token)
                 self._left += 1
                 if self.processes:
                     self._woken.set()
                 return FollowUps()
-            self._inline += 1
+            # Texts left to the processor from now on (while this one is stored, too) may be this sender's next.
             left_before = self._left
+            # Alone (nothing else is in flight), in the database, claimed by this process until the lease ends.
+            lease = clock.now() + timedelta(seconds=LEASE_SECONDS)
+            (payload_id,) = await store_payloads([(dict(params), idempotency_token)], clock.now(), [lease])
+            self._inline += 1
             try:
                 return await self._process_claimed([payload_id])
             finally:
@@ -147,8 +154,9 @@ class Ingest:
             self._accepting -= 1
             self._changed.set()
 
-    async def _store(self, params: dict[str, str], token: str | None, lease: datetime | None) -> int:
-        waiting = _Waiting(params, token, lease, asyncio.get_running_loop().create_future())
+    async def _store(self, params: dict[str, str], token: str | None) -> None:
+        """Durable once this returns: stored with the webhooks that came with it (in the spool on SQLite)."""
+        waiting = _Waiting(params, token, asyncio.get_running_loop().create_future())
         self._to_store.append(waiting)
         if self._storing is None:
             self._storing = asyncio.create_task(self._store_waiting(), name="ingest-store")
@@ -159,9 +167,7 @@ class Ingest:
             while self._to_store:
                 group, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
                 try:
-                    ids = await store_payloads(
-                        [(w.params, w.token) for w in group], clock.now(), [w.claimed_until for w in group]
-                    )
+                    await self._store_group(group)
                 except BaseException as exc:  # every webhook of the group is answered 500: Twilio sends it again
                     for waiting in group:
                         if not waiting.stored.done():
@@ -169,18 +175,50 @@ class Ingest:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for waiting, payload_id in zip(group, ids, strict=True):
-                    waiting.stored.set_result(payload_id)
+                for waiting in group:
+                    waiting.stored.set_result(None)
         finally:
             self._storing = None
             self._changed.set()
+
+    async def _store_group(self, group: list[_Waiting]) -> None:
+        """The group's rows, durable: on SQLite in the spool, whose writer no unit of work ever holds; on
+        PostgreSQL in the database."""
+        now = clock.now()
+        if self._spool is None:
+            await store_payloads([(w.params, w.token) for w in group], now)
+            return
+        await self._spool.append([spooled(w.params, w.token, sender_of(w.params)) for w in group], now)
+        self._to_move.set()
+
+    def _spool_waiting(self) -> bool:
+        return self._to_move.is_set() or self._moving
+
+    async def _move_spooled(self) -> None:
+        """Moves what this process spooled into the database as soon as it can, and wakes the processor."""
+        assert self._spool is not None
+        while True:
+            await self._to_move.wait()
+            self._to_move.clear()
+            self._moving = True
+            try:
+                while await self._spool.move():
+                    if self.processes:
+                        self._woken.set()
+            except Exception:  # the rows stay spooled, durable: tried again shortly
+                log.exception("Moving spooled inbound webhooks into the database failed; tried again")
+                await asyncio.sleep(MOVE_RETRY_SECONDS)
+                self._to_move.set()
+            finally:
+                self._moving = False
+                self._changed.set()
 
     # ------------------------------------------------------------ the processor
 
     async def _process_claimed(self, payload_ids: list[int]) -> FollowUps:
         """Claimed texts, read in one query and processed as one batch: one unit of work (whose statements do
-        not grow with the texts: inbound.record_inbound_many). On SQLite its transaction holds the one writer
-        and the web's next stores wait for it (`_fit_batch` keeps it short). PostgreSQL no longer splits a
+        not grow with the texts: inbound.record_inbound_many). On SQLite its transaction holds the one writer;
+        the web's stores under load go to the spool meanwhile (inbox.services.spool). PostgreSQL no longer splits a
         claim into lanes on several connections: the worker is CPU-bound, and lanes of batches measured slower
         (bench/RESULTS.md, branch batch)."""
         follow_ups = FollowUps()
@@ -234,11 +272,10 @@ class Ingest:
             self._woken.clear()
             self._looking = True
             try:
+                await self._sweep_spool(taking_over)
                 ids = await self._claim(taking_over)
                 if ids:
-                    started = time.perf_counter()
                     self._follow_up(await self._process_claimed(ids))
-                    self._fit_batch(len(ids), time.perf_counter() - started)
                     continue
                 taking_over = False
             except Exception:
@@ -249,13 +286,15 @@ class Ingest:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self.poll)
 
-    def _fit_batch(self, texts: int, seconds: float) -> None:
-        """On SQLite, the next batch sized to hold the writer about SQLITE_HOLD_SECONDS (PostgreSQL's writers
-        do not wait for each other: its batches stay whole)."""
-        if _postgres() or texts == 0:
+    async def _sweep_spool(self, taking_over: bool) -> None:
+        """Moves spooled rows a dead process left (all spooled before this process started, on its first round);
+        younger ones are their own process's mover's."""
+        if self._spool is None:
             return
-        per_text = max(seconds / texts, 1e-4)
-        self._batch = max(1, min(PROCESS_BATCH, int(SQLITE_HOLD_SECONDS / per_text)))
+        assert self._started_at is not None
+        before = self._started_at if taking_over else clock.now() - timedelta(seconds=ORPHAN_SECONDS)
+        while await self._spool.move(received_before=before):
+            pass
 
     async def _claim(self, taking_over: bool) -> list[int]:
         now = clock.now()
@@ -265,7 +304,7 @@ class Ingest:
         else:  # workers process them; this process takes up only what they have left for long
             received_before = now - timedelta(seconds=RECOVER_SECONDS)
         return await claim_texts(
-            POSTGRES_BATCH if _postgres() else self._batch,
+            PROCESS_BATCH,
             now,
             lease_until=now + timedelta(seconds=LEASE_SECONDS),
             received_before=received_before,
@@ -287,6 +326,10 @@ class Ingest:
     async def start(self) -> None:
         """Starts the processor; its first rounds take over what earlier runs stored and did not process."""
         self._started_at = clock.now()
+        database_file = spool.database_file()
+        if database_file is not None:
+            self._spool = Spool(spool_path(database_file))
+            self._mover = asyncio.create_task(self._move_spooled(), name="ingest-move-spooled")
         self._processor = asyncio.create_task(self._run(), name="ingest-process")
 
     def _quiet(self) -> bool:
@@ -296,6 +339,7 @@ class Ingest:
             and not self._looking
             and not self._woken.is_set()
             and not self._follow_ups
+            and not self._spool_waiting()
         )
 
     async def drained(self) -> None:
@@ -311,12 +355,14 @@ class Ingest:
         """Finishes what is claimed (what is not finished in STOP_SECONDS is taken over at the next start)."""
         with suppress(TimeoutError):
             await asyncio.wait_for(self.drained(), STOP_SECONDS)
-        for task in (self._processor, *self._follow_ups):
+        for task in (self._processor, self._mover, *self._follow_ups):
             if task is not None:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
-        self._processor = None
+        self._processor = self._mover = None
+        if self._spool is not None:
+            await self._spool.close()
 
 
 async def run_follow_ups(outbox_: Outbox, follow_ups: FollowUps) -> None:

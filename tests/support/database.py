@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
 from tortoise import Tortoise
 
 from inbox import db
+from inbox.services import spool
 
 
 def database_url(tmp_dir: Path) -> str:
@@ -38,6 +40,17 @@ async def wipe() -> None:
     for table in tables:
         await connection.execute_script(f'DELETE FROM "{table}"')
     await connection.execute_script("PRAGMA foreign_keys = ON")
+    empty_spool()
+
+
+def empty_spool() -> None:
+    """What a test's processes spooled and never moved (one killed mid-burst) would be moved by the next test's."""
+    database_file = spool.database_file()
+    if database_file is None or not spool.spool_path(database_file).exists():
+        return
+    with closing(sqlite3.connect(spool.spool_path(database_file), isolation_level=None)) as connection:
+        connection.execute(spool.SCHEMA)
+        connection.execute("DELETE FROM spool")
 
 
 @asynccontextmanager
