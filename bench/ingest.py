@@ -342,8 +342,14 @@ def summary(database: str, results: list[Round], label: str, processing: str) ->
         f"p99 {statistics.median(r.p99_ms for r in full):.0f} ms) · processed while loaded "
         f"{statistics.median(processed):.0f}/s (ratio {statistics.median(processed) / base:.2f}) · backlog drained "
         f"{max(r.drain_seconds for r in full):.1f} s after the load stopped · "
-        f"non-2xx {sum(r.non_2xx for r in full)} |\n"
+        f"non-2xx {sum(r.non_2xx for r in full)} · cores while loaded {cores_used(full)} |\n"
     )
+
+
+def cores_used(rounds: list[Round]) -> str:
+    """Each process's CPU while wrk ran, the median over the rounds: where the two cores went."""
+    names = list(rounds[0].cores)
+    return ", ".join(f"{name} {statistics.median(r.cores[name] for r in rounds):.2f}" for name in names)
 
 
 def main() -> None:

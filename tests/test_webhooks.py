@@ -138,3 +138,22 @@ async def test_callback_for_a_sid_not_yet_stored_is_kept_and_applied_later(
     assert response.status_code == 200
     payload = await WebhookPayload.get(provider_sid=early_sid)
     assert payload.processed_at is None
+
+
+async def test_the_form_is_read_as_twilio_encoded_it(anonymous: httpx.AsyncClient, make_case) -> None:
+    """Plus signs, %-escapes, accents, an emoji, an empty field: the signature matches only if every byte of
+    every value is read back as Twilio had it, and the text is stored exactly so."""
+    await make_case(phone="+14045387319")
+    body = "1 + 1 = 2 & 100% sure; café 🙂 a+b%2Bc"
+    params = inbound_params(SID, "+14045387319", body, MessagingServiceSid="", ToCity="")
+    assert (await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params))).status_code == 200
+    assert (await Message.get(provider_sid=SID)).body == body
+    assert (await WebhookPayload.get(provider_sid=SID)).params == params
+
+
+async def test_a_form_with_more_fields_than_any_webhook_is_refused(anonymous: httpx.AsyncClient) -> None:
+    params = {**inbound_params(SID, "+14045387319", "hi"), **{f"Extra{n}": "x" for n in range(1000)}}
+    response = await anonymous.post(**signed_post_args("/webhooks/twilio/messages", params))
+    assert response.status_code == 400
+    assert "more than 1000 fields" in response.text
+    assert await WebhookPayload.all().count() == 0

@@ -11,8 +11,10 @@ answered 403 and nothing is stored.
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl
 
 from starlette.background import BackgroundTasks
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,6 +29,8 @@ from inbox.services.providers import ProviderRegistry
 log = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+URLENCODED = "application/x-www-form-urlencoded"
+MAX_FIELDS = 1000  # as Starlette's own form parser allows
 
 
 def signed_url(request: Request) -> str:
@@ -38,8 +42,7 @@ def signed_url(request: Request) -> str:
 
 async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, str], Channel] | None:
     """The form and the channel it is for, when a channel of the named account signed it; else None."""
-    form = await request.form()
-    params = {key: str(value) for key, value in form.multi_items()}
+    params = await posted_params(request)
     signature = request.headers.get("X-Twilio-Signature", "")
     registry: ProviderRegistry = request.app.state.providers
     url = signed_url(request)
@@ -58,6 +61,21 @@ async def _verified(request: Request, our_number_field: str) -> tuple[dict[str, 
     )
     log.warning("Refused a webhook to %s with %s", request.url.path, reason)
     return None
+
+
+async def posted_params(request: Request) -> dict[str, str]:
+    """The form Twilio posted (a repeated field: its last value). Twilio posts URL-encoded forms: read with the
+    standard library's parse_qsl, as Starlette's parser reads them (latin-1 bytes, %-escapes as UTF-8, `+` a space,
+    blank values kept) in a third of its time — 16 against 47 µs for an inbound text's 20 fields, a tenth of the
+    web's time for a webhook under load (NOTES.md). Anything else goes through Starlette's parser."""
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != URLENCODED:
+        form = await request.form()
+        return {key: str(value) for key, value in form.multi_items()}
+    body = (await request.body()).decode("latin-1")
+    try:
+        return dict(parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    except ValueError as error:  # more fields than any webhook of Twilio's has
+        raise HTTPException(400, f"This form has more than {MAX_FIELDS} fields.") from error
 
 
 def refuse_unstorable(params: dict[str, str]) -> None:
