@@ -153,3 +153,25 @@ async def test_a_move_repeated_after_a_crash_copies_nothing_twice_and_twilios_re
     finally:
         await database.wipe()
         await db.disconnect()
+
+
+async def test_without_a_usable_spool_the_database_stores_the_burst(
+    settings: Settings, fake_twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = spool.spool_path(database_file(settings))
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    path.mkdir()  # where the spool's file should be: SQLite cannot open it (as a full disk or a read-only folder)
+    sids = [numbered_sid(n) for n in range(BURST)]
+    posts = [signed_post_args(INBOUND, inbound_params(sid, MARIA, f"Text {n}")) for n, sid in enumerate(sids)]
+    try:
+        async with running(settings, fake_twilio) as app, asgi_client(app) as client:
+            answers = await asyncio.gather(*(client.post(**args) for args in posts))  # type: ignore[arg-type]
+            assert [answer.status_code for answer in answers] == [200] * BURST
+            await app.state.ingest.drained()
+            stored = await Message.filter(provider_sid__in=sids).values_list("provider_sid", flat=True)
+            assert sorted(stored) == sorted(sids)
+    finally:
+        path.rmdir()
+    # Said once, not for every group of the burst: the database stores them for a while before the spool is tried again.
+    assert caplog.text.count("Could not spool inbound webhooks") == 1

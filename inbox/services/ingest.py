@@ -55,6 +55,7 @@ RECOVER_SECONDS = 60.0  # a web process that leaves processing to workers still 
 # own are announced to it at once, and a poll is a statement in every page's query count (the tests count them).
 POLL_SECONDS = 60.0
 WORKER_POLL_SECONDS = 0.05  # a worker is never told (another process stored them): it looks this often
+SPOOL_RETRY_SECONDS = 30  # a spool that failed is not tried again for this long (the database stores meanwhile)
 MOVE_RETRY_SECONDS = 1.0  # a failed move of spooled rows is tried again this soon (they stay durable meanwhile)
 STOP_SECONDS = 10.0  # a stopping process finishes its claimed texts for at most this long
 
@@ -119,6 +120,7 @@ class Ingest:
         self._to_move = asyncio.Event()  # this process spooled rows the mover has not moved yet
         self._moving = False
         self._mover: asyncio.Task[None] | None = None
+        self._spool_retry_at = 0.0  # the loop's time: after the spool failed, the database stores until then
 
     # ------------------------------------------------------------ the webhook
 
@@ -185,11 +187,17 @@ class Ingest:
         """The group's rows, durable: on SQLite in the spool, whose writer no unit of work ever holds; on
         PostgreSQL in the database."""
         now = clock.now()
-        if self._spool is None:
-            await store_payloads([(w.params, w.token) for w in group], now)
-            return
-        await self._spool.append([spooled(w.params, w.token, sender_of(w.params)) for w in group], now)
-        self._to_move.set()
+        loop = asyncio.get_running_loop()
+        if self._spool is not None and loop.time() >= self._spool_retry_at:
+            try:
+                await self._spool.append([spooled(w.params, w.token, sender_of(w.params)) for w in group], now)
+            except Exception:  # the spool is a shortcut: without it (a full disk, its file unwritable) the database
+                log.exception("Could not spool inbound webhooks; the database stores them for %ds", SPOOL_RETRY_SECONDS)
+                self._spool_retry_at = loop.time() + SPOOL_RETRY_SECONDS
+            else:
+                self._to_move.set()
+                return
+        await store_payloads([(w.params, w.token) for w in group], now)
 
     def _spool_waiting(self) -> bool:
         return self._to_move.is_set() or self._moving
@@ -293,8 +301,11 @@ class Ingest:
             return
         assert self._started_at is not None
         before = self._started_at if taking_over else clock.now() - timedelta(seconds=ORPHAN_SECONDS)
-        while await self._spool.move(received_before=before):
-            pass
+        try:
+            while await self._spool.move(received_before=before):
+                pass
+        except Exception:  # what is in the database is still claimed and processed
+            log.exception("Could not move what another process left in the spool; tried again at the next look")
 
     async def _claim(self, taking_over: bool) -> list[int]:
         now = clock.now()

@@ -98,9 +98,13 @@ class Spool:
         async with self._opening:
             if self._connection is None:
                 connection = await aiosqlite.connect(self.path, isolation_level=None)
-                for pragma in ("journal_mode = WAL", "synchronous = FULL", f"busy_timeout = {BUSY_TIMEOUT_MS}"):
-                    await connection.execute(f"PRAGMA {pragma}")
-                await connection.execute(SCHEMA)
+                try:
+                    for pragma in ("journal_mode = WAL", "synchronous = FULL", f"busy_timeout = {BUSY_TIMEOUT_MS}"):
+                        await connection.execute(f"PRAGMA {pragma}")
+                    await connection.execute(SCHEMA)
+                except BaseException:
+                    await connection.close()
+                    raise
                 self._connection = connection
             return self._connection
 

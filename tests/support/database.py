@@ -46,7 +46,7 @@ async def wipe() -> None:
 def empty_spool() -> None:
     """What a test's processes spooled and never moved (one killed mid-burst) would be moved by the next test's."""
     database_file = spool.database_file()
-    if database_file is None or not spool.spool_path(database_file).exists():
+    if database_file is None or not spool.spool_path(database_file).is_file():
         return
     with closing(sqlite3.connect(spool.spool_path(database_file), isolation_level=None)) as connection:
         connection.execute(spool.SCHEMA)
