@@ -38,6 +38,16 @@ OUTBOX_OLDEST = Gauge(
     "How long the longest-waiting due text has been due.",
     multiprocess_mode="mostrecent",
 )
+INBOUND_BACKLOG = Gauge(
+    "inbox_inbound_backlog",
+    "Texts Twilio was answered for and not yet processed (stored, or in SQLite's spool).",
+    multiprocess_mode="mostrecent",
+)
+INBOUND_OLDEST = Gauge(
+    "inbox_inbound_oldest_age_seconds",
+    "How long ago the oldest of them was received.",
+    multiprocess_mode="mostrecent",
+)
 OPEN_STREAMS = Gauge(
     "inbox_open_streams", "Event streams (tabs and API clients) open now.", multiprocess_mode="livesum"
 )
@@ -155,6 +165,11 @@ def open_streams(count: int) -> None:
 def outbox_backlog(due: int, oldest_seconds: float) -> None:
     OUTBOX_BACKLOG.set(due)
     OUTBOX_OLDEST.set(oldest_seconds)
+
+
+def inbound_backlog(waiting: int, oldest_seconds: float) -> None:
+    INBOUND_BACKLOG.set(waiting)
+    INBOUND_OLDEST.set(oldest_seconds)
 
 
 # ---------------------------------------------------------------- rendering

@@ -24,7 +24,10 @@ from tortoise import Tortoise
 from inbox import clock
 from inbox.logs import AccessWithoutQuery, JsonFormatter
 from inbox.models import Message, MessageStatus
+from inbox.services import spool
+from inbox.services.ingest import store_payloads
 from inbox.services.messaging import SendRequest, send_text
+from inbox.services.spool import Spool
 from inbox.settings import Secret, SettingError, Settings, load_settings
 from tests.support.apps import asgi_client, running
 from tests.support.cli import cli_env
@@ -393,3 +396,25 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path) -> None:
     }
     assert samples[("inbox_texts_sent_total", ())] == 3
     assert samples[("inbox_open_streams", ())] == 5
+
+
+async def test_texts_answered_and_not_yet_processed_are_measured_at_scrape_time(
+    app: Starlette, anonymous: httpx.AsyncClient, settings: Settings
+) -> None:
+    empty = await scrape(anonymous)
+    assert value(empty, "inbox_inbound_backlog") == 0 and value(empty, "inbox_inbound_oldest_age_seconds") == 0
+    # What a worker that stopped leaves: stored five minutes ago and never processed (nothing tells this app's own
+    # processor about rows stored behind its back, and it looks again only after a minute).
+    received = clock.now() - timedelta(minutes=5)
+    forms = [(inbound_params(f"SM{n:032d}", MARIA, f"Waiting {n}"), None) for n in range(2)]
+    await store_payloads(forms, received)
+    expected = 2
+    database_file = spool.database_file()
+    if database_file is not None:  # SQLite: one more answered and still in the spool
+        spooling = Spool(spool.spool_path(database_file))
+        await spooling.append([spool.spooled(inbound_params("SM" + "9" * 32, MARIA, "Spooled"), None, MARIA)], received)
+        await spooling.close()
+        expected = 3
+    waiting = await scrape(anonymous)
+    assert value(waiting, "inbox_inbound_backlog") == expected
+    assert 300 <= value(waiting, "inbox_inbound_oldest_age_seconds") < 400

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from inbox import metrics
+from inbox import clock, metrics
 from inbox.services import operations
 from inbox.settings import Settings
 
@@ -60,6 +60,12 @@ async def metrics_page(request: Request) -> Response:
         metrics.outbox_backlog(backlog.due, backlog.oldest_seconds)
     except Exception:  # the counters are still worth scraping while the database is away
         log.warning("/metrics could not read the outbox backlog", exc_info=True)
+    try:
+        spooled = await request.app.state.ingest.spooled()
+        inbound = await operations.inbound_backlog(clock.now(), spooled)
+        metrics.inbound_backlog(inbound.waiting, inbound.oldest_seconds)
+    except Exception:
+        log.warning("/metrics could not read the inbound backlog", exc_info=True)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type, headers=NO_STORE)
 

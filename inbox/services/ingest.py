@@ -199,6 +199,10 @@ class Ingest:
                 return
         await store_payloads([(w.params, w.token) for w in group], now)
 
+    async def spooled(self) -> tuple[int, datetime | None]:
+        """Texts answered and still in the spool (every process's), and when the oldest was received."""
+        return (0, None) if self._spool is None else await self._spool.waiting()
+
     def _spool_waiting(self) -> bool:
         return self._to_move.is_set() or self._moving
 

@@ -1,5 +1,6 @@
 """What operators ask of a running installation: is it ready (database, bus, a live worker), how far
-behind is the outbox, and the heartbeats workers record so that the answer can be known."""
+behind are the outbox and the processing of received texts, and the heartbeats workers record so that the
+answer can be known."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta
 from tortoise import Tortoise
 
 from inbox.events import Bus
-from inbox.models import Message, WorkerHeartbeat
+from inbox.models import Message, WebhookPayload, WorkerHeartbeat
 from inbox.services.outbox import IN_THE_OUTBOX
 
 log = logging.getLogger(__name__)
@@ -143,3 +144,28 @@ async def outbox_backlog(now: datetime) -> Backlog:
     if earliest is None or earliest.next_attempt_at is None:  # sent on between the two reads
         return Backlog(count, 0.0)
     return Backlog(count, max((now - earliest.next_attempt_at).total_seconds(), 0.0))
+
+
+# ---------------------------------------------------------------- received texts not yet processed
+
+
+@dataclass(frozen=True)
+class InboundBacklog:
+    waiting: int  # texts answered and not yet processed
+    oldest_seconds: float  # how long ago the oldest of them was received (0 when none)
+
+
+async def inbound_backlog(now: datetime, spooled: tuple[int, datetime | None]) -> InboundBacklog:
+    """Texts Twilio was answered for and nobody has processed yet: unprocessed inbound webhooks (the unprocessed-row
+    index: a count and the lowest id), plus `spooled`, what SQLite's spool holds (count, oldest received). A
+    processor keeping up shows a few; a growing number says the workers are behind (or none runs)."""
+    waiting = WebhookPayload.filter(kind="message", processed_at=None)
+    count = await waiting.count()
+    oldest = spooled[1]
+    if count:
+        first = await waiting.order_by("id").only("id", "received_at").first()
+        if first is not None and (oldest is None or first.received_at < oldest):
+            oldest = first.received_at
+    if oldest is None:
+        return InboundBacklog(count + spooled[0], 0.0)
+    return InboundBacklog(count + spooled[0], max((now - oldest).total_seconds(), 0.0))

@@ -125,6 +125,12 @@ class Spool:
             values,
         )
 
+    async def waiting(self) -> tuple[int, datetime | None]:
+        """How many rows wait to be moved, and when the oldest was received (None: none)."""
+        connection = await self._open()
+        ((count, oldest),) = await connection.execute_fetchall("SELECT count(*), min(received_at) FROM spool")
+        return int(count), None if oldest is None else datetime.fromisoformat(str(oldest))
+
     async def move(self, received_before: datetime | None = None) -> int:
         """Copies the oldest spooled rows (only those received before `received_before`, when given) into
         `webhook_payload`, then deletes them from the spool; the rows copied (0: none left)."""
